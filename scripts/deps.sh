@@ -1,0 +1,22 @@
+#!/usr/bin/env bash
+# Installs the Debian packages whittle's tests and examples need, once.
+# Idempotent and quiet when everything is already there. Never starts services.
+set -euo pipefail
+PKGS=(busybox-static skopeo umoci jq)
+missing=()
+for p in "${PKGS[@]}"; do
+  dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q 'ok installed' || missing+=("$p")
+done
+[ ${#missing[@]} -eq 0 ] && exit 0
+SUDO=""; [ "$(id -u)" -eq 0 ] || SUDO="sudo"
+echo "deps: installing ${missing[*]}" >&2
+# Package scripts must not start daemons on this machine.
+own_policy=""
+if [ ! -e /usr/sbin/policy-rc.d ]; then
+  printf '#!/bin/sh\nexit 101\n' | $SUDO tee /usr/sbin/policy-rc.d >/dev/null
+  $SUDO chmod 755 /usr/sbin/policy-rc.d; own_policy=1
+fi
+$SUDO apt-get update -qq
+DEBIAN_FRONTEND=noninteractive $SUDO apt-get install -y -qq --no-install-recommends "${missing[@]}" >/dev/null
+[ -n "$own_policy" ] && $SUDO rm -f /usr/sbin/policy-rc.d
+exit 0
