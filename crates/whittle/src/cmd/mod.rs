@@ -1,0 +1,12 @@
+//! Subcommands. Each module exposes an `Args` struct (clap) and a `run` function returning
+//! `anyhow::Result<ExitCode>`; errors are printed by [`report`].
+
+pub mod plan;
+
+/// Prints an error and its chain of causes to stderr.
+pub fn report(err: &anyhow::Error) {
+    eprintln!("error: {err}");
+    for cause in err.chain().skip(1) {
+        eprintln!("  caused by: {cause}");
+    }
+}
