@@ -1,0 +1,404 @@
+//! Layer compression: gzip (parallel, deterministic), zstd, or none; and decompression that
+//! detects the format from the stream's magic bytes.
+//!
+//! ## Why a hand-written parallel gzip
+//!
+//! Layers must be byte-identical whatever the number of cores, so the output may depend only on
+//! the input bytes and the level. We cut the uncompressed stream into fixed-size blocks
+//! ([`GZIP_BLOCK`], at fixed offsets, independent of how callers chunk their writes), deflate each
+//! block independently (no shared dictionary) on a worker thread, and end every block but the last
+//! with a sync flush so the raw deflate streams concatenate into one valid deflate stream; the last
+//! block ends with the final bit. One gzip header (mtime 0, no name) and one trailer (CRC-32 and
+//! size of all input, computed serially, which runs at several GB/s) wrap it, so the result is a
+//! single ordinary gzip member that every reader understands, not a multi-member file. This is the
+//! scheme of pigz minus its 32 KiB dictionary carry-over: dropping the dictionary costs well under
+//! 1% of ratio with 1 MiB blocks and removes any dependence between blocks. No maintained crate
+//! offers deterministic parallel gzip (gzp's output depends on its buffer sizes and uses
+//! multi-member streams in some modes), so this is the one piece written by hand.
+
+use flate2::{Compress, Compression as Level, FlushCompress, Status};
+use std::collections::VecDeque;
+use std::io::{self, BufRead, Read, Write};
+use std::sync::mpsc::{self, Receiver, SyncSender};
+use std::sync::{Arc, Mutex};
+use std::thread::JoinHandle;
+
+/// Size of the independently compressed gzip blocks. Part of the output format: changing it
+/// changes every gzip layer digest.
+pub const GZIP_BLOCK: usize = 1 << 20;
+
+/// How a layer blob is compressed.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Compression {
+    /// No compression: `application/vnd.oci.image.layer.v1.tar`.
+    None,
+    /// gzip at `level` (0–9): `...tar+gzip`.
+    Gzip { level: u32 },
+    /// zstd at `level` (1–22): `...tar+zstd`.
+    Zstd { level: i32 },
+}
+
+impl Default for Compression {
+    fn default() -> Self {
+        Compression::Gzip { level: 6 }
+    }
+}
+
+impl Compression {
+    /// The OCI media type of a layer compressed this way.
+    pub fn media_type(&self) -> &'static str {
+        match self {
+            Compression::None => crate::MEDIA_TYPE_LAYER_TAR,
+            Compression::Gzip { .. } => crate::MEDIA_TYPE_LAYER_GZIP,
+            Compression::Zstd { .. } => crate::MEDIA_TYPE_LAYER_ZSTD,
+        }
+    }
+}
+
+/// Compression detected from magic bytes.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Detected {
+    /// Not compressed (or unknown: treated as plain).
+    None,
+    /// gzip magic `1f 8b`.
+    Gzip,
+    /// zstd magic `28 b5 2f fd`.
+    Zstd,
+}
+
+/// Looks at the first bytes of a buffered stream without consuming them.
+pub fn detect<R: BufRead>(r: &mut R) -> io::Result<Detected> {
+    let buf = r.fill_buf()?;
+    Ok(if buf.starts_with(&[0x1f, 0x8b]) {
+        Detected::Gzip
+    } else if buf.starts_with(&[0x28, 0xb5, 0x2f, 0xfd]) {
+        Detected::Zstd
+    } else {
+        Detected::None
+    })
+}
+
+/// Wraps a buffered stream in the decompressor its magic bytes call for.
+pub fn decompress<'a, R: BufRead + 'a>(mut r: R) -> io::Result<(Detected, Box<dyn Read + 'a>)> {
+    let kind = detect(&mut r)?;
+    let reader: Box<dyn Read + 'a> = match kind {
+        Detected::Gzip => Box::new(flate2::bufread::MultiGzDecoder::new(r)),
+        Detected::Zstd => Box::new(zstd::stream::read::Decoder::with_buffer(r)?),
+        Detected::None => Box::new(r),
+    };
+    Ok((kind, reader))
+}
+
+/// A streaming compressor for one of the [`Compression`] kinds.
+pub enum CompressWriter<W: Write> {
+    /// Pass-through.
+    None(W),
+    /// Parallel deterministic gzip.
+    Gzip(ParallelGzEncoder<W>),
+    /// zstd (single-threaded: zstd's multi-threaded mode changes the output with the worker count).
+    Zstd(zstd::stream::write::Encoder<'static, W>),
+}
+
+impl<W: Write> CompressWriter<W> {
+    /// Starts compressing into `inner`; `threads` is used by gzip only.
+    pub fn new(inner: W, compression: Compression, threads: usize) -> io::Result<Self> {
+        Ok(match compression {
+            Compression::None => CompressWriter::None(inner),
+            Compression::Gzip { level } => {
+                CompressWriter::Gzip(ParallelGzEncoder::new(inner, level.min(9), threads))
+            }
+            Compression::Zstd { level } => {
+                CompressWriter::Zstd(zstd::stream::write::Encoder::new(inner, level)?)
+            }
+        })
+    }
+
+    /// Writes the trailer and returns the inner writer.
+    pub fn finish(self) -> io::Result<W> {
+        match self {
+            CompressWriter::None(w) => Ok(w),
+            CompressWriter::Gzip(g) => g.finish(),
+            CompressWriter::Zstd(z) => z.finish(),
+        }
+    }
+}
+
+impl<W: Write> Write for CompressWriter<W> {
+    fn write(&mut self, buf: &[u8]) -> io::Result<usize> {
+        match self {
+            CompressWriter::None(w) => w.write(buf),
+            CompressWriter::Gzip(g) => g.write(buf),
+            CompressWriter::Zstd(z) => z.write(buf),
+        }
+    }
+    fn flush(&mut self) -> io::Result<()> {
+        match self {
+            CompressWriter::None(w) => w.flush(),
+            CompressWriter::Gzip(g) => g.flush(),
+            CompressWriter::Zstd(z) => z.flush(),
+        }
+    }
+}
+
+type BlockResult = io::Result<Vec<u8>>;
+
+struct Job {
+    data: Vec<u8>,
+    last: bool,
+    reply: SyncSender<BlockResult>,
+}
+
+/// Deflates one block into a raw deflate stream: sync-flushed (byte aligned, not final) unless
+/// `last`, in which case it carries the final-block bit.
+fn deflate_block(data: &[u8], level: u32, last: bool) -> BlockResult {
+    let mut c = Compress::new(Level::new(level), false);
+    let mut out = Vec::with_capacity(data.len() / 2 + 4096);
+    let flush = if last {
+        FlushCompress::Finish
+    } else {
+        FlushCompress::Sync
+    };
+    loop {
+        if out.capacity() - out.len() < 32 * 1024 {
+            out.reserve(out.capacity().max(64 * 1024));
+        }
+        let consumed = c.total_in() as usize;
+        let status = c
+            .compress_vec(&data[consumed..], &mut out, flush)
+            .map_err(|e| io::Error::other(format!("deflate: {e}")))?;
+        let all_in = c.total_in() as usize == data.len();
+        match status {
+            Status::StreamEnd => break,
+            _ if !last && all_in && out.len() < out.capacity() => break,
+            _ => {}
+        }
+    }
+    Ok(out)
+}
+
+/// gzip encoder that compresses fixed-size blocks on worker threads; see the module docs for why
+/// its output does not depend on the thread count.
+pub struct ParallelGzEncoder<W: Write> {
+    inner: Option<W>,
+    level: u32,
+    buf: Vec<u8>,
+    crc: crc32fast::Hasher,
+    total: u64,
+    jobs: Option<SyncSender<Job>>,
+    workers: Vec<JoinHandle<()>>,
+    pending: VecDeque<Receiver<BlockResult>>,
+    max_pending: usize,
+    header_written: bool,
+}
+
+impl<W: Write> ParallelGzEncoder<W> {
+    /// Compresses into `inner` at `level` (0–9) with `threads` workers (1 = inline, no threads).
+    pub fn new(inner: W, level: u32, threads: usize) -> Self {
+        let threads = threads.max(1);
+        let mut workers = Vec::new();
+        let mut jobs = None;
+        if threads > 1 {
+            let (tx, rx) = mpsc::sync_channel::<Job>(threads);
+            let rx = Arc::new(Mutex::new(rx));
+            for _ in 0..threads {
+                let rx = Arc::clone(&rx);
+                workers.push(std::thread::spawn(move || loop {
+                    let job = match rx.lock() {
+                        Ok(guard) => guard.recv(),
+                        Err(_) => return,
+                    };
+                    let Ok(job) = job else { return };
+                    let _ = job.reply.send(deflate_block(&job.data, level, job.last));
+                }));
+            }
+            jobs = Some(tx);
+        }
+        ParallelGzEncoder {
+            inner: Some(inner),
+            level,
+            buf: Vec::with_capacity(GZIP_BLOCK),
+            crc: crc32fast::Hasher::new(),
+            total: 0,
+            jobs,
+            workers,
+            pending: VecDeque::new(),
+            max_pending: threads * 2,
+            header_written: false,
+        }
+    }
+
+    fn inner(&mut self) -> io::Result<&mut W> {
+        self.inner
+            .as_mut()
+            .ok_or_else(|| io::Error::other("gzip encoder already finished"))
+    }
+
+    fn write_header(&mut self) -> io::Result<()> {
+        if !self.header_written {
+            // Magic, CM=deflate, FLG=0, MTIME=0, XFL=0, OS=255 (unknown): nothing host-dependent.
+            self.inner()?
+                .write_all(&[0x1f, 0x8b, 8, 0, 0, 0, 0, 0, 0, 255])?;
+            self.header_written = true;
+        }
+        Ok(())
+    }
+
+    fn drain_one(&mut self) -> io::Result<()> {
+        if let Some(rx) = self.pending.pop_front() {
+            let block = rx
+                .recv()
+                .map_err(|_| io::Error::other("gzip worker thread died"))??;
+            self.inner()?.write_all(&block)?;
+        }
+        Ok(())
+    }
+
+    fn submit(&mut self, last: bool) -> io::Result<()> {
+        self.write_header()?;
+        let data = std::mem::replace(
+            &mut self.buf,
+            if last {
+                Vec::new()
+            } else {
+                Vec::with_capacity(GZIP_BLOCK)
+            },
+        );
+        match &self.jobs {
+            None => {
+                let block = deflate_block(&data, self.level, last)?;
+                self.inner()?.write_all(&block)?;
+            }
+            Some(tx) => {
+                let (reply, rx) = mpsc::sync_channel(1);
+                tx.send(Job { data, last, reply })
+                    .map_err(|_| io::Error::other("gzip worker threads died"))?;
+                self.pending.push_back(rx);
+                while self.pending.len() > self.max_pending {
+                    self.drain_one()?;
+                }
+            }
+        }
+        Ok(())
+    }
+
+    /// Compresses what is buffered, writes the trailer and returns the inner writer.
+    pub fn finish(mut self) -> io::Result<W> {
+        self.submit(true)?;
+        while !self.pending.is_empty() {
+            self.drain_one()?;
+        }
+        let crc = std::mem::take(&mut self.crc).finalize();
+        let isize = (self.total & 0xffff_ffff) as u32;
+        let mut inner = self
+            .inner
+            .take()
+            .ok_or_else(|| io::Error::other("finished twice"))?;
+        inner.write_all(&crc.to_le_bytes())?;
+        inner.write_all(&isize.to_le_bytes())?;
+        inner.flush()?;
+        Ok(inner)
+    }
+}
+
+impl<W: Write> Write for ParallelGzEncoder<W> {
+    fn write(&mut self, data: &[u8]) -> io::Result<usize> {
+        let room = GZIP_BLOCK - self.buf.len();
+        let n = room.min(data.len());
+        self.buf.extend_from_slice(&data[..n]);
+        self.crc.update(&data[..n]);
+        self.total += n as u64;
+        if self.buf.len() == GZIP_BLOCK {
+            self.submit(false)?;
+        }
+        Ok(n)
+    }
+    /// Flushing cannot emit a partial block (that would make output depend on flush timing), so
+    /// it only flushes the blocks already compressed.
+    fn flush(&mut self) -> io::Result<()> {
+        Ok(())
+    }
+}
+
+impl<W: Write> Drop for ParallelGzEncoder<W> {
+    fn drop(&mut self) {
+        // Closing the job channel stops the workers.
+        self.jobs = None;
+        self.pending.clear();
+        for w in self.workers.drain(..) {
+            let _ = w.join();
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn sample(len: usize) -> Vec<u8> {
+        // Mixed: compressible text runs and pseudo-random bytes.
+        let mut v = Vec::with_capacity(len);
+        let mut x: u64 = 0x9e3779b97f4a7c15;
+        while v.len() < len {
+            x ^= x << 13;
+            x ^= x >> 7;
+            x ^= x << 17;
+            if (x >> 60) < 8 {
+                v.extend_from_slice(b"the quick brown fox jumps over the lazy dog ");
+            } else {
+                v.extend_from_slice(&x.to_le_bytes());
+            }
+        }
+        v.truncate(len);
+        v
+    }
+
+    fn gz(data: &[u8], threads: usize, chunk: usize) -> Vec<u8> {
+        let mut e = ParallelGzEncoder::new(Vec::new(), 6, threads);
+        for c in data.chunks(chunk.max(1)) {
+            e.write_all(c).unwrap();
+        }
+        e.finish().unwrap()
+    }
+
+    #[test]
+    fn identical_whatever_threads_and_chunking_and_decodes() {
+        for len in [0, 1, GZIP_BLOCK - 1, GZIP_BLOCK, GZIP_BLOCK * 3 + 17] {
+            let data = sample(len);
+            let a = gz(&data, 1, 4096);
+            let b = gz(&data, 2, 7777);
+            let c = gz(&data, 5, GZIP_BLOCK * 2);
+            assert_eq!(a, b, "len {len}");
+            assert_eq!(a, c, "len {len}");
+            // A plain single-member decoder reads it whole.
+            let mut out = Vec::new();
+            flate2::read::GzDecoder::new(&a[..])
+                .read_to_end(&mut out)
+                .unwrap();
+            assert_eq!(out, data, "len {len}");
+        }
+    }
+
+    #[test]
+    fn zstd_and_detection_roundtrip() {
+        let data = sample(300_000);
+        for c in [
+            Compression::None,
+            Compression::Gzip { level: 1 },
+            Compression::Zstd { level: 3 },
+        ] {
+            let mut w = CompressWriter::new(Vec::new(), c, 2).unwrap();
+            w.write_all(&data).unwrap();
+            let blob = w.finish().unwrap();
+            let (kind, mut r) = decompress(&blob[..]).unwrap();
+            let mut out = Vec::new();
+            r.read_to_end(&mut out).unwrap();
+            assert_eq!(out, data);
+            let expect = match c {
+                Compression::None => Detected::None,
+                Compression::Gzip { .. } => Detected::Gzip,
+                Compression::Zstd { .. } => Detected::Zstd,
+            };
+            assert_eq!(kind, expect);
+        }
+    }
+}
