@@ -1,4 +1,22 @@
 //! The Dockerfile frontend: parser, word expansion and multi-stage planner.
 //!
-//! Pure code: no I/O. Everything that comes in is untrusted text; every error
-//! carries a source position.
+//! Pure code: no I/O. Everything that comes in is untrusted text; every error carries a
+//! source position ([`Error::render`] shows it with a caret) and a hint of what to do.
+//!
+//! ```
+//! let df = whittle_dockerfile::parse("FROM alpine AS build\nRUN make\nFROM scratch\nCOPY --from=build /app /app\n").unwrap();
+//! let plan = whittle_dockerfile::plan(&df, &whittle_dockerfile::PlanOptions::default()).unwrap();
+//! assert_eq!(plan.order, vec![0, 1]);
+//! ```
+
+pub mod ast;
+pub mod error;
+pub mod mount;
+mod parser;
+pub mod plan;
+pub mod shell;
+
+pub use ast::Dockerfile;
+pub use error::{Error, ErrorKind, Pos};
+pub use parser::parse;
+pub use plan::{plan, plan_with, ImageInfo, ImageResolver, Plan, PlanOptions, Platform};

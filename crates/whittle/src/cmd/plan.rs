@@ -1,8 +1,277 @@
+//! `whittle plan`: parse a Dockerfile and show what a build would do.
+
+use anyhow::Context;
+use std::fmt::Write as _;
+use std::io::Read;
+use std::path::{Path, PathBuf};
 use std::process::ExitCode;
+use whittle_dockerfile::plan::{Base, DepKind, Source};
+use whittle_dockerfile::{Plan, PlanOptions, Platform};
 
 #[derive(clap::Args)]
-pub struct PlanArgs {}
+pub struct PlanArgs {
+    /// The build context directory (the Dockerfile is looked up in it by default).
+    #[arg(default_value = ".")]
+    pub context: PathBuf,
+    /// Path to the Dockerfile (`-` reads it from standard input).
+    #[arg(short = 'f', long = "file")]
+    pub file: Option<PathBuf>,
+    /// The stage to build; by default the last one.
+    #[arg(long)]
+    pub target: Option<String>,
+    /// A build-time variable, `KEY=VALUE`, or `KEY` to take its value from the environment.
+    #[arg(long = "build-arg", value_name = "KEY[=VALUE]")]
+    pub build_args: Vec<String>,
+    /// The target platform (os/arch[/variant]); the host's by default.
+    #[arg(long)]
+    pub platform: Option<String>,
+    /// Output format.
+    #[arg(long, value_enum, default_value_t = Format::Text)]
+    pub format: Format,
+}
 
-pub fn run(_args: PlanArgs) -> anyhow::Result<ExitCode> {
-    anyhow::bail!("not yet implemented")
+#[derive(Clone, Copy, clap::ValueEnum)]
+pub enum Format {
+    Text,
+    Json,
+}
+
+/// The Dockerfile's display name and text.
+pub struct DockerfileText {
+    pub name: String,
+    pub text: String,
+}
+
+/// Reads the Dockerfile named by `-f` (or `CONTEXT/Dockerfile`), or stdin for `-`.
+pub fn read_dockerfile(context: &Path, file: Option<&Path>) -> anyhow::Result<DockerfileText> {
+    match file {
+        Some(p) if p == Path::new("-") => {
+            let mut text = String::new();
+            std::io::stdin()
+                .read_to_string(&mut text)
+                .context("reading the Dockerfile from standard input")?;
+            Ok(DockerfileText {
+                name: "<stdin>".into(),
+                text,
+            })
+        }
+        _ => {
+            let path = match file {
+                Some(p) => p.to_path_buf(),
+                None => context.join("Dockerfile"),
+            };
+            let bytes = std::fs::read(&path).with_context(|| {
+                format!(
+                    "cannot read the Dockerfile {} (name another one with -f)",
+                    path.display()
+                )
+            })?;
+            let text = String::from_utf8(bytes).map_err(|e| {
+                anyhow::anyhow!(
+                    "{} is not UTF-8 text (invalid byte at offset {})",
+                    path.display(),
+                    e.utf8_error().valid_up_to()
+                )
+            })?;
+            Ok(DockerfileText {
+                name: path.display().to_string(),
+                text,
+            })
+        }
+    }
+}
+
+/// `--build-arg K=V` and `--build-arg K` (value from the environment; dropped when unset there).
+pub fn resolve_build_args(raw: &[String]) -> Vec<(String, String)> {
+    raw.iter()
+        .filter_map(|a| match a.split_once('=') {
+            Some((k, v)) => Some((k.to_string(), v.to_string())),
+            None => std::env::var(a).ok().map(|v| (a.clone(), v)),
+        })
+        .collect()
+}
+
+pub fn run(args: PlanArgs) -> anyhow::Result<ExitCode> {
+    let src = read_dockerfile(&args.context, args.file.as_deref())?;
+    let mut opts = PlanOptions {
+        target: args.target.clone(),
+        build_args: resolve_build_args(&args.build_args),
+        ..PlanOptions::default()
+    };
+    if let Some(p) = &args.platform {
+        opts.target_platform = Platform::parse(p).with_context(|| {
+            format!("--platform {p:?} is not a platform: write os/arch[/variant], e.g. linux/arm64")
+        })?;
+    }
+    let df = match whittle_dockerfile::parse(&src.text) {
+        Ok(df) => df,
+        Err(e) => {
+            eprint!("{}", e.render(&src.name, &src.text));
+            return Ok(ExitCode::from(1));
+        }
+    };
+    let plan = match whittle_dockerfile::plan(&df, &opts) {
+        Ok(p) => p,
+        Err(e) => {
+            eprint!("{}", e.render(&src.name, &src.text));
+            return Ok(ExitCode::from(1));
+        }
+    };
+    match args.format {
+        Format::Json => println!("{}", serde_json::to_string_pretty(&plan)?),
+        Format::Text => print!("{}", render_text(&plan, &src.name)),
+    }
+    Ok(ExitCode::SUCCESS)
+}
+
+fn stage_title(plan: &Plan, i: usize) -> String {
+    let s = &plan.stages[i];
+    match &s.name {
+        Some(n) => format!("stage {i} \"{n}\""),
+        None => format!("stage {i}"),
+    }
+}
+
+fn label(plan: &Plan, i: usize) -> String {
+    plan.stages[i].label()
+}
+
+/// The human-readable plan.
+pub fn render_text(plan: &Plan, file: &str) -> String {
+    let mut o = String::new();
+    let built = plan.order.len();
+    let total = plan.stages.len();
+    let _ = writeln!(
+        o,
+        "{file}: target {} ({}), platform {}",
+        label(plan, plan.target),
+        if plan.target + 1 == total {
+            "the last stage".to_string()
+        } else {
+            "--target".to_string()
+        },
+        plan.target_platform
+    );
+    let _ = writeln!(
+        o,
+        "builds {built} of {total} stage{}",
+        if total == 1 { "" } else { "s" }
+    );
+    for (n, wave) in plan.waves.iter().enumerate() {
+        let names: Vec<String> = wave.iter().map(|&i| label(plan, i)).collect();
+        let par = if wave.len() > 1 {
+            "  (in parallel)"
+        } else {
+            ""
+        };
+        let _ = writeln!(o, "  wave {}: {}{par}", n + 1, names.join(", "));
+    }
+    let labels = plan.labels();
+    for &i in &plan.order {
+        let s = &plan.stages[i];
+        let _ = writeln!(o);
+        let base = match &s.base {
+            Base::Scratch => "scratch".to_string(),
+            Base::Image { reference } => reference.clone(),
+            Base::Stage { index } => format!("stage {}", label(plan, *index)),
+        };
+        let platform = s
+            .platform
+            .as_ref()
+            .map(|p| format!(" --platform={p}"))
+            .unwrap_or_default();
+        let _ = writeln!(
+            o,
+            "{} (line {}): FROM{platform} {base}",
+            stage_title(plan, i),
+            s.pos.line
+        );
+        // One entry per (stage, kind), listing the lines.
+        let mut needs: Vec<(usize, DepKind, Vec<usize>)> = Vec::new();
+        for d in s.deps.iter().filter(|d| d.kind != DepKind::From) {
+            match needs
+                .iter_mut()
+                .find(|(st, k, _)| *st == d.stage && *k == d.kind)
+            {
+                Some(e) => e.2.push(d.line),
+                None => needs.push((d.stage, d.kind, vec![d.line])),
+            }
+        }
+        let needs: Vec<String> = needs
+            .iter()
+            .map(|(st, kind, lines)| {
+                let how = match kind {
+                    DepKind::From => "FROM",
+                    DepKind::CopyFrom => "COPY --from",
+                    DepKind::MountFrom => "RUN --mount from",
+                };
+                let lines: Vec<String> = lines.iter().map(usize::to_string).collect();
+                let word = if lines.len() == 1 { "line" } else { "lines" };
+                format!("{} ({how}, {word} {})", label(plan, *st), lines.join(", "))
+            })
+            .collect();
+        if !needs.is_empty() {
+            let _ = writeln!(o, "  needs {}", needs.join(", "));
+        }
+        for step in &s.steps {
+            let mut line = step.op.summary(&labels);
+            if step.from_onbuild {
+                line.push_str("   (ONBUILD trigger of the base image)");
+            }
+            let _ = writeln!(o, "  {:>4}  {line}", step.pos.line);
+            for img in step_images(&step.op) {
+                let _ = writeln!(o, "        reads image {img}");
+            }
+        }
+    }
+    let skipped: Vec<usize> = (0..total).filter(|&i| !plan.stages[i].needed).collect();
+    if !skipped.is_empty() {
+        let _ = writeln!(o, "\nskipped:");
+        for i in skipped {
+            let s = &plan.stages[i];
+            let _ = writeln!(
+                o,
+                "  {} (line {}): {}",
+                stage_title(plan, i),
+                s.pos.line,
+                s.skip_reason.as_deref().unwrap_or("not needed")
+            );
+        }
+    }
+    if !plan.unused_build_args.is_empty() {
+        let _ = writeln!(
+            o,
+            "\nwarning: build args not consumed by any ARG: {}",
+            plan.unused_build_args.join(", ")
+        );
+    }
+    for w in &plan.warnings {
+        let _ = writeln!(
+            o,
+            "warning: {file}:{}:{}: {}",
+            w.pos.line, w.pos.col, w.message
+        );
+    }
+    o
+}
+
+fn step_images(op: &whittle_dockerfile::plan::Op) -> Vec<String> {
+    use whittle_dockerfile::plan::Op;
+    let mut out = Vec::new();
+    match op {
+        Op::Copy(c) | Op::Add(c) => {
+            if let Source::Image { reference } = &c.from {
+                out.push(reference.clone());
+            }
+        }
+        Op::Run { mounts, .. } => {
+            for m in mounts {
+                if let Some(Source::Image { reference }) = &m.source_ref {
+                    out.push(reference.clone());
+                }
+            }
+        }
+        _ => {}
+    }
+    out
 }

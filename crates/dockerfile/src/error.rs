@@ -1,0 +1,210 @@
+//! Errors with source positions, and their rendering with a caret under the offending text.
+
+use serde::Serialize;
+use std::fmt;
+
+/// A 1-based position in the Dockerfile: line and column (in characters).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize, Default)]
+pub struct Pos {
+    pub line: usize,
+    pub col: usize,
+}
+
+impl Pos {
+    pub const fn new(line: usize, col: usize) -> Self {
+        Pos { line, col }
+    }
+}
+
+impl fmt::Display for Pos {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(f, "{}:{}", self.line, self.col)
+    }
+}
+
+/// What went wrong. The messages follow BuildKit's wording where BuildKit has one, so that
+/// people can search for them.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum ErrorKind {
+    #[error("the Dockerfile has no instructions")]
+    Empty,
+    #[error("only one {0} parser directive can be used")]
+    DuplicateDirective(String),
+    #[error("invalid escape token '{0}' does not match ` or \\")]
+    InvalidEscape(String),
+    #[error("unknown instruction: {0}")]
+    UnknownInstruction(String),
+    #[error("unknown flag: --{flag} for {instruction}")]
+    UnknownFlag { instruction: String, flag: String },
+    #[error("duplicate flag specified: --{0}")]
+    DuplicateFlag(String),
+    #[error("missing a value on flag: --{0}")]
+    MissingFlagValue(String),
+    #[error("invalid value for --{flag}: {reason}")]
+    BadFlagValue { flag: String, reason: String },
+    #[error("{0}")]
+    Arguments(String),
+    #[error("{0}")]
+    Syntax(String),
+    #[error("unterminated heredoc: no line with the terminator {0:?} before the end of the file")]
+    UnterminatedHeredoc(String),
+    #[error("{0}")]
+    Expansion(String),
+    #[error("{0}")]
+    Stage(String),
+    #[error("circular dependency between stages: {0}")]
+    Cycle(String),
+    #[error("target stage {0:?} could not be found")]
+    UnknownTarget(String),
+    #[error("{instruction} must come after a FROM instruction")]
+    NoStage { instruction: String },
+}
+
+/// A Dockerfile error: what, where, and what to do about it.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Error {
+    pub kind: ErrorKind,
+    /// Where the offending text starts.
+    pub pos: Pos,
+    /// How many characters to underline (at least 1).
+    pub len: usize,
+    /// A hint telling the user what to do.
+    pub hint: Option<String>,
+}
+
+impl std::error::Error for Error {}
+
+impl fmt::Display for Error {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(f, "line {}:{}: {}", self.pos.line, self.pos.col, self.kind)
+    }
+}
+
+impl Error {
+    pub fn new(kind: ErrorKind, pos: Pos) -> Self {
+        Error {
+            kind,
+            pos,
+            len: 1,
+            hint: None,
+        }
+    }
+
+    pub fn with_len(mut self, len: usize) -> Self {
+        self.len = len.max(1);
+        self
+    }
+
+    pub fn with_hint(mut self, hint: impl Into<String>) -> Self {
+        self.hint = Some(hint.into());
+        self
+    }
+
+    /// Renders the error the way compilers do:
+    ///
+    /// ```text
+    /// error: unknown instruction: COPPY
+    ///  --> Dockerfile:3:1
+    ///   |
+    /// 3 | COPPY . /src
+    ///   | ^^^^^
+    ///   = help: did you mean COPY?
+    /// ```
+    pub fn render(&self, file: &str, source: &str) -> String {
+        let mut out = format!(
+            "error: {}\n --> {}:{}:{}\n",
+            self.kind, file, self.pos.line, self.pos.col
+        );
+        let line_text = source
+            .split('\n')
+            .nth(self.pos.line.saturating_sub(1))
+            .map(|l| l.strip_suffix('\r').unwrap_or(l));
+        if let Some(text) = line_text {
+            let text = text.trim_start_matches('\u{feff}');
+            let num = self.pos.line.to_string();
+            let pad = " ".repeat(num.len());
+            // Tabs would misalign the caret: show them as single spaces.
+            let shown: String = text
+                .chars()
+                .map(|c| if c == '\t' { ' ' } else { c })
+                .collect();
+            let width = shown.chars().count();
+            let col = self.pos.col.max(1);
+            let len = if col > width {
+                1
+            } else {
+                self.len.min(width + 1 - col).max(1)
+            };
+            out.push_str(&format!("{pad} |\n{num} | {shown}\n"));
+            out.push_str(&format!(
+                "{pad} | {}{}\n",
+                " ".repeat(col - 1),
+                "^".repeat(len)
+            ));
+            if let Some(hint) = &self.hint {
+                out.push_str(&format!("{pad} = help: {hint}\n"));
+            }
+        } else if let Some(hint) = &self.hint {
+            out.push_str(&format!("  = help: {hint}\n"));
+        }
+        out
+    }
+}
+
+pub type Result<T, E = Error> = std::result::Result<T, E>;
+
+/// The closest candidate by edit distance, for "did you mean" hints.
+pub(crate) fn suggest<'a>(word: &str, candidates: &[&'a str]) -> Option<&'a str> {
+    let word = word.to_ascii_lowercase();
+    let mut best: Option<(usize, &str)> = None;
+    for &c in candidates {
+        let d = levenshtein(&word, &c.to_ascii_lowercase());
+        if best.is_none_or(|(bd, _)| d < bd) {
+            best = Some((d, c));
+        }
+    }
+    let (d, c) = best?;
+    let limit = (word.chars().count() / 3).max(1);
+    (d <= limit).then_some(c)
+}
+
+fn levenshtein(a: &str, b: &str) -> usize {
+    let b: Vec<char> = b.chars().collect();
+    let mut prev: Vec<usize> = (0..=b.len()).collect();
+    for (i, ca) in a.chars().enumerate() {
+        let mut cur = vec![i + 1; b.len() + 1];
+        for (j, &cb) in b.iter().enumerate() {
+            let cost = usize::from(ca != cb);
+            cur[j + 1] = (prev[j] + cost).min(prev[j + 1] + 1).min(cur[j] + 1);
+        }
+        prev = cur;
+    }
+    prev[b.len()]
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn renders_caret_under_span() {
+        let src = "FROM scratch\nCOPPY a b\n";
+        let err = Error::new(
+            ErrorKind::UnknownInstruction("COPPY".into()),
+            Pos::new(2, 1),
+        )
+        .with_len(5)
+        .with_hint("did you mean COPY?");
+        assert_eq!(
+            err.render("Dockerfile", src),
+            "error: unknown instruction: COPPY\n --> Dockerfile:2:1\n  |\n2 | COPPY a b\n  | ^^^^^\n  = help: did you mean COPY?\n"
+        );
+    }
+
+    #[test]
+    fn suggestions() {
+        assert_eq!(suggest("COPPY", &["COPY", "RUN", "FROM"]), Some("COPY"));
+        assert_eq!(suggest("zzzzzz", &["COPY", "RUN"]), None);
+        assert_eq!(suggest("chmodd", &["chmod", "chown"]), Some("chmod"));
+    }
+}
