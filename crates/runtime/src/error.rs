@@ -1,0 +1,45 @@
+//! Typed errors of the runtime.
+
+use std::path::PathBuf;
+
+/// Everything that can go wrong running a container.
+#[derive(Debug, thiserror::Error)]
+pub enum Error {
+    /// The command's executable does not exist in the rootfs (or is not executable).
+    #[error("{0}: not found in the image")]
+    ExecutableNotFound(String),
+    /// The spec is not usable as given.
+    #[error("invalid container spec: {0}")]
+    InvalidSpec(String),
+    /// `USER` could not be resolved against the image's /etc/passwd and /etc/group.
+    #[error("user {user:?}: {reason}")]
+    User { user: String, reason: String },
+    /// Setting up the container failed inside its namespaces (mounts, credentials, ...).
+    #[error("container setup failed: {0}")]
+    Setup(String),
+    /// A system call in the calling process failed.
+    #[error("{context}: {source}")]
+    Sys {
+        context: String,
+        #[source]
+        source: std::io::Error,
+    },
+    /// The external OCI runtime failed before the container ran.
+    #[error("OCI runtime {runtime}: {message}")]
+    Oci { runtime: PathBuf, message: String },
+    /// The run was cancelled; every process of the container was killed.
+    #[error("cancelled")]
+    Cancelled,
+}
+
+impl Error {
+    pub(crate) fn sys(context: impl Into<String>, source: impl Into<std::io::Error>) -> Self {
+        Error::Sys {
+            context: context.into(),
+            source: source.into(),
+        }
+    }
+}
+
+/// Result alias of this crate.
+pub type Result<T> = std::result::Result<T, Error>;

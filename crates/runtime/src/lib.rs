@@ -1,0 +1,40 @@
+//! whittle's container runtime: runs RUN steps and `whittle run` in isolated containers.
+//!
+//! - [`ContainerSpec`] describes one container (rootfs, command, env, cwd, user, hostname,
+//!   network, `RUN --mount`s, tty, stdin, rlimits).
+//! - [`Runtime::run`] runs it with the built-in runtime (new mount/pid/uts/ipc/net namespaces,
+//!   overlay rootfs mounted inside the container's own mount namespace, Docker-like hardening)
+//!   or hands it, as an OCI bundle, to `runc`/`crun` ([`Engine::Oci`]).
+//! - Programs that use the runtime must call [`run_init_if_requested`] first thing in `main`:
+//!   the container's first process is the program itself re-executed as the init helper (see
+//!   the `init` module for why).
+//!
+//! All of whittle's `unsafe` code lives in this crate (mostly in `sys`), each block with a
+//! `// SAFETY:` comment.
+#![allow(unsafe_code)]
+
+mod error;
+mod init;
+mod mounts;
+pub mod oci;
+mod run;
+pub mod seccomp;
+mod spec;
+mod sys;
+mod tty;
+pub mod user;
+
+pub use error::{Error, Result};
+pub use init::{default_capabilities, MASKED_PATHS, READONLY_PATHS};
+pub use run::{CancelToken, Engine, OutputSink, Runtime, Stream};
+pub use spec::{
+    ContainerSpec, ExitStatus, Mount, MountKind, Network, Rlimit, RlimitResource, Rootfs, Stdin,
+    DEFAULT_PATH_ENV,
+};
+
+/// If this process was started as a container's init helper, becomes that container and never
+/// returns; otherwise returns at once. Call it first thing in `main` of any binary that uses
+/// [`Runtime::new`].
+pub fn run_init_if_requested() {
+    init::run_if_requested()
+}

@@ -1,0 +1,571 @@
+//! The caller's side: spawn the helper in new namespaces, send it the config, stream the
+//! container's output line by line, wait for it, clean up.
+
+use crate::error::{Error, Result};
+use crate::init::{InitConfig, OciPlan, Report, INIT_ARGV0};
+use crate::spec::{ContainerSpec, ExitStatus, Network, Rootfs, Stdin};
+use rustix::event::{PollFd, PollFlags};
+use rustix::fd::{AsFd, OwnedFd};
+use std::io::{Read, Write};
+use std::path::{Path, PathBuf};
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
+use std::sync::Arc;
+
+/// Which stream a line came from.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Stream {
+    Stdout,
+    Stderr,
+}
+
+/// Receives the container's output, one line at a time (without the `\n`; a last line without
+/// one is delivered at the end; lines over 64 KiB are split). Implemented for closures.
+pub trait OutputSink {
+    fn line(&mut self, stream: Stream, line: &[u8]);
+}
+
+impl<F: FnMut(Stream, &[u8])> OutputSink for F {
+    fn line(&mut self, stream: Stream, line: &[u8]) {
+        self(stream, line)
+    }
+}
+
+/// Cancels a running container from another thread (Ctrl-C, a failed sibling step): every
+/// process of the container is killed and [`Runtime::run`] returns [`Error::Cancelled`].
+#[derive(Clone)]
+pub struct CancelToken {
+    inner: Arc<CancelInner>,
+}
+
+struct CancelInner {
+    flag: AtomicBool,
+    event: OwnedFd,
+}
+
+impl CancelToken {
+    /// A token not yet cancelled.
+    pub fn new() -> Result<Self> {
+        let event = rustix::event::eventfd(
+            0,
+            rustix::event::EventfdFlags::CLOEXEC | rustix::event::EventfdFlags::NONBLOCK,
+        )
+        .map_err(|e| Error::sys("eventfd", e))?;
+        Ok(CancelToken {
+            inner: Arc::new(CancelInner {
+                flag: AtomicBool::new(false),
+                event,
+            }),
+        })
+    }
+    /// Cancels every run using this token (idempotent).
+    pub fn cancel(&self) {
+        self.inner.flag.store(true, Ordering::SeqCst);
+        let _ = rustix::io::write(&self.inner.event, &1u64.to_ne_bytes());
+    }
+    /// Whether [`CancelToken::cancel`] was called.
+    pub fn is_cancelled(&self) -> bool {
+        self.inner.flag.load(Ordering::SeqCst)
+    }
+}
+
+/// Which runtime executes containers.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum Engine {
+    /// whittle's own runtime (default).
+    BuiltIn,
+    /// An external OCI runtime binary (`runc`, `crun` or a path), given a bundle.
+    Oci(PathBuf),
+}
+
+/// Runs containers. Cheap to clone; safe to use from many threads at once.
+#[derive(Clone, Debug)]
+pub struct Runtime {
+    engine: Engine,
+    helper: PathBuf,
+    state_dir: PathBuf,
+    legacy_overlay: bool,
+}
+
+static COUNTER: AtomicU64 = AtomicU64::new(0);
+
+impl Runtime {
+    /// A runtime whose init helper is the current executable: the program's `main` must call
+    /// [`crate::run_init_if_requested`] first thing. State goes to `/run/whittle`.
+    pub fn new(engine: Engine) -> Result<Self> {
+        let helper =
+            std::env::current_exe().map_err(|e| Error::sys("find current executable", e))?;
+        Ok(Self::with_helper(engine, helper))
+    }
+
+    /// A runtime using `helper` (a binary that calls [`crate::run_init_if_requested`], e.g.
+    /// `whittle-runtime-init`) as the container init helper.
+    pub fn with_helper(engine: Engine, helper: PathBuf) -> Self {
+        Runtime {
+            engine,
+            helper,
+            state_dir: PathBuf::from("/run/whittle"),
+            legacy_overlay: false,
+        }
+    }
+
+    /// Puts per-container state (mount points, OCI bundles) under `dir` instead.
+    pub fn state_dir(mut self, dir: impl Into<PathBuf>) -> Self {
+        self.state_dir = dir.into();
+        self
+    }
+
+    /// Forces the pre-Linux-6.8 overlay path (one `lowerdir=` string of relative paths), to
+    /// test it on new kernels.
+    #[doc(hidden)]
+    pub fn legacy_overlay(mut self, on: bool) -> Self {
+        self.legacy_overlay = on;
+        self
+    }
+
+    /// The engine in use.
+    pub fn engine(&self) -> &Engine {
+        &self.engine
+    }
+
+    /// Runs `spec` to completion, streaming output to `sink`. Blocks the calling thread, which
+    /// the container is tied to: if the thread (or the process) dies, the container is killed.
+    pub fn run(
+        &self,
+        spec: &ContainerSpec,
+        sink: &mut dyn OutputSink,
+        cancel: &CancelToken,
+    ) -> Result<ExitStatus> {
+        if spec.args.is_empty() {
+            return Err(Error::InvalidSpec("empty command".into()));
+        }
+        if !spec.cwd.starts_with('/') {
+            return Err(Error::InvalidSpec(format!(
+                "working directory {:?} is not absolute",
+                spec.cwd
+            )));
+        }
+        for m in &spec.mounts {
+            if !m.target.starts_with('/') {
+                return Err(Error::InvalidSpec(format!(
+                    "mount target {:?} is not absolute",
+                    m.target
+                )));
+            }
+        }
+        let id = format!(
+            "w{}-{}",
+            std::process::id(),
+            COUNTER.fetch_add(1, Ordering::Relaxed)
+        );
+        let dir = self.state_dir.join(&id);
+        let guard = Cleanup::new(dir.clone());
+        std::fs::create_dir_all(dir.join("rootfs"))
+            .map_err(|e| Error::sys(format!("create {}", dir.display()), e))?;
+        std::fs::create_dir_all(dir.join("stage"))
+            .map_err(|e| Error::sys(format!("create {}", dir.display()), e))?;
+        let mut work_guard = None;
+        let overlay_work = match &spec.rootfs {
+            Rootfs::Overlay { upper, lower } => {
+                if lower.is_empty() {
+                    return Err(Error::InvalidSpec(
+                        "overlay rootfs without lower directories".into(),
+                    ));
+                }
+                std::fs::create_dir_all(upper)
+                    .map_err(|e| Error::sys(format!("create {}", upper.display()), e))?;
+                let name = upper
+                    .file_name()
+                    .map(|n| n.to_string_lossy().into_owned())
+                    .unwrap_or_default();
+                let work = upper.with_file_name(format!(".{name}.work-{id}"));
+                std::fs::create_dir(&work)
+                    .map_err(|e| Error::sys(format!("create {}", work.display()), e))?;
+                work_guard = Some(Cleanup::new(work.clone()));
+                Some(work)
+            }
+            Rootfs::Dir { path, .. } => {
+                if !path.is_dir() {
+                    return Err(Error::InvalidSpec(format!(
+                        "rootfs {} is not a directory",
+                        path.display()
+                    )));
+                }
+                None
+            }
+        };
+        let oci = match &self.engine {
+            Engine::BuiltIn => None,
+            Engine::Oci(runtime) => Some(OciPlan {
+                runtime: crate::oci::find_runtime(runtime)?,
+                bundle: dir.clone(),
+                state_root: self.state_dir.join("oci-state"),
+                id: id.clone(),
+            }),
+        };
+        let cfg = InitConfig {
+            spec: spec.clone(),
+            root: dir.join("rootfs"),
+            stage: dir.join("stage"),
+            overlay_work,
+            legacy_overlay: self.legacy_overlay,
+            oci,
+        };
+        let result = self.spawn_and_wait(&cfg, sink, cancel);
+        if let Ok((_, created)) = &result {
+            let top = match &spec.rootfs {
+                Rootfs::Overlay { upper, .. } => upper,
+                Rootfs::Dir { path, .. } => path,
+            };
+            crate::init::tidy_created(top, created);
+        }
+        drop(work_guard);
+        drop(guard);
+        result.map(|(s, _)| s)
+    }
+
+    fn spawn_and_wait(
+        &self,
+        cfg: &InitConfig,
+        sink: &mut dyn OutputSink,
+        cancel: &CancelToken,
+    ) -> Result<(ExitStatus, Vec<PathBuf>)> {
+        let spec = &cfg.spec;
+        let (status_parent, status_child) = rustix::net::socketpair(
+            rustix::net::AddressFamily::UNIX,
+            rustix::net::SocketType::STREAM,
+            rustix::net::SocketFlags::CLOEXEC,
+            None,
+        )
+        .map_err(|e| Error::sys("socketpair", e))?;
+
+        // Standard streams of the container.
+        let mut tty_master = None;
+        let (stdin_c, stdout_c, stderr_c, out_r, err_r);
+        if spec.tty {
+            let (master, slave) = crate::tty::open_pty()?;
+            stdin_c = crate::sys::high_fd(slave.as_fd()).map_err(|e| Error::sys("dup", e))?;
+            stdout_c = crate::sys::high_fd(slave.as_fd()).map_err(|e| Error::sys("dup", e))?;
+            stderr_c = crate::sys::high_fd(slave.as_fd()).map_err(|e| Error::sys("dup", e))?;
+            tty_master = Some(master);
+            out_r = None;
+            err_r = None;
+        } else {
+            stdin_c = match spec.stdin {
+                Stdin::Null => {
+                    let f = std::fs::File::open("/dev/null")
+                        .map_err(|e| Error::sys("open /dev/null", e))?;
+                    crate::sys::high_fd(f.as_fd()).map_err(|e| Error::sys("dup", e))?
+                }
+                Stdin::Inherit => crate::sys::high_fd(std::io::stdin().as_fd())
+                    .map_err(|e| Error::sys("dup stdin", e))?,
+            };
+            let (r1, w1) = rustix::pipe::pipe_with(rustix::pipe::PipeFlags::CLOEXEC)
+                .map_err(|e| Error::sys("pipe", e))?;
+            let (r2, w2) = rustix::pipe::pipe_with(rustix::pipe::PipeFlags::CLOEXEC)
+                .map_err(|e| Error::sys("pipe", e))?;
+            stdout_c = crate::sys::high_fd(w1.as_fd()).map_err(|e| Error::sys("dup", e))?;
+            stderr_c = crate::sys::high_fd(w2.as_fd()).map_err(|e| Error::sys("dup", e))?;
+            out_r = Some(r1);
+            err_r = Some(r2);
+        }
+        let status_c =
+            crate::sys::high_fd(status_child.as_fd()).map_err(|e| Error::sys("dup", e))?;
+        drop(status_child);
+
+        let mut ns = libc::CLONE_NEWNS as u64;
+        if cfg.oci.is_none() {
+            ns |= (libc::CLONE_NEWPID | libc::CLONE_NEWUTS | libc::CLONE_NEWIPC) as u64;
+            if spec.network == Network::None {
+                ns |= libc::CLONE_NEWNET as u64;
+            }
+        }
+        let mut plan = crate::sys::ExecPlan::new(
+            &self.helper,
+            INIT_ARGV0,
+            &[
+                stdin_c.as_fd(),
+                stdout_c.as_fd(),
+                stderr_c.as_fd(),
+                status_c.as_fd(),
+            ],
+        )
+        .map_err(|e| Error::sys("prepare helper", e))?;
+        let (_pid, pidfd) =
+            crate::sys::spawn_helper(&mut plan, ns).map_err(|e| Error::sys("clone3", e))?;
+        drop((stdin_c, stdout_c, stderr_c, status_c));
+        let child = Child { pidfd };
+
+        // Config down, reports up.
+        let mut status = std::fs::File::from(status_parent);
+        let cfg_bytes =
+            serde_json::to_vec(cfg).map_err(|e| Error::Setup(format!("encode config: {e}")))?;
+        status
+            .write_all(&cfg_bytes)
+            .map_err(|e| Error::sys("send config", e))?;
+        rustix::net::shutdown(&status, rustix::net::Shutdown::Write)
+            .map_err(|e| Error::sys("shutdown", e))?;
+        let mut created = Vec::new();
+        let mut failure = None;
+        let mut reports = Vec::new();
+        loop {
+            if !wait_readable(status.as_fd(), cancel)? {
+                child.kill();
+                child.wait()?;
+                return Err(Error::Cancelled);
+            }
+            let mut buf = [0u8; 8192];
+            let n = match status.read(&mut buf) {
+                Ok(n) => n,
+                Err(e) if e.kind() == std::io::ErrorKind::Interrupted => continue,
+                Err(e) => return Err(Error::sys("read helper report", e)),
+            };
+            if n == 0 {
+                break;
+            }
+            reports.extend_from_slice(&buf[..n]);
+        }
+        for line in reports.split(|b| *b == b'\n').filter(|l| !l.is_empty()) {
+            match serde_json::from_slice::<Report>(line) {
+                Ok(Report::Created(c)) => created = c,
+                Ok(r) => failure = Some(r),
+                Err(e) => failure = Some(Report::Failed(format!("bad report from helper: {e}"))),
+            }
+        }
+        if let Some(r) = failure {
+            let _ = child.wait();
+            return Err(match r {
+                Report::NotFound(n) => Error::ExecutableNotFound(n),
+                Report::User { user, reason } => Error::User { user, reason },
+                Report::Failed(m) => match &cfg.oci {
+                    Some(o) => Error::Oci {
+                        runtime: o.runtime.clone(),
+                        message: m,
+                    },
+                    None => Error::Setup(m),
+                },
+                Report::Created(_) => Error::Setup("unexpected report".into()),
+            });
+        }
+        if child.exited_now()? && reports.is_empty() {
+            // The helper died before saying anything (e.g. it could not be exec'd).
+            let st = child.wait()?;
+            return Err(Error::Setup(format!(
+                "init helper {} exited with {st:?} before starting the container",
+                self.helper.display()
+            )));
+        }
+
+        let status = if let Some(master) = tty_master {
+            crate::tty::proxy(&master, &child.pidfd, cancel)?;
+            if cancel.is_cancelled() {
+                child.kill();
+                child.wait()?;
+                return Err(Error::Cancelled);
+            }
+            child.wait()?
+        } else {
+            let cancelled = pump(out_r, err_r, &child, sink, cancel)?;
+            if cancelled {
+                child.kill();
+                child.wait()?;
+                return Err(Error::Cancelled);
+            }
+            child.wait()?
+        };
+        Ok((status, created))
+    }
+}
+
+/// Waits until `fd` is readable or the token is cancelled (false).
+fn wait_readable(fd: rustix::fd::BorrowedFd<'_>, cancel: &CancelToken) -> Result<bool> {
+    loop {
+        if cancel.is_cancelled() {
+            return Ok(false);
+        }
+        let mut fds = [
+            PollFd::new(&fd, PollFlags::IN),
+            PollFd::new(&cancel.inner.event, PollFlags::IN),
+        ];
+        match rustix::event::poll(&mut fds, None) {
+            Ok(_) => {}
+            Err(rustix::io::Errno::INTR) => continue,
+            Err(e) => return Err(Error::sys("poll", e)),
+        }
+        if !fds[0].revents().is_empty() {
+            return Ok(true);
+        }
+    }
+}
+
+const MAX_LINE: usize = 64 * 1024;
+
+/// Streams both pipes to the sink until both hit EOF. Returns true if cancelled.
+fn pump(
+    out: Option<OwnedFd>,
+    err: Option<OwnedFd>,
+    child: &Child,
+    sink: &mut dyn OutputSink,
+    cancel: &CancelToken,
+) -> Result<bool> {
+    let mut streams: Vec<(Option<OwnedFd>, Stream, Vec<u8>)> = vec![
+        (out, Stream::Stdout, Vec::new()),
+        (err, Stream::Stderr, Vec::new()),
+    ];
+    let mut buf = vec![0u8; 65536];
+    let mut exited_at: Option<std::time::Instant> = None;
+    loop {
+        if streams.iter().all(|s| s.0.is_none()) {
+            return Ok(false);
+        }
+        if cancel.is_cancelled() {
+            return Ok(true);
+        }
+        // Once pid 1 is gone the kernel kills the rest of the namespace, which closes the
+        // pipes; a grace period covers an external runtime's stray holders.
+        if let Some(t) = exited_at {
+            if t.elapsed() > std::time::Duration::from_secs(2) {
+                break;
+            }
+        }
+        let mut fds: Vec<PollFd<'_>> = Vec::new();
+        let mut which = Vec::new();
+        for (i, (fd, _, _)) in streams.iter().enumerate() {
+            if let Some(fd) = fd {
+                fds.push(PollFd::new(fd, PollFlags::IN));
+                which.push(i);
+            }
+        }
+        fds.push(PollFd::new(&cancel.inner.event, PollFlags::IN));
+        if exited_at.is_none() {
+            fds.push(PollFd::new(&child.pidfd, PollFlags::IN));
+        }
+        let timeout = rustix::event::Timespec {
+            tv_sec: 0,
+            tv_nsec: 200_000_000,
+        };
+        match rustix::event::poll(&mut fds, exited_at.map(|_| &timeout)) {
+            Ok(_) => {}
+            Err(rustix::io::Errno::INTR) => continue,
+            Err(e) => return Err(Error::sys("poll", e)),
+        }
+        if exited_at.is_none()
+            && fds.len() == which.len() + 2
+            && !fds[which.len() + 1].revents().is_empty()
+        {
+            exited_at = Some(std::time::Instant::now());
+        }
+        let ready: Vec<usize> = which
+            .iter()
+            .enumerate()
+            .filter(|(k, _)| !fds[*k].revents().is_empty())
+            .map(|(_, i)| *i)
+            .collect();
+        drop(fds);
+        for i in ready {
+            let (fd, stream, pending) = &mut streams[i];
+            let Some(f) = fd.as_ref() else { continue };
+            match rustix::io::read(f, &mut buf) {
+                Ok(0) => {
+                    if !pending.is_empty() {
+                        sink.line(*stream, pending);
+                        pending.clear();
+                    }
+                    *fd = None;
+                }
+                Ok(n) => {
+                    pending.extend_from_slice(&buf[..n]);
+                    let mut start = 0;
+                    while let Some(pos) = pending[start..].iter().position(|b| *b == b'\n') {
+                        sink.line(*stream, &pending[start..start + pos]);
+                        start += pos + 1;
+                    }
+                    pending.drain(..start);
+                    while pending.len() >= MAX_LINE {
+                        sink.line(*stream, &pending[..MAX_LINE]);
+                        pending.drain(..MAX_LINE);
+                    }
+                }
+                Err(rustix::io::Errno::INTR) | Err(rustix::io::Errno::AGAIN) => {}
+                Err(e) => return Err(Error::sys("read output", e)),
+            }
+        }
+    }
+    for (_, stream, pending) in &mut streams {
+        if !pending.is_empty() {
+            sink.line(*stream, pending);
+        }
+    }
+    Ok(false)
+}
+
+/// The container's first process, owned through its pidfd; killed and reaped on drop (a no-op
+/// once it was reaped: the pidfd can never name another process).
+struct Child {
+    pidfd: OwnedFd,
+}
+
+impl Child {
+    fn kill(&self) {
+        let _ = rustix::process::pidfd_send_signal(&self.pidfd, rustix::process::Signal::KILL);
+    }
+    fn exited_now(&self) -> Result<bool> {
+        let mut fds = [PollFd::new(&self.pidfd, PollFlags::IN)];
+        let zero = rustix::event::Timespec {
+            tv_sec: 0,
+            tv_nsec: 0,
+        };
+        let n =
+            rustix::event::poll(&mut fds, Some(&zero)).map_err(|e| Error::sys("poll pidfd", e))?;
+        Ok(n > 0)
+    }
+    fn wait(&self) -> Result<ExitStatus> {
+        loop {
+            match rustix::process::waitid(
+                rustix::process::WaitId::PidFd(self.pidfd.as_fd()),
+                rustix::process::WaitIdOptions::EXITED,
+            ) {
+                Ok(Some(st)) => {
+                    if let Some(sig) = st.terminating_signal() {
+                        return Ok(ExitStatus::Signal(sig));
+                    }
+                    return Ok(ExitStatus::Code(st.exit_status().unwrap_or(0)));
+                }
+                Ok(None) => continue,
+                Err(rustix::io::Errno::INTR) => continue,
+                Err(rustix::io::Errno::CHILD) => return Ok(ExitStatus::Signal(libc::SIGKILL)),
+                Err(e) => return Err(Error::sys("waitid", e)),
+            }
+        }
+    }
+}
+
+impl Drop for Child {
+    fn drop(&mut self) {
+        self.kill();
+        let _ = rustix::process::waitid(
+            rustix::process::WaitId::PidFd(self.pidfd.as_fd()),
+            rustix::process::WaitIdOptions::EXITED,
+        );
+    }
+}
+
+/// Removes a per-run directory tree when dropped (after the container's namespace is gone, so
+/// nothing is mounted there any more).
+struct Cleanup(PathBuf);
+
+impl Cleanup {
+    fn new(p: PathBuf) -> Self {
+        Cleanup(p)
+    }
+}
+
+impl Drop for Cleanup {
+    fn drop(&mut self) {
+        remove_tree(&self.0);
+    }
+}
+
+fn remove_tree(p: &Path) {
+    // The overlay work dir holds a mode-000 `work/` subdir; as root that is no obstacle.
+    let _ = std::fs::remove_dir_all(p);
+}
