@@ -143,59 +143,33 @@ pub(crate) fn build_rootfs(
     .map_err(|e| fail("make / private", e))?;
 
     let spec = &cfg.spec;
-    let rootmnt = match &spec.rootfs {
+    // A private tmpfs for secrets, throw-away uppers and the legacy overlay's layer links; it
+    // lives only in our namespace.
+    mount_stage(&cfg.stage)?;
+    match &spec.rootfs {
         Rootfs::Overlay { lower, upper } => {
             let work = cfg
                 .overlay_work
                 .as_deref()
                 .ok_or_else(|| Report::Failed("overlay without work dir".into()))?;
-            mounts::overlay(lower, upper, work, cfg.legacy_overlay)?
+            mounts::overlay(
+                lower,
+                upper,
+                work,
+                cfg.legacy_overlay,
+                &cfg.root,
+                &cfg.stage,
+            )?;
         }
-        Rootfs::Dir { path, readonly } => {
+        Rootfs::Dir { path, .. } => {
+            // Read-only comes last, once the mount points exist.
             let t = mounts::clone_tree(path)?;
-            if *readonly {
-                mounts::make_readonly(b(&t), "rootfs")?;
-            }
-            t
+            let target = open_dir(&cfg.root)?;
+            mounts::attach(b(&t), b(&target), "rootfs")?;
         }
-    };
-    let target = rustix::fs::open(
-        &cfg.root,
-        OFlags::PATH | OFlags::DIRECTORY | OFlags::CLOEXEC,
-        Mode::empty(),
-    )
-    .map_err(|e| fail(format!("open {}", cfg.root.display()), e))?;
-    mounts::attach(b(&rootmnt), b(&target), "rootfs")?;
-    drop(rootmnt);
-    let root = rustix::fs::open(
-        &cfg.root,
-        OFlags::PATH | OFlags::DIRECTORY | OFlags::CLOEXEC,
-        Mode::empty(),
-    )
-    .map_err(|e| fail(format!("open {}", cfg.root.display()), e))?;
-    let r = root.as_fd();
-
-    // A private tmpfs for secrets and throw-away uppers; it lives only in our namespace.
-    let stage_needed = spec.mounts.iter().any(|m| {
-        matches!(
-            m.kind,
-            MountKind::Secret { .. } | MountKind::Bind { rw: true, .. }
-        )
-    });
-    if stage_needed {
-        let t = mounts::new_fs(
-            "tmpfs",
-            &[("mode", Some("700"))],
-            A::MOUNT_ATTR_NOSUID | A::MOUNT_ATTR_NODEV | A::MOUNT_ATTR_NOEXEC,
-        )?;
-        let dst = rustix::fs::open(
-            &cfg.stage,
-            OFlags::PATH | OFlags::DIRECTORY | OFlags::CLOEXEC,
-            Mode::empty(),
-        )
-        .map_err(|e| fail(format!("open {}", cfg.stage.display()), e))?;
-        mounts::attach(b(&t), b(&dst), "stage tmpfs")?;
     }
+    let root = open_dir(&cfg.root)?;
+    let r = root.as_fd();
 
     // /proc
     let proc_dir = mounts::open_in_root(r, "/proc", Kind::Dir, true, created)?;
@@ -241,11 +215,33 @@ pub(crate) fn build_rootfs(
 
     mask_paths(r)?;
 
+    if let Rootfs::Dir { readonly: true, .. } = spec.rootfs {
+        crate::sys::mount_setattr_readonly(r, false).map_err(|e| fail("read-only rootfs", e))?;
+    }
     rustix::system::sethostname(spec.hostname.as_bytes()).map_err(|e| fail("sethostname", e))?;
     if spec.network == Network::None {
         crate::sys::loopback_up().map_err(|e| fail("bring up loopback", e))?;
     }
     Ok(root)
+}
+
+pub(crate) fn open_dir(p: &Path) -> Result<OwnedFd, Report> {
+    rustix::fs::open(
+        p,
+        OFlags::PATH | OFlags::DIRECTORY | OFlags::CLOEXEC,
+        Mode::empty(),
+    )
+    .map_err(|e| fail(format!("open {}", p.display()), e))
+}
+
+pub(crate) fn mount_stage(stage: &Path) -> Result<(), Report> {
+    let t = mounts::new_fs(
+        "tmpfs",
+        &[("mode", Some("700"))],
+        A::MOUNT_ATTR_NOSUID | A::MOUNT_ATTR_NODEV | A::MOUNT_ATTR_NOEXEC,
+    )?;
+    mounts::attach(b(&t), b(&open_dir(stage)?), "stage tmpfs")?;
+    Ok(())
 }
 
 /// Device nodes of the minimal /dev: (name, major, minor).
@@ -400,11 +396,8 @@ fn user_mount(
                 mnt
             } else if src_is_dir {
                 // Writes land in a throw-away upper on the stage tmpfs.
-                let up = cfg.stage.join(format!("bind{i}/upper"));
-                let work = cfg.stage.join(format!("bind{i}/work"));
-                std::fs::create_dir_all(&up).map_err(|e| fail("stage dir", e))?;
-                std::fs::create_dir_all(&work).map_err(|e| fail("stage dir", e))?;
-                mounts::overlay(std::slice::from_ref(source), &up, &work, false)?
+                let merged = rw_bind_overlay(cfg, i, source)?;
+                mounts::clone_tree(&merged)?
             } else {
                 let copy = cfg.stage.join(format!("bind{i}"));
                 std::fs::copy(source, &copy)
@@ -466,6 +459,27 @@ fn user_mount(
         }
     }
     Ok(())
+}
+
+/// Mounts a throw-away overlay of `source` (upper on the stage tmpfs) and returns its path.
+pub(crate) fn rw_bind_overlay(
+    cfg: &InitConfig,
+    i: usize,
+    source: &Path,
+) -> Result<PathBuf, Report> {
+    let base = cfg.stage.join(format!("bind{i}"));
+    for d in ["upper", "work", "merged", "scratch"] {
+        std::fs::create_dir_all(base.join(d)).map_err(|e| fail("stage dir", e))?;
+    }
+    mounts::overlay(
+        &[source.to_path_buf()],
+        &base.join("upper"),
+        &base.join("work"),
+        cfg.legacy_overlay,
+        &base.join("merged"),
+        &base.join("scratch"),
+    )?;
+    Ok(base.join("merged"))
 }
 
 /// Writes a secret file on the stage tmpfs with its final owner and mode.

@@ -36,6 +36,10 @@ pub fn new_fs(
 ) -> Result<OwnedFd, MountError> {
     let fs = fsopen(fstype, FsOpenFlags::FSOPEN_CLOEXEC)
         .map_err(|e| err(format!("fsopen {fstype}"), e))?;
+    if !opts.iter().any(|(k, _)| *k == "source") {
+        fsconfig_set_string(&fs, "source", fstype)
+            .map_err(|e| err(format!("{fstype} source"), e))?;
+    }
     for (k, v) in opts {
         match v {
             Some(v) => fsconfig_set_string(&fs, *k, *v),
@@ -87,7 +91,7 @@ pub fn attach(mnt: BorrowedFd<'_>, target: BorrowedFd<'_>, what: &str) -> Result
 
 /// Makes a mount tree read-only (recursively).
 pub fn make_readonly(mnt: BorrowedFd<'_>, what: &str) -> Result<(), MountError> {
-    crate::sys::mount_setattr_readonly(mnt, 0)
+    crate::sys::mount_setattr_readonly(mnt, true)
         .map_err(|e| MountError(format!("read-only {what}: {e}")))
 }
 
@@ -190,104 +194,117 @@ pub fn is_dir(fd: BorrowedFd<'_>) -> bool {
         .unwrap_or(false)
 }
 
-/// Mounts an overlay of `lower` (top-most first) with `upper`/`work` and returns it detached.
+/// Mounts an overlay of `lower` (top-most first) with `upper`/`work` on the host path `target`.
 ///
 /// With `lowerdir+` (Linux 6.8+) every layer is its own `fsconfig` call, so the number of
-/// layers is bounded only by overlayfs (500), not by the 4096-byte option page. Older kernels
-/// get one `lowerdir=` string of paths relative to the layers' common parent (we `chdir` there),
-/// which keeps e.g. 100 `…/snapshots/<64 hex>` layers well under the limit.
+/// layers is bounded only by overlayfs (500), not by the 4096-byte option page of `mount(2)`.
+/// Older kernels (or `legacy`) get `mount(2)` with one `lowerdir=` string whose entries are
+/// short symlinks (`0`, `1`, ...) made in `scratch`, a private directory we `chdir` into: about
+/// four bytes a layer, whatever the layers' real paths.
 pub fn overlay(
     lower: &[PathBuf],
     upper: &Path,
     work: &Path,
     legacy: bool,
-) -> Result<OwnedFd, MountError> {
+    target: &Path,
+    scratch: &Path,
+) -> Result<(), MountError> {
     if lower.is_empty() {
         return Err(MountError(
             "overlay needs at least one lower directory".into(),
         ));
     }
-    let fs =
-        fsopen("overlay", FsOpenFlags::FSOPEN_CLOEXEC).map_err(|e| err("fsopen overlay", e))?;
-    let mut use_legacy = legacy;
-    if !use_legacy {
-        for dir in lower {
-            match fsconfig_set_string(&fs, "lowerdir+", dir) {
-                Ok(()) => {}
-                // The kernel has no `lowerdir+` (pre-6.8): fall back to one string.
-                Err(Errno::INVAL) if dir == &lower[0] => {
-                    use_legacy = true;
-                    break;
-                }
-                Err(e) => return Err(err(format!("overlay lower {}", dir.display()), e)),
+    if !legacy {
+        match overlay_new_api(lower, upper, work) {
+            Ok(mnt) => {
+                let dst = rustix::fs::open(
+                    target,
+                    OFlags::PATH | OFlags::DIRECTORY | OFlags::CLOEXEC,
+                    Mode::empty(),
+                )
+                .map_err(|e| err(format!("open {}", target.display()), e))?;
+                return attach(mnt.as_fd(), dst.as_fd(), "overlay");
             }
+            Err(None) => {} // no lowerdir+: fall back
+            Err(Some(e)) => return Err(e),
         }
     }
-    let fs = if use_legacy {
-        drop(fs);
-        let fs =
-            fsopen("overlay", FsOpenFlags::FSOPEN_CLOEXEC).map_err(|e| err("fsopen overlay", e))?;
-        let base = common_parent(lower);
-        rustix::process::chdir(&base).map_err(|e| err(format!("chdir {}", base.display()), e))?;
-        let mut s = String::new();
-        for (i, dir) in lower.iter().enumerate() {
-            let rel = dir.strip_prefix(&base).unwrap_or(dir);
-            let text = rel
-                .to_str()
-                .ok_or_else(|| MountError(format!("non-UTF-8 layer path {}", dir.display())))?;
-            if i > 0 {
-                s.push(':');
-            }
-            // overlayfs splits on ':' and ',' unless escaped.
-            for ch in text.chars() {
-                if matches!(ch, ':' | ',' | '\\') {
-                    s.push('\\');
-                }
-                s.push(ch);
-            }
+    let links = scratch.join("layers");
+    std::fs::create_dir_all(&links)
+        .map_err(|e| MountError(format!("create {}: {e}", links.display())))?;
+    let mut lowerdir = String::new();
+    for (i, dir) in lower.iter().enumerate() {
+        let name = format!("{i:x}");
+        std::os::unix::fs::symlink(dir, links.join(&name))
+            .map_err(|e| MountError(format!("link layer {}: {e}", dir.display())))?;
+        if i > 0 {
+            lowerdir.push(':');
         }
-        if s.len() >= 4000 {
+        lowerdir.push_str(&name);
+    }
+    let mut data = format!("lowerdir={lowerdir}");
+    for (k, v) in [("upperdir", upper), ("workdir", work)] {
+        let v = v
+            .to_str()
+            .ok_or_else(|| MountError(format!("non-UTF-8 path {}", v.display())))?;
+        if v.contains([',', ':', '\\']) {
             return Err(MountError(format!(
-                "{} layers make a {}-byte lowerdir= option, over the kernel's page limit, and this kernel has no lowerdir+",
-                lower.len(),
-                s.len()
+                "{k} {v:?} has a character overlayfs options cannot carry"
             )));
         }
-        fsconfig_set_string(&fs, "lowerdir", s.as_str()).map_err(|e| err("overlay lowerdir", e))?;
-        fs
-    } else {
-        fs
-    };
+        data.push_str(&format!(",{k}={v}"));
+    }
+    data.push_str(",redirect_dir=off,metacopy=off");
+    if data.len() >= 4096 {
+        return Err(MountError(format!(
+            "{} layers need a {}-byte option string, over the kernel's page",
+            lower.len(),
+            data.len()
+        )));
+    }
+    let data =
+        std::ffi::CString::new(data).map_err(|_| MountError("NUL in overlay options".into()))?;
+    let cwd = std::env::current_dir().unwrap_or_else(|_| PathBuf::from("/"));
+    rustix::process::chdir(&links).map_err(|e| err(format!("chdir {}", links.display()), e))?;
+    let r = rustix::mount::mount(
+        "overlay",
+        target,
+        "overlay",
+        rustix::mount::MountFlags::empty(),
+        Some(data.as_c_str()),
+    )
+    .map_err(|e| err("mount overlay (lowerdir=)", e));
+    let _ = rustix::process::chdir(&cwd);
+    r
+}
+
+/// `Err(None)` when the kernel has no `lowerdir+`.
+fn overlay_new_api(
+    lower: &[PathBuf],
+    upper: &Path,
+    work: &Path,
+) -> Result<OwnedFd, Option<MountError>> {
+    let fs = fsopen("overlay", FsOpenFlags::FSOPEN_CLOEXEC)
+        .map_err(|e| Some(err("fsopen overlay", e)))?;
+    fsconfig_set_string(&fs, "source", "overlay").map_err(|e| Some(err("overlay source", e)))?;
+    for (i, dir) in lower.iter().enumerate() {
+        match fsconfig_set_string(&fs, "lowerdir+", dir) {
+            Ok(()) => {}
+            Err(Errno::INVAL) if i == 0 => return Err(None),
+            Err(e) => return Err(Some(err(format!("overlay lower {}", dir.display()), e))),
+        }
+    }
     for (k, v) in [
         ("upperdir", upper.as_os_str()),
         ("workdir", work.as_os_str()),
         ("redirect_dir", "off".as_ref()),
         ("metacopy", "off".as_ref()),
     ] {
-        fsconfig_set_string(&fs, k, v).map_err(|e| err(format!("overlay option {k}"), e))?;
+        fsconfig_set_string(&fs, k, v).map_err(|e| Some(err(format!("overlay option {k}"), e)))?;
     }
-    fsconfig_create(&fs).map_err(|e| err("create overlay", e))?;
-    let mnt = fsmount(&fs, FsMountFlags::FSMOUNT_CLOEXEC, MountAttrFlags::empty())
-        .map_err(|e| err("fsmount overlay", e))?;
-    if use_legacy {
-        rustix::process::chdir("/").map_err(|e| err("chdir /", e))?;
-    }
-    Ok(mnt)
-}
-
-fn common_parent(paths: &[PathBuf]) -> PathBuf {
-    let mut base = paths[0]
-        .parent()
-        .map(Path::to_path_buf)
-        .unwrap_or_else(|| PathBuf::from("/"));
-    for p in &paths[1..] {
-        while !p.starts_with(&base) {
-            if !base.pop() {
-                return PathBuf::from("/");
-            }
-        }
-    }
-    base
+    fsconfig_create(&fs).map_err(|e| Some(err("create overlay", e)))?;
+    fsmount(&fs, FsMountFlags::FSMOUNT_CLOEXEC, MountAttrFlags::empty())
+        .map_err(|e| Some(err("fsmount overlay", e)))
 }
 
 /// Descriptor helper: borrow an `OwnedFd`.
@@ -304,16 +321,5 @@ mod tests {
         assert_eq!(normalize("/a/./b/../c"), PathBuf::from("a/c"));
         assert_eq!(normalize("../../etc/passwd"), PathBuf::from("etc/passwd"));
         assert_eq!(normalize("/"), PathBuf::new());
-    }
-
-    #[test]
-    fn common_parent_of_layers() {
-        let l = vec![
-            PathBuf::from("/s/snap/1/fs"),
-            PathBuf::from("/s/snap/2/fs"),
-            PathBuf::from("/s/other/x"),
-        ];
-        assert_eq!(common_parent(&l), PathBuf::from("/s"));
-        assert_eq!(common_parent(&l[..1]), PathBuf::from("/s/snap/1"));
     }
 }

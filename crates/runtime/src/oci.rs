@@ -322,7 +322,7 @@ pub(crate) fn helper(
     cfg: InitConfig,
     status: &mut std::fs::File,
 ) -> std::result::Result<std::convert::Infallible, Report> {
-    use rustix::mount::{mount_change, MountAttrFlags as A, MountPropagationFlags};
+    use rustix::mount::{mount_change, MountPropagationFlags};
     let plan = cfg
         .oci
         .as_ref()
@@ -333,68 +333,53 @@ pub(crate) fn helper(
     )
     .map_err(|e| fail("make / private", e))?;
     let spec = &cfg.spec;
-    let rootmnt = match &spec.rootfs {
+    crate::init::mount_stage(&cfg.stage)?;
+    match &spec.rootfs {
         crate::spec::Rootfs::Overlay { lower, upper } => {
             let work = cfg
                 .overlay_work
                 .as_deref()
                 .ok_or_else(|| Report::Failed("overlay without work dir".into()))?;
-            mounts::overlay(lower, upper, work, cfg.legacy_overlay)?
+            mounts::overlay(
+                lower,
+                upper,
+                work,
+                cfg.legacy_overlay,
+                &cfg.root,
+                &cfg.stage,
+            )?;
         }
-        crate::spec::Rootfs::Dir { path, .. } => mounts::clone_tree(path)?,
-    };
-    let target = rustix::fs::open(
-        &cfg.root,
-        OFlags::PATH | OFlags::DIRECTORY | OFlags::CLOEXEC,
-        Mode::empty(),
-    )
-    .map_err(|e| fail("open rootfs dir", e))?;
-    mounts::attach(b(&rootmnt), b(&target), "rootfs")?;
-    let root = rustix::fs::open(
-        &cfg.root,
-        OFlags::PATH | OFlags::DIRECTORY | OFlags::CLOEXEC,
-        Mode::empty(),
-    )
-    .map_err(|e| fail("open rootfs", e))?;
-
-    let stage = mounts::new_fs(
-        "tmpfs",
-        &[("mode", Some("700"))],
-        A::MOUNT_ATTR_NOSUID | A::MOUNT_ATTR_NODEV | A::MOUNT_ATTR_NOEXEC,
-    )?;
-    let stage_dir = rustix::fs::open(
-        &cfg.stage,
-        OFlags::PATH | OFlags::DIRECTORY | OFlags::CLOEXEC,
-        Mode::empty(),
-    )
-    .map_err(|e| fail("open stage", e))?;
-    mounts::attach(b(&stage), b(&stage_dir), "stage")?;
+        crate::spec::Rootfs::Dir { path, .. } => {
+            let t = mounts::clone_tree(path)?;
+            mounts::attach(b(&t), b(&crate::init::open_dir(&cfg.root)?), "rootfs")?;
+        }
+    }
+    let root = crate::init::open_dir(&cfg.root)?;
+    let mut created = Vec::new();
+    // The runtime makes its standard mount points itself; make them here so they are recorded
+    // and tidied from the layer afterwards, like the built-in runtime's.
+    for d in ["/proc", "/dev", "/sys"] {
+        mounts::open_in_root(root.as_fd(), d, Kind::Dir, true, &mut created)?;
+    }
+    if spec.network == Network::Host {
+        for f in ["/etc/resolv.conf", "/etc/hosts"] {
+            if Path::new(f).exists() {
+                mounts::open_in_root(root.as_fd(), f, Kind::File, true, &mut created)?;
+            }
+        }
+    }
 
     let mut prepared = Vec::new();
-    let mut created = Vec::new();
     for (i, m) in spec.mounts.iter().enumerate() {
         let (typ, source, options): (&str, PathBuf, Vec<&str>) = match &m.kind {
             MountKind::Bind { source, rw: false } => ("bind", source.clone(), vec!["rbind", "ro"]),
             MountKind::Bind { source, rw: true } => {
                 if source.is_dir() {
-                    let base = cfg.stage.join(format!("bind{i}"));
-                    for d in ["upper", "work", "merged"] {
-                        std::fs::create_dir_all(base.join(d)).map_err(|e| fail("stage dir", e))?;
-                    }
-                    let ov = mounts::overlay(
-                        std::slice::from_ref(source),
-                        &base.join("upper"),
-                        &base.join("work"),
-                        false,
-                    )?;
-                    let dst = rustix::fs::open(
-                        base.join("merged"),
-                        OFlags::PATH | OFlags::CLOEXEC,
-                        Mode::empty(),
+                    (
+                        "bind",
+                        crate::init::rw_bind_overlay(&cfg, i, source)?,
+                        vec!["rbind", "rw"],
                     )
-                    .map_err(|e| fail("open stage", e))?;
-                    mounts::attach(b(&ov), b(&dst), &m.target)?;
-                    ("bind", base.join("merged"), vec!["rbind", "rw"])
                 } else {
                     let copy = cfg.stage.join(format!("bind{i}"));
                     std::fs::copy(source, &copy).map_err(|e| fail("copy bind source", e))?;

@@ -141,11 +141,10 @@ struct MountAttr {
     userns_fd: u64,
 }
 
-/// Makes the detached or attached mount tree at `fd` (recursively) read-only, plus `extra`
-/// `MOUNT_ATTR_*` bits.
-pub fn mount_setattr_readonly(fd: BorrowedFd<'_>, extra: u64) -> io::Result<()> {
+/// Makes the detached or attached mount (tree, with `recursive`) at `fd` read-only.
+pub fn mount_setattr_readonly(fd: BorrowedFd<'_>, recursive: bool) -> io::Result<()> {
     let attr = MountAttr {
-        attr_set: libc::MOUNT_ATTR_RDONLY | extra,
+        attr_set: libc::MOUNT_ATTR_RDONLY,
         attr_clr: 0,
         propagation: 0,
         userns_fd: 0,
@@ -157,7 +156,7 @@ pub fn mount_setattr_readonly(fd: BorrowedFd<'_>, extra: u64) -> io::Result<()> 
             libc::SYS_mount_setattr,
             fd.as_raw_fd(),
             c"".as_ptr(),
-            (libc::AT_EMPTY_PATH | libc::AT_RECURSIVE) as libc::c_uint,
+            (libc::AT_EMPTY_PATH | if recursive { libc::AT_RECURSIVE } else { 0 }) as libc::c_uint,
             &attr as *const MountAttr,
             std::mem::size_of::<MountAttr>(),
         )

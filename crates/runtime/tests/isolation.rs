@@ -1,5 +1,6 @@
 //! Isolation and hardening, checked from inside real containers, under the built-in runtime and
 //! under runc (the same `ContainerSpec` handed over as an OCI bundle).
+#![allow(clippy::unwrap_used)] // helpers are test code: unwrap is how a test fails
 
 mod common;
 use common::*;
