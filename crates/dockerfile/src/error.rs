@@ -26,8 +26,10 @@ impl fmt::Display for Pos {
 /// people can search for them.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
 pub enum ErrorKind {
-    #[error("the Dockerfile has no instructions")]
+    #[error("the Dockerfile cannot be empty")]
     Empty,
+    #[error("file with no instructions")]
+    NoInstructions,
     #[error("only one {0} parser directive can be used")]
     DuplicateDirective(String),
     #[error("invalid escape token '{0}' does not match ` or \\")]
@@ -52,7 +54,7 @@ pub enum ErrorKind {
     Expansion(String),
     #[error("{0}")]
     Stage(String),
-    #[error("circular dependency between stages: {0}")]
+    #[error("circular dependency detected on stage: {0}")]
     Cycle(String),
     #[error("target stage {0:?} could not be found")]
     UnknownTarget(String),

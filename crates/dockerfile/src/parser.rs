@@ -81,7 +81,7 @@ impl<'a> Parser<'a> {
             .split('\n')
             .map(|l| l.strip_suffix('\r').unwrap_or(l))
             .collect();
-        if src.ends_with('\n') {
+        if src.ends_with('\n') || src.is_empty() {
             lines.pop();
         }
         Parser {
@@ -270,7 +270,12 @@ impl<'a> Parser<'a> {
             instructions.push(inst);
         }
         if instructions.is_empty() {
-            return Err(Error::new(ErrorKind::Empty, Pos::new(1, 1))
+            let (kind, line) = if lines.is_empty() {
+                (ErrorKind::Empty, 1)
+            } else {
+                (ErrorKind::NoInstructions, lines.len())
+            };
+            return Err(Error::new(kind, Pos::new(line, 1))
                 .with_hint("a Dockerfile needs at least a FROM instruction"));
         }
         Ok(Dockerfile {
@@ -1184,7 +1189,15 @@ fn heredoc_markers(line: &str, _escape: char) -> Result<Vec<Heredoc>, String> {
     lx.raw_escapes = true;
     let words = lx.process_words(line, &NoVars).unwrap_or_default();
     let mut out = Vec::new();
-    for w in words {
+    let mut it = words.into_iter().peekable();
+    while let Some(mut w) = it.next() {
+        // `<< EOF`: whitespace between the operator and the delimiter (Dockerfile 1.16).
+        let bare = w.trim_start_matches(|c: char| c.is_ascii_digit());
+        if bare == "<<" || bare == "<<-" {
+            if let Some(next) = it.next() {
+                w.push_str(&next);
+            }
+        }
         if let Some(h) = parse_heredoc_marker(&w)? {
             out.push(h);
         }
@@ -1458,7 +1471,8 @@ mod tests {
     fn empty_file() {
         assert_eq!(
             parse("\n# just a comment\n").unwrap_err().kind,
-            ErrorKind::Empty
+            ErrorKind::NoInstructions
         );
+        assert_eq!(parse("").unwrap_err().kind, ErrorKind::Empty);
     }
 }

@@ -168,6 +168,9 @@ pub struct Stage {
     final_workdir: String,
     #[serde(skip)]
     final_shell: Vec<String>,
+    /// ONBUILD triggers this stage registers; they run in a stage built `FROM` it.
+    #[serde(skip)]
+    final_onbuild: Vec<String>,
 }
 
 impl Plan {
@@ -730,6 +733,7 @@ impl<'a> Planner<'a> {
                 final_args: Vars::default(),
                 final_workdir: "/".into(),
                 final_shell: Vec::new(),
+                final_onbuild: Vec::new(),
             });
         }
 
@@ -759,24 +763,40 @@ impl<'a> Planner<'a> {
             }
         };
 
-        // Pass one: find every stage's references (leniently: a stage that is not built may
-        // contain errors). Pass two: expand the needed stages strictly, in index order.
+        // One pass over every stage, in file order. A stage that fails to expand fails the
+        // build only if the target needs it (BuildKit never dispatches the others), so each
+        // stage's error, consumed build args and warnings are kept aside until that is known.
+        let meta_used = std::mem::take(&mut self.used_args);
+        let mut warnings = std::mem::take(&mut self.warnings);
+        let mut outcomes = Vec::with_capacity(stages.len());
         for (i, src) in stages_src.iter().enumerate() {
-            let _ = self.walk(i, src, &mut stages, &names, false);
+            let err = self.walk(i, src, &mut stages, &names).err();
+            outcomes.push((
+                err,
+                std::mem::take(&mut self.used_args),
+                std::mem::take(&mut self.warnings),
+            ));
         }
+        // As BuildKit, cycles are looked for among all stages, before anything else.
+        self.check_cycles(&stages)?;
         let needed = reachable(&stages, target);
-        self.check_cycles(&stages, &needed)?;
-        for (i, src) in stages_src.iter().enumerate() {
-            stages[i].steps.clear();
+        check_definition_order(&stages, &needed)?;
+        self.used_args = meta_used;
+        let target_label = stages[target].label();
+        for (i, (err, used, warns)) in outcomes.into_iter().enumerate() {
             if needed[i] {
-                stages[i].deps.retain(|d| d.kind == DepKind::From);
-                self.walk(i, src, &mut stages, &names, true)?;
+                if let Some(e) = err {
+                    return Err(e);
+                }
                 stages[i].needed = true;
+                self.used_args.extend(used);
+                warnings.extend(warns);
             } else {
-                let target_label = stages[target].label();
+                stages[i].steps.clear();
                 stages[i].skip_reason = Some(format!("not needed by target stage {target_label}"));
             }
         }
+        self.warnings = warnings;
 
         let order = topo_order(&stages, &needed);
         let waves = waves(&stages, &order);
@@ -827,9 +847,7 @@ impl<'a> Planner<'a> {
         &mut self,
         value: &str,
         w_pos: Pos,
-        current: usize,
         names: &[Option<String>],
-        strict: bool,
     ) -> Result<Source> {
         let lower = value.to_ascii_lowercase();
         if let Some(j) = names
@@ -853,7 +871,7 @@ impl<'a> Planner<'a> {
                 ))),
             };
         }
-        if strict {
+        {
             let known: Vec<&str> = names.iter().flatten().map(String::as_str).collect();
             if !value.contains(['/', ':', '@']) {
                 if let Some(s) = suggest(&lower, &known) {
@@ -866,7 +884,6 @@ impl<'a> Planner<'a> {
                 }
             }
         }
-        let _ = current;
         Ok(Source::Image {
             reference: value.to_string(),
         })
@@ -879,7 +896,6 @@ impl<'a> Planner<'a> {
         src: &StageSrc,
         stages: &mut [Stage],
         names: &[Option<String>],
-        strict: bool,
     ) -> Result<()> {
         // Inherited state.
         let (mut env, mut args, mut workdir, mut shell, onbuild) = match &stages[i].base {
@@ -890,7 +906,7 @@ impl<'a> Planner<'a> {
                     p.final_args.clone(),
                     p.final_workdir.clone(),
                     p.final_shell.clone(),
-                    Vec::new(),
+                    p.final_onbuild.clone(),
                 )
             }
             Base::Scratch => (
@@ -924,12 +940,12 @@ impl<'a> Planner<'a> {
         if shell.is_empty() {
             shell = DEFAULT_SHELL.iter().map(|s| s.to_string()).collect();
         }
-        // ONBUILD triggers of the base image run first.
+        // ONBUILD triggers of the base image (or base stage) run first.
         let mut triggers = Vec::new();
         for t in &onbuild {
             match crate::parser::parse(t) {
                 Ok(df) => triggers.extend(df.instructions),
-                Err(e) if strict => {
+                Err(e) => {
                     return Err(Error::new(
                         ErrorKind::Syntax(format!(
                             "the base image's ONBUILD trigger {t:?} is invalid: {}",
@@ -939,7 +955,6 @@ impl<'a> Planner<'a> {
                     )
                     .with_len(src.from_inst.original.chars().count()))
                 }
-                Err(_) => {}
             }
         }
         let insts: Vec<(&Instruction, bool)> = triggers
@@ -955,30 +970,32 @@ impl<'a> Planner<'a> {
             } else {
                 inst.pos
             };
-            let res = self.step(
+            let op = self.step(
                 inst,
                 pos,
-                i,
                 names,
-                strict,
                 &mut env,
                 &mut args,
                 &mut workdir,
                 &mut shell,
                 &mut deps,
-            );
-            match res {
-                Ok(op) => steps.push(Step {
-                    pos,
-                    original: inst.original.clone(),
-                    from_onbuild,
-                    op,
-                }),
-                Err(e) if strict => return Err(e),
-                Err(_) => break,
-            }
+            )?;
+            steps.push(Step {
+                pos,
+                original: inst.original.clone(),
+                from_onbuild,
+                op,
+            });
         }
+        let registered: Vec<String> = steps
+            .iter()
+            .filter_map(|s| match &s.op {
+                Op::Onbuild { trigger } => Some(trigger.clone()),
+                _ => None,
+            })
+            .collect();
         let st = &mut stages[i];
+        st.final_onbuild = registered;
         st.steps = steps;
         st.deps = deps;
         st.final_env = env;
@@ -993,9 +1010,7 @@ impl<'a> Planner<'a> {
         &mut self,
         inst: &Instruction,
         pos: Pos,
-        stage: usize,
         names: &[Option<String>],
-        strict: bool,
         env: &mut Vars,
         args: &mut Vars,
         workdir: &mut String,
@@ -1004,12 +1019,7 @@ impl<'a> Planner<'a> {
     ) -> Result<Op> {
         let line = pos.line;
         let ex = |this: &Self, w: &Word, env: &Vars, args: &Vars| -> Result<String> {
-            let l = Layered(env, args);
-            match this.expand(w, &l) {
-                Ok(v) => Ok(v),
-                Err(e) if strict => Err(e),
-                Err(_) => Ok(w.text.clone()),
-            }
+            this.expand(w, &Layered(env, args))
         };
         Ok(match &inst.kind {
             Kind::From(_) => unreachable_from(inst)?,
@@ -1018,9 +1028,7 @@ impl<'a> Planner<'a> {
                 for d in decls {
                     let name = d.name.text.as_str();
                     let value = if let Some(v) = self.build_args.get(name) {
-                        if strict {
-                            self.used_args.insert(name.to_string());
-                        }
+                        self.used_args.insert(name.to_string());
                         Some(v.to_string())
                     } else if let Some(def) = &d.default {
                         let w = Word::new(def.clone(), d.name.pos);
@@ -1059,21 +1067,21 @@ impl<'a> Planner<'a> {
                 for m in &r.mounts {
                     let l = Layered(env, args);
                     let lexer = self.lexer;
-                    let spec = mount::parse(&m.spec.text, |v| lexer.process_word(v, &l), !strict)
+                    let spec = mount::parse(&m.spec.text, |v| lexer.process_word(v, &l), false)
                         .map_err(|e| {
-                        Error::new(
-                            ErrorKind::BadFlagValue {
-                                flag: "mount".into(),
-                                reason: e.message,
-                            },
-                            m.spec.pos,
-                        )
-                        .with_len(m.spec.text.chars().count())
-                        .with_hint(e.hint)
-                    })?;
+                            Error::new(
+                                ErrorKind::BadFlagValue {
+                                    flag: "mount".into(),
+                                    reason: e.message,
+                                },
+                                m.spec.pos,
+                            )
+                            .with_len(m.spec.text.chars().count())
+                            .with_hint(e.hint)
+                        })?;
                     let source_ref = match &spec.from {
                         Some(f) => {
-                            let s = self.resolve_from(f, m.spec.pos, stage, names, strict)?;
+                            let s = self.resolve_from(f, m.spec.pos, names)?;
                             if let Source::Stage { index } = s {
                                 deps.push(Dep {
                                     stage: index,
@@ -1125,7 +1133,7 @@ impl<'a> Planner<'a> {
                         let l = Layered(env, args);
                         match lx.process_word(&h.content, &l) {
                             Ok(v) => v,
-                            Err(m) if strict => return Err(Error::new(
+                            Err(m) => return Err(Error::new(
                                 ErrorKind::Expansion(m),
                                 pos,
                             )
@@ -1133,7 +1141,6 @@ impl<'a> Planner<'a> {
                             .with_hint(
                                 "quote the heredoc delimiter (<<'EOF') to take the body literally",
                             )),
-                            Err(_) => h.content.clone(),
                         }
                     } else {
                         h.content.clone()
@@ -1157,7 +1164,7 @@ impl<'a> Planner<'a> {
                             )
                             .with_hint("name a stage, a stage index or an image"));
                         }
-                        let s = self.resolve_from(&v, f.pos, stage, names, strict)?;
+                        let s = self.resolve_from(&v, f.pos, names)?;
                         if let Source::Stage { index } = s {
                             deps.push(Dep {
                                 stage: index,
@@ -1177,7 +1184,7 @@ impl<'a> Planner<'a> {
                 let chmod = match &c.chmod {
                     Some(w) => {
                         let v = ex(self, w, env, args)?;
-                        if strict && !valid_chmod(&v) {
+                        if !valid_chmod(&v) {
                             return Err(Error::new(
                                 ErrorKind::BadFlagValue {
                                     flag: "chmod".into(),
@@ -1195,7 +1202,7 @@ impl<'a> Planner<'a> {
                 let checksum = match &c.checksum {
                     Some(w) => {
                         let v = ex(self, w, env, args)?;
-                        if strict && !valid_checksum(&v) {
+                        if !valid_checksum(&v) {
                             return Err(Error::new(
                                 ErrorKind::BadFlagValue {
                                     flag: "checksum".into(),
@@ -1259,11 +1266,10 @@ impl<'a> Planner<'a> {
                     let l = Layered(env, args);
                     match self.lexer.process_words(&p.text, &l) {
                         Ok(ws) => out.extend(ws),
-                        Err(m) if strict => {
+                        Err(m) => {
                             return Err(Error::new(ErrorKind::Expansion(m), p.pos)
                                 .with_len(p.text.chars().count()))
                         }
-                        Err(_) => out.push(p.text.clone()),
                     }
                 }
                 Op::Expose { ports: out }
@@ -1298,12 +1304,13 @@ impl<'a> Planner<'a> {
         })
     }
 
-    fn check_cycles(&self, stages: &[Stage], needed: &[bool]) -> Result<()> {
-        // Iterative DFS with colours; report the first cycle as a path of stage labels.
+    fn check_cycles(&self, stages: &[Stage]) -> Result<()> {
+        // Iterative DFS with colours from each stage in file order; the error names the stage
+        // the search started from (as BuildKit does) and the hint shows the whole loop.
         let n = stages.len();
         let mut colour = vec![0u8; n];
         for start in 0..n {
-            if !needed[start] || colour[start] != 0 {
+            if colour[start] != 0 {
                 continue;
             }
             let mut stack: Vec<(usize, usize)> = vec![(start, 0)];
@@ -1326,12 +1333,13 @@ impl<'a> Planner<'a> {
                                 .collect();
                             path.push(stages[d.stage].label());
                             return Err(Error::new(
-                                ErrorKind::Cycle(path.join(" -> ")),
+                                ErrorKind::Cycle(stages[start].label()),
                                 Pos::new(d.line, 1),
                             )
-                            .with_hint(
-                                "a stage cannot (directly or indirectly) copy from or mount itself",
-                            ));
+                            .with_hint(format!(
+                                "the stages form a loop ({}); a stage cannot copy from or mount itself, directly or through others",
+                                path.join(" -> ")
+                            )));
                         }
                         _ => {}
                     }
@@ -1343,6 +1351,35 @@ impl<'a> Planner<'a> {
         }
         Ok(())
     }
+}
+
+/// A stage may only copy from or mount a stage defined before it (BuildKit, Dockerfile 1.7).
+fn check_definition_order(stages: &[Stage], needed: &[bool]) -> Result<()> {
+    for st in stages.iter().filter(|s| needed[s.index]) {
+        for d in &st.deps {
+            if d.stage > st.index {
+                let verb = if d.kind == DepKind::MountFrom {
+                    "mount"
+                } else {
+                    "copy"
+                };
+                return Err(Error::new(
+                    ErrorKind::Stage(format!(
+                        "cannot {verb} from stage {:?}, it needs to be defined before current stage {:?}",
+                        stages[d.stage].label(),
+                        st.label()
+                    )),
+                    Pos::new(d.line, 1),
+                )
+                .with_hint(format!(
+                    "move stage {} above stage {} in the Dockerfile",
+                    stages[d.stage].label(),
+                    st.label()
+                )));
+            }
+        }
+    }
+    Ok(())
 }
 
 fn unreachable_from(inst: &Instruction) -> Result<Op> {

@@ -216,7 +216,7 @@ pub fn render_text(plan: &Plan, file: &str) -> String {
         for step in &s.steps {
             let mut line = step.op.summary(&labels);
             if step.from_onbuild {
-                line.push_str("   (ONBUILD trigger of the base image)");
+                line.push_str("   (ONBUILD trigger of the base)");
             }
             let _ = writeln!(o, "  {:>4}  {line}", step.pos.line);
             for img in step_images(&step.op) {

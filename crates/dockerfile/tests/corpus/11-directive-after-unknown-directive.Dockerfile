@@ -1,0 +1,5 @@
+# maintainer=platform-team
+# escape=`
+FROM alpine:3.20
+RUN echo first \
+    second

@@ -1,0 +1,9 @@
+FROM alpine:3.20
+ARG APP_USER=svc
+ARG UID=1001
+RUN adduser -D -u $UID $APP_USER
+WORKDIR /srv
+WORKDIR app
+WORKDIR ../data
+WORKDIR $HOME_DIR/logs
+USER ${APP_USER}:${GID:-${UID}}

@@ -1,0 +1,3 @@
+ARG REGISTRY
+FROM ${REGISTRY:?registry-mirror-required}/library/alpine:3.20
+RUN echo unreachable

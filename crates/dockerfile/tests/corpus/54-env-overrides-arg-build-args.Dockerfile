@@ -1,0 +1,6 @@
+FROM alpine:3.20
+ARG MODE=release
+ARG LEVEL=1
+ENV LEVEL=5
+LABEL mode=$MODE level=$LEVEL
+RUN echo "$MODE $LEVEL"
