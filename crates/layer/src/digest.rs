@@ -6,9 +6,23 @@ use std::fmt;
 use std::io::{self, Read, Write};
 use std::str::FromStr;
 
-/// A validated `sha256:<64 lowercase hex>` digest.
-#[derive(Clone, PartialEq, Eq, Hash, PartialOrd, Ord)]
+/// A validated `sha256:<64 lowercase hex>` digest (serialised as that string).
+#[derive(Clone, PartialEq, Eq, Hash, PartialOrd, Ord, serde::Serialize, serde::Deserialize)]
+#[serde(try_from = "String", into = "String")]
 pub struct Digest(String);
+
+impl TryFrom<String> for Digest {
+    type Error = DigestParseError;
+    fn try_from(s: String) -> Result<Self, Self::Error> {
+        s.parse()
+    }
+}
+
+impl From<Digest> for String {
+    fn from(d: Digest) -> String {
+        d.0
+    }
+}
 
 /// Why a string is not a digest we accept.
 #[derive(Debug, thiserror::Error)]

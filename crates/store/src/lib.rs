@@ -1,1 +1,47 @@
-//! Content store: OCI blob layout, metadata database, locks, fsck and prune (in progress).
+//! The content store: blobs in an OCI image layout, metadata in a redb database, file locks so
+//! several whittle processes can share one store, and `fsck`/`prune`.
+//!
+//! ## Layout of a store root
+//!
+//! ```text
+//! oci-layout, index.json   OCI image layout (index.json lists tagged images; skopeo/umoci read it)
+//! blobs/sha256/<hex>       content-addressed blobs, written temp -> fsync -> rename
+//! tmp/                     temp files of blobs being written (dropped by fsck/prune)
+//! meta.redb                tags, images, snapshots, cache records, cache mounts
+//! snapshots/<hex>          extracted snapshot dirs keyed by chain id (tmp-* while being made)
+//! cache-mounts/<hex>       persistent RUN --mount=type=cache dirs
+//! locks/                   flock files
+//! ```
+//!
+//! ## Crash safety and concurrency
+//!
+//! A blob is written to `tmp/`, fsynced, renamed into `blobs/` and its directory fsynced before any
+//! database record can mention it; redb commits are durable and atomic. A kill at any moment leaves
+//! at worst a temp file or an unreferenced blob, which `fsck`/`prune` drop.
+//!
+//! redb holds an exclusive lock on its file while open, so the database is opened per transaction
+//! under `locks/db.lock` (waited for, held for milliseconds), never for the length of a build.
+//! Writers hold a *shared* lease (`locks/gc.lock`) from the moment they write a blob until it is
+//! referenced; `prune` and temp-file cleanup take it exclusively, so they never delete what a
+//! running build is about to reference, while any number of builds run side by side.
+
+#![cfg_attr(test, allow(clippy::unwrap_used))]
+
+pub mod archive;
+mod error;
+mod gc;
+mod lock;
+mod reference;
+mod store;
+
+pub use archive::{load, save, ArchiveFormat, LoadedImage};
+pub use error::{Result, StoreError};
+pub use gc::{FsckReport, PruneOptions, PruneReport};
+pub use lock::FileLock;
+pub use reference::Reference;
+pub use store::{
+    default_root, BlobWriter, CacheMount, CacheRecord, HistoryEntry, ImageRecord, Lease,
+    SnapshotDir, SnapshotRecord, Store, TaggedImage, MEDIA_TYPE_CONFIG, MEDIA_TYPE_INDEX,
+    MEDIA_TYPE_MANIFEST,
+};
+pub use whittle_layer::Digest;

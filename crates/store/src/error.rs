@@ -1,0 +1,91 @@
+//! Typed errors of the content store.
+
+use std::io;
+use std::path::PathBuf;
+use whittle_layer::Digest;
+
+/// Errors of store operations.
+#[derive(Debug, thiserror::Error)]
+pub enum StoreError {
+    /// A filesystem operation failed.
+    #[error("{op} {path}: {source}")]
+    Io {
+        /// What was being done.
+        op: &'static str,
+        /// On what.
+        path: PathBuf,
+        /// The cause.
+        source: io::Error,
+    },
+    /// The metadata database failed.
+    #[error("metadata database: {0}")]
+    Db(#[from] redb::Error),
+    /// A stored record or document is not valid JSON of the expected shape.
+    #[error("{what}: {source}")]
+    Json {
+        /// Which document.
+        what: String,
+        /// The cause.
+        source: serde_json::Error,
+    },
+    /// Written content does not hash to the digest it was announced with.
+    #[error("digest mismatch: expected {expected}, content hashes to {actual}")]
+    DigestMismatch {
+        /// Announced digest.
+        expected: Digest,
+        /// Actual digest.
+        actual: Digest,
+    },
+    /// A blob that should be present is not.
+    #[error("blob {0} is not in the store")]
+    BlobMissing(Digest),
+    /// A document is larger than documents (manifests, configs, indexes) may be.
+    #[error("{what} is larger than {limit} bytes")]
+    TooLarge {
+        /// Which document.
+        what: String,
+        /// The limit.
+        limit: u64,
+    },
+    /// No image matches a name or id.
+    #[error("no such image: {0}")]
+    ImageNotFound(String),
+    /// A short id matches several images.
+    #[error("{0} matches several images; give more of the id")]
+    Ambiguous(String),
+    /// An image reference cannot be used as a tag.
+    #[error("invalid image reference {0:?}: {1}")]
+    InvalidReference(String, &'static str),
+    /// A manifest or archive is not something we can store.
+    #[error("invalid image: {0}")]
+    InvalidImage(String),
+    /// An image still has tags or dependants.
+    #[error("{0}")]
+    Conflict(String),
+    /// An OCI spec document failed to build or parse.
+    #[error("OCI document: {0}")]
+    Oci(#[from] oci_spec::OciSpecError),
+}
+
+impl StoreError {
+    pub(crate) fn io(op: &'static str, path: impl Into<PathBuf>, source: io::Error) -> StoreError {
+        StoreError::Io {
+            op,
+            path: path.into(),
+            source,
+        }
+    }
+    pub(crate) fn json(what: impl Into<String>, source: serde_json::Error) -> StoreError {
+        StoreError::Json {
+            what: what.into(),
+            source,
+        }
+    }
+}
+
+/// Shorthand for store results.
+pub type Result<T, E = StoreError> = std::result::Result<T, E>;
+
+pub(crate) fn db<E: Into<redb::Error>>(e: E) -> StoreError {
+    StoreError::Db(e.into())
+}

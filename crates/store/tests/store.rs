@@ -1,0 +1,445 @@
+//! Store behaviour: blobs, images, tags, snapshots, cache, fsck, prune, archives.
+#![allow(clippy::unwrap_used)]
+
+use std::fs;
+use std::io::{Read, Write};
+use std::path::Path;
+use whittle_layer::{write_layer, Compression, WriteOptions};
+use whittle_store::*;
+
+fn store() -> (tempfile::TempDir, Store) {
+    let t = tempfile::tempdir().unwrap();
+    let s = Store::open(t.path().join("root")).unwrap();
+    (t, s)
+}
+
+/// Builds a one-layer image from generated files; returns its record.
+fn make_image(s: &Store, seed: u8, compression: Compression) -> ImageRecord {
+    let src = tempfile::tempdir().unwrap();
+    fs::create_dir(src.path().join("bin")).unwrap();
+    fs::write(
+        src.path().join("bin/tool"),
+        vec![seed; 50_000 + seed as usize],
+    )
+    .unwrap();
+    fs::write(src.path().join("hello.txt"), format!("hello {seed}\n")).unwrap();
+    let mut w = s.blob_writer(None).unwrap();
+    let opts = WriteOptions {
+        compression,
+        threads: 2,
+        epoch: 0,
+        ..WriteOptions::default()
+    };
+    let (info, w2) = write_layer(src.path(), &opts, &mut w).unwrap();
+    let _ = w2;
+    let (digest, size) = w.commit().unwrap();
+    assert_eq!(digest, info.digest);
+    assert_eq!(size, info.size);
+    let config = serde_json::json!({
+        "created": "2024-01-01T00:00:00Z",
+        "architecture": "amd64",
+        "os": "linux",
+        "config": {"Cmd": ["/bin/tool"]},
+        "rootfs": {"type": "layers", "diff_ids": [info.diff_id.to_string()]},
+        "history": [
+            {"created": "2024-01-01T00:00:00Z", "created_by": "COPY . /", "comment": "seed"},
+            {"created": "2024-01-01T00:00:00Z", "created_by": "CMD [\"/bin/tool\"]", "empty_layer": true}
+        ]
+    });
+    s.write_image(
+        &serde_json::to_vec(&config).unwrap(),
+        &[(info.digest, info.media_type.to_string(), info.size)],
+    )
+    .unwrap()
+}
+
+#[test]
+fn layout_and_blob_writer() {
+    let (_t, s) = store();
+    assert!(s.root().join("oci-layout").is_file());
+    assert!(s.root().join("index.json").is_file());
+    let d = s.put_bytes(b"hello").unwrap();
+    assert_eq!(d, Digest::of_bytes(b"hello"));
+    assert_eq!(fs::read(s.blob_path(&d)).unwrap(), b"hello");
+    // Wrong expected digest: refused, nothing left behind.
+    let mut w = s.blob_writer(Some(Digest::of_bytes(b"other"))).unwrap();
+    w.write_all(b"hello!").unwrap();
+    assert!(matches!(w.commit(), Err(StoreError::DigestMismatch { .. })));
+    assert_eq!(fs::read_dir(s.root().join("tmp")).unwrap().count(), 0);
+    // Dropped writer: temp file removed.
+    let mut w = s.blob_writer(None).unwrap();
+    w.write_all(b"partial").unwrap();
+    drop(w);
+    assert_eq!(fs::read_dir(s.root().join("tmp")).unwrap().count(), 0);
+    assert!(!s.has_blob(&Digest::of_bytes(b"partial")));
+}
+
+#[test]
+fn images_tags_history_and_index_json() {
+    let (_t, s) = store();
+    let img = make_image(&s, 1, Compression::default());
+    let r = Reference::parse("demo/app:v1").unwrap();
+    s.tag(&r, &img.manifest).unwrap();
+    s.tag(&Reference::parse("demo/app").unwrap(), &img.manifest)
+        .unwrap();
+    let all = s.images().unwrap();
+    assert_eq!(all.len(), 1);
+    assert_eq!(all[0].tags, vec!["demo/app:latest", "demo/app:v1"]);
+    assert_eq!(s.resolve("demo/app:v1").unwrap().image, img);
+    assert_eq!(s.resolve(&img.config.hex()[..12]).unwrap().image, img);
+    assert_eq!(s.resolve(img.manifest.as_str()).unwrap().image, img);
+    assert!(matches!(
+        s.resolve("nope"),
+        Err(StoreError::ImageNotFound(_))
+    ));
+    let idx: serde_json::Value =
+        serde_json::from_slice(&fs::read(s.root().join("index.json")).unwrap()).unwrap();
+    let m = idx["manifests"].as_array().unwrap();
+    assert_eq!(m.len(), 2);
+    assert_eq!(m[0]["digest"], img.manifest.as_str());
+    assert_eq!(
+        m[1]["annotations"]["org.opencontainers.image.ref.name"],
+        "v1"
+    );
+    assert_eq!(
+        m[1]["annotations"]["io.containerd.image.name"],
+        "demo/app:v1"
+    );
+    let h = s.history(&img).unwrap();
+    assert_eq!(h.len(), 2);
+    assert_eq!(h[0].created_by.as_deref(), Some("CMD [\"/bin/tool\"]"));
+    assert_eq!(h[0].layer, None);
+    assert_eq!(h[1].layer.as_ref(), Some(&img.layers[0]));
+    assert!(h[1].size > 0);
+    assert_eq!(s.untag(&r).unwrap(), Some(img.manifest.clone()));
+    assert_eq!(s.resolve("demo/app").unwrap().tags, vec!["demo/app:latest"]);
+    let removed = s.remove_image(&img.manifest).unwrap();
+    assert_eq!(removed, vec!["demo/app:latest"]);
+    assert!(s.images().unwrap().is_empty());
+}
+
+#[test]
+fn snapshots_cache_records_and_cache_mounts() {
+    let (_t, s) = store();
+    let base = Digest::of_bytes(b"base");
+    let top_diff = Digest::of_bytes(b"top");
+    let top = whittle_layer::chain_id(Some(&base), &top_diff);
+    let d = s.prepare_snapshot().unwrap();
+    fs::write(d.path().join("f"), b"base").unwrap();
+    d.commit(&base, None, &base).unwrap();
+    let d = s.prepare_snapshot().unwrap();
+    let tmp_path = d.path().to_path_buf();
+    fs::write(d.path().join("g"), b"top").unwrap();
+    let rec = d.commit(&top, Some(&base), &top_diff).unwrap();
+    assert!(!tmp_path.exists());
+    assert_eq!(rec.size, 3);
+    assert_eq!(fs::read(s.snapshot_path(&top).join("g")).unwrap(), b"top");
+    let chain = s.snapshot_chain(&top).unwrap();
+    assert_eq!(
+        chain.iter().map(|c| c.chain_id.clone()).collect::<Vec<_>>(),
+        vec![top.clone(), base.clone()]
+    );
+    // Uncommitted snapshot dirs vanish on drop.
+    let d = s.prepare_snapshot().unwrap();
+    let p = d.path().to_path_buf();
+    drop(d);
+    assert!(!p.exists());
+
+    s.put_cache("key-1", "result-1", Some(&top)).unwrap();
+    let c = s.get_cache("key-1").unwrap().unwrap();
+    assert_eq!(c.result, "result-1");
+    assert_eq!(c.snapshot, Some(top.clone()));
+    assert!(s.get_cache("key-2").unwrap().is_none());
+
+    let m = s.cache_mount("go-build", true).unwrap();
+    fs::write(m.path.join("obj"), b"o").unwrap();
+    assert!(m.lock.is_some());
+    // Held exclusively: another open cannot lock it.
+    let name = Digest::of_bytes(b"go-build").hex()[..32].to_string();
+    let lock = s.root().join("locks").join(format!("cache-{name}.lock"));
+    assert!(FileLock::try_exclusive(&lock).unwrap().is_none());
+    drop(m);
+    assert!(FileLock::try_exclusive(&lock).unwrap().is_some());
+    let again = s.cache_mount("go-build", false).unwrap();
+    assert_eq!(fs::read(again.path.join("obj")).unwrap(), b"o");
+}
+
+#[test]
+fn fsck_finds_corruption_and_drops_temp_files() {
+    let (_t, s) = store();
+    let img = make_image(&s, 2, Compression::default());
+    s.tag(&Reference::parse("x").unwrap(), &img.manifest)
+        .unwrap();
+    let r = s.fsck(false).unwrap();
+    assert!(r.is_clean(), "{r:?}");
+    assert_eq!(r.blobs_checked, 3);
+    // Leftovers of a killed writer.
+    fs::write(s.root().join("tmp/blob-dead"), b"half").unwrap();
+    fs::create_dir(s.root().join("snapshots/tmp-dead")).unwrap();
+    // Bit rot in a layer.
+    let p = s.blob_path(&img.layers[0]);
+    let mut bytes = fs::read(&p).unwrap();
+    let mid = bytes.len() / 2;
+    bytes[mid] ^= 0xff;
+    fs::write(&p, &bytes).unwrap();
+    let r = s.fsck(false).unwrap();
+    assert!(!r.is_clean());
+    assert_eq!(r.corrupt.len(), 1);
+    assert_eq!(r.corrupt[0].0, img.layers[0]);
+    assert_eq!(r.temp_removed.len(), 2);
+    assert!(!s.root().join("tmp/blob-dead").exists());
+    // Temp files are left alone while a writer holds a lease.
+    let lease = s.lease().unwrap();
+    fs::write(s.root().join("tmp/blob-live"), b"x").unwrap();
+    let r = s.fsck(false).unwrap();
+    assert!(r.temp_in_use && s.root().join("tmp/blob-live").exists());
+    drop(lease);
+    let r = s.fsck(true).unwrap();
+    assert_eq!(r.corrupt_removed, vec![img.layers[0].clone()]);
+    let r = s.fsck(false).unwrap();
+    assert_eq!(
+        r.missing,
+        vec![(img.manifest.clone(), img.layers[0].clone())]
+    );
+}
+
+#[test]
+fn prune_drops_unreferenced_and_respects_keep_storage() {
+    let (_t, s) = store();
+    let kept = make_image(&s, 3, Compression::default());
+    s.tag(&Reference::parse("kept").unwrap(), &kept.manifest)
+        .unwrap();
+    let dangling = make_image(&s, 4, Compression::default());
+    let stray = s.put_bytes(b"stray").unwrap();
+    let mk = |name: &[u8], parent: Option<&Digest>, bytes: usize| {
+        let d = s.prepare_snapshot().unwrap();
+        fs::write(d.path().join("data"), vec![1u8; bytes]).unwrap();
+        let id = Digest::of_bytes(name);
+        d.commit(&id, parent, &id).unwrap();
+        std::thread::sleep(std::time::Duration::from_millis(1100));
+        id
+    };
+    let a = mk(b"a", None, 100_000);
+    let b = mk(b"b", Some(&a), 100_000);
+    let c = mk(b"c", None, 100_000);
+    s.put_cache("k-b", "b", Some(&b)).unwrap();
+    s.put_cache("k-c", "c", Some(&c)).unwrap();
+    // c is used last, so b (a leaf, older) goes first, then a; c stays.
+    s.snapshot(&c).unwrap();
+    let blobs = s.disk_usage().unwrap() - 300_000;
+    let r = s
+        .prune(&PruneOptions {
+            keep_storage: Some(blobs + 150_000),
+        })
+        .unwrap();
+    assert_eq!(r.images_removed, vec![dangling.manifest.clone()]);
+    assert!(!s.has_blob(&stray) && !s.has_blob(&dangling.layers[0]));
+    assert!(kept.blobs().all(|b| s.has_blob(b)));
+    assert!(s.snapshot(&c).unwrap().is_some());
+    assert!(s.snapshot(&b).unwrap().is_none() && s.snapshot(&a).unwrap().is_none());
+    assert!(!s.snapshot_path(&a).exists());
+    assert!(s.get_cache("k-b").unwrap().is_none());
+    assert!(s.get_cache("k-c").unwrap().is_some());
+    // No budget: all build cache goes, tagged images stay.
+    let r = s.prune(&PruneOptions::default()).unwrap();
+    assert_eq!(r.snapshots_removed, 1);
+    assert!(s.get_cache("k-c").unwrap().is_none());
+    assert!(s.fsck(false).unwrap().is_clean());
+    assert_eq!(s.resolve("kept").unwrap().image, kept);
+}
+
+fn archive_bytes(s: &Store, refs: &[&str], format: ArchiveFormat) -> Vec<u8> {
+    let imgs: Vec<_> = refs
+        .iter()
+        .map(|r| {
+            (
+                Some(Reference::parse(r).unwrap()),
+                s.resolve(r).unwrap().image,
+            )
+        })
+        .collect();
+    save(s, &imgs, format, Vec::new()).unwrap()
+}
+
+#[test]
+fn save_and_load_round_trip_identically() {
+    let (t, a) = store();
+    let i1 = make_image(&a, 5, Compression::default());
+    let i2 = make_image(&a, 6, Compression::Zstd { level: 3 });
+    a.tag(&Reference::parse("one:1").unwrap(), &i1.manifest)
+        .unwrap();
+    a.tag(&Reference::parse("one:also").unwrap(), &i1.manifest)
+        .unwrap();
+    a.tag(&Reference::parse("reg.local/two").unwrap(), &i2.manifest)
+        .unwrap();
+    let refs = ["one:1", "one:also", "reg.local/two:latest"];
+    for format in [ArchiveFormat::Oci, ArchiveFormat::Docker] {
+        let bytes = archive_bytes(&a, &refs, format);
+        assert_eq!(
+            bytes,
+            archive_bytes(&a, &refs, format),
+            "save is deterministic"
+        );
+        let file = t.path().join("x.tar");
+        fs::write(&file, &bytes).unwrap();
+        let b = Store::open(t.path().join(format!("b-{format:?}"))).unwrap();
+        let loaded = load(&b, &file).unwrap();
+        assert_eq!(loaded.len(), 2, "{loaded:?}");
+        assert_eq!(loaded[0].manifest, i1.manifest);
+        assert_eq!(loaded[0].tags, vec!["one:1", "one:also"]);
+        assert_eq!(loaded[1].manifest, i2.manifest);
+        assert_eq!(b.resolve("reg.local/two").unwrap().image.layers, i2.layers);
+        // And saved again from there: the same bytes.
+        assert_eq!(archive_bytes(&b, &refs, format), bytes);
+        assert!(b.fsck(false).unwrap().is_clean());
+    }
+    // gzip-compressed archive.
+    let bytes = archive_bytes(&a, &["one:1"], ArchiveFormat::Oci);
+    let mut gz = flate2::write::GzEncoder::new(Vec::new(), flate2::Compression::fast());
+    gz.write_all(&bytes).unwrap();
+    let file = t.path().join("x.tar.gz");
+    fs::write(&file, gz.finish().unwrap()).unwrap();
+    let c = Store::open(t.path().join("c")).unwrap();
+    assert_eq!(load(&c, &file).unwrap()[0].manifest, i1.manifest);
+    // The store root is itself an OCI layout directory.
+    let d = Store::open(t.path().join("d")).unwrap();
+    let loaded = load(&d, a.root()).unwrap();
+    assert_eq!(loaded.len(), 2);
+    assert_eq!(d.resolve("one:also").unwrap().image.manifest, i1.manifest);
+}
+
+fn tar_append(b: &mut tar::Builder<Vec<u8>>, path: &str, data: &[u8]) {
+    let mut h = tar::Header::new_ustar();
+    h.set_size(data.len() as u64);
+    h.set_mode(0o644);
+    b.append_data(&mut h, path, data).unwrap();
+}
+
+#[test]
+fn classic_docker_archive_loads() {
+    let t = tempfile::tempdir().unwrap();
+    let src = t.path().join("src");
+    fs::create_dir(&src).unwrap();
+    fs::write(src.join("f"), b"classic").unwrap();
+    let (info, layer) = write_layer(
+        &src,
+        &WriteOptions {
+            compression: Compression::None,
+            epoch: 0,
+            ..WriteOptions::default()
+        },
+        Vec::new(),
+    )
+    .unwrap();
+    let cfg = serde_json::to_vec(&serde_json::json!({
+        "architecture": "amd64", "os": "linux",
+        "rootfs": {"type": "layers", "diff_ids": [info.diff_id.to_string(), info.diff_id.to_string()]}
+    }))
+    .unwrap();
+    let cfg_d = Digest::of_bytes(&cfg);
+    let mut b = tar::Builder::new(Vec::new());
+    tar_append(&mut b, "aaa/layer.tar", &layer);
+    tar_append(&mut b, "aaa/VERSION", b"1.0");
+    // A repeated layer stored as a symlink, as old `docker save` does.
+    let mut h = tar::Header::new_ustar();
+    h.set_entry_type(tar::EntryType::Symlink);
+    h.set_size(0);
+    b.append_link(&mut h, "bbb/layer.tar", "../aaa/layer.tar")
+        .unwrap();
+    tar_append(&mut b, &format!("{}.json", cfg_d.hex()), &cfg);
+    let manifest = serde_json::json!([{
+        "Config": format!("{}.json", cfg_d.hex()),
+        "RepoTags": ["classic:v1", "classic:v2"],
+        "Layers": ["aaa/layer.tar", "bbb/layer.tar"]
+    }]);
+    tar_append(
+        &mut b,
+        "manifest.json",
+        &serde_json::to_vec(&manifest).unwrap(),
+    );
+    let file = t.path().join("classic.tar");
+    fs::write(&file, b.into_inner().unwrap()).unwrap();
+    let s = Store::open(t.path().join("root")).unwrap();
+    let loaded = load(&s, &file).unwrap();
+    assert_eq!(loaded.len(), 1);
+    assert_eq!(loaded[0].id, cfg_d);
+    assert_eq!(loaded[0].tags, vec!["classic:v1", "classic:v2"]);
+    let img = s.resolve("classic:v2").unwrap().image;
+    assert_eq!(img.layers, vec![info.diff_id.clone(), info.diff_id.clone()]);
+    let (m, _) = s.manifest_and_config(&img).unwrap();
+    assert_eq!(m["mediaType"], MEDIA_TYPE_MANIFEST);
+    assert_eq!(
+        m["layers"][0]["mediaType"],
+        whittle_layer::MEDIA_TYPE_LAYER_TAR
+    );
+    // A layer that does not match the config is refused.
+    let bad = serde_json::to_vec(&serde_json::json!({
+        "architecture": "amd64", "os": "linux",
+        "rootfs": {"type": "layers", "diff_ids": [Digest::of_bytes(b"x").to_string()]}
+    }))
+    .unwrap();
+    let mut b = tar::Builder::new(Vec::new());
+    tar_append(&mut b, "aaa/layer.tar", &layer);
+    tar_append(&mut b, "cfg.json", &bad);
+    tar_append(
+        &mut b,
+        "manifest.json",
+        br#"[{"Config":"cfg.json","RepoTags":["bad:1"],"Layers":["aaa/layer.tar"]}]"#,
+    );
+    fs::write(&file, b.into_inner().unwrap()).unwrap();
+    let err = load(&s, &file).unwrap_err();
+    assert!(err.to_string().contains("config says"), "{err}");
+    assert!(matches!(
+        s.resolve("bad:1"),
+        Err(StoreError::ImageNotFound(_))
+    ));
+}
+
+#[test]
+fn archive_blob_with_wrong_name_is_refused() {
+    let t = tempfile::tempdir().unwrap();
+    let mut b = tar::Builder::new(Vec::new());
+    tar_append(
+        &mut b,
+        &format!("blobs/sha256/{}", Digest::of_bytes(b"real").hex()),
+        b"forged",
+    );
+    fs::write(t.path().join("f.tar"), b.into_inner().unwrap()).unwrap();
+    let s = Store::open(t.path().join("root")).unwrap();
+    let err = load(&s, &t.path().join("f.tar")).unwrap_err();
+    assert!(err.to_string().contains("hashes to"), "{err}");
+    assert!(!s.has_blob(&Digest::of_bytes(b"real")));
+}
+
+#[test]
+fn concurrent_writers_share_the_store() {
+    let (_t, s) = store();
+    let handles: Vec<_> = (0..4u8)
+        .map(|i| {
+            let s = Store::open(s.root()).unwrap();
+            std::thread::spawn(move || {
+                for j in 0..3u8 {
+                    let img = make_image(&s, i * 10 + j, Compression::Gzip { level: 1 });
+                    s.tag(
+                        &Reference::parse(&format!("t{i}:{j}")).unwrap(),
+                        &img.manifest,
+                    )
+                    .unwrap();
+                    s.put_cache(&format!("k{i}{j}"), "r", None).unwrap();
+                }
+            })
+        })
+        .collect();
+    for h in handles {
+        h.join().unwrap();
+    }
+    assert_eq!(s.images().unwrap().len(), 12);
+    assert!(s.fsck(false).unwrap().is_clean());
+}
+
+#[allow(dead_code)]
+fn read_all(p: &Path) -> Vec<u8> {
+    let mut v = Vec::new();
+    fs::File::open(p).unwrap().read_to_end(&mut v).unwrap();
+    v
+}
