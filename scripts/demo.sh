@@ -2,5 +2,4 @@
 # The quick-start demo: plan the bundled multi-stage example.
 set -euo pipefail
 cd "$(dirname "$0")/.."
-cargo build --release -q -p whittle
-exec target/release/whittle plan examples/go-scratch
+exec cargo run --release -q -p whittle -- plan examples/go-scratch

@@ -3,7 +3,8 @@
 use serde::Serialize;
 use std::fmt;
 
-/// A 1-based position in the Dockerfile: line and column (in characters).
+/// A 1-based position in the Dockerfile: line and column (in characters). Line 0 means the
+/// error is about the file as a whole, not a place in it.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize, Default)]
 pub struct Pos {
     pub line: usize,
@@ -78,7 +79,11 @@ impl std::error::Error for Error {}
 
 impl fmt::Display for Error {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        write!(f, "line {}:{}: {}", self.pos.line, self.pos.col, self.kind)
+        if self.pos.line == 0 {
+            write!(f, "{}", self.kind)
+        } else {
+            write!(f, "line {}:{}: {}", self.pos.line, self.pos.col, self.kind)
+        }
     }
 }
 
@@ -113,6 +118,14 @@ impl Error {
     ///   = help: did you mean COPY?
     /// ```
     pub fn render(&self, file: &str, source: &str) -> String {
+        if self.pos.line == 0 {
+            // Not about a place in the file (an unknown --target, an empty file).
+            let mut out = format!("error: {}\n --> {file}\n", self.kind);
+            if let Some(hint) = &self.hint {
+                out.push_str(&format!("  = help: {hint}\n"));
+            }
+            return out;
+        }
         let mut out = format!(
             "error: {}\n --> {}:{}:{}\n",
             self.kind, file, self.pos.line, self.pos.col

@@ -143,6 +143,14 @@ pub fn parse_size(v: &str) -> Option<u64> {
     (bytes.is_finite() && bytes >= 0.0 && bytes < u64::MAX as f64).then_some(bytes as u64)
 }
 
+/// The literal `from=` value of a mount specification, if it has one (no expansion).
+pub fn literal_from(spec: &str) -> Option<String> {
+    csv_fields(spec).ok()?.into_iter().find_map(|f| {
+        let (k, v) = f.split_once('=')?;
+        k.trim().eq_ignore_ascii_case("from").then(|| v.to_string())
+    })
+}
+
 /// Parses one `--mount` value. `expand` expands each value (the planner passes the stage's
 /// variables; the parser passes the identity). With `lenient`, values that still contain `$`
 /// are not validated (they are checked again after expansion).
@@ -162,28 +170,6 @@ pub fn parse(
     let mut required = false;
     let mut env = None;
     let fields = csv_fields(spec)?;
-    // `type` decides which keys are valid, so find it first.
-    for f in &fields {
-        if let Some((k, v)) = f.split_once('=') {
-            if k.trim().eq_ignore_ascii_case("type") {
-                let v = expand(v).map_err(|e| err(e, "fix the variable reference"))?;
-                kind = match v.as_str() {
-                    "bind" => MountType::Bind,
-                    "cache" => MountType::Cache,
-                    "tmpfs" => MountType::Tmpfs,
-                    "secret" => MountType::Secret,
-                    "ssh" => MountType::Ssh,
-                    _ if lenient && v.contains('$') => MountType::Bind,
-                    _ => {
-                        return Err(err(
-                            format!("unsupported mount type {v:?}"),
-                            "use type=bind, cache, tmpfs, secret or ssh",
-                        ))
-                    }
-                };
-            }
-        }
-    }
     for f in fields {
         let f = f.trim();
         if f.is_empty() {
@@ -224,7 +210,24 @@ pub fn parse(
             }
         };
         match key.as_str() {
-            "type" => {}
+            // Options are checked left to right against the type known so far, as BuildKit
+            // does: `size=64m,type=tmpfs` is refused, `type=tmpfs,size=64m` is not.
+            "type" => {
+                kind = match v.as_str() {
+                    "bind" => MountType::Bind,
+                    "cache" => MountType::Cache,
+                    "tmpfs" => MountType::Tmpfs,
+                    "secret" => MountType::Secret,
+                    "ssh" => MountType::Ssh,
+                    _ if unexpanded => MountType::Bind,
+                    _ => {
+                        return Err(err(
+                            format!("unsupported mount type {v:?}"),
+                            "use type=bind, cache, tmpfs, secret or ssh",
+                        ))
+                    }
+                };
+            }
             "id" => id = Some(v),
             "source" | "src" => source = Some(v),
             "target" | "dst" | "destination" => target = Some(v),
@@ -422,6 +425,19 @@ mod tests {
         assert!(p("target=/x,bogus").is_err());
         assert!(p("target=/x,ro=maybe").is_err());
         assert!(p("\"target=/x").is_err());
+    }
+
+    #[test]
+    fn options_apply_to_the_type_known_so_far() {
+        assert_eq!(
+            p("size=64m,type=tmpfs,target=/t").unwrap_err().message,
+            "unexpected key 'size' for mount type 'bind'"
+        );
+        assert!(p("type=tmpfs,size=64m,target=/t").is_ok());
+        assert_eq!(
+            literal_from("type=bind,from=$X,target=/x").as_deref(),
+            Some("$X")
+        );
     }
 
     #[test]

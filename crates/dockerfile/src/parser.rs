@@ -217,8 +217,10 @@ impl<'a> Parser<'a> {
                 lines: &lines,
             };
             if empty_cont {
+                // BuildKit reports it at the instruction's last line.
+                let last = logical.segs.last().map_or(line_no, |s| s.1);
                 self.warnings.push(Warning {
-                    pos: logical.pos(0),
+                    pos: Pos::new(last, 1),
                     message: "empty continuation line (it will be an error in a future Dockerfile syntax); remove it or end the line above without the escape character".into(),
                 });
             }
@@ -271,7 +273,7 @@ impl<'a> Parser<'a> {
         }
         if instructions.is_empty() {
             let (kind, line) = if lines.is_empty() {
-                (ErrorKind::Empty, 1)
+                (ErrorKind::Empty, 0)
             } else {
                 (ErrorKind::NoInstructions, lines.len())
             };
@@ -375,7 +377,7 @@ impl<'a> Parser<'a> {
                             return Err(bad_flag(
                                 &w,
                                 "network",
-                                &format!("unsupported network mode {:?}", w.text),
+                                &format!("invalid network mode {:?}", w.text),
                                 "use --network=default, none or host",
                             ))
                         }
@@ -390,16 +392,27 @@ impl<'a> Parser<'a> {
                             return Err(bad_flag(
                                 &w,
                                 "security",
-                                &format!("unsupported security mode {:?}", w.text),
+                                &format!("security {:?} is not valid", w.text),
                                 "use --security=sandbox or insecure",
                             ))
                         }
                     }),
                 };
                 let mounts = mounts?;
+                // As BuildKit: mount options are validated when the stage is planned (so a
+                // stage the target does not need cannot fail the build), except `from`, which
+                // must be literal so that the stage graph is known before any expansion.
                 for m in &mounts {
-                    crate::mount::parse(&m.text, |s| Ok(s.to_string()), true)
-                        .map_err(|e| bad_flag(m, "mount", &e.message, &e.hint))?;
+                    if let Some(from) = crate::mount::literal_from(&m.text) {
+                        if from.find('$').is_some_and(|i| i + 1 < from.len()) {
+                            return Err(bad_flag(
+                                m,
+                                "mount",
+                                "'from' doesn't support variable expansion, define alias stage instead",
+                                "add a stage `FROM <image> AS <alias>` and mount from=<alias>",
+                            ));
+                        }
+                    }
                 }
                 Kind::Run(Run {
                     cmd: a.maybe_json()?,

@@ -143,6 +143,9 @@ pub struct Plan {
     pub target_platform: Platform,
     pub build_platform: Platform,
     pub warnings: Vec<ast::Warning>,
+    /// Base images of built stages that the resolver did not know: the ENV they set is not
+    /// reflected in this plan's expansions.
+    pub unresolved_images: Vec<String>,
 }
 
 #[derive(Debug, Clone, PartialEq, Eq, Serialize)]
@@ -530,6 +533,9 @@ pub const PROXY_ARGS: &[&str] = &[
 
 const DEFAULT_SHELL: [&str; 2] = ["/bin/sh", "-c"];
 
+/// The PATH BuildKit sets for Linux images that have none.
+pub const DEFAULT_PATH: &str = "/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin";
+
 fn platform_args(target: &Platform, build: &Platform) -> Vars {
     let mut v = Vars::default();
     for (prefix, p) in [("TARGET", target), ("BUILD", build)] {
@@ -566,6 +572,7 @@ struct Planner<'a> {
     meta: Vars,
     meta_declared: BTreeSet<String>,
     warnings: Vec<ast::Warning>,
+    unresolved: Vec<String>,
 }
 
 /// A stage's FROM and its instructions, found in pass one.
@@ -594,6 +601,7 @@ impl<'a> Planner<'a> {
             meta: Vars::default(),
             meta_declared: BTreeSet::new(),
             warnings: df.warnings.clone(),
+            unresolved: Vec::new(),
         }
     }
 
@@ -755,7 +763,7 @@ impl<'a> Planner<'a> {
                         };
                         return Err(Error::new(
                             ErrorKind::UnknownTarget(t.clone()),
-                            Pos::new(1, 1),
+                            Pos::new(0, 0),
                         )
                         .with_hint(hint));
                     }
@@ -798,6 +806,11 @@ impl<'a> Planner<'a> {
         }
         self.warnings = warnings;
 
+        self.unresolved.retain(|r| {
+            stages
+                .iter()
+                .any(|s| s.needed && matches!(&s.base, Base::Image { reference } if reference == r))
+        });
         let order = topo_order(&stages, &needed);
         let waves = waves(&stages, &order);
         let mut unused: Vec<String> = self
@@ -818,6 +831,7 @@ impl<'a> Planner<'a> {
             target_platform: self.opts.target_platform.clone(),
             build_platform: self.opts.build_platform.clone(),
             warnings: self.warnings,
+            unresolved_images: self.unresolved,
         })
     }
 
@@ -909,8 +923,9 @@ impl<'a> Planner<'a> {
                     p.final_onbuild.clone(),
                 )
             }
+            // BuildKit gives an image without PATH the default one.
             Base::Scratch => (
-                Vars::default(),
+                Vars(vec![("PATH".into(), DEFAULT_PATH.into())]),
                 Vars::default(),
                 "/".to_string(),
                 Vec::new(),
@@ -922,10 +937,20 @@ impl<'a> Planner<'a> {
                     .as_deref()
                     .and_then(Platform::parse)
                     .unwrap_or_else(|| self.opts.target_platform.clone());
-                let info = self
-                    .images
-                    .resolve(reference, &platform)
-                    .unwrap_or_default();
+                let info = match self.images.resolve(reference, &platform) {
+                    Some(mut info) => {
+                        if !info.env.iter().any(|(k, _)| k == "PATH") {
+                            info.env.insert(0, ("PATH".into(), DEFAULT_PATH.into()));
+                        }
+                        info
+                    }
+                    None => {
+                        if !self.unresolved.contains(reference) {
+                            self.unresolved.push(reference.clone());
+                        }
+                        ImageInfo::default()
+                    }
+                };
                 (
                     Vars(info.env),
                     Vars::default(),
@@ -1332,9 +1357,15 @@ impl<'a> Planner<'a> {
                                 .map(|(s, _)| stages[*s].label())
                                 .collect();
                             path.push(stages[d.stage].label());
+                            // Point at the first edge of the loop, as BuildKit does.
+                            let (first, taken) = stack[from];
+                            let line = stages[first]
+                                .deps
+                                .get(taken.saturating_sub(1))
+                                .map_or(d.line, |e| e.line);
                             return Err(Error::new(
                                 ErrorKind::Cycle(stages[start].label()),
-                                Pos::new(d.line, 1),
+                                Pos::new(line, 1),
                             )
                             .with_hint(format!(
                                 "the stages form a loop ({}); a stage cannot copy from or mount itself, directly or through others",

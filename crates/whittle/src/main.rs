@@ -9,6 +9,10 @@ use std::process::ExitCode;
 #[derive(Parser)]
 #[command(name = "whittle", version, propagate_version = true)]
 struct Cli {
+    /// Store root (default: $WHITTLE_ROOT, else /var/lib/whittle as root, else
+    /// $XDG_DATA_HOME/whittle).
+    #[arg(long, global = true, value_name = "DIR")]
+    root: Option<std::path::PathBuf>,
     #[command(subcommand)]
     command: Command,
 }
@@ -17,12 +21,39 @@ struct Cli {
 enum Command {
     /// Show the build plan of a Dockerfile: stages, order, parallelism, expanded steps.
     Plan(cmd::plan::PlanArgs),
+    /// List images in the store.
+    Images(cmd::images::ImagesArgs),
+    /// Create a tag TARGET that refers to SOURCE.
+    Tag(cmd::tag::TagArgs),
+    /// Remove images (tags, and images left without tags).
+    Rmi(cmd::rmi::RmiArgs),
+    /// Show the manifest and config of images as JSON.
+    Inspect(cmd::inspect::InspectArgs),
+    /// Show the steps that made an image and each layer's size.
+    History(cmd::history::HistoryArgs),
+    /// Load images from a docker-archive, oci-archive or OCI layout directory.
+    Load(cmd::load::LoadArgs),
+    /// Save images to a docker-archive or oci-archive.
+    Save(cmd::save::SaveArgs),
+    /// Remove untagged images, unreferenced blobs and build cache.
+    Prune(cmd::prune::PruneArgs),
+    /// Verify every blob in the store and drop leftovers of interrupted writes.
+    Fsck(cmd::fsck::FsckArgs),
 }
 
 fn main() -> ExitCode {
     let cli = Cli::parse();
     let result = match cli.command {
         Command::Plan(args) => cmd::plan::run(args),
+        Command::Images(args) => cmd::images::run(args, cli.root.as_deref()),
+        Command::Tag(args) => cmd::tag::run(args, cli.root.as_deref()),
+        Command::Rmi(args) => cmd::rmi::run(args, cli.root.as_deref()),
+        Command::Inspect(args) => cmd::inspect::run(args, cli.root.as_deref()),
+        Command::History(args) => cmd::history::run(args, cli.root.as_deref()),
+        Command::Load(args) => cmd::load::run(args, cli.root.as_deref()),
+        Command::Save(args) => cmd::save::run(args, cli.root.as_deref()),
+        Command::Prune(args) => cmd::prune::run(args, cli.root.as_deref()),
+        Command::Fsck(args) => cmd::fsck::run(args, cli.root.as_deref()),
     };
     match result {
         Ok(code) => code,

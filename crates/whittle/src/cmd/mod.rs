@@ -1,7 +1,17 @@
 //! Subcommands. Each module exposes an `Args` struct (clap) and a `run` function returning
 //! `anyhow::Result<ExitCode>`; errors are printed by [`report`].
 
+pub mod fsck;
+pub mod history;
+pub mod images;
+pub mod inspect;
+pub mod load;
 pub mod plan;
+pub mod prune;
+pub mod rmi;
+pub mod save;
+pub mod storeutil;
+pub mod tag;
 
 /// Prints an error and its chain of causes to stderr.
 pub fn report(err: &anyhow::Error) {

@@ -245,6 +245,13 @@ pub fn render_text(plan: &Plan, file: &str) -> String {
             plan.unused_build_args.join(", ")
         );
     }
+    if !plan.unresolved_images.is_empty() {
+        let _ = writeln!(
+            o,
+            "\nnote: not in the local store, so the ENV they set is not applied above: {}",
+            plan.unresolved_images.join(", ")
+        );
+    }
     for w in &plan.warnings {
         let _ = writeln!(
             o,

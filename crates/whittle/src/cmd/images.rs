@@ -1,0 +1,101 @@
+//! `whittle images`: list stored images like `docker images`.
+
+use super::storeutil::{ago, human_size, open};
+use std::path::Path;
+use std::process::ExitCode;
+
+/// List images in the store.
+#[derive(clap::Args)]
+pub struct ImagesArgs {
+    /// Only show image ids.
+    #[arg(short, long)]
+    quiet: bool,
+    /// Show full ids.
+    #[arg(long)]
+    no_trunc: bool,
+    /// Output format.
+    #[arg(long, value_enum, default_value = "table")]
+    format: Format,
+}
+
+#[derive(Clone, Copy, clap::ValueEnum)]
+enum Format {
+    Table,
+    Json,
+}
+
+/// Runs `whittle images`.
+pub fn run(args: ImagesArgs, root: Option<&Path>) -> anyhow::Result<ExitCode> {
+    let store = open(root)?;
+    let images = store.images()?;
+    let id = |d: &whittle_store::Digest| {
+        if args.no_trunc {
+            d.to_string()
+        } else {
+            d.hex()[..12].to_string()
+        }
+    };
+    let mut rows: Vec<[String; 5]> = Vec::new();
+    let mut json = Vec::new();
+    for t in &images {
+        let img = &t.image;
+        json.push(serde_json::json!({
+            "Id": img.config.to_string(),
+            "Digest": img.manifest.to_string(),
+            "RepoTags": t.tags,
+            "Created": img.created,
+            "Size": img.size,
+        }));
+        let mut tags: Vec<(String, String)> = t
+            .tags
+            .iter()
+            .map(|r| match r.rsplit_once(':') {
+                Some((repo, tag)) => (repo.to_string(), tag.to_string()),
+                None => (r.clone(), String::new()),
+            })
+            .collect();
+        if tags.is_empty() {
+            tags.push(("<none>".into(), "<none>".into()));
+        }
+        for (repo, tag) in tags {
+            rows.push([
+                repo,
+                tag,
+                id(&img.config),
+                ago(img.created.as_deref()),
+                human_size(img.size),
+            ]);
+        }
+    }
+    match args.format {
+        Format::Json => println!("{}", serde_json::to_string_pretty(&json)?),
+        Format::Table if args.quiet => {
+            let mut seen = Vec::new();
+            for t in &images {
+                let i = id(&t.image.config);
+                if !seen.contains(&i) {
+                    println!("{i}");
+                    seen.push(i);
+                }
+            }
+        }
+        Format::Table => {
+            let header = ["REPOSITORY", "TAG", "IMAGE ID", "CREATED", "SIZE"].map(String::from);
+            let mut widths = [0usize; 5];
+            for r in std::iter::once(&header).chain(rows.iter()) {
+                for (w, c) in widths.iter_mut().zip(r.iter()) {
+                    *w = (*w).max(c.chars().count());
+                }
+            }
+            for r in std::iter::once(&header).chain(rows.iter()) {
+                let line: Vec<String> = r
+                    .iter()
+                    .zip(widths.iter())
+                    .map(|(c, w)| format!("{c:<w$}", w = w))
+                    .collect();
+                println!("{}", line.join("   ").trim_end());
+            }
+        }
+    }
+    Ok(ExitCode::SUCCESS)
+}

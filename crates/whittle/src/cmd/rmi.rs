@@ -1,0 +1,62 @@
+//! `whittle rmi IMAGE...`: remove tags, and images left without tags.
+
+use super::storeutil::open;
+use std::path::Path;
+use std::process::ExitCode;
+use whittle_store::{Reference, StoreError};
+
+/// Remove images. A name removes that tag (and the image once no tag is left); an id removes
+/// the image and all its tags (with --force when it has several).
+#[derive(clap::Args)]
+pub struct RmiArgs {
+    /// Images: name[:tag], image id or digest.
+    #[arg(required = true)]
+    images: Vec<String>,
+    /// Remove an image by id even if several tags refer to it.
+    #[arg(short, long)]
+    force: bool,
+}
+
+/// Runs `whittle rmi`.
+pub fn run(args: RmiArgs, root: Option<&Path>) -> anyhow::Result<ExitCode> {
+    let store = open(root)?;
+    let mut failed = false;
+    for what in &args.images {
+        let res: anyhow::Result<()> = (|| {
+            let t = store.resolve(what)?;
+            let by_tag = Reference::parse(what)
+                .ok()
+                .map(|r| r.to_string())
+                .filter(|r| t.tags.contains(r));
+            if let Some(tag) = by_tag {
+                store.untag(&Reference::parse(&tag)?)?;
+                println!("Untagged: {tag}");
+                if t.tags.len() > 1 {
+                    return Ok(());
+                }
+            } else if t.tags.len() > 1 && !args.force {
+                return Err(StoreError::Conflict(format!(
+                    "image {} is referenced by {} tags ({}); remove them by name or use --force",
+                    &t.image.config.hex()[..12],
+                    t.tags.len(),
+                    t.tags.join(", ")
+                ))
+                .into());
+            }
+            for tag in store.remove_image(&t.image.manifest)? {
+                println!("Untagged: {tag}");
+            }
+            println!("Deleted: {}", t.image.manifest);
+            Ok(())
+        })();
+        if let Err(e) = res {
+            super::report(&e.context(format!("removing {what}")));
+            failed = true;
+        }
+    }
+    Ok(if failed {
+        ExitCode::from(1)
+    } else {
+        ExitCode::SUCCESS
+    })
+}

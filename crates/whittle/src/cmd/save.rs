@@ -1,0 +1,85 @@
+//! `whittle save -o FILE [--format docker|oci] IMAGE...`: export images as one archive.
+
+use super::storeutil::open;
+use anyhow::Context;
+use std::io::{IsTerminal, Write};
+use std::path::{Path, PathBuf};
+use std::process::ExitCode;
+use whittle_store::{ArchiveFormat, Reference};
+
+/// Save images to a tar archive: docker-archive (loads with `docker load`) or oci-archive.
+#[derive(clap::Args)]
+pub struct SaveArgs {
+    /// Output file (default: standard output, which must not be a terminal).
+    #[arg(short, long, value_name = "FILE")]
+    output: Option<PathBuf>,
+    /// Archive format.
+    #[arg(long, value_enum, default_value = "docker")]
+    format: Format,
+    /// Images: name[:tag], image id or digest.
+    #[arg(required = true)]
+    images: Vec<String>,
+}
+
+#[derive(Clone, Copy, clap::ValueEnum)]
+enum Format {
+    Docker,
+    Oci,
+}
+
+/// Runs `whittle save`.
+pub fn run(args: SaveArgs, root: Option<&Path>) -> anyhow::Result<ExitCode> {
+    let store = open(root)?;
+    let mut images = Vec::new();
+    for what in &args.images {
+        let t = store.resolve(what)?;
+        // Named by a tag: keep that name in the archive; by id: no name.
+        let r = Reference::parse(what)
+            .ok()
+            .filter(|r| t.tags.contains(&r.to_string()));
+        images.push((r, t.image));
+    }
+    let format = match args.format {
+        Format::Docker => ArchiveFormat::Docker,
+        Format::Oci => ArchiveFormat::Oci,
+    };
+    match args.output.filter(|o| o != Path::new("-")) {
+        None => {
+            let stdout = std::io::stdout();
+            if stdout.is_terminal() {
+                anyhow::bail!(
+                    "refusing to write an archive to a terminal: use -o FILE or redirect"
+                );
+            }
+            let mut w = whittle_store::save(
+                &store,
+                &images,
+                format,
+                std::io::BufWriter::new(stdout.lock()),
+            )?;
+            w.flush()?;
+        }
+        Some(out) => {
+            // Temp file next to the target, renamed when complete: no half-written archives.
+            let dir = out
+                .parent()
+                .filter(|p| !p.as_os_str().is_empty())
+                .unwrap_or(Path::new("."));
+            let tmp = tempfile::Builder::new()
+                .prefix(".whittle-save-")
+                .tempfile_in(dir)
+                .with_context(|| format!("creating a temp file in {}", dir.display()))?;
+            let w = whittle_store::save(
+                &store,
+                &images,
+                format,
+                std::io::BufWriter::with_capacity(1 << 20, tmp),
+            )?;
+            let tmp = w.into_inner().map_err(|e| e.into_error())?;
+            tmp.as_file().sync_all()?;
+            tmp.persist(&out)
+                .with_context(|| format!("writing {}", out.display()))?;
+        }
+    }
+    Ok(ExitCode::SUCCESS)
+}
