@@ -1,0 +1,508 @@
+//! The context index: every path of the build context that `.dockerignore` lets through, with a
+//! digest of its content and the metadata a COPY preserves (type, permission bits, link target;
+//! not owner, which COPY resets, and not times, so that touching a file changes nothing).
+//! Directories get a Merkle digest over their children. File contents are only re-read when
+//! the stat cache says the file changed (size, mtime, ctime, inode).
+
+use crate::ignore::Matcher;
+use serde::{Deserialize, Serialize};
+use sha2::{Digest as _, Sha256};
+use std::collections::{BTreeMap, HashMap};
+use std::fs;
+use std::io::{self, Read};
+use std::os::unix::fs::MetadataExt;
+use std::path::{Path, PathBuf};
+
+pub type Digest = [u8; 32];
+
+#[derive(Debug, thiserror::Error)]
+pub enum IndexError {
+    #[error("cannot read the build context at {path}: {source}")]
+    Io {
+        path: PathBuf,
+        #[source]
+        source: io::Error,
+    },
+    #[error("the build context {0} is not a directory")]
+    NotADirectory(PathBuf),
+    #[error("{0:?} in the build context is not valid UTF-8; rename it")]
+    NonUtf8(PathBuf),
+}
+
+fn io_err(path: &Path) -> impl FnOnce(io::Error) -> IndexError + '_ {
+    move |source| IndexError::Io {
+        path: path.to_path_buf(),
+        source,
+    }
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+pub enum EntryKind {
+    File,
+    Dir,
+    Symlink,
+    /// Sockets, fifos, devices: listed, never copied.
+    Other,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Entry {
+    pub kind: EntryKind,
+    /// Permission bits including setuid/setgid/sticky.
+    pub mode: u32,
+    pub size: u64,
+    pub link: Option<String>,
+    /// Digest of content and preserved metadata (Merkle for directories).
+    pub digest: Digest,
+}
+
+/// What a file looked like when its content was last hashed.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+pub struct StatKey {
+    pub size: u64,
+    pub mtime_ns: i128,
+    pub ctime_ns: i128,
+    pub ino: u64,
+    pub dev: u64,
+}
+
+impl StatKey {
+    fn of(md: &fs::Metadata) -> Self {
+        StatKey {
+            size: md.size(),
+            mtime_ns: i128::from(md.mtime()) * 1_000_000_000 + i128::from(md.mtime_nsec()),
+            ctime_ns: i128::from(md.ctime()) * 1_000_000_000 + i128::from(md.ctime_nsec()),
+            ino: md.ino(),
+            dev: md.dev(),
+        }
+    }
+}
+
+/// Remembers content digests of files by path, so unchanged files are not read again.
+pub trait StatCache {
+    fn get(&self, path: &str) -> Option<(StatKey, Digest)>;
+    fn put(&mut self, path: &str, key: StatKey, content: Digest);
+}
+
+/// A stat cache in memory (also the unit of persistence: see [`MemoryStatCache::entries`]).
+#[derive(Debug, Default, Clone, Serialize, Deserialize)]
+pub struct MemoryStatCache {
+    map: HashMap<String, (StatKey, Digest)>,
+}
+
+impl MemoryStatCache {
+    pub fn entries(&self) -> impl Iterator<Item = (&String, &(StatKey, Digest))> {
+        self.map.iter()
+    }
+    pub fn len(&self) -> usize {
+        self.map.len()
+    }
+    pub fn is_empty(&self) -> bool {
+        self.map.is_empty()
+    }
+}
+
+impl StatCache for MemoryStatCache {
+    fn get(&self, path: &str) -> Option<(StatKey, Digest)> {
+        self.map.get(path).copied()
+    }
+    fn put(&mut self, path: &str, key: StatKey, content: Digest) {
+        self.map.insert(path.to_string(), (key, content));
+    }
+}
+
+/// Counters of one scan, for `--progress=plain` and benchmarks.
+#[derive(Debug, Default, Clone, Copy, PartialEq, Eq)]
+pub struct ScanStats {
+    pub files: usize,
+    pub dirs: usize,
+    pub bytes_hashed: u64,
+    pub files_hashed: usize,
+}
+
+/// The indexed context. Paths are slash-separated and relative to the root; the root is "".
+#[derive(Debug, Clone)]
+pub struct Index {
+    root: PathBuf,
+    entries: BTreeMap<String, Entry>,
+    pub stats: ScanStats,
+}
+
+struct Pending {
+    path: String,
+    md: fs::Metadata,
+}
+
+fn hash_file(path: &Path) -> io::Result<(Digest, u64)> {
+    let mut f = fs::File::open(path)?;
+    let mut h = Sha256::new();
+    let mut buf = vec![0u8; 256 * 1024];
+    let mut total = 0u64;
+    loop {
+        let n = f.read(&mut buf)?;
+        if n == 0 {
+            break;
+        }
+        total += n as u64;
+        h.update(&buf[..n]);
+    }
+    Ok((h.finalize().into(), total))
+}
+
+fn meta_digest(kind: &str, mode: u32, tail: &[u8]) -> Digest {
+    let mut h = Sha256::new();
+    h.update(kind.as_bytes());
+    h.update([0]);
+    h.update(format!("{:o}", mode).as_bytes());
+    h.update([0]);
+    h.update(tail);
+    h.finalize().into()
+}
+
+fn join(dir: &str, name: &str) -> String {
+    if dir.is_empty() {
+        name.to_string()
+    } else {
+        format!("{dir}/{name}")
+    }
+}
+
+impl Index {
+    /// Walks `root`, skipping what `ignore` excludes, hashing what the cache does not know.
+    /// `jobs` threads hash file contents.
+    pub fn scan(
+        root: &Path,
+        ignore: &Matcher,
+        cache: &mut dyn StatCache,
+        jobs: usize,
+    ) -> Result<Index, IndexError> {
+        let md = fs::metadata(root).map_err(io_err(root))?;
+        if !md.is_dir() {
+            return Err(IndexError::NotADirectory(root.to_path_buf()));
+        }
+        let mut stats = ScanStats::default();
+        // Walk: collect every kept path with its metadata; `included` marks paths that are
+        // in the context themselves (not only as parents of re-included paths).
+        let mut found: Vec<(Pending, bool)> = Vec::new();
+        let mut stack: Vec<(PathBuf, String)> = vec![(root.to_path_buf(), String::new())];
+        found.push((
+            Pending {
+                path: String::new(),
+                md,
+            },
+            true,
+        ));
+        while let Some((abs, rel)) = stack.pop() {
+            let rd = fs::read_dir(&abs).map_err(io_err(&abs))?;
+            for ent in rd {
+                let ent = ent.map_err(io_err(&abs))?;
+                let name = ent.file_name();
+                let Some(name) = name.to_str() else {
+                    return Err(IndexError::NonUtf8(ent.path()));
+                };
+                let child_rel = join(&rel, name);
+                let child_abs = ent.path();
+                let md = fs::symlink_metadata(&child_abs).map_err(io_err(&child_abs))?;
+                let ignored = ignore.is_ignored(&child_rel);
+                if md.is_dir() {
+                    if ignored && !ignore.may_reinclude_below(&child_rel) {
+                        continue;
+                    }
+                    stack.push((child_abs, child_rel.clone()));
+                    found.push((
+                        Pending {
+                            path: child_rel,
+                            md,
+                        },
+                        !ignored,
+                    ));
+                } else if !ignored {
+                    found.push((
+                        Pending {
+                            path: child_rel,
+                            md,
+                        },
+                        true,
+                    ));
+                }
+            }
+        }
+        // Content digests: from the cache where the stat key matches, else hashed in parallel.
+        let mut contents: HashMap<String, Digest> = HashMap::new();
+        let mut to_hash: Vec<(String, StatKey)> = Vec::new();
+        for (p, _) in &found {
+            if p.md.is_file() {
+                stats.files += 1;
+                let key = StatKey::of(&p.md);
+                match cache.get(&p.path) {
+                    Some((k, d)) if k == key => {
+                        contents.insert(p.path.clone(), d);
+                    }
+                    _ => to_hash.push((p.path.clone(), key)),
+                }
+            } else if p.md.is_dir() {
+                stats.dirs += 1;
+            }
+        }
+        let hashed = hash_parallel(root, &to_hash, jobs.max(1))?;
+        for ((path, key), (digest, n)) in to_hash.iter().zip(hashed) {
+            stats.files_hashed += 1;
+            stats.bytes_hashed += n;
+            cache.put(path, *key, digest);
+            contents.insert(path.clone(), digest);
+        }
+        // Entries; directories get their digest after their children (deepest first).
+        let mut entries: BTreeMap<String, Entry> = BTreeMap::new();
+        let mut dirs: Vec<(String, u32, bool)> = Vec::new();
+        for (p, included) in found {
+            let mode = p.md.mode() & 0o7777;
+            let abs = root.join(&p.path);
+            let (kind, link, digest) = if p.md.is_dir() {
+                dirs.push((p.path.clone(), mode, included));
+                (EntryKind::Dir, None, [0u8; 32])
+            } else if p.md.file_type().is_symlink() {
+                let target = fs::read_link(&abs).map_err(io_err(&abs))?;
+                let target = target.to_string_lossy().into_owned();
+                let d = meta_digest("symlink", mode, target.as_bytes());
+                (EntryKind::Symlink, Some(target), d)
+            } else if p.md.is_file() {
+                let c = contents.get(&p.path).copied().unwrap_or([0u8; 32]);
+                (EntryKind::File, None, meta_digest("file", mode, &c))
+            } else {
+                (EntryKind::Other, None, meta_digest("other", mode, &[]))
+            };
+            entries.insert(
+                p.path,
+                Entry {
+                    kind,
+                    mode,
+                    size: if kind == EntryKind::File {
+                        p.md.size()
+                    } else {
+                        0
+                    },
+                    link,
+                    digest,
+                },
+            );
+        }
+        // Drop directories that were walked only for re-includes and hold nothing.
+        dirs.sort_by(|a, b| b.0.len().cmp(&a.0.len()).then_with(|| b.0.cmp(&a.0)));
+        for (path, mode, included) in dirs {
+            let prefix = if path.is_empty() {
+                String::new()
+            } else {
+                format!("{path}/")
+            };
+            let mut h = Sha256::new();
+            let mut any = false;
+            for (child, e) in entries.range(prefix.clone()..) {
+                if !child.starts_with(&prefix) {
+                    break;
+                }
+                if child.is_empty() || child[prefix.len()..].contains('/') {
+                    continue;
+                }
+                any = true;
+                h.update(&child.as_bytes()[prefix.len()..]);
+                h.update([0]);
+                h.update(e.digest);
+            }
+            if !included && !any {
+                entries.remove(&path);
+                continue;
+            }
+            let children: Digest = h.finalize().into();
+            if let Some(e) = entries.get_mut(&path) {
+                e.digest = meta_digest("dir", mode, &children);
+            }
+        }
+        Ok(Index {
+            root: root.to_path_buf(),
+            entries,
+            stats,
+        })
+    }
+
+    pub fn root(&self) -> &Path {
+        &self.root
+    }
+
+    pub fn get(&self, path: &str) -> Option<&Entry> {
+        self.entries.get(path)
+    }
+
+    pub fn len(&self) -> usize {
+        self.entries.len()
+    }
+
+    pub fn is_empty(&self) -> bool {
+        self.entries.is_empty()
+    }
+
+    /// Every indexed path (sorted; the root is "").
+    pub fn paths(&self) -> impl Iterator<Item = (&String, &Entry)> {
+        self.entries.iter()
+    }
+
+    /// The paths below `dir` (not including it), sorted.
+    pub fn below<'a>(&'a self, dir: &str) -> impl Iterator<Item = (&'a String, &'a Entry)> + 'a {
+        let prefix = if dir.is_empty() {
+            String::new()
+        } else {
+            format!("{dir}/")
+        };
+        self.entries
+            .range(prefix.clone()..)
+            .take_while(move |(p, _)| p.starts_with(&prefix))
+            .filter(|(p, _)| !p.is_empty())
+    }
+}
+
+fn hash_parallel(
+    root: &Path,
+    work: &[(String, StatKey)],
+    jobs: usize,
+) -> Result<Vec<(Digest, u64)>, IndexError> {
+    if work.is_empty() {
+        return Ok(Vec::new());
+    }
+    let next = std::sync::atomic::AtomicUsize::new(0);
+    type Slot = std::sync::Mutex<Option<Result<(Digest, u64), IndexError>>>;
+    let results: Vec<Slot> = work.iter().map(|_| std::sync::Mutex::new(None)).collect();
+    std::thread::scope(|s| {
+        for _ in 0..jobs.min(work.len()) {
+            s.spawn(|| loop {
+                let i = next.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+                let Some((path, _)) = work.get(i) else { break };
+                let abs = root.join(path);
+                let r = hash_file(&abs).map_err(|source| IndexError::Io { path: abs, source });
+                if let Ok(mut slot) = results[i].lock() {
+                    *slot = Some(r);
+                }
+            });
+        }
+    });
+    results
+        .into_iter()
+        .map(|m| {
+            m.into_inner().ok().flatten().unwrap_or_else(|| {
+                Err(IndexError::Io {
+                    path: root.to_path_buf(),
+                    source: io::Error::other("a hashing thread stopped early"),
+                })
+            })
+        })
+        .collect()
+}
+
+/// Hex form of a digest.
+pub fn hex(d: &Digest) -> String {
+    hex::encode(d)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use std::os::unix::fs::{symlink, PermissionsExt};
+
+    fn tree() -> tempfile::TempDir {
+        let t = tempfile::tempdir().unwrap();
+        let r = t.path();
+        fs::create_dir_all(r.join("src/a")).unwrap();
+        fs::create_dir_all(r.join("node_modules/x")).unwrap();
+        fs::write(r.join("src/main.go"), "package main").unwrap();
+        fs::write(r.join("src/a/b.txt"), "b").unwrap();
+        fs::write(r.join("go.mod"), "module x").unwrap();
+        fs::write(r.join("node_modules/x/i.js"), "x").unwrap();
+        fs::write(r.join("README.md"), "hi").unwrap();
+        symlink("main.go", r.join("src/link")).unwrap();
+        t
+    }
+
+    fn scan(root: &Path, ignore: &str, cache: &mut MemoryStatCache) -> Index {
+        let m = Matcher::parse(ignore, ".dockerignore").unwrap();
+        Index::scan(root, &m, cache, 2).unwrap()
+    }
+
+    #[test]
+    fn ignores_and_indexes() {
+        let t = tree();
+        let mut c = MemoryStatCache::default();
+        let idx = scan(t.path(), "node_modules\n*.md\n", &mut c);
+        let paths: Vec<&str> = idx.paths().map(|(p, _)| p.as_str()).collect();
+        assert_eq!(
+            paths,
+            vec![
+                "",
+                "go.mod",
+                "src",
+                "src/a",
+                "src/a/b.txt",
+                "src/link",
+                "src/main.go"
+            ]
+        );
+        assert_eq!(
+            idx.get("src/link").unwrap().link.as_deref(),
+            Some("main.go")
+        );
+        assert_eq!(idx.stats.files_hashed, 3);
+    }
+
+    #[test]
+    fn digests_follow_content_and_mode_not_time() {
+        let t = tree();
+        let mut c = MemoryStatCache::default();
+        let a = scan(t.path(), "", &mut c);
+        // Rewrite with the same content: new mtime, same digests; the file is re-hashed once.
+        fs::write(t.path().join("go.mod"), "module x").unwrap();
+        let b = scan(t.path(), "", &mut c);
+        assert_eq!(a.get("").unwrap().digest, b.get("").unwrap().digest);
+        assert!(b.stats.files_hashed <= 1);
+        // Nothing changed: nothing is read.
+        let b2 = scan(t.path(), "", &mut c);
+        assert_eq!(b2.stats.files_hashed, 0);
+        // Content change: the file, its parents change; siblings do not.
+        fs::write(t.path().join("src/a/b.txt"), "B").unwrap();
+        let d = scan(t.path(), "", &mut c);
+        assert_ne!(
+            a.get("src/a/b.txt").unwrap().digest,
+            d.get("src/a/b.txt").unwrap().digest
+        );
+        assert_ne!(a.get("src").unwrap().digest, d.get("src").unwrap().digest);
+        assert_eq!(
+            a.get("go.mod").unwrap().digest,
+            d.get("go.mod").unwrap().digest
+        );
+        // Mode change counts.
+        let p = t.path().join("go.mod");
+        fs::set_permissions(&p, fs::Permissions::from_mode(0o755)).unwrap();
+        let e = scan(t.path(), "", &mut c);
+        assert_ne!(
+            d.get("go.mod").unwrap().digest,
+            e.get("go.mod").unwrap().digest
+        );
+    }
+
+    #[test]
+    fn reinclude_inside_ignored_dir() {
+        let t = tree();
+        let mut c = MemoryStatCache::default();
+        let idx = scan(t.path(), "node_modules\n!node_modules/x/i.js\n", &mut c);
+        assert!(idx.get("node_modules/x/i.js").is_some());
+        let idx = scan(t.path(), "src\n!src/nothing-here\n", &mut c);
+        assert!(
+            idx.get("src").is_none(),
+            "an empty walked-through dir is dropped"
+        );
+    }
+
+    #[test]
+    fn not_a_directory() {
+        let t = tree();
+        let mut c = MemoryStatCache::default();
+        let r = Index::scan(&t.path().join("go.mod"), &Matcher::default(), &mut c, 1);
+        assert!(matches!(r, Err(IndexError::NotADirectory(_))));
+    }
+}

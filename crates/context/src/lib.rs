@@ -1,0 +1,12 @@
+//! Build contexts: which files a build may read (`.dockerignore`), and a digest of each, so that
+//! the build cache can tell when a `COPY` source really changed.
+//!
+//! - [`ignore::Matcher`]: Docker's `.dockerignore` rules.
+//! - [`index::Index`]: the walked context with content+metadata digests (Merkle for directories),
+//!   reusing earlier digests through a [`index::StatCache`].
+
+pub mod ignore;
+pub mod index;
+
+pub use ignore::Matcher;
+pub use index::{Digest, Entry, EntryKind, Index, MemoryStatCache, StatCache};
