@@ -44,7 +44,7 @@ enum Command {
 fn main() -> ExitCode {
     let cli = Cli::parse();
     let result = match cli.command {
-        Command::Plan(args) => cmd::plan::run(args),
+        Command::Plan(args) => cmd::plan::run(args, cli.root.as_deref()),
         Command::Images(args) => cmd::images::run(args, cli.root.as_deref()),
         Command::Tag(args) => cmd::tag::run(args, cli.root.as_deref()),
         Command::Rmi(args) => cmd::rmi::run(args, cli.root.as_deref()),

@@ -6,7 +6,7 @@ use std::io::Read;
 use std::path::{Path, PathBuf};
 use std::process::ExitCode;
 use whittle_dockerfile::plan::{Base, DepKind, Source};
-use whittle_dockerfile::{Plan, PlanOptions, Platform};
+use whittle_dockerfile::{ImageInfo, ImageResolver, Plan, PlanOptions, Platform};
 
 #[derive(clap::Args)]
 pub struct PlanArgs {
@@ -91,7 +91,55 @@ pub fn resolve_build_args(raw: &[String]) -> Vec<(String, String)> {
         .collect()
 }
 
-pub fn run(args: PlanArgs) -> anyhow::Result<ExitCode> {
+/// Base images known to the local store: their ENV, WORKDIR, SHELL and ONBUILD feed the plan.
+pub struct StoreImages(pub whittle_store::Store);
+
+impl ImageResolver for StoreImages {
+    fn resolve(&self, reference: &str, _platform: &Platform) -> Option<ImageInfo> {
+        let tagged = self.0.resolve(reference).ok()?;
+        let (_, config) = self.0.manifest_and_config(&tagged.image).ok()?;
+        Some(image_info(&config))
+    }
+}
+
+/// What the planner needs from an OCI/Docker image config.
+pub fn image_info(config: &serde_json::Value) -> ImageInfo {
+    let c = &config["config"];
+    let strings = |v: &serde_json::Value| -> Vec<String> {
+        v.as_array()
+            .map(|a| {
+                a.iter()
+                    .filter_map(|e| e.as_str().map(str::to_string))
+                    .collect()
+            })
+            .unwrap_or_default()
+    };
+    ImageInfo {
+        env: strings(&c["Env"])
+            .into_iter()
+            .map(|kv| match kv.split_once('=') {
+                Some((k, v)) => (k.to_string(), v.to_string()),
+                None => (kv, String::new()),
+            })
+            .collect(),
+        workdir: c["WorkingDir"].as_str().map(str::to_string),
+        shell: Some(strings(&c["Shell"])).filter(|s| !s.is_empty()),
+        onbuild: strings(&c["OnBuild"]),
+    }
+}
+
+/// The store at `--root` (or the default root) if one exists there; `plan` never creates one.
+fn existing_store(root: Option<&Path>) -> Option<whittle_store::Store> {
+    let root = root
+        .map(Path::to_path_buf)
+        .unwrap_or_else(whittle_store::default_root);
+    if !root.join("oci-layout").is_file() {
+        return None;
+    }
+    whittle_store::Store::open(&root).ok()
+}
+
+pub fn run(args: PlanArgs, root: Option<&Path>) -> anyhow::Result<ExitCode> {
     let src = read_dockerfile(&args.context, args.file.as_deref())?;
     let mut opts = PlanOptions {
         target: args.target.clone(),
@@ -110,7 +158,11 @@ pub fn run(args: PlanArgs) -> anyhow::Result<ExitCode> {
             return Ok(ExitCode::from(1));
         }
     };
-    let plan = match whittle_dockerfile::plan(&df, &opts) {
+    let resolved = match existing_store(root) {
+        Some(store) => whittle_dockerfile::plan_with(&df, &opts, &StoreImages(store)),
+        None => whittle_dockerfile::plan(&df, &opts),
+    };
+    let plan = match resolved {
         Ok(p) => p,
         Err(e) => {
             eprint!("{}", e.render(&src.name, &src.text));
