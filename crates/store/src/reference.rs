@@ -46,6 +46,16 @@ impl Reference {
         if !tag_ok {
             return Err(bad("tags use letters, digits, '.', '_', '-' (at most 128)"));
         }
+        // Familiar names, as docker shows them: `docker.io/library/x` is `x`.
+        let repo = [
+            "docker.io/library/",
+            "index.docker.io/library/",
+            "docker.io/",
+            "index.docker.io/",
+        ]
+        .iter()
+        .find_map(|p| repo.strip_prefix(p))
+        .unwrap_or(repo);
         Ok(Reference {
             repository: repo.to_string(),
             tag: tag.to_string(),
@@ -76,6 +86,8 @@ mod tests {
             r("localhost:5000/a/b:1.0").unwrap(),
             "localhost:5000/a/b:1.0"
         );
+        assert_eq!(r("docker.io/library/alpine:3").unwrap(), "alpine:3");
+        assert_eq!(r("docker.io/made/x").unwrap(), "made/x:latest");
         assert!(r("App").is_err());
         assert!(r("app@sha256:00").is_err());
         assert!(r("app:").is_err());

@@ -237,6 +237,7 @@ fn to_json<T: Serialize>(v: &T) -> Result<String> {
 #[serde(rename_all = "camelCase")]
 pub(crate) struct IndexJson {
     pub schema_version: u32,
+    #[serde(default)]
     pub media_type: String,
     pub manifests: Vec<IndexEntry>,
 }
