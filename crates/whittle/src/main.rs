@@ -19,6 +19,8 @@ struct Cli {
 
 #[derive(Subcommand)]
 enum Command {
+    /// Build an image from a Dockerfile and a context directory.
+    Build(cmd::build::BuildArgs),
     /// Show the build plan of a Dockerfile: stages, order, parallelism, expanded steps.
     Plan(cmd::plan::PlanArgs),
     /// List images in the store.
@@ -42,8 +44,12 @@ enum Command {
 }
 
 fn main() -> ExitCode {
+    // The runtime starts containers by re-running this binary as their init: that process
+    // becomes the container here and never returns.
+    whittle_runtime::run_init_if_requested();
     let cli = Cli::parse();
     let result = match cli.command {
+        Command::Build(args) => cmd::build::run(args, cli.root.as_deref()),
         Command::Plan(args) => cmd::plan::run(args, cli.root.as_deref()),
         Command::Images(args) => cmd::images::run(args, cli.root.as_deref()),
         Command::Tag(args) => cmd::tag::run(args, cli.root.as_deref()),

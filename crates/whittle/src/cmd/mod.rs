@@ -1,6 +1,7 @@
 //! Subcommands. Each module exposes an `Args` struct (clap) and a `run` function returning
 //! `anyhow::Result<ExitCode>`; errors are printed by [`report`].
 
+pub mod build;
 pub mod fsck;
 pub mod history;
 pub mod images;

@@ -1,0 +1,850 @@
+//! COPY and ADD: put files from the build context or another stage into a fresh layer
+//! directory, with Docker's rules for wildcards, directory contents, trailing slashes,
+//! ownership (`--chown`, names looked up in the stage's own `/etc/passwd`), `--chmod`,
+//! `--exclude`, `--parents`, heredoc files and ADD's archive extraction.
+
+use crate::merged::{components, Merged};
+use std::fs;
+use std::io::{self, BufRead, BufReader, Read};
+use std::os::unix::fs::{MetadataExt, PermissionsExt};
+use std::path::{Path, PathBuf};
+use whittle_context::{EntryKind, Index, Matcher};
+
+#[derive(Debug, thiserror::Error)]
+pub enum CopyError {
+    #[error("{0}: not found in the {1}")]
+    NotFound(String, &'static str),
+    #[error("no source files were specified")]
+    NoSources,
+    #[error("when using {0} with more than one source file, the destination must be a directory and end with a /")]
+    DestNotDir(&'static str),
+    #[error("invalid --chown value {0:?}: {1}")]
+    Chown(String, String),
+    #[error("invalid --chmod value {0:?}")]
+    Chmod(String),
+    #[error("bad --exclude pattern: {0}")]
+    Exclude(String),
+    #[error("cannot copy to {path}: {source}")]
+    Write {
+        path: String,
+        #[source]
+        source: io::Error,
+    },
+    #[error("cannot read {path}: {source}")]
+    Read {
+        path: String,
+        #[source]
+        source: io::Error,
+    },
+    #[error("cannot extract the archive {path}: {reason}")]
+    Archive { path: String, reason: String },
+}
+
+type Result<T> = std::result::Result<T, CopyError>;
+
+/// Where COPY reads from.
+pub enum Source<'a> {
+    /// The build context: only what `.dockerignore` lets through (the index) is visible.
+    Context { root: &'a Path, index: &'a Index },
+    /// Another stage's (or image's) files.
+    Merged(&'a Merged),
+}
+
+struct Item {
+    /// Path relative to the source root.
+    rel: String,
+    phys: PathBuf,
+    md: fs::Metadata,
+}
+
+impl Source<'_> {
+    fn what(&self) -> &'static str {
+        match self {
+            Source::Context { .. } => "build context",
+            Source::Merged(_) => "source stage",
+        }
+    }
+
+    fn stat(&self, rel: &str) -> Option<(PathBuf, fs::Metadata)> {
+        match self {
+            Source::Context { root, index } => {
+                index.get(rel)?;
+                let p = if rel.is_empty() {
+                    root.to_path_buf()
+                } else {
+                    root.join(rel)
+                };
+                fs::symlink_metadata(&p).ok().map(|m| (p, m))
+            }
+            Source::Merged(m) => m.locate(rel),
+        }
+    }
+
+    /// Direct children of a directory: (name, physical path, metadata), sorted by name.
+    fn list(&self, rel: &str) -> io::Result<Vec<(String, PathBuf, fs::Metadata)>> {
+        match self {
+            Source::Context { root, index } => {
+                let mut out = Vec::new();
+                for (p, e) in index.below(rel) {
+                    let name = if rel.is_empty() {
+                        p.as_str()
+                    } else {
+                        &p[rel.len() + 1..]
+                    };
+                    if name.contains('/') || e.kind == EntryKind::Other {
+                        continue;
+                    }
+                    let phys = root.join(p);
+                    let md = fs::symlink_metadata(&phys)?;
+                    out.push((name.to_string(), phys, md));
+                }
+                Ok(out)
+            }
+            Source::Merged(m) => Ok(m
+                .read_dir(rel)?
+                .into_iter()
+                .map(|(n, p, md)| (n.to_string_lossy().into_owned(), p, md))
+                .collect()),
+        }
+    }
+
+    /// Follows a symlink at the top of a source path (inside the source root).
+    fn resolve(&self, rel: &str) -> String {
+        match self {
+            Source::Merged(m) => m.resolve(rel, true).unwrap_or_else(|_| rel.to_string()),
+            Source::Context { root, .. } => {
+                // Resolve lexically inside the context; links leading out are not followed.
+                let mut cur: Vec<String> = Vec::new();
+                let mut todo: Vec<String> = components(rel)
+                    .into_iter()
+                    .rev()
+                    .map(str::to_string)
+                    .collect();
+                let mut hops = 0;
+                while let Some(c) = todo.pop() {
+                    if c == ".." {
+                        cur.pop();
+                        continue;
+                    }
+                    cur.push(c);
+                    let p = root.join(cur.join("/"));
+                    if let Ok(t) = fs::read_link(&p) {
+                        hops += 1;
+                        if hops > 40 {
+                            break;
+                        }
+                        cur.pop();
+                        let t = t.to_string_lossy().into_owned();
+                        if t.starts_with('/') {
+                            cur.clear();
+                        }
+                        todo.extend(components(&t).into_iter().rev().map(str::to_string));
+                    }
+                }
+                cur.join("/")
+            }
+        }
+    }
+
+    /// Expands a source pattern (wildcards per path component, as Go's filepath.Match).
+    fn matches(&self, pattern: &str) -> Result<Vec<Item>> {
+        let comps = components(pattern);
+        if comps.contains(&"..") {
+            return Err(CopyError::NotFound(
+                format!("{pattern} (outside the source)"),
+                self.what(),
+            ));
+        }
+        let mut found: Vec<String> = vec![String::new()];
+        for c in &comps {
+            let mut next = Vec::new();
+            for base in &found {
+                if has_wildcard(c) {
+                    let Ok(children) = self.list(base) else {
+                        continue;
+                    };
+                    for (name, _, _) in children {
+                        if glob_match(c, &name) {
+                            next.push(join(base, &name));
+                        }
+                    }
+                } else {
+                    next.push(join(base, c));
+                }
+            }
+            found = next;
+        }
+        let wildcard = comps.iter().any(|c| has_wildcard(c));
+        let mut items = Vec::new();
+        for rel in found {
+            let rel = if wildcard { rel } else { self.resolve(&rel) };
+            match self.stat(&rel) {
+                Some((phys, md)) => {
+                    // A symlink named as the source is followed (to its target's content).
+                    let (phys, md) = if md.file_type().is_symlink() {
+                        let r = self.resolve(&rel);
+                        match self.stat(&r) {
+                            Some(x) => x,
+                            None => (phys, md),
+                        }
+                    } else {
+                        (phys, md)
+                    };
+                    items.push(Item { rel, phys, md });
+                }
+                None if wildcard => {}
+                None => return Err(CopyError::NotFound(format!("/{rel}"), self.what())),
+            }
+        }
+        if items.is_empty() && wildcard {
+            return Err(CopyError::NotFound(pattern.to_string(), self.what()));
+        }
+        Ok(items)
+    }
+}
+
+fn join(base: &str, name: &str) -> String {
+    if base.is_empty() {
+        name.to_string()
+    } else {
+        format!("{base}/{name}")
+    }
+}
+
+fn has_wildcard(s: &str) -> bool {
+    s.contains(['*', '?', '['])
+}
+
+/// One path component against a pattern: `*`, `?`, `[a-z]`, `[^a]`, `\x` (Go's filepath.Match).
+pub fn glob_match(pattern: &str, name: &str) -> bool {
+    let p: Vec<char> = pattern.chars().collect();
+    let s: Vec<char> = name.chars().collect();
+    let (mut pi, mut si) = (0usize, 0usize);
+    let mut star: Option<(usize, usize)> = None;
+    while si < s.len() {
+        if pi < p.len() {
+            match p[pi] {
+                '*' => {
+                    star = Some((pi, si));
+                    pi += 1;
+                    continue;
+                }
+                '?' => {
+                    pi += 1;
+                    si += 1;
+                    continue;
+                }
+                '[' => {
+                    if let Some((hit, len)) = class(&p[pi..], s[si]) {
+                        if hit {
+                            pi += len;
+                            si += 1;
+                            continue;
+                        }
+                    }
+                }
+                '\\' if pi + 1 < p.len() => {
+                    if p[pi + 1] == s[si] {
+                        pi += 2;
+                        si += 1;
+                        continue;
+                    }
+                }
+                c => {
+                    if c == s[si] {
+                        pi += 1;
+                        si += 1;
+                        continue;
+                    }
+                }
+            }
+        }
+        match star {
+            Some((sp, ss)) => {
+                pi = sp + 1;
+                si = ss + 1;
+                star = Some((sp, ss + 1));
+            }
+            None => return false,
+        }
+    }
+    p[pi..].iter().all(|c| *c == '*')
+}
+
+/// Matches a `[...]` class at the start of `p`; returns (matched, length of the class).
+fn class(p: &[char], c: char) -> Option<(bool, usize)> {
+    let mut i = 1;
+    let negate = matches!(p.get(1), Some('^' | '!'));
+    if negate {
+        i += 1;
+    }
+    let mut hit = false;
+    let mut first = true;
+    while i < p.len() {
+        if p[i] == ']' && !first {
+            return Some((hit != negate, i + 1));
+        }
+        first = false;
+        let mut lo = p[i];
+        if lo == '\\' && i + 1 < p.len() {
+            i += 1;
+            lo = p[i];
+        }
+        let mut hi = lo;
+        if p.get(i + 1) == Some(&'-') && p.get(i + 2).is_some_and(|x| *x != ']') {
+            hi = p[i + 2];
+            i += 2;
+        }
+        if lo <= c && c <= hi {
+            hit = true;
+        }
+        i += 1;
+    }
+    None
+}
+
+/// `--chmod`: octal, or symbolic clauses (`u+x,go-w,a=r`, `X` for directories).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Chmod {
+    Octal(u32),
+    Symbolic(String),
+}
+
+impl Chmod {
+    pub fn parse(v: &str) -> Result<Chmod> {
+        if !v.is_empty() && v.chars().all(|c| c.is_ascii_digit()) {
+            return u32::from_str_radix(v, 8)
+                .ok()
+                .filter(|m| *m <= 0o7777)
+                .map(Chmod::Octal)
+                .ok_or_else(|| CopyError::Chmod(v.into()));
+        }
+        if whittle_dockerfile::plan::valid_chmod(v) {
+            Ok(Chmod::Symbolic(v.to_string()))
+        } else {
+            Err(CopyError::Chmod(v.into()))
+        }
+    }
+
+    pub fn apply(&self, mode: u32, is_dir: bool) -> u32 {
+        match self {
+            Chmod::Octal(m) => *m,
+            Chmod::Symbolic(s) => {
+                let mut mode = mode & 0o7777;
+                for clause in s.split(',') {
+                    let who_end = clause.find(['+', '-', '=']).unwrap_or(clause.len());
+                    let who = &clause[..who_end];
+                    let mut mask = 0u32;
+                    for w in who.chars() {
+                        mask |= match w {
+                            'u' => 0o4700,
+                            'g' => 0o2070,
+                            'o' => 0o1007,
+                            _ => 0o7777,
+                        };
+                    }
+                    if who.is_empty() {
+                        mask = 0o7777;
+                    }
+                    let mut rest = &clause[who_end..];
+                    while let Some(op) = rest.chars().next() {
+                        rest = &rest[1..];
+                        let end = rest.find(['+', '-', '=']).unwrap_or(rest.len());
+                        let perms = &rest[..end];
+                        rest = &rest[end..];
+                        let mut bits = 0u32;
+                        for p in perms.chars() {
+                            bits |= match p {
+                                'r' => 0o444,
+                                'w' => 0o222,
+                                'x' => 0o111,
+                                'X' if is_dir || mode & 0o111 != 0 => 0o111,
+                                's' => 0o6000,
+                                't' => 0o1000,
+                                'u' => ((mode >> 6) & 7) * 0o111,
+                                'g' => ((mode >> 3) & 7) * 0o111,
+                                'o' => (mode & 7) * 0o111,
+                                _ => 0,
+                            };
+                        }
+                        let bits = bits & mask;
+                        mode = match op {
+                            '+' => mode | bits,
+                            '-' => mode & !bits,
+                            _ => (mode & !(mask & 0o7777)) | bits,
+                        };
+                    }
+                }
+                mode
+            }
+        }
+    }
+}
+
+/// Resolves `--chown=user[:group]` against the destination stage's `/etc/passwd` and
+/// `/etc/group` (numeric ids need no lookup). A user without a group gets the user's primary
+/// group.
+pub fn resolve_chown(spec: &str, dest: &Merged) -> Result<(u32, u32)> {
+    let (u, g) = match spec.split_once(':') {
+        Some((u, g)) => (u, Some(g)),
+        None => (spec, None),
+    };
+    let lookup = |file: &str, name: &str, field: usize| -> Option<(u32, Option<u32>)> {
+        let data = dest.read_small(file, 4 << 20).ok()?;
+        let text = String::from_utf8_lossy(&data);
+        text.lines().find_map(|l| {
+            let f: Vec<&str> = l.split(':').collect();
+            if f.first() == Some(&name) && f.len() > field {
+                let id = f[field].parse().ok()?;
+                let gid = f.get(3).and_then(|g| g.parse().ok());
+                Some((id, gid))
+            } else {
+                None
+            }
+        })
+    };
+    let uid_and_group = if let Ok(n) = u.parse::<u32>() {
+        (n, None)
+    } else {
+        let (uid, gid) = lookup("/etc/passwd", u, 2).ok_or_else(|| {
+            CopyError::Chown(
+                spec.into(),
+                format!("no user {u:?} in the image's /etc/passwd"),
+            )
+        })?;
+        (uid, gid)
+    };
+    let gid = match g {
+        Some(g) if !g.is_empty() => {
+            if let Ok(n) = g.parse::<u32>() {
+                n
+            } else {
+                lookup("/etc/group", g, 2)
+                    .map(|(id, _)| id)
+                    .ok_or_else(|| {
+                        CopyError::Chown(
+                            spec.into(),
+                            format!("no group {g:?} in the image's /etc/group"),
+                        )
+                    })?
+            }
+        }
+        _ => uid_and_group.1.unwrap_or(uid_and_group.0),
+    };
+    Ok((uid_and_group.0, gid))
+}
+
+/// What one COPY/ADD asks for, after expansion.
+pub struct CopyRequest<'a> {
+    pub keyword: &'static str,
+    pub sources: &'a [String],
+    /// (name, content) of heredoc sources.
+    pub inline: &'a [(String, String)],
+    /// Absolute destination as written (trailing `/` kept).
+    pub dest: String,
+    pub chown: Option<(u32, u32)>,
+    pub chmod: Option<Chmod>,
+    pub excludes: &'a [String],
+    pub parents: bool,
+    /// ADD: extract local tar archives.
+    pub unpack_archives: bool,
+    /// Context sources lose their owner (0:0); stage sources keep it.
+    pub keep_owner: bool,
+}
+
+/// Copies into `layer` (an empty directory that will become the new layer). `below` is the
+/// destination stage's current filesystem, used to resolve the destination and to give
+/// parent directories their existing owner and mode. Returns the number of entries written.
+pub fn copy_into(req: &CopyRequest, src: &Source, below: &Merged, layer: &Path) -> Result<u64> {
+    let excludes = if req.excludes.is_empty() {
+        None
+    } else {
+        Some(
+            Matcher::parse(&req.excludes.join("\n"), "--exclude")
+                .map_err(|e| CopyError::Exclude(e.to_string()))?,
+        )
+    };
+    let mut items = Vec::new();
+    for s in req.sources {
+        items.extend(src.matches(s)?);
+    }
+    if items.is_empty() && req.inline.is_empty() {
+        return Err(CopyError::NoSources);
+    }
+    let count = items.len() + req.inline.len();
+    let wildcard = req.sources.iter().any(|s| has_wildcard(s));
+    let dest_is_dir = req.dest.ends_with('/')
+        || count > 1
+        || wildcard
+        || below
+            .resolve(&req.dest, true)
+            .ok()
+            .and_then(|r| below.locate(&r))
+            .is_some_and(|(_, md)| md.is_dir());
+    if count > 1 && !req.dest.ends_with('/') && !dest_is_dir_in(below, &req.dest) {
+        return Err(CopyError::DestNotDir(req.keyword));
+    }
+    // The destination inside the layer, with symlinks of the stage below resolved.
+    let dest_rel = below
+        .resolve(&req.dest, dest_is_dir)
+        .unwrap_or_else(|_| components(&req.dest).join("/"));
+    let mut w = Writer {
+        layer,
+        below,
+        req,
+        written: 0,
+    };
+    for item in &items {
+        let target = if req.parents {
+            join(&dest_rel, &item.rel)
+        } else if item.md.is_dir() {
+            dest_rel.clone()
+        } else if dest_is_dir {
+            join(&dest_rel, item.rel.rsplit('/').next().unwrap_or(&item.rel))
+        } else {
+            dest_rel.clone()
+        };
+        if item.md.is_dir() {
+            w.ensure_dir(&target, Some(&item.md))?;
+            w.copy_tree(src, &item.rel, &target, excludes.as_ref(), "")?;
+        } else if req.unpack_archives && item.md.is_file() && is_tar_archive(&item.phys) {
+            w.ensure_dir(&dest_rel, None)?;
+            w.extract(&item.phys, &dest_rel)?;
+        } else {
+            if let Some(x) = &excludes {
+                let base = item.rel.rsplit('/').next().unwrap_or(&item.rel);
+                if x.is_ignored(base) {
+                    continue;
+                }
+            }
+            w.ensure_parent(&target)?;
+            w.copy_one(&item.phys, &item.md, &target)?;
+        }
+    }
+    for (name, content) in req.inline {
+        let target = if dest_is_dir {
+            join(&dest_rel, name)
+        } else {
+            dest_rel.clone()
+        };
+        w.ensure_parent(&target)?;
+        let p = layer.join(&target);
+        fs::write(&p, content).map_err(wr(&target))?;
+        let mode = req.chmod.as_ref().map_or(0o644, |c| c.apply(0o644, false));
+        fs::set_permissions(&p, fs::Permissions::from_mode(mode)).map_err(wr(&target))?;
+        let (uid, gid) = req.chown.unwrap_or((0, 0));
+        chown(&p, uid, gid).map_err(wr(&target))?;
+        w.written += 1;
+    }
+    Ok(w.written)
+}
+
+fn dest_is_dir_in(below: &Merged, dest: &str) -> bool {
+    below
+        .resolve(dest, true)
+        .ok()
+        .and_then(|r| below.locate(&r))
+        .is_some_and(|(_, md)| md.is_dir())
+}
+
+fn wr(path: &str) -> impl FnOnce(io::Error) -> CopyError + '_ {
+    move |source| CopyError::Write {
+        path: format!("/{path}"),
+        source,
+    }
+}
+
+fn chown(p: &Path, uid: u32, gid: u32) -> io::Result<()> {
+    std::os::unix::fs::lchown(p, Some(uid), Some(gid))
+}
+
+fn set_mtime(p: &Path, md: &fs::Metadata) {
+    let ts = rustix::fs::Timestamps {
+        last_access: rustix::fs::Timespec {
+            tv_sec: md.mtime(),
+            tv_nsec: md.mtime_nsec() as _,
+        },
+        last_modification: rustix::fs::Timespec {
+            tv_sec: md.mtime(),
+            tv_nsec: md.mtime_nsec() as _,
+        },
+    };
+    let _ = rustix::fs::utimensat(
+        rustix::fs::CWD,
+        p,
+        &ts,
+        rustix::fs::AtFlags::SYMLINK_NOFOLLOW,
+    );
+}
+
+/// A gzip/zstd/plain file whose content is a ustar/GNU tar archive.
+fn is_tar_archive(p: &Path) -> bool {
+    let Ok(f) = fs::File::open(p) else {
+        return false;
+    };
+    let Ok((_, mut r)) = whittle_layer::decompress(BufReader::new(f)) else {
+        return false;
+    };
+    let mut head = [0u8; 512];
+    let mut got = 0;
+    while got < head.len() {
+        match r.read(&mut head[got..]) {
+            Ok(0) => break,
+            Ok(n) => got += n,
+            Err(_) => return false,
+        }
+    }
+    got == 512 && &head[257..262] == b"ustar"
+}
+
+struct Writer<'a> {
+    layer: &'a Path,
+    below: &'a Merged,
+    req: &'a CopyRequest<'a>,
+    written: u64,
+}
+
+impl Writer<'_> {
+    fn owner(&self, md: &fs::Metadata) -> (u32, u32) {
+        match self.req.chown {
+            Some(o) => o,
+            None if self.req.keep_owner => (md.uid(), md.gid()),
+            None => (0, 0),
+        }
+    }
+
+    fn mode(&self, md: &fs::Metadata) -> u32 {
+        let m = md.mode() & 0o7777;
+        match &self.req.chmod {
+            Some(c) => c.apply(m, md.is_dir()),
+            None => m,
+        }
+    }
+
+    /// Creates the parents of `rel` in the layer, copying owner and mode from the stage below
+    /// where they exist there (so the layer does not change them), else root 0755.
+    fn ensure_parent(&mut self, rel: &str) -> Result<()> {
+        let comps = components(rel);
+        if comps.len() <= 1 {
+            return Ok(());
+        }
+        let parent = comps[..comps.len() - 1].join("/");
+        self.ensure_dir(&parent, None)
+    }
+
+    fn ensure_dir(&mut self, rel: &str, like: Option<&fs::Metadata>) -> Result<()> {
+        let comps = components(rel);
+        let mut cur = String::new();
+        for (i, c) in comps.iter().enumerate() {
+            cur = join(&cur, c);
+            let p = self.layer.join(&cur);
+            if p.is_dir() {
+                continue;
+            }
+            fs::create_dir(&p).map_err(wr(&cur))?;
+            let last = i + 1 == comps.len();
+            let (mode, uid, gid) = match self.below.locate(&cur) {
+                Some((_, md)) if md.is_dir() => (md.mode() & 0o7777, md.uid(), md.gid()),
+                _ => match (last, like) {
+                    (true, Some(md)) => {
+                        let (u, g) = self.owner(md);
+                        (self.mode(md), u, g)
+                    }
+                    _ => {
+                        let (u, g) = self.req.chown.unwrap_or((0, 0));
+                        (0o755, u, g)
+                    }
+                },
+            };
+            fs::set_permissions(&p, fs::Permissions::from_mode(mode)).map_err(wr(&cur))?;
+            chown(&p, uid, gid).map_err(wr(&cur))?;
+            self.written += 1;
+        }
+        Ok(())
+    }
+
+    fn copy_tree(
+        &mut self,
+        src: &Source,
+        src_rel: &str,
+        dst_rel: &str,
+        excludes: Option<&Matcher>,
+        rel_in_copy: &str,
+    ) -> Result<()> {
+        let children = src.list(src_rel).map_err(|source| CopyError::Read {
+            path: format!("/{src_rel}"),
+            source,
+        })?;
+        for (name, phys, md) in children {
+            let inner = join(rel_in_copy, &name);
+            if excludes.is_some_and(|x| x.is_ignored(&inner)) {
+                continue;
+            }
+            let s = join(src_rel, &name);
+            let d = join(dst_rel, &name);
+            if md.is_dir() {
+                self.ensure_dir(&d, Some(&md))?;
+                // An existing dir (from an earlier source) keeps what it had; a new one gets
+                // the source's owner and mode.
+                self.copy_tree(src, &s, &d, excludes, &inner)?;
+            } else {
+                self.copy_one(&phys, &md, &d)?;
+            }
+        }
+        Ok(())
+    }
+
+    fn copy_one(&mut self, phys: &Path, md: &fs::Metadata, rel: &str) -> Result<()> {
+        let dst = self.layer.join(rel);
+        if let Ok(old) = fs::symlink_metadata(&dst) {
+            if old.is_dir() && !md.is_dir() {
+                fs::remove_dir_all(&dst).map_err(wr(rel))?;
+            } else if !old.is_dir() {
+                fs::remove_file(&dst).map_err(wr(rel))?;
+            }
+        }
+        let ft = md.file_type();
+        let (uid, gid) = self.owner(md);
+        if ft.is_symlink() {
+            let target = fs::read_link(phys).map_err(|source| CopyError::Read {
+                path: phys.display().to_string(),
+                source,
+            })?;
+            std::os::unix::fs::symlink(&target, &dst).map_err(wr(rel))?;
+            chown(&dst, uid, gid).map_err(wr(rel))?;
+        } else if ft.is_file() {
+            fs::copy(phys, &dst).map_err(|source| CopyError::Read {
+                path: phys.display().to_string(),
+                source,
+            })?;
+            fs::set_permissions(&dst, fs::Permissions::from_mode(self.mode(md)))
+                .map_err(wr(rel))?;
+            chown(&dst, uid, gid).map_err(wr(rel))?;
+        } else {
+            // Sockets, fifos and devices are not copied (as BuildKit's local source).
+            return Ok(());
+        }
+        set_mtime(&dst, md);
+        self.written += 1;
+        Ok(())
+    }
+
+    fn extract(&mut self, archive: &Path, dest_rel: &str) -> Result<()> {
+        let err = |reason: String| CopyError::Archive {
+            path: archive.display().to_string(),
+            reason,
+        };
+        let f = fs::File::open(archive).map_err(|e| err(e.to_string()))?;
+        let root = self.layer.join(dest_rel);
+        let opts = whittle_layer::ExtractOptions::default();
+        let mut r = BufReader::new(f);
+        // extract_layer detects compression itself; make sure the buffer is primed.
+        let _ = r.fill_buf();
+        let sum = whittle_layer::extract_layer(r, &root, &opts).map_err(|e| err(e.to_string()))?;
+        self.written += sum.entries;
+        Ok(())
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn globbing() {
+        assert!(glob_match("*.go", "main.go"));
+        assert!(!glob_match("*.go", "main.rs"));
+        assert!(glob_match("a?c", "abc"));
+        assert!(glob_match("[a-c]x", "bx"));
+        assert!(!glob_match("[^a-c]x", "bx"));
+        assert!(glob_match("\\*", "*"));
+        assert!(glob_match("*", ""));
+    }
+
+    #[test]
+    fn chmod() {
+        assert_eq!(Chmod::parse("755").unwrap().apply(0o600, false), 0o755);
+        assert_eq!(Chmod::parse("u+x").unwrap().apply(0o644, false), 0o744);
+        assert_eq!(Chmod::parse("go-w").unwrap().apply(0o666, false), 0o644);
+        assert_eq!(Chmod::parse("a+X").unwrap().apply(0o644, true), 0o755);
+        assert_eq!(Chmod::parse("a+X").unwrap().apply(0o644, false), 0o644);
+        assert_eq!(
+            Chmod::parse("u=rw,go=r").unwrap().apply(0o777, false),
+            0o644
+        );
+        assert!(Chmod::parse("999").is_err());
+        assert!(Chmod::parse("q+z").is_err());
+    }
+
+    #[test]
+    fn context_copy_rules() {
+        let t = tempfile::tempdir().unwrap();
+        let ctx = t.path().join("ctx");
+        fs::create_dir_all(ctx.join("src/sub")).unwrap();
+        fs::write(ctx.join("src/a.go"), "a").unwrap();
+        fs::write(ctx.join("src/b.go"), "b").unwrap();
+        fs::write(ctx.join("src/sub/c.txt"), "c").unwrap();
+        fs::write(ctx.join("go.mod"), "m").unwrap();
+        fs::write(ctx.join("secret.key"), "k").unwrap();
+        let ignore = Matcher::parse("*.key\n", ".dockerignore").unwrap();
+        let mut cache = whittle_context::MemoryStatCache::default();
+        let index = Index::scan(&ctx, &ignore, &mut cache, 1).unwrap();
+        let src = Source::Context {
+            root: &ctx,
+            index: &index,
+        };
+        let below = Merged::new(vec![]);
+        let run = |sources: &[&str], dest: &str| -> Result<tempfile::TempDir> {
+            let layer = tempfile::tempdir().unwrap();
+            let sources: Vec<String> = sources.iter().map(|s| s.to_string()).collect();
+            copy_into(
+                &CopyRequest {
+                    keyword: "COPY",
+                    sources: &sources,
+                    inline: &[],
+                    dest: dest.into(),
+                    chown: None,
+                    chmod: None,
+                    excludes: &[],
+                    parents: false,
+                    unpack_archives: false,
+                    keep_owner: false,
+                },
+                &src,
+                &below,
+                layer.path(),
+            )?;
+            Ok(layer)
+        };
+        // A directory source copies its contents.
+        let l = run(&["src"], "/app").unwrap();
+        assert!(l.path().join("app/a.go").is_file());
+        assert!(l.path().join("app/sub/c.txt").is_file());
+        // A file to a path without slash is renamed; with slash goes inside.
+        let l = run(&["go.mod"], "/x/renamed").unwrap();
+        assert_eq!(fs::read_to_string(l.path().join("x/renamed")).unwrap(), "m");
+        let l = run(&["go.mod"], "/x/").unwrap();
+        assert!(l.path().join("x/go.mod").is_file());
+        // Wildcards.
+        let l = run(&["src/*.go"], "/w/").unwrap();
+        assert!(l.path().join("w/a.go").is_file() && l.path().join("w/b.go").is_file());
+        // Several sources need a directory destination.
+        assert!(matches!(
+            run(&["go.mod", "src/a.go"], "/one"),
+            Err(CopyError::DestNotDir("COPY"))
+        ));
+        // Ignored files are not there.
+        assert!(matches!(
+            run(&["secret.key"], "/k"),
+            Err(CopyError::NotFound(..))
+        ));
+        assert!(matches!(
+            run(&["nope.txt"], "/k"),
+            Err(CopyError::NotFound(..))
+        ));
+        assert!(matches!(
+            run(&["*.nothing"], "/k/"),
+            Err(CopyError::NotFound(..))
+        ));
+    }
+}

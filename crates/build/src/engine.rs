@@ -1,0 +1,1309 @@
+//! The solver: runs the stages a plan needs (independent stages in parallel, bounded by
+//! `jobs`), each step looked up in the cache by a key derived from its definition and its
+//! inputs, and exports the target stage as an image into the store.
+//!
+//! Snapshots are directories in overlayfs format (a RUN's upper dir as it is, a COPY's new
+//! files in a fresh directory, base-image layers extracted with overlay whiteouts), keyed by
+//! chain id. Layers are tarred and compressed only for the exported image; builder stages never
+//! are.
+
+use crate::config;
+use crate::copy::{self, Chmod, CopyRequest};
+use crate::events::{Event, Progress};
+use crate::merged::Merged;
+use serde_json::{json, Value};
+use sha2::{Digest as _, Sha256};
+use std::collections::HashMap;
+use std::path::{Path, PathBuf};
+use std::sync::atomic::{AtomicUsize, Ordering};
+use std::sync::{Arc, Condvar, Mutex, OnceLock};
+use std::time::Instant;
+use whittle_context::{Index, Matcher, MemoryStatCache};
+use whittle_dockerfile::ast::{CmdLine, NetworkMode};
+use whittle_dockerfile::mount::{MountType, Sharing};
+use whittle_dockerfile::plan::{Base, CopyOp, Op, PlannedMount, Source, Step};
+use whittle_dockerfile::{Plan, Platform};
+use whittle_layer::{chain_id, Compression, Digest, SourceKind, WriteOptions};
+use whittle_runtime::{CancelToken, ContainerSpec, Network, Rootfs, Runtime};
+use whittle_store::{ImageRecord, Store};
+
+/// How to build.
+#[derive(Debug, Clone)]
+pub struct BuildOptions {
+    /// The build context directory.
+    pub context: PathBuf,
+    /// `.dockerignore` rules.
+    pub ignore: Matcher,
+    /// Do not look anything up in the cache (results are still recorded).
+    pub no_cache: bool,
+    /// Stages (names or indexes) whose steps ignore the cache.
+    pub no_cache_filter: Vec<String>,
+    /// What `RUN --network=default` (and RUN without the flag) gets.
+    pub network: Network,
+    /// `--secret` values by id.
+    pub secrets: HashMap<String, Vec<u8>>,
+    /// The ssh-agent socket for `RUN --mount=type=ssh`.
+    pub ssh_socket: Option<PathBuf>,
+    /// At most this many RUN/COPY steps at once.
+    pub jobs: usize,
+    /// `--label`s added to the image.
+    pub labels: Vec<(String, String)>,
+    /// Timestamps in the image (created, history) and the mtime clamp of layers.
+    pub epoch: u64,
+    pub compression: Compression,
+}
+
+impl BuildOptions {
+    pub fn new(context: PathBuf) -> Self {
+        BuildOptions {
+            context,
+            ignore: Matcher::default(),
+            no_cache: false,
+            no_cache_filter: Vec::new(),
+            network: Network::Host,
+            secrets: HashMap::new(),
+            ssh_socket: None,
+            jobs: std::thread::available_parallelism()
+                .map(|n| n.get())
+                .unwrap_or(1),
+            labels: Vec::new(),
+            epoch: whittle_layer::default_epoch(),
+            compression: Compression::default(),
+        }
+    }
+}
+
+#[derive(Debug, thiserror::Error)]
+pub enum BuildError {
+    #[error("base image {0} is not in the local store: load it first with `whittle load -i <archive>` (registry pulls are not implemented yet)")]
+    ImageNotFound(String),
+    #[error("stage {stage}, line {line}: {summary}\n  {message}")]
+    Step {
+        stage: String,
+        line: usize,
+        summary: String,
+        message: String,
+    },
+    #[error("stage {stage}, line {line}: process \"{command}\" did not complete successfully: exit code: {code}")]
+    RunFailed {
+        stage: String,
+        line: usize,
+        command: String,
+        code: i32,
+        /// The last lines of its output.
+        tail: Vec<String>,
+    },
+    #[error("the build context: {0}")]
+    Context(String),
+    #[error("store: {0}")]
+    Store(#[from] whittle_store::StoreError),
+    #[error("the build was cancelled")]
+    Cancelled,
+    #[error("{0}")]
+    Other(String),
+}
+
+type Result<T> = std::result::Result<T, BuildError>;
+
+/// What a build produced.
+#[derive(Debug, Clone)]
+pub struct BuildResult {
+    pub image: ImageRecord,
+    pub steps_run: usize,
+    pub steps_cached: usize,
+}
+
+#[derive(Debug, Clone)]
+struct Layer {
+    chain_id: Digest,
+    diff_id: Digest,
+    dir: PathBuf,
+    /// (digest, media type, size) of the blob, for base-image layers.
+    blob: Option<(Digest, String, u64)>,
+}
+
+#[derive(Debug, Clone)]
+struct StageState {
+    layers: Vec<Layer>,
+    config: Value,
+    key: String,
+    /// CMD still comes from the base (an ENTRYPOINT in this stage resets it).
+    inherited_cmd: bool,
+}
+
+impl StageState {
+    fn merged(&self) -> Merged {
+        Merged::new(self.layers.iter().rev().map(|l| l.dir.clone()).collect())
+    }
+    /// What identifies this stage's files (for COPY --from keys).
+    fn content_id(&self) -> String {
+        match self.layers.last() {
+            Some(l) => l.chain_id.to_string(),
+            None => "empty".into(),
+        }
+    }
+}
+
+fn fold(prev: &str, kind: &str, parts: &[&[u8]]) -> String {
+    let mut h = Sha256::new();
+    h.update(prev.as_bytes());
+    h.update([0]);
+    h.update(kind.as_bytes());
+    for p in parts {
+        h.update([0]);
+        h.update((p.len() as u64).to_le_bytes());
+        h.update(p);
+    }
+    format!("sha256:{}", hex::encode(h.finalize()))
+}
+
+/// A counting semaphore for `--jobs`.
+struct Jobs {
+    free: Mutex<usize>,
+    cv: Condvar,
+}
+
+struct Permit<'a>(&'a Jobs);
+
+impl Jobs {
+    fn new(n: usize) -> Self {
+        Jobs {
+            free: Mutex::new(n.max(1)),
+            cv: Condvar::new(),
+        }
+    }
+    fn acquire(&self) -> Permit<'_> {
+        let mut g = self.free.lock().unwrap_or_else(|e| e.into_inner());
+        while *g == 0 {
+            g = self.cv.wait(g).unwrap_or_else(|e| e.into_inner());
+        }
+        *g -= 1;
+        Permit(self)
+    }
+}
+
+impl Drop for Permit<'_> {
+    fn drop(&mut self) {
+        let mut g = self.0.free.lock().unwrap_or_else(|e| e.into_inner());
+        *g += 1;
+        self.0.cv.notify_one();
+    }
+}
+
+/// Runs a plan into an image in the store.
+pub fn build(
+    plan: &Plan,
+    opts: &BuildOptions,
+    store: &Store,
+    runtime: &Runtime,
+    progress: &dyn Progress,
+    cancel: &CancelToken,
+) -> Result<BuildResult> {
+    let empty = tempfile::Builder::new()
+        .prefix("empty-")
+        .tempdir_in(store.root().join("snapshots"))
+        .map_err(|e| BuildError::Other(format!("cannot create a scratch dir in the store: {e}")))?;
+    let engine = Engine {
+        plan,
+        opts,
+        store,
+        runtime,
+        progress,
+        cancel: cancel.clone(),
+        ids: AtomicUsize::new(0),
+        run: AtomicUsize::new(0),
+        cached: AtomicUsize::new(0),
+        jobs: Jobs::new(opts.jobs),
+        context: OnceLock::new(),
+        empty_dir: empty.path().to_path_buf(),
+    };
+    let _lease = store.lease()?;
+    let state = engine.run_stages()?;
+    let image = engine.export(&state)?;
+    Ok(BuildResult {
+        image,
+        steps_run: engine.run.load(Ordering::Relaxed),
+        steps_cached: engine.cached.load(Ordering::Relaxed),
+    })
+}
+
+struct Engine<'a> {
+    plan: &'a Plan,
+    opts: &'a BuildOptions,
+    store: &'a Store,
+    runtime: &'a Runtime,
+    progress: &'a dyn Progress,
+    cancel: CancelToken,
+    ids: AtomicUsize,
+    run: AtomicUsize,
+    cached: AtomicUsize,
+    jobs: Jobs,
+    context: OnceLock<std::result::Result<Arc<Index>, String>>,
+    empty_dir: PathBuf,
+}
+
+/// Shared between stage threads: finished stages and the first failure.
+#[derive(Default)]
+struct Board {
+    done: HashMap<usize, Arc<StageState>>,
+    failed: Option<BuildError>,
+}
+
+impl Engine<'_> {
+    fn run_stages(&self) -> Result<StageState> {
+        let board = Mutex::new(Board::default());
+        let cv = Condvar::new();
+        std::thread::scope(|s| {
+            for &i in &self.plan.order {
+                let board = &board;
+                let cv = &cv;
+                s.spawn(move || {
+                    let deps: Vec<usize> = self.plan.stages[i]
+                        .deps
+                        .iter()
+                        .map(|d| d.stage)
+                        .filter(|&d| d != i)
+                        .collect();
+                    let mut g = board.lock().unwrap_or_else(|e| e.into_inner());
+                    while g.failed.is_none() && !deps.iter().all(|d| g.done.contains_key(d)) {
+                        g = cv.wait(g).unwrap_or_else(|e| e.into_inner());
+                    }
+                    if g.failed.is_some() {
+                        return;
+                    }
+                    let inputs: HashMap<usize, Arc<StageState>> = deps
+                        .iter()
+                        .filter_map(|d| g.done.get(d).map(|s| (*d, s.clone())))
+                        .collect();
+                    drop(g);
+                    let r = self.run_stage(i, &inputs);
+                    let mut g = board.lock().unwrap_or_else(|e| e.into_inner());
+                    match r {
+                        Ok(st) => {
+                            g.done.insert(i, Arc::new(st));
+                        }
+                        Err(e) => {
+                            if g.failed.is_none() {
+                                g.failed = Some(e);
+                            }
+                            self.cancel.cancel();
+                        }
+                    }
+                    cv.notify_all();
+                });
+            }
+        });
+        let mut b = board.into_inner().unwrap_or_else(|e| e.into_inner());
+        if let Some(e) = b.failed.take() {
+            return Err(e);
+        }
+        b.done
+            .remove(&self.plan.target)
+            .map(|s| Arc::try_unwrap(s).unwrap_or_else(|a| (*a).clone()))
+            .ok_or_else(|| BuildError::Other("the target stage produced nothing".into()))
+    }
+
+    fn platform(&self, stage: usize) -> Platform {
+        self.plan.stages[stage]
+            .platform
+            .as_deref()
+            .and_then(Platform::parse)
+            .unwrap_or_else(|| self.plan.target_platform.clone())
+    }
+
+    fn stage_label(&self, i: usize) -> String {
+        self.plan.stages[i]
+            .name
+            .clone()
+            .unwrap_or_else(|| format!("stage-{i}"))
+    }
+
+    fn no_cache_for(&self, stage: usize) -> bool {
+        self.opts.no_cache
+            || self.opts.no_cache_filter.iter().any(|f| {
+                let s = &self.plan.stages[stage];
+                s.name.as_deref() == Some(f.to_ascii_lowercase().as_str())
+                    || f == &s.index.to_string()
+            })
+    }
+
+    fn run_stage(&self, i: usize, inputs: &HashMap<usize, Arc<StageState>>) -> Result<StageState> {
+        let stage = &self.plan.stages[i];
+        let platform = self.platform(i);
+        let mut state = match &stage.base {
+            Base::Scratch => StageState {
+                layers: Vec::new(),
+                config: config::scratch(&platform),
+                key: fold("", "scratch", &[platform.to_string().as_bytes()]),
+                inherited_cmd: false,
+            },
+            Base::Stage { index } => {
+                let mut st = inputs
+                    .get(index)
+                    .map(|s| (**s).clone())
+                    .ok_or_else(|| BuildError::Other(format!("stage {index} did not finish")))?;
+                st.inherited_cmd = true;
+                st
+            }
+            Base::Image { reference } => self.base_image(reference, &platform)?,
+        };
+        let total = stage.steps.len();
+        for (n, step) in stage.steps.iter().enumerate() {
+            if self.cancel.is_cancelled() {
+                return Err(BuildError::Cancelled);
+            }
+            let name = stage.name.clone().unwrap_or_else(|| format!("stage-{i}"));
+            let label = format!("[{name} {}/{}]", n + 1, total);
+            self.step(i, &label, step, &mut state, inputs)?;
+        }
+        Ok(state)
+    }
+
+    /// Resolves a base image in the store and makes sure its layers are extracted snapshots.
+    fn base_image(&self, reference: &str, platform: &Platform) -> Result<StageState> {
+        let tagged = self
+            .store
+            .resolve(reference)
+            .map_err(|_| BuildError::ImageNotFound(reference.to_string()))?;
+        let img = tagged.image;
+        let (manifest, mut cfg) = self.store.manifest_and_config(&img)?;
+        let diff_ids: Vec<Digest> = cfg["rootfs"]["diff_ids"]
+            .as_array()
+            .map(|a| a.iter().filter_map(|d| d.as_str()?.parse().ok()).collect())
+            .unwrap_or_default();
+        if diff_ids.len() != img.layers.len() {
+            return Err(BuildError::Other(format!(
+                "image {reference} is inconsistent: {} layers but {} diff ids in its config",
+                img.layers.len(),
+                diff_ids.len()
+            )));
+        }
+        let mut layers = Vec::new();
+        let mut parent: Option<Digest> = None;
+        for (n, (blob, diff)) in img.layers.iter().zip(&diff_ids).enumerate() {
+            let chain = chain_id(parent.as_ref(), diff);
+            let dir = self.store.snapshot_path(&chain);
+            if self.store.snapshot(&chain)?.is_none() || !dir.is_dir() {
+                self.progress.event(Event::Note {
+                    message: format!(
+                        "extracting layer {}/{} of {reference} ({})",
+                        n + 1,
+                        img.layers.len(),
+                        &blob.hex()[..12]
+                    ),
+                });
+                let sd = self.store.prepare_snapshot()?;
+                let f = self.store.open_blob(blob)?;
+                let opts = whittle_layer::ExtractOptions {
+                    whiteouts: whittle_layer::WhiteoutMode::Overlay,
+                    ..whittle_layer::ExtractOptions::default()
+                };
+                let sum =
+                    whittle_layer::extract_layer(std::io::BufReader::new(f), sd.path(), &opts)
+                        .map_err(|e| {
+                            BuildError::Other(format!("layer {blob} of {reference}: {e}"))
+                        })?;
+                if &sum.diff_id != diff {
+                    return Err(BuildError::Other(format!(
+                        "layer {blob} of {reference} has diff id {} but the config says {diff}",
+                        sum.diff_id
+                    )));
+                }
+                sd.commit(&chain, parent.as_ref(), diff)?;
+            }
+            let media = manifest["layers"][n]["mediaType"]
+                .as_str()
+                .unwrap_or(whittle_layer::MEDIA_TYPE_LAYER_GZIP)
+                .to_string();
+            let size = manifest["layers"][n]["size"].as_u64().unwrap_or(0);
+            layers.push(Layer {
+                chain_id: chain.clone(),
+                diff_id: diff.clone(),
+                dir,
+                blob: Some((blob.clone(), media, size)),
+            });
+            parent = Some(chain);
+        }
+        // ONBUILD triggers were run by the plan; the new image does not pass them on.
+        if let Some(c) = cfg.get_mut("config").and_then(Value::as_object_mut) {
+            c.remove("OnBuild");
+        }
+        let _ = platform;
+        Ok(StageState {
+            layers,
+            config: cfg,
+            key: fold("", "image", &[img.manifest.as_str().as_bytes()]),
+            inherited_cmd: true,
+        })
+    }
+
+    fn created(&self) -> String {
+        config::rfc3339(self.opts.epoch)
+    }
+
+    fn step(
+        &self,
+        stage: usize,
+        label: &str,
+        step: &Step,
+        state: &mut StageState,
+        inputs: &HashMap<usize, Arc<StageState>>,
+    ) -> Result<()> {
+        let labels = self.plan.labels();
+        let summary = step.op.summary(&labels);
+        let op_json = serde_json::to_vec(&step.op).unwrap_or_default();
+        match &step.op {
+            Op::Run { .. } => self.run_step(stage, label, step, &summary, &op_json, state, inputs),
+            Op::Copy(c) | Op::Add(c) => {
+                let kw = if matches!(step.op, Op::Add(_)) {
+                    "ADD"
+                } else {
+                    "COPY"
+                };
+                self.copy_step(stage, label, step, kw, c, &summary, &op_json, state, inputs)
+            }
+            Op::Workdir { path } => {
+                let mut inherited = state.inherited_cmd;
+                config::apply(&mut state.config, &step.op, &mut inherited);
+                state.inherited_cmd = inherited;
+                state.key = fold(&state.key, "workdir", &[&op_json]);
+                let exists = state
+                    .merged()
+                    .resolve(path, true)
+                    .ok()
+                    .and_then(|p| state.merged().locate(&p))
+                    .is_some_and(|(_, md)| md.is_dir());
+                if exists {
+                    config::push_history(&mut state.config, &self.created(), &summary, true);
+                    return Ok(());
+                }
+                // The directory does not exist yet: create it in its own layer (as BuildKit).
+                self.layer_step(
+                    stage,
+                    label,
+                    step,
+                    &summary,
+                    state,
+                    "mkdir",
+                    &[],
+                    |dir, below, _| {
+                        let rel = below
+                            .resolve(path, true)
+                            .unwrap_or_else(|_| path.trim_start_matches('/').to_string());
+                        let mut cur = dir.to_path_buf();
+                        for c in crate::merged::components(&rel) {
+                            cur.push(c);
+                            if !cur.is_dir() {
+                                std::fs::create_dir(&cur).map_err(|e| e.to_string())?;
+                                let sub = cur.strip_prefix(dir).map_err(|e| e.to_string())?;
+                                let like = below.locate(&sub.to_string_lossy());
+                                use std::os::unix::fs::{MetadataExt, PermissionsExt};
+                                let (mode, uid, gid) = match like {
+                                    Some((_, md)) if md.is_dir() => {
+                                        (md.mode() & 0o7777, md.uid(), md.gid())
+                                    }
+                                    _ => (0o755, 0, 0),
+                                };
+                                std::fs::set_permissions(
+                                    &cur,
+                                    std::fs::Permissions::from_mode(mode),
+                                )
+                                .map_err(|e| e.to_string())?;
+                                std::os::unix::fs::lchown(&cur, Some(uid), Some(gid))
+                                    .map_err(|e| e.to_string())?;
+                            }
+                        }
+                        Ok(())
+                    },
+                )
+            }
+            _ => {
+                let mut inherited = state.inherited_cmd;
+                config::apply(&mut state.config, &step.op, &mut inherited);
+                state.inherited_cmd = inherited;
+                state.key = fold(&state.key, "meta", &[&op_json]);
+                if !matches!(step.op, Op::Arg { .. }) {
+                    config::push_history(&mut state.config, &self.created(), &summary, true);
+                }
+                Ok(())
+            }
+        }
+    }
+
+    fn next_id(&self) -> usize {
+        self.ids.fetch_add(1, Ordering::Relaxed) + 1
+    }
+
+    /// Looks a step up in the cache. `Some(None)`: cached, produced no layer.
+    fn lookup(&self, stage: usize, key: &str, id: usize) -> Result<Option<Option<Layer>>> {
+        if self.no_cache_for(stage) {
+            self.progress.event(Event::StepMiss {
+                id,
+                reason: "the cache is disabled for this stage (--no-cache)".into(),
+            });
+            return Ok(None);
+        }
+        let Some(rec) = self.store.get_cache(key)? else {
+            self.progress.event(Event::StepMiss {
+                id,
+                reason: "no cached result for these inputs".into(),
+            });
+            return Ok(None);
+        };
+        if rec.result == "empty" {
+            return Ok(Some(None));
+        }
+        let mut parts = rec.result.splitn(3, ':').skip(1);
+        let mut parse_digest = || -> Option<Digest> {
+            let alg = "sha256";
+            let hexs = parts.next()?;
+            format!("{alg}:{hexs}").parse().ok()
+        };
+        let (Some(chain), Some(diff)) = (parse_digest(), parse_digest()) else {
+            return Ok(None);
+        };
+        let dir = self.store.snapshot_path(&chain);
+        if self.store.snapshot(&chain)?.is_none() || !dir.is_dir() {
+            self.progress.event(Event::StepMiss {
+                id,
+                reason: "the cached snapshot was pruned".into(),
+            });
+            return Ok(None);
+        }
+        Ok(Some(Some(Layer {
+            chain_id: chain,
+            diff_id: diff,
+            dir,
+            blob: None,
+        })))
+    }
+
+    /// A step that may produce a layer: cache lookup, else `fill` a fresh directory, then
+    /// commit it as a snapshot (no layer if it stayed empty) and record the result.
+    #[allow(clippy::too_many_arguments)]
+    fn layer_step(
+        &self,
+        stage: usize,
+        label: &str,
+        step: &Step,
+        summary: &str,
+        state: &mut StageState,
+        kind: &str,
+        key_parts: &[&[u8]],
+        fill: impl FnOnce(&Path, &Merged, usize) -> std::result::Result<(), String>,
+    ) -> Result<()> {
+        let op_json = serde_json::to_vec(&step.op).unwrap_or_default();
+        let mut parts: Vec<&[u8]> = vec![&op_json];
+        parts.extend_from_slice(key_parts);
+        let key = fold(&state.key, kind, &parts);
+        let id = self.next_id();
+        let started = Instant::now();
+        self.progress.event(Event::StepStarted {
+            id,
+            stage,
+            label: label.to_string(),
+            summary: summary.to_string(),
+            line: step.pos.line,
+        });
+        let produced = match self.lookup(stage, &key, id)? {
+            Some(layer) => {
+                self.cached.fetch_add(1, Ordering::Relaxed);
+                self.progress.event(Event::StepCached { id });
+                layer
+            }
+            None => {
+                let _permit = self.jobs.acquire();
+                let sd = self.store.prepare_snapshot()?;
+                let below = state.merged();
+                if let Err(message) = fill(sd.path(), &below, id) {
+                    self.progress.event(Event::StepFailed {
+                        id,
+                        elapsed: started.elapsed(),
+                        error: message.clone(),
+                    });
+                    return Err(BuildError::Step {
+                        stage: self.stage_label(stage),
+                        line: step.pos.line,
+                        summary: summary.to_string(),
+                        message,
+                    });
+                }
+                let layer = self.commit(sd, state)?;
+                let result = match &layer {
+                    Some(l) => format!("layer:{}:{}", l.chain_id.hex(), l.diff_id.hex()),
+                    None => "empty".into(),
+                };
+                self.store
+                    .put_cache(&key, &result, layer.as_ref().map(|l| &l.chain_id))?;
+                self.run.fetch_add(1, Ordering::Relaxed);
+                self.progress.event(Event::StepDone {
+                    id,
+                    elapsed: started.elapsed(),
+                });
+                layer
+            }
+        };
+        state.key = key;
+        let empty = produced.is_none();
+        if let Some(l) = produced {
+            state.layers.push(l);
+        }
+        config::push_history(
+            &mut state.config,
+            &self.created(),
+            &history_text(summary),
+            empty,
+        );
+        Ok(())
+    }
+
+    /// Turns a filled directory into a snapshot; `None` if it holds nothing.
+    fn commit(&self, sd: whittle_store::SnapshotDir, state: &StageState) -> Result<Option<Layer>> {
+        let is_empty = std::fs::read_dir(sd.path())
+            .map(|mut d| d.next().is_none())
+            .unwrap_or(true);
+        if is_empty {
+            return Ok(None);
+        }
+        let opts = WriteOptions {
+            compression: Compression::None,
+            threads: 1,
+            epoch: self.opts.epoch,
+            source: SourceKind::OverlayUpper,
+            exclude: Vec::new(),
+        };
+        let (info, _) = whittle_layer::write_layer(sd.path(), &opts, std::io::sink())
+            .map_err(|e| BuildError::Other(format!("cannot read the new layer: {e}")))?;
+        let parent = state.layers.last().map(|l| l.chain_id.clone());
+        let chain = chain_id(parent.as_ref(), &info.diff_id);
+        sd.commit(&chain, parent.as_ref(), &info.diff_id)?;
+        Ok(Some(Layer {
+            dir: self.store.snapshot_path(&chain),
+            chain_id: chain,
+            diff_id: info.diff_id,
+            blob: None,
+        }))
+    }
+
+    fn context_index(&self) -> Result<Arc<Index>> {
+        self.context
+            .get_or_init(|| {
+                let cache_file = self.stat_cache_file();
+                let mut cache: MemoryStatCache = std::fs::read(&cache_file)
+                    .ok()
+                    .and_then(|b| serde_json::from_slice(&b).ok())
+                    .unwrap_or_default();
+                let idx = Index::scan(
+                    &self.opts.context,
+                    &self.opts.ignore,
+                    &mut cache,
+                    self.opts.jobs,
+                )
+                .map_err(|e| e.to_string())?;
+                if idx.stats.files_hashed > 0 {
+                    if let Ok(bytes) = serde_json::to_vec(&cache) {
+                        let tmp = cache_file.with_extension("tmp");
+                        if std::fs::write(&tmp, bytes).is_ok() {
+                            let _ = std::fs::rename(&tmp, &cache_file);
+                        }
+                    }
+                }
+                Ok(Arc::new(idx))
+            })
+            .clone()
+            .map_err(BuildError::Context)
+    }
+
+    fn stat_cache_file(&self) -> PathBuf {
+        let abs =
+            std::fs::canonicalize(&self.opts.context).unwrap_or_else(|_| self.opts.context.clone());
+        let h = hex::encode(Sha256::digest(abs.to_string_lossy().as_bytes()));
+        let dir = self.store.root().join("contexts");
+        let _ = std::fs::create_dir_all(&dir);
+        dir.join(format!("{}.json", &h[..32]))
+    }
+
+    #[allow(clippy::too_many_arguments)]
+    fn copy_step(
+        &self,
+        stage: usize,
+        label: &str,
+        step: &Step,
+        kw: &'static str,
+        c: &CopyOp,
+        summary: &str,
+        _op_json: &[u8],
+        state: &mut StageState,
+        inputs: &HashMap<usize, Arc<StageState>>,
+    ) -> Result<()> {
+        let fail = |message: String| BuildError::Step {
+            stage: self.stage_label(stage),
+            line: step.pos.line,
+            summary: summary.to_string(),
+            message,
+        };
+        if c.sources
+            .iter()
+            .any(|s| s.contains("://") || s.starts_with("git@"))
+        {
+            return Err(fail(
+                "ADD from a URL or a git repository needs network access, which whittle does not have yet".into(),
+            ));
+        }
+        // Where the files come from, and what identifies them for the cache key.
+        let index;
+        let merged_src;
+        let (src, src_id): (copy::Source, String) = match &c.from {
+            Source::Context => {
+                index = self.context_index()?;
+                let mut id = String::new();
+                for s in &c.sources {
+                    id.push_str(s);
+                    id.push('\n');
+                    for (p, d) in fingerprint(&index, s) {
+                        id.push_str(&p);
+                        id.push('=');
+                        id.push_str(&d);
+                        id.push('\n');
+                    }
+                }
+                (
+                    copy::Source::Context {
+                        root: &self.opts.context,
+                        index: &index,
+                    },
+                    id,
+                )
+            }
+            Source::Stage { index: j } => {
+                let st = inputs
+                    .get(j)
+                    .ok_or_else(|| fail(format!("stage {j} did not finish")))?;
+                merged_src = st.merged();
+                (copy::Source::Merged(&merged_src), st.content_id())
+            }
+            Source::Image { reference } => {
+                let st = self.base_image(reference, &self.platform(stage))?;
+                merged_src = st.merged();
+                (copy::Source::Merged(&merged_src), st.content_id())
+            }
+        };
+        let below_now = state.merged();
+        let chown = match &c.chown {
+            Some(spec) => {
+                Some(copy::resolve_chown(spec, &below_now).map_err(|e| fail(e.to_string()))?)
+            }
+            None => None,
+        };
+        let chmod = match &c.chmod {
+            Some(m) => Some(Chmod::parse(m).map_err(|e| fail(e.to_string()))?),
+            None => None,
+        };
+        let dest = if c.dest.starts_with('/') {
+            c.dest.clone()
+        } else {
+            let base = c.workdir.trim_end_matches('/');
+            format!("{base}/{}", c.dest)
+        };
+        let inline: Vec<(String, String)> = c
+            .inline
+            .iter()
+            .map(|f| (f.name.clone(), f.content.clone()))
+            .collect();
+        let unpack = kw == "ADD" && c.unpack != Some(false) && c.from == Source::Context;
+        let keep_owner = c.from != Source::Context;
+        let owner_key = format!("{chown:?}");
+        self.layer_step(
+            stage,
+            label,
+            step,
+            summary,
+            state,
+            "copy",
+            &[src_id.as_bytes(), owner_key.as_bytes()],
+            |dir, below, _| {
+                let req = CopyRequest {
+                    keyword: kw,
+                    sources: &c.sources,
+                    inline: &inline,
+                    dest: dest.clone(),
+                    chown,
+                    chmod: chmod.clone(),
+                    excludes: &c.excludes,
+                    parents: c.parents,
+                    unpack_archives: unpack,
+                    keep_owner,
+                };
+                copy::copy_into(&req, &src, below, dir)
+                    .map(|_| ())
+                    .map_err(|e| e.to_string())
+            },
+        )
+    }
+
+    #[allow(clippy::too_many_arguments)]
+    fn run_step(
+        &self,
+        stage: usize,
+        label: &str,
+        step: &Step,
+        summary: &str,
+        _op_json: &[u8],
+        state: &mut StageState,
+        inputs: &HashMap<usize, Arc<StageState>>,
+    ) -> Result<()> {
+        let Op::Run {
+            cmd,
+            shell,
+            heredocs,
+            mounts,
+            network,
+            args,
+            ..
+        } = &step.op
+        else {
+            return Ok(());
+        };
+        let fail = |message: String| BuildError::Step {
+            stage: self.stage_label(stage),
+            line: step.pos.line,
+            summary: summary.to_string(),
+            message,
+        };
+        // The command line, with BuildKit's heredoc rules.
+        let mut extra_files: Vec<(String, String)> = Vec::new();
+        let argv: Vec<String> = match cmd {
+            CmdLine::Exec(v) => v.clone(),
+            CmdLine::Shell(line) => {
+                let only_heredoc = heredocs.len() == 1
+                    && whittle_dockerfile_marker(line.trim(), &heredocs[0].name);
+                if only_heredoc {
+                    let body = &heredocs[0].content;
+                    if body.starts_with("#!") {
+                        let path = format!("/dev/pipes/{}", heredocs[0].name);
+                        extra_files.push((path.clone(), body.clone()));
+                        vec![path]
+                    } else {
+                        shell.iter().cloned().chain([body.clone()]).collect()
+                    }
+                } else if heredocs.is_empty() {
+                    shell.iter().cloned().chain([line.clone()]).collect()
+                } else {
+                    let mut script = line.clone();
+                    for h in heredocs {
+                        script.push('\n');
+                        script.push_str(&h.content);
+                        script.push_str(&h.name);
+                    }
+                    shell.iter().cloned().chain([script]).collect()
+                }
+            }
+        };
+        if argv.is_empty() {
+            return Err(fail("RUN has no command".into()));
+        }
+        // Environment: the image's ENV, then ARGs that ENV does not shadow.
+        let mut env: Vec<String> = config::env(&state.config)
+            .into_iter()
+            .map(|(k, v)| format!("{k}={v}"))
+            .collect();
+        for (k, v) in args {
+            env.push(format!("{k}={v}"));
+        }
+        let cwd = config::workdir(&state.config);
+        let user = config::user(&state.config);
+        // Mount inputs that change the result belong in the key.
+        let mut mount_ids = String::new();
+        for m in mounts {
+            if m.spec.kind == MountType::Bind {
+                match &m.source_ref {
+                    None => {
+                        let idx = self.context_index()?;
+                        let src = m.spec.source.clone().unwrap_or_default();
+                        for (p, d) in fingerprint(&idx, &src) {
+                            mount_ids.push_str(&format!("{p}={d}\n"));
+                        }
+                    }
+                    Some(Source::Stage { index }) => {
+                        if let Some(st) = inputs.get(index) {
+                            mount_ids.push_str(&st.content_id());
+                        }
+                    }
+                    Some(Source::Image { reference }) => mount_ids.push_str(reference),
+                    Some(Source::Context) => {}
+                }
+            }
+        }
+        let env_key = serde_json::to_vec(&json!([env, cwd, user])).unwrap_or_default();
+        let net = match network {
+            Some(NetworkMode::None) => Network::None,
+            Some(NetworkMode::Host) => Network::Host,
+            Some(NetworkMode::Default) | None => self.opts.network,
+        };
+        let stage_label = self.stage_label(stage);
+        let command_text = match cmd {
+            CmdLine::Exec(v) => v.join(" "),
+            CmdLine::Shell(s) => format!("{} {s}", shell.join(" ")),
+        };
+        let tail: Mutex<Vec<String>> = Mutex::new(Vec::new());
+        let exit_code: Mutex<Option<i32>> = Mutex::new(None);
+        let result = self.layer_step(
+            stage,
+            label,
+            step,
+            summary,
+            state,
+            "run",
+            &[&env_key, mount_ids.as_bytes()],
+            |upper, below, id| {
+                let lower: Vec<PathBuf> = if below.layers().is_empty() {
+                    vec![self.empty_dir.clone()]
+                } else {
+                    below.layers().to_vec()
+                };
+                let mut spec = ContainerSpec::new(
+                    Rootfs::Overlay {
+                        lower,
+                        upper: upper.to_path_buf(),
+                    },
+                    argv.clone(),
+                );
+                spec.env = env.clone();
+                spec.cwd = cwd.clone();
+                spec.user = user.clone();
+                spec.network = net;
+                let mut _held = Vec::new();
+                let mut tmp_dirs = Vec::new();
+                for m in mounts {
+                    let (mount, hold) = self
+                        .runtime_mount(m, inputs, &mut spec.env, &mut tmp_dirs)
+                        .map_err(|e| e.to_string())?;
+                    if let Some(mount) = mount {
+                        spec.mounts.push(mount);
+                    }
+                    _held.extend(hold);
+                }
+                for (path, body) in &extra_files {
+                    let d = tempfile::tempdir().map_err(|e| e.to_string())?;
+                    let f = d.path().join("script");
+                    std::fs::write(&f, body).map_err(|e| e.to_string())?;
+                    use std::os::unix::fs::PermissionsExt;
+                    std::fs::set_permissions(&f, std::fs::Permissions::from_mode(0o755))
+                        .map_err(|e| e.to_string())?;
+                    spec.mounts.push(whittle_runtime::Mount {
+                        target: path.clone(),
+                        kind: whittle_runtime::MountKind::Bind {
+                            source: f,
+                            rw: false,
+                        },
+                    });
+                    tmp_dirs.push(d);
+                }
+                let mut sink = |stream: whittle_runtime::Stream, line: &[u8]| {
+                    let text = String::from_utf8_lossy(line).into_owned();
+                    if let Ok(mut t) = tail.lock() {
+                        t.push(text.clone());
+                        if t.len() > 20 {
+                            t.remove(0);
+                        }
+                    }
+                    self.progress.event(Event::StepLog {
+                        id,
+                        stderr: stream == whittle_runtime::Stream::Stderr,
+                        line: text,
+                    });
+                };
+                let status = self
+                    .runtime
+                    .run(&spec, &mut sink, &self.cancel)
+                    .map_err(|e| e.to_string())?;
+                if !status.success() {
+                    if let Ok(mut c) = exit_code.lock() {
+                        *c = Some(status.code());
+                    }
+                    return Err(format!("exit code: {}", status.code()));
+                }
+                Ok(())
+            },
+        );
+        match result {
+            Err(BuildError::Step { .. }) if exit_code.lock().ok().and_then(|c| *c).is_some() => {
+                let code = exit_code.lock().ok().and_then(|c| *c).unwrap_or(1);
+                Err(BuildError::RunFailed {
+                    stage: stage_label,
+                    line: step.pos.line,
+                    command: command_text,
+                    code,
+                    tail: tail.into_inner().unwrap_or_default(),
+                })
+            }
+            Err(BuildError::Step { message, .. }) if self.cancel.is_cancelled() => {
+                let _ = message;
+                Err(BuildError::Cancelled)
+            }
+            other => other,
+        }
+    }
+
+    /// A `RUN --mount` for the runtime, plus whatever must stay alive during the run (locks).
+    fn runtime_mount(
+        &self,
+        m: &PlannedMount,
+        inputs: &HashMap<usize, Arc<StageState>>,
+        env: &mut Vec<String>,
+        tmp_dirs: &mut Vec<tempfile::TempDir>,
+    ) -> Result<(
+        Option<whittle_runtime::Mount>,
+        Vec<whittle_store::CacheMount>,
+    )> {
+        use whittle_runtime::MountKind as K;
+        let s = &m.spec;
+        let target = s.target.clone();
+        Ok(match s.kind {
+            MountType::Bind => {
+                let sub = s.source.clone().unwrap_or_default();
+                let source = match &m.source_ref {
+                    None | Some(Source::Context) => {
+                        self.opts.context.join(sub.trim_start_matches('/'))
+                    }
+                    Some(Source::Stage { index }) => {
+                        let st = inputs.get(index).ok_or_else(|| {
+                            BuildError::Other(format!("stage {index} did not finish"))
+                        })?;
+                        materialize(&st.merged(), &sub, self.store, tmp_dirs)?
+                    }
+                    Some(Source::Image { reference }) => {
+                        let st = self.base_image(reference, &self.plan.target_platform)?;
+                        materialize(&st.merged(), &sub, self.store, tmp_dirs)?
+                    }
+                };
+                (
+                    Some(whittle_runtime::Mount {
+                        target,
+                        kind: K::Bind {
+                            source,
+                            rw: !s.readonly,
+                        },
+                    }),
+                    Vec::new(),
+                )
+            }
+            MountType::Cache => {
+                let id = s.id.clone().unwrap_or_else(|| s.target.clone());
+                let cm = self.store.cache_mount(&id, s.sharing != Sharing::Shared)?;
+                let source = cm.path.clone();
+                (
+                    Some(whittle_runtime::Mount {
+                        target,
+                        kind: K::Cache {
+                            source,
+                            uid: s.uid,
+                            gid: s.gid,
+                            mode: s.mode,
+                        },
+                    }),
+                    vec![cm],
+                )
+            }
+            MountType::Tmpfs => (
+                Some(whittle_runtime::Mount {
+                    target,
+                    kind: K::Tmpfs { size: s.size },
+                }),
+                Vec::new(),
+            ),
+            MountType::Secret => {
+                let id = s.id.clone().unwrap_or_default();
+                match self.opts.secrets.get(&id) {
+                    None if s.required => {
+                        return Err(BuildError::Other(format!(
+                            "secret {id:?} is required but was not given: pass --secret id={id},src=<file>"
+                        )))
+                    }
+                    None => (None, Vec::new()),
+                    Some(data) => {
+                        if let Some(var) = &s.env {
+                            env.push(format!("{var}={}", String::from_utf8_lossy(data)));
+                        }
+                        if s.env.is_some() && s.target.is_empty() {
+                            (None, Vec::new())
+                        } else {
+                            (
+                                Some(whittle_runtime::Mount {
+                                    target,
+                                    kind: K::Secret {
+                                        data: data.clone(),
+                                        mode: s.mode.unwrap_or(0o400),
+                                        uid: s.uid.unwrap_or(0),
+                                        gid: s.gid.unwrap_or(0),
+                                    },
+                                }),
+                                Vec::new(),
+                            )
+                        }
+                    }
+                }
+            }
+            MountType::Ssh => match &self.opts.ssh_socket {
+                Some(sock) => (
+                    Some(whittle_runtime::Mount {
+                        target,
+                        kind: K::Ssh {
+                            socket: sock.clone(),
+                        },
+                    }),
+                    Vec::new(),
+                ),
+                None if s.required => {
+                    return Err(BuildError::Other(
+                        "RUN --mount=type=ssh,required needs an ssh agent: pass --ssh default"
+                            .into(),
+                    ))
+                }
+                None => (None, Vec::new()),
+            },
+        })
+    }
+
+    /// Writes the target stage as an image into the store.
+    fn export(&self, state: &StageState) -> Result<ImageRecord> {
+        self.progress.event(Event::Note {
+            message: "exporting layers".into(),
+        });
+        let mut descs = Vec::new();
+        let mut diff_ids = Vec::new();
+        for l in &state.layers {
+            if let Some((d, media, size)) = &l.blob {
+                descs.push((d.clone(), media.clone(), *size));
+                diff_ids.push(l.diff_id.to_string());
+                continue;
+            }
+            let ckey = format!(
+                "blob:{}:{}:{}",
+                l.diff_id,
+                self.opts.compression.media_type(),
+                self.opts.epoch
+            );
+            if let Some(rec) = self.store.get_cache(&ckey)? {
+                let mut it = rec.result.split(' ');
+                if let (Some(d), Some(sz), Some(diff)) = (it.next(), it.next(), it.next()) {
+                    if let (Ok(d), Ok(sz)) = (d.parse::<Digest>(), sz.parse::<u64>()) {
+                        if self.store.has_blob(&d) {
+                            descs.push((d, self.opts.compression.media_type().to_string(), sz));
+                            diff_ids.push(diff.to_string());
+                            continue;
+                        }
+                    }
+                }
+            }
+            let w = self.store.blob_writer(None)?;
+            let opts = WriteOptions {
+                compression: self.opts.compression,
+                threads: self.opts.jobs,
+                epoch: self.opts.epoch,
+                source: SourceKind::OverlayUpper,
+                exclude: Vec::new(),
+            };
+            let (info, w) = whittle_layer::write_layer(&l.dir, &opts, w)
+                .map_err(|e| BuildError::Other(format!("cannot write layer: {e}")))?;
+            let (digest, size) = w.commit()?;
+            self.store
+                .put_cache(&ckey, &format!("{digest} {size} {}", info.diff_id), None)?;
+            descs.push((digest, info.media_type.to_string(), size));
+            diff_ids.push(info.diff_id.to_string());
+        }
+        let mut cfg = state.config.clone();
+        cfg["rootfs"] = json!({"type": "layers", "diff_ids": diff_ids});
+        cfg["created"] = json!(self.created());
+        let p = &self.plan.target_platform;
+        cfg["architecture"] = json!(p.arch);
+        cfg["os"] = json!(p.os);
+        if !self.opts.labels.is_empty() {
+            let mut inherited = false;
+            config::apply(
+                &mut cfg,
+                &Op::Label {
+                    labels: self.opts.labels.clone(),
+                },
+                &mut inherited,
+            );
+        }
+        let bytes = serde_json::to_vec(&cfg)
+            .map_err(|e| BuildError::Other(format!("cannot encode the image config: {e}")))?;
+        Ok(self.store.write_image(&bytes, &descs)?)
+    }
+}
+
+/// Is `line` exactly the heredoc marker for `name` (`<<EOF`, `<<-EOF`, `<<'EOF'`, `<< EOF`)?
+fn whittle_dockerfile_marker(line: &str, name: &str) -> bool {
+    let rest = line.trim_start_matches(|c: char| c.is_ascii_digit());
+    let Some(rest) = rest.strip_prefix("<<") else {
+        return false;
+    };
+    let rest = rest.strip_prefix('-').unwrap_or(rest).trim();
+    let unquoted = rest.trim_matches(|c| c == '\'' || c == '"');
+    unquoted == name
+}
+
+/// The history text BuildKit writes for steps.
+fn history_text(summary: &str) -> String {
+    match summary.strip_prefix("RUN ") {
+        Some(rest) => format!("RUN {rest} # buildkit"),
+        None => format!("{summary} # buildkit"),
+    }
+}
+
+/// The context paths a COPY source pattern selects, with their digests.
+fn fingerprint(index: &Index, pattern: &str) -> Vec<(String, String)> {
+    let comps = crate::merged::components(pattern);
+    let wild = comps.iter().any(|c| c.contains(['*', '?', '[']));
+    let mut out = Vec::new();
+    if !wild {
+        let p = comps.join("/");
+        if let Some(e) = index.get(&p) {
+            out.push((p, hex::encode(e.digest)));
+        } else {
+            out.push((p, "missing".into()));
+        }
+        return out;
+    }
+    for (p, e) in index.paths() {
+        let pc: Vec<&str> = p.split('/').collect();
+        if pc.len() == comps.len() && pc.iter().zip(&comps).all(|(a, b)| copy::glob_match(b, a)) {
+            out.push((p.clone(), hex::encode(e.digest)));
+        }
+    }
+    out
+}
+
+/// A plain directory with the merged content of `sub` in a stage (hard links into the
+/// snapshots, so it is cheap), for a bind mount.
+fn materialize(
+    merged: &Merged,
+    sub: &str,
+    store: &Store,
+    keep: &mut Vec<tempfile::TempDir>,
+) -> Result<PathBuf> {
+    let tmp = tempfile::Builder::new()
+        .prefix("bind-")
+        .tempdir_in(store.root().join("snapshots"))
+        .map_err(|e| BuildError::Other(format!("cannot create a bind source: {e}")))?;
+    let src = copy::Source::Merged(merged);
+    let req = CopyRequest {
+        keyword: "RUN --mount",
+        sources: &[sub.to_string()],
+        inline: &[],
+        dest: "/".into(),
+        chown: None,
+        chmod: None,
+        excludes: &[],
+        parents: false,
+        unpack_archives: false,
+        keep_owner: true,
+    };
+    copy::copy_into(&req, &src, &Merged::default(), tmp.path())
+        .map_err(|e| BuildError::Other(format!("bind mount source {sub:?}: {e}")))?;
+    let p = tmp.path().to_path_buf();
+    keep.push(tmp);
+    Ok(p)
+}

@@ -1,0 +1,15 @@
+//! The build engine: turns a [`whittle_dockerfile::Plan`] into an image in the store.
+//!
+//! - [`build`] runs the stages the target needs, independent ones in parallel, every step
+//!   looked up in the cache first ([`engine`]).
+//! - [`copy`] implements COPY/ADD, [`merged`] reads a stack of snapshot directories as one
+//!   tree, [`config`] builds the image config and history, [`events`] reports progress.
+
+pub mod config;
+pub mod copy;
+pub mod engine;
+pub mod events;
+pub mod merged;
+
+pub use engine::{build, BuildError, BuildOptions, BuildResult};
+pub use events::{Event, Progress, Recorder, Silent};

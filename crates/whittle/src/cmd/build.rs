@@ -1,0 +1,319 @@
+//! `whittle build`: a Dockerfile and a context into an image in the store.
+
+use super::plan::{read_dockerfile, resolve_build_args, StoreImages};
+use anyhow::Context;
+use std::collections::HashMap;
+use std::io::{IsTerminal, Write};
+use std::path::{Path, PathBuf};
+use std::process::ExitCode;
+use std::sync::Mutex;
+use std::time::Instant;
+use whittle_build::{BuildError, BuildOptions, Event, Progress};
+use whittle_dockerfile::{PlanOptions, Platform};
+use whittle_store::Reference;
+
+#[derive(clap::Args)]
+pub struct BuildArgs {
+    /// The build context directory.
+    pub context: PathBuf,
+    /// Path to the Dockerfile (`-` reads it from standard input); default CONTEXT/Dockerfile.
+    #[arg(short = 'f', long = "file")]
+    pub file: Option<PathBuf>,
+    /// Name and tag for the image (repeatable).
+    #[arg(short = 't', long = "tag")]
+    pub tags: Vec<String>,
+    /// The stage to build; by default the last one.
+    #[arg(long)]
+    pub target: Option<String>,
+    /// A build-time variable, `KEY=VALUE`, or `KEY` to take its value from the environment.
+    #[arg(long = "build-arg", value_name = "KEY[=VALUE]")]
+    pub build_args: Vec<String>,
+    /// Do not use the cache.
+    #[arg(long)]
+    pub no_cache: bool,
+    /// Do not use the cache for these stages (repeatable).
+    #[arg(long = "no-cache-filter", value_name = "STAGE")]
+    pub no_cache_filter: Vec<String>,
+    /// Network for RUN steps: `default` (the host's network), `none` or `host`.
+    #[arg(long, default_value = "default")]
+    pub network: String,
+    /// A secret for `RUN --mount=type=secret`: `id=ID,src=FILE` or `id=ID,env=VAR`.
+    #[arg(long = "secret", value_name = "id=ID,src=FILE|env=VAR")]
+    pub secrets: Vec<String>,
+    /// Metadata label for the image, `KEY=VALUE` (repeatable).
+    #[arg(long = "label", value_name = "KEY=VALUE")]
+    pub labels: Vec<String>,
+    /// The target platform; only the host's is supported for now.
+    #[arg(long)]
+    pub platform: Option<String>,
+    /// Write the image id to this file.
+    #[arg(long)]
+    pub iidfile: Option<PathBuf>,
+    /// Print only the image id.
+    #[arg(short = 'q', long)]
+    pub quiet: bool,
+    /// Progress output: auto, plain, tty or quiet.
+    #[arg(long, default_value = "auto")]
+    pub progress: String,
+    /// At most this many RUN/COPY steps at once (default: the number of cores).
+    #[arg(long)]
+    pub jobs: Option<usize>,
+}
+
+/// `--progress=plain`: BuildKit-style numbered lines.
+struct Plain {
+    out: Mutex<Box<dyn Write + Send>>,
+    start: Instant,
+    started: Mutex<HashMap<usize, Instant>>,
+}
+
+impl Plain {
+    fn line(&self, s: String) {
+        if let Ok(mut o) = self.out.lock() {
+            let _ = writeln!(o, "{s}");
+        }
+    }
+}
+
+impl Progress for Plain {
+    fn event(&self, e: Event) {
+        match e {
+            Event::StepStarted {
+                id, label, summary, ..
+            } => {
+                if let Ok(mut m) = self.started.lock() {
+                    m.insert(id, Instant::now());
+                }
+                self.line(format!("#{id} {label} {summary}"));
+            }
+            Event::StepCached { id } => self.line(format!("#{id} CACHED")),
+            Event::StepMiss { id, reason } => self.line(format!("#{id} cache miss: {reason}")),
+            Event::StepLog { id, line, .. } => {
+                let t = self
+                    .started
+                    .lock()
+                    .ok()
+                    .and_then(|m| m.get(&id).map(|s| s.elapsed().as_secs_f64()))
+                    .unwrap_or(0.0);
+                self.line(format!("#{id} {t:.3} {line}"));
+            }
+            Event::StepDone { id, elapsed } => {
+                self.line(format!("#{id} DONE {:.1}s", elapsed.as_secs_f64()))
+            }
+            Event::StepFailed { id, elapsed, error } => self.line(format!(
+                "#{id} ERROR after {:.1}s: {error}",
+                elapsed.as_secs_f64()
+            )),
+            Event::Note { message } => self.line(format!(
+                "[{:>6.2}s] {message}",
+                self.start.elapsed().as_secs_f64()
+            )),
+        }
+    }
+}
+
+fn parse_secret(s: &str) -> anyhow::Result<(String, Vec<u8>)> {
+    let mut id = None;
+    let mut src = None;
+    let mut env = None;
+    for part in s.split(',') {
+        match part.split_once('=') {
+            Some(("id", v)) => id = Some(v.to_string()),
+            Some(("src" | "source", v)) => src = Some(v.to_string()),
+            Some(("env", v)) => env = Some(v.to_string()),
+            Some(("type", "file" | "env")) => {}
+            _ => anyhow::bail!("--secret {s:?}: expected id=ID,src=FILE or id=ID,env=VAR"),
+        }
+    }
+    let id = id
+        .or_else(|| env.clone())
+        .with_context(|| format!("--secret {s:?} has no id"))?;
+    let data = match (src, env) {
+        (Some(f), _) => std::fs::read(&f).with_context(|| format!("reading secret file {f}"))?,
+        (None, Some(v)) => std::env::var(&v)
+            .with_context(|| format!("--secret {id}: environment variable {v} is not set"))?
+            .into_bytes(),
+        (None, None) => std::env::var(&id)
+            .with_context(|| format!("--secret {id}: give src=FILE or env=VAR"))?
+            .into_bytes(),
+    };
+    Ok((id, data))
+}
+
+/// `<Dockerfile>.dockerignore` next to the Dockerfile wins over `CONTEXT/.dockerignore`.
+fn load_ignore(
+    context: &Path,
+    dockerfile: Option<&Path>,
+) -> anyhow::Result<whittle_context::Matcher> {
+    let mut candidates = Vec::new();
+    if let Some(df) = dockerfile.filter(|p| *p != Path::new("-")) {
+        let mut name = df.as_os_str().to_owned();
+        name.push(".dockerignore");
+        candidates.push(PathBuf::from(name));
+    }
+    candidates.push(context.join(".dockerignore"));
+    for c in candidates {
+        if let Ok(text) = std::fs::read_to_string(&c) {
+            return whittle_context::Matcher::parse(&text, &c.display().to_string())
+                .map_err(anyhow::Error::from);
+        }
+    }
+    Ok(whittle_context::Matcher::default())
+}
+
+pub fn run(args: BuildArgs, root: Option<&Path>) -> anyhow::Result<ExitCode> {
+    let t0 = Instant::now();
+    let src = read_dockerfile(&args.context, args.file.as_deref())?;
+    if !args.context.is_dir() {
+        anyhow::bail!(
+            "the build context {} is not a directory",
+            args.context.display()
+        );
+    }
+    let host = Platform::host();
+    if let Some(p) = &args.platform {
+        let want =
+            Platform::parse(p).with_context(|| format!("--platform {p:?} is not a platform"))?;
+        if want != host {
+            anyhow::bail!(
+                "--platform {want}: only the host platform ({host}) can be built for now"
+            );
+        }
+    }
+    let tags: Vec<Reference> = args
+        .tags
+        .iter()
+        .map(|t| Reference::parse(t).with_context(|| format!("-t {t:?} is not a valid name")))
+        .collect::<anyhow::Result<_>>()?;
+    let store = super::storeutil::open(root)?;
+    let df = match whittle_dockerfile::parse(&src.text) {
+        Ok(df) => df,
+        Err(e) => {
+            eprint!("{}", e.render(&src.name, &src.text));
+            return Ok(ExitCode::from(1));
+        }
+    };
+    let opts = PlanOptions {
+        target: args.target.clone(),
+        build_args: resolve_build_args(&args.build_args),
+        ..PlanOptions::default()
+    };
+    let plan = match whittle_dockerfile::plan_with(&df, &opts, &StoreImages(store.clone())) {
+        Ok(p) => p,
+        Err(e) => {
+            eprint!("{}", e.render(&src.name, &src.text));
+            return Ok(ExitCode::from(1));
+        }
+    };
+    let mut bo = BuildOptions::new(args.context.clone());
+    bo.ignore = load_ignore(&args.context, args.file.as_deref())?;
+    bo.no_cache = args.no_cache;
+    bo.no_cache_filter = args.no_cache_filter.clone();
+    bo.network = match args.network.as_str() {
+        "default" | "host" => whittle_runtime::Network::Host,
+        "none" => whittle_runtime::Network::None,
+        other => anyhow::bail!("--network {other:?}: use default, none or host"),
+    };
+    for s in &args.secrets {
+        let (id, data) = parse_secret(s)?;
+        bo.secrets.insert(id, data);
+    }
+    for l in &args.labels {
+        let (k, v) = l
+            .split_once('=')
+            .with_context(|| format!("--label {l:?}: expected KEY=VALUE"))?;
+        bo.labels.push((k.to_string(), v.to_string()));
+    }
+    if let Some(j) = args.jobs {
+        bo.jobs = j.max(1);
+    }
+    let quiet = args.quiet || args.progress == "quiet";
+    let progress: Box<dyn Progress> = if quiet {
+        Box::new(whittle_build::Silent)
+    } else {
+        Box::new(Plain {
+            out: Mutex::new(Box::new(std::io::stderr())),
+            start: t0,
+            started: Mutex::new(HashMap::new()),
+        })
+    };
+    let runtime = whittle_runtime::Runtime::new(whittle_runtime::Engine::BuiltIn)
+        .context("starting the container runtime")?;
+    let cancel = whittle_runtime::CancelToken::new().context("creating a cancel token")?;
+    let result = whittle_build::build(&plan, &bo, &store, &runtime, progress.as_ref(), &cancel);
+    let res = match result {
+        Ok(r) => r,
+        Err(e) => {
+            report_build_error(&e, &src.name, &src.text);
+            return Ok(ExitCode::from(1));
+        }
+    };
+    for t in &tags {
+        store.tag(t, &res.image.manifest)?;
+    }
+    let id = res.image.config.to_string();
+    if let Some(f) = &args.iidfile {
+        std::fs::write(f, &id).with_context(|| format!("writing {}", f.display()))?;
+    }
+    if quiet {
+        println!("{id}");
+    } else {
+        let mut err = std::io::stderr();
+        let _ = writeln!(
+            err,
+            "built {} in {:.2}s: {} step{} run, {} cached",
+            &id,
+            t0.elapsed().as_secs_f64(),
+            res.steps_run,
+            if res.steps_run == 1 { "" } else { "s" },
+            res.steps_cached
+        );
+        for t in &tags {
+            let _ = writeln!(err, "tagged {t}");
+        }
+        let _ = std::io::stdout().is_terminal();
+    }
+    Ok(ExitCode::SUCCESS)
+}
+
+fn report_build_error(e: &BuildError, file: &str, text: &str) {
+    let show_line = |line: usize| {
+        if let Some(l) = text.lines().nth(line.saturating_sub(1)) {
+            let n = line.to_string();
+            let pad = " ".repeat(n.len());
+            eprintln!(" --> {file}:{line}\n{pad} |\n{n} | {l}\n{pad} |");
+        }
+    };
+    match e {
+        BuildError::RunFailed {
+            stage,
+            line,
+            command,
+            code,
+            tail,
+        } => {
+            eprintln!("error: stage {stage}: process \"{command}\" did not complete successfully: exit code: {code}");
+            show_line(*line);
+            if !tail.is_empty() {
+                eprintln!(
+                    "last {} line{} of its output:",
+                    tail.len(),
+                    if tail.len() == 1 { "" } else { "s" }
+                );
+                for l in tail {
+                    eprintln!("  {l}");
+                }
+            }
+        }
+        BuildError::Step {
+            stage,
+            line,
+            summary,
+            message,
+        } => {
+            eprintln!("error: stage {stage}: {summary}: {message}");
+            show_line(*line);
+        }
+        other => eprintln!("error: {other}"),
+    }
+}

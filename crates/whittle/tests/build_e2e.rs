@@ -1,0 +1,328 @@
+//! `whittle build` end to end: a busybox base image made here from Debian's busybox-static,
+//! multi-stage builds with RUN and COPY, the cache rules, and the resulting image's files.
+#![allow(clippy::unwrap_used)]
+
+use assert_cmd::Command;
+use std::fs;
+use std::os::unix::fs::symlink;
+use std::path::{Path, PathBuf};
+use whittle_layer::{write_layer, WriteOptions};
+use whittle_store::{Reference, Store};
+
+fn is_root() -> bool {
+    rustix::process::geteuid().is_root()
+}
+
+/// A busybox rootfs: /bin/busybox with its applets, /etc/passwd and /etc/group.
+fn busybox_rootfs(dir: &Path) {
+    let bb = Path::new("/bin/busybox");
+    assert!(
+        bb.exists(),
+        "/bin/busybox is missing: scripts/deps.sh installs busybox-static"
+    );
+    fs::create_dir_all(dir.join("bin")).unwrap();
+    fs::create_dir_all(dir.join("etc")).unwrap();
+    fs::create_dir_all(dir.join("tmp")).unwrap();
+    use std::os::unix::fs::PermissionsExt;
+    fs::set_permissions(dir.join("tmp"), fs::Permissions::from_mode(0o1777)).unwrap();
+    fs::copy(bb, dir.join("bin/busybox")).unwrap();
+    let out = std::process::Command::new(bb)
+        .arg("--list")
+        .output()
+        .unwrap();
+    for applet in String::from_utf8_lossy(&out.stdout).lines() {
+        if applet != "busybox" {
+            let _ = symlink("busybox", dir.join("bin").join(applet));
+        }
+    }
+    fs::write(
+        dir.join("etc/passwd"),
+        "root:x:0:0:root:/root:/bin/sh\napp:x:1000:1000:app:/home/app:/bin/sh\nnobody:x:65534:65534:nobody:/:/bin/false\n",
+    )
+    .unwrap();
+    fs::write(
+        dir.join("etc/group"),
+        "root:x:0:\napp:x:1000:\nnogroup:x:65534:\n",
+    )
+    .unwrap();
+}
+
+/// Stores the busybox rootfs as image `name` in the store at `root`.
+fn seed_busybox(root: &Path, name: &str) {
+    let s = Store::open(root).unwrap();
+    let rootfs = tempfile::tempdir().unwrap();
+    busybox_rootfs(rootfs.path());
+    let w = s.blob_writer(None).unwrap();
+    let (info, w) = write_layer(rootfs.path(), &WriteOptions::default(), w).unwrap();
+    w.commit().unwrap();
+    let cfg = serde_json::json!({
+        "architecture": whittle_dockerfile::Platform::host().arch, "os": "linux",
+        "config": {"Env": ["PATH=/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin"], "Cmd": ["sh"]},
+        "rootfs": {"type": "layers", "diff_ids": [info.diff_id.to_string()]},
+        "history": [{"created_by": "busybox-static rootfs"}]
+    });
+    let img = s
+        .write_image(
+            &serde_json::to_vec(&cfg).unwrap(),
+            &[(info.digest, info.media_type.to_string(), info.size)],
+        )
+        .unwrap();
+    s.tag(&Reference::parse(name).unwrap(), &img.manifest)
+        .unwrap();
+}
+
+struct Env {
+    _t: tempfile::TempDir,
+    root: PathBuf,
+    ctx: PathBuf,
+}
+
+fn env() -> Env {
+    let t = tempfile::tempdir().unwrap();
+    let root = t.path().join("store");
+    seed_busybox(&root, "test/busybox:1");
+    let ctx = t.path().join("ctx");
+    fs::create_dir_all(&ctx).unwrap();
+    Env { _t: t, root, ctx }
+}
+
+fn build(e: &Env, extra: &[&str]) -> (bool, String, String) {
+    let out = Command::cargo_bin("whittle")
+        .unwrap()
+        .env_remove("WHITTLE_ROOT")
+        .arg("--root")
+        .arg(&e.root)
+        .args(["build", "--progress=plain", "--network=none"])
+        .args(extra)
+        .arg(&e.ctx)
+        .output()
+        .unwrap();
+    (
+        out.status.success(),
+        String::from_utf8_lossy(&out.stdout).into_owned(),
+        String::from_utf8_lossy(&out.stderr).into_owned(),
+    )
+}
+
+/// The files of a stored image, flattened (path -> content for regular files).
+fn image_files(root: &Path, name: &str) -> std::collections::BTreeMap<String, Vec<u8>> {
+    let s = Store::open(root).unwrap();
+    let t = s.resolve(name).unwrap();
+    let dir = tempfile::tempdir().unwrap();
+    for l in &t.image.layers {
+        let f = s.open_blob(l).unwrap();
+        whittle_layer::extract_layer(
+            std::io::BufReader::new(f),
+            dir.path(),
+            &whittle_layer::ExtractOptions::default(),
+        )
+        .unwrap();
+    }
+    let mut out = std::collections::BTreeMap::new();
+    let mut stack = vec![dir.path().to_path_buf()];
+    while let Some(d) = stack.pop() {
+        for e in fs::read_dir(&d).unwrap() {
+            let e = e.unwrap();
+            let md = fs::symlink_metadata(e.path()).unwrap();
+            let rel = e
+                .path()
+                .strip_prefix(dir.path())
+                .unwrap()
+                .to_string_lossy()
+                .into_owned();
+            if md.is_dir() {
+                stack.push(e.path());
+                out.insert(format!("{rel}/"), Vec::new());
+            } else if md.is_file() {
+                out.insert(rel, fs::read(e.path()).unwrap());
+            }
+        }
+    }
+    out
+}
+
+fn count(hay: &str, needle: &str) -> usize {
+    hay.matches(needle).count()
+}
+
+#[test]
+fn multi_stage_build_cache_and_result() {
+    if !is_root() {
+        eprintln!("skipped: building needs root (namespaces, overlayfs)");
+        return;
+    }
+    let e = env();
+    fs::write(
+        e.ctx.join("Dockerfile"),
+        r#"FROM test/busybox:1 AS builder
+WORKDIR /src
+COPY deps.txt ./
+RUN cat deps.txt > /deps.out
+COPY main.txt ./
+RUN tr a-z A-Z < main.txt > /app.out && echo built
+
+FROM test/busybox:1 AS unused
+RUN exit 1
+
+FROM scratch
+COPY --from=builder /app.out /deps.out /out/
+COPY --from=builder --chown=1000:1000 /src/main.txt /home/
+ENV GREETING=hi
+ENTRYPOINT ["/out/app"]
+"#,
+    )
+    .unwrap();
+    fs::write(e.ctx.join("deps.txt"), "deps v1\n").unwrap();
+    fs::write(e.ctx.join("main.txt"), "hello\n").unwrap();
+    fs::write(e.ctx.join("ignored.log"), "x").unwrap();
+    fs::write(e.ctx.join(".dockerignore"), "*.log\n").unwrap();
+
+    let (ok, _, err) = build(&e, &["-t", "demo:1"]);
+    assert!(ok, "{err}");
+    assert_eq!(count(&err, "CACHED"), 0, "{err}");
+    assert!(
+        !err.contains("exit 1"),
+        "the unused stage must not run: {err}"
+    );
+    let files = image_files(&e.root, "demo:1");
+    assert_eq!(
+        files.get("out/app.out").map(Vec::as_slice),
+        Some(&b"HELLO\n"[..])
+    );
+    assert_eq!(
+        files.get("out/deps.out").map(Vec::as_slice),
+        Some(&b"deps v1\n"[..])
+    );
+    assert!(files.contains_key("home/main.txt"));
+    assert!(
+        !files.keys().any(|k| k.starts_with("bin")),
+        "scratch result has no busybox: {files:?}"
+    );
+
+    // No change: everything cached, same image.
+    let (ok, _, err2) = build(&e, &["-t", "demo:2"]);
+    assert!(ok, "{err2}");
+    assert_eq!(count(&err2, " DONE "), 0, "{err2}");
+    let s = Store::open(&e.root).unwrap();
+    assert_eq!(
+        s.resolve("demo:1").unwrap().image.manifest,
+        s.resolve("demo:2").unwrap().image.manifest,
+        "a no-change rebuild gives the same image"
+    );
+
+    // Touching a file without changing it reruns nothing.
+    let now = std::time::SystemTime::now() + std::time::Duration::from_secs(5);
+    fs::File::options()
+        .write(true)
+        .open(e.ctx.join("deps.txt"))
+        .unwrap()
+        .set_modified(now)
+        .unwrap();
+    let (ok, _, err3) = build(&e, &[]);
+    assert!(ok, "{err3}");
+    assert_eq!(count(&err3, " DONE "), 0, "{err3}");
+
+    // Editing main.txt reruns only what comes after its COPY.
+    fs::write(e.ctx.join("main.txt"), "changed\n").unwrap();
+    let (ok, _, err4) = build(&e, &["-t", "demo:3"]);
+    assert!(ok, "{err4}");
+    assert!(
+        err4.contains("COPY deps.txt ./\n#3 CACHED") || count(&err4, "CACHED") >= 2,
+        "{err4}"
+    );
+    assert!(err4.contains("RUN cat deps.txt > /deps.out"), "{err4}");
+    let files = image_files(&e.root, "demo:3");
+    assert_eq!(
+        files.get("out/app.out").map(Vec::as_slice),
+        Some(&b"CHANGED\n"[..])
+    );
+
+    // The .dockerignore'd file is not in the context.
+    fs::write(
+        e.ctx.join("Dockerfile.ignore"),
+        "FROM test/busybox:1\nCOPY ignored.log /\n",
+    )
+    .unwrap();
+    let (ok, _, err5) = build(
+        &e,
+        &["-f", e.ctx.join("Dockerfile.ignore").to_str().unwrap()],
+    );
+    assert!(!ok);
+    assert!(
+        err5.contains("ignored.log: not found in the build context"),
+        "{err5}"
+    );
+}
+
+#[test]
+fn failing_run_reports_stage_line_code_and_output() {
+    if !is_root() {
+        eprintln!("skipped: building needs root");
+        return;
+    }
+    let e = env();
+    fs::write(
+        e.ctx.join("Dockerfile"),
+        "FROM test/busybox:1 AS b\nRUN echo one && echo two >&2 && exit 3\n",
+    )
+    .unwrap();
+    let (ok, _, err) = build(&e, &[]);
+    assert!(!ok);
+    assert!(err.contains("error: stage b: process \"/bin/sh -c echo one && echo two >&2 && exit 3\" did not complete successfully: exit code: 3"), "{err}");
+    assert!(err.contains(":2\n"), "names the line: {err}");
+    assert!(
+        err.contains("  one\n") && err.contains("  two\n"),
+        "shows the output: {err}"
+    );
+}
+
+#[test]
+fn run_sees_env_args_workdir_user_and_mounts() {
+    if !is_root() {
+        eprintln!("skipped: building needs root");
+        return;
+    }
+    let e = env();
+    fs::write(e.ctx.join("s.txt"), "top secret").unwrap();
+    fs::write(
+        e.ctx.join("Dockerfile"),
+        r#"FROM test/busybox:1
+ARG VERSION=1.0
+ENV NAME=world
+WORKDIR /work/dir
+USER app
+RUN --mount=type=cache,target=/cache,uid=1000 \
+    --mount=type=secret,id=tok,env=TOKEN \
+    --mount=type=bind,target=/ctx \
+    echo "$NAME $VERSION $(pwd) $(id -u) $TOKEN $(cat /ctx/s.txt)" > /tmp/out && \
+    date >> /cache/stamp && cat /tmp/out
+USER root
+RUN cat /tmp/out > /result && test ! -e /run/secrets/tok
+"#,
+    )
+    .unwrap();
+    let tok = e.ctx.parent().unwrap().join("tok");
+    fs::write(&tok, "s3cr3t").unwrap();
+    let secret = format!("id=tok,src={}", tok.display());
+    let (ok, _, err) = build(
+        &e,
+        &[
+            "-t",
+            "envtest:1",
+            "--secret",
+            &secret,
+            "--build-arg",
+            "VERSION=2.0",
+        ],
+    );
+    assert!(ok, "{err}");
+    let files = image_files(&e.root, "envtest:1");
+    assert_eq!(
+        String::from_utf8_lossy(&files["result"]),
+        "world 2.0 /work/dir 1000 s3cr3t top secret\n"
+    );
+    assert!(
+        !files.keys().any(|k| k.contains("stamp")),
+        "cache mounts stay out of layers"
+    );
+}
