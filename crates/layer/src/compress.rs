@@ -38,9 +38,13 @@ pub enum Compression {
     Zstd { level: i32 },
 }
 
+/// The default: gzip level 4. On bench/layer.sh's mixed 1 GB corpus it compresses as well as
+/// level 6 (lazy matching with shorter chains; incompressible blocks are stored either way) at
+/// about twice the speed, which is what meets 150 MB/s on 2 cores. Changing it changes layer
+/// digests.
 impl Default for Compression {
     fn default() -> Self {
-        Compression::Gzip { level: 6 }
+        Compression::Gzip { level: 4 }
     }
 }
 
@@ -148,9 +152,45 @@ struct Job {
     reply: SyncSender<BlockResult>,
 }
 
+/// Whether a block looks incompressible (already-compressed media, archives, random data): its
+/// bytes are near-uniform and a fast probe of its start does not shrink. Such blocks are stored
+/// rather than run through a slow level that would gain nothing. Depends only on the data, so the
+/// output stays deterministic.
+fn incompressible(data: &[u8]) -> bool {
+    if data.len() < 64 * 1024 {
+        return false;
+    }
+    let mut hist = [0u32; 256];
+    for &b in data {
+        hist[b as usize] += 1;
+    }
+    let n = data.len() as f64;
+    let entropy: f64 = hist
+        .iter()
+        .filter(|&&c| c > 0)
+        .map(|&c| {
+            let p = f64::from(c) / n;
+            -p * p.log2()
+        })
+        .sum();
+    if entropy < 7.9 {
+        return false;
+    }
+    let probe = &data[..64 * 1024];
+    match deflate_block(probe, 1, true) {
+        Ok(out) => out.len() * 100 >= probe.len() * 98,
+        Err(_) => false,
+    }
+}
+
 /// Deflates one block into a raw deflate stream: sync-flushed (byte aligned, not final) unless
 /// `last`, in which case it carries the final-block bit.
 fn deflate_block(data: &[u8], level: u32, last: bool) -> BlockResult {
+    let level = if level > 1 && incompressible(data) {
+        0
+    } else {
+        level
+    };
     let mut c = Compress::new(Level::new(level), false);
     let mut out = Vec::with_capacity(data.len() / 2 + 4096);
     let flush = if last {
@@ -376,6 +416,29 @@ mod tests {
                 .unwrap();
             assert_eq!(out, data, "len {len}");
         }
+    }
+
+    #[test]
+    fn incompressible_blocks_are_detected() {
+        let mut x: u64 = 1;
+        let random: Vec<u8> = (0..GZIP_BLOCK / 8)
+            .flat_map(|_| {
+                x ^= x << 13;
+                x ^= x >> 7;
+                x ^= x << 17;
+                x.to_le_bytes()
+            })
+            .collect();
+        assert!(incompressible(&random));
+        assert!(!incompressible(&sample(GZIP_BLOCK)));
+        // Stored blocks still decode, and are barely larger than the input.
+        let gz = gz(&random, 2, 9999);
+        assert!(gz.len() < random.len() + random.len() / 100);
+        let mut out = Vec::new();
+        flate2::read::GzDecoder::new(&gz[..])
+            .read_to_end(&mut out)
+            .unwrap();
+        assert_eq!(out, random);
     }
 
     #[test]

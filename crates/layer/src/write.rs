@@ -30,7 +30,7 @@ pub enum SourceKind {
 /// Options for [`write_layer`].
 #[derive(Clone, Debug)]
 pub struct WriteOptions {
-    /// Compression of the blob (default gzip level 6).
+    /// Compression of the blob (default gzip level 4, see [`Compression::default`]).
     pub compression: Compression,
     /// Worker threads for gzip (default: available cores). Never changes the output.
     pub threads: usize,

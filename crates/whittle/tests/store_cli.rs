@@ -225,3 +225,57 @@ fn root_defaults_to_whittle_root_env() {
     let out = stdout(c.arg("images").env("WHITTLE_ROOT", &root));
     assert!(out.contains("env/img"), "{out}");
 }
+
+#[test]
+fn several_processes_share_one_store() {
+    let t = tempfile::tempdir().unwrap();
+    let src = t.path().join("src");
+    let mut archives = Vec::new();
+    for i in 0..4 {
+        let tag = format!("multi/img{i}:v1");
+        seed_image(&src, &tag);
+        let file = t.path().join(format!("{i}.tar"));
+        stdout(whittle(&src).args(["save", "-o"]).arg(&file).arg(&tag));
+        archives.push(file);
+    }
+    let root = t.path().join("shared");
+    let mut children: Vec<_> = archives
+        .iter()
+        .map(|a| {
+            std::process::Command::new(env!("CARGO_BIN_EXE_whittle"))
+                .arg("--root")
+                .arg(&root)
+                .args(["load", "-q", "-i"])
+                .arg(a)
+                .spawn()
+                .unwrap()
+        })
+        .collect();
+    for _ in 0..2 {
+        for args in [&["prune"][..], &["images"][..], &["fsck"][..]] {
+            children.push(
+                std::process::Command::new(env!("CARGO_BIN_EXE_whittle"))
+                    .arg("--root")
+                    .arg(&root)
+                    .args(args)
+                    .stdout(std::process::Stdio::null())
+                    .spawn()
+                    .unwrap(),
+            );
+        }
+    }
+    for mut c in children {
+        assert!(c.wait().unwrap().success());
+    }
+    let out = stdout(whittle(&root).args(["images", "--format", "json"]));
+    let v: serde_json::Value = serde_json::from_str(&out).unwrap();
+    // seed_image makes the same content each time: one image, four tags.
+    let tags: usize = v
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|i| i["RepoTags"].as_array().unwrap().len())
+        .sum();
+    assert_eq!(tags, 4, "{out}");
+    assert!(stdout(whittle(&root).arg("fsck")).contains("store is clean"));
+}
