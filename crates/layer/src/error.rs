@@ -131,6 +131,11 @@ pub enum ExtractError {
 
 impl ExtractError {
     pub(crate) fn io(entry: &str, op: &'static str, source: io::Error) -> ExtractError {
+        let op = if source.raw_os_error() == Some(rustix::io::Errno::NOSYS.raw_os_error()) {
+            "safe path resolution needs openat2 (Linux 5.6 or later)"
+        } else {
+            op
+        };
         ExtractError::Io {
             entry: entry.to_string(),
             op,

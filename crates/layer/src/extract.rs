@@ -203,6 +203,8 @@ impl Extractor {
             ) {
                 // The kernel asks to retry when a rename raced with `..` resolution.
                 Err(Errno::AGAIN) if tries < 16 => tries += 1,
+                // Without openat2 there is no safe way to resolve in the root here: refuse.
+                Err(Errno::NOSYS) => return Err(Errno::NOSYS),
                 r => return r,
             }
         }

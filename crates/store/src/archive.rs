@@ -371,9 +371,15 @@ fn load_descriptor(
         }
         let nested: IndexJson = serde_json::from_slice(&store.read_document(&d)?)
             .map_err(|e| StoreError::json(format!("index {d}"), e))?;
-        // Names of a multi-platform index go to its first image (ours is the only platform we build).
+        // Every image of a multi-platform index is loaded; its names go to the one for this
+        // machine's platform (linux/<arch>), else to the first.
+        let named = nested
+            .manifests
+            .iter()
+            .position(|m| is_host_platform(m.platform.as_ref()))
+            .unwrap_or(0);
         for (i, m) in nested.manifests.iter().enumerate() {
-            let n: &[String] = if i == 0 { names } else { &[] };
+            let n: &[String] = if i == named { names } else { &[] };
             load_descriptor(store, m, src, n, extra_tags, out, depth + 1)?;
         }
         return Ok(());
@@ -411,6 +417,22 @@ fn load_descriptor(
         }),
     }
     Ok(())
+}
+
+/// The OCI architecture name of this machine.
+pub fn host_architecture() -> &'static str {
+    match std::env::consts::ARCH {
+        "x86_64" => "amd64",
+        "aarch64" => "arm64",
+        "x86" => "386",
+        "powerpc64" => "ppc64le",
+        "loongarch64" => "loong64",
+        other => other,
+    }
+}
+
+fn is_host_platform(p: Option<&serde_json::Value>) -> bool {
+    p.is_some_and(|p| p["os"] == "linux" && p["architecture"] == host_architecture())
 }
 
 fn header(size: u64, dir: bool) -> tar::Header {

@@ -44,19 +44,59 @@ pub(crate) fn now() -> u64 {
 /// The default store root: `$WHITTLE_ROOT`, else `/var/lib/whittle` for root, else
 /// `$XDG_DATA_HOME/whittle` (`~/.local/share/whittle`).
 pub fn default_root() -> PathBuf {
-    if let Some(r) = std::env::var_os("WHITTLE_ROOT").filter(|v| !v.is_empty()) {
+    root_from(
+        std::env::var_os("WHITTLE_ROOT"),
+        rustix::process::geteuid().is_root(),
+        std::env::var_os("XDG_DATA_HOME"),
+        std::env::var_os("HOME"),
+    )
+}
+
+fn root_from(
+    whittle_root: Option<std::ffi::OsString>,
+    is_root: bool,
+    xdg_data_home: Option<std::ffi::OsString>,
+    home: Option<std::ffi::OsString>,
+) -> PathBuf {
+    if let Some(r) = whittle_root.filter(|v| !v.is_empty()) {
         return PathBuf::from(r);
     }
-    if rustix::process::geteuid().is_root() {
+    if is_root {
         return PathBuf::from("/var/lib/whittle");
     }
-    if let Some(x) = std::env::var_os("XDG_DATA_HOME").filter(|v| !v.is_empty()) {
+    if let Some(x) = xdg_data_home.filter(|v| !v.is_empty()) {
         return PathBuf::from(x).join("whittle");
     }
-    let home = std::env::var_os("HOME")
+    let home = home
         .map(PathBuf::from)
         .unwrap_or_else(|| PathBuf::from("."));
     home.join(".local/share/whittle")
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn default_root_rules() {
+        let s = |v: &str| Some(std::ffi::OsString::from(v));
+        assert_eq!(
+            root_from(s("/w"), true, s("/x"), s("/h")),
+            PathBuf::from("/w")
+        );
+        assert_eq!(
+            root_from(s(""), true, s("/x"), s("/h")),
+            PathBuf::from("/var/lib/whittle")
+        );
+        assert_eq!(
+            root_from(None, false, s("/x"), s("/h")),
+            PathBuf::from("/x/whittle")
+        );
+        assert_eq!(
+            root_from(None, false, None, s("/h")),
+            PathBuf::from("/h/.local/share/whittle")
+        );
+    }
 }
 
 /// A stored image: its manifest and what the manifest references.
@@ -250,6 +290,8 @@ pub(crate) struct IndexEntry {
     pub size: u64,
     #[serde(skip_serializing_if = "BTreeMap::is_empty", default)]
     pub annotations: BTreeMap<String, String>,
+    #[serde(skip_serializing_if = "Option::is_none", default)]
+    pub platform: Option<serde_json::Value>,
 }
 
 /// Annotation with the tag part of a reference (what skopeo and umoci use to pick an image).
@@ -277,6 +319,7 @@ pub(crate) fn index_entry(img: &ImageRecord, reference: Option<&Reference>) -> I
         digest: img.manifest.to_string(),
         size: img.manifest_size,
         annotations,
+        platform: None,
     }
 }
 

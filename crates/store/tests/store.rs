@@ -443,3 +443,45 @@ fn read_all(p: &Path) -> Vec<u8> {
     fs::File::open(p).unwrap().read_to_end(&mut v).unwrap();
     v
 }
+
+#[test]
+fn multi_platform_index_tags_the_host_image() {
+    let (t, a) = store();
+    let other = make_image(&a, 7, Compression::default());
+    let host = make_image(&a, 8, Compression::default());
+    let dir = t.path().join("layout");
+    fs::create_dir_all(dir.join("blobs/sha256")).unwrap();
+    for e in fs::read_dir(a.root().join("blobs/sha256")).unwrap() {
+        let e = e.unwrap();
+        fs::copy(e.path(), dir.join("blobs/sha256").join(e.file_name())).unwrap();
+    }
+    let arch = whittle_store::archive::host_architecture();
+    let desc = |img: &ImageRecord, arch: &str| {
+        serde_json::json!({"mediaType": MEDIA_TYPE_MANIFEST, "digest": img.manifest.to_string(),
+            "size": img.manifest_size, "platform": {"os": "linux", "architecture": arch}})
+    };
+    let nested = serde_json::to_vec(&serde_json::json!({
+        "schemaVersion": 2, "mediaType": MEDIA_TYPE_INDEX,
+        "manifests": [desc(&other, "s390x"), desc(&host, arch)]
+    }))
+    .unwrap();
+    let nd = Digest::of_bytes(&nested);
+    fs::write(dir.join("blobs/sha256").join(nd.hex()), &nested).unwrap();
+    let top = serde_json::json!({"schemaVersion": 2, "manifests": [{
+        "mediaType": MEDIA_TYPE_INDEX, "digest": nd.to_string(), "size": nested.len(),
+        "annotations": {"org.opencontainers.image.ref.name": "multi/arch:1"}}]});
+    fs::write(dir.join("index.json"), serde_json::to_vec(&top).unwrap()).unwrap();
+    fs::write(dir.join("oci-layout"), br#"{"imageLayoutVersion":"1.0.0"}"#).unwrap();
+    let b = Store::open(t.path().join("b")).unwrap();
+    let loaded = load(&b, &dir).unwrap();
+    assert_eq!(loaded.len(), 2);
+    assert_eq!(
+        b.resolve("multi/arch:1").unwrap().image.manifest,
+        host.manifest
+    );
+    assert!(b
+        .images()
+        .unwrap()
+        .iter()
+        .any(|i| i.image.manifest == other.manifest && i.tags.is_empty()));
+}
