@@ -27,7 +27,8 @@ echo "== $TAR_MB MB of tar, $(nproc) cores"
 for c in gzip gzip:6 zstd none; do
   out=$("$LB" write "$DIR/src" "$DIR/layer.$c" "$c" 2)
   ratio=$(awk -v b="$(echo "$out" | field blob_bytes)" -v t="$(echo "$out" | field tar_bytes)" 'BEGIN{printf "%.3f", b/t}')
-  row "whittle tar+$c (2 threads)" "$(echo "$out" | field mb_per_s)" "$(( $(echo "$out" | field peak_rss_kb) / 1024 ))" "ratio $ratio"
+  case $c in gzip*) label="whittle tar+$c (2 threads)" ;; *) label="whittle tar+$c (1 thread)" ;; esac
+  row "$label" "$(echo "$out" | field mb_per_s)" "$(( $(echo "$out" | field peak_rss_kb) / 1024 ))" "ratio $ratio"
 done
 out=$("$LB" write "$DIR/src" "$DIR/layer.g1" gzip 1)
 row "whittle tar+gzip (1 thread)" "$(echo "$out" | field mb_per_s)" "$(( $(echo "$out" | field peak_rss_kb) / 1024 ))"
