@@ -1,4 +1,5 @@
-//! Kills a writer process with SIGKILL at random moments, then checks that `fsck` finds the
+//! Kills a writer process (writing blobs, images, tags, snapshots, cache records, and pruning)
+//! with SIGKILL at random moments, then checks that `fsck` finds the
 //! store clean (after dropping the killed writer's temp files) and that it stays usable.
 #![allow(clippy::unwrap_used)]
 
@@ -59,6 +60,13 @@ fn crash_child_writer() {
         let id = Digest::of_bytes(&i.to_le_bytes());
         snap.commit(&id, None, &id).unwrap();
         s.put_cache(&format!("key{i}"), "r", Some(&id)).unwrap();
+        if i % 4 == 2 {
+            // Kills also land inside prune: deleting blobs, snapshots, records.
+            s.prune(&whittle_store::PruneOptions {
+                keep_storage: Some(2_000_000),
+            })
+            .unwrap();
+        }
         if i % 7 == 3 {
             s.untag(&Reference::parse(&format!("crash:{}", (i + 1) % 5)).unwrap())
                 .unwrap();
@@ -92,7 +100,7 @@ fn kill_writer_at_random_points() {
             .stderr(Stdio::null())
             .spawn()
             .unwrap();
-        std::thread::sleep(Duration::from_millis(40 + seed % 400));
+        std::thread::sleep(Duration::from_millis(40 + seed % 700));
         child.kill().unwrap(); // SIGKILL
         child.wait().unwrap();
         let s = Store::open(&root).unwrap();
