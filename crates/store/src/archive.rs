@@ -294,6 +294,8 @@ pub fn load(store: &Store, input: &Path) -> Result<Vec<LoadedImage>> {
             };
             layers.push((d.clone(), mt.to_string(), store.blob_size(&d)?));
         }
+        let digests: Vec<Digest> = layers.iter().map(|(d, _, _)| d.clone()).collect();
+        verify_diff_ids(store, &cfg_bytes, &digests)?;
         let img = store.write_image(&cfg_bytes, &layers)?;
         let tags = tag_all(
             store,
@@ -307,6 +309,41 @@ pub fn load(store: &Store, input: &Path) -> Result<Vec<LoadedImage>> {
         });
     }
     Ok(out)
+}
+
+/// Checks every layer against the config's `rootfs.diff_ids` by hashing its uncompressed stream
+/// (one streaming pass each; the blob digest itself was checked when it was written), so an
+/// archive whose config and layers disagree is refused before anything refers to it.
+fn verify_diff_ids(store: &Store, config: &[u8], layers: &[Digest]) -> Result<()> {
+    let cfg: serde_json::Value =
+        serde_json::from_slice(config).map_err(|e| StoreError::json("image config", e))?;
+    let Some(diff_ids) = cfg.pointer("/rootfs/diff_ids").and_then(|v| v.as_array()) else {
+        return Err(StoreError::InvalidImage(
+            "image config has no rootfs.diff_ids".into(),
+        ));
+    };
+    if diff_ids.len() != layers.len() {
+        return Err(StoreError::InvalidImage(format!(
+            "config lists {} diff ids for {} layers",
+            diff_ids.len(),
+            layers.len()
+        )));
+    }
+    for (i, (layer, want)) in layers.iter().zip(diff_ids).enumerate() {
+        let f = store.open_blob(layer)?;
+        let (_, r) = decompress(BufReader::with_capacity(256 * 1024, f))
+            .map_err(|e| StoreError::io("read", store.blob_path(layer), e))?;
+        let mut h = whittle_layer::HashingReader::new(r);
+        io::copy(&mut h, &mut io::sink())
+            .map_err(|e| StoreError::io("decompress", store.blob_path(layer), e))?;
+        let (_, got, _) = h.finish();
+        if want.as_str() != Some(got.as_str()) {
+            return Err(StoreError::InvalidImage(format!(
+                "layer {i} ({layer}) uncompresses to {got} but the config says {want}"
+            )));
+        }
+    }
+    Ok(())
 }
 
 fn tag_all<'a>(
@@ -393,9 +430,13 @@ fn load_descriptor(
     };
     let cfg = parse(m.config().digest())?;
     src.ensure(store, &cfg)?;
+    let mut layers = Vec::new();
     for l in m.layers() {
-        src.ensure(store, &parse(l.digest())?)?;
+        let ld = parse(l.digest())?;
+        src.ensure(store, &ld)?;
+        layers.push(ld);
     }
+    verify_diff_ids(store, &store.read_document(&cfg)?, &layers)?;
     let img = store.put_image(&d)?;
     let mut all: Vec<&str> = names.iter().map(String::as_str).collect();
     if let Some(extra) = extra_tags.and_then(|e| e.get(&img.config)) {

@@ -485,3 +485,43 @@ fn multi_platform_index_tags_the_host_image() {
         .iter()
         .any(|i| i.image.manifest == other.manifest && i.tags.is_empty()));
 }
+
+#[test]
+fn archive_whose_config_disagrees_with_its_layers_is_refused() {
+    let (t, a) = store();
+    let img = make_image(&a, 9, Compression::default());
+    a.tag(&Reference::parse("good:1").unwrap(), &img.manifest)
+        .unwrap();
+    // Same layer, but a config claiming another diff id, in a manifest of its own.
+    let cfg = serde_json::to_vec(&serde_json::json!({
+        "architecture": "amd64", "os": "linux",
+        "rootfs": {"type": "layers", "diff_ids": [Digest::of_bytes(b"not this layer").to_string()]}
+    }))
+    .unwrap();
+    let size = a.blob_size(&img.layers[0]).unwrap();
+    let bad = a
+        .write_image(
+            &cfg,
+            &[(
+                img.layers[0].clone(),
+                whittle_layer::MEDIA_TYPE_LAYER_GZIP.into(),
+                size,
+            )],
+        )
+        .unwrap();
+    a.tag(&Reference::parse("bad:1").unwrap(), &bad.manifest)
+        .unwrap();
+    let bytes = save(
+        &a,
+        &[(Some(Reference::parse("bad:1").unwrap()), bad)],
+        ArchiveFormat::Oci,
+        Vec::new(),
+    )
+    .unwrap();
+    let file = t.path().join("bad.tar");
+    fs::write(&file, bytes).unwrap();
+    let b = Store::open(t.path().join("b")).unwrap();
+    let err = load(&b, &file).unwrap_err();
+    assert!(err.to_string().contains("but the config says"), "{err}");
+    assert!(b.images().unwrap().is_empty());
+}
