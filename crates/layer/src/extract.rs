@@ -57,7 +57,8 @@ pub struct ExtractOptions {
     /// chown entries to their uid/gid (default: when running as root).
     pub preserve_ownership: bool,
     /// Restore extended attributes (default: true; `trusted.*`/`security.*` only as root,
-    /// overlay-internal ones never).
+    /// overlay-internal ones never; not on symlinks and device nodes, which Linux does not allow
+    /// `user.*` xattrs on).
     pub xattrs: bool,
 }
 
@@ -341,7 +342,10 @@ impl Extractor {
             return self.whiteout(&parent, target, &name);
         }
 
-        if kind != tar::EntryType::Regular && kind != tar::EntryType::Continuous {
+        if !matches!(
+            kind,
+            tar::EntryType::Regular | tar::EntryType::Continuous | tar::EntryType::GNUSparse
+        ) {
             self.cache = None;
         }
         let pfd = self.parent(&parent, &name)?;
@@ -384,7 +388,8 @@ impl Extractor {
             move |err: Errno| ExtractError::io(&ename, op, err.into())
         };
         match kind {
-            tar::EntryType::Regular | tar::EntryType::Continuous => {
+            // GNU sparse files read back with their holes filled in by the tar crate.
+            tar::EntryType::Regular | tar::EntryType::Continuous | tar::EntryType::GNUSparse => {
                 let fd = rustix::fs::openat(
                     &pfd,
                     b.as_c_str(),

@@ -406,3 +406,42 @@ fn devices_follow_policy() {
     assert_eq!(s.skipped_devices, 1);
     assert!(!t2.path().join("null").exists());
 }
+
+#[test]
+fn gnu_tar_archives_extract_including_sparse_files_and_long_names() {
+    let t = tempfile::tempdir().unwrap();
+    let src = t.path().join("src");
+    let long = "d".repeat(150);
+    fs::create_dir_all(src.join(&long)).unwrap();
+    fs::write(src.join(&long).join("f"), b"deep").unwrap();
+    let sparse = src.join("sparse");
+    let f = fs::File::create(&sparse).unwrap();
+    f.set_len(8 << 20).unwrap();
+    drop(f);
+    let mut f = fs::OpenOptions::new().append(true).open(&sparse).unwrap();
+    std::io::Write::write_all(&mut f, b"tail").unwrap();
+    drop(f);
+    let archive = t.path().join("gnu.tar");
+    let st = std::process::Command::new("tar")
+        .args(["--format=gnu", "--sparse", "-cf"])
+        .arg(&archive)
+        .arg("-C")
+        .arg(&src)
+        .arg(".")
+        .status()
+        .unwrap();
+    assert!(st.success());
+    let dst = t.path().join("dst");
+    fs::create_dir(&dst).unwrap();
+    extract_layer(
+        fs::File::open(&archive).unwrap(),
+        &dst,
+        &ExtractOptions::default(),
+    )
+    .unwrap();
+    assert_eq!(fs::read(dst.join(&long).join("f")).unwrap(), b"deep");
+    let got = fs::read(dst.join("sparse")).unwrap();
+    assert_eq!(got.len(), (8 << 20) + 4);
+    assert!(got[..8 << 20].iter().all(|&b| b == 0));
+    assert_eq!(&got[8 << 20..], b"tail");
+}
