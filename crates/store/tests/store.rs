@@ -525,3 +525,39 @@ fn archive_whose_config_disagrees_with_its_layers_is_refused() {
     assert!(err.to_string().contains("but the config says"), "{err}");
     assert!(b.images().unwrap().is_empty());
 }
+
+/// A build holds a lease for its whole run and uses the database now and then; `prune` waits for
+/// leases. No lock may be held across that wait, or the two deadlock.
+#[test]
+fn lease_holders_use_the_database_while_prune_waits() {
+    use std::sync::mpsc;
+    use std::time::Duration;
+    let t = tempfile::tempdir().unwrap();
+    let root = t.path().join("root");
+    Store::open(&root).unwrap();
+    // The "build": a lease, and no store handle kept open meanwhile.
+    let lease = Store::open(&root).unwrap().lease().unwrap();
+    let r = root.clone();
+    let pruner = std::thread::spawn(move || {
+        let p = Store::open(&r).unwrap();
+        p.prune(&PruneOptions::default()).unwrap();
+    });
+    std::thread::sleep(Duration::from_millis(300));
+    let (tx, rx) = mpsc::channel();
+    let r = root.clone();
+    let user = std::thread::spawn(move || {
+        let ok = Store::open(&r)
+            .and_then(|s| s.put_cache("k", "v", None))
+            .is_ok();
+        let _ = tx.send(ok);
+    });
+    let got = rx.recv_timeout(Duration::from_secs(20));
+    drop(lease);
+    pruner.join().unwrap();
+    user.join().unwrap();
+    assert_eq!(
+        got,
+        Ok(true),
+        "a lease holder could not use the database while prune waited"
+    );
+}
