@@ -31,9 +31,11 @@ pub const INIT_ARGV0: &std::ffi::CStr = c"whittle-container-init";
 #[derive(Debug, Serialize, Deserialize)]
 pub(crate) struct InitConfig {
     pub spec: ContainerSpec,
-    /// Host directory the rootfs is attached to (private to our mount namespace).
+    /// Host directory the helper covers with a private tmpfs (in its own mount namespace).
+    pub state: PathBuf,
+    /// `state/rootfs`: where the rootfs is attached.
     pub root: PathBuf,
-    /// Host directory for a private tmpfs (secrets, `rw` bind uppers).
+    /// `state/stage`: secrets, `rw` bind uppers, legacy overlay layer links.
     pub stage: PathBuf,
     /// Overlay work dir (fresh, on the upper's filesystem).
     pub overlay_work: Option<PathBuf>,
@@ -145,7 +147,7 @@ pub(crate) fn build_rootfs(
     let spec = &cfg.spec;
     // A private tmpfs for secrets, throw-away uppers and the legacy overlay's layer links; it
     // lives only in our namespace.
-    mount_stage(&cfg.stage)?;
+    mount_state(cfg)?;
     match &spec.rootfs {
         Rootfs::Overlay { lower, upper } => {
             let work = cfg
@@ -234,13 +236,18 @@ pub(crate) fn open_dir(p: &Path) -> Result<OwnedFd, Report> {
     .map_err(|e| fail(format!("open {}", p.display()), e))
 }
 
-pub(crate) fn mount_stage(stage: &Path) -> Result<(), Report> {
+/// Covers the state dir with a tmpfs private to this mount namespace and makes the rootfs
+/// mount point and the stage dir in it.
+pub(crate) fn mount_state(cfg: &InitConfig) -> Result<(), Report> {
     let t = mounts::new_fs(
         "tmpfs",
         &[("mode", Some("700"))],
-        A::MOUNT_ATTR_NOSUID | A::MOUNT_ATTR_NODEV | A::MOUNT_ATTR_NOEXEC,
+        A::MOUNT_ATTR_NOSUID | A::MOUNT_ATTR_NODEV,
     )?;
-    mounts::attach(b(&t), b(&open_dir(stage)?), "stage tmpfs")?;
+    mounts::attach(b(&t), b(&open_dir(&cfg.state)?), "state tmpfs")?;
+    for d in [&cfg.root, &cfg.stage] {
+        std::fs::create_dir(d).map_err(|e| fail(format!("create {}", d.display()), e))?;
+    }
     Ok(())
 }
 

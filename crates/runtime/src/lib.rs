@@ -26,7 +26,7 @@ pub mod user;
 
 pub use error::{Error, Result};
 pub use init::{default_capabilities, MASKED_PATHS, READONLY_PATHS};
-pub use run::{CancelToken, Engine, OutputSink, Runtime, Stream};
+pub use run::{wait_for_cleanup, CancelToken, Engine, OutputSink, Runtime, Stream};
 pub use spec::{
     ContainerSpec, ExitStatus, Mount, MountKind, Network, Rlimit, RlimitResource, Rootfs, Stdin,
     DEFAULT_PATH_ENV,

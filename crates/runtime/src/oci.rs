@@ -333,7 +333,7 @@ pub(crate) fn helper(
     )
     .map_err(|e| fail("make / private", e))?;
     let spec = &cfg.spec;
-    crate::init::mount_stage(&cfg.stage)?;
+    crate::init::mount_state(&cfg)?;
     match &spec.rootfs {
         crate::spec::Rootfs::Overlay { lower, upper } => {
             let work = cfg

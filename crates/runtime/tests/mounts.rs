@@ -281,7 +281,8 @@ fn deleting_a_lower_file_makes_a_whiteout_in_the_upper_dir() {
                 "{engine:?}: stub /{stub} left in layer"
             );
         }
-        // No work dir is left next to the upper dir.
+        // No work dir is left next to the upper dir (once the background cleanup is done).
+        whittle_runtime::wait_for_cleanup();
         let junk: Vec<_> = std::fs::read_dir(f.tmp.path())
             .unwrap()
             .flatten()
