@@ -171,7 +171,8 @@ struct Meta {
 struct Extractor {
     root: OwnedFd,
     opts: ExtractOptions,
-    /// Last resolved parent directory (path, fd), reused by consecutive regular files.
+    /// Last resolved parent directory (path, fd), reused by consecutive regular files: taken by
+    /// [`Extractor::parent`], given back after a regular file that removed nothing.
     cache: Option<(Vec<u8>, OwnedFd)>,
     /// Paths this layer created (for opaque markers, which hide only what lies below).
     created: HashSet<Vec<u8>>,
@@ -214,9 +215,9 @@ impl Extractor {
     /// The directory fd of `parent`, creating missing directories (0755) inside the root.
     fn parent(&mut self, parent: &[Vec<u8>], entry: &str) -> Result<OwnedFd, ExtractError> {
         let path = join(parent);
-        if let Some((p, fd)) = &self.cache {
-            if *p == path {
-                return rustix::io::dup(fd).map_err(|e| ExtractError::io(entry, "dup", e.into()));
+        if self.cache.as_ref().is_some_and(|(p, _)| *p == path) {
+            if let Some((_, fd)) = self.cache.take() {
+                return Ok(fd);
             }
         }
         let dir_flags = OFlags::PATH | OFlags::DIRECTORY;
@@ -265,8 +266,6 @@ impl Extractor {
             }
             Err(e) => return Err(ExtractError::io(entry, "resolve parent", e.into())),
         };
-        let keep = rustix::io::dup(&fd).map_err(|e| ExtractError::io(entry, "dup", e.into()))?;
-        self.cache = Some((path, keep));
         Ok(fd)
     }
 
@@ -342,10 +341,11 @@ impl Extractor {
             return self.whiteout(&parent, target, &name);
         }
 
-        if !matches!(
+        let regular = matches!(
             kind,
             tar::EntryType::Regular | tar::EntryType::Continuous | tar::EntryType::GNUSparse
-        ) {
+        );
+        if !regular {
             self.cache = None;
         }
         let pfd = self.parent(&parent, &name)?;
@@ -364,7 +364,13 @@ impl Extractor {
             }
         }
         // Make room: anything at the name goes, except a directory that stays a directory.
-        match rustix::fs::statat(&pfd, b.as_c_str(), AtFlags::SYMLINK_NOFOLLOW) {
+        // (Regular files try to create first and make room only if the name is taken.)
+        let existing = if regular {
+            Err(Errno::NOENT)
+        } else {
+            rustix::fs::statat(&pfd, b.as_c_str(), AtFlags::SYMLINK_NOFOLLOW)
+        };
+        match existing {
             Ok(st) => {
                 let existing_dir = FileType::from_raw_mode(st.st_mode) == FileType::Directory;
                 if !(existing_dir && is_dir) {
@@ -390,21 +396,37 @@ impl Extractor {
         match kind {
             // GNU sparse files read back with their holes filled in by the tar crate.
             tar::EntryType::Regular | tar::EntryType::Continuous | tar::EntryType::GNUSparse => {
-                let fd = rustix::fs::openat(
-                    &pfd,
-                    b.as_c_str(),
-                    OFlags::WRONLY
-                        | OFlags::CREATE
-                        | OFlags::EXCL
-                        | OFlags::NOFOLLOW
-                        | OFlags::CLOEXEC,
-                    Mode::from_raw_mode(0o600),
-                )
+                let create = || {
+                    rustix::fs::openat(
+                        &pfd,
+                        b.as_c_str(),
+                        OFlags::WRONLY
+                            | OFlags::CREATE
+                            | OFlags::EXCL
+                            | OFlags::NOFOLLOW
+                            | OFlags::CLOEXEC,
+                        Mode::from_raw_mode(0o600),
+                    )
+                };
+                let mut removed = false;
+                let fd = match create() {
+                    Err(Errno::EXIST) => {
+                        // Whatever is there (file, symlink, directory tree) goes, unfollowed.
+                        removed = true;
+                        remove_at(&pfd, &base)
+                            .map_err(|err| ExtractError::io(&name, "remove existing", err))?;
+                        create()
+                    }
+                    r => r,
+                }
                 .map_err(io("create file"))?;
                 let mut f = File::from(fd);
                 io::copy(&mut e, &mut f)
                     .map_err(|err| ExtractError::io(&name, "write file", err))?;
                 self.apply_fd(f.as_fd(), &meta, &name, true)?;
+                if !removed {
+                    self.cache = Some((join(&parent), pfd));
+                }
             }
             tar::EntryType::Directory => {
                 match rustix::fs::mkdirat(&pfd, b.as_c_str(), Mode::from_raw_mode(0o700)) {

@@ -430,6 +430,16 @@ fn cases() -> Vec<Case> {
             Refused("/", |e| matches!(e, ExtractError::ReplacesRoot { .. })),
         ),
         c(
+            "regular file replacing a directory tree",
+            Raw::default()
+                .dir("d/")
+                .dir("d/sub/")
+                .file("d/sub/a", b"a")
+                .file("d", b"file now")
+                .end(),
+            Neutralised(|r| assert_eq!(fs::read(r.join("d")).unwrap(), b"file now")),
+        ),
+        c(
             "hard link to a directory",
             Raw::default().dir("d/").hardlink("h", "d").end(),
             Refused("h", |e| matches!(e, ExtractError::LinkToDirectory { .. })),
