@@ -41,6 +41,8 @@ enum Command {
     Prune(cmd::prune::PruneArgs),
     /// Verify every blob in the store and drop leftovers of interrupted writes.
     Fsck(cmd::fsck::FsckArgs),
+    /// Run a command in a container from a stored image (changes are discarded).
+    Run(cmd::run::RunArgs),
 }
 
 fn main() -> ExitCode {
@@ -60,7 +62,10 @@ fn main() -> ExitCode {
         Command::Save(args) => cmd::save::run(args, cli.root.as_deref()),
         Command::Prune(args) => cmd::prune::run(args, cli.root.as_deref()),
         Command::Fsck(args) => cmd::fsck::run(args, cli.root.as_deref()),
+        Command::Run(args) => cmd::run::run(args, cli.root.as_deref()),
     };
+    // Overlay work dirs of finished containers are removed in the background; finish that.
+    whittle_runtime::wait_for_cleanup();
     match result {
         Ok(code) => code,
         Err(err) => {

@@ -10,6 +10,7 @@ pub mod load;
 pub mod plan;
 pub mod prune;
 pub mod rmi;
+pub mod run;
 pub mod save;
 pub mod storeutil;
 pub mod tag;

@@ -1,0 +1,245 @@
+//! `whittle run`: start a container from a stored image with its config (Entrypoint, Cmd, Env,
+//! WorkingDir, User). The root filesystem is an overlay of the image's snapshots with a
+//! throw-away upper dir: every change is discarded when the container exits.
+
+use anyhow::{bail, Context};
+use clap::Args;
+use serde_json::Value;
+use std::io::Write;
+use std::path::{Path, PathBuf};
+use std::process::ExitCode;
+use whittle_runtime::{
+    CancelToken, ContainerSpec, Engine, Network, Rootfs, Runtime, Stdin, Stream,
+};
+use whittle_store::{Digest, Store};
+
+#[derive(Args)]
+pub struct RunArgs {
+    /// Remove the container when it exits (always the case: accepted for docker compatibility).
+    #[arg(long)]
+    rm: bool,
+    /// Keep standard input open (attach the caller's).
+    #[arg(short = 'i', long)]
+    interactive: bool,
+    /// Give the container a terminal.
+    #[arg(short = 't', long)]
+    tty: bool,
+    /// Set an environment variable (`K=V`, or `K` to copy it from here).
+    #[arg(short = 'e', long = "env", value_name = "K=V")]
+    env: Vec<String>,
+    /// User (`name[:group]` or `uid[:gid]`, resolved in the image).
+    #[arg(short = 'u', long, value_name = "USER")]
+    user: Option<String>,
+    /// Working directory inside the container (created if missing).
+    #[arg(short = 'w', long, value_name = "DIR")]
+    workdir: Option<String>,
+    /// Network: `host` (default, like a build's RUN) or `none` (loopback only).
+    #[arg(long, default_value = "host", value_parser = ["host", "none"])]
+    network: String,
+    /// Override the image's entrypoint.
+    #[arg(long, value_name = "CMD")]
+    entrypoint: Option<String>,
+    /// Container runtime: `builtin`, or an OCI runtime (`runc`, `crun`, a path).
+    #[arg(long, default_value = "builtin", value_name = "RUNTIME")]
+    runtime: String,
+    /// Image (name[:tag], id or digest).
+    image: String,
+    /// Command and arguments (default: the image's Cmd).
+    #[arg(trailing_var_arg = true, allow_hyphen_values = true)]
+    command: Vec<String>,
+}
+
+fn strings(v: &Value) -> Vec<String> {
+    v.as_array()
+        .map(|a| {
+            a.iter()
+                .filter_map(|s| s.as_str().map(String::from))
+                .collect()
+        })
+        .unwrap_or_default()
+}
+
+/// The command line Docker would run: `--entrypoint` drops the image's Cmd; otherwise the
+/// image's Entrypoint followed by the given command or, without one, the image's Cmd.
+fn command_line(cfg: &Value, entrypoint: Option<&str>, command: &[String]) -> Vec<String> {
+    let (ep, default_cmd) = match entrypoint {
+        Some("") => (Vec::new(), Vec::new()),
+        Some(e) => (vec![e.to_string()], Vec::new()),
+        None => (strings(&cfg["Entrypoint"]), strings(&cfg["Cmd"])),
+    };
+    let mut out = ep;
+    out.extend(if command.is_empty() {
+        default_cmd
+    } else {
+        command.to_vec()
+    });
+    out
+}
+
+/// The image's snapshot dirs, top-most first, extracting the layers not yet extracted.
+fn snapshots(store: &Store, reference: &str) -> anyhow::Result<(Value, Vec<PathBuf>, Digest)> {
+    let img = store
+        .resolve(reference)
+        .with_context(|| format!("no image {reference:?} in the store"))?
+        .image;
+    let (_, cfg) = store.manifest_and_config(&img)?;
+    let diff_ids: Vec<Digest> = cfg["rootfs"]["diff_ids"]
+        .as_array()
+        .map(|a| a.iter().filter_map(|d| d.as_str()?.parse().ok()).collect())
+        .unwrap_or_default();
+    if diff_ids.len() != img.layers.len() {
+        bail!(
+            "image {reference} is inconsistent: {} layers but {} diff ids",
+            img.layers.len(),
+            diff_ids.len()
+        );
+    }
+    let mut dirs = Vec::new();
+    let mut parent: Option<Digest> = None;
+    for (blob, diff) in img.layers.iter().zip(&diff_ids) {
+        let chain = whittle_layer::chain_id(parent.as_ref(), diff);
+        let dir = store.snapshot_path(&chain);
+        if !dir.is_dir() || !store.has_snapshot(&chain)? {
+            let sd = store.prepare_snapshot()?;
+            let f = store.open_blob(blob)?;
+            let opts = whittle_layer::ExtractOptions {
+                whiteouts: whittle_layer::WhiteoutMode::Overlay,
+                ..whittle_layer::ExtractOptions::default()
+            };
+            let sum = whittle_layer::extract_layer(std::io::BufReader::new(f), sd.path(), &opts)
+                .with_context(|| format!("extracting layer {blob}"))?;
+            if &sum.diff_id != diff {
+                bail!(
+                    "layer {blob} has diff id {} but the image config says {diff}",
+                    sum.diff_id
+                );
+            }
+            sd.commit(&chain, parent.as_ref(), diff)?;
+        }
+        dirs.push(dir);
+        parent = Some(chain);
+    }
+    dirs.reverse();
+    Ok((cfg, dirs, img.config))
+}
+
+pub fn run(args: RunArgs, root: Option<&Path>) -> anyhow::Result<ExitCode> {
+    let _ = args.rm;
+    let store = super::storeutil::open(root)?;
+    let (cfg, mut lower, id) = snapshots(&store, &args.image)?;
+    let c = &cfg["config"];
+    let argv = command_line(c, args.entrypoint.as_deref(), &args.command);
+    if argv.is_empty() {
+        bail!("no command: the image has no Entrypoint or Cmd; give one after the image name");
+    }
+    // An image without layers (FROM scratch + metadata) still needs a lower dir.
+    let empty = tempfile::tempdir_in(store.root()).context("creating an empty layer")?;
+    if lower.is_empty() {
+        lower.push(empty.path().to_path_buf());
+    }
+    // The upper dir: an uncommitted snapshot dir, removed (with every change) when dropped.
+    let upper = store.prepare_snapshot()?;
+
+    let mut env = strings(&c["Env"]);
+    for e in &args.env {
+        let kv = if e.contains('=') {
+            e.clone()
+        } else {
+            match std::env::var(e) {
+                Ok(v) => format!("{e}={v}"),
+                Err(_) => continue,
+            }
+        };
+        let key = kv.split('=').next().unwrap_or_default().to_string();
+        env.retain(|x| x.split('=').next() != Some(key.as_str()));
+        env.push(kv);
+    }
+    let mut spec = ContainerSpec::new(
+        Rootfs::Overlay {
+            lower,
+            upper: upper.path().join("fs"),
+        },
+        argv,
+    );
+    spec.env = env;
+    spec.cwd = args
+        .workdir
+        .clone()
+        .or_else(|| {
+            c["WorkingDir"]
+                .as_str()
+                .filter(|s| !s.is_empty())
+                .map(String::from)
+        })
+        .unwrap_or_else(|| "/".into());
+    spec.user = args.user.clone().or_else(|| {
+        c["User"]
+            .as_str()
+            .filter(|s| !s.is_empty())
+            .map(String::from)
+    });
+    spec.hostname = id.hex().chars().take(12).collect();
+    spec.network = if args.network == "none" {
+        Network::None
+    } else {
+        Network::Host
+    };
+    spec.tty = args.tty;
+    spec.stdin = if args.interactive {
+        Stdin::Inherit
+    } else {
+        Stdin::Null
+    };
+
+    let engine = match args.runtime.as_str() {
+        "builtin" => Engine::BuiltIn,
+        other => Engine::Oci(PathBuf::from(other)),
+    };
+    let runtime = Runtime::new(engine)?.state_dir(store.root().join("run"));
+    let cancel = CancelToken::new()?;
+    let stdout = std::io::stdout();
+    let stderr = std::io::stderr();
+    let mut sink = |stream: Stream, line: &[u8]| {
+        let _ = match stream {
+            Stream::Stdout => {
+                let mut o = stdout.lock();
+                o.write_all(line)
+                    .and_then(|_| o.write_all(b"\n"))
+                    .and_then(|_| o.flush())
+            }
+            Stream::Stderr => {
+                let mut o = stderr.lock();
+                o.write_all(line).and_then(|_| o.write_all(b"\n"))
+            }
+        };
+    };
+    // Ctrl-C without a tty kills whittle, and the container dies with it (parent-death
+    // signal); with a tty it reaches the container as a keystroke.
+    let status = runtime.run(&spec, &mut sink, &cancel);
+    whittle_runtime::wait_for_cleanup();
+    drop(upper);
+    let status = status?;
+    Ok(ExitCode::from(status.code().clamp(0, 255) as u8))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn command_line_follows_docker() {
+        let cfg = serde_json::json!({"Entrypoint": ["/entry"], "Cmd": ["default"]});
+        assert_eq!(command_line(&cfg, None, &[]), vec!["/entry", "default"]);
+        assert_eq!(command_line(&cfg, None, &["x".into()]), vec!["/entry", "x"]);
+        assert_eq!(command_line(&cfg, Some("sh"), &[]), vec!["sh"]);
+        assert_eq!(
+            command_line(&cfg, Some("sh"), &["-c".into(), "id".into()]),
+            vec!["sh", "-c", "id"]
+        );
+        assert_eq!(
+            command_line(&serde_json::json!({"Cmd": ["sh"]}), None, &[]),
+            vec!["sh"]
+        );
+        assert!(command_line(&serde_json::json!({}), None, &[]).is_empty());
+    }
+}
