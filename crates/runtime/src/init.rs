@@ -65,6 +65,8 @@ pub(crate) enum Report {
     User { user: String, reason: String },
     /// Anything else.
     Failed(String),
+    /// The master side of the container's pty comes with this message (SCM_RIGHTS).
+    Tty,
 }
 
 impl From<MountError> for Report {
@@ -645,8 +647,7 @@ fn exec_process(
     let filters = crate::seccomp::filters().map_err(|e| fail("seccomp", e))?;
 
     if spec.tty {
-        rustix::process::ioctl_tiocsctty(std::io::stdin())
-            .map_err(|e| fail("set controlling tty", e))?;
+        setup_tty(status, user.uid)?;
     }
     let _ = spec.stdin == Stdin::Null;
 
@@ -719,6 +720,45 @@ fn exec_process(
         Some(libc::ENOENT) => Report::NotFound(arg0.clone()),
         _ => fail(format!("exec {arg0}"), e),
     })
+}
+
+/// Opens a pty in the container's own devpts, hands the master to the parent over the status
+/// socket, and makes the slave our stdio and controlling terminal.
+fn setup_tty(status: &std::fs::File, uid: u32) -> Result<(), Report> {
+    use rustix::pty::{openpt, ptsname, unlockpt, OpenptFlags};
+    let master = openpt(OpenptFlags::RDWR | OpenptFlags::NOCTTY | OpenptFlags::CLOEXEC)
+        .map_err(|e| fail("open /dev/ptmx", e))?;
+    unlockpt(&master).map_err(|e| fail("unlockpt", e))?;
+    let name = ptsname(&master, Vec::new()).map_err(|e| fail("ptsname", e))?;
+    let slave = rustix::fs::open(
+        name.as_c_str(),
+        OFlags::RDWR | OFlags::NOCTTY | OFlags::CLOEXEC,
+        Mode::empty(),
+    )
+    .map_err(|e| fail("open pty", e))?;
+    rustix::fs::fchown(&slave, Some(rustix::process::Uid::from_raw(uid)), None)
+        .map_err(|e| fail("chown pty", e))?;
+    let mut line = serde_json::to_vec(&Report::Tty).map_err(|e| fail("encode", e))?;
+    line.push(b'\n');
+    let fds = [master.as_fd()];
+    let mut space = [std::mem::MaybeUninit::uninit(); rustix::cmsg_space!(ScmRights(1))];
+    let mut control = rustix::net::SendAncillaryBuffer::new(&mut space);
+    if !control.push(rustix::net::SendAncillaryMessage::ScmRights(&fds)) {
+        return Err(Report::Failed("pty fd does not fit the message".into()));
+    }
+    rustix::net::sendmsg(
+        status,
+        &[std::io::IoSlice::new(&line)],
+        &mut control,
+        rustix::net::SendFlags::empty(),
+    )
+    .map_err(|e| fail("send pty", e))?;
+    drop(master);
+    rustix::stdio::dup2_stdin(&slave).map_err(|e| fail("dup pty", e))?;
+    rustix::stdio::dup2_stdout(&slave).map_err(|e| fail("dup pty", e))?;
+    rustix::stdio::dup2_stderr(&slave).map_err(|e| fail("dup pty", e))?;
+    rustix::process::ioctl_tiocsctty(&slave).map_err(|e| fail("set controlling tty", e))?;
+    Ok(())
 }
 
 /// Removes from `upper` the mount points this run created (empty dirs and empty files), deepest

@@ -6,7 +6,7 @@ use crate::init::{InitConfig, OciPlan, Report, INIT_ARGV0};
 use crate::spec::{ContainerSpec, ExitStatus, Network, Rootfs, Stdin};
 use rustix::event::{PollFd, PollFlags};
 use rustix::fd::{AsFd, OwnedFd};
-use std::io::{Read, Write};
+use std::io::Write;
 use std::path::{Path, PathBuf};
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::sync::Arc;
@@ -247,11 +247,31 @@ impl Runtime {
         let mut tty_master = None;
         let (stdin_c, stdout_c, stderr_c, out_r, err_r);
         if spec.tty {
-            let (master, slave) = crate::tty::open_pty()?;
-            stdin_c = crate::sys::high_fd(slave.as_fd()).map_err(|e| Error::sys("dup", e))?;
-            stdout_c = crate::sys::high_fd(slave.as_fd()).map_err(|e| Error::sys("dup", e))?;
-            stderr_c = crate::sys::high_fd(slave.as_fd()).map_err(|e| Error::sys("dup", e))?;
-            tty_master = Some(master);
+            // Built-in: the helper opens the pty inside the container's own devpts (so the
+            // process sees a real /dev/pts/N) and sends us the master. An OCI runtime gets our
+            // terminal and does the same itself.
+            let (a, b, c) = if cfg.oci.is_some() {
+                (
+                    std::io::stdin().as_fd().try_clone_to_owned(),
+                    std::io::stdout().as_fd().try_clone_to_owned(),
+                    std::io::stderr().as_fd().try_clone_to_owned(),
+                )
+            } else {
+                let f = std::fs::File::open("/dev/null")
+                    .map_err(|e| Error::sys("open /dev/null", e))?;
+                (
+                    f.as_fd().try_clone_to_owned(),
+                    f.as_fd().try_clone_to_owned(),
+                    f.as_fd().try_clone_to_owned(),
+                )
+            };
+            let dup = |r: std::io::Result<OwnedFd>| {
+                r.and_then(|fd| crate::sys::high_fd(fd.as_fd()))
+                    .map_err(|e| Error::sys("dup", e))
+            };
+            stdin_c = dup(a)?;
+            stdout_c = dup(b)?;
+            stderr_c = dup(c)?;
             out_r = None;
             err_r = None;
         } else {
@@ -320,11 +340,26 @@ impl Runtime {
                 return Err(Error::Cancelled);
             }
             let mut buf = [0u8; 8192];
-            let n = match status.read(&mut buf) {
-                Ok(n) => n,
-                Err(e) if e.kind() == std::io::ErrorKind::Interrupted => continue,
+            let mut space = [std::mem::MaybeUninit::uninit(); rustix::cmsg_space!(ScmRights(1))];
+            let mut control = rustix::net::RecvAncillaryBuffer::new(&mut space);
+            let n = match rustix::net::recvmsg(
+                &status,
+                &mut [std::io::IoSliceMut::new(&mut buf)],
+                &mut control,
+                rustix::net::RecvFlags::CMSG_CLOEXEC,
+            ) {
+                Ok(m) => m.bytes,
+                Err(rustix::io::Errno::INTR) => continue,
                 Err(e) => return Err(Error::sys("read helper report", e)),
             };
+            for msg in control.drain() {
+                if let rustix::net::RecvAncillaryMessage::ScmRights(fds) = msg {
+                    for fd in fds {
+                        // The helper sends one fd: the master side of the container's pty.
+                        tty_master.get_or_insert(fd);
+                    }
+                }
+            }
             if n == 0 {
                 break;
             }
@@ -333,6 +368,7 @@ impl Runtime {
         for line in reports.split(|b| *b == b'\n').filter(|l| !l.is_empty()) {
             match serde_json::from_slice::<Report>(line) {
                 Ok(Report::Created(c)) => created = c,
+                Ok(Report::Tty) => {}
                 Ok(r) => failure = Some(r),
                 Err(e) => failure = Some(Report::Failed(format!("bad report from helper: {e}"))),
             }
@@ -349,7 +385,7 @@ impl Runtime {
                     },
                     None => Error::Setup(m),
                 },
-                Report::Created(_) => Error::Setup("unexpected report".into()),
+                Report::Created(_) | Report::Tty => Error::Setup("unexpected report".into()),
             });
         }
         if child.exited_now()? && reports.is_empty() {
@@ -362,7 +398,11 @@ impl Runtime {
         }
 
         trace.mark("setup+exec");
+        if spec.tty && cfg.oci.is_none() && tty_master.is_none() {
+            return Err(Error::Setup("the helper sent no terminal".into()));
+        }
         let status = if let Some(master) = tty_master {
+            crate::tty::copy_size(&master);
             crate::tty::proxy(&master, &child.pidfd, cancel)?;
             if cancel.is_cancelled() {
                 child.kill();

@@ -1,5 +1,6 @@
-//! Pseudo-terminal for interactive containers (`whittle run -it`): the container gets the pty's
-//! slave side as its controlling terminal; the caller's terminal is put in raw mode and bytes are
+//! Pseudo-terminal for interactive containers (`whittle run -it`): the init helper opens the pty
+//! in the container's own devpts (so `tty` inside shows /dev/pts/0, as with runc's console
+//! socket) and passes the master back; the caller's terminal is put in raw mode and bytes are
 //! copied both ways until the container exits.
 
 use crate::error::{Error, Result};
@@ -7,24 +8,11 @@ use crate::run::CancelToken;
 use rustix::event::{PollFd, PollFlags};
 use rustix::fd::{AsFd, OwnedFd};
 
-/// Opens a pty pair: (master, slave), sized like the caller's terminal if it has one.
-pub(crate) fn open_pty() -> Result<(OwnedFd, OwnedFd)> {
-    use rustix::pty::{grantpt, openpt, ptsname, unlockpt, OpenptFlags};
-    let master = openpt(OpenptFlags::RDWR | OpenptFlags::NOCTTY | OpenptFlags::CLOEXEC)
-        .map_err(|e| Error::sys("openpt", e))?;
-    grantpt(&master).map_err(|e| Error::sys("grantpt", e))?;
-    unlockpt(&master).map_err(|e| Error::sys("unlockpt", e))?;
-    let name = ptsname(&master, Vec::new()).map_err(|e| Error::sys("ptsname", e))?;
-    let slave = rustix::fs::open(
-        name.as_c_str(),
-        rustix::fs::OFlags::RDWR | rustix::fs::OFlags::NOCTTY | rustix::fs::OFlags::CLOEXEC,
-        rustix::fs::Mode::empty(),
-    )
-    .map_err(|e| Error::sys("open pty slave", e))?;
+/// Gives the container's terminal the size of the caller's, if the caller has one.
+pub(crate) fn copy_size(master: &OwnedFd) {
     if let Ok(ws) = rustix::termios::tcgetwinsize(std::io::stdin()) {
-        let _ = rustix::termios::tcsetwinsize(&slave, ws);
+        let _ = rustix::termios::tcsetwinsize(master, ws);
     }
-    Ok((master, slave))
 }
 
 /// Restores the caller's terminal mode when dropped.

@@ -329,3 +329,48 @@ fn output_is_streamed_by_line_and_exit_status_returned() {
         assert_eq!(o.status, ExitStatus::Code(137), "{engine:?}");
     }
 }
+
+#[test]
+fn tty_is_a_pty_of_the_containers_own_devpts() {
+    if !privileged() {
+        return;
+    }
+    let f = Fixture::new();
+    let out = f.path("out");
+    std::fs::create_dir_all(&out).unwrap();
+    let rt = f.rt(&Engine::BuiltIn);
+    let mut spec = sh(
+        f.dir_rootfs(),
+        "tty > /out/tty; test -t 0 && test -t 1 && echo yes > /out/isatty; ls -l $(tty) | cut -c1-10,15-24 > /out/owner",
+    );
+    spec.tty = true;
+    spec.user = Some("builder".into());
+    spec.mounts = vec![Mount {
+        target: "/out".into(),
+        kind: MountKind::Cache {
+            source: out.clone(),
+            uid: None,
+            gid: None,
+            mode: Some(0o777),
+        },
+    }];
+    let mut sink = |_: Stream, _: &[u8]| {};
+    let st = rt
+        .run(&spec, &mut sink, &CancelToken::new().unwrap())
+        .unwrap();
+    assert!(st.success(), "{st:?}");
+    assert_eq!(
+        std::fs::read_to_string(out.join("tty")).unwrap(),
+        "/dev/pts/0\n"
+    );
+    assert_eq!(
+        std::fs::read_to_string(out.join("isatty")).unwrap(),
+        "yes\n"
+    );
+    assert!(
+        std::fs::read_to_string(out.join("owner"))
+            .unwrap()
+            .contains("builder"),
+        "pty owned by the user"
+    );
+}
