@@ -41,6 +41,8 @@ pub(crate) struct InitConfig {
     pub overlay_work: Option<PathBuf>,
     /// Force the pre-6.8 `lowerdir=` overlay path (tests).
     pub legacy_overlay: bool,
+    /// Report the helper's own phase times (`WHITTLE_RUNTIME_TRACE`).
+    pub trace: bool,
     /// Hand the container to an external OCI runtime instead of exec'ing it ourselves.
     pub oci: Option<OciPlan>,
 }
@@ -67,6 +69,8 @@ pub(crate) enum Report {
     Failed(String),
     /// The master side of the container's pty comes with this message (SCM_RIGHTS).
     Tty,
+    /// Phase times inside the helper, in ms, sent just before the exec when tracing.
+    Trace(Vec<(String, f64)>),
 }
 
 impl From<MountError> for Report {
@@ -112,7 +116,27 @@ fn send(status: &mut std::fs::File, r: &Report) -> Result<(), Report> {
         .map_err(|e| fail("report to parent", e))
 }
 
+/// Phase marks of the helper (only kept when tracing).
+static MARKS: std::sync::Mutex<Vec<(&'static str, std::time::Instant)>> =
+    std::sync::Mutex::new(Vec::new());
+
+fn mark(phase: &'static str) {
+    if let Ok(mut m) = MARKS.lock() {
+        m.push((phase, std::time::Instant::now()));
+    }
+}
+
+fn trace_report() -> Report {
+    let m = MARKS.lock().map(|m| m.clone()).unwrap_or_default();
+    Report::Trace(
+        m.windows(2)
+            .map(|w| (w[1].0.to_string(), (w[1].1 - w[0].1).as_secs_f64() * 1e3))
+            .collect(),
+    )
+}
+
 fn helper(status: &mut std::fs::File) -> Result<std::convert::Infallible, Report> {
+    mark("start");
     let mut buf = Vec::new();
     status
         .read_to_end(&mut buf)
@@ -127,11 +151,14 @@ fn helper(status: &mut std::fs::File) -> Result<std::convert::Infallible, Report
         rustix::process::setsid().map_err(|e| fail("setsid", e))?;
     }
     let mut created = Vec::new();
+    mark("config");
     let root = build_rootfs(&cfg, &mut created)?;
+    mark("rootfs");
     send(status, &Report::Created(created))?;
     enter_root(&root)?;
+    mark("pivot");
     drop(root);
-    exec_process(&cfg.spec, status)
+    exec_process(&cfg.spec, status, cfg.trace)
 }
 
 /// Everything up to (not including) the pivot: returns the new root, fully mounted.
@@ -610,6 +637,7 @@ fn cstr(s: impl AsRef<[u8]>) -> Result<CString, Report> {
 fn exec_process(
     spec: &ContainerSpec,
     status: &mut std::fs::File,
+    trace: bool,
 ) -> Result<std::convert::Infallible, Report> {
     use rustix::process::{Resource, Rlimit};
     for l in &spec.rlimits {
@@ -631,6 +659,7 @@ fn exec_process(
         .map_err(|e| fail(format!("setrlimit {:?}", l.resource), e))?;
     }
     let user = resolve_user(spec)?;
+    mark("user");
     let env = final_env(spec, &user);
     let cwd = mounts::normalize(&spec.cwd);
     let cwd = Path::new("/").join(cwd);
@@ -645,6 +674,7 @@ fn exec_process(
     let envc = env.iter().map(cstr).collect::<Result<Vec<_>, _>>()?;
     let exe = cstr(exe.as_os_str().as_bytes())?;
     let filters = crate::seccomp::filters().map_err(|e| fail("seccomp", e))?;
+    mark("compile seccomp");
 
     if spec.tty {
         setup_tty(status, user.uid)?;
@@ -714,7 +744,12 @@ fn exec_process(
     }
     rustix::process::umask(Mode::from_raw_mode(0o022));
     crate::sys::cloexec_from(3).map_err(|e| fail("close_range", e))?;
+    mark("credentials");
     crate::seccomp::install(&filters).map_err(|e| fail("seccomp", e))?;
+    mark("load seccomp");
+    if trace {
+        send(status, &trace_report())?;
+    }
     let e = crate::sys::execve(&exe, &args, &envc);
     Err(match e.raw_os_error() {
         Some(libc::ENOENT) => Report::NotFound(arg0.clone()),

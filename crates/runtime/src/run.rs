@@ -210,6 +210,7 @@ impl Runtime {
             stage: dir.join("stage"),
             overlay_work,
             legacy_overlay: self.legacy_overlay,
+            trace: trace.on,
             oci,
         };
         trace.mark("prepare");
@@ -369,6 +370,11 @@ impl Runtime {
             match serde_json::from_slice::<Report>(line) {
                 Ok(Report::Created(c)) => created = c,
                 Ok(Report::Tty) => {}
+                Ok(Report::Trace(t)) => {
+                    for (phase, ms) in t {
+                        eprintln!("whittle-runtime:   helper {phase:>16} {ms:>8.3} ms");
+                    }
+                }
                 Ok(r) => failure = Some(r),
                 Err(e) => failure = Some(Report::Failed(format!("bad report from helper: {e}"))),
             }
@@ -385,7 +391,9 @@ impl Runtime {
                     },
                     None => Error::Setup(m),
                 },
-                Report::Created(_) | Report::Tty => Error::Setup("unexpected report".into()),
+                Report::Created(_) | Report::Tty | Report::Trace(_) => {
+                    Error::Setup("unexpected report".into())
+                }
             });
         }
         if child.exited_now()? && reports.is_empty() {
