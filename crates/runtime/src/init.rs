@@ -177,28 +177,8 @@ pub(crate) fn build_rootfs(
     // A private tmpfs for secrets, throw-away uppers and the legacy overlay's layer links; it
     // lives only in our namespace.
     mount_state(cfg)?;
-    match &spec.rootfs {
-        Rootfs::Overlay { lower, upper } => {
-            let work = cfg
-                .overlay_work
-                .as_deref()
-                .ok_or_else(|| Report::Failed("overlay without work dir".into()))?;
-            mounts::overlay(
-                lower,
-                upper,
-                work,
-                cfg.legacy_overlay,
-                &cfg.root,
-                &cfg.stage,
-            )?;
-        }
-        Rootfs::Dir { path, .. } => {
-            // Read-only comes last, once the mount points exist.
-            let t = mounts::clone_tree(path)?;
-            let target = open_dir(&cfg.root)?;
-            mounts::attach(b(&t), b(&target), "rootfs")?;
-        }
-    }
+    // (A read-only dir rootfs is made read-only last, once the mount points exist.)
+    attach_rootfs(cfg)?;
     let root = open_dir(&cfg.root)?;
     let r = root.as_fd();
 
@@ -263,6 +243,53 @@ pub(crate) fn open_dir(p: &Path) -> Result<OwnedFd, Report> {
         Mode::empty(),
     )
     .map_err(|e| fail(format!("open {}", p.display()), e))
+}
+
+/// Mounts the rootfs (overlay, or a bind of the directory) on `cfg.root`.
+pub(crate) fn attach_rootfs(cfg: &InitConfig) -> Result<(), Report> {
+    match &cfg.spec.rootfs {
+        Rootfs::Overlay { lower, upper } => {
+            let work = cfg
+                .overlay_work
+                .as_deref()
+                .ok_or_else(|| Report::Failed("overlay without work dir".into()))?;
+            mounts::overlay(
+                lower,
+                upper,
+                work,
+                cfg.legacy_overlay,
+                &cfg.root,
+                &cfg.stage,
+            )?;
+        }
+        Rootfs::Dir { path, .. } => {
+            let t = mounts::clone_tree(path)?;
+            mounts::attach(b(&t), b(&open_dir(&cfg.root)?), "rootfs")?;
+        }
+    }
+    Ok(())
+}
+
+/// Applies a cache mount's `uid`/`gid`/`mode` to its directory.
+pub(crate) fn apply_cache_owner(
+    source: &Path,
+    uid: Option<u32>,
+    gid: Option<u32>,
+    mode: Option<u32>,
+) -> Result<(), Report> {
+    if uid.is_some() || gid.is_some() {
+        rustix::fs::chown(
+            source,
+            uid.map(rustix::process::Uid::from_raw),
+            gid.map(rustix::process::Gid::from_raw),
+        )
+        .map_err(|e| fail(format!("chown {}", source.display()), e))?;
+    }
+    if let Some(mode) = mode {
+        rustix::fs::chmod(source, Mode::from_raw_mode(mode))
+            .map_err(|e| fail(format!("chmod {}", source.display()), e))?;
+    }
+    Ok(())
 }
 
 /// Covers the state dir with a tmpfs private to this mount namespace and makes the rootfs
@@ -449,18 +476,7 @@ fn user_mount(
             gid,
             mode,
         } => {
-            if uid.is_some() || gid.is_some() {
-                rustix::fs::chown(
-                    source,
-                    uid.map(rustix::process::Uid::from_raw),
-                    gid.map(rustix::process::Gid::from_raw),
-                )
-                .map_err(|e| fail(format!("chown {}", source.display()), e))?;
-            }
-            if let Some(mode) = mode {
-                rustix::fs::chmod(source, Mode::from_raw_mode(*mode))
-                    .map_err(|e| fail(format!("chmod {}", source.display()), e))?;
-            }
+            apply_cache_owner(source, *uid, *gid, *mode)?;
             let mnt = mounts::clone_tree(source)?;
             let dst = mounts::open_in_root(r, t, Kind::Dir, true, created)?;
             mounts::attach(b(&mnt), b(&dst), t)?;

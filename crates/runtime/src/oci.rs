@@ -7,7 +7,7 @@
 
 use crate::error::{Error, Result};
 use crate::init::{InitConfig, Report};
-use crate::mounts::{self, b, Kind};
+use crate::mounts::{self, Kind};
 use crate::spec::{ContainerSpec, MountKind, Network, RlimitResource};
 use crate::user::ResolvedUser;
 use oci_spec::runtime::{
@@ -334,26 +334,7 @@ pub(crate) fn helper(
     .map_err(|e| fail("make / private", e))?;
     let spec = &cfg.spec;
     crate::init::mount_state(&cfg)?;
-    match &spec.rootfs {
-        crate::spec::Rootfs::Overlay { lower, upper } => {
-            let work = cfg
-                .overlay_work
-                .as_deref()
-                .ok_or_else(|| Report::Failed("overlay without work dir".into()))?;
-            mounts::overlay(
-                lower,
-                upper,
-                work,
-                cfg.legacy_overlay,
-                &cfg.root,
-                &cfg.stage,
-            )?;
-        }
-        crate::spec::Rootfs::Dir { path, .. } => {
-            let t = mounts::clone_tree(path)?;
-            mounts::attach(b(&t), b(&crate::init::open_dir(&cfg.root)?), "rootfs")?;
-        }
-    }
+    crate::init::attach_rootfs(&cfg)?;
     let root = crate::init::open_dir(&cfg.root)?;
     let mut created = Vec::new();
     // The runtime makes its standard mount points itself; make them here so they are recorded
@@ -392,18 +373,7 @@ pub(crate) fn helper(
                 gid,
                 mode,
             } => {
-                if uid.is_some() || gid.is_some() {
-                    rustix::fs::chown(
-                        source,
-                        uid.map(rustix::process::Uid::from_raw),
-                        gid.map(rustix::process::Gid::from_raw),
-                    )
-                    .map_err(|e| fail("chown cache", e))?;
-                }
-                if let Some(mode) = mode {
-                    rustix::fs::chmod(source, Mode::from_raw_mode(*mode))
-                        .map_err(|e| fail("chmod cache", e))?;
-                }
+                crate::init::apply_cache_owner(source, *uid, *gid, *mode)?;
                 ("bind", source.clone(), vec!["rbind", "rw"])
             }
             MountKind::Tmpfs { size } => {
