@@ -307,7 +307,14 @@ fn overlay_new_api(
     // of ms on a busy disk, per step). A step's upper dir is a scratch area until the build
     // engine commits it as a layer, which is where durability belongs.
     fsconfig_set_flag(&fs, "volatile").map_err(|e| Some(err("overlay option volatile", e)))?;
-    fsconfig_create(&fs).map_err(|e| Some(err("create overlay", e)))?;
+    match fsconfig_create(&fs) {
+        Ok(()) => {}
+        // Before 6.5 overlayfs took fsconfig keys through the legacy adapter, which accepts any
+        // key and only fails here: treat that as "no lowerdir+" too (if something else was
+        // wrong, the legacy mount reports it).
+        Err(Errno::INVAL) => return Err(None),
+        Err(e) => return Err(Some(err("create overlay", e))),
+    }
     fsmount(&fs, FsMountFlags::FSMOUNT_CLOEXEC, MountAttrFlags::empty())
         .map_err(|e| Some(err("fsmount overlay", e)))
 }
