@@ -43,6 +43,11 @@ struct CancelInner {
 }
 
 impl CancelToken {
+    /// Readable once cancelled (for `poll`).
+    pub(crate) fn event_fd(&self) -> rustix::fd::BorrowedFd<'_> {
+        self.inner.event.as_fd()
+    }
+
     /// A token not yet cancelled.
     pub fn new() -> Result<Self> {
         let event = rustix::event::eventfd(
@@ -496,7 +501,9 @@ fn pump(
     let mut buf = vec![0u8; 65536];
     let mut exited_at: Option<std::time::Instant> = None;
     loop {
-        if streams.iter().all(|s| s.0.is_none()) {
+        // Done when both streams are closed and pid 1 has exited (a process may close its
+        // output and go on running: keep watching it, and the cancel token).
+        if streams.iter().all(|s| s.0.is_none()) && exited_at.is_some() {
             return Ok(false);
         }
         if cancel.is_cancelled() {

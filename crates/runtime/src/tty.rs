@@ -53,6 +53,7 @@ pub(crate) fn proxy(master: &OwnedFd, pidfd: &OwnedFd, cancel: &CancelToken) -> 
     let stdout = std::io::stdout();
     let mut buf = [0u8; 16384];
     let mut stdin_open = true;
+    let cancel_fd = cancel.event_fd();
     loop {
         if cancel.is_cancelled() {
             return Ok(());
@@ -60,6 +61,7 @@ pub(crate) fn proxy(master: &OwnedFd, pidfd: &OwnedFd, cancel: &CancelToken) -> 
         let mut fds = vec![
             PollFd::new(master, PollFlags::IN),
             PollFd::new(pidfd, PollFlags::IN),
+            PollFd::new(&cancel_fd, PollFlags::IN),
         ];
         if stdin_open {
             fds.push(PollFd::new(&stdin, PollFlags::IN));
@@ -71,7 +73,7 @@ pub(crate) fn proxy(master: &OwnedFd, pidfd: &OwnedFd, cancel: &CancelToken) -> 
         }
         let (m, p) = (fds[0].revents(), fds[1].revents());
         let s = fds
-            .get(2)
+            .get(3)
             .map(|f| f.revents())
             .unwrap_or(PollFlags::empty());
         drop(fds);

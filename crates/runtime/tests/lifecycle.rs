@@ -186,3 +186,27 @@ fn kill_9_of_the_caller_leaves_nothing_behind() {
         "a mount of the dead container is still alive somewhere"
     );
 }
+
+#[test]
+fn cancel_works_after_the_container_closed_its_output() {
+    if !privileged() {
+        return;
+    }
+    let f = Fixture::new();
+    let rt = f.rt(&Engine::BuiltIn);
+    let token = format!("7{}", std::process::id());
+    let t = token.clone();
+    let cancel = CancelToken::new().unwrap();
+    let c2 = cancel.clone();
+    let canceller = std::thread::spawn(move || {
+        wait_until(Duration::from_secs(10), || !sleepers(&t).is_empty());
+        c2.cancel();
+    });
+    let spec = sh(f.dir_rootfs(), &format!("exec >&- 2>&-; sleep {token}"));
+    let start = Instant::now();
+    let r = rt.run(&spec, &mut |_: Stream, _: &[u8]| {}, &cancel);
+    canceller.join().unwrap();
+    assert!(matches!(r, Err(Error::Cancelled)), "{r:?}");
+    assert!(start.elapsed() < Duration::from_secs(8));
+    assert!(sleepers(&token).is_empty());
+}
