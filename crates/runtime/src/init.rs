@@ -13,10 +13,10 @@
 //! process, does the rest with ordinary safe Rust. The cost is one exec (~1 ms).
 
 use crate::mounts::{self, b, Kind, MountError};
-use crate::spec::{ContainerSpec, MountKind, Network, RlimitResource, Rootfs, Stdin};
+use crate::spec::{ContainerSpec, MountKind, Network, RlimitResource, Rootfs};
 use crate::user::ResolvedUser;
 use rustix::fd::{AsFd, OwnedFd};
-use rustix::fs::{Mode, OFlags, CWD};
+use rustix::fs::{Mode, OFlags};
 use rustix::mount::MountAttrFlags as A;
 use serde::{Deserialize, Serialize};
 use std::ffi::CString;
@@ -695,7 +695,6 @@ fn exec_process(
     if spec.tty {
         setup_tty(status, user.uid)?;
     }
-    let _ = spec.stdin == Stdin::Null;
 
     // Credentials and capabilities, in runc's order: bounding set, groups/gid/uid, then the
     // remaining sets (a uid change away from 0 already empties permitted/effective).
@@ -853,5 +852,4 @@ pub(crate) fn tidy_created(upper: &Path, created: &[PathBuf]) {
             Err(_) => continue,
         }
     }
-    let _ = CWD;
 }

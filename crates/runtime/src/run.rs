@@ -113,7 +113,9 @@ impl Runtime {
         }
     }
 
-    /// Puts per-container state (mount points, OCI bundles) under `dir` instead.
+    /// Uses `dir` instead of `/run/whittle` as the state dir: each container covers it with a
+    /// private tmpfs in its own mount namespace (rootfs mount point, stage, OCI bundle), so the
+    /// host only ever sees an empty directory and many containers can share it.
     pub fn state_dir(mut self, dir: impl Into<PathBuf>) -> Self {
         self.state_dir = dir.into();
         self
