@@ -413,25 +413,32 @@ fn archive_blob_with_wrong_name_is_refused() {
 
 #[test]
 fn concurrent_writers_share_the_store() {
+    // Separate store handles (as separate processes would have) writing at once, while this
+    // thread keeps its own handle. Bounded waits: a lock cycle fails the test instead of hanging.
     let (_t, s) = store();
-    let handles: Vec<_> = (0..4u8)
-        .map(|i| {
-            let s = Store::open(s.root()).unwrap();
-            std::thread::spawn(move || {
-                for j in 0..3u8 {
-                    let img = make_image(&s, i * 10 + j, Compression::Gzip { level: 1 });
-                    s.tag(
-                        &Reference::parse(&format!("t{i}:{j}")).unwrap(),
-                        &img.manifest,
-                    )
-                    .unwrap();
-                    s.put_cache(&format!("k{i}{j}"), "r", None).unwrap();
-                }
-            })
-        })
-        .collect();
-    for h in handles {
-        h.join().unwrap();
+    let (tx, rx) = std::sync::mpsc::channel();
+    for i in 0..4u8 {
+        let root = s.root().to_path_buf();
+        let tx = tx.clone();
+        std::thread::spawn(move || {
+            let s = Store::open(&root).unwrap();
+            for j in 0..3u8 {
+                let img = make_image(&s, i * 10 + j, Compression::Gzip { level: 1 });
+                s.tag(
+                    &Reference::parse(&format!("t{i}:{j}")).unwrap(),
+                    &img.manifest,
+                )
+                .unwrap();
+                s.put_cache(&format!("k{i}{j}"), "r", None).unwrap();
+            }
+            tx.send(i).unwrap();
+        });
+    }
+    s.images().unwrap();
+    for _ in 0..4 {
+        rx.recv_timeout(std::time::Duration::from_secs(60)).expect(
+            "a writer was blocked for 60 s: store handles must not hold locks between calls",
+        );
     }
     assert_eq!(s.images().unwrap().len(), 12);
     assert!(s.fsck(false).unwrap().is_clean());
