@@ -216,10 +216,17 @@ pub fn build(
         jobs: Jobs::new(opts.jobs),
         context: OnceLock::new(),
         empty_dir: empty.path().to_path_buf(),
+        used_keys: Mutex::new(Vec::new()),
     };
     let _lease = store.lease()?;
     let state = engine.run_stages()?;
     let image = engine.export(&state)?;
+    let used = engine
+        .used_keys
+        .lock()
+        .map(|v| v.clone())
+        .unwrap_or_default();
+    store.touch_cache(&used)?;
     Ok(BuildResult {
         image,
         steps_run: engine.run.load(Ordering::Relaxed),
@@ -240,6 +247,8 @@ struct Engine<'a> {
     jobs: Jobs,
     context: OnceLock<std::result::Result<Arc<Index>, String>>,
     empty_dir: PathBuf,
+    /// Cache records this build used, marked used in one transaction at the end.
+    used_keys: Mutex<Vec<String>>,
 }
 
 /// Shared between stage threads: finished stages and the first failure.
@@ -383,7 +392,7 @@ impl Engine<'_> {
         for (n, (blob, diff)) in img.layers.iter().zip(&diff_ids).enumerate() {
             let chain = chain_id(parent.as_ref(), diff);
             let dir = self.store.snapshot_path(&chain);
-            if self.store.snapshot(&chain)?.is_none() || !dir.is_dir() {
+            if !dir.is_dir() || !self.store.has_snapshot(&chain)? {
                 self.progress.event(Event::Note {
                     message: format!(
                         "extracting layer {}/{} of {reference} ({})",
@@ -550,6 +559,9 @@ impl Engine<'_> {
             });
             return Ok(None);
         };
+        if let Ok(mut used) = self.used_keys.lock() {
+            used.push(key.to_string());
+        }
         if rec.result == "empty" {
             return Ok(Some(None));
         }
@@ -563,7 +575,7 @@ impl Engine<'_> {
             return Ok(None);
         };
         let dir = self.store.snapshot_path(&chain);
-        if self.store.snapshot(&chain)?.is_none() || !dir.is_dir() {
+        if !dir.is_dir() || !self.store.has_snapshot(&chain)? {
             self.progress.event(Event::StepMiss {
                 id,
                 reason: "the cached snapshot was pruned".into(),

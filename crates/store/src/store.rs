@@ -343,6 +343,18 @@ impl Store {
         if !s.root.join("index.json").exists() {
             write_atomic(&s.root, "index.json", &index_json(Vec::new())?)?;
         }
+        // Create missing tables; when they all exist (every open but the first), a read
+        // transaction is enough and nothing is fsynced.
+        let complete = s
+            .with_read(|tx| {
+                Ok([TAGS, IMAGES, SNAPSHOTS, CACHE, CACHE_MOUNTS]
+                    .into_iter()
+                    .all(|t| tx.open_table(t).is_ok()))
+            })
+            .unwrap_or(false);
+        if complete {
+            return Ok(s);
+        }
         s.with_db(|db| {
             let tx = db.begin_write().map_err(db_err)?;
             for t in [TAGS, IMAGES, SNAPSHOTS, CACHE, CACHE_MOUNTS] {
@@ -371,11 +383,34 @@ impl Store {
         self.root.join("locks").join(name)
     }
 
-    /// Runs `f` with the database open, under the database lock (held only for `f`).
+    /// Runs `f` with the metadata database opened read-write under the exclusive `db.lock`
+    /// (held only for `f`). Opening it that way costs several fsyncs, so lookups use
+    /// [`Store::with_read`].
     pub(crate) fn with_db<T>(&self, f: impl FnOnce(&Database) -> Result<T>) -> Result<T> {
         let _lock = FileLock::exclusive(&self.lock_path("db.lock"))?;
         let db = Database::create(self.root.join("meta.redb")).map_err(db_err)?;
         f(&db)
+    }
+
+    /// Runs `f` in a read transaction of the database opened read-only under a shared
+    /// `db.lock` (held only for `f`): processes read at once, and nothing is written or
+    /// fsynced (a no-change rebuild only reads). A database that is missing, or needs the
+    /// recovery a killed writer leaves behind, is opened read-write instead, which repairs it.
+    pub(crate) fn with_read<T>(
+        &self,
+        f: impl FnOnce(&redb::ReadTransaction) -> Result<T>,
+    ) -> Result<T> {
+        {
+            let _lock = FileLock::shared(&self.lock_path("db.lock"))?;
+            if let Ok(db) = redb::Builder::new().open_read_only(self.root.join("meta.redb")) {
+                let tx = db.begin_read().map_err(db_err)?;
+                return f(&tx);
+            }
+        }
+        self.with_db(|db| {
+            let tx = db.begin_read().map_err(db_err)?;
+            f(&tx)
+        })
     }
 
     /// Takes a shared lease (see [`Lease`]).
@@ -466,6 +501,22 @@ impl Store {
     /// Records an image from a manifest blob already in the store, after checking that its
     /// config and layer blobs are present.
     pub fn put_image(&self, manifest: &Digest) -> Result<ImageRecord> {
+        // Already recorded (a rebuild that produced the same image): nothing to write.
+        let known = self.with_read(|tx| {
+            let t = tx.open_table(IMAGES).map_err(db_err)?;
+            let found = t
+                .get(manifest.as_str())
+                .map_err(db_err)?
+                .map(|v| v.value().to_string());
+            found
+                .map(|s| parse::<ImageRecord>("image record", &s))
+                .transpose()
+        })?;
+        if let Some(rec) = known {
+            if rec.blobs().all(|b| self.has_blob(b)) {
+                return Ok(rec);
+            }
+        }
         let bytes = self.read_document(manifest)?;
         let m: oci_spec::image::ImageManifest = serde_json::from_slice(&bytes)
             .map_err(|e| StoreError::json(format!("manifest {manifest}"), e))?;
@@ -634,8 +685,7 @@ impl Store {
 
     /// Every image with its tags, newest first.
     pub fn images(&self) -> Result<Vec<TaggedImage>> {
-        self.with_db(|db| {
-            let tx = db.begin_read().map_err(db_err)?;
+        self.with_read(|tx| {
             let images = tx.open_table(IMAGES).map_err(db_err)?;
             let tags = tx.open_table(TAGS).map_err(db_err)?;
             let mut by_manifest: BTreeMap<String, Vec<String>> = BTreeMap::new();
@@ -829,8 +879,7 @@ impl Store {
 
     /// All snapshot records.
     pub fn snapshots(&self) -> Result<Vec<SnapshotRecord>> {
-        self.with_db(|db| {
-            let tx = db.begin_read().map_err(db_err)?;
+        self.with_read(|tx| {
             let t = tx.open_table(SNAPSHOTS).map_err(db_err)?;
             let mut v = Vec::new();
             for e in t.iter().map_err(db_err)? {
@@ -877,29 +926,73 @@ impl Store {
 
     /// Looks a cache key up (and marks it used).
     pub fn get_cache(&self, key: &str) -> Result<Option<CacheRecord>> {
+        // A read transaction: lookups must not cost an fsync each (a no-change rebuild does
+        // one per step). Callers report what they used with [`Store::touch_cache`].
+        self.with_read(|tx| {
+            let t = tx.open_table(CACHE).map_err(db_err)?;
+            let found = t.get(key).map_err(db_err)?.map(|v| v.value().to_string());
+            match found {
+                Some(s) => Ok(Some(parse("cache record", &s)?)),
+                None => Ok(None),
+            }
+        })
+    }
+
+    /// Marks cache records as used now (for `prune`'s age rule), in one transaction.
+    pub fn touch_cache(&self, keys: &[String]) -> Result<()> {
+        if keys.is_empty() {
+            return Ok(());
+        }
+        let t0 = now();
+        // Only records not marked within the hour: a quick rebuild writes (and fsyncs) nothing.
+        let stale: Vec<&String> = self.with_read(|tx| {
+            let t = tx.open_table(CACHE).map_err(db_err)?;
+            let mut out = Vec::new();
+            for key in keys {
+                if let Some(v) = t.get(key.as_str()).map_err(db_err)? {
+                    let r: CacheRecord = parse("cache record", v.value())?;
+                    if r.last_used + 3600 < t0 {
+                        out.push(key);
+                    }
+                }
+            }
+            Ok(out)
+        })?;
+        if stale.is_empty() {
+            return Ok(());
+        }
         self.with_db(|db| {
             let tx = db.begin_write().map_err(db_err)?;
-            let rec = {
+            {
                 let mut t = tx.open_table(CACHE).map_err(db_err)?;
-                let found = t.get(key).map_err(db_err)?.map(|v| v.value().to_string());
-                match found {
-                    Some(s) => {
+                for key in stale {
+                    let found = t
+                        .get(key.as_str())
+                        .map_err(db_err)?
+                        .map(|v| v.value().to_string());
+                    if let Some(s) = found {
                         let mut r: CacheRecord = parse("cache record", &s)?;
-                        r.last_used = now();
-                        t.insert(key, to_json(&r)?.as_str()).map_err(db_err)?;
-                        Some(r)
+                        r.last_used = t0;
+                        t.insert(key.as_str(), to_json(&r)?.as_str())
+                            .map_err(db_err)?;
                     }
-                    None => None,
                 }
-            };
+            }
             tx.commit().map_err(db_err)?;
-            Ok(rec)
+            Ok(())
+        })
+    }
+
+    /// Whether a snapshot is recorded (read-only; [`Store::snapshot`] also marks it used).
+    pub fn has_snapshot(&self, chain_id: &Digest) -> Result<bool> {
+        self.with_read(|tx| {
+            let t = tx.open_table(SNAPSHOTS).map_err(db_err)?;
+            Ok(t.get(chain_id.as_str()).map_err(db_err)?.is_some())
         })
     }
 
     pub(crate) fn cache_records(&self) -> Result<Vec<(String, CacheRecord)>> {
-        self.with_db(|db| {
-            let tx = db.begin_read().map_err(db_err)?;
+        self.with_read(|tx| {
             let t = tx.open_table(CACHE).map_err(db_err)?;
             let mut v = Vec::new();
             for e in t.iter().map_err(db_err)? {
@@ -966,8 +1059,7 @@ impl Store {
     }
 
     pub(crate) fn cache_mounts(&self) -> Result<Vec<(String, CacheMountRecord)>> {
-        self.with_db(|db| {
-            let tx = db.begin_read().map_err(db_err)?;
+        self.with_read(|tx| {
             let t = tx.open_table(CACHE_MOUNTS).map_err(db_err)?;
             let mut v = Vec::new();
             for e in t.iter().map_err(db_err)? {
