@@ -99,6 +99,7 @@ struct Scanner<'a> {
     env: &'a dyn Lookup,
     raw_escapes: bool,
     depth: usize,
+    budget: u64,
 }
 
 /// Accumulates words the way BuildKit's `wordsStruct` does.
@@ -141,6 +142,17 @@ impl Words {
     }
 }
 
+/// The longest value an expansion may produce. BuildKit has no limit and a file of a few
+/// hundred bytes (`ENV A=$A$A`, repeated) would otherwise double its way to exhausting memory.
+pub const MAX_EXPANSION: usize = 1 << 20;
+
+fn too_long() -> String {
+    format!(
+        "the expanded value is longer than {} MiB",
+        MAX_EXPANSION >> 20
+    )
+}
+
 /// Nesting limit for `${a:-${b:-${c...}}}`: deep enough for any real file, and it keeps
 /// hostile input from exhausting the stack.
 const MAX_DEPTH: usize = 64;
@@ -154,6 +166,7 @@ impl<'a> Scanner<'a> {
             env,
             raw_escapes: lx.raw_escapes,
             depth: 0,
+            budget: PATTERN_BUDGET,
         }
     }
 
@@ -192,6 +205,9 @@ impl<'a> Scanner<'a> {
             match ch {
                 '$' => {
                     let v = self.process_dollar()?;
+                    if result.len() + v.len() > MAX_EXPANSION {
+                        return Err(too_long());
+                    }
                     result.push_str(&v);
                     words.add_string(&v);
                 }
@@ -202,6 +218,9 @@ impl<'a> Scanner<'a> {
                 }
                 '"' => {
                     let v = self.process_double_quote()?;
+                    if result.len() + v.len() > MAX_EXPANSION {
+                        return Err(too_long());
+                    }
                     result.push_str(&v);
                     words.add_raw_string(&v);
                 }
@@ -282,6 +301,9 @@ impl<'a> Scanner<'a> {
                 }
                 Some('$') => {
                     let v = self.process_dollar()?;
+                    if out.len() + v.len() > MAX_EXPANSION {
+                        return Err(too_long());
+                    }
                     out.push_str(&v);
                 }
                 Some(c) => {
@@ -434,11 +456,11 @@ impl<'a> Scanner<'a> {
                             None => (false, word),
                         };
                         let pat = Pattern::compile(&pattern, self.lx.escape)?;
-                        Ok(if op == '#' {
-                            trim_prefix(&pat, &value, greedy)
+                        if op == '#' {
+                            trim_prefix(&pat, &value, greedy, &mut self.budget)
                         } else {
-                            trim_suffix(&pat, &value, greedy)
-                        })
+                            trim_suffix(&pat, &value, greedy, &mut self.budget)
+                        }
                     }
                 }
             }
@@ -466,7 +488,13 @@ impl<'a> Scanner<'a> {
                     return Ok(format!("${{{name}/{pattern}/{replacement}}}"));
                 }
                 let pat = Pattern::compile(&pattern, self.lx.escape)?;
-                Ok(replace(&pat, &value.unwrap_or_default(), &replacement, all))
+                replace(
+                    &pat,
+                    &value.unwrap_or_default(),
+                    &replacement,
+                    all,
+                    &mut self.budget,
+                )
             }
             other => Err(format!("unsupported modifier ({other}) in substitution")),
         }
@@ -558,37 +586,125 @@ impl Pattern {
         Ok(Pattern(toks))
     }
 
-    /// Does the whole of `s` match? Iterative with star backtracking: linear-ish, no recursion.
-    fn matches(&self, s: &[char]) -> bool {
-        let p = &self.0;
-        let (mut pi, mut si) = (0usize, 0usize);
-        let mut star: Option<(usize, usize)> = None;
-        while si < s.len() {
-            if pi < p.len() {
-                match &p[pi] {
+    /// Runs the pattern as an NFA over `s` from its start: the lengths of the shortest and
+    /// longest prefixes of `s` it matches. O(len(s) * tokens), stopping as soon as no state is
+    /// left; `budget` counts the characters stepped over and ends the search when spent.
+    fn prefix_matches(
+        &self,
+        s: &[char],
+        budget: &mut u64,
+    ) -> Result<Option<(usize, usize)>, String> {
+        let toks = &self.0;
+        let m = toks.len();
+        let mut cur = vec![false; m + 1];
+        let mut next = vec![false; m + 1];
+        let close = |set: &mut Vec<bool>| {
+            for k in 0..m {
+                if set[k] && matches!(toks[k], Tok::Star) {
+                    set[k + 1] = true;
+                }
+            }
+        };
+        cur[0] = true;
+        close(&mut cur);
+        let mut found: Option<(usize, usize)> = cur[m].then_some((0, 0));
+        for (j, &c) in s.iter().enumerate() {
+            if *budget == 0 {
+                return Err(
+                    "a pattern substitution is too expensive for the size of the value".into(),
+                );
+            }
+            *budget -= 1;
+            next.iter_mut().for_each(|x| *x = false);
+            let mut any = false;
+            for k in 0..m {
+                if !cur[k] {
+                    continue;
+                }
+                match &toks[k] {
                     Tok::Star => {
-                        star = Some((pi, si));
-                        pi += 1;
-                        continue;
+                        next[k] = true;
+                        any = true;
                     }
-                    tok if tok_matches(tok, s[si]) => {
-                        pi += 1;
-                        si += 1;
-                        continue;
+                    t if tok_matches(t, c) => {
+                        next[k + 1] = true;
+                        any = true;
                     }
                     _ => {}
                 }
             }
-            match star {
-                Some((sp, ss)) => {
-                    pi = sp + 1;
-                    si = ss + 1;
-                    star = Some((sp, ss + 1));
-                }
-                None => return false,
+            if !any {
+                break;
+            }
+            close(&mut next);
+            std::mem::swap(&mut cur, &mut next);
+            if cur[m] {
+                found = Some((found.map_or(j + 1, |f| f.0), j + 1));
             }
         }
-        p[pi..].iter().all(|t| matches!(t, Tok::Star))
+        Ok(found)
+    }
+
+    /// For every position of `s`, whether some match starts there: the reversed pattern run
+    /// unanchored (a new thread at every character) over `s` backwards. O(len(s) * tokens).
+    fn match_starts(&self, s: &[char], budget: &mut u64) -> Result<Vec<bool>, String> {
+        let rev = self.reversed();
+        let toks = &rev.0;
+        let m = toks.len();
+        let close = |set: &mut Vec<bool>| {
+            for k in 0..m {
+                if set[k] && matches!(toks[k], Tok::Star) {
+                    set[k + 1] = true;
+                }
+            }
+        };
+        let mut starts = vec![false; s.len() + 1];
+        let mut cur = vec![false; m + 1];
+        cur[0] = true;
+        close(&mut cur);
+        starts[s.len()] = cur[m];
+        let mut next = vec![false; m + 1];
+        for i in (0..s.len()).rev() {
+            if *budget == 0 {
+                return Err(
+                    "a pattern substitution is too expensive for the size of the value".into(),
+                );
+            }
+            *budget -= 1;
+            next.iter_mut().for_each(|x| *x = false);
+            next[0] = true;
+            for k in 0..m {
+                if !cur[k] {
+                    continue;
+                }
+                match &toks[k] {
+                    Tok::Star => next[k] = true,
+                    t if tok_matches(t, s[i]) => next[k + 1] = true,
+                    _ => {}
+                }
+            }
+            close(&mut next);
+            std::mem::swap(&mut cur, &mut next);
+            starts[i] = cur[m];
+        }
+        Ok(starts)
+    }
+
+    /// The same pattern read backwards (to match suffixes by scanning the value backwards).
+    fn reversed(&self) -> Pattern {
+        let mut toks = Vec::with_capacity(self.0.len());
+        for t in self.0.iter().rev() {
+            toks.push(match t {
+                Tok::Lit(c) => Tok::Lit(*c),
+                Tok::Any => Tok::Any,
+                Tok::Star => Tok::Star,
+                Tok::Class { negated, items } => Tok::Class {
+                    negated: *negated,
+                    items: items.clone(),
+                },
+            });
+        }
+        Pattern(toks)
     }
 }
 
@@ -604,54 +720,57 @@ fn tok_matches(tok: &Tok, c: char) -> bool {
     }
 }
 
-fn trim_prefix(p: &Pattern, value: &str, greedy: bool) -> String {
+/// How many characters pattern substitutions may step over in one expansion: far beyond any
+/// real Dockerfile, small enough that hostile input cannot stall the frontend.
+const PATTERN_BUDGET: u64 = 20_000_000;
+
+fn trim_prefix(p: &Pattern, value: &str, greedy: bool, budget: &mut u64) -> Result<String, String> {
     let chars: Vec<char> = value.chars().collect();
-    let mut lens: Box<dyn Iterator<Item = usize>> = if greedy {
-        Box::new((0..=chars.len()).rev())
-    } else {
-        Box::new(0..=chars.len())
-    };
-    match lens.find(|&n| p.matches(&chars[..n])) {
-        Some(n) => chars[n..].iter().collect(),
+    Ok(match p.prefix_matches(&chars, budget)? {
+        Some((short, long)) => chars[if greedy { long } else { short }..].iter().collect(),
         None => value.to_string(),
-    }
+    })
 }
 
-fn trim_suffix(p: &Pattern, value: &str, greedy: bool) -> String {
-    let chars: Vec<char> = value.chars().collect();
-    let mut starts: Box<dyn Iterator<Item = usize>> = if greedy {
-        Box::new(0..=chars.len())
-    } else {
-        Box::new((0..=chars.len()).rev())
-    };
-    match starts.find(|&i| p.matches(&chars[i..])) {
-        Some(i) => chars[..i].iter().collect(),
+fn trim_suffix(p: &Pattern, value: &str, greedy: bool, budget: &mut u64) -> Result<String, String> {
+    let rev: Vec<char> = value.chars().rev().collect();
+    Ok(match p.reversed().prefix_matches(&rev, budget)? {
+        Some((short, long)) => {
+            let cut = if greedy { long } else { short };
+            rev[cut..].iter().rev().collect()
+        }
         None => value.to_string(),
-    }
+    })
 }
 
 /// `${V/p/r}` and `${V//p/r}`: leftmost, longest matches; empty matches are skipped.
-fn replace(p: &Pattern, value: &str, replacement: &str, all: bool) -> String {
+fn replace(
+    p: &Pattern,
+    value: &str,
+    replacement: &str,
+    all: bool,
+    budget: &mut u64,
+) -> Result<String, String> {
     let chars: Vec<char> = value.chars().collect();
+    let starts = p.match_starts(&chars, budget)?;
     let mut out = String::new();
     let mut i = 0;
     let mut replaced = false;
     while i < chars.len() {
-        if !replaced || all {
-            if let Some(end) = (i + 1..=chars.len())
-                .rev()
-                .find(|&e| p.matches(&chars[i..e]))
-            {
-                out.push_str(replacement);
-                i = end;
-                replaced = true;
-                continue;
+        if (!replaced || all) && starts[i] {
+            if let Some((_, long)) = p.prefix_matches(&chars[i..], budget)? {
+                if long > 0 {
+                    out.push_str(replacement);
+                    i += long;
+                    replaced = true;
+                    continue;
+                }
             }
         }
         out.push(chars[i]);
         i += 1;
     }
-    out
+    Ok(out)
 }
 
 #[cfg(test)]
@@ -760,6 +879,34 @@ mod tests {
     fn backtick_escape() {
         let lx = Lexer::new('`');
         assert_eq!(lx.process_word("C:\\a`$A", &env()).unwrap(), "C:\\a$A");
+    }
+
+    #[test]
+    fn hostile_expansions_end_quickly() {
+        // Found by fuzzing: cubic replacement and exponential self-reference.
+        let long = "a".repeat(200_000);
+        let env = Vars(vec![("A".into(), long.clone())]);
+        let lx = Lexer::new('\\');
+        let t = std::time::Instant::now();
+        assert_eq!(lx.process_word("${A/*b/}", &env).unwrap(), long);
+        assert_eq!(lx.process_word("${A#*b}", &env).unwrap(), long);
+        assert_eq!(lx.process_word("${A%%a*}", &env).unwrap(), "");
+        assert!(t.elapsed() < std::time::Duration::from_secs(5));
+        let mut v = Vars(vec![("A".into(), "a".into())]);
+        let mut err = None;
+        for _ in 0..40 {
+            match lx.process_word("$A$A", &v) {
+                Ok(s) => v.set("A", &s),
+                Err(e) => {
+                    err = Some(e);
+                    break;
+                }
+            }
+        }
+        assert_eq!(
+            err.as_deref(),
+            Some("the expanded value is longer than 1 MiB")
+        );
     }
 
     #[test]
