@@ -160,26 +160,34 @@ struct Job {
 /// rather than run through a slow level that would gain nothing. Depends only on the data, so the
 /// output stays deterministic.
 fn incompressible(data: &[u8]) -> bool {
-    if data.len() < 64 * 1024 {
+    // Four 64 KiB windows spread over the block must each have near-uniform bytes (a quarter
+    // of the block is looked at, so the check costs ~1% of compressing it), and a fast deflate
+    // of the first must not shrink it (that catches repeats that byte counts cannot see).
+    const WINDOW: usize = 64 * 1024;
+    if data.len() < 4 * WINDOW {
         return false;
     }
-    let mut hist = [0u32; 256];
-    for &b in data {
-        hist[b as usize] += 1;
+    for k in 0..4 {
+        let start = k * (data.len() / 4);
+        let w = &data[start..start + WINDOW];
+        let mut hist = [0u32; 256];
+        for &b in w {
+            hist[b as usize] += 1;
+        }
+        let n = WINDOW as f64;
+        let entropy: f64 = hist
+            .iter()
+            .filter(|&&c| c > 0)
+            .map(|&c| {
+                let p = f64::from(c) / n;
+                -p * p.log2()
+            })
+            .sum();
+        if entropy < 7.9 {
+            return false;
+        }
     }
-    let n = data.len() as f64;
-    let entropy: f64 = hist
-        .iter()
-        .filter(|&&c| c > 0)
-        .map(|&c| {
-            let p = f64::from(c) / n;
-            -p * p.log2()
-        })
-        .sum();
-    if entropy < 7.9 {
-        return false;
-    }
-    let probe = &data[..64 * 1024];
+    let probe = &data[..WINDOW];
     match deflate_block(probe, 1, true) {
         Ok(out) => out.len() * 100 >= probe.len() * 98,
         Err(_) => false,
