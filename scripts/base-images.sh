@@ -555,7 +555,7 @@ EOF
 # debian's layer unpacked once as the read-only lower dir of the derived images' overlays.
 debian_lower() {
   local base_id lower="$CACHE/rootfs/debian"
-  base_id=$(py diff-ids "$CACHE/archives/debian.tar" | head -n 1)
+  base_id=$(py diff-ids "$CACHE/archives/debian.tar" | sed -n 1p)
   BASE_LAYER="$CACHE/oci/blobs/sha256/${base_id#sha256:}"
   [ -s "$BASE_LAYER" ] || py oci-sync "$CACHE/oci" "$CACHE/archives/debian.tar"
   if [ "$(cat "$lower.diffid" 2>/dev/null)" != "$base_id" ]; then
@@ -735,10 +735,10 @@ main() {
   for n in "${names[@]}"; do ensure_built "$n"; done
   # A rebuilt debian does not rebuild the images on top of it: say which still use the old one.
   local base stale=""
-  base=$(py diff-ids "$CACHE/archives/debian.tar" 2>/dev/null | head -n 1) || true
+  base=$(py diff-ids "$CACHE/archives/debian.tar" 2>/dev/null | sed -n 1p) || true
   for n in "${!APT_PKGS[@]}"; do
     [ -s "$CACHE/archives/$n.tar" ] && [ -n "$base" ] || continue
-    [ "$(py diff-ids "$CACHE/archives/$n.tar" | head -n 1)" = "$base" ] || stale+=" $n"
+    [ "$(py diff-ids "$CACHE/archives/$n.tar" | sed -n 1p)" = "$base" ] || stale+=" $n"
   done
   [ -z "$stale" ] || log "NOTE:$stale still use an older debian layer; rebuild with: FORCE=1 $0$stale"
   # Archives made earlier (or an emptied oci/): make sure the OCI layout has them all.

@@ -1,8 +1,10 @@
+// A tiny Go service: built in a full Go toolchain image, shipped alone on `scratch`.
 package main
 
 import (
 	"fmt"
 	"os"
+	"runtime"
 )
 
 func main() {
@@ -10,5 +12,5 @@ func main() {
 	if len(os.Args) > 1 {
 		name = os.Args[1]
 	}
-	fmt.Printf("hello, %s! (a %d-byte image, built by whittle)\n", name, 0)
+	fmt.Printf("hello, %s! (a static %s binary on scratch, built by whittle)\n", name, runtime.Version())
 }
