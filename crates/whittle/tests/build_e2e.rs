@@ -326,3 +326,80 @@ RUN cat /tmp/out > /result && test ! -e /run/secrets/tok
         "cache mounts stay out of layers"
     );
 }
+
+#[test]
+fn outputs_oci_docker_tar_and_local() {
+    if !is_root() {
+        eprintln!("skipped: building needs root");
+        return;
+    }
+    let e = env();
+    fs::write(e.ctx.join("app.txt"), "payload\n").unwrap();
+    fs::write(
+        e.ctx.join("Dockerfile"),
+        "FROM test/busybox:1 AS b\nRUN mkdir -p /out && echo built > /out/b.txt\nFROM scratch\nCOPY app.txt /\nCOPY --from=b /out/ /out/\nCMD [\"/app\"]\n",
+    )
+    .unwrap();
+    let dir = e.ctx.parent().unwrap().to_path_buf();
+    let oci = dir.join("img.oci.tar");
+    let docker = dir.join("img.docker.tar");
+    let tar = dir.join("fs.tar");
+    let local = dir.join("fs");
+    let (ok, _, err) = build(
+        &e,
+        &[
+            "-t",
+            "out:1",
+            "-o",
+            "type=image",
+            "-o",
+            &format!("type=oci,dest={}", oci.display()),
+            "-o",
+            &format!("type=docker,dest={}", docker.display()),
+            "-o",
+            &format!("type=tar,dest={}", tar.display()),
+            "-o",
+            local.to_str().unwrap(),
+        ],
+    );
+    assert!(ok, "{err}");
+    assert_eq!(
+        fs::read_to_string(local.join("app.txt")).unwrap(),
+        "payload\n"
+    );
+    assert_eq!(
+        fs::read_to_string(local.join("out/b.txt")).unwrap(),
+        "built\n"
+    );
+    let listing = std::process::Command::new("tar")
+        .arg("-tf")
+        .arg(&tar)
+        .output()
+        .unwrap();
+    let listing = String::from_utf8_lossy(&listing.stdout);
+    assert!(
+        listing.contains("app.txt") && listing.contains("out/b.txt"),
+        "{listing}"
+    );
+    // Real tools read the archives.
+    for (transport, file) in [("oci-archive", &oci), ("docker-archive", &docker)] {
+        let out = std::process::Command::new("skopeo")
+            .arg("inspect")
+            .arg(format!("{transport}:{}", file.display()))
+            .output()
+            .expect("skopeo (scripts/deps.sh installs it)");
+        assert!(
+            out.status.success(),
+            "skopeo inspect {transport}: {}",
+            String::from_utf8_lossy(&out.stderr)
+        );
+        let v: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
+        assert_eq!(v["Layers"].as_array().map(Vec::len), Some(2), "{v}");
+    }
+    // Bad output specs are clear errors.
+    let (ok, _, err) = build(&e, &["-o", "type=zip,dest=x"]);
+    assert!(
+        !ok && err.contains("use image, oci, docker, tar or local"),
+        "{err}"
+    );
+}

@@ -58,6 +58,139 @@ pub struct BuildArgs {
     /// At most this many RUN/COPY steps at once (default: the number of cores).
     #[arg(long)]
     pub jobs: Option<usize>,
+    /// Where the result goes (repeatable): `type=image` (the store; the default),
+    /// `type=oci|docker,dest=FILE` (an archive that skopeo, podman and `docker load` read),
+    /// `type=tar,dest=FILE` or `type=local,dest=DIR` (the target stage's files). A bare path
+    /// means `type=local,dest=PATH`; `dest=-` writes an archive to standard output.
+    #[arg(short = 'o', long = "output", value_name = "type=TYPE,dest=PATH")]
+    pub outputs: Vec<String>,
+}
+
+/// One `-o` value, parsed.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Output {
+    Image,
+    Archive {
+        format: whittle_store::ArchiveFormat,
+        dest: PathBuf,
+        name: Option<String>,
+    },
+    Tar(PathBuf),
+    Local(PathBuf),
+}
+
+pub fn parse_output(s: &str) -> anyhow::Result<Output> {
+    if !s.contains('=') {
+        return Ok(Output::Local(PathBuf::from(s)));
+    }
+    let mut typ = None;
+    let mut dest = None;
+    let mut name = None;
+    for part in s.split(',') {
+        match part.split_once('=') {
+            Some(("type", v)) => typ = Some(v.to_string()),
+            Some(("dest", v)) => dest = Some(PathBuf::from(v)),
+            Some(("name", v)) => name = Some(v.to_string()),
+            _ => anyhow::bail!(
+                "-o {s:?}: unknown part {part:?} (expected type=..., dest=..., name=...)"
+            ),
+        }
+    }
+    let need_dest = |t: &str| {
+        dest.clone()
+            .with_context(|| format!("-o {s:?}: type={t} needs dest=PATH"))
+    };
+    Ok(match typ.as_deref().unwrap_or("local") {
+        "registry" => {
+            anyhow::bail!("-o type=registry: pushing to registries is not implemented yet")
+        }
+        "image" => Output::Image,
+        "oci" => Output::Archive {
+            format: whittle_store::ArchiveFormat::Oci,
+            dest: need_dest("oci")?,
+            name,
+        },
+        "docker" => Output::Archive {
+            format: whittle_store::ArchiveFormat::Docker,
+            dest: need_dest("docker")?,
+            name,
+        },
+        "tar" => Output::Tar(need_dest("tar")?),
+        "local" => Output::Local(need_dest("local")?),
+        other => anyhow::bail!("-o type={other}: use image, oci, docker, tar or local"),
+    })
+}
+
+/// Extracts an image's layers, in order, into `dir` (whiteouts applied).
+fn flatten_into(
+    store: &whittle_store::Store,
+    img: &whittle_store::ImageRecord,
+    dir: &Path,
+) -> anyhow::Result<()> {
+    std::fs::create_dir_all(dir).with_context(|| format!("creating {}", dir.display()))?;
+    for l in &img.layers {
+        let f = store.open_blob(l)?;
+        whittle_layer::extract_layer(
+            std::io::BufReader::new(f),
+            dir,
+            &whittle_layer::ExtractOptions::default(),
+        )
+        .with_context(|| format!("extracting layer {l} into {}", dir.display()))?;
+    }
+    Ok(())
+}
+
+fn write_outputs(
+    outputs: &[Output],
+    store: &whittle_store::Store,
+    img: &whittle_store::ImageRecord,
+    tags: &[Reference],
+) -> anyhow::Result<()> {
+    for o in outputs {
+        match o {
+            Output::Image => {}
+            Output::Archive { format, dest, name } => {
+                let reference = match name {
+                    Some(n) => Some(Reference::parse(n).with_context(|| format!("name={n:?}"))?),
+                    None => tags.first().cloned(),
+                };
+                let pair = [(reference, img.clone())];
+                if dest == Path::new("-") {
+                    let out = std::io::stdout().lock();
+                    whittle_store::archive::save(store, &pair, *format, out)?.flush()?;
+                } else {
+                    let tmp = dest.with_extension("whittle-tmp");
+                    let f = std::fs::File::create(&tmp)
+                        .with_context(|| format!("creating {}", tmp.display()))?;
+                    let f = whittle_store::archive::save(
+                        store,
+                        &pair,
+                        *format,
+                        std::io::BufWriter::new(f),
+                    )?;
+                    f.into_inner()
+                        .map_err(|e| anyhow::anyhow!("writing {}: {}", tmp.display(), e.error()))?
+                        .sync_all()?;
+                    std::fs::rename(&tmp, dest)
+                        .with_context(|| format!("renaming into {}", dest.display()))?;
+                }
+            }
+            Output::Local(dir) => flatten_into(store, img, dir)?,
+            Output::Tar(file) => {
+                let tmp = tempfile::tempdir_in(store.root().join("tmp"))?;
+                flatten_into(store, img, tmp.path())?;
+                let f = std::fs::File::create(file)
+                    .with_context(|| format!("creating {}", file.display()))?;
+                let opts = whittle_layer::WriteOptions {
+                    compression: whittle_layer::Compression::None,
+                    ..whittle_layer::WriteOptions::default()
+                };
+                whittle_layer::write_layer(tmp.path(), &opts, f)
+                    .with_context(|| format!("writing {}", file.display()))?;
+            }
+        }
+    }
+    Ok(())
 }
 
 /// `--progress=plain`: BuildKit-style numbered lines.
@@ -185,6 +318,11 @@ pub fn run(args: BuildArgs, root: Option<&Path>) -> anyhow::Result<ExitCode> {
         .iter()
         .map(|t| Reference::parse(t).with_context(|| format!("-t {t:?} is not a valid name")))
         .collect::<anyhow::Result<_>>()?;
+    let outputs: Vec<Output> = args
+        .outputs
+        .iter()
+        .map(|o| parse_output(o))
+        .collect::<anyhow::Result<_>>()?;
     let store = super::storeutil::open(root)?;
     let df = match whittle_dockerfile::parse(&src.text) {
         Ok(df) => df,
@@ -251,6 +389,7 @@ pub fn run(args: BuildArgs, root: Option<&Path>) -> anyhow::Result<ExitCode> {
     for t in &tags {
         store.tag(t, &res.image.manifest)?;
     }
+    write_outputs(&outputs, &store, &res.image, &tags)?;
     let id = res.image.config.to_string();
     if let Some(f) = &args.iidfile {
         std::fs::write(f, &id).with_context(|| format!("writing {}", f.display()))?;
