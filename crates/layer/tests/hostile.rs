@@ -582,7 +582,14 @@ fn hostile_layers_never_touch_anything_outside_the_root() {
         ));
     }
     // Absolute escapes would land outside every arena: check the host's / and /tmp too.
-    for p in ["/evil", "/evil-abs", "/escape", "/pwned", "/tmp/evil", "/tmp/pwned"] {
+    for p in [
+        "/evil",
+        "/evil-abs",
+        "/escape",
+        "/pwned",
+        "/tmp/evil",
+        "/tmp/pwned",
+    ] {
         assert!(!Path::new(p).exists(), "{p} exists on the host");
     }
     eprintln!("{}", report.join("\n"));
