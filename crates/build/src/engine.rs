@@ -51,6 +51,9 @@ pub struct BuildOptions {
     /// Timestamps in the image (created, history) and the mtime clamp of layers.
     pub epoch: u64,
     pub compression: Compression,
+    /// Names the Dockerfile (its path), so that a cache miss can be explained by comparing a
+    /// step with the same step of the last build of this Dockerfile in this context.
+    pub dockerfile: String,
 }
 
 impl BuildOptions {
@@ -69,6 +72,7 @@ impl BuildOptions {
             labels: Vec::new(),
             epoch: whittle_layer::default_epoch(),
             compression: Compression::default(),
+            dockerfile: "Dockerfile".into(),
         }
     }
 }
@@ -495,6 +499,7 @@ impl Engine<'_> {
                     state,
                     "mkdir",
                     &[],
+                    json!({}),
                     |dir, below, _| {
                         let rel = below
                             .resolve(path, true)
@@ -530,8 +535,11 @@ impl Engine<'_> {
                 let mut inherited = state.inherited_cmd;
                 config::apply(&mut state.config, &step.op, &mut inherited);
                 state.inherited_cmd = inherited;
-                state.key = fold(&state.key, "meta", &[&op_json]);
+                // An ARG changes nothing by itself: its value reaches the RUN steps that see
+                // it through their environment (part of their keys), so a changed build arg
+                // misses only from its first use, as in BuildKit.
                 if !matches!(step.op, Op::Arg { .. }) {
+                    state.key = fold(&state.key, "meta", &[&op_json]);
                     config::push_history(&mut state.config, &self.created(), &summary, true);
                 }
                 Ok(())
@@ -544,7 +552,14 @@ impl Engine<'_> {
     }
 
     /// Looks a step up in the cache. `Some(None)`: cached, produced no layer.
-    fn lookup(&self, stage: usize, key: &str, id: usize) -> Result<Option<Option<Layer>>> {
+    fn lookup(
+        &self,
+        stage: usize,
+        key: &str,
+        id: usize,
+        identity: &str,
+        inputs: &Value,
+    ) -> Result<Option<Option<Layer>>> {
         if self.no_cache_for(stage) {
             self.progress.event(Event::StepMiss {
                 id,
@@ -553,9 +568,13 @@ impl Engine<'_> {
             return Ok(None);
         }
         let Some(rec) = self.store.get_cache(key)? else {
+            let last = self
+                .store
+                .get_cache(identity)?
+                .and_then(|r| serde_json::from_str::<Value>(&r.result).ok());
             self.progress.event(Event::StepMiss {
                 id,
-                reason: "no cached result for these inputs".into(),
+                reason: explain_miss(last.as_ref(), inputs),
             });
             return Ok(None);
         };
@@ -602,6 +621,7 @@ impl Engine<'_> {
         state: &mut StageState,
         kind: &str,
         key_parts: &[&[u8]],
+        inputs: Value,
         fill: impl FnOnce(&Path, &Merged, usize) -> std::result::Result<(), String>,
     ) -> Result<()> {
         let op_json = serde_json::to_vec(&step.op).unwrap_or_default();
@@ -617,7 +637,22 @@ impl Engine<'_> {
             summary: summary.to_string(),
             line: step.pos.line,
         });
-        let produced = match self.lookup(stage, &key, id)? {
+        // What this step read, kept to explain the next build's cache miss.
+        let mut inputs = inputs;
+        inputs["instruction"] = json!(summary);
+        inputs["parent"] = json!(state.key);
+        let identity = format!(
+            "explain:{}",
+            hex::encode(Sha256::digest(
+                format!(
+                    "{}\0{}\0{stage}\0{label}",
+                    self.stat_cache_file().display(),
+                    self.opts.dockerfile
+                )
+                .as_bytes()
+            ))
+        );
+        let produced = match self.lookup(stage, &key, id, &identity, &inputs)? {
             Some(layer) => {
                 self.cached.fetch_add(1, Ordering::Relaxed);
                 self.progress.event(Event::StepCached { id });
@@ -647,6 +682,7 @@ impl Engine<'_> {
                 };
                 self.store
                     .put_cache(&key, &result, layer.as_ref().map(|l| &l.chain_id))?;
+                self.store.put_cache(&identity, &inputs.to_string(), None)?;
                 self.run.fetch_add(1, Ordering::Relaxed);
                 self.progress.event(Event::StepDone {
                     id,
@@ -765,6 +801,7 @@ impl Engine<'_> {
         // Where the files come from, and what identifies them for the cache key.
         let index;
         let merged_src;
+        let mut files = serde_json::Map::new();
         let (src, src_id): (copy::Source, String) = match &c.from {
             Source::Context => {
                 index = self.context_index()?;
@@ -777,6 +814,7 @@ impl Engine<'_> {
                         id.push('=');
                         id.push_str(&d);
                         id.push('\n');
+                        files.insert(p, json!(d));
                     }
                 }
                 (
@@ -792,6 +830,10 @@ impl Engine<'_> {
                     .get(j)
                     .ok_or_else(|| fail(format!("stage {j} did not finish")))?;
                 merged_src = st.merged();
+                files.insert(
+                    format!("stage {}", self.stage_label(*j)),
+                    json!(st.content_id()),
+                );
                 (copy::Source::Merged(&merged_src), st.content_id())
             }
             Source::Image { reference } => {
@@ -833,6 +875,7 @@ impl Engine<'_> {
             state,
             "copy",
             &[src_id.as_bytes(), owner_key.as_bytes()],
+            json!({"files": files, "owner": owner_key}),
             |dir, below, _| {
                 let req = CopyRequest {
                     keyword: kw,
@@ -967,6 +1010,7 @@ impl Engine<'_> {
             state,
             "run",
             &[&env_key, mount_ids.as_bytes()],
+            json!({"env": env, "workdir": cwd, "user": user, "mounts": mount_ids}),
             |upper, below, id| {
                 let lower: Vec<PathBuf> = if below.layers().is_empty() {
                     vec![self.empty_dir.clone()]
@@ -1246,6 +1290,84 @@ impl Engine<'_> {
     }
 }
 
+/// Why a step missed the cache: what differs from the same step's inputs in the last build.
+pub(crate) fn explain_miss(last: Option<&Value>, now: &Value) -> String {
+    let Some(last) = last else {
+        return "not built before".into();
+    };
+    let mut reasons = Vec::new();
+    if last["instruction"] != now["instruction"] {
+        reasons.push(format!(
+            "the instruction changed (was: {})",
+            last["instruction"].as_str().unwrap_or("?")
+        ));
+    }
+    let empty = serde_json::Map::new();
+    let (old, new) = (
+        last["files"].as_object().unwrap_or(&empty),
+        now["files"].as_object().unwrap_or(&empty),
+    );
+    let mut changed: Vec<String> = Vec::new();
+    for (p, d) in new {
+        match old.get(p) {
+            Some(o) if o == d => {}
+            Some(_) => changed.push(format!("{p} changed")),
+            None => changed.push(format!("{p} added")),
+        }
+    }
+    for p in old.keys().filter(|p| !new.contains_key(*p)) {
+        changed.push(format!("{p} removed"));
+    }
+    if !changed.is_empty() {
+        let n = changed.len();
+        changed.truncate(3);
+        let more = if n > 3 {
+            format!(" (and {} more)", n - 3)
+        } else {
+            String::new()
+        };
+        reasons.push(format!("{}{more}", changed.join(", ")));
+    }
+    let vars = |v: &Value| -> Vec<String> {
+        v.as_array()
+            .map(|a| {
+                a.iter()
+                    .filter_map(|x| x.as_str().map(str::to_string))
+                    .collect()
+            })
+            .unwrap_or_default()
+    };
+    let (oe, ne) = (vars(&last["env"]), vars(&now["env"]));
+    let mut names: Vec<String> = ne
+        .iter()
+        .filter(|kv| !oe.contains(kv))
+        .chain(oe.iter().filter(|kv| !ne.contains(kv)))
+        .map(|kv| kv.split('=').next().unwrap_or(kv).to_string())
+        .collect();
+    names.sort();
+    names.dedup();
+    if !names.is_empty() {
+        reasons.push(format!("environment changed: {}", names.join(", ")));
+    }
+    for (k, what) in [
+        ("workdir", "working directory"),
+        ("user", "user"),
+        ("mounts", "mounted files"),
+        ("owner", "--chown"),
+    ] {
+        if last[k] != now[k] {
+            reasons.push(format!("{what} changed"));
+        }
+    }
+    if reasons.is_empty() {
+        if last["parent"] != now["parent"] {
+            return "an earlier step (or the base image) changed".into();
+        }
+        return "no cached result for these inputs".into();
+    }
+    reasons.join("; ")
+}
+
 /// Is `line` exactly the heredoc marker for `name` (`<<EOF`, `<<-EOF`, `<<'EOF'`, `<< EOF`)?
 fn whittle_dockerfile_marker(line: &str, name: &str) -> bool {
     let rest = line.trim_start_matches(|c: char| c.is_ascii_digit());
@@ -1318,4 +1440,32 @@ fn materialize(
     let p = tmp.path().to_path_buf();
     keep.push(tmp);
     Ok(p)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn miss_explanations() {
+        let now = json!({"instruction": "COPY . .", "parent": "k1",
+            "files": {"a.go": "1", "b.go": "2", "c.go": "3"}, "env": ["A=1", "B=2"]});
+        assert_eq!(explain_miss(None, &now), "not built before");
+        let last = json!({"instruction": "COPY . .", "parent": "k1",
+            "files": {"a.go": "1", "b.go": "0", "d.go": "4"}, "env": ["A=1", "B=3"]});
+        assert_eq!(
+            explain_miss(Some(&last), &now),
+            "b.go changed, c.go added, d.go removed; environment changed: B"
+        );
+        let last = json!({"instruction": "COPY . /x", "parent": "k0", "files": now["files"], "env": now["env"]});
+        assert_eq!(
+            explain_miss(Some(&last), &now),
+            "the instruction changed (was: COPY . /x)"
+        );
+        let last = json!({"instruction": "COPY . .", "parent": "k0", "files": now["files"], "env": now["env"]});
+        assert_eq!(
+            explain_miss(Some(&last), &now),
+            "an earlier step (or the base image) changed"
+        );
+    }
 }

@@ -231,6 +231,12 @@ ENTRYPOINT ["/out/app"]
         "{err4}"
     );
     assert!(err4.contains("RUN cat deps.txt > /deps.out"), "{err4}");
+    // --progress=plain says which input changed, and why the next step follows.
+    assert!(err4.contains("cache miss: main.txt changed"), "{err4}");
+    assert!(
+        err4.contains("cache miss: an earlier step (or the base image) changed"),
+        "{err4}"
+    );
     let files = image_files(&e.root, "demo:3");
     assert_eq!(
         files.get("out/app.out").map(Vec::as_slice),
@@ -324,6 +330,17 @@ RUN cat /tmp/out > /result && test ! -e /run/secrets/tok
     assert!(
         !files.keys().any(|k| k.contains("stamp")),
         "cache mounts stay out of layers"
+    );
+    // A changed build arg misses from its first use, and says so.
+    let (ok, _, err) = build(&e, &["--secret", &secret, "--build-arg", "VERSION=3.0"]);
+    assert!(ok, "{err}");
+    assert!(
+        err.contains("#1 CACHED"),
+        "steps before the ARG's use stay cached: {err}"
+    );
+    assert!(
+        err.contains("cache miss: environment changed: VERSION"),
+        "{err}"
     );
 }
 

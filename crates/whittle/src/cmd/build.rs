@@ -344,6 +344,7 @@ pub fn run(args: BuildArgs, root: Option<&Path>) -> anyhow::Result<ExitCode> {
         }
     };
     let mut bo = BuildOptions::new(args.context.clone());
+    bo.dockerfile = src.name.clone();
     bo.ignore = load_ignore(&args.context, args.file.as_deref())?;
     bo.no_cache = args.no_cache;
     bo.no_cache_filter = args.no_cache_filter.clone();
