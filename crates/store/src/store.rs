@@ -1177,6 +1177,12 @@ impl SnapshotDir {
             ));
         };
         let size = dir_size(dir.path());
+        // The directory may have been filled through a `volatile` overlay (the runtime's RUN
+        // steps) or by plain writes: make its content durable before the record points at it.
+        let fd = File::open(dir.path())
+            .map_err(|e| StoreError::io("open", dir.path().to_path_buf(), e))?;
+        rustix::fs::syncfs(&fd)
+            .map_err(|e| StoreError::io("syncfs", dir.path().to_path_buf(), e.into()))?;
         let tmp = dir.keep();
         let dest = self.store.snapshot_path(chain_id);
         match fs::rename(&tmp, &dest) {
