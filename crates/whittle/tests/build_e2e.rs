@@ -420,3 +420,38 @@ fn outputs_oci_docker_tar_and_local() {
         "{err}"
     );
 }
+
+#[test]
+fn tty_progress_view_in_a_terminal() {
+    if !is_root() {
+        eprintln!("skipped: building needs root");
+        return;
+    }
+    let e = env();
+    fs::write(
+        e.ctx.join("Dockerfile"),
+        "FROM test/busybox:1 AS a\nRUN echo from-a\nFROM test/busybox:1 AS b\nRUN echo from-b\nFROM scratch\nCOPY --from=a /bin/busybox /a\nCOPY --from=b /bin/busybox /b\n",
+    )
+    .unwrap();
+    // `script` (util-linux) gives the command a pseudo-terminal, so --progress=auto picks the
+    // live view.
+    let cmd = format!(
+        "{} --root {} build --network=none {}",
+        env!("CARGO_BIN_EXE_whittle"),
+        e.root.display(),
+        e.ctx.display()
+    );
+    let out = std::process::Command::new("script")
+        .args(["-qec", &cmd, "/dev/null"])
+        .output()
+        .expect("script (util-linux)");
+    let text = String::from_utf8_lossy(&out.stdout);
+    assert!(out.status.success(), "{text}");
+    assert!(text.contains("✓ #"), "finished steps are marked: {text}");
+    assert!(text.contains("DONE"), "{text}");
+    assert!(text.contains("built sha256:"), "{text}");
+    assert!(
+        !text.contains("cache miss:"),
+        "the tty view is not the plain one: {text}"
+    );
+}

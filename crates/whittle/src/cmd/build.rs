@@ -2,11 +2,9 @@
 
 use super::plan::{read_dockerfile, resolve_build_args, StoreImages};
 use anyhow::Context;
-use std::collections::HashMap;
 use std::io::{IsTerminal, Write};
 use std::path::{Path, PathBuf};
 use std::process::ExitCode;
-use std::sync::Mutex;
 use std::time::Instant;
 use whittle_build::{BuildError, BuildOptions, Event, Progress};
 use whittle_dockerfile::{PlanOptions, Platform};
@@ -193,58 +191,6 @@ fn write_outputs(
     Ok(())
 }
 
-/// `--progress=plain`: BuildKit-style numbered lines.
-struct Plain {
-    out: Mutex<Box<dyn Write + Send>>,
-    start: Instant,
-    started: Mutex<HashMap<usize, Instant>>,
-}
-
-impl Plain {
-    fn line(&self, s: String) {
-        if let Ok(mut o) = self.out.lock() {
-            let _ = writeln!(o, "{s}");
-        }
-    }
-}
-
-impl Progress for Plain {
-    fn event(&self, e: Event) {
-        match e {
-            Event::StepStarted {
-                id, label, summary, ..
-            } => {
-                if let Ok(mut m) = self.started.lock() {
-                    m.insert(id, Instant::now());
-                }
-                self.line(format!("#{id} {label} {summary}"));
-            }
-            Event::StepCached { id } => self.line(format!("#{id} CACHED")),
-            Event::StepMiss { id, reason } => self.line(format!("#{id} cache miss: {reason}")),
-            Event::StepLog { id, line, .. } => {
-                let t = self
-                    .started
-                    .lock()
-                    .ok()
-                    .and_then(|m| m.get(&id).map(|s| s.elapsed().as_secs_f64()))
-                    .unwrap_or(0.0);
-                self.line(format!("#{id} {t:.3} {line}"));
-            }
-            Event::StepDone { id, elapsed } => {
-                self.line(format!("#{id} DONE {:.1}s", elapsed.as_secs_f64()))
-            }
-            Event::StepFailed { id, elapsed, error } => self.line(format!(
-                "#{id} ERROR after {:.1}s: {error}",
-                elapsed.as_secs_f64()
-            )),
-            Event::Note { message } => self.line(format!(
-                "[{:>6.2}s] {message}",
-                self.start.elapsed().as_secs_f64()
-            )),
-        }
-    }
-}
-
 fn parse_secret(s: &str) -> anyhow::Result<(String, Vec<u8>)> {
     let mut id = None;
     let mut src = None;
@@ -367,19 +313,25 @@ pub fn run(args: BuildArgs, root: Option<&Path>) -> anyhow::Result<ExitCode> {
         bo.jobs = j.max(1);
     }
     let quiet = args.quiet || args.progress == "quiet";
+    let tty_view = match args.progress.as_str() {
+        "tty" => true,
+        "auto" => std::io::stderr().is_terminal(),
+        "plain" | "quiet" => false,
+        other => anyhow::bail!("--progress {other:?}: use auto, plain, tty or quiet"),
+    };
+    let tty = std::sync::Arc::new(super::progress::Tty::new());
     let progress: Box<dyn Progress> = if quiet {
         Box::new(whittle_build::Silent)
+    } else if tty_view {
+        Box::new(TtyRef(tty.clone()))
     } else {
-        Box::new(Plain {
-            out: Mutex::new(Box::new(std::io::stderr())),
-            start: t0,
-            started: Mutex::new(HashMap::new()),
-        })
+        Box::new(super::progress::Plain::new(Box::new(std::io::stderr()), t0))
     };
     let runtime = whittle_runtime::Runtime::new(whittle_runtime::Engine::BuiltIn)
         .context("starting the container runtime")?;
     let cancel = whittle_runtime::CancelToken::new().context("creating a cancel token")?;
     let result = whittle_build::build(&plan, &bo, &store, &runtime, progress.as_ref(), &cancel);
+    tty.clear();
     let res = match result {
         Ok(r) => r,
         Err(e) => {
@@ -411,9 +363,16 @@ pub fn run(args: BuildArgs, root: Option<&Path>) -> anyhow::Result<ExitCode> {
         for t in &tags {
             let _ = writeln!(err, "tagged {t}");
         }
-        let _ = std::io::stdout().is_terminal();
     }
     Ok(ExitCode::SUCCESS)
+}
+
+/// Shares the terminal view with `run`, which clears it before printing the summary.
+struct TtyRef(std::sync::Arc<super::progress::Tty>);
+impl Progress for TtyRef {
+    fn event(&self, e: Event) {
+        self.0.event(e)
+    }
 }
 
 fn report_build_error(e: &BuildError, file: &str, text: &str) {

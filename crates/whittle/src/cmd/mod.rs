@@ -8,6 +8,7 @@ pub mod images;
 pub mod inspect;
 pub mod load;
 pub mod plan;
+pub mod progress;
 pub mod prune;
 pub mod rmi;
 pub mod run;
