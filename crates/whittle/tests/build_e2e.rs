@@ -455,3 +455,82 @@ fn tty_progress_view_in_a_terminal() {
         "the tty view is not the plain one: {text}"
     );
 }
+
+#[test]
+fn context_on_stdin_metadata_file_and_rawjson() {
+    if !is_root() {
+        eprintln!("skipped: building needs root");
+        return;
+    }
+    let e = env();
+    fs::write(e.ctx.join("hello.txt"), "from the tar\n").unwrap();
+    fs::write(
+        e.ctx.join("Dockerfile"),
+        "FROM test/busybox:1\nCOPY hello.txt /\nRUN cat /hello.txt\n",
+    )
+    .unwrap();
+    let tarball = e.ctx.parent().unwrap().join("ctx.tar.gz");
+    let st = std::process::Command::new("tar")
+        .arg("-czf")
+        .arg(&tarball)
+        .arg("-C")
+        .arg(&e.ctx)
+        .arg(".")
+        .status()
+        .unwrap();
+    assert!(st.success());
+    let meta = e.ctx.parent().unwrap().join("meta.json");
+    let out = Command::cargo_bin("whittle")
+        .unwrap()
+        .arg("--root")
+        .arg(&e.root)
+        .args([
+            "build",
+            "--network=none",
+            "--progress=rawjson",
+            "-t",
+            "stdin:1",
+        ])
+        .arg("--metadata-file")
+        .arg(&meta)
+        .arg("-")
+        .pipe_stdin(&tarball)
+        .unwrap()
+        .output()
+        .unwrap();
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert!(out.status.success(), "{err}");
+    // Every progress line is a JSON event; the RUN's output is among them.
+    let events: Vec<serde_json::Value> = err
+        .lines()
+        .filter(|l| l.starts_with('{'))
+        .map(|l| serde_json::from_str(l).unwrap())
+        .collect();
+    assert!(
+        events
+            .iter()
+            .any(|v| v["event"] == "log" && v["line"] == "from the tar"),
+        "{err}"
+    );
+    let m: serde_json::Value = serde_json::from_slice(&fs::read(&meta).unwrap()).unwrap();
+    let s = Store::open(&e.root).unwrap();
+    assert_eq!(
+        m["containerimage.digest"].as_str().unwrap(),
+        s.resolve("stdin:1").unwrap().image.manifest.as_str()
+    );
+    // A Dockerfile on stdin builds with an empty context.
+    let out = Command::cargo_bin("whittle")
+        .unwrap()
+        .arg("--root")
+        .arg(&e.root)
+        .args(["build", "--network=none", "-q", "-"])
+        .write_stdin("FROM test/busybox:1\nRUN echo no context > /x\n")
+        .output()
+        .unwrap();
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    assert!(String::from_utf8_lossy(&out.stdout).starts_with("sha256:"));
+}

@@ -12,7 +12,8 @@ use whittle_store::Reference;
 
 #[derive(clap::Args)]
 pub struct BuildArgs {
-    /// The build context directory.
+    /// The build context directory, or `-` for a tar archive (plain or compressed) on standard
+    /// input, or a Dockerfile on standard input with no context.
     pub context: PathBuf,
     /// Path to the Dockerfile (`-` reads it from standard input); default CONTEXT/Dockerfile.
     #[arg(short = 'f', long = "file")]
@@ -47,10 +48,13 @@ pub struct BuildArgs {
     /// Write the image id to this file.
     #[arg(long)]
     pub iidfile: Option<PathBuf>,
+    /// Write the build result's metadata (image and config digests, names) as JSON here.
+    #[arg(long = "metadata-file")]
+    pub metadata_file: Option<PathBuf>,
     /// Print only the image id.
     #[arg(short = 'q', long)]
     pub quiet: bool,
-    /// Progress output: auto, plain, tty or quiet.
+    /// Progress output: auto, plain, tty, quiet or rawjson (one JSON event per line).
     #[arg(long, default_value = "auto")]
     pub progress: String,
     /// At most this many RUN/COPY steps at once (default: the number of cores).
@@ -240,8 +244,64 @@ fn load_ignore(
     Ok(whittle_context::Matcher::default())
 }
 
-pub fn run(args: BuildArgs, root: Option<&Path>) -> anyhow::Result<ExitCode> {
+/// `whittle build -`: standard input is a context tar (any common compression), unpacked
+/// safely into a temporary directory, or else a Dockerfile with an empty context.
+fn context_from_stdin() -> anyhow::Result<tempfile::TempDir> {
+    let dir = tempfile::Builder::new()
+        .prefix("whittle-context-")
+        .tempdir()?;
+    let spool = dir.path().join(".stdin");
+    {
+        let mut f = std::fs::File::create(&spool)?;
+        std::io::copy(&mut std::io::stdin().lock(), &mut f).context("reading standard input")?;
+    }
+    let ctx = dir.path().join("context");
+    std::fs::create_dir(&ctx)?;
+    let is_tar = {
+        let f = std::fs::File::open(&spool)?;
+        let (_, mut r) = whittle_layer::decompress(std::io::BufReader::new(f))?;
+        let mut head = [0u8; 512];
+        let mut got = 0;
+        while got < head.len() {
+            match std::io::Read::read(&mut r, &mut head[got..]) {
+                Ok(0) | Err(_) => break,
+                Ok(n) => got += n,
+            }
+        }
+        got == 512 && &head[257..262] == b"ustar"
+    };
+    if is_tar {
+        let f = std::fs::File::open(&spool)?;
+        let opts = whittle_layer::ExtractOptions {
+            preserve_ownership: false,
+            ..whittle_layer::ExtractOptions::default()
+        };
+        whittle_layer::extract_layer(std::io::BufReader::new(f), &ctx, &opts)
+            .context("unpacking the build context from standard input")?;
+    } else {
+        std::fs::rename(&spool, ctx.join("Dockerfile"))?;
+    }
+    let _ = std::fs::remove_file(&spool);
+    Ok(dir)
+}
+
+pub fn run(mut args: BuildArgs, root: Option<&Path>) -> anyhow::Result<ExitCode> {
     let t0 = Instant::now();
+    let _stdin_context = if args.context == Path::new("-") {
+        if args.file.as_deref() == Some(Path::new("-")) {
+            anyhow::bail!("the context and the Dockerfile cannot both come from standard input");
+        }
+        let dir = context_from_stdin()?;
+        args.context = dir.path().join("context");
+        if let Some(f) = &args.file {
+            if f.is_relative() {
+                args.file = Some(args.context.join(f));
+            }
+        }
+        Some(dir)
+    } else {
+        None
+    };
     let src = read_dockerfile(&args.context, args.file.as_deref())?;
     if !args.context.is_dir() {
         anyhow::bail!(
@@ -316,12 +376,14 @@ pub fn run(args: BuildArgs, root: Option<&Path>) -> anyhow::Result<ExitCode> {
     let tty_view = match args.progress.as_str() {
         "tty" => true,
         "auto" => std::io::stderr().is_terminal(),
-        "plain" | "quiet" => false,
+        "plain" | "quiet" | "rawjson" => false,
         other => anyhow::bail!("--progress {other:?}: use auto, plain, tty or quiet"),
     };
     let tty = std::sync::Arc::new(super::progress::Tty::new());
     let progress: Box<dyn Progress> = if quiet {
         Box::new(whittle_build::Silent)
+    } else if args.progress == "rawjson" {
+        Box::new(super::progress::RawJson::new(Box::new(std::io::stderr())))
     } else if tty_view {
         Box::new(TtyRef(tty.clone()))
     } else {
@@ -344,6 +406,17 @@ pub fn run(args: BuildArgs, root: Option<&Path>) -> anyhow::Result<ExitCode> {
     }
     write_outputs(&outputs, &store, &res.image, &tags)?;
     let id = res.image.config.to_string();
+    if let Some(f) = &args.metadata_file {
+        let meta = serde_json::json!({
+            "containerimage.digest": res.image.manifest.to_string(),
+            "containerimage.config.digest": res.image.config.to_string(),
+            "image.name": tags.iter().map(ToString::to_string).collect::<Vec<_>>().join(","),
+            "whittle.steps.run": res.steps_run,
+            "whittle.steps.cached": res.steps_cached,
+        });
+        std::fs::write(f, serde_json::to_vec_pretty(&meta)?)
+            .with_context(|| format!("writing {}", f.display()))?;
+    }
     if let Some(f) = &args.iidfile {
         std::fs::write(f, &id).with_context(|| format!("writing {}", f.display()))?;
     }

@@ -170,3 +170,45 @@ impl Progress for Tty {
         }
     }
 }
+
+/// `--progress=rawjson`: one JSON object per event, for tools.
+pub struct RawJson {
+    out: Mutex<Box<dyn Write + Send>>,
+}
+
+impl RawJson {
+    pub fn new(out: Box<dyn Write + Send>) -> Self {
+        RawJson {
+            out: Mutex::new(out),
+        }
+    }
+}
+
+impl Progress for RawJson {
+    fn event(&self, e: Event) {
+        let v = match e {
+            Event::StepStarted {
+                id,
+                stage,
+                label,
+                summary,
+                line,
+            } => serde_json::json!({"event": "started", "step": id, "stage": stage,
+                "label": label, "instruction": summary, "line": line}),
+            Event::StepCached { id } => serde_json::json!({"event": "cached", "step": id}),
+            Event::StepMiss { id, reason } => {
+                serde_json::json!({"event": "miss", "step": id, "reason": reason})
+            }
+            Event::StepLog { id, stderr, line } => serde_json::json!({"event": "log", "step": id,
+                "stream": if stderr { "stderr" } else { "stdout" }, "line": line}),
+            Event::StepDone { id, elapsed } => serde_json::json!({"event": "done", "step": id,
+                "seconds": elapsed.as_secs_f64()}),
+            Event::StepFailed { id, elapsed, error } => serde_json::json!({"event": "failed",
+                "step": id, "seconds": elapsed.as_secs_f64(), "error": error}),
+            Event::Note { message } => serde_json::json!({"event": "note", "message": message}),
+        };
+        if let Ok(mut o) = self.out.lock() {
+            let _ = writeln!(o, "{v}");
+        }
+    }
+}
