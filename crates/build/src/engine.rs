@@ -379,64 +379,24 @@ impl Engine<'_> {
             .resolve(reference)
             .map_err(|_| BuildError::ImageNotFound(reference.to_string()))?;
         let img = tagged.image;
-        let (manifest, mut cfg) = self.store.manifest_and_config(&img)?;
-        let diff_ids: Vec<Digest> = cfg["rootfs"]["diff_ids"]
-            .as_array()
-            .map(|a| a.iter().filter_map(|d| d.as_str()?.parse().ok()).collect())
-            .unwrap_or_default();
-        if diff_ids.len() != img.layers.len() {
-            return Err(BuildError::Other(format!(
-                "image {reference} is inconsistent: {} layers but {} diff ids in its config",
-                img.layers.len(),
-                diff_ids.len()
-            )));
-        }
-        let mut layers = Vec::new();
-        let mut parent: Option<Digest> = None;
-        for (n, (blob, diff)) in img.layers.iter().zip(&diff_ids).enumerate() {
-            let chain = chain_id(parent.as_ref(), diff);
-            let dir = self.store.snapshot_path(&chain);
-            if !dir.is_dir() || !self.store.has_snapshot(&chain)? {
-                self.progress.event(Event::Note {
-                    message: format!(
-                        "extracting layer {}/{} of {reference} ({})",
-                        n + 1,
-                        img.layers.len(),
-                        &blob.hex()[..12]
-                    ),
-                });
-                let sd = self.store.prepare_snapshot()?;
-                let f = self.store.open_blob(blob)?;
-                let opts = whittle_layer::ExtractOptions {
-                    whiteouts: whittle_layer::WhiteoutMode::Overlay,
-                    ..whittle_layer::ExtractOptions::default()
-                };
-                let sum =
-                    whittle_layer::extract_layer(std::io::BufReader::new(f), sd.path(), &opts)
-                        .map_err(|e| {
-                            BuildError::Other(format!("layer {blob} of {reference}: {e}"))
-                        })?;
-                if &sum.diff_id != diff {
-                    return Err(BuildError::Other(format!(
-                        "layer {blob} of {reference} has diff id {} but the config says {diff}",
-                        sum.diff_id
-                    )));
-                }
-                sd.commit(&chain, parent.as_ref(), diff)?;
-            }
-            let media = manifest["layers"][n]["mediaType"]
-                .as_str()
-                .unwrap_or(whittle_layer::MEDIA_TYPE_LAYER_GZIP)
-                .to_string();
-            let size = manifest["layers"][n]["size"].as_u64().unwrap_or(0);
-            layers.push(Layer {
-                chain_id: chain.clone(),
-                diff_id: diff.clone(),
-                dir,
-                blob: Some((blob.clone(), media, size)),
-            });
-            parent = Some(chain);
-        }
+        let (mut cfg, unpacked) = self.store.unpack_image(&img, &mut |n, total, blob| {
+            self.progress.event(Event::Note {
+                message: format!(
+                    "extracting layer {}/{total} of {reference} ({})",
+                    n + 1,
+                    &blob.hex()[..12]
+                ),
+            })
+        })?;
+        let layers: Vec<Layer> = unpacked
+            .into_iter()
+            .map(|u| Layer {
+                chain_id: u.chain_id,
+                diff_id: u.diff_id,
+                dir: u.dir,
+                blob: Some((u.blob, u.media_type, u.size)),
+            })
+            .collect();
         // ONBUILD triggers were run by the plan; the new image does not pass them on.
         if let Some(c) = cfg.get_mut("config").and_then(Value::as_object_mut) {
             c.remove("OnBuild");

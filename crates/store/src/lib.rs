@@ -33,6 +33,7 @@ mod gc;
 mod lock;
 mod reference;
 mod store;
+mod unpack;
 
 pub use archive::{load, save, ArchiveFormat, LoadedImage};
 pub use error::{Result, StoreError};
@@ -44,4 +45,5 @@ pub use store::{
     SnapshotDir, SnapshotRecord, Store, TaggedImage, MEDIA_TYPE_CONFIG, MEDIA_TYPE_INDEX,
     MEDIA_TYPE_MANIFEST,
 };
+pub use unpack::UnpackedLayer;
 pub use whittle_layer::Digest;

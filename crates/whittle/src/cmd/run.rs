@@ -82,44 +82,10 @@ fn snapshots(store: &Store, reference: &str) -> anyhow::Result<(Value, Vec<PathB
         .resolve(reference)
         .with_context(|| format!("no image {reference:?} in the store"))?
         .image;
-    let (_, cfg) = store.manifest_and_config(&img)?;
-    let diff_ids: Vec<Digest> = cfg["rootfs"]["diff_ids"]
-        .as_array()
-        .map(|a| a.iter().filter_map(|d| d.as_str()?.parse().ok()).collect())
-        .unwrap_or_default();
-    if diff_ids.len() != img.layers.len() {
-        bail!(
-            "image {reference} is inconsistent: {} layers but {} diff ids",
-            img.layers.len(),
-            diff_ids.len()
-        );
-    }
-    let mut dirs = Vec::new();
-    let mut parent: Option<Digest> = None;
-    for (blob, diff) in img.layers.iter().zip(&diff_ids) {
-        let chain = whittle_layer::chain_id(parent.as_ref(), diff);
-        let dir = store.snapshot_path(&chain);
-        if !dir.is_dir() || !store.has_snapshot(&chain)? {
-            let sd = store.prepare_snapshot()?;
-            let f = store.open_blob(blob)?;
-            let opts = whittle_layer::ExtractOptions {
-                whiteouts: whittle_layer::WhiteoutMode::Overlay,
-                ..whittle_layer::ExtractOptions::default()
-            };
-            let sum = whittle_layer::extract_layer(std::io::BufReader::new(f), sd.path(), &opts)
-                .with_context(|| format!("extracting layer {blob}"))?;
-            if &sum.diff_id != diff {
-                bail!(
-                    "layer {blob} has diff id {} but the image config says {diff}",
-                    sum.diff_id
-                );
-            }
-            sd.commit(&chain, parent.as_ref(), diff)?;
-        }
-        dirs.push(dir);
-        parent = Some(chain);
-    }
-    dirs.reverse();
+    let (cfg, layers) = store
+        .unpack_image(&img, &mut |_, _, _| {})
+        .with_context(|| format!("unpacking {reference}"))?;
+    let dirs = layers.into_iter().rev().map(|l| l.dir).collect();
     Ok((cfg, dirs, img.config))
 }
 
