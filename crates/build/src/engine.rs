@@ -752,11 +752,27 @@ impl Engine<'_> {
         };
         if c.sources
             .iter()
-            .any(|s| s.contains("://") || s.starts_with("git@"))
+            .any(|s| s.starts_with("git@") || s.ends_with(".git") || s.contains(".git#"))
         {
             return Err(fail(
-                "ADD from a URL or a git repository needs network access, which whittle does not have yet".into(),
+                "git repositories as ADD sources are not supported yet: clone in a RUN step or copy a checkout from the context".into(),
             ));
+        }
+        let urls = c.sources.iter().filter(|s| crate::fetch::is_url(s)).count();
+        if urls > 0 {
+            if kw == "COPY" {
+                return Err(fail("COPY cannot download URLs: use ADD".into()));
+            }
+            if urls != c.sources.len() {
+                return Err(fail(
+                    "one ADD cannot mix URLs and local files: split it into two ADD instructions"
+                        .into(),
+                ));
+            }
+            return self.add_urls(stage, label, step, c, summary, state);
+        }
+        if c.checksum.is_some() {
+            return Err(fail("--checksum applies to URL sources only".into()));
         }
         // Where the files come from, and what identifies them for the cache key.
         let index;
@@ -848,6 +864,116 @@ impl Engine<'_> {
                     parents: c.parents,
                     unpack_archives: unpack,
                     keep_owner,
+                };
+                copy::copy_into(&req, &src, below, dir)
+                    .map(|_| ())
+                    .map_err(|e| e.to_string())
+            },
+        )
+    }
+
+    /// `ADD <url>... <dest>`: downloads become files of mode 0600 (as Docker), owned by root
+    /// unless `--chown`, never unpacked. With `--checksum` the cache key is the checksum, so a
+    /// hit downloads nothing; without it the content is downloaded and its digest is the key.
+    fn add_urls(
+        &self,
+        stage: usize,
+        label: &str,
+        step: &Step,
+        c: &CopyOp,
+        summary: &str,
+        state: &mut StageState,
+    ) -> Result<()> {
+        let fail = |message: String| BuildError::Step {
+            stage: self.stage_label(stage),
+            line: step.pos.line,
+            summary: summary.to_string(),
+            message,
+        };
+        let dl = tempfile::Builder::new()
+            .prefix("add-")
+            .tempdir_in(self.store.root().join("snapshots"))
+            .map_err(|e| fail(format!("cannot create a download dir: {e}")))?;
+        let mut names: Vec<String> = Vec::new();
+        let mut id = String::new();
+        let mut files = serde_json::Map::new();
+        if let (Some(sum), true) = (&c.checksum, c.sources.len() != 1) {
+            return Err(fail(format!("--checksum={sum} needs exactly one URL")));
+        }
+        for url in &c.sources {
+            let name = crate::fetch::file_name(url);
+            if names.contains(&name) {
+                return Err(fail(format!("two URLs download to the same name {name:?}")));
+            }
+            let digest = match &c.checksum {
+                Some(sum) => sum.clone(),
+                None => {
+                    self.progress.event(Event::Note {
+                        message: format!("downloading {url}"),
+                    });
+                    crate::fetch::download(url, &dl.path().join(&name), None)
+                        .map_err(|e| fail(e.to_string()))?
+                }
+            };
+            id.push_str(&format!("{url}={digest}\n"));
+            files.insert(url.clone(), json!(digest));
+            names.push(name);
+        }
+        let below_now = state.merged();
+        let chown = match &c.chown {
+            Some(spec) => {
+                Some(copy::resolve_chown(spec, &below_now).map_err(|e| fail(e.to_string()))?)
+            }
+            None => None,
+        };
+        let chmod = match &c.chmod {
+            Some(m) => Some(Chmod::parse(m).map_err(|e| fail(e.to_string()))?),
+            None => None,
+        };
+        let dest = if c.dest.starts_with('/') {
+            c.dest.clone()
+        } else {
+            format!("{}/{}", c.workdir.trim_end_matches('/'), c.dest)
+        };
+        let owner_key = format!("{chown:?}");
+        self.layer_step(
+            stage,
+            label,
+            step,
+            summary,
+            state,
+            "add-url",
+            &[id.as_bytes(), owner_key.as_bytes()],
+            json!({"files": files, "owner": owner_key}),
+            |dir, below, _| {
+                use std::os::unix::fs::PermissionsExt;
+                for (url, name) in c.sources.iter().zip(&names) {
+                    let p = dl.path().join(name);
+                    if !p.exists() {
+                        crate::fetch::download(url, &p, c.checksum.as_deref())
+                            .map_err(|e| e.to_string())?;
+                    }
+                    std::fs::set_permissions(&p, std::fs::Permissions::from_mode(0o600))
+                        .map_err(|e| e.to_string())?;
+                }
+                let mut cache = MemoryStatCache::default();
+                let index = Index::scan(dl.path(), &Matcher::default(), &mut cache, 1)
+                    .map_err(|e| e.to_string())?;
+                let src = copy::Source::Context {
+                    root: dl.path(),
+                    index: &index,
+                };
+                let req = CopyRequest {
+                    keyword: "ADD",
+                    sources: &names,
+                    inline: &[],
+                    dest: dest.clone(),
+                    chown,
+                    chmod: chmod.clone(),
+                    excludes: &[],
+                    parents: false,
+                    unpack_archives: false,
+                    keep_owner: false,
                 };
                 copy::copy_into(&req, &src, below, dir)
                     .map(|_| ())

@@ -9,6 +9,7 @@ pub mod config;
 pub mod copy;
 pub mod engine;
 pub mod events;
+pub mod fetch;
 pub mod merged;
 
 pub use engine::{build, BuildError, BuildOptions, BuildResult};

@@ -534,3 +534,93 @@ fn context_on_stdin_metadata_file_and_rawjson() {
     );
     assert!(String::from_utf8_lossy(&out.stdout).starts_with("sha256:"));
 }
+
+/// A one-file HTTP server on 127.0.0.1 for ADD <url>: `/file.txt` is `body`, anything else 404.
+/// Returns the base URL and a counter of requests served.
+fn http_server(body: &'static str) -> (String, std::sync::Arc<std::sync::atomic::AtomicUsize>) {
+    use std::io::{BufRead, BufReader, Write};
+    let listener = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+    let port = listener.local_addr().unwrap().port();
+    let hits = std::sync::Arc::new(std::sync::atomic::AtomicUsize::new(0));
+    let h = hits.clone();
+    std::thread::spawn(move || {
+        for conn in listener.incoming().take(50) {
+            let Ok(mut conn) = conn else { continue };
+            h.fetch_add(1, std::sync::atomic::Ordering::SeqCst);
+            let mut reader = BufReader::new(conn.try_clone().unwrap());
+            let mut first = String::new();
+            let _ = reader.read_line(&mut first);
+            let mut line = String::new();
+            while reader.read_line(&mut line).is_ok_and(|n| n > 2) {
+                line.clear();
+            }
+            let resp = if first.starts_with("GET /file.txt ") {
+                format!(
+                    "HTTP/1.1 200 OK\r\nContent-Length: {}\r\nConnection: close\r\n\r\n{body}",
+                    body.len()
+                )
+            } else {
+                "HTTP/1.1 404 Not Found\r\nContent-Length: 0\r\nConnection: close\r\n\r\n"
+                    .to_string()
+            };
+            let _ = conn.write_all(resp.as_bytes());
+        }
+    });
+    (format!("http://127.0.0.1:{port}"), hits)
+}
+
+#[test]
+fn add_from_urls_with_and_without_checksum() {
+    if !is_root() {
+        eprintln!("skipped: building needs root");
+        return;
+    }
+    let e = env();
+    let (base, hits) = http_server("remote content\n");
+    // sha256 of "remote content\n"
+    let sum = {
+        use sha2::Digest;
+        format!(
+            "sha256:{}",
+            hex::encode(sha2::Sha256::digest(b"remote content\n"))
+        )
+    };
+    fs::write(
+        e.ctx.join("Dockerfile"),
+        format!(
+            "FROM scratch\nADD {base}/file.txt /downloads/\nADD --checksum={sum} --chmod=644 {base}/file.txt /pinned.txt\n"
+        ),
+    )
+    .unwrap();
+    let (ok, _, err) = build(&e, &["-t", "add:1"]);
+    assert!(ok, "{err}");
+    let files = image_files(&e.root, "add:1");
+    assert_eq!(files["downloads/file.txt"], b"remote content\n");
+    assert_eq!(files["pinned.txt"], b"remote content\n");
+    // Rebuild: the unpinned URL is fetched again to see if it changed; the pinned one is not.
+    let before = hits.load(std::sync::atomic::Ordering::SeqCst);
+    let (ok, _, err) = build(&e, &[]);
+    assert!(ok, "{err}");
+    assert_eq!(count(&err, "CACHED"), 2, "{err}");
+    assert_eq!(
+        hits.load(std::sync::atomic::Ordering::SeqCst) - before,
+        1,
+        "{err}"
+    );
+    // A wrong checksum and a missing file are clear errors.
+    let bad = format!("sha256:{}", "0".repeat(64));
+    fs::write(
+        e.ctx.join("Dockerfile"),
+        format!("FROM scratch\nADD --checksum={bad} {base}/file.txt /x\n"),
+    )
+    .unwrap();
+    let (ok, _, err) = build(&e, &[]);
+    assert!(!ok && err.contains("checksum mismatch"), "{err}");
+    fs::write(
+        e.ctx.join("Dockerfile"),
+        format!("FROM scratch\nADD {base}/nope /x\n"),
+    )
+    .unwrap();
+    let (ok, _, err) = build(&e, &[]);
+    assert!(!ok && err.contains("the server answered 404"), "{err}");
+}
