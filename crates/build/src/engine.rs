@@ -659,7 +659,7 @@ impl Engine<'_> {
         config::push_history(
             &mut state.config,
             &self.created(),
-            &history_text(summary),
+            &history_text(&step.op, summary),
             empty,
         );
         Ok(())
@@ -1466,10 +1466,30 @@ fn whittle_dockerfile_marker(line: &str, name: &str) -> bool {
 }
 
 /// The history text BuildKit writes for steps.
-fn history_text(summary: &str) -> String {
-    match summary.strip_prefix("RUN ") {
-        Some(rest) => format!("RUN {rest} # buildkit"),
-        None => format!("{summary} # buildkit"),
+/// The `created_by` BuildKit writes: `RUN [|N K=V...] /bin/sh -c CMD # buildkit`,
+/// `COPY ... # buildkit`; WORKDIR (and metadata steps, elsewhere) as written.
+fn history_text(op: &Op, summary: &str) -> String {
+    match op {
+        Op::Run {
+            cmd, shell, args, ..
+        } => {
+            let mut s = String::from("RUN ");
+            if !args.is_empty() {
+                s.push_str(&format!("|{}", args.len()));
+                for (k, v) in args {
+                    s.push_str(&format!(" {k}={v}"));
+                }
+                s.push(' ');
+            }
+            match cmd {
+                CmdLine::Shell(c) => s.push_str(&format!("{} {c}", shell.join(" "))),
+                CmdLine::Exec(v) => s.push_str(&v.join(" ")),
+            }
+            s.push_str(" # buildkit");
+            s
+        }
+        Op::Workdir { .. } => summary.to_string(),
+        _ => format!("{summary} # buildkit"),
     }
 }
 

@@ -624,3 +624,114 @@ fn add_from_urls_with_and_without_checksum() {
     let (ok, _, err) = build(&e, &[]);
     assert!(!ok && err.contains("the server answered 404"), "{err}");
 }
+
+#[test]
+fn independent_stages_run_at_the_same_time() {
+    if !is_root() {
+        eprintln!("skipped: building needs root");
+        return;
+    }
+    let e = env();
+    // Each stage waits (up to 10 s) for the other's marker in a shared cache mount: both can
+    // only succeed if they run at the same time.
+    let wait = |me: &str, other: &str| {
+        format!(
+            "RUN --mount=type=cache,id=rendezvous,target=/c touch /c/{me} && \
+             for i in $(seq 200); do [ -e /c/{other} ] && exit 0; sleep 0.05; done; exit 1"
+        )
+    };
+    fs::write(
+        e.ctx.join("Dockerfile"),
+        format!(
+            "FROM test/busybox:1 AS a\n{}\nRUN echo a > /a\nFROM test/busybox:1 AS b\n{}\nRUN echo b > /b\nFROM scratch\nCOPY --from=a /a /\nCOPY --from=b /b /\n",
+            wait("a-started", "b-started"),
+            wait("b-started", "a-started")
+        ),
+    )
+    .unwrap();
+    let (ok, _, err) = build(&e, &["--jobs", "2", "-t", "par:1"]);
+    assert!(ok, "{err}");
+    let files = image_files(&e.root, "par:1");
+    assert!(files.contains_key("a") && files.contains_key("b"));
+}
+
+#[test]
+fn onbuild_config_and_history() {
+    if !is_root() {
+        eprintln!("skipped: building needs root");
+        return;
+    }
+    let e = env();
+    fs::write(
+        e.ctx.join("Dockerfile"),
+        "FROM test/busybox:1\nONBUILD RUN echo triggered > /trigger\nLABEL role=base\n",
+    )
+    .unwrap();
+    let (ok, _, err) = build(&e, &["-t", "base:1"]);
+    assert!(ok, "{err}");
+    fs::write(
+        e.ctx.join("Dockerfile"),
+        r#"FROM base:1
+ENV A=1 B="two words"
+WORKDIR /srv
+USER 1000:1000
+EXPOSE 8080 53/udp
+VOLUME /data
+LABEL org.opencontainers.image.title=child
+STOPSIGNAL SIGTERM
+HEALTHCHECK --interval=30s --retries=2 CMD wget -q -O- http://localhost:8080/ || exit 1
+ENTRYPOINT ["/bin/sh", "-c"]
+CMD ["echo hi"]
+"#,
+    )
+    .unwrap();
+    let (ok, _, err) = build(&e, &["-t", "child:1"]);
+    assert!(ok, "{err}");
+    assert!(
+        err.contains("RUN echo triggered > /trigger"),
+        "the trigger ran: {err}"
+    );
+    let files = image_files(&e.root, "child:1");
+    assert_eq!(files["trigger"], b"triggered\n");
+    let s = Store::open(&e.root).unwrap();
+    let img = s.resolve("child:1").unwrap().image;
+    let (_, cfg) = s.manifest_and_config(&img).unwrap();
+    let c = &cfg["config"];
+    assert!(
+        c.get("OnBuild").is_none() || c["OnBuild"].is_null(),
+        "triggers are not inherited: {c}"
+    );
+    assert_eq!(c["User"], "1000:1000");
+    assert_eq!(c["WorkingDir"], "/srv");
+    assert_eq!(c["Labels"]["role"], "base");
+    assert_eq!(c["Labels"]["org.opencontainers.image.title"], "child");
+    assert_eq!(
+        c["ExposedPorts"],
+        serde_json::json!({"8080/tcp": {}, "53/udp": {}})
+    );
+    assert_eq!(c["Volumes"], serde_json::json!({"/data": {}}));
+    assert_eq!(c["StopSignal"], "SIGTERM");
+    assert_eq!(c["Healthcheck"]["Test"][0], "CMD-SHELL");
+    assert_eq!(c["Healthcheck"]["Interval"], 30_000_000_000u64);
+    assert_eq!(c["Healthcheck"]["Retries"], 2);
+    assert_eq!(c["Entrypoint"], serde_json::json!(["/bin/sh", "-c"]));
+    assert_eq!(c["Cmd"], serde_json::json!(["echo hi"]));
+    assert!(c["Env"]
+        .as_array()
+        .unwrap()
+        .contains(&serde_json::json!("B=two words")));
+    // One history entry per step; those without a layer are marked empty.
+    let hist = cfg["history"].as_array().unwrap();
+    let with_layers = hist.iter().filter(|h| h["empty_layer"] != true).count();
+    assert_eq!(with_layers, img.layers.len(), "{hist:?}");
+    let by: Vec<&str> = hist
+        .iter()
+        .filter_map(|h| h["created_by"].as_str())
+        .collect();
+    assert!(by.contains(&"ENV A=1 B=\"two words\""), "{by:?}");
+    assert!(
+        by.contains(&"RUN /bin/sh -c echo triggered > /trigger # buildkit"),
+        "{by:?}"
+    );
+    assert!(by.contains(&"WORKDIR /srv"), "{by:?}");
+}
