@@ -1,0 +1,3 @@
+module example.com/cachemounts
+
+go 1.19
