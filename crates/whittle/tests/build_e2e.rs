@@ -2,73 +2,26 @@
 //! multi-stage builds with RUN and COPY, the cache rules, and the resulting image's files.
 #![allow(clippy::unwrap_used)]
 
+mod common;
+
 use assert_cmd::Command;
 use std::fs;
-use std::os::unix::fs::symlink;
 use std::path::{Path, PathBuf};
-use whittle_layer::{write_layer, WriteOptions};
-use whittle_store::{Reference, Store};
+use whittle_store::Store;
 
 fn is_root() -> bool {
-    rustix::process::geteuid().is_root()
+    common::privileged("building")
 }
 
-/// A busybox rootfs: /bin/busybox with its applets, /etc/passwd and /etc/group.
-fn busybox_rootfs(dir: &Path) {
-    let bb = Path::new("/bin/busybox");
-    assert!(
-        bb.exists(),
-        "/bin/busybox is missing: scripts/deps.sh installs busybox-static"
-    );
-    fs::create_dir_all(dir.join("bin")).unwrap();
-    fs::create_dir_all(dir.join("etc")).unwrap();
-    fs::create_dir_all(dir.join("tmp")).unwrap();
-    use std::os::unix::fs::PermissionsExt;
-    fs::set_permissions(dir.join("tmp"), fs::Permissions::from_mode(0o1777)).unwrap();
-    fs::copy(bb, dir.join("bin/busybox")).unwrap();
-    let out = std::process::Command::new(bb)
-        .arg("--list")
-        .output()
-        .unwrap();
-    for applet in String::from_utf8_lossy(&out.stdout).lines() {
-        if applet != "busybox" {
-            let _ = symlink("busybox", dir.join("bin").join(applet));
-        }
-    }
-    fs::write(
-        dir.join("etc/passwd"),
-        "root:x:0:0:root:/root:/bin/sh\napp:x:1000:1000:app:/home/app:/bin/sh\nnobody:x:65534:65534:nobody:/:/bin/false\n",
-    )
-    .unwrap();
-    fs::write(
-        dir.join("etc/group"),
-        "root:x:0:\napp:x:1000:\nnogroup:x:65534:\n",
-    )
-    .unwrap();
-}
-
-/// Stores the busybox rootfs as image `name` in the store at `root`.
 fn seed_busybox(root: &Path, name: &str) {
-    let s = Store::open(root).unwrap();
-    let rootfs = tempfile::tempdir().unwrap();
-    busybox_rootfs(rootfs.path());
-    let w = s.blob_writer(None).unwrap();
-    let (info, w) = write_layer(rootfs.path(), &WriteOptions::default(), w).unwrap();
-    w.commit().unwrap();
-    let cfg = serde_json::json!({
-        "architecture": whittle_dockerfile::Platform::host().arch, "os": "linux",
-        "config": {"Env": ["PATH=/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin"], "Cmd": ["sh"]},
-        "rootfs": {"type": "layers", "diff_ids": [info.diff_id.to_string()]},
-        "history": [{"created_by": "busybox-static rootfs"}]
-    });
-    let img = s
-        .write_image(
-            &serde_json::to_vec(&cfg).unwrap(),
-            &[(info.digest, info.media_type.to_string(), info.size)],
-        )
-        .unwrap();
-    s.tag(&Reference::parse(name).unwrap(), &img.manifest)
-        .unwrap();
+    common::seed_busybox(
+        root,
+        name,
+        serde_json::json!({
+            "Env": ["PATH=/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin"],
+            "Cmd": ["sh"]
+        }),
+    );
 }
 
 struct Env {

@@ -2,68 +2,28 @@
 //! and with every override, under the built-in runtime and runc.
 #![allow(clippy::unwrap_used)]
 
+mod common;
+
 use assert_cmd::Command;
 use std::fs;
-use std::os::unix::fs::symlink;
 use std::path::Path;
-use whittle_layer::{write_layer, WriteOptions};
-use whittle_store::{Reference, Store};
 
 fn privileged() -> bool {
-    if rustix::process::geteuid().is_root() {
-        return true;
-    }
-    assert!(std::env::var_os("CI").is_none(), "CI runs as root");
-    eprintln!("skipping: whittle run needs root");
-    false
+    common::privileged("whittle run")
 }
 
 /// Stores a busybox image with Entrypoint-less config: Cmd, Env, WorkingDir, User.
 fn seed(root: &Path) {
-    let dir = tempfile::tempdir().unwrap();
-    let d = dir.path();
-    for p in ["bin", "etc", "tmp", "proc", "dev", "sys", "home/app"] {
-        fs::create_dir_all(d.join(p)).unwrap();
-    }
-    fs::copy("/bin/busybox", d.join("bin/busybox")).expect("busybox-static (scripts/deps.sh)");
-    let out = std::process::Command::new("/bin/busybox")
-        .arg("--list")
-        .output()
-        .unwrap();
-    for applet in String::from_utf8_lossy(&out.stdout).lines() {
-        if applet != "busybox" {
-            symlink("busybox", d.join("bin").join(applet)).unwrap();
-        }
-    }
-    fs::write(d.join("etc/passwd"), "root:x:0:0:root:/root:/bin/sh\napp:x:1000:1000:app:/home/app:/bin/sh\nnobody:x:65534:65534:nobody:/:/bin/false\n").unwrap();
-    fs::write(
-        d.join("etc/group"),
-        "root:x:0:\napp:x:1000:\nnogroup:x:65534:\n",
-    )
-    .unwrap();
-    let s = Store::open(root).unwrap();
-    let w = s.blob_writer(None).unwrap();
-    let (info, w) = write_layer(d, &WriteOptions::default(), w).unwrap();
-    w.commit().unwrap();
-    let cfg = serde_json::json!({
-        "architecture": whittle_dockerfile::Platform::host().arch, "os": "linux",
-        "config": {
+    common::seed_busybox(
+        root,
+        "bb:1",
+        serde_json::json!({
             "Env": ["PATH=/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin", "GREETING=hello"],
             "Cmd": ["sh", "-c", "echo $GREETING from $(pwd) as $(id -un); echo oops >&2; exit 5"],
             "WorkingDir": "/home/app",
             "User": "app"
-        },
-        "rootfs": {"type": "layers", "diff_ids": [info.diff_id.to_string()]},
-        "history": [{"created_by": "busybox-static rootfs"}]
-    });
-    let img = s
-        .write_image(
-            &serde_json::to_vec(&cfg).unwrap(),
-            &[(info.digest, info.media_type.to_string(), info.size)],
-        )
-        .unwrap();
-    s.tag(&Reference::parse("bb:1").unwrap(), &img.manifest)
-        .unwrap();
+        }),
+    );
 }
 
 fn whittle(root: &Path) -> Command {
