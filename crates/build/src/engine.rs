@@ -203,6 +203,9 @@ pub fn build(
     progress: &dyn Progress,
     cancel: &CancelToken,
 ) -> Result<BuildResult> {
+    // The lease first: prune must not remove the scratch dirs made below, nor snapshots this
+    // build has written but not yet recorded.
+    let _lease = store.lease()?;
     let empty = tempfile::Builder::new()
         .prefix("empty-")
         .tempdir_in(store.root().join("snapshots"))
@@ -222,7 +225,6 @@ pub fn build(
         empty_dir: empty.path().to_path_buf(),
         used_keys: Mutex::new(Vec::new()),
     };
-    let _lease = store.lease()?;
     let state = engine.run_stages()?;
     let image = engine.export(&state)?;
     let used = engine

@@ -688,3 +688,129 @@ CMD ["echo hi"]
     );
     assert!(by.contains(&"WORKDIR /srv"), "{by:?}");
 }
+
+/// Mode, uid and gid of every path in a stored image.
+fn image_modes(root: &Path, name: &str) -> std::collections::BTreeMap<String, (u32, u32, u32)> {
+    use std::os::unix::fs::MetadataExt;
+    let s = Store::open(root).unwrap();
+    let t = s.resolve(name).unwrap();
+    let dir = tempfile::tempdir().unwrap();
+    for l in &t.image.layers {
+        let f = s.open_blob(l).unwrap();
+        whittle_layer::extract_layer(
+            std::io::BufReader::new(f),
+            dir.path(),
+            &whittle_layer::ExtractOptions::default(),
+        )
+        .unwrap();
+    }
+    let mut out = std::collections::BTreeMap::new();
+    let mut stack = vec![dir.path().to_path_buf()];
+    while let Some(d) = stack.pop() {
+        for e in fs::read_dir(&d).unwrap() {
+            let e = e.unwrap();
+            let md = fs::symlink_metadata(e.path()).unwrap();
+            let rel = e
+                .path()
+                .strip_prefix(dir.path())
+                .unwrap()
+                .to_string_lossy()
+                .into_owned();
+            if md.is_dir() {
+                stack.push(e.path());
+            }
+            out.insert(rel, (md.mode() & 0o7777, md.uid(), md.gid()));
+        }
+    }
+    out
+}
+
+#[test]
+fn copy_add_heredoc_and_shell_semantics() {
+    if !is_root() {
+        return;
+    }
+    let e = env();
+    let c = &e.ctx;
+    fs::create_dir_all(c.join("src/pkg/sub")).unwrap();
+    fs::write(c.join("src/pkg/a.go"), "a").unwrap();
+    fs::write(c.join("src/pkg/a_test.go"), "t").unwrap();
+    fs::write(c.join("src/pkg/sub/b.go"), "b").unwrap();
+    fs::write(c.join("src/README.md"), "r").unwrap();
+    fs::write(c.join("secret.env"), "s").unwrap();
+    fs::write(c.join("run.sh"), "#!/bin/sh\necho hi\n").unwrap();
+    // A tar.gz for ADD to unpack.
+    let payload = tempfile::tempdir().unwrap();
+    fs::create_dir_all(payload.path().join("tool/bin")).unwrap();
+    fs::write(payload.path().join("tool/bin/t"), "tool").unwrap();
+    let st = std::process::Command::new("tar")
+        .arg("-czf")
+        .arg(c.join("tool.tar.gz"))
+        .arg("-C")
+        .arg(payload.path())
+        .arg("tool")
+        .status()
+        .unwrap();
+    assert!(st.success());
+    fs::write(
+        c.join("Dockerfile"),
+        "FROM test/busybox:1\n\
+         ADD tool.tar.gz /opt/\n\
+         COPY --exclude=**/*_test.go --exclude=*.md src/ /app/\n\
+         COPY --parents src/pkg/sub/b.go /p/\n\
+         COPY --chmod=u+x,go-w --chown=app run.sh /usr/local/bin/\n\
+         COPY <<EOF /etc/motd\nwelcome $HOSTNAME_NOT_SET\nEOF\n\
+         COPY <<-'EOT' /etc/raw\n\tliteral $HOME\n\tEOT\n\
+         RUN <<EOF\necho from heredoc > /heredoc.out\nEOF\n\
+         RUN <<EOF\n#!/bin/sh\necho \"shebang $0\" > /shebang.out\nEOF\n\
+         SHELL [\"/bin/sh\", \"-e\", \"-c\"]\n\
+         RUN echo \"shell is $0\" > /shell.out\n",
+    )
+    .unwrap();
+    // The Dockerfile's own ignore file wins over the context's.
+    fs::write(c.join(".dockerignore"), "run.sh\n").unwrap();
+    fs::write(c.join("Dockerfile.dockerignore"), "secret.env\n").unwrap();
+    let df = c.join("Dockerfile");
+    let (ok, _, err) = build(&e, &["-f", df.to_str().unwrap(), "-t", "sem:1"]);
+    assert!(ok, "{err}");
+    assert!(
+        err.contains("kB) in ") || err.contains("MB) in "),
+        "the summary shows the size: {err}"
+    );
+    let files = image_files(&e.root, "sem:1");
+    assert_eq!(files["opt/tool/bin/t"], b"tool", "ADD unpacked the archive");
+    assert!(files.contains_key("app/pkg/a.go") && files.contains_key("app/pkg/sub/b.go"));
+    assert!(
+        !files.contains_key("app/pkg/a_test.go") && !files.contains_key("app/README.md"),
+        "--exclude: {:?}",
+        files.keys().collect::<Vec<_>>()
+    );
+    assert!(
+        files.contains_key("p/src/pkg/sub/b.go"),
+        "--parents keeps the path: {files:?}"
+    );
+    assert_eq!(
+        files["etc/motd"], b"welcome \n",
+        "an unquoted heredoc is expanded"
+    );
+    assert_eq!(
+        files["etc/raw"], b"literal $HOME\n",
+        "a quoted <<- heredoc is literal"
+    );
+    assert_eq!(files["heredoc.out"], b"from heredoc\n");
+    assert_eq!(files["shebang.out"], b"shebang /dev/pipes/EOF\n");
+    assert_eq!(files["shell.out"], b"shell is /bin/sh\n");
+    let modes = image_modes(&e.root, "sem:1");
+    assert_eq!(
+        modes["usr/local/bin/run.sh"],
+        (0o744, 1000, 1000),
+        "chmod u+x,go-w and chown by name"
+    );
+    // secret.env is ignored by Dockerfile.dockerignore; run.sh was allowed because that file wins.
+    fs::write(&df, "FROM test/busybox:1\nCOPY secret.env /\n").unwrap();
+    let (ok, _, err) = build(&e, &["-f", df.to_str().unwrap()]);
+    assert!(
+        !ok && err.contains("secret.env: not found in the build context"),
+        "{err}"
+    );
+}

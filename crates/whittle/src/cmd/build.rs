@@ -426,8 +426,9 @@ pub fn run(mut args: BuildArgs, root: Option<&Path>) -> anyhow::Result<ExitCode>
         let mut err = std::io::stderr();
         let _ = writeln!(
             err,
-            "built {} in {:.2}s: {} step{} run, {} cached",
+            "built {} ({}) in {:.2}s: {} step{} run, {} cached",
             &id,
+            super::storeutil::human_size(res.image.size),
             t0.elapsed().as_secs_f64(),
             res.steps_run,
             if res.steps_run == 1 { "" } else { "s" },
