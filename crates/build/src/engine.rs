@@ -733,6 +733,43 @@ impl Engine<'_> {
         dir.join(format!("{}.json", &h[..32]))
     }
 
+    /// What a `COPY --from` reads, for its cache key: the content digest of each copied path
+    /// in the source stage (so a change elsewhere in that stage keeps the COPY cached, as in
+    /// BuildKit), memoized per source snapshot and path. Wildcard sources fall back to the
+    /// whole stage's identity.
+    fn copied_content(
+        &self,
+        st: &StageState,
+        merged: &Merged,
+        sources: &[String],
+        files: &mut serde_json::Map<String, Value>,
+    ) -> std::result::Result<String, String> {
+        let mut id = String::new();
+        for src in sources {
+            let digest = if src.contains(['*', '?', '[']) {
+                format!("stage:{}", st.content_id())
+            } else {
+                let memo = format!("tree:{}:{src}", st.content_id());
+                match self.store.get_cache(&memo).map_err(|e| e.to_string())? {
+                    Some(rec) => rec.result,
+                    None => {
+                        let d = match merged.tree_digest(src).map_err(|e| format!("{src}: {e}"))? {
+                            Some(d) => hex::encode(d),
+                            None => "missing".to_string(),
+                        };
+                        self.store
+                            .put_cache(&memo, &d, None)
+                            .map_err(|e| e.to_string())?;
+                        d
+                    }
+                }
+            };
+            id.push_str(&format!("{src}={digest}\n"));
+            files.insert(src.clone(), json!(digest));
+        }
+        Ok(id)
+    }
+
     #[allow(clippy::too_many_arguments)]
     fn copy_step(
         &self,
@@ -792,7 +829,7 @@ impl Engine<'_> {
                         id.push('=');
                         id.push_str(&d);
                         id.push('\n');
-                        files.insert(p, json!(d));
+                        explain_files(&index, &p, &d, &mut files);
                     }
                 }
                 (
@@ -808,11 +845,10 @@ impl Engine<'_> {
                     .get(j)
                     .ok_or_else(|| fail(format!("stage {j} did not finish")))?;
                 merged_src = st.merged();
-                files.insert(
-                    format!("stage {}", self.stage_label(*j)),
-                    json!(st.content_id()),
-                );
-                (copy::Source::Merged(&merged_src), st.content_id())
+                let id = self
+                    .copied_content(st, &merged_src, &c.sources, &mut files)
+                    .map_err(fail)?;
+                (copy::Source::Merged(&merged_src), id)
             }
             Source::Image { reference } => {
                 let st = self.base_image(reference, &self.platform(stage))?;
@@ -1376,6 +1412,39 @@ impl Engine<'_> {
             .map_err(|e| BuildError::Other(format!("cannot encode the image config: {e}")))?;
         Ok(self.store.write_image(&bytes, &descs)?)
     }
+}
+
+/// Records what a COPY source selected, for explaining a later miss: the files below a
+/// directory (up to 2,000; past that the directory as a whole), else the path itself.
+fn explain_files(
+    index: &Index,
+    path: &str,
+    digest: &str,
+    out: &mut serde_json::Map<String, Value>,
+) {
+    const MAX: usize = 2000;
+    let is_dir = index
+        .get(path)
+        .is_some_and(|e| e.kind == whittle_context::EntryKind::Dir);
+    if is_dir {
+        let below: Vec<(&String, &whittle_context::Entry)> = index
+            .below(path)
+            .filter(|(_, e)| e.kind != whittle_context::EntryKind::Dir)
+            .take(MAX + 1)
+            .collect();
+        if below.len() <= MAX {
+            for (p, e) in below {
+                out.insert(p.clone(), json!(hex::encode(e.digest)));
+            }
+            return;
+        }
+    }
+    let name = if path.is_empty() {
+        "the build context".to_string()
+    } else {
+        path.to_string()
+    };
+    out.insert(name, json!(digest));
 }
 
 /// Why a step missed the cache: what differs from the same step's inputs in the last build.

@@ -195,6 +195,63 @@ impl Merged {
         Ok(done.join("/"))
     }
 
+    /// A digest of the tree at `path` as a COPY would copy it (a symlink at `path` itself is
+    /// followed): for every entry its name, type, permission bits, owner, link target and file
+    /// content, Merkle-hashed over sorted children. `None` when nothing is there.
+    pub fn tree_digest(&self, path: &str) -> io::Result<Option<[u8; 32]>> {
+        use sha2::{Digest as _, Sha256};
+        use std::io::Read;
+        use std::os::unix::fs::MetadataExt;
+        let resolved = self.resolve(path, true)?;
+        let Some((phys, md)) = self.locate(&resolved) else {
+            return Ok(None);
+        };
+        fn meta(h: &mut Sha256, kind: &str, md: &fs::Metadata) {
+            h.update(kind.as_bytes());
+            h.update(format!(
+                "\0{:o}\0{}\0{}\0",
+                md.mode() & 0o7777,
+                md.uid(),
+                md.gid()
+            ));
+        }
+        fn walk(m: &Merged, rel: &str, phys: &Path, md: &fs::Metadata) -> io::Result<[u8; 32]> {
+            let mut h = Sha256::new();
+            let ft = md.file_type();
+            if ft.is_dir() {
+                meta(&mut h, "dir", md);
+                for (name, cphys, cmd) in m.read_dir(rel)? {
+                    let child = if rel.is_empty() {
+                        name.to_string_lossy().into_owned()
+                    } else {
+                        format!("{rel}/{}", name.to_string_lossy())
+                    };
+                    h.update(name.as_encoded_bytes());
+                    h.update([0]);
+                    h.update(walk(m, &child, &cphys, &cmd)?);
+                }
+            } else if ft.is_symlink() {
+                meta(&mut h, "symlink", md);
+                h.update(fs::read_link(phys)?.as_os_str().as_encoded_bytes());
+            } else if ft.is_file() {
+                meta(&mut h, "file", md);
+                let mut f = fs::File::open(phys)?;
+                let mut buf = vec![0u8; 256 * 1024];
+                loop {
+                    let n = f.read(&mut buf)?;
+                    if n == 0 {
+                        break;
+                    }
+                    h.update(&buf[..n]);
+                }
+            } else {
+                meta(&mut h, "other", md);
+            }
+            Ok(h.finalize().into())
+        }
+        walk(self, &resolved, &phys, &md).map(Some)
+    }
+
     /// Reads a small file of the merged tree (following symlinks), e.g. `/etc/passwd`.
     pub fn read_small(&self, path: &str, limit: u64) -> io::Result<Vec<u8>> {
         let resolved = self.resolve(path, true)?;
@@ -272,6 +329,20 @@ mod tests {
         assert_eq!(m.locate("etc/passwd").unwrap().0, low.join("etc/passwd"));
         assert_eq!(m.resolve("pw", true).unwrap(), "etc/passwd");
         assert!(m.read_small("/pw", 1024).unwrap().starts_with(b"root:"));
+        // Content digests follow the merged view: a whiteout changes the parent's digest.
+        let etc = m.tree_digest("etc").unwrap().unwrap();
+        let low_only = Merged::new(vec![low.clone()])
+            .tree_digest("etc")
+            .unwrap()
+            .unwrap();
+        assert_ne!(etc, low_only);
+        assert_eq!(
+            m.tree_digest("etc/passwd").unwrap(),
+            Merged::new(vec![low.clone()])
+                .tree_digest("etc/passwd")
+                .unwrap()
+        );
+        assert!(m.tree_digest("nope").unwrap().is_none());
     }
 
     #[test]

@@ -196,6 +196,22 @@ ENTRYPOINT ["/out/app"]
         Some(&b"CHANGED\n"[..])
     );
 
+    // A directory COPY names the file that changed.
+    fs::write(
+        e.ctx.join("Dockerfile.dir"),
+        "FROM test/busybox:1 AS b\nCOPY . /src/\nRUN echo unrelated > /other && cp /src/main.txt /picked\nFROM scratch\nCOPY --from=b /picked /\n",
+    )
+    .unwrap();
+    let df = e.ctx.join("Dockerfile.dir");
+    let (ok, _, err) = build(&e, &["-f", df.to_str().unwrap()]);
+    assert!(ok, "{err}");
+    fs::write(e.ctx.join("deps.txt"), "deps v2\n").unwrap();
+    let (ok, _, err) = build(&e, &["-f", df.to_str().unwrap()]);
+    assert!(ok, "{err}");
+    assert!(err.contains("cache miss: deps.txt changed"), "{err}");
+    // The builder reran, but /picked has the same content: COPY --from stays cached.
+    assert!(err.contains("COPY --from=b /picked /\n#3 CACHED"), "{err}");
+
     // The .dockerignore'd file is not in the context.
     fs::write(
         e.ctx.join("Dockerfile.ignore"),
