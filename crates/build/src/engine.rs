@@ -856,23 +856,7 @@ impl Engine<'_> {
                 (copy::Source::Merged(&merged_src), st.content_id())
             }
         };
-        let below_now = state.merged();
-        let chown = match &c.chown {
-            Some(spec) => {
-                Some(copy::resolve_chown(spec, &below_now).map_err(|e| fail(e.to_string()))?)
-            }
-            None => None,
-        };
-        let chmod = match &c.chmod {
-            Some(m) => Some(Chmod::parse(m).map_err(|e| fail(e.to_string()))?),
-            None => None,
-        };
-        let dest = if c.dest.starts_with('/') {
-            c.dest.clone()
-        } else {
-            let base = c.workdir.trim_end_matches('/');
-            format!("{base}/{}", c.dest)
-        };
+        let (chown, chmod, dest) = copy_settings(c, &state.merged()).map_err(fail)?;
         let inline: Vec<(String, String)> = c
             .inline
             .iter()
@@ -957,22 +941,7 @@ impl Engine<'_> {
             files.insert(url.clone(), json!(digest));
             names.push(name);
         }
-        let below_now = state.merged();
-        let chown = match &c.chown {
-            Some(spec) => {
-                Some(copy::resolve_chown(spec, &below_now).map_err(|e| fail(e.to_string()))?)
-            }
-            None => None,
-        };
-        let chmod = match &c.chmod {
-            Some(m) => Some(Chmod::parse(m).map_err(|e| fail(e.to_string()))?),
-            None => None,
-        };
-        let dest = if c.dest.starts_with('/') {
-            c.dest.clone()
-        } else {
-            format!("{}/{}", c.workdir.trim_end_matches('/'), c.dest)
-        };
+        let (chown, chmod, dest) = copy_settings(c, &state.merged()).map_err(fail)?;
         let owner_key = format!("{chown:?}");
         self.layer_step(
             stage,
@@ -1412,6 +1381,26 @@ impl Engine<'_> {
             .map_err(|e| BuildError::Other(format!("cannot encode the image config: {e}")))?;
         Ok(self.store.write_image(&bytes, &descs)?)
     }
+}
+
+/// The `--chown` (names looked up in the destination stage), `--chmod` and absolute
+/// destination of a COPY/ADD.
+type CopySettings = (Option<(u32, u32)>, Option<Chmod>, String);
+fn copy_settings(c: &CopyOp, below: &Merged) -> std::result::Result<CopySettings, String> {
+    let chown = match &c.chown {
+        Some(spec) => Some(copy::resolve_chown(spec, below).map_err(|e| e.to_string())?),
+        None => None,
+    };
+    let chmod = match &c.chmod {
+        Some(m) => Some(Chmod::parse(m).map_err(|e| e.to_string())?),
+        None => None,
+    };
+    let dest = if c.dest.starts_with('/') {
+        c.dest.clone()
+    } else {
+        format!("{}/{}", c.workdir.trim_end_matches('/'), c.dest)
+    };
+    Ok((chown, chmod, dest))
 }
 
 /// Records what a COPY source selected, for explaining a later miss: the files below a

@@ -57,8 +57,8 @@ fn build(e: &Env, extra: &[&str]) -> (bool, String, String) {
     )
 }
 
-/// The files of a stored image, flattened (path -> content for regular files).
-fn image_files(root: &Path, name: &str) -> std::collections::BTreeMap<String, Vec<u8>> {
+/// A stored image's layers extracted, in order, into a temporary directory.
+fn extract_image(root: &Path, name: &str) -> tempfile::TempDir {
     let s = Store::open(root).unwrap();
     let t = s.resolve(name).unwrap();
     let dir = tempfile::tempdir().unwrap();
@@ -71,7 +71,15 @@ fn image_files(root: &Path, name: &str) -> std::collections::BTreeMap<String, Ve
         )
         .unwrap();
     }
-    let mut out = std::collections::BTreeMap::new();
+    dir
+}
+
+/// Every path of a stored image with its metadata (directories get a trailing `/`), and the
+/// directory they were extracted into (removed when dropped).
+type Entries = (tempfile::TempDir, Vec<(String, PathBuf, fs::Metadata)>);
+fn image_entries(root: &Path, name: &str) -> Entries {
+    let dir = extract_image(root, name);
+    let mut out = Vec::new();
     let mut stack = vec![dir.path().to_path_buf()];
     while let Some(d) = stack.pop() {
         for e in fs::read_dir(&d).unwrap() {
@@ -85,13 +93,29 @@ fn image_files(root: &Path, name: &str) -> std::collections::BTreeMap<String, Ve
                 .into_owned();
             if md.is_dir() {
                 stack.push(e.path());
-                out.insert(format!("{rel}/"), Vec::new());
-            } else if md.is_file() {
-                out.insert(rel, fs::read(e.path()).unwrap());
+                out.push((format!("{rel}/"), e.path(), md));
+            } else {
+                out.push((rel, e.path(), md));
             }
         }
     }
-    out
+    (dir, out)
+}
+
+/// The files of a stored image, flattened (path -> content for regular files).
+fn image_files(root: &Path, name: &str) -> std::collections::BTreeMap<String, Vec<u8>> {
+    let (_dir, entries) = image_entries(root, name);
+    entries
+        .into_iter()
+        .map(|(rel, p, md)| {
+            let data = if md.is_file() {
+                fs::read(p).unwrap()
+            } else {
+                Vec::new()
+            };
+            (rel, data)
+        })
+        .collect()
 }
 
 fn count(hay: &str, needle: &str) -> usize {
@@ -708,37 +732,16 @@ CMD ["echo hi"]
 /// Mode, uid and gid of every path in a stored image.
 fn image_modes(root: &Path, name: &str) -> std::collections::BTreeMap<String, (u32, u32, u32)> {
     use std::os::unix::fs::MetadataExt;
-    let s = Store::open(root).unwrap();
-    let t = s.resolve(name).unwrap();
-    let dir = tempfile::tempdir().unwrap();
-    for l in &t.image.layers {
-        let f = s.open_blob(l).unwrap();
-        whittle_layer::extract_layer(
-            std::io::BufReader::new(f),
-            dir.path(),
-            &whittle_layer::ExtractOptions::default(),
-        )
-        .unwrap();
-    }
-    let mut out = std::collections::BTreeMap::new();
-    let mut stack = vec![dir.path().to_path_buf()];
-    while let Some(d) = stack.pop() {
-        for e in fs::read_dir(&d).unwrap() {
-            let e = e.unwrap();
-            let md = fs::symlink_metadata(e.path()).unwrap();
-            let rel = e
-                .path()
-                .strip_prefix(dir.path())
-                .unwrap()
-                .to_string_lossy()
-                .into_owned();
-            if md.is_dir() {
-                stack.push(e.path());
-            }
-            out.insert(rel, (md.mode() & 0o7777, md.uid(), md.gid()));
-        }
-    }
-    out
+    let (_dir, entries) = image_entries(root, name);
+    entries
+        .into_iter()
+        .map(|(rel, _, md)| {
+            (
+                rel.trim_end_matches('/').to_string(),
+                (md.mode() & 0o7777, md.uid(), md.gid()),
+            )
+        })
+        .collect()
 }
 
 #[test]
