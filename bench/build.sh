@@ -141,6 +141,10 @@ export CONTAINERS_STORAGE_CONF=$BENCH_DIR/containers/storage.conf
 export CONTAINERS_CONF=$BENCH_DIR/containers/containers.conf
 export CONTAINERS_REGISTRIES_CONF=$BENCH_DIR/containers/registries.conf
 export BUILDAH_LAYERS=true
+# buildah keeps RUN --mount=type=cache directories under $TMPDIR/buildah-cache (default
+# /var/tmp): give it its own TMPDIR so that a cold build can start without them.
+BUILDAH_TMP=$BENCH_DIR/buildah-tmp
+mkdir -p "$BUILDAH_TMP"
 
 # ----------------------------------------------------------------------------- base images
 declare -A want=()
@@ -167,7 +171,7 @@ build_cmd() {
   case $tool in
     whittle) echo "$WHITTLE --root $W_ROOT build --network none --progress plain -t $tag $ctx" ;;
     buildkit) echo "$DOCKER build --network=none --progress=plain -t $tag $ctx" ;;
-    buildah) echo "buildah bud --layers --network=none --pull=never -t $tag $ctx" ;;
+    buildah) echo "env TMPDIR=$BUILDAH_TMP buildah bud --layers --network=none --pull=never -t $tag $ctx" ;;
   esac
 }
 build() {
@@ -186,7 +190,7 @@ reset() {
               $DOCKER builder prune -af >/dev/null ;;
     buildah) buildah rmi -f "$tag" >/dev/null 2>&1 || true
              buildah rmi --prune >/dev/null 2>&1 || true
-             rm -rf /var/tmp/buildah-cache-0 2>/dev/null || true ;;
+             rm -rf "$BUILDAH_TMP" && mkdir -p "$BUILDAH_TMP" ;;
   esac
 }
 # prime_whittle EXAMPLE: unpack the example's base images in whittle's store, as `docker load`
