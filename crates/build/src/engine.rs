@@ -381,7 +381,7 @@ impl Engine<'_> {
             .resolve(reference)
             .map_err(|_| BuildError::ImageNotFound(reference.to_string()))?;
         let img = tagged.image;
-        let (mut cfg, unpacked) = self.store.unpack_image(&img, &mut |n, total, blob| {
+        let (mut cfg, unpacked) = self.store.unpack_image(&img, &|n, total, blob| {
             self.progress.event(Event::Note {
                 message: format!(
                     "extracting layer {}/{total} of {reference} ({})",

@@ -25,11 +25,15 @@ impl Store {
     /// Makes every layer of `img` an extracted snapshot (overlay whiteouts, so the directories
     /// serve as overlayfs lower dirs), extracting those not extracted yet and checking each
     /// against its diff id. Returns the parsed config and the layers, bottom first.
-    /// `on_extract(n, total, blob)` is called before each extraction (for progress).
+    ///
+    /// Layers in overlay format are independent directories, so missing ones are extracted in
+    /// parallel (one worker per core): decompression is single-threaded per layer, and a base
+    /// image's big layers are what a cold build waits for. `on_extract(n, total, blob)` is
+    /// called as each extraction starts (for progress), from the worker threads.
     pub fn unpack_image(
         &self,
         img: &ImageRecord,
-        on_extract: &mut dyn FnMut(usize, usize, &Digest),
+        on_extract: &(dyn Fn(usize, usize, &Digest) + Sync),
     ) -> Result<(serde_json::Value, Vec<UnpackedLayer>)> {
         let (manifest, cfg) = self.manifest_and_config(img)?;
         let diff_ids: Vec<Digest> = cfg["rootfs"]["diff_ids"]
@@ -44,29 +48,15 @@ impl Store {
                 diff_ids.len()
             )));
         }
-        let mut out = Vec::with_capacity(diff_ids.len());
+        let total = img.layers.len();
+        let mut out = Vec::with_capacity(total);
+        let mut missing = Vec::new();
         let mut parent: Option<Digest> = None;
         for (n, (blob, diff)) in img.layers.iter().zip(&diff_ids).enumerate() {
             let chain = whittle_layer::chain_id(parent.as_ref(), diff);
             let dir = self.snapshot_path(&chain);
             if !dir.is_dir() || !self.has_snapshot(&chain)? {
-                on_extract(n, img.layers.len(), blob);
-                let sd = self.prepare_snapshot()?;
-                let f = self.open_blob(blob)?;
-                let opts = whittle_layer::ExtractOptions {
-                    whiteouts: whittle_layer::WhiteoutMode::Overlay,
-                    ..whittle_layer::ExtractOptions::default()
-                };
-                let sum =
-                    whittle_layer::extract_layer(std::io::BufReader::new(f), sd.path(), &opts)
-                        .map_err(|e| StoreError::InvalidImage(format!("layer {blob}: {e}")))?;
-                if &sum.diff_id != diff {
-                    return Err(StoreError::InvalidImage(format!(
-                        "layer {blob} has diff id {} but the image config says {diff}",
-                        sum.diff_id
-                    )));
-                }
-                sd.commit(&chain, parent.as_ref(), diff)?;
+                missing.push((n, parent.clone()));
             }
             out.push(UnpackedLayer {
                 blob: blob.clone(),
@@ -81,6 +71,74 @@ impl Store {
             });
             parent = Some(chain);
         }
+        if missing.is_empty() {
+            return Ok((cfg, out));
+        }
+        let workers = std::thread::available_parallelism()
+            .map(|n| n.get())
+            .unwrap_or(1)
+            .min(missing.len());
+        let next = std::sync::atomic::AtomicUsize::new(0);
+        let failed = std::sync::atomic::AtomicBool::new(false);
+        let results: Vec<Result<()>> = std::thread::scope(|s| {
+            let handles: Vec<_> = (0..workers)
+                .map(|_| {
+                    s.spawn(|| -> Result<()> {
+                        use std::sync::atomic::Ordering;
+                        loop {
+                            let i = next.fetch_add(1, Ordering::Relaxed);
+                            if i >= missing.len() || failed.load(Ordering::Relaxed) {
+                                return Ok(());
+                            }
+                            let (n, parent) = &missing[i];
+                            let layer = &out[*n];
+                            on_extract(*n, total, &layer.blob);
+                            let r = self.extract_snapshot(layer, parent.as_ref());
+                            if r.is_err() {
+                                failed.store(true, Ordering::Relaxed);
+                                return r;
+                            }
+                        }
+                    })
+                })
+                .collect();
+            handles
+                .into_iter()
+                .map(|h| {
+                    h.join().unwrap_or_else(|_| {
+                        Err(StoreError::InvalidImage("layer extraction panicked".into()))
+                    })
+                })
+                .collect()
+        });
+        for r in results {
+            r?;
+        }
         Ok((cfg, out))
+    }
+
+    /// Extracts one layer blob into a new snapshot and commits it under its chain id, after
+    /// checking the tar's digest against the diff id the config promises.
+    fn extract_snapshot(&self, layer: &UnpackedLayer, parent: Option<&Digest>) -> Result<()> {
+        let sd = self.prepare_snapshot()?;
+        let f = self.open_blob(&layer.blob)?;
+        let opts = whittle_layer::ExtractOptions {
+            whiteouts: whittle_layer::WhiteoutMode::Overlay,
+            ..whittle_layer::ExtractOptions::default()
+        };
+        let sum = whittle_layer::extract_layer(
+            std::io::BufReader::with_capacity(256 * 1024, f),
+            sd.path(),
+            &opts,
+        )
+        .map_err(|e| StoreError::InvalidImage(format!("layer {}: {e}", layer.blob)))?;
+        if sum.diff_id != layer.diff_id {
+            return Err(StoreError::InvalidImage(format!(
+                "layer {} has diff id {} but the image config says {}",
+                layer.blob, sum.diff_id, layer.diff_id
+            )));
+        }
+        sd.commit(&layer.chain_id, parent, &layer.diff_id)?;
+        Ok(())
     }
 }

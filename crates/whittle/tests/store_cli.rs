@@ -279,3 +279,39 @@ fn several_processes_share_one_store() {
     assert_eq!(tags, 4, "{out}");
     assert!(stdout(whittle(&root).arg("fsck")).contains("store is clean"));
 }
+
+#[test]
+fn load_extracts_the_layers_unless_told_not_to() {
+    use std::sync::atomic::{AtomicUsize, Ordering};
+    let t = tempfile::tempdir().unwrap();
+    let a = t.path().join("a");
+    seed_image(&a, "ex/app:v1");
+    let file = t.path().join("img.tar");
+    stdout(whittle(&a).args(["save", "-o"]).arg(&file).arg("ex/app:v1"));
+    for (dir, flag, expect_extracted_later) in [("b", None, 0), ("c", Some("--no-unpack"), 2)] {
+        let root = t.path().join(dir);
+        let mut cmd = whittle(&root);
+        cmd.args(["load", "-q", "-i"]).arg(&file);
+        if let Some(f) = flag {
+            cmd.arg(f);
+        }
+        stdout(&mut cmd);
+        let s = Store::open(&root).unwrap();
+        let img = s.resolve("ex/app:v1").unwrap().image;
+        let extracted = AtomicUsize::new(0);
+        let (_, layers) = s
+            .unpack_image(&img, &|_, _, _| {
+                extracted.fetch_add(1, Ordering::Relaxed);
+            })
+            .unwrap();
+        assert_eq!(
+            extracted.load(Ordering::Relaxed),
+            expect_extracted_later,
+            "{flag:?}"
+        );
+        assert_eq!(layers.len(), 2);
+        assert!(layers[0].dir.join("etc/f0").is_file());
+        assert!(layers[1].dir.join("etc/f1").is_file());
+        assert!(!layers[1].dir.join("etc/f0").exists());
+    }
+}

@@ -16,6 +16,10 @@ pub struct LoadArgs {
     /// Print nothing.
     #[arg(short, long)]
     quiet: bool,
+    /// Only store the blobs; do not extract the layers now (the first build or run that uses
+    /// the image extracts them).
+    #[arg(long)]
+    no_unpack: bool,
 }
 
 /// Runs `whittle load`.
@@ -27,6 +31,18 @@ pub fn run(args: LoadArgs, root: Option<&Path>) -> anyhow::Result<ExitCode> {
     }
     let loaded = whittle_store::load(&store, &input)
         .with_context(|| format!("loading {}", input.display()))?;
+    if !args.no_unpack {
+        // As `docker load` does: extract the layers now, in parallel, so that the first build
+        // on this base does not wait for them.
+        for img in &loaded {
+            let tagged = store
+                .resolve(img.manifest.as_str())
+                .with_context(|| format!("finding the loaded image {}", img.manifest))?;
+            store
+                .unpack_image(&tagged.image, &|_, _, _| {})
+                .with_context(|| format!("extracting the layers of {}", img.manifest))?;
+        }
+    }
     if !args.quiet {
         for img in &loaded {
             if img.tags.is_empty() {

@@ -83,7 +83,7 @@ fn snapshots(store: &Store, reference: &str) -> anyhow::Result<(Value, Vec<PathB
         .with_context(|| format!("no image {reference:?} in the store"))?
         .image;
     let (cfg, layers) = store
-        .unpack_image(&img, &mut |_, _, _| {})
+        .unpack_image(&img, &|_, _, _| {})
         .with_context(|| format!("unpacking {reference}"))?;
     let dirs = layers.into_iter().rev().map(|l| l.dir).collect();
     Ok((cfg, dirs, img.config))
