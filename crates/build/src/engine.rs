@@ -699,10 +699,7 @@ impl Engine<'_> {
         self.context
             .get_or_init(|| {
                 let cache_file = self.stat_cache_file();
-                let mut cache: MemoryStatCache = std::fs::read(&cache_file)
-                    .ok()
-                    .and_then(|b| serde_json::from_slice(&b).ok())
-                    .unwrap_or_default();
+                let mut cache = MemoryStatCache::load(&cache_file);
                 let idx = Index::scan(
                     &self.opts.context,
                     &self.opts.ignore,
@@ -710,13 +707,9 @@ impl Engine<'_> {
                     self.opts.jobs,
                 )
                 .map_err(|e| e.to_string())?;
-                if idx.stats.files_hashed > 0 {
-                    if let Ok(bytes) = serde_json::to_vec(&cache) {
-                        let tmp = cache_file.with_extension("tmp");
-                        if std::fs::write(&tmp, bytes).is_ok() {
-                            let _ = std::fs::rename(&tmp, &cache_file);
-                        }
-                    }
+                // Rewritten only when something changed: new digests, or files gone.
+                if idx.stats.files_hashed > 0 || cache.len() != idx.stats.files {
+                    let _ = cache.save(&cache_file, &idx);
                 }
                 Ok(Arc::new(idx))
             })
@@ -727,10 +720,16 @@ impl Engine<'_> {
     fn stat_cache_file(&self) -> PathBuf {
         let abs =
             std::fs::canonicalize(&self.opts.context).unwrap_or_else(|_| self.opts.context.clone());
-        let h = hex::encode(Sha256::digest(abs.to_string_lossy().as_bytes()));
+        // One cache per context directory and set of ignore rules: builds of the same
+        // directory with different .dockerignore files keep each other's digests.
+        let mut h = Sha256::new();
+        h.update(abs.to_string_lossy().as_bytes());
+        h.update([0]);
+        h.update(self.opts.ignore.fingerprint().as_bytes());
+        let h = hex::encode(h.finalize());
         let dir = self.store.root().join("contexts");
         let _ = std::fs::create_dir_all(&dir);
-        dir.join(format!("{}.json", &h[..32]))
+        dir.join(format!("{}.stat", &h[..32]))
     }
 
     /// What a `COPY --from` reads, for its cache key: the content digest of each copied path

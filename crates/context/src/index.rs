@@ -100,7 +100,44 @@ impl MemoryStatCache {
     pub fn is_empty(&self) -> bool {
         self.map.is_empty()
     }
+
+    /// Reads a cache written by [`MemoryStatCache::save`]. A missing, foreign or damaged file
+    /// gives an empty cache: the cache only saves work, and every entry it holds is checked
+    /// against the file's current stat before use.
+    pub fn load(path: &Path) -> MemoryStatCache {
+        let Ok(bytes) = fs::read(path) else {
+            return MemoryStatCache::default();
+        };
+        bytes
+            .strip_prefix(CACHE_MAGIC)
+            .and_then(|b| postcard::from_bytes::<Vec<(String, StatKey, Digest)>>(b).ok())
+            .map(|v| MemoryStatCache {
+                map: v.into_iter().map(|(p, k, d)| (p, (k, d))).collect(),
+            })
+            .unwrap_or_default()
+    }
+
+    /// Writes the entries of the files in `index` (others are dropped, so the file does not
+    /// grow with deleted files) to `path`, atomically (a temporary file renamed over it).
+    /// A compact binary form: at 20,000 files JSON took 50-70 ms to read on every build.
+    pub fn save(&self, path: &Path, index: &Index) -> io::Result<()> {
+        let kept: Vec<(&String, &StatKey, &Digest)> = index
+            .entries
+            .iter()
+            .filter(|(_, e)| e.kind == EntryKind::File)
+            .filter_map(|(p, _)| self.map.get_key_value(p).map(|(p, (k, d))| (p, k, d)))
+            .collect();
+        let mut bytes = CACHE_MAGIC.to_vec();
+        let body = postcard::to_stdvec(&kept).map_err(io::Error::other)?;
+        bytes.extend_from_slice(&body);
+        let tmp = path.with_extension("tmp");
+        fs::write(&tmp, bytes)?;
+        fs::rename(&tmp, path)
+    }
 }
+
+/// First bytes of a saved stat cache; a new layout gets a new magic.
+const CACHE_MAGIC: &[u8] = b"whittle-statcache-1\n";
 
 impl StatCache for MemoryStatCache {
     fn get(&self, path: &str) -> Option<(StatKey, Digest)> {
@@ -153,7 +190,19 @@ fn meta_digest(kind: &str, mode: u32, tail: &[u8]) -> Digest {
     let mut h = Sha256::new();
     h.update(kind.as_bytes());
     h.update([0]);
-    h.update(format!("{:o}", mode).as_bytes());
+    // The mode in octal, as `format!("{:o}")` writes it, without allocating.
+    let mut oct = [0u8; 12];
+    let mut i = oct.len();
+    let mut m = mode;
+    loop {
+        i -= 1;
+        oct[i] = b'0' + (m & 7) as u8;
+        m >>= 3;
+        if m == 0 {
+            break;
+        }
+    }
+    h.update(&oct[i..]);
     h.update([0]);
     h.update(tail);
     h.finalize().into()
@@ -181,10 +230,7 @@ impl Index {
             return Err(IndexError::NotADirectory(root.to_path_buf()));
         }
         let mut stats = ScanStats::default();
-        // Walk: collect every kept path with its metadata; `included` marks paths that are
-        // in the context themselves (not only as parents of re-included paths).
-        let mut found: Vec<(Pending, bool)> = Vec::new();
-        let mut stack: Vec<(PathBuf, String)> = vec![(root.to_path_buf(), String::new())];
+        let mut found = walk(root, ignore, jobs.max(1))?;
         found.push((
             Pending {
                 path: String::new(),
@@ -192,82 +238,34 @@ impl Index {
             },
             true,
         ));
-        while let Some((abs, rel)) = stack.pop() {
-            let rd = fs::read_dir(&abs).map_err(io_err(&abs))?;
-            for ent in rd {
-                let ent = ent.map_err(io_err(&abs))?;
-                let name = ent.file_name();
-                let Some(name) = name.to_str() else {
-                    return Err(IndexError::NonUtf8(ent.path()));
-                };
-                let child_rel = join(&rel, name);
-                let child_abs = ent.path();
-                let md = fs::symlink_metadata(&child_abs).map_err(io_err(&child_abs))?;
-                let ignored = ignore.is_ignored(&child_rel);
-                if md.is_dir() {
-                    if ignored && !ignore.may_reinclude_below(&child_rel) {
-                        continue;
-                    }
-                    stack.push((child_abs, child_rel.clone()));
-                    found.push((
-                        Pending {
-                            path: child_rel,
-                            md,
-                        },
-                        !ignored,
-                    ));
-                } else if !ignored {
-                    found.push((
-                        Pending {
-                            path: child_rel,
-                            md,
-                        },
-                        true,
-                    ));
-                }
-            }
-        }
-        // Content digests: from the cache where the stat key matches, else hashed in parallel.
-        let mut contents: HashMap<String, Digest> = HashMap::new();
-        let mut to_hash: Vec<(String, StatKey)> = Vec::new();
-        for (p, _) in &found {
-            if p.md.is_file() {
-                stats.files += 1;
-                let key = StatKey::of(&p.md);
-                match cache.get(&p.path) {
-                    Some((k, d)) if k == key => {
-                        contents.insert(p.path.clone(), d);
-                    }
-                    _ => to_hash.push((p.path.clone(), key)),
-                }
-            } else if p.md.is_dir() {
-                stats.dirs += 1;
-            }
-        }
-        let hashed = hash_parallel(root, &to_hash, jobs.max(1))?;
-        for ((path, key), (digest, n)) in to_hash.iter().zip(hashed) {
-            stats.files_hashed += 1;
-            stats.bytes_hashed += n;
-            cache.put(path, *key, digest);
-            contents.insert(path.clone(), digest);
-        }
-        // Entries; directories get their digest after their children (deepest first).
+        // Entries; content digests from the cache where the stat key matches, else hashed in
+        // parallel below. Directories get their digest after their children (deepest first).
         let mut entries: BTreeMap<String, Entry> = BTreeMap::new();
         let mut dirs: Vec<(String, u32, bool)> = Vec::new();
+        let mut to_hash: Vec<(String, StatKey)> = Vec::new();
         for (p, included) in found {
             let mode = p.md.mode() & 0o7777;
-            let abs = root.join(&p.path);
             let (kind, link, digest) = if p.md.is_dir() {
+                stats.dirs += 1;
                 dirs.push((p.path.clone(), mode, included));
                 (EntryKind::Dir, None, [0u8; 32])
             } else if p.md.file_type().is_symlink() {
+                let abs = root.join(&p.path);
                 let target = fs::read_link(&abs).map_err(io_err(&abs))?;
                 let target = target.to_string_lossy().into_owned();
                 let d = meta_digest("symlink", mode, target.as_bytes());
                 (EntryKind::Symlink, Some(target), d)
             } else if p.md.is_file() {
-                let c = contents.get(&p.path).copied().unwrap_or([0u8; 32]);
-                (EntryKind::File, None, meta_digest("file", mode, &c))
+                stats.files += 1;
+                let key = StatKey::of(&p.md);
+                let d = match cache.get(&p.path) {
+                    Some((k, d)) if k == key => meta_digest("file", mode, &d),
+                    _ => {
+                        to_hash.push((p.path.clone(), key));
+                        [0u8; 32]
+                    }
+                };
+                (EntryKind::File, None, d)
             } else {
                 (EntryKind::Other, None, meta_digest("other", mode, &[]))
             };
@@ -285,6 +283,15 @@ impl Index {
                     digest,
                 },
             );
+        }
+        let hashed = hash_parallel(root, &to_hash, jobs.max(1))?;
+        for ((path, key), (content, n)) in to_hash.iter().zip(hashed) {
+            stats.files_hashed += 1;
+            stats.bytes_hashed += n;
+            cache.put(path, *key, content);
+            if let Some(e) = entries.get_mut(path) {
+                e.digest = meta_digest("file", e.mode, &content);
+            }
         }
         // Drop directories that were walked only for re-includes and hold nothing.
         dirs.sort_by(|a, b| b.0.len().cmp(&a.0.len()).then_with(|| b.0.cmp(&a.0)));
@@ -357,6 +364,134 @@ impl Index {
             .take_while(move |(p, _)| p.starts_with(&prefix))
             .filter(|(p, _)| !p.is_empty())
     }
+}
+
+/// The directories still to read, shared by the walking threads.
+struct WalkQueue {
+    dirs: Vec<(PathBuf, String)>,
+    /// Threads reading a directory now (which may add more).
+    busy: usize,
+    error: Option<IndexError>,
+}
+
+/// Walks the tree below `root` on `jobs` threads: every path `ignore` keeps, with its
+/// metadata, and whether it is in the context itself (`false` for directories walked only
+/// because a `!` pattern may re-include something below them). Entries are stat'ed relative to
+/// their directory's descriptor (`DirEntry::metadata`), not by full path: at 20,000 files the
+/// path walks were a third of a no-change rebuild.
+fn walk(root: &Path, ignore: &Matcher, jobs: usize) -> Result<Vec<(Pending, bool)>, IndexError> {
+    let queue = std::sync::Mutex::new(WalkQueue {
+        dirs: vec![(root.to_path_buf(), String::new())],
+        busy: 0,
+        error: None,
+    });
+    let wake = std::sync::Condvar::new();
+    let lock = || queue.lock().unwrap_or_else(|p| p.into_inner());
+    let parts: Vec<Vec<(Pending, bool)>> = std::thread::scope(|s| {
+        let workers: Vec<_> = (0..jobs)
+            .map(|_| {
+                s.spawn(|| {
+                    let mut found = Vec::new();
+                    loop {
+                        let (abs, rel) = {
+                            let mut q = lock();
+                            loop {
+                                if q.error.is_some() {
+                                    return found;
+                                }
+                                if let Some(d) = q.dirs.pop() {
+                                    q.busy += 1;
+                                    break d;
+                                }
+                                if q.busy == 0 {
+                                    return found;
+                                }
+                                q = wake.wait(q).unwrap_or_else(|p| p.into_inner());
+                            }
+                        };
+                        let mut subdirs = Vec::new();
+                        let r = read_one_dir(&abs, &rel, ignore, &mut found, &mut subdirs);
+                        let mut q = lock();
+                        q.busy -= 1;
+                        match r {
+                            Ok(()) => q.dirs.extend(subdirs),
+                            Err(e) => {
+                                q.error.get_or_insert(e);
+                            }
+                        }
+                        wake.notify_all();
+                    }
+                })
+            })
+            .collect();
+        workers
+            .into_iter()
+            .map(|w| w.join().unwrap_or_default())
+            .collect()
+    });
+    let q = queue.into_inner().unwrap_or_else(|p| p.into_inner());
+    if let Some(e) = q.error {
+        return Err(e);
+    }
+    if !q.dirs.is_empty() || q.busy != 0 {
+        return Err(IndexError::Io {
+            path: root.to_path_buf(),
+            source: io::Error::other("a thread walking the build context stopped early"),
+        });
+    }
+    Ok(parts.into_iter().flatten().collect())
+}
+
+/// Reads one directory of the walk: its kept entries into `found`, directories to descend
+/// into into `subdirs`.
+fn read_one_dir(
+    abs: &Path,
+    rel: &str,
+    ignore: &Matcher,
+    found: &mut Vec<(Pending, bool)>,
+    subdirs: &mut Vec<(PathBuf, String)>,
+) -> Result<(), IndexError> {
+    let rd = fs::read_dir(abs).map_err(io_err(abs))?;
+    for ent in rd {
+        let ent = ent.map_err(io_err(abs))?;
+        let name = ent.file_name();
+        let Some(name) = name.to_str() else {
+            return Err(IndexError::NonUtf8(ent.path()));
+        };
+        let child_rel = join(rel, name);
+        let ignored = ignore.is_ignored_in_walk(&child_rel);
+        // d_type tells files that are ignored apart without a stat.
+        if ignored && ent.file_type().is_ok_and(|t| !t.is_dir()) {
+            continue;
+        }
+        // Does not follow symlinks, like symlink_metadata.
+        let md = ent.metadata().map_err(|e| IndexError::Io {
+            path: ent.path(),
+            source: e,
+        })?;
+        if md.is_dir() {
+            if ignored && !ignore.may_reinclude_below(&child_rel) {
+                continue;
+            }
+            subdirs.push((ent.path(), child_rel.clone()));
+            found.push((
+                Pending {
+                    path: child_rel,
+                    md,
+                },
+                !ignored,
+            ));
+        } else if !ignored {
+            found.push((
+                Pending {
+                    path: child_rel,
+                    md,
+                },
+                true,
+            ));
+        }
+    }
+    Ok(())
 }
 
 fn hash_parallel(
@@ -483,6 +618,61 @@ mod tests {
             d.get("go.mod").unwrap().digest,
             e.get("go.mod").unwrap().digest
         );
+    }
+
+    #[test]
+    fn saved_stat_cache_spares_rereading_and_forgets_deleted_files() {
+        let t = tree();
+        let dir = tempfile::tempdir().unwrap();
+        let file = dir.path().join("ctx.stat");
+        let mut c = MemoryStatCache::load(&file);
+        assert!(c.is_empty(), "a missing file is an empty cache");
+        let a = scan(t.path(), "", &mut c);
+        assert_eq!(a.stats.files_hashed, 5);
+        c.save(&file, &a).unwrap();
+        let mut c = MemoryStatCache::load(&file);
+        assert_eq!(c.len(), 5);
+        let b = scan(t.path(), "", &mut c);
+        assert_eq!(
+            b.stats.files_hashed, 0,
+            "every digest came from the saved cache"
+        );
+        assert_eq!(a.get("").unwrap().digest, b.get("").unwrap().digest);
+        // A deleted file leaves the saved cache; an ignored one too.
+        fs::remove_file(t.path().join("README.md")).unwrap();
+        let d = scan(t.path(), "node_modules", &mut c);
+        c.save(&file, &d).unwrap();
+        assert_eq!(MemoryStatCache::load(&file).len(), 3);
+        // Damaged or foreign files are an empty cache, never an error or a wrong digest.
+        let saved = fs::read(&file).unwrap();
+        for bad in [&saved[..saved.len() / 2], b"{\"map\":{}}", &[0xff; 64][..]] {
+            fs::write(&file, bad).unwrap();
+            assert!(MemoryStatCache::load(&file).is_empty());
+        }
+    }
+
+    #[test]
+    fn walk_uses_every_thread_count_alike() {
+        let t = tempfile::tempdir().unwrap();
+        for i in 0..40 {
+            let d = t.path().join(format!("d{}/e{}", i % 7, i % 3));
+            fs::create_dir_all(&d).unwrap();
+            fs::write(d.join(format!("f{i}")), format!("{i}")).unwrap();
+        }
+        let m = Matcher::parse("d1\n**/f3*\n!d1/e0\n", "x").unwrap();
+        let digests: Vec<_> = [1, 2, 5]
+            .iter()
+            .map(|&jobs| {
+                let mut c = MemoryStatCache::default();
+                let idx = Index::scan(t.path(), &m, &mut c, jobs).unwrap();
+                let paths: Vec<String> = idx.paths().map(|(p, _)| p.clone()).collect();
+                (idx.get("").unwrap().digest, paths)
+            })
+            .collect();
+        assert!(digests.windows(2).all(|w| w[0] == w[1]));
+        assert!(digests[0].1.iter().any(|p| p == "d1/e0/f15"), "re-included");
+        assert!(!digests[0].1.iter().any(|p| p == "d1/e1/f1"));
+        assert!(!digests[0].1.iter().any(|p| p.ends_with("/f3")));
     }
 
     #[test]
