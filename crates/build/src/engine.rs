@@ -206,6 +206,9 @@ pub fn build(
     // The lease first: prune must not remove the scratch dirs made below, nor snapshots this
     // build has written but not yet recorded.
     let _lease = store.lease()?;
+    // Cache and snapshot records are written in one transaction at the end (or every few
+    // seconds, and when the build fails), not one per step: see `WriteBatch`.
+    let batch = store.batch_writes();
     let empty = tempfile::Builder::new()
         .prefix("empty-")
         .tempdir_in(store.root().join("snapshots"))
@@ -227,6 +230,7 @@ pub fn build(
     };
     let state = engine.run_stages()?;
     let image = engine.export(&state)?;
+    batch.finish()?;
     let used = engine
         .used_keys
         .lock()
@@ -653,6 +657,8 @@ impl Engine<'_> {
                 layer
             }
         };
+        self.store
+            .flush_writes_if_older(std::time::Duration::from_secs(2))?;
         state.key = key;
         let empty = produced.is_none();
         if let Some(l) = produced {

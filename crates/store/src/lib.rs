@@ -42,8 +42,8 @@ pub use lock::FileLock;
 pub use reference::Reference;
 pub use store::{
     default_root, BlobWriter, CacheMount, CacheRecord, HistoryEntry, ImageRecord, Lease,
-    SnapshotDir, SnapshotRecord, Store, TaggedImage, MEDIA_TYPE_CONFIG, MEDIA_TYPE_INDEX,
-    MEDIA_TYPE_MANIFEST,
+    SnapshotDir, SnapshotRecord, Store, TaggedImage, WriteBatch, MEDIA_TYPE_CONFIG,
+    MEDIA_TYPE_INDEX, MEDIA_TYPE_MANIFEST,
 };
 pub use unpack::UnpackedLayer;
 pub use whittle_layer::Digest;

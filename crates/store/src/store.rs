@@ -10,7 +10,8 @@ use std::fs::{self, File};
 use std::io::{self, BufWriter, Read, Write};
 use std::os::unix::fs::PermissionsExt;
 use std::path::{Path, PathBuf};
-use std::time::{SystemTime, UNIX_EPOCH};
+use std::sync::{Arc, Mutex, MutexGuard};
+use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
 use whittle_layer::{Digest, HashingWriter};
 
 /// OCI image manifest media type.
@@ -215,6 +216,59 @@ pub struct Lease {
 #[derive(Clone, Debug)]
 pub struct Store {
     root: PathBuf,
+    /// Build-cache records held back by a [`WriteBatch`] (shared by clones of this handle).
+    pending: Arc<Mutex<Pending>>,
+}
+
+/// Database writes deferred while a [`WriteBatch`] is open: JSON records by key.
+#[derive(Debug, Default)]
+struct Pending {
+    batches: usize,
+    cache: BTreeMap<String, String>,
+    snapshots: BTreeMap<String, String>,
+    /// When the oldest unwritten record was queued.
+    since: Option<Instant>,
+}
+
+impl Pending {
+    fn is_empty(&self) -> bool {
+        self.cache.is_empty() && self.snapshots.is_empty()
+    }
+}
+
+/// Holds back the build cache's database writes (cache records and snapshot records) and
+/// writes them in one transaction on [`WriteBatch::finish`], on [`Store::flush_writes`] or
+/// when dropped. Each read-write open of the database costs several fsyncs, and a build step
+/// made three: a cold build of 36 small steps spent 3 of its 3.8 seconds in them.
+///
+/// Safe against crashes: a snapshot directory is synced before it is renamed into place, and
+/// the directory entries are synced before the records are written, so a record never points
+/// at missing data. A build killed before it flushed leaves complete snapshot directories
+/// without records, which the next build re-records and `prune` removes. Other processes see
+/// the records once they are flushed.
+#[derive(Debug)]
+pub struct WriteBatch {
+    store: Store,
+    done: bool,
+}
+
+impl WriteBatch {
+    /// Writes what is pending and closes the batch.
+    pub fn finish(mut self) -> Result<()> {
+        self.done = true;
+        let r = self.store.flush_writes();
+        self.store.end_batch();
+        r
+    }
+}
+
+impl Drop for WriteBatch {
+    fn drop(&mut self) {
+        if !self.done {
+            let _ = self.store.flush_writes();
+            self.store.end_batch();
+        }
+    }
 }
 
 fn write_atomic(dir: &Path, name: &str, data: &[u8]) -> Result<()> {
@@ -327,7 +381,10 @@ impl Store {
     /// Opens (creating if needed) a store at `root`.
     pub fn open(root: impl Into<PathBuf>) -> Result<Store> {
         let root = root.into();
-        let s = Store { root };
+        let s = Store {
+            root,
+            pending: Arc::default(),
+        };
         for d in [
             s.blob_dir(),
             s.tmp_dir(),
@@ -411,6 +468,96 @@ impl Store {
             let tx = db.begin_read().map_err(db_err)?;
             f(&tx)
         })
+    }
+
+    fn pending(&self) -> MutexGuard<'_, Pending> {
+        self.pending.lock().unwrap_or_else(|p| p.into_inner())
+    }
+
+    /// Starts deferring build-cache writes (see [`WriteBatch`]).
+    pub fn batch_writes(&self) -> WriteBatch {
+        self.pending().batches += 1;
+        WriteBatch {
+            store: self.clone(),
+            done: false,
+        }
+    }
+
+    fn end_batch(&self) {
+        let mut p = self.pending();
+        p.batches = p.batches.saturating_sub(1);
+    }
+
+    /// Queues a record if a batch is open; gives it back to be written now otherwise.
+    fn defer(&self, snapshot: bool, key: &str, json: String) -> Option<String> {
+        let mut p = self.pending();
+        if p.batches == 0 {
+            return Some(json);
+        }
+        p.since.get_or_insert_with(Instant::now);
+        let map = if snapshot {
+            &mut p.snapshots
+        } else {
+            &mut p.cache
+        };
+        map.insert(key.to_string(), json);
+        None
+    }
+
+    /// Writes the records a [`WriteBatch`] holds back, in one transaction, after syncing the
+    /// snapshot directory entries they point at.
+    pub fn flush_writes(&self) -> Result<()> {
+        let (cache, snapshots) = {
+            let mut p = self.pending();
+            if p.is_empty() {
+                return Ok(());
+            }
+            p.since = None;
+            (
+                std::mem::take(&mut p.cache),
+                std::mem::take(&mut p.snapshots),
+            )
+        };
+        let written = sync_dir(&self.root.join("snapshots")).and_then(|()| {
+            self.with_db(|db| {
+                let tx = db.begin_write().map_err(db_err)?;
+                {
+                    let mut t = tx.open_table(SNAPSHOTS).map_err(db_err)?;
+                    for (k, v) in &snapshots {
+                        t.insert(k.as_str(), v.as_str()).map_err(db_err)?;
+                    }
+                    let mut t = tx.open_table(CACHE).map_err(db_err)?;
+                    for (k, v) in &cache {
+                        t.insert(k.as_str(), v.as_str()).map_err(db_err)?;
+                    }
+                }
+                tx.commit().map_err(db_err)?;
+                Ok(())
+            })
+        });
+        if written.is_err() {
+            // Keep them for the next try; newer records of the same keys win.
+            let mut p = self.pending();
+            p.since.get_or_insert_with(Instant::now);
+            for (k, v) in cache {
+                p.cache.entry(k).or_insert(v);
+            }
+            for (k, v) in snapshots {
+                p.snapshots.entry(k).or_insert(v);
+            }
+        }
+        written
+    }
+
+    /// [`Store::flush_writes`] if the oldest held-back record is older than `age`, so that a
+    /// long build loses little of its cache if it is killed.
+    pub fn flush_writes_if_older(&self, age: Duration) -> Result<()> {
+        let due = self.pending().since.is_some_and(|t| t.elapsed() >= age);
+        if due {
+            self.flush_writes()
+        } else {
+            Ok(())
+        }
     }
 
     /// Takes a shared lease (see [`Lease`]).
@@ -834,6 +981,9 @@ impl Store {
 
     /// A snapshot record (and marks it used).
     pub fn snapshot(&self, chain_id: &Digest) -> Result<Option<SnapshotRecord>> {
+        if let Some(json) = self.pending().snapshots.get(chain_id.as_str()).cloned() {
+            return Ok(Some(parse("snapshot record", &json)?));
+        }
         self.with_db(|db| {
             let tx = db.begin_write().map_err(db_err)?;
             let rec = {
@@ -881,9 +1031,16 @@ impl Store {
     pub fn snapshots(&self) -> Result<Vec<SnapshotRecord>> {
         self.with_read(|tx| {
             let t = tx.open_table(SNAPSHOTS).map_err(db_err)?;
+            let pending = self.pending().snapshots.clone();
             let mut v = Vec::new();
             for e in t.iter().map_err(db_err)? {
-                v.push(parse("snapshot record", e.map_err(db_err)?.1.value())?);
+                let e = e.map_err(db_err)?;
+                if !pending.contains_key(e.0.value()) {
+                    v.push(parse("snapshot record", e.1.value())?);
+                }
+            }
+            for json in pending.values() {
+                v.push(parse("snapshot record", json)?);
             }
             Ok(v)
         })
@@ -912,7 +1069,9 @@ impl Store {
             created: t0,
             last_used: t0,
         };
-        let json = to_json(&rec)?;
+        let Some(json) = self.defer(false, key, to_json(&rec)?) else {
+            return Ok(());
+        };
         self.with_db(|db| {
             let tx = db.begin_write().map_err(db_err)?;
             tx.open_table(CACHE)
@@ -928,6 +1087,9 @@ impl Store {
     pub fn get_cache(&self, key: &str) -> Result<Option<CacheRecord>> {
         // A read transaction: lookups must not cost an fsync each (a no-change rebuild does
         // one per step). Callers report what they used with [`Store::touch_cache`].
+        if let Some(json) = self.pending().cache.get(key).cloned() {
+            return Ok(Some(parse("cache record", &json)?));
+        }
         self.with_read(|tx| {
             let t = tx.open_table(CACHE).map_err(db_err)?;
             let found = t.get(key).map_err(db_err)?.map(|v| v.value().to_string());
@@ -985,6 +1147,9 @@ impl Store {
 
     /// Whether a snapshot is recorded (read-only; [`Store::snapshot`] also marks it used).
     pub fn has_snapshot(&self, chain_id: &Digest) -> Result<bool> {
+        if self.pending().snapshots.contains_key(chain_id.as_str()) {
+            return Ok(true);
+        }
         self.with_read(|tx| {
             let t = tx.open_table(SNAPSHOTS).map_err(db_err)?;
             Ok(t.get(chain_id.as_str()).map_err(db_err)?.is_some())
@@ -1195,7 +1360,6 @@ impl SnapshotDir {
                 return Err(StoreError::io("rename into", dest, e));
             }
         }
-        sync_dir(&self.store.root.join("snapshots"))?;
         let t0 = now();
         let rec = SnapshotRecord {
             chain_id: chain_id.clone(),
@@ -1205,7 +1369,11 @@ impl SnapshotDir {
             created: t0,
             last_used: t0,
         };
-        let json = to_json(&rec)?;
+        // In a batch, the directory entry is synced when the batch writes the record.
+        let Some(json) = self.store.defer(true, chain_id.as_str(), to_json(&rec)?) else {
+            return Ok(rec);
+        };
+        sync_dir(&self.store.root.join("snapshots"))?;
         self.store.with_db(|db| {
             let tx = db.begin_write().map_err(db_err)?;
             tx.open_table(SNAPSHOTS)
