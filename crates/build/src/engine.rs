@@ -54,6 +54,10 @@ pub struct BuildOptions {
     /// Names the Dockerfile (its path), so that a cache miss can be explained by comparing a
     /// step with the same step of the last build of this Dockerfile in this context.
     pub dockerfile: String,
+    /// When a RUN fails, open a shell (the stage's SHELL program) in its container on the
+    /// terminal (`--on-failure=shell`), before the build reports the failure: the failed
+    /// step's file changes, mounts, environment, user and directory are all there to look at.
+    pub on_failure_shell: bool,
 }
 
 impl BuildOptions {
@@ -73,6 +77,7 @@ impl BuildOptions {
             epoch: whittle_layer::default_epoch(),
             compression: Compression::default(),
             dockerfile: "Dockerfile".into(),
+            on_failure_shell: false,
         }
     }
 }
@@ -1175,6 +1180,10 @@ impl Engine<'_> {
                     if let Ok(mut c) = exit_code.lock() {
                         *c = Some(status.code());
                     }
+                    if self.opts.on_failure_shell {
+                        let program = shell.first().map_or("/bin/sh", String::as_str);
+                        self.debug_shell(spec, program, label, status.code());
+                    }
                     return Err(format!("exit code: {}", status.code()));
                 }
                 Ok(())
@@ -1197,6 +1206,28 @@ impl Engine<'_> {
             }
             other => other,
         }
+    }
+
+    /// `--on-failure=shell`: the failed RUN's container again, with an interactive shell on the
+    /// terminal instead of its command. One at a time, with the live view paused.
+    fn debug_shell(&self, mut spec: ContainerSpec, program: &str, label: &str, code: i32) {
+        static ONE_AT_A_TIME: Mutex<()> = Mutex::new(());
+        let _one = ONE_AT_A_TIME.lock().unwrap_or_else(|p| p.into_inner());
+        spec.args = vec![program.to_string()];
+        spec.tty = true;
+        spec.stdin = whittle_runtime::Stdin::Inherit;
+        let mut run = || {
+            eprintln!(
+                "\n{label} failed with exit code {code}: a shell in its container (its changes \
+                 are discarded when the shell exits)"
+            );
+            let mut sink = |_: whittle_runtime::Stream, _: &[u8]| {};
+            match self.runtime.run(&spec, &mut sink, &self.cancel) {
+                Ok(_) => {}
+                Err(e) => eprintln!("cannot open the debug shell: {e}"),
+            }
+        };
+        self.progress.suspend(&mut run);
     }
 
     /// A `RUN --mount` for the runtime, plus whatever must stay alive during the run (locks).

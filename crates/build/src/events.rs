@@ -46,6 +46,10 @@ pub enum Event {
 /// Receives events; called from several threads at once.
 pub trait Progress: Send + Sync {
     fn event(&self, e: Event);
+    /// Runs `f` with the display paused (for an interactive shell on the terminal).
+    fn suspend(&self, f: &mut dyn FnMut()) {
+        f()
+    }
 }
 
 /// Ignores everything (`--progress=quiet`, tests).

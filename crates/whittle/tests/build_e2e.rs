@@ -444,6 +444,77 @@ fn tty_progress_view_in_a_terminal() {
     );
 }
 
+/// `--on-failure=shell`: a failed RUN leaves the user in a shell in its container, with the
+/// step's own changes in place; the build then fails as usual. Without a terminal: a clear error.
+#[test]
+fn on_failure_shell_opens_a_shell_in_the_failed_step() {
+    if !is_root() {
+        return;
+    }
+    let e = env();
+    fs::write(
+        e.ctx.join("Dockerfile"),
+        "FROM test/busybox:1\nENV STAGE_VAR=from-env\nWORKDIR /work\nRUN echo partial-change > /p && exit 3\n",
+    )
+    .unwrap();
+    let (ok, _, err) = build(&e, &["--on-failure=shell"]);
+    assert!(!ok && err.contains("must be a terminal"), "{err}");
+    let cmd = format!(
+        "{} --root {} build --network=none --on-failure=shell {}",
+        env!("CARGO_BIN_EXE_whittle"),
+        e.root.display(),
+        e.ctx.display()
+    );
+    let mut child = std::process::Command::new("script")
+        .args(["-qec", &cmd, "/dev/null"])
+        .stdin(std::process::Stdio::piped())
+        .stdout(std::process::Stdio::piped())
+        .spawn()
+        .expect("script (util-linux)");
+    let mut stdout = child.stdout.take().unwrap();
+    let reader = std::thread::spawn(move || {
+        let mut v = Vec::new();
+        std::io::Read::read_to_end(&mut stdout, &mut v).unwrap();
+        v
+    });
+    let mut stdin = child.stdin.take().unwrap();
+    // Arithmetic, so that the terminal's echo of the typed line cannot pass for the answer.
+    std::io::Write::write_all(
+        &mut stdin,
+        b"cat /p; echo \"in $(pwd) with $STAGE_VAR $((40+2))\"; exit\n",
+    )
+    .unwrap();
+    // The pipe stays open until the build is over (script stops when its input ends).
+    let mut status = None;
+    for _ in 0..600 {
+        if let Some(s) = child.try_wait().unwrap() {
+            status = Some(s);
+            break;
+        }
+        std::thread::sleep(std::time::Duration::from_millis(100));
+    }
+    drop(stdin);
+    let status = match status {
+        Some(s) => s,
+        None => {
+            let _ = child.kill();
+            child.wait().unwrap()
+        }
+    };
+    let text = String::from_utf8_lossy(&reader.join().unwrap()).into_owned();
+    assert!(!status.success(), "the build still fails: {text}");
+    assert!(text.contains("failed with exit code 3"), "{text}");
+    assert!(
+        text.contains("partial-change"),
+        "the step's changes: {text}"
+    );
+    assert!(text.contains("in /work with from-env 42"), "{text}");
+    assert!(
+        text.contains("exit code: 3"),
+        "then the usual report: {text}"
+    );
+}
+
 #[test]
 fn context_on_stdin_metadata_file_and_rawjson() {
     if !is_root() {

@@ -60,6 +60,10 @@ pub struct BuildArgs {
     /// At most this many RUN/COPY steps at once (default: the number of cores).
     #[arg(long)]
     pub jobs: Option<usize>,
+    /// What to do when a RUN fails: `error` (report it), or `shell`: first open an
+    /// interactive shell in the failed step's container (needs a terminal).
+    #[arg(long, value_name = "error|shell", default_value = "error")]
+    pub on_failure: String,
     /// Where the result goes (repeatable): `type=image` (the store; the default),
     /// `type=oci|docker,dest=FILE` (an archive that skopeo, podman and `docker load` read),
     /// `type=tar,dest=FILE` or `type=local,dest=DIR` (the target stage's files). A bare path
@@ -372,6 +376,15 @@ pub fn run(mut args: BuildArgs, root: Option<&Path>) -> anyhow::Result<ExitCode>
     if let Some(j) = args.jobs {
         bo.jobs = j.max(1);
     }
+    bo.on_failure_shell = match args.on_failure.as_str() {
+        "error" => false,
+        "shell" if std::io::stdin().is_terminal() && std::io::stderr().is_terminal() => true,
+        "shell" => anyhow::bail!(
+            "--on-failure=shell opens an interactive shell, so standard input and error must \
+             be a terminal (and the context cannot come from standard input)"
+        ),
+        other => anyhow::bail!("--on-failure {other:?}: use error or shell"),
+    };
     let quiet = args.quiet || args.progress == "quiet";
     let tty_view = match args.progress.as_str() {
         "tty" => true,
@@ -446,6 +459,9 @@ struct TtyRef(std::sync::Arc<super::progress::Tty>);
 impl Progress for TtyRef {
     fn event(&self, e: Event) {
         self.0.event(e)
+    }
+    fn suspend(&self, f: &mut dyn FnMut()) {
+        self.0.suspend(f)
     }
 }
 

@@ -131,6 +131,10 @@ impl Default for Tty {
 }
 
 impl Progress for Tty {
+    fn suspend(&self, f: &mut dyn FnMut()) {
+        self.multi.suspend(f)
+    }
+
     fn event(&self, e: Event) {
         match e {
             Event::StepStarted {
