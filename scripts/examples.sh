@@ -11,6 +11,7 @@
 #   - cold build (`whittle build -t whittle-example/NAME examples/NAME`, empty build cache),
 #     then the same build again, which must run no step at all (no-change rebuild);
 #   - `whittle run --rm whittle-example/NAME`, whose output must match what the example prints;
+#   - the same build with `-o type=oci,dest=FILE`, which `skopeo copy` must accept;
 #   - a one-file edit: a copy of the example with a comment appended to one source file is
 #     built (as whittle-example/NAME:edit) and run again;
 #   - the stage called `builder`, if any, is built with `--target builder` (as
@@ -164,6 +165,18 @@ for n in "${names[@]}"; do
 
   SIZE[$n]=$(size_of "$tag:latest")
   check_run "$n" "$tag:latest" || continue
+
+  # The same image as an OCI archive, copied by skopeo (which checks every digest and size).
+  log "$n: OCI archive output, read back by skopeo"
+  if build "$n" "$lg.oci.log" -o "type=oci,dest=$WORK/$n.oci.tar" "$ctx"; then
+    rm -rf "$WORK/$n.skopeo"
+    if ! skopeo copy -q "oci-archive:$WORK/$n.oci.tar" "dir:$WORK/$n.skopeo" >"$lg.skopeo.log" 2>&1; then
+      fail "$n" "skopeo refused the OCI archive of $tag" "$lg.skopeo.log"
+    fi
+    rm -rf "$WORK/$n.skopeo" "$WORK/$n.oci.tar"
+  else
+    fail "$n" "whittle build -o type=oci failed" "$lg.oci.log"
+  fi
 
   log "$n: one-file edit (${EDIT[$n]})"
   rm -rf "$WORK/ctx" && cp -a "$ctx" "$WORK/ctx"
