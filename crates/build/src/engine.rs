@@ -897,6 +897,10 @@ impl Engine<'_> {
                     unpack_archives: unpack,
                     keep_owner,
                 };
+                // --link: the layer is made on its own, as if on an empty filesystem (BuildKit:
+                // symlinks and directories of the stage below are not looked at).
+                let nothing = Merged::new(Vec::new());
+                let below = if c.link { &nothing } else { below };
                 copy::copy_into(&req, &src, below, dir)
                     .map(|_| ())
                     .map_err(|e| e.to_string())
@@ -992,6 +996,8 @@ impl Engine<'_> {
                     unpack_archives: false,
                     keep_owner: false,
                 };
+                let nothing = Merged::new(Vec::new());
+                let below = if c.link { &nothing } else { below };
                 copy::copy_into(&req, &src, below, dir)
                     .map(|_| ())
                     .map_err(|e| e.to_string())

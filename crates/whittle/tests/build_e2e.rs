@@ -806,6 +806,37 @@ fn image_modes(root: &Path, name: &str) -> std::collections::BTreeMap<String, (u
         .collect()
 }
 
+/// `COPY --link` makes its layer as if on an empty filesystem: a symlink of the stage below at
+/// the destination is not followed (BuildKit), so the copied directory replaces it.
+#[test]
+fn copy_link_ignores_the_stage_below() {
+    if !is_root() {
+        return;
+    }
+    let e = env();
+    fs::write(e.ctx.join("f"), "data").unwrap();
+    fs::write(
+        e.ctx.join("Dockerfile"),
+        "FROM test/busybox:1 AS base\nRUN mkdir /real && ln -s /real /target\n\
+         FROM base AS plain\nCOPY f /target/\n\
+         FROM base AS linked\nCOPY --link f /target/\n",
+    )
+    .unwrap();
+    for target in ["plain", "linked"] {
+        let (ok, _, err) = build(&e, &["--target", target, "-t", &format!("t/{target}")]);
+        assert!(ok, "{err}");
+    }
+    let plain = image_files(&e.root, "t/plain");
+    assert_eq!(plain.get("real/f").map(Vec::as_slice), Some(&b"data"[..]));
+    assert!(!plain.contains_key("target/"), "still the symlink");
+    let linked = image_files(&e.root, "t/linked");
+    assert_eq!(
+        linked.get("target/f").map(Vec::as_slice),
+        Some(&b"data"[..])
+    );
+    assert!(linked.contains_key("target/") && !linked.contains_key("real/f"));
+}
+
 #[test]
 fn copy_add_heredoc_and_shell_semantics() {
     if !is_root() {
