@@ -837,6 +837,29 @@ fn copy_link_ignores_the_stage_below() {
     assert!(linked.contains_key("target/") && !linked.contains_key("real/f"));
 }
 
+/// setuid and setgid bits survive COPY, also with --chown (chown clears them, so the mode is
+/// set after the owner).
+#[test]
+fn copy_keeps_setuid_bits() {
+    use std::os::unix::fs::PermissionsExt;
+    if !is_root() {
+        return;
+    }
+    let e = env();
+    fs::write(e.ctx.join("tool"), "x").unwrap();
+    fs::set_permissions(e.ctx.join("tool"), fs::Permissions::from_mode(0o6755)).unwrap();
+    fs::write(
+        e.ctx.join("Dockerfile"),
+        "FROM scratch\nCOPY tool /a\nCOPY --chown=1000:1000 tool /b\n",
+    )
+    .unwrap();
+    let (ok, _, err) = build(&e, &["-t", "t/suid"]);
+    assert!(ok, "{err}");
+    let modes = image_modes(&e.root, "t/suid");
+    assert_eq!(modes.get("a"), Some(&(0o6755, 0, 0)));
+    assert_eq!(modes.get("b"), Some(&(0o6755, 1000, 1000)));
+}
+
 #[test]
 fn copy_add_heredoc_and_shell_semantics() {
     if !is_root() {
