@@ -3,7 +3,11 @@
 # Buildah, on the same examples, the same base images and the same Dockerfiles, in one run.
 #
 # Usage (as root, from anywhere):
-#   bench/build.sh [EXAMPLE...]     default: go-scratch parallel-stages target-debug
+#   bench/build.sh [EXAMPLE...]     default: go-scratch parallel-stages target-debug big-context
+#                                   many-steps
+# EXAMPLE is a directory of examples/, or one of two generated cases (made under the work dir):
+#   big-context  20,000 files, 170 MB (seeded random data) copied into a busybox image
+#   many-steps   36 small steps, COPY and RUN in turns, on busybox
 # Env: RUNS=N (no-change rebuilds per tool, default 5), EDIT_RUNS=N (one-file-edit rebuilds per
 #      tool, default 3), BENCH_DIR (default /var/lib/whittle-bench: every store lives there).
 #
@@ -29,7 +33,7 @@ cd "$(dirname "${BASH_SOURCE[0]}")/.."
 REPO=$PWD
 
 EXAMPLES=("$@")
-[ ${#EXAMPLES[@]} -gt 0 ] || EXAMPLES=(go-scratch parallel-stages target-debug)
+[ ${#EXAMPLES[@]} -gt 0 ] || EXAMPLES=(go-scratch parallel-stages target-debug big-context many-steps)
 RUNS=${RUNS:-5}
 EDIT_RUNS=${EDIT_RUNS:-3}
 BENCH_DIR=${BENCH_DIR:-/var/lib/whittle-bench}
@@ -39,19 +43,20 @@ LOAD_BEFORE=$(cut -d' ' -f1-3 /proc/loadavg)
 declare -A BASES=(
   [go-scratch]="golang" [go-fat]="golang" [rust-distroless]="rust cc" [python-venv]="python"
   [java-jdk-jre]="jdk jre" [parallel-stages]="busybox debian" [target-debug]="rust cc"
-  [cache-mounts]="golang"
+  [cache-mounts]="golang" [big-context]="busybox" [many-steps]="busybox"
 )
 declare -A EDIT=(
   [go-scratch]=main.go [go-fat]=main.go [rust-distroless]=src/main.rs [python-venv]=app/main.py
   [java-jdk-jre]=src/hello/Main.java [parallel-stages]=report.sh [target-debug]=hello.c
-  [cache-mounts]=main.go
+  [cache-mounts]=main.go [big-context]=pkg050/sub0/file10000.dat [many-steps]=f10.txt
 )
 
 log() { printf '[bench %(%H:%M:%S)T] %s\n' -1 "$*" >&2; }
 die() { log "error: $*"; exit 2; }
 [ "$(id -u)" = 0 ] || die "needs root (dockerd, buildah, whittle's RUN steps)"
+generated() { case $1 in big-context|many-steps) return 0 ;; *) return 1 ;; esac; }
 for n in "${EXAMPLES[@]}"; do
-  [ -n "${BASES[$n]:-}" ] && [ -f "examples/$n/Dockerfile" ] || die "unknown example '$n'"
+  [ -n "${BASES[$n]:-}" ] && { generated "$n" || [ -f "examples/$n/Dockerfile" ]; } || die "unknown example '$n'"
 done
 
 # ----------------------------------------------------------------------------- packages
@@ -193,19 +198,31 @@ reset() {
              rm -rf "$BUILDAH_TMP" && mkdir -p "$BUILDAH_TMP" ;;
   esac
 }
-# prime_whittle EXAMPLE: unpack the example's base images in whittle's store, as `docker load`
-# and `buildah pull` do at load time (whittle extracts a base image's layers the first time a
-# step runs on it). A `RUN true` on each base; bases without a shell (cc) are never unpacked for
-# the examples' final stages, so their failure is ignored.
-prime_whittle() {
-  local b img
-  for b in ${BASES[$1]}; do
-    img=$(sed -n "s/^  \[$b\]=//p" scripts/base-images.sh | head -1)
-    [ -n "$img" ] || continue
-    rm -rf "$WORK/prime" && mkdir -p "$WORK/prime"
-    printf 'FROM %s\nRUN true\n' "$img" >"$WORK/prime/Dockerfile"
-    w build --network none --progress plain -t "whittle-bench/prime:$b" "$WORK/prime" >/dev/null 2>&1 || true
-  done
+# gen EXAMPLE DIR: writes a generated example's context into DIR.
+gen() {
+  local n=$1 dir=$2
+  mkdir -p "$dir"
+  case $n in
+    big-context)
+      python3 - "$dir" <<'PY'
+import os, random, sys
+root, r = sys.argv[1], random.Random(42)
+for i in range(20000):
+    d = os.path.join(root, f"pkg{i // 200:03d}", f"sub{(i // 20) % 10}")
+    os.makedirs(d, exist_ok=True)
+    with open(os.path.join(d, f"file{i:05d}.dat"), "wb") as f:
+        f.write(r.randbytes(r.randint(1, 17000)))
+PY
+      printf '%s\n' 'FROM whittle-test/busybox:1' 'WORKDIR /src' 'COPY . .' \
+        'RUN find /src -type f | wc -l > /count.txt' >"$dir/Dockerfile" ;;
+    many-steps)
+      { echo 'FROM whittle-test/busybox:1'
+        for i in $(seq -w 1 18); do
+          echo "step $i" >"$dir/f$i.txt"
+          echo "COPY f$i.txt /data/"
+          echo "RUN cat /data/f$i.txt >> /log && wc -l /log"
+        done; } >"$dir/Dockerfile" ;;
+  esac
 }
 # Sizes of the final image, two ways:
 #   tar: uncompressed layer tar streams, summed (the same measure for all three tools)
@@ -241,28 +258,22 @@ human() { awk -v b="$1" 'BEGIN { if (b == "" || b == "-") { print "-"; exit } if
 ratio() { awk -v a="$1" -v b="$2" 'BEGIN { if (a == "" || b == "" || b + 0 == 0) print "-"; else printf "%.2fx", a / b }'; }
 
 TOOLS=(whittle buildkit buildah)
-declare -A COLD=() COLDRAW=() NOCH=() EDITT=() STAR=() SOWN=()
+declare -A COLD=() NOCH=() EDITT=() STAR=() SOWN=()
 failures=()
 
 for n in "${EXAMPLES[@]}"; do
   ctx=$WORK/ctx-$n
-  rm -rf "$ctx" && cp -a "examples/$n" "$ctx"
+  src=examples/$n
+  if generated "$n"; then
+    src=$WORK/src-$n
+    [ -d "$src" ] || { log "$n: generating the context"; gen "$n" "$src"; }
+  fi
+  rm -rf "$ctx" && cp -a "$src" "$ctx"
   sed -i '/^# *syntax *=/d' "$ctx/Dockerfile"
   for t in "${TOOLS[@]}"; do
     tag=whittle-bench/$n:$t
     k=$n/$t
-    if [ "$t" = whittle ]; then
-      log "$n / $t: cold build, base images not yet unpacked"
-      reset "$t" "$tag"
-      sync
-      t0=$(now)
-      if ! build "$t" "$tag" "$ctx"; then failures+=("$k cold: $(build_cmd "$t" "$tag" "$ctx")"); continue; fi
-      COLDRAW[$k]=$(secs "$t0" "$(now)")
-      reset "$t" "$tag"
-      prime_whittle "$n"
-    else
-      reset "$t" "$tag"
-    fi
+    reset "$t" "$tag"
     log "$n / $t: cold build"
     sync
     t0=$(now)
@@ -279,7 +290,7 @@ for n in "${EXAMPLES[@]}"; do
     times=()
     for i in $(seq 1 "$EDIT_RUNS"); do
       case ${EDIT[$n]} in
-        *.py|*.sh) line="# edit $t $i $RANDOM" ;;
+        *.py|*.sh|*.txt|*.dat) line="# edit $t $i $RANDOM" ;;
         *.c) line="/* edit $t $i $RANDOM */" ;;
         *) line="// edit $t $i $RANDOM" ;;
       esac
@@ -290,7 +301,7 @@ for n in "${EXAMPLES[@]}"; do
     done
     [ ${#times[@]} -eq 0 ] || EDITT[$k]=$(printf '%s\n' "${times[@]}" | median)
     # back to the original source, so the next tool starts from the same files
-    cp "examples/$n/${EDIT[$n]}" "$ctx/${EDIT[$n]}"
+    cp "$src/${EDIT[$n]}" "$ctx/${EDIT[$n]}"
     STAR[$k]=$(size_tar "$t" "$tag" || echo -)
     SOWN[$k]=$(size_own "$t" "$tag" || echo -)
     log "$n / $t: no-change ${NOCH[$k]:-?} s, edit ${EDITT[$k]:-?} s (runs: ${times[*]:-}), size ${STAR[$k]} (tar) / ${SOWN[$k]} (own)"
@@ -299,17 +310,17 @@ done
 
 # ----------------------------------------------------------------------------- report
 table() {
-  echo "| example | tool | cold (s) | no-change (s) | 1-file edit (s) | image: layer tars | image: tool's own figure | whittle cold incl. unpacking bases (s) |"
-  echo "|---|---|---:|---:|---:|---:|---:|---:|"
+  echo "| example | tool | cold (s) | no-change (s) | 1-file edit (s) | image: layer tars | image: tool's own figure |"
+  echo "|---|---|---:|---:|---:|---:|---:|"
   for n in "${EXAMPLES[@]}"; do
     for t in "${TOOLS[@]}"; do
       k=$n/$t
       own=${SOWN[$k]:--}
       [ "$t" != buildkit ] || own=$(human "$own")
-      echo "| $n | $t | ${COLD[$k]:--} | ${NOCH[$k]:--} | ${EDITT[$k]:--} | $(human "${STAR[$k]:--}") | $own | ${COLDRAW[$k]:-} |"
+      echo "| $n | $t | ${COLD[$k]:--} | ${NOCH[$k]:--} | ${EDITT[$k]:--} | $(human "${STAR[$k]:--}") | $own |"
     done
     for o in buildkit buildah; do
-      echo "| $n | whittle ÷ $o | $(ratio "${COLD[$n/whittle]:-}" "${COLD[$n/$o]:-}") | $(ratio "${NOCH[$n/whittle]:-}" "${NOCH[$n/$o]:-}") | $(ratio "${EDITT[$n/whittle]:-}" "${EDITT[$n/$o]:-}") | $(ratio "${STAR[$n/whittle]:-}" "${STAR[$n/$o]:-}") | | $(ratio "${COLDRAW[$n/whittle]:-}" "${COLD[$n/$o]:-}") |"
+      echo "| $n | whittle ÷ $o | $(ratio "${COLD[$n/whittle]:-}" "${COLD[$n/$o]:-}") | $(ratio "${NOCH[$n/whittle]:-}" "${NOCH[$n/$o]:-}") | $(ratio "${EDITT[$n/whittle]:-}" "${EDITT[$n/$o]:-}") | $(ratio "${STAR[$n/whittle]:-}" "${STAR[$n/$o]:-}") | |"
     done
   done
 }
@@ -322,10 +333,8 @@ table() {
   echo
   table
   echo
-  echo "- cold: one build with an empty build cache, base images loaded and unpacked (\`docker load\` and"
-  echo "  \`buildah pull\` unpack them; whittle's store is primed with a \`RUN true\` on each base). The last"
-  echo "  column is whittle's cold build straight after \`whittle load\`, which includes extracting the base"
-  echo "  image's layers on first use (its ratio row compares it with the others' cold column). No-change: median of $RUNS"
+  echo "- cold: one build with an empty build cache, straight after loading the base images (\`whittle"
+  echo "  load\`, \`docker load\` and \`buildah pull\` all extract their layers). No-change: median of $RUNS"
   echo "  rebuilds (hyperfine, 1 warm-up); 1-file edit: median of $EDIT_RUNS rebuilds, each after appending a"
   echo "  comment line to the file named in the script. All builds \`--network=none\`; BuildKit through"
   echo "  its own dockerd (no bridge, no iptables), Buildah with \`bud --layers --pull=never\`."
