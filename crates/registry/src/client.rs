@@ -79,6 +79,8 @@ pub struct Client {
     base: String,
     agent: ureq::Agent,
     credentials: Option<Credentials>,
+    /// The credentials are being tried by `login` (not read from the config).
+    login: bool,
     auth: Mutex<AuthState>,
 }
 
@@ -222,27 +224,45 @@ impl Client {
             registry: registry.to_string(),
             base: format!("https://{host}"),
             agent: agent(tls),
+            login: opts.credentials.is_some(),
             credentials,
             auth: Mutex::new(AuthState::default()),
         };
         match client.ping() {
-            Ok(()) => Ok(client),
-            Err(RegistryError::Transport { .. }) if insecure || is_loopback(registry) => {
-                let https_err = client.base.clone();
+            Ok(_) => Ok(client),
+            Err(https_err @ RegistryError::Transport { .. })
+                if insecure || is_loopback(registry) =>
+            {
+                // Plain HTTP, but only for a server that does not speak TLS at all: a TLS
+                // server answers plain requests with 400, and then its TLS error (an untrusted
+                // certificate, say) is the one to report.
                 client.base = format!("http://{host}");
-                client.ping().map_err(|e| match e {
-                    RegistryError::Transport {
-                        registry, source, ..
-                    } => RegistryError::Transport {
-                        registry,
-                        what: format!("connecting (tried {https_err} and plain HTTP)"),
-                        source,
-                    },
-                    e => e,
-                })?;
-                Ok(client)
+                match client.ping() {
+                    Ok(st) if st != 400 => Ok(client),
+                    _ => Err(client.tls_hint(https_err, opts)),
+                }
             }
-            Err(e) => Err(e),
+            Err(e) => Err(client.tls_hint(e, opts)),
+        }
+    }
+
+    /// Says what to do about a certificate that is not trusted.
+    fn tls_hint(&self, e: RegistryError, opts: &ClientOptions) -> RegistryError {
+        match e {
+            RegistryError::Transport {
+                registry,
+                what,
+                source,
+            } if source.to_string().contains("certificate") => RegistryError::Transport {
+                what: format!(
+                    "{what} over TLS (to trust a private CA put it in {}/{}/ca.crt; --insecure-registry {registry} skips verification)",
+                    opts.certs_dir.display(),
+                    api_host(&registry),
+                ),
+                registry,
+                source,
+            },
+            e => e,
         }
     }
 
@@ -261,7 +281,8 @@ impl Client {
         self.credentials.is_some()
     }
 
-    fn ping(&self) -> Result<()> {
+    /// `GET /v2/`: remembers the auth challenge, returns the status.
+    fn ping(&self) -> Result<u16> {
         let url = format!("{}/v2/", self.base);
         let resp = self
             .agent
@@ -269,7 +290,7 @@ impl Client {
             .map_err(|e| self.transport("connecting", e))?;
         let mut st = self.lock();
         st.challenge = header(&resp, "www-authenticate").and_then(parse_challenge);
-        Ok(())
+        Ok(resp.status().as_u16())
     }
 
     fn lock(&self) -> std::sync::MutexGuard<'_, AuthState> {
@@ -291,7 +312,11 @@ impl Client {
     /// issued; for Basic auth, that `/v2/` answers 200).
     pub fn check_login(&self) -> Result<()> {
         let url = format!("{}/v2/", self.base);
-        let resp = self.send(
+        let refused = |detail: String| RegistryError::LoginRefused {
+            registry: self.registry.clone(),
+            detail,
+        };
+        let sent = self.send(
             Method::GET,
             &url,
             &[],
@@ -300,8 +325,15 @@ impl Client {
             "",
             "login",
             true,
-        )?;
-        self.check(resp, "", "login").map(|_| ())
+        );
+        let resp = match sent {
+            Err(RegistryError::Unauthorized { detail, .. }) => return Err(refused(detail)),
+            r => r?,
+        };
+        match self.check(resp, "", "login") {
+            Err(RegistryError::Unauthorized { detail, .. }) => Err(refused(detail)),
+            r => r.map(|_| ()),
+        }
     }
 
     /// The Authorization header for `scope`, fetching a token if the registry wants one.
@@ -426,7 +458,9 @@ impl Client {
     }
 
     fn no_creds_hint(&self, detail: &str) -> String {
-        if self.credentials.is_some() {
+        if self.login {
+            format!("{detail}; check the user name and password")
+        } else if self.credentials.is_some() {
             format!("{detail}; the stored credentials were rejected: check them with `whittle login {}`", self.registry)
         } else {
             format!(

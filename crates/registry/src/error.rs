@@ -25,6 +25,14 @@ pub enum RegistryError {
         /// What the registry said, and what to do.
         detail: String,
     },
+    /// `login` with credentials the registry does not accept.
+    #[error("{registry}: login refused: {detail}")]
+    LoginRefused {
+        /// Registry host.
+        registry: String,
+        /// What the registry said.
+        detail: String,
+    },
     /// Authenticated, but not allowed.
     #[error("{registry}: access to repository {repository} denied: {detail}")]
     Denied {

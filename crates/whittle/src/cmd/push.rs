@@ -59,8 +59,12 @@ pub fn run(args: PushArgs, root: Option<&Path>) -> anyhow::Result<ExitCode> {
         also_tags: also,
         progress: progress(args.quiet, "uploading"),
     };
-    let digest = whittle_registry::push_image(&store, &img.image, &dest, &opts)
-        .with_context(|| format!("pushing {} to {dest}", args.image))?;
+    let digest = whittle_registry::push_image(&store, &img.image, &dest, &opts).with_context(
+        || match &args.destination {
+            Some(_) => format!("pushing {} to {dest}", args.image),
+            None => format!("pushing {dest}"),
+        },
+    )?;
     if let Some(f) = &args.digestfile {
         std::fs::write(f, digest.as_str()).with_context(|| format!("writing {}", f.display()))?;
     }
