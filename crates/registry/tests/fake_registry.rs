@@ -1,0 +1,324 @@
+//! The client against a small in-process registry that does what docker-registry cannot be
+//! made to do: Bearer tokens from a token server (fetched with the stored credentials, cached
+//! per scope, refetched when revoked), 5xx and 429 replies, schema 1 and oversized manifests.
+#![allow(clippy::unwrap_used)]
+
+use std::collections::HashMap;
+use std::io::{BufRead, BufReader, Read, Write};
+use std::net::{TcpListener, TcpStream};
+use std::sync::atomic::{AtomicUsize, Ordering};
+use std::sync::{Arc, Mutex};
+use whittle_layer::Digest;
+use whittle_registry::{ClientOptions, ImageRef, Platform, PullOptions, RegistryError};
+use whittle_store::Store;
+
+#[derive(Default)]
+struct State {
+    tokens_issued: AtomicUsize,
+    /// Tokens the registry accepts.
+    valid: Mutex<Vec<String>>,
+    /// Replies still to fail with 503, per path.
+    fail_503: Mutex<HashMap<String, usize>>,
+    /// Paths served: (content type, body).
+    content: Mutex<HashMap<String, (String, Vec<u8>)>>,
+    requests: Mutex<Vec<String>>,
+}
+
+struct Fake {
+    port: u16,
+    state: Arc<State>,
+}
+
+fn reply(s: &mut TcpStream, status: &str, headers: &[(&str, String)], body: &[u8]) {
+    let mut h = format!(
+        "HTTP/1.1 {status}\r\ncontent-length: {}\r\nconnection: close\r\n",
+        body.len()
+    );
+    for (k, v) in headers {
+        h += &format!("{k}: {v}\r\n");
+    }
+    h += "\r\n";
+    let _ = s.write_all(h.as_bytes());
+    let _ = s.write_all(body);
+}
+
+fn serve(mut s: TcpStream, port: u16, st: Arc<State>) {
+    let mut r = BufReader::new(s.try_clone().unwrap());
+    let mut line = String::new();
+    if r.read_line(&mut line).is_err() {
+        return;
+    }
+    let mut hdrs = HashMap::new();
+    loop {
+        let mut l = String::new();
+        if r.read_line(&mut l).unwrap_or(0) == 0 || l == "\r\n" {
+            break;
+        }
+        if let Some((k, v)) = l.split_once(':') {
+            hdrs.insert(k.trim().to_ascii_lowercase(), v.trim().to_string());
+        }
+    }
+    let len: usize = hdrs
+        .get("content-length")
+        .and_then(|v| v.parse().ok())
+        .unwrap_or(0);
+    let mut body = vec![0; len];
+    let _ = r.read_exact(&mut body);
+    let mut parts = line.split_whitespace();
+    let (method, target) = (
+        parts.next().unwrap_or(""),
+        parts.next().unwrap_or("").to_string(),
+    );
+    st.requests
+        .lock()
+        .unwrap()
+        .push(format!("{method} {target}"));
+    let path = target.split('?').next().unwrap_or("").to_string();
+    if path == "/token" {
+        // alice:pw
+        if hdrs.get("authorization").map(String::as_str) != Some("Basic YWxpY2U6cHc=") {
+            return reply(
+                &mut s,
+                "401 Unauthorized",
+                &[],
+                br#"{"details":"bad credentials"}"#,
+            );
+        }
+        assert!(target.contains("service=fake"), "{target}");
+        assert!(
+            target.contains("scope=repository%3Alib%2Fapp%3Apull"),
+            "{target}"
+        );
+        let n = st.tokens_issued.fetch_add(1, Ordering::SeqCst) + 1;
+        let tok = format!("tok-{n}");
+        st.valid.lock().unwrap().push(tok.clone());
+        let b = format!(r#"{{"token":"{tok}","expires_in":300}}"#);
+        return reply(
+            &mut s,
+            "200 OK",
+            &[("content-type", "application/json".into())],
+            b.as_bytes(),
+        );
+    }
+    let authed = hdrs
+        .get("authorization")
+        .and_then(|a| a.strip_prefix("Bearer "))
+        .is_some_and(|t| st.valid.lock().unwrap().iter().any(|v| v == t));
+    if !authed {
+        let ch = format!(
+            r#"Bearer realm="http://127.0.0.1:{port}/token",service="fake",scope="repository:lib/app:pull""#
+        );
+        return reply(
+            &mut s,
+            "401 Unauthorized",
+            &[("www-authenticate", ch)],
+            br#"{"errors":[{"code":"UNAUTHORIZED","message":"authentication required"}]}"#,
+        );
+    }
+    if path == "/v2/" {
+        return reply(&mut s, "200 OK", &[], b"{}");
+    }
+    if let Some(n) = st.fail_503.lock().unwrap().get_mut(&path) {
+        if *n > 0 {
+            *n -= 1;
+            return reply(&mut s, "503 Service Unavailable", &[], b"busy");
+        }
+    }
+    if path.ends_with("/manifests/limited") {
+        return reply(
+            &mut s,
+            "429 Too Many Requests",
+            &[("retry-after", "0".into())],
+            b"",
+        );
+    }
+    if path.ends_with("/manifests/forbidden") {
+        return reply(
+            &mut s,
+            "403 Forbidden",
+            &[],
+            br#"{"errors":[{"code":"DENIED","message":"requested access to the resource is denied"}]}"#,
+        );
+    }
+    match st.content.lock().unwrap().get(&path) {
+        Some((ct, b)) => {
+            let b = if method == "HEAD" { &[][..] } else { &b[..] };
+            reply(&mut s, "200 OK", &[("content-type", ct.clone())], b)
+        }
+        None => reply(
+            &mut s,
+            "404 Not Found",
+            &[],
+            br#"{"errors":[{"code":"MANIFEST_UNKNOWN","message":"manifest unknown"}]}"#,
+        ),
+    }
+}
+
+impl Fake {
+    fn start() -> Fake {
+        let l = TcpListener::bind("127.0.0.1:0").unwrap();
+        let port = l.local_addr().unwrap().port();
+        let state = Arc::new(State::default());
+        let st = state.clone();
+        std::thread::spawn(move || {
+            for s in l.incoming().flatten() {
+                let st = st.clone();
+                std::thread::spawn(move || serve(s, port, st));
+            }
+        });
+        Fake { port, state }
+    }
+
+    fn put(&self, path: &str, ct: &str, body: Vec<u8>) {
+        self.state
+            .content
+            .lock()
+            .unwrap()
+            .insert(path.into(), (ct.into(), body));
+    }
+
+    /// An image `lib/app:1` with one layer; returns the manifest digest and the layer digest.
+    fn image(&self) -> (Digest, Digest) {
+        let layer = b"not really a tar, but blobs are only hashed when pulled".to_vec();
+        let cfg =
+            br#"{"architecture":"amd64","os":"linux","rootfs":{"type":"layers","diff_ids":[]}}"#
+                .to_vec();
+        let (ld, cd) = (Digest::of_bytes(&layer), Digest::of_bytes(&cfg));
+        let m = serde_json::to_vec(&serde_json::json!({
+            "schemaVersion": 2,
+            "mediaType": "application/vnd.oci.image.manifest.v1+json",
+            "config": {"mediaType": "application/vnd.oci.image.config.v1+json", "digest": cd.to_string(), "size": cfg.len()},
+            "layers": [{"mediaType": "application/vnd.oci.image.layer.v1.tar", "digest": ld.to_string(), "size": layer.len()}],
+        }))
+        .unwrap();
+        let md = Digest::of_bytes(&m);
+        self.put(
+            "/v2/lib/app/manifests/1",
+            "application/vnd.oci.image.manifest.v1+json",
+            m,
+        );
+        self.put(
+            &format!("/v2/lib/app/blobs/{ld}"),
+            "application/octet-stream",
+            layer,
+        );
+        self.put(
+            &format!("/v2/lib/app/blobs/{cd}"),
+            "application/octet-stream",
+            cfg,
+        );
+        (md, ld)
+    }
+
+    fn reference(&self, tag: &str) -> ImageRef {
+        ImageRef::parse(&format!("127.0.0.1:{}/lib/app:{tag}", self.port)).unwrap()
+    }
+}
+
+/// Pull options whose docker config holds `auth` (base64 user:password) for the fake.
+fn options(dir: &std::path::Path, port: u16, auth: &str) -> PullOptions {
+    let cfg = dir.join(format!("config-{auth}.json"));
+    let json = serde_json::json!({"auths": {format!("127.0.0.1:{port}"): {"auth": auth}}});
+    std::fs::write(&cfg, json.to_string()).unwrap();
+    PullOptions {
+        client: ClientOptions {
+            docker_config: cfg,
+            certs_dir: dir.join("certs.d"),
+            ..ClientOptions::default()
+        },
+        ..PullOptions::default()
+    }
+}
+
+fn amd64() -> Platform {
+    Platform::parse("linux/amd64").unwrap()
+}
+
+#[test]
+fn bearer_tokens_are_fetched_cached_and_refetched_when_revoked() {
+    let f = Fake::start();
+    let (md, ld) = f.image();
+    let t = tempfile::tempdir().unwrap();
+    let opts = options(t.path(), f.port, "YWxpY2U6cHc=");
+    // The layer's first two GETs fail with 503: retried with backoff.
+    f.state
+        .fail_503
+        .lock()
+        .unwrap()
+        .insert(format!("/v2/lib/app/blobs/{ld}"), 2);
+    let store = Store::open(t.path().join("store")).unwrap();
+    let rec = whittle_registry::pull(&store, &f.reference("1"), &amd64(), &opts).unwrap();
+    assert_eq!(rec.manifest, md);
+    assert!(store.has_blob(&ld));
+    let layer_gets = f
+        .state
+        .requests
+        .lock()
+        .unwrap()
+        .iter()
+        .filter(|r| r.ends_with(ld.as_str()))
+        .count();
+    assert_eq!(layer_gets, 3, "two 503s, then the blob");
+    // One token served the manifest and both blobs.
+    assert_eq!(f.state.tokens_issued.load(Ordering::SeqCst), 1);
+    // Revoked: the next request gets a 401, a new token is fetched once, and the pull goes on.
+    f.state.valid.lock().unwrap().clear();
+    let rec = whittle_registry::pull(&store, &f.reference("1"), &amd64(), &opts).unwrap();
+    assert_eq!(rec.manifest, md);
+    assert_eq!(f.state.tokens_issued.load(Ordering::SeqCst), 2);
+}
+
+#[test]
+fn registry_refusals_are_typed_and_name_the_repository() {
+    let f = Fake::start();
+    f.image();
+    let t = tempfile::tempdir().unwrap();
+    let store = Store::open(t.path().join("store")).unwrap();
+    let good = options(t.path(), f.port, "YWxpY2U6cHc=");
+    let pull = |tag: &str, o: &PullOptions| {
+        whittle_registry::pull(&store, &f.reference(tag), &amd64(), o).unwrap_err()
+    };
+
+    // Wrong password: the token server refuses.
+    let bad = options(t.path(), f.port, "YWxpY2U6bm8=");
+    let e = pull("1", &bad);
+    assert!(matches!(e, RegistryError::Unauthorized { .. }), "{e}");
+    assert!(
+        e.to_string().contains("lib/app") && e.to_string().contains("rejected"),
+        "{e}"
+    );
+
+    let e = pull("forbidden", &good);
+    assert!(matches!(e, RegistryError::Denied { .. }), "{e}");
+    assert!(e.to_string().contains("denied"), "{e}");
+    let e = pull("nope", &good);
+    assert!(matches!(e, RegistryError::NotFound { .. }), "{e}");
+    let e = pull("limited", &good);
+    assert!(matches!(e, RegistryError::TooManyRequests { .. }), "{e}");
+    assert!(
+        e.to_string().contains(&format!("127.0.0.1:{}", f.port)),
+        "{e}"
+    );
+
+    f.put(
+        "/v2/lib/app/manifests/old",
+        "application/vnd.docker.distribution.manifest.v1+prettyjws",
+        br#"{"schemaVersion":1,"name":"lib/app","tag":"old","fsLayers":[]}"#.to_vec(),
+    );
+    let e = pull("old", &good);
+    assert!(matches!(e, RegistryError::Schema1 { .. }), "{e}");
+    assert!(e.to_string().contains("schema 1"), "{e}");
+
+    let mut huge = br#"{"schemaVersion":2,"layers":[],"x":""#.to_vec();
+    huge.extend(std::iter::repeat_n(b'a', 5 << 20));
+    huge.extend(b"\"}");
+    f.put(
+        "/v2/lib/app/manifests/huge",
+        "application/vnd.oci.image.manifest.v1+json",
+        huge,
+    );
+    let e = pull("huge", &good);
+    assert!(matches!(e, RegistryError::TooLarge { .. }), "{e}");
+    // Nothing of these reached the store.
+    assert!(store.images().unwrap().is_empty());
+}
