@@ -13,7 +13,7 @@ use whittle_dockerfile::Platform;
 use whittle_layer::Digest;
 use whittle_store::{ImageRecord, Store, StoreError};
 
-/// Blob download attempts (a broken connection mid-blob restarts that blob).
+/// Blob download attempts (after a broken connection the rest is asked for with `Range`).
 const BLOB_ATTEMPTS: u32 = 3;
 
 pub(crate) struct Fetched {
@@ -148,12 +148,19 @@ pub(crate) fn download_blob(
 ) -> Result<()> {
     let url = format!("{}/v2/{repo}/blobs/{}", client.base(), d.digest);
     let what = format!("blob {}", d.digest);
+    let mut w = store.blob_writer(Some(d.digest.clone()))?;
+    let mut buf = vec![0u8; 1 << 20];
     let mut attempt = 0;
     loop {
+        // After a broken connection, ask for the rest only: the writer's hash goes on where
+        // the bytes stopped.
+        let have = w.count();
+        let range = [("range", format!("bytes={have}-"))];
+        let headers: &[(&str, String)] = if have > 0 { &range } else { &[] };
         let resp = client.send(
             Method::GET,
             &url,
-            &[],
+            headers,
             ReqBody::Empty,
             &scope(repo, false),
             repo,
@@ -161,9 +168,17 @@ pub(crate) fn download_blob(
             true,
         )?;
         let resp = client.check(resp, repo, &what)?;
-        let mut w = store.blob_writer(Some(d.digest.clone()))?;
-        let mut body = resp.into_body().into_reader().take(d.size + 1);
-        let mut buf = vec![0u8; 1 << 20];
+        if have > 0 {
+            let resumed = resp.status().as_u16() == 206
+                && header(&resp, "content-range")
+                    .is_some_and(|c| c.starts_with(&format!("bytes {have}-")));
+            if !resumed {
+                // The registry sent the whole blob: start again from its first byte.
+                w = store.blob_writer(Some(d.digest.clone()))?;
+            }
+        }
+        let left = d.size.saturating_sub(w.count());
+        let mut body = resp.into_body().into_reader().take(left + 1);
         let copied: std::io::Result<()> = (|| loop {
             let n = body.read(&mut buf)?;
             if n == 0 {
@@ -172,50 +187,48 @@ pub(crate) fn download_blob(
             w.write_all(&buf[..n])?;
         })();
         match copied {
-            Ok(()) => {}
-            Err(e) if attempt + 1 < BLOB_ATTEMPTS && w.count() < d.size => {
-                // A broken connection: start the blob again (the partial temp file is dropped).
-                let _ = e;
+            Ok(()) => break,
+            Err(_) if attempt + 1 < BLOB_ATTEMPTS && w.count() < d.size => {
                 attempt += 1;
-                std::thread::sleep(std::time::Duration::from_millis(500 << attempt));
-                continue;
+                std::thread::sleep(std::time::Duration::from_millis(200 << attempt));
             }
             Err(e) => {
+                // The temp file of the partial blob is deleted when `w` drops.
                 return Err(RegistryError::Transport {
                     registry: client.registry().to_string(),
                     what: format!("downloading {what} of {repo}"),
                     source: Box::new(ureq::Error::Io(e)),
-                })
+                });
             }
         }
-        if w.count() != d.size {
-            return Err(RegistryError::SizeMismatch {
+    }
+    if w.count() != d.size {
+        return Err(RegistryError::SizeMismatch {
+            registry: client.registry().to_string(),
+            repository: repo.to_string(),
+            digest: d.digest.clone(),
+            expected: d.size,
+            actual: w.count(),
+        });
+    }
+    match w.commit() {
+        Ok(_) => {
+            opts.emit(Event::BlobDone {
+                digest: d.digest.clone(),
+                size: d.size,
+            });
+            Ok(())
+        }
+        Err(StoreError::DigestMismatch { expected, actual }) => {
+            Err(RegistryError::DigestMismatch {
                 registry: client.registry().to_string(),
                 repository: repo.to_string(),
-                digest: d.digest.clone(),
-                expected: d.size,
-                actual: w.count(),
-            });
+                what: "blob",
+                expected,
+                actual,
+            })
         }
-        return match w.commit() {
-            Ok(_) => {
-                opts.emit(Event::BlobDone {
-                    digest: d.digest.clone(),
-                    size: d.size,
-                });
-                Ok(())
-            }
-            Err(StoreError::DigestMismatch { expected, actual }) => {
-                Err(RegistryError::DigestMismatch {
-                    registry: client.registry().to_string(),
-                    repository: repo.to_string(),
-                    what: "blob",
-                    expected,
-                    actual,
-                })
-            }
-            Err(e) => Err(e.into()),
-        };
+        Err(e) => Err(e.into()),
     }
 }
 

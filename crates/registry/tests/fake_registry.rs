@@ -22,6 +22,10 @@ struct State {
     /// Paths served: (content type, body).
     content: Mutex<HashMap<String, (String, Vec<u8>)>>,
     requests: Mutex<Vec<String>>,
+    /// Replies still to cut off halfway (the connection closes early), per path.
+    truncate: Mutex<HashMap<String, usize>>,
+    /// Answer `Range` requests with the whole blob.
+    ignore_range: std::sync::atomic::AtomicBool,
 }
 
 struct Fake {
@@ -69,10 +73,11 @@ fn serve(mut s: TcpStream, port: u16, st: Arc<State>) {
         parts.next().unwrap_or(""),
         parts.next().unwrap_or("").to_string(),
     );
-    st.requests
-        .lock()
-        .unwrap()
-        .push(format!("{method} {target}"));
+    let range = hdrs.get("range").cloned();
+    st.requests.lock().unwrap().push(match &range {
+        Some(r) => format!("{method} {target} {r}"),
+        None => format!("{method} {target}"),
+    });
     let path = target.split('?').next().unwrap_or("").to_string();
     if path == "/token" {
         // alice:pw
@@ -140,10 +145,49 @@ fn serve(mut s: TcpStream, port: u16, st: Arc<State>) {
             br#"{"errors":[{"code":"DENIED","message":"requested access to the resource is denied"}]}"#,
         );
     }
-    match st.content.lock().unwrap().get(&path) {
+    let found = st.content.lock().unwrap().get(&path).cloned();
+    match found {
         Some((ct, b)) => {
-            let b = if method == "HEAD" { &[][..] } else { &b[..] };
-            reply(&mut s, "200 OK", &[("content-type", ct.clone())], b)
+            let b = if method == "HEAD" { Vec::new() } else { b };
+            let from = range
+                .and_then(|r| {
+                    r.strip_prefix("bytes=")?
+                        .strip_suffix('-')?
+                        .parse::<usize>()
+                        .ok()
+                })
+                .filter(|_| !st.ignore_range.load(Ordering::SeqCst));
+            let (status, mut hdrs, body) = match from {
+                Some(n) if n < b.len() => (
+                    "206 Partial Content",
+                    vec![(
+                        "content-range",
+                        format!("bytes {n}-{}/{}", b.len() - 1, b.len()),
+                    )],
+                    b[n..].to_vec(),
+                ),
+                _ => ("200 OK", vec![], b),
+            };
+            hdrs.push(("content-type", ct));
+            let cut = st.truncate.lock().unwrap().get_mut(&path).is_some_and(|n| {
+                let cut = *n > 0;
+                *n = n.saturating_sub(1);
+                cut
+            });
+            if cut {
+                // Announce everything, send half, hang up.
+                let mut h = format!("HTTP/1.1 {status}\r\ncontent-length: {}\r\n", body.len());
+                for (k, v) in &hdrs {
+                    h += &format!("{k}: {v}\r\n");
+                }
+                h += "\r\n";
+                let _ = s.write_all(h.as_bytes());
+                let _ = s.write_all(&body[..body.len() / 2]);
+                let _ = s.shutdown(std::net::Shutdown::Both);
+                return;
+            }
+            let hdrs: Vec<(&str, String)> = hdrs.into_iter().collect();
+            reply(&mut s, status, &hdrs, &body)
         }
         None => reply(
             &mut s,
@@ -179,7 +223,8 @@ impl Fake {
 
     /// An image `lib/app:1` with one layer; returns the manifest digest and the layer digest.
     fn image(&self) -> (Digest, Digest) {
-        let layer = b"not really a tar, but blobs are only hashed when pulled".to_vec();
+        // Not really a tar, but blobs are only hashed when pulled; big enough to be cut.
+        let layer: Vec<u8> = (0..300_000u32).flat_map(|i| i.to_le_bytes()).collect();
         let cfg =
             br#"{"architecture":"amd64","os":"linux","rootfs":{"type":"layers","diff_ids":[]}}"#
                 .to_vec();
@@ -321,4 +366,70 @@ fn registry_refusals_are_typed_and_name_the_repository() {
     assert!(matches!(e, RegistryError::TooLarge { .. }), "{e}");
     // Nothing of these reached the store.
     assert!(store.images().unwrap().is_empty());
+}
+
+#[test]
+fn a_broken_download_goes_on_with_a_range_request() {
+    let f = Fake::start();
+    let (md, ld) = f.image();
+    let t = tempfile::tempdir().unwrap();
+    let opts = options(t.path(), f.port, "YWxpY2U6cHc=");
+    let path = format!("/v2/lib/app/blobs/{ld}");
+    // The first reply and the first ranged reply both break off halfway.
+    f.state.truncate.lock().unwrap().insert(path.clone(), 2);
+    let store = Store::open(t.path().join("store")).unwrap();
+    let rec = whittle_registry::pull(&store, &f.reference("1"), &amd64(), &opts).unwrap();
+    assert_eq!(rec.manifest, md);
+    let gets: Vec<String> = f
+        .state
+        .requests
+        .lock()
+        .unwrap()
+        .iter()
+        .filter(|r| r.contains(&path))
+        .cloned()
+        .collect();
+    assert_eq!(gets.len(), 3, "{gets:?}");
+    assert!(!gets[0].contains("bytes="), "{gets:?}");
+    // 1.2 MB: half is 600000, then half of the rest.
+    assert!(gets[1].ends_with("bytes=600000-"), "{gets:?}");
+    assert!(gets[2].ends_with("bytes=900000-"), "{gets:?}");
+
+    // A registry that ignores Range: the blob starts again and still verifies.
+    let t2 = tempfile::tempdir().unwrap();
+    f.state.ignore_range.store(true, Ordering::SeqCst);
+    f.state.truncate.lock().unwrap().insert(path.clone(), 1);
+    let store = Store::open(t2.path().join("store")).unwrap();
+    let rec = whittle_registry::pull(&store, &f.reference("1"), &amd64(), &opts).unwrap();
+    assert_eq!(rec.manifest, md);
+}
+
+#[test]
+fn an_interrupted_pull_leaves_nothing_and_the_next_try_succeeds() {
+    let f = Fake::start();
+    let (md, ld) = f.image();
+    let t = tempfile::tempdir().unwrap();
+    let opts = options(t.path(), f.port, "YWxpY2U6cHc=");
+    let path = format!("/v2/lib/app/blobs/{ld}");
+    f.state.truncate.lock().unwrap().insert(path, 100);
+    let root = t.path().join("store");
+    let store = Store::open(&root).unwrap();
+    let e = whittle_registry::pull(&store, &f.reference("1"), &amd64(), &opts).unwrap_err();
+    assert!(matches!(e, RegistryError::Transport { .. }), "{e}");
+    assert!(
+        e.to_string()
+            .contains(&format!("downloading blob {ld} of lib/app")),
+        "{e}"
+    );
+    assert!(!store.has_blob(&ld));
+    assert!(store.images().unwrap().is_empty());
+    assert_eq!(
+        std::fs::read_dir(root.join("tmp")).unwrap().count(),
+        0,
+        "no partial blob left"
+    );
+    // The registry recovers: the next pull completes.
+    f.state.truncate.lock().unwrap().clear();
+    let rec = whittle_registry::pull(&store, &f.reference("1"), &amd64(), &opts).unwrap();
+    assert_eq!(rec.manifest, md);
 }
