@@ -525,3 +525,74 @@ fn base64_auth(s: &str) -> String {
         .arg(format!("printf %s '{s}' | base64 -w0")));
     out.trim().to_string()
 }
+
+#[test]
+fn build_pulls_missing_base_images_and_honours_pull_policies() {
+    if tools().is_none() || !common::privileged("whittle build") {
+        return;
+    }
+    let (reg, _) = Registry::start(None);
+    let t = tempfile::tempdir().unwrap();
+    let home = t.path();
+    let a = home.join("a");
+    let base = format!("{}/base/busybox:1", reg.host());
+    common::seed_busybox(&a, &base, serde_json::json!({"Env": ["FROM_BASE=yes"]}));
+    ok(whittle(&a, home).args(["push", "-q", &base]));
+    let ctx = home.join("ctx");
+    fs::create_dir_all(&ctx).unwrap();
+    fs::write(ctx.join("f"), "hello\n").unwrap();
+    fs::write(
+        ctx.join("Dockerfile"),
+        format!("FROM {base}\nCOPY f /f\nENV FROM_APP=$FROM_BASE\n"),
+    )
+    .unwrap();
+
+    let b = home.join("b");
+    // Offline and the store lacks it: said so, with what to do.
+    let e = fails(
+        whittle(&b, home)
+            .args(["build", "--pull=never", "-q", "-t", "app:1"])
+            .arg(&ctx),
+    );
+    assert!(
+        e.contains("not in the store and pulling is disabled (--pull=never)"),
+        "{e}"
+    );
+    // By default the missing base is pulled, and its config reaches the plan.
+    ok(whittle(&b, home)
+        .args(["build", "-q", "-t", "app:1"])
+        .arg(&ctx));
+    let s = Store::open(&b).unwrap();
+    let base_img = s.resolve(&base).unwrap().image;
+    let app = s.resolve("app:1").unwrap().image;
+    assert_eq!(app.layers[0], base_img.layers[0]);
+    let (_, cfg) = s.manifest_and_config(&app).unwrap();
+    let env = cfg["config"]["Env"].to_string();
+    assert!(env.contains("FROM_APP=yes"), "{env}");
+    // --pull checks the registry; nothing is downloaded again.
+    let out = whittle(&b, home)
+        .args(["build", "--pull", "-t", "app:1", "--progress", "plain"])
+        .arg(&ctx)
+        .output()
+        .unwrap();
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert!(out.status.success(), "{err}");
+    assert!(
+        err.contains("already exists") && !err.contains("downloading"),
+        "{err}"
+    );
+    // With the registry gone, the default and --pull=never build from the store.
+    drop(reg);
+    ok(whittle(&b, home)
+        .args(["build", "-q", "-t", "app:1"])
+        .arg(&ctx));
+    ok(whittle(&b, home)
+        .args(["build", "--pull=never", "-q", "-t", "app:1"])
+        .arg(&ctx));
+    let e = fails(
+        whittle(&b, home)
+            .args(["build", "--pull", "-q", "-t", "app:1"])
+            .arg(&ctx),
+    );
+    assert!(e.contains("connecting"), "{e}");
+}
