@@ -383,14 +383,48 @@ impl Client {
             .map(|(k, v)| format!("{k}={}", urlencode(v)))
             .collect();
         let sep = if realm.contains('?') { '&' } else { '?' };
-        let url = format!("{realm}{sep}{}", query.join("&"));
         let mut hdrs: Vec<(&str, String)> = Vec::new();
-        if let Some(c) = &self.credentials {
-            hdrs.push(("authorization", c.basic_header()));
+        // An identity token (user `<token>`, as `docker login` stores for OAuth registries) is
+        // an OAuth2 refresh token: POSTed as a form. Otherwise a GET, with Basic credentials if
+        // we have any.
+        let (method, url, form) = match &self.credentials {
+            Some(c) if c.username == "<token>" => {
+                let mut f = vec![
+                    "grant_type=refresh_token".to_string(),
+                    format!("client_id=whittle&refresh_token={}", urlencode(&c.password)),
+                ];
+                if let Some(s) = params.get("service") {
+                    f.push(format!("service={}", urlencode(s)));
+                }
+                if !scope.is_empty() {
+                    f.push(format!("scope={}", urlencode(scope)));
+                }
+                hdrs.push(("content-type", "application/x-www-form-urlencoded".into()));
+                (Method::POST, realm.to_string(), Some(f.join("&")))
+            }
+            c => {
+                if let Some(c) = c {
+                    hdrs.push(("authorization", c.basic_header()));
+                }
+                (
+                    Method::GET,
+                    format!("{realm}{sep}{}", query.join("&")),
+                    None,
+                )
+            }
+        };
+        if let Some(f) = &form {
+            hdrs.push(("content-length", f.len().to_string()));
         }
         let mut last = None;
         for attempt in 0..ATTEMPTS {
-            let req = build(Method::GET, &url, &hdrs, None, ureq::SendBody::none())?;
+            let body = match &form {
+                Some(f) => {
+                    ureq::SendBody::from_owned_reader(std::io::Cursor::new(f.clone().into_bytes()))
+                }
+                None => ureq::SendBody::none(),
+            };
+            let req = build(method.clone(), &url, &hdrs, None, body)?;
             match self.agent.run(req) {
                 Ok(mut resp) => {
                     let st = resp.status().as_u16();

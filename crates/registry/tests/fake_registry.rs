@@ -79,6 +79,32 @@ fn serve(mut s: TcpStream, port: u16, st: Arc<State>) {
         None => format!("{method} {target}"),
     });
     let path = target.split('?').next().unwrap_or("").to_string();
+    if path == "/token" && method == "POST" {
+        // OAuth2 refresh-token grant (identity tokens).
+        let form = String::from_utf8_lossy(&body).to_string();
+        let ok = form.contains("grant_type=refresh_token")
+            && form.contains("refresh_token=rt-123")
+            && form.contains("service=fake")
+            && form.contains("scope=repository%3Alib%2Fapp%3Apull");
+        if !ok {
+            return reply(
+                &mut s,
+                "401 Unauthorized",
+                &[],
+                br#"{"error":"invalid_grant"}"#,
+            );
+        }
+        let n = st.tokens_issued.fetch_add(1, Ordering::SeqCst) + 1;
+        let tok = format!("oauth-{n}");
+        st.valid.lock().unwrap().push(tok.clone());
+        let b = format!(r#"{{"access_token":"{tok}","expires_in":300}}"#);
+        return reply(
+            &mut s,
+            "200 OK",
+            &[("content-type", "application/json".into())],
+            b.as_bytes(),
+        );
+    }
     if path == "/token" {
         // alice:pw
         if hdrs.get("authorization").map(String::as_str) != Some("Basic YWxpY2U6cHc=") {
@@ -432,4 +458,28 @@ fn an_interrupted_pull_leaves_nothing_and_the_next_try_succeeds() {
     f.state.truncate.lock().unwrap().clear();
     let rec = whittle_registry::pull(&store, &f.reference("1"), &amd64(), &opts).unwrap();
     assert_eq!(rec.manifest, md);
+}
+
+#[test]
+fn identity_tokens_are_exchanged_by_the_oauth2_refresh_grant() {
+    let f = Fake::start();
+    let (md, _) = f.image();
+    let t = tempfile::tempdir().unwrap();
+    let cfg = t.path().join("config.json");
+    let json = serde_json::json!({"auths": {format!("127.0.0.1:{}", f.port): {"identitytoken": "rt-123"}}});
+    std::fs::write(&cfg, json.to_string()).unwrap();
+    let mut opts = options(t.path(), f.port, "");
+    opts.client.docker_config = cfg;
+    let store = Store::open(t.path().join("store")).unwrap();
+    let rec = whittle_registry::pull(&store, &f.reference("1"), &amd64(), &opts).unwrap();
+    assert_eq!(rec.manifest, md);
+    let posts = f
+        .state
+        .requests
+        .lock()
+        .unwrap()
+        .iter()
+        .filter(|r| r.starts_with("POST /token"))
+        .count();
+    assert_eq!(posts, 1);
 }
