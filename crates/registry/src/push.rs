@@ -182,19 +182,31 @@ fn upload_chunked(
             &what,
             false,
         );
-        let ok = match sent {
+        let failed = match sent {
             Ok(resp) if resp.status().as_u16() == 202 => {
                 session = location(client, &resp, &what, repo)?;
                 offset += len;
                 continue;
             }
-            Ok(resp) => client.check(resp, repo, &what).map(|_| ()),
-            Err(e @ RegistryError::Transport { .. }) => Err(e),
+            Ok(resp) => {
+                let status = resp.status().as_u16();
+                match client.check(resp, repo, &what) {
+                    Err(e) => e,
+                    Ok(_) => RegistryError::Status {
+                        registry: client.registry().to_string(),
+                        repository: repo.to_string(),
+                        what: what.clone(),
+                        status,
+                        detail: "expected 202 Accepted".into(),
+                    },
+                }
+            }
+            Err(e @ RegistryError::Transport { .. }) => e,
             Err(e) => return Err(e),
         };
         failures += 1;
         if failures >= UPLOAD_ATTEMPTS {
-            ok?;
+            return Err(failed);
         }
         // Ask where the session stands and go on from there.
         let resp = client.send(
@@ -208,10 +220,12 @@ fn upload_chunked(
             true,
         )?;
         let resp = client.check(resp, repo, "upload status")?;
+        // `Range: 0-<last byte received>`; distribution says `0-0` for an empty session too, so
+        // that one means "start again" (a byte sent twice would be refused, not stored).
         let got = header(&resp, "range")
             .and_then(|r| r.split('-').nth(1))
             .and_then(|n| n.parse::<u64>().ok())
-            .map_or(0, |n| n + 1);
+            .map_or(0, |n| if n == 0 { 0 } else { n + 1 });
         if let Some(l) = header(&resp, "location") {
             session = client.absolute(l);
         }

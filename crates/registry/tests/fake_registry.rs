@@ -24,6 +24,10 @@ struct State {
     requests: Mutex<Vec<String>>,
     /// Replies still to cut off halfway (the connection closes early), per path.
     truncate: Mutex<HashMap<String, usize>>,
+    /// Upload sessions: bytes received so far.
+    uploads: Mutex<HashMap<String, Vec<u8>>>,
+    /// PATCHes still to be taken in and then answered by hanging up.
+    drop_patch: AtomicUsize,
     /// Answer `Range` requests with the whole blob.
     ignore_range: std::sync::atomic::AtomicBool,
 }
@@ -148,6 +152,83 @@ fn serve(mut s: TcpStream, port: u16, st: Arc<State>) {
     }
     if path == "/v2/" {
         return reply(&mut s, "200 OK", &[], b"{}");
+    }
+    if method == "POST" && path == "/v2/lib/app/blobs/uploads/" {
+        let mut up = st.uploads.lock().unwrap();
+        let id = format!("/upload/{}", up.len());
+        up.insert(id.clone(), Vec::new());
+        return reply(&mut s, "202 Accepted", &[("location", id)], b"");
+    }
+    if let Some(session) = path.strip_prefix("/upload/").map(|_| path.clone()) {
+        let mut up = st.uploads.lock().unwrap();
+        let Some(data) = up.get_mut(&session) else {
+            return reply(&mut s, "404 Not Found", &[], b"");
+        };
+        let range = |d: &Vec<u8>| format!("0-{}", d.len().saturating_sub(1));
+        match method {
+            "PATCH" => {
+                let start = hdrs
+                    .get("content-range")
+                    .and_then(|r| r.split('-').next()?.parse::<usize>().ok());
+                if start != Some(data.len()) {
+                    return reply(&mut s, "416 Range Not Satisfiable", &[], b"");
+                }
+                data.extend_from_slice(&body);
+                if st.drop_patch.load(Ordering::SeqCst) > 0 {
+                    // Taken in, but the reply is lost.
+                    st.drop_patch.fetch_sub(1, Ordering::SeqCst);
+                    let _ = s.shutdown(std::net::Shutdown::Both);
+                    return;
+                }
+                let r = range(data);
+                return reply(
+                    &mut s,
+                    "202 Accepted",
+                    &[("location", session), ("range", r)],
+                    b"",
+                );
+            }
+            "GET" => {
+                let r = range(data);
+                return reply(
+                    &mut s,
+                    "204 No Content",
+                    &[("location", session), ("range", r)],
+                    b"",
+                );
+            }
+            "PUT" => {
+                data.extend_from_slice(&body);
+                let want = target
+                    .split("digest=")
+                    .nth(1)
+                    .unwrap_or("")
+                    .replace("%3A", ":");
+                let got = Digest::of_bytes(data).to_string();
+                if want != got {
+                    return reply(
+                        &mut s,
+                        "400 Bad Request",
+                        &[],
+                        br#"{"errors":[{"code":"DIGEST_INVALID"}]}"#,
+                    );
+                }
+                let blob = std::mem::take(data);
+                drop(up);
+                st.content.lock().unwrap().insert(
+                    format!("/v2/lib/app/blobs/{got}"),
+                    ("application/octet-stream".into(), blob),
+                );
+                return reply(&mut s, "201 Created", &[], b"");
+            }
+            _ => return reply(&mut s, "405 Method Not Allowed", &[], b""),
+        }
+    }
+    if method == "PUT" && path.starts_with("/v2/lib/app/manifests/") {
+        let ct = hdrs.get("content-type").cloned().unwrap_or_default();
+        let d = Digest::of_bytes(&body).to_string();
+        st.content.lock().unwrap().insert(path, (ct, body));
+        return reply(&mut s, "201 Created", &[("docker-content-digest", d)], b"");
     }
     if let Some(n) = st.fail_503.lock().unwrap().get_mut(&path) {
         if *n > 0 {
@@ -482,4 +563,52 @@ fn identity_tokens_are_exchanged_by_the_oauth2_refresh_grant() {
         .filter(|r| r.starts_with("POST /token"))
         .count();
     assert_eq!(posts, 1);
+}
+
+#[test]
+fn a_chunked_push_goes_on_from_where_the_registry_says_it_stands() {
+    let f = Fake::start();
+    let t = tempfile::tempdir().unwrap();
+    let store = Store::open(t.path().join("store")).unwrap();
+    let layer: Vec<u8> = (0..100_000u32)
+        .flat_map(|i| (i * 7).to_le_bytes())
+        .collect();
+    let mut w = store.blob_writer(None).unwrap();
+    w.write_all(&layer).unwrap();
+    let (ld, size) = w.commit().unwrap();
+    let cfg = br#"{"architecture":"amd64","os":"linux","rootfs":{"type":"layers","diff_ids":[]}}"#;
+    let img = store
+        .write_image(
+            cfg,
+            &[(
+                ld.clone(),
+                "application/vnd.oci.image.layer.v1.tar".into(),
+                size,
+            )],
+        )
+        .unwrap();
+    // The first PATCH is stored by the registry but its reply never arrives.
+    f.state.drop_patch.store(1, Ordering::SeqCst);
+    let opts = whittle_registry::PushOptions {
+        client: options(t.path(), f.port, "YWxpY2U6cHc=").client,
+        chunk_size: Some(64 * 1024),
+        jobs: 1,
+        ..whittle_registry::PushOptions::default()
+    };
+    let d = whittle_registry::push_image(&store, &img, &f.reference("pushed"), &opts).unwrap();
+    assert_eq!(d, img.manifest);
+    let content = f.state.content.lock().unwrap();
+    assert_eq!(content[&format!("/v2/lib/app/blobs/{ld}")].1, layer);
+    assert!(content.contains_key("/v2/lib/app/manifests/pushed"));
+    let reqs = f.state.requests.lock().unwrap();
+    let patches = reqs.iter().filter(|r| r.starts_with("PATCH")).count();
+    // 400 kB in 64 KiB chunks is 7 PATCHes; the lost reply costs a status GET, not a resend.
+    assert_eq!(patches, 7, "{reqs:#?}");
+    assert_eq!(
+        reqs.iter()
+            .filter(|r| r.starts_with("GET /upload/"))
+            .count(),
+        1,
+        "{reqs:#?}"
+    );
 }
