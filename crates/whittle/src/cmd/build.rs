@@ -357,7 +357,8 @@ pub fn run(mut args: BuildArgs, root: Option<&Path>) -> anyhow::Result<ExitCode>
             return Ok(ExitCode::from(1));
         }
     };
-    let quiet_pull = args.quiet || args.progress == "quiet";
+    // Pull progress is plain lines: not in quiet mode, nor among rawjson events.
+    let quiet_pull = args.quiet || args.progress == "quiet" || args.progress == "rawjson";
     if super::frompull::ensure_bases(&plan, &store, args.pull, &args.transport, quiet_pull)? {
         // Again, with the configs (ENV, WORKDIR, ONBUILD) of the images just pulled.
         plan = match whittle_dockerfile::plan_with(&df, &opts, &StoreImages(store.clone())) {
