@@ -264,20 +264,12 @@ pub fn platforms(manifests: &[Descriptor]) -> String {
     let v: Vec<String> = manifests
         .iter()
         .filter_map(|d| d.platform.as_ref())
-        .map(platform_string)
+        .map(Platform::to_string)
         .collect();
     if v.is_empty() {
         "no platforms".into()
     } else {
         v.join(", ")
-    }
-}
-
-/// `os/arch[/variant]`.
-pub fn platform_string(p: &Platform) -> String {
-    match &p.variant {
-        Some(v) => format!("{}/{}/{v}", p.os, p.arch),
-        None => format!("{}/{}", p.os, p.arch),
     }
 }
 
