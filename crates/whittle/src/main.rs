@@ -43,6 +43,14 @@ enum Command {
     Fsck(cmd::fsck::FsckArgs),
     /// Run a command in a container from a stored image (changes are discarded).
     Run(cmd::run::RunArgs),
+    /// Pull an image from a registry.
+    Pull(cmd::pull::PullArgs),
+    /// Push an image to a registry.
+    Push(cmd::push::PushArgs),
+    /// Log in to a registry (credentials are checked, then saved in the docker config).
+    Login(cmd::login::LoginArgs),
+    /// Log out of a registry (remove its saved credentials).
+    Logout(cmd::login::LogoutArgs),
 }
 
 fn main() -> ExitCode {
@@ -63,6 +71,10 @@ fn main() -> ExitCode {
         Command::Prune(args) => cmd::prune::run(args, cli.root.as_deref()),
         Command::Fsck(args) => cmd::fsck::run(args, cli.root.as_deref()),
         Command::Run(args) => cmd::run::run(args, cli.root.as_deref()),
+        Command::Pull(args) => cmd::pull::run(args, cli.root.as_deref()),
+        Command::Push(args) => cmd::push::run(args, cli.root.as_deref()),
+        Command::Login(args) => cmd::login::run_login(args, cli.root.as_deref()),
+        Command::Logout(args) => cmd::login::run_logout(args, cli.root.as_deref()),
     };
     // Overlay work dirs of finished containers are removed in the background; finish that.
     whittle_runtime::wait_for_cleanup();

@@ -70,6 +70,14 @@ pub struct BuildArgs {
     /// means `type=local,dest=PATH`; `dest=-` writes an archive to standard output.
     #[arg(short = 'o', long = "output", value_name = "type=TYPE,dest=PATH")]
     pub outputs: Vec<String>,
+    /// Base images: `missing` pulls what the store lacks (the default), `--pull` (`always`)
+    /// checks the registry for each, `--pull=never` builds offline from the store.
+    #[arg(long, value_name = "POLICY", num_args = 0..=1, require_equals = true,
+          default_value = "missing", default_missing_value = "always")]
+    pub pull: whittle_registry::PullPolicy,
+    // Boxed: the flags are rarely given and `BuildArgs` is already the largest command.
+    #[command(flatten)]
+    pub transport: Box<super::regutil::TransportArgs>,
 }
 
 /// One `-o` value, parsed.
@@ -346,13 +354,25 @@ pub fn run(mut args: BuildArgs, root: Option<&Path>) -> anyhow::Result<ExitCode>
         build_args: resolve_build_args(&args.build_args),
         ..PlanOptions::default()
     };
-    let plan = match whittle_dockerfile::plan_with(&df, &opts, &StoreImages(store.clone())) {
+    let mut plan = match whittle_dockerfile::plan_with(&df, &opts, &StoreImages(store.clone())) {
         Ok(p) => p,
         Err(e) => {
             eprint!("{}", e.render(&src.name, &src.text));
             return Ok(ExitCode::from(1));
         }
     };
+    // Pull progress is plain lines: not in quiet mode, nor among rawjson events.
+    let quiet_pull = args.quiet || args.progress == "quiet" || args.progress == "rawjson";
+    if super::frompull::ensure_bases(&plan, &store, args.pull, &args.transport, quiet_pull)? {
+        // Again, with the configs (ENV, WORKDIR, ONBUILD) of the images just pulled.
+        plan = match whittle_dockerfile::plan_with(&df, &opts, &StoreImages(store.clone())) {
+            Ok(p) => p,
+            Err(e) => {
+                eprint!("{}", e.render(&src.name, &src.text));
+                return Ok(ExitCode::from(1));
+            }
+        };
+    }
     let mut bo = BuildOptions::new(args.context.clone());
     bo.dockerfile = src.name.clone();
     bo.ignore = load_ignore(&args.context, args.file.as_deref())?;

@@ -2,14 +2,19 @@
 //! `anyhow::Result<ExitCode>`; errors are printed by [`report`].
 
 pub mod build;
+pub mod frompull;
 pub mod fsck;
 pub mod history;
 pub mod images;
 pub mod inspect;
 pub mod load;
+pub mod login;
 pub mod plan;
 pub mod progress;
 pub mod prune;
+pub mod pull;
+pub mod push;
+pub mod regutil;
 pub mod rmi;
 pub mod run;
 pub mod save;

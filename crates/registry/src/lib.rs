@@ -1,0 +1,275 @@
+//! The registry client: pull and push images by the OCI distribution spec, with docker's
+//! reference normalisation, credentials and TLS rules.
+//!
+//! - [`ImageRef`]: `alpine` → `docker.io/library/alpine:latest`; `name:tag@sha256:…` pins.
+//! - [`pull`] / [`ensure_image`]: manifest or index (→ the platform's manifest), config and
+//!   layers streamed into the store through digest-checking writers, layers in parallel; blobs
+//!   the store has are not fetched; a failed or interrupted pull leaves no blob behind that did
+//!   not verify, so the next try simply starts again.
+//! - [`push_image`]: HEAD skips blobs the registry has, cross-repository mounts, monolithic or
+//!   chunked uploads, the manifest last under every tag; the pushed digest is the local one.
+//! - [`Client`]: TLS with the system roots plus `/etc/docker/certs.d/<host>/*.crt`, plain HTTP
+//!   only for loopback hosts and `--insecure-registry` ones; Basic and Bearer-token auth from
+//!   `WWW-Authenticate` challenges with tokens cached per scope; retries with backoff.
+//! - [`auth`]: `~/.docker/config.json` credentials (`auths`, `credsStore`, `credHelpers`),
+//!   [`login`] and [`logout`].
+
+#![cfg_attr(test, allow(clippy::unwrap_used))]
+
+pub mod auth;
+mod client;
+mod error;
+pub mod manifest;
+mod pull;
+mod push;
+mod reference;
+
+pub use auth::{Credentials, DockerConfig};
+pub use client::{Client, ClientOptions};
+pub use error::{RegistryError, Result};
+pub use pull::pull;
+pub use push::push_image;
+pub use reference::{is_loopback, ImageRef, DOCKER_HUB};
+pub use whittle_dockerfile::Platform;
+
+use std::sync::Arc;
+use whittle_layer::Digest;
+use whittle_store::{ImageRecord, Store};
+
+/// Progress of a pull or push, for the CLI to render.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum Event {
+    /// The reference resolved to this manifest.
+    Resolved {
+        /// The reference.
+        reference: String,
+        /// Manifest digest.
+        digest: Digest,
+    },
+    /// Already present at the destination (store or registry).
+    BlobExists {
+        /// Blob.
+        digest: Digest,
+        /// Size.
+        size: u64,
+    },
+    /// A transfer starts.
+    BlobStart {
+        /// Blob.
+        digest: Digest,
+        /// Size.
+        size: u64,
+    },
+    /// A transfer finished and verified.
+    BlobDone {
+        /// Blob.
+        digest: Digest,
+        /// Size.
+        size: u64,
+    },
+    /// Mounted from another repository of the same registry (nothing uploaded).
+    BlobMounted {
+        /// Blob.
+        digest: Digest,
+        /// Source repository.
+        from: String,
+    },
+    /// A manifest was put under a tag.
+    ManifestPushed {
+        /// `registry/repository:tag` (or `@digest`).
+        reference: String,
+        /// Its digest.
+        digest: Digest,
+    },
+}
+
+/// Receives [`Event`]s (from several threads).
+pub type ProgressFn = Arc<dyn Fn(&Event) + Send + Sync>;
+
+/// Options of [`pull`] and [`ensure_image`].
+#[derive(Clone)]
+pub struct PullOptions {
+    /// How to reach registries.
+    pub client: ClientOptions,
+    /// Parallel blob downloads.
+    pub jobs: usize,
+    /// Progress sink.
+    pub progress: Option<ProgressFn>,
+}
+
+impl Default for PullOptions {
+    fn default() -> Self {
+        PullOptions {
+            client: ClientOptions::default(),
+            jobs: 4,
+            progress: None,
+        }
+    }
+}
+
+impl PullOptions {
+    pub(crate) fn emit(&self, e: Event) {
+        if let Some(p) = &self.progress {
+            p(&e);
+        }
+    }
+}
+
+/// Options of [`push_image`].
+#[derive(Clone)]
+pub struct PushOptions {
+    /// How to reach registries.
+    pub client: ClientOptions,
+    /// Parallel blob uploads.
+    pub jobs: usize,
+    /// Upload blobs larger than this in PATCH requests of this size (resumed after a failure);
+    /// `None` uploads each blob in one PUT.
+    pub chunk_size: Option<u64>,
+    /// More tags of the same repository to put the manifest under.
+    pub also_tags: Vec<String>,
+    /// Progress sink.
+    pub progress: Option<ProgressFn>,
+}
+
+impl Default for PushOptions {
+    fn default() -> Self {
+        PushOptions {
+            client: ClientOptions::default(),
+            jobs: 3,
+            chunk_size: None,
+            also_tags: Vec::new(),
+            progress: None,
+        }
+    }
+}
+
+impl PushOptions {
+    pub(crate) fn emit(&self, e: Event) {
+        if let Some(p) = &self.progress {
+            p(&e);
+        }
+    }
+}
+
+/// When [`ensure_image`] asks the registry.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum PullPolicy {
+    /// Only when the store lacks the image (for this platform): FROM's default.
+    Missing,
+    /// Always resolve the reference on the registry (`--pull`); blobs the store has are still
+    /// not downloaded.
+    Always,
+    /// Never: the store must have it (`--pull=never`, offline builds).
+    Never,
+}
+
+impl std::str::FromStr for PullPolicy {
+    type Err = String;
+    fn from_str(s: &str) -> std::result::Result<Self, String> {
+        match s {
+            "missing" => Ok(PullPolicy::Missing),
+            "always" | "true" => Ok(PullPolicy::Always),
+            "never" | "false" => Ok(PullPolicy::Never),
+            _ => Err(format!("{s:?}: expected always, missing or never")),
+        }
+    }
+}
+
+/// The image the store has for `r` and `platform`, if any: by pinned digest (an image manifest,
+/// or a stored index's entry for the platform), else by tag when its config is for the platform.
+pub fn local_image(
+    store: &Store,
+    r: &ImageRef,
+    platform: &Platform,
+) -> Result<Option<ImageRecord>> {
+    if let Some(d) = &r.digest {
+        if !store.has_blob(d) {
+            return Ok(None);
+        }
+        let bytes = store.read_document(d)?;
+        let m = match manifest::parse(&bytes, None, &r.to_string()) {
+            Ok(m) => m,
+            Err(_) => return Ok(None),
+        };
+        let target = match m {
+            manifest::Document::Image { .. } => d.clone(),
+            manifest::Document::Index { manifests, .. } => {
+                match manifest::select_platform(&manifests, platform) {
+                    Some(e) if store.has_blob(&e.digest) => e.digest.clone(),
+                    _ => return Ok(None),
+                }
+            }
+        };
+        return match store.put_image(&target) {
+            Ok(rec) => Ok(Some(rec)),
+            Err(whittle_store::StoreError::BlobMissing(_)) => Ok(None),
+            Err(e) => Err(e.into()),
+        };
+    }
+    let Some(tag) = r.local_tag() else {
+        return Ok(None);
+    };
+    let name = tag.to_string();
+    let Some(found) = store.images()?.into_iter().find(|t| t.tags.contains(&name)) else {
+        return Ok(None);
+    };
+    let (_, cfg) = store.manifest_and_config(&found.image)?;
+    let os = cfg.get("os").and_then(|v| v.as_str()).unwrap_or("linux");
+    let arch = cfg
+        .get("architecture")
+        .and_then(|v| v.as_str())
+        .unwrap_or("");
+    let same = os == platform.os && (arch.is_empty() || arch == platform.arch);
+    Ok(same.then_some(found.image))
+}
+
+/// Makes sure the store has `r` for `platform`, pulling as `policy` says, and returns it. This
+/// is what `FROM` and `whittle pull` use.
+pub fn ensure_image(
+    store: &Store,
+    r: &ImageRef,
+    platform: &Platform,
+    policy: PullPolicy,
+    opts: &PullOptions,
+) -> Result<ImageRecord> {
+    match policy {
+        PullPolicy::Never => {
+            local_image(store, r, platform)?.ok_or_else(|| RegistryError::NotInStore {
+                reference: r.to_string(),
+            })
+        }
+        PullPolicy::Missing => match local_image(store, r, platform)? {
+            Some(rec) => Ok(rec),
+            None => pull(store, r, platform, opts),
+        },
+        PullPolicy::Always => pull(store, r, platform, opts),
+    }
+}
+
+/// Checks credentials against a registry and saves them in the docker config.
+pub fn login(registry: &str, creds: &Credentials, opts: &ClientOptions) -> Result<()> {
+    let mut o = opts.clone();
+    o.credentials = Some(creds.clone());
+    let client = Client::connect(registry, &o)?;
+    client.check_login()?;
+    let mut cfg = DockerConfig::load(&opts.docker_config)?;
+    cfg.store(registry, creds)
+}
+
+/// Removes saved credentials; returns whether there were any.
+pub fn logout(registry: &str, opts: &ClientOptions) -> Result<bool> {
+    DockerConfig::load(&opts.docker_config)?.erase(registry)
+}
+
+/// Normalises a registry name given to login/logout (`docker.io`, `https://host:5000/`).
+pub fn registry_name(s: &str) -> String {
+    let h = s
+        .trim()
+        .trim_start_matches("https://")
+        .trim_start_matches("http://");
+    let h = h.split('/').next().unwrap_or(h);
+    match h {
+        "" | "index.docker.io" | "registry-1.docker.io" => DOCKER_HUB.to_string(),
+        h => h.to_string(),
+    }
+}

@@ -1,0 +1,358 @@
+//! The manifest documents of the distribution spec, as far as pulling and pushing need them,
+//! checked as untrusted input: media types, digests and sizes.
+
+use crate::error::{RegistryError, Result};
+use serde::Deserialize;
+use whittle_dockerfile::Platform;
+use whittle_layer::Digest;
+use whittle_store::{MEDIA_TYPE_INDEX, MEDIA_TYPE_MANIFEST};
+
+/// Docker schema 2 manifest.
+pub const DOCKER_MANIFEST: &str = "application/vnd.docker.distribution.manifest.v2+json";
+/// Docker manifest list.
+pub const DOCKER_LIST: &str = "application/vnd.docker.distribution.manifest.list.v2+json";
+/// Docker schema 1 manifests, refused.
+const SCHEMA1: &[&str] = &[
+    "application/vnd.docker.distribution.manifest.v1+json",
+    "application/vnd.docker.distribution.manifest.v1+prettyjws",
+];
+/// What we ask registries for.
+pub const ACCEPT: &str = "application/vnd.oci.image.index.v1+json, application/vnd.oci.image.manifest.v1+json, application/vnd.docker.distribution.manifest.list.v2+json;q=0.9, application/vnd.docker.distribution.manifest.v2+json;q=0.9";
+/// Largest manifest or index accepted from a registry.
+pub const MAX_MANIFEST: u64 = 4 << 20;
+/// Largest image config accepted from a registry.
+pub const MAX_CONFIG: u64 = 8 << 20;
+
+const CONFIG_TYPES: &[&str] = &[
+    "application/vnd.oci.image.config.v1+json",
+    "application/vnd.docker.container.image.v1+json",
+];
+
+#[derive(Deserialize)]
+#[serde(rename_all = "camelCase")]
+struct RawDescriptor {
+    #[serde(default)]
+    media_type: String,
+    digest: String,
+    size: i64,
+    #[serde(default)]
+    platform: Option<RawPlatform>,
+}
+
+#[derive(Deserialize, Clone)]
+struct RawPlatform {
+    #[serde(default)]
+    os: String,
+    #[serde(default)]
+    architecture: String,
+    #[serde(default)]
+    variant: Option<String>,
+}
+
+#[derive(Deserialize)]
+#[serde(rename_all = "camelCase")]
+struct RawDoc {
+    #[serde(default)]
+    schema_version: Option<i64>,
+    #[serde(default)]
+    media_type: Option<String>,
+    #[serde(default)]
+    config: Option<RawDescriptor>,
+    #[serde(default)]
+    layers: Option<Vec<RawDescriptor>>,
+    #[serde(default)]
+    manifests: Option<Vec<RawDescriptor>>,
+}
+
+/// A checked descriptor.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct Descriptor {
+    /// Media type.
+    pub media_type: String,
+    /// Content digest.
+    pub digest: Digest,
+    /// Size in bytes.
+    pub size: u64,
+    /// Platform (index entries).
+    pub platform: Option<Platform>,
+}
+
+/// A parsed manifest or index.
+#[derive(Clone, Debug)]
+pub enum Document {
+    /// An image manifest (OCI or Docker schema 2).
+    Image {
+        /// Its media type.
+        media_type: String,
+        /// The config blob.
+        config: Descriptor,
+        /// Layer blobs, bottom first.
+        layers: Vec<Descriptor>,
+    },
+    /// An index / manifest list.
+    Index {
+        /// Its media type.
+        media_type: String,
+        /// The manifests it lists.
+        manifests: Vec<Descriptor>,
+    },
+}
+
+fn descriptor(d: RawDescriptor, what: &str) -> Result<Descriptor> {
+    let bad = |reason: String| RegistryError::InvalidManifest {
+        what: what.to_string(),
+        reason,
+    };
+    let digest: Digest = d
+        .digest
+        .parse()
+        .map_err(|_| bad(format!("unsupported or invalid digest {:?}", d.digest)))?;
+    if d.size < 0 {
+        return Err(bad(format!("negative size for {digest}")));
+    }
+    Ok(Descriptor {
+        media_type: d.media_type,
+        digest,
+        size: d.size as u64,
+        platform: d.platform.map(|p| Platform {
+            os: p.os,
+            arch: p.architecture,
+            variant: p.variant.filter(|v| !v.is_empty()),
+        }),
+    })
+}
+
+/// Parses a manifest or index given the `Content-Type` it came with (which may be missing or
+/// generic). Schema 1 is refused with [`RegistryError::Schema1`].
+pub fn parse(bytes: &[u8], content_type: Option<&str>, what: &str) -> Result<Document> {
+    let ct = content_type
+        .map(|c| c.split(';').next().unwrap_or("").trim().to_string())
+        .filter(|c| !c.is_empty() && c != "application/json" && c != "text/plain");
+    if ct.as_deref().is_some_and(|c| SCHEMA1.contains(&c)) {
+        return Err(RegistryError::Schema1 {
+            reference: what.to_string(),
+        });
+    }
+    let bad = |reason: String| RegistryError::InvalidManifest {
+        what: what.to_string(),
+        reason,
+    };
+    let raw: RawDoc =
+        serde_json::from_slice(bytes).map_err(|e| bad(format!("not a manifest: {e}")))?;
+    if raw.schema_version == Some(1) {
+        return Err(RegistryError::Schema1 {
+            reference: what.to_string(),
+        });
+    }
+    if raw.schema_version != Some(2) {
+        return Err(bad(format!(
+            "schemaVersion is {:?}, expected 2",
+            raw.schema_version
+        )));
+    }
+    let mt = match (&raw.media_type, &ct) {
+        (Some(a), Some(b)) if a != b => {
+            return Err(bad(format!(
+                "the registry says it is {b} but the document says {a}"
+            )))
+        }
+        (Some(a), _) => a.clone(),
+        (None, Some(b)) => b.clone(),
+        (None, None) if raw.manifests.is_some() => MEDIA_TYPE_INDEX.to_string(),
+        (None, None) => MEDIA_TYPE_MANIFEST.to_string(),
+    };
+    if mt == MEDIA_TYPE_INDEX || mt == DOCKER_LIST {
+        let list = raw
+            .manifests
+            .ok_or_else(|| bad("an index without manifests".into()))?;
+        let manifests = list
+            .into_iter()
+            .map(|d| descriptor(d, what))
+            .collect::<Result<Vec<_>>>()?;
+        return Ok(Document::Index {
+            media_type: mt,
+            manifests,
+        });
+    }
+    if mt != MEDIA_TYPE_MANIFEST && mt != DOCKER_MANIFEST {
+        return Err(bad(format!("unsupported media type {mt}")));
+    }
+    let config = descriptor(
+        raw.config
+            .ok_or_else(|| bad("an image manifest without config".into()))?,
+        what,
+    )?;
+    if !CONFIG_TYPES.contains(&config.media_type.as_str()) {
+        return Err(bad(format!(
+            "config media type {:?} is not an image config",
+            config.media_type
+        )));
+    }
+    if config.size > MAX_CONFIG {
+        return Err(RegistryError::TooLarge {
+            what: format!("config {} of {what}", config.digest),
+            limit: MAX_CONFIG,
+        });
+    }
+    let layers = raw
+        .layers
+        .ok_or_else(|| bad("an image manifest without layers".into()))?
+        .into_iter()
+        .map(|d| descriptor(d, what))
+        .collect::<Result<Vec<_>>>()?;
+    for l in &layers {
+        let ok = l.media_type.starts_with("application/vnd.oci.image.layer.")
+            || l.media_type
+                .starts_with("application/vnd.docker.image.rootfs.");
+        if !ok {
+            return Err(bad(format!(
+                "layer {} has media type {:?}, not a filesystem layer",
+                l.digest, l.media_type
+            )));
+        }
+    }
+    Ok(Document::Image {
+        media_type: mt,
+        config,
+        layers,
+    })
+}
+
+fn default_variant(arch: &str) -> Option<&'static str> {
+    match arch {
+        "arm64" => Some("v8"),
+        "arm" => Some("v7"),
+        _ => None,
+    }
+}
+
+/// Picks the index entry for `want` (exact variant first, then the architecture's default
+/// variant, then any variant when none was asked for).
+pub fn select_platform<'a>(manifests: &'a [Descriptor], want: &Platform) -> Option<&'a Descriptor> {
+    let candidates: Vec<&Descriptor> = manifests
+        .iter()
+        .filter(|d| {
+            d.platform
+                .as_ref()
+                .is_some_and(|p| p.os == want.os && p.arch == want.arch)
+        })
+        .collect();
+    let variant = |d: &Descriptor| d.platform.as_ref().and_then(|p| p.variant.clone());
+    let wanted = want.variant.as_deref().or(default_variant(&want.arch));
+    if let Some(v) = wanted {
+        if let Some(d) = candidates.iter().find(|d| variant(d).as_deref() == Some(v)) {
+            return Some(d);
+        }
+        if default_variant(&want.arch) == Some(v) {
+            if let Some(d) = candidates.iter().find(|d| variant(d).is_none()) {
+                return Some(d);
+            }
+        }
+        if want.variant.is_some() {
+            return None;
+        }
+    }
+    candidates
+        .iter()
+        .find(|d| variant(d).is_none())
+        .or(candidates.first())
+        .copied()
+}
+
+/// `os/arch[/variant]` of every entry that has a platform.
+pub fn platforms(manifests: &[Descriptor]) -> String {
+    let v: Vec<String> = manifests
+        .iter()
+        .filter_map(|d| d.platform.as_ref())
+        .map(Platform::to_string)
+        .collect();
+    if v.is_empty() {
+        "no platforms".into()
+    } else {
+        v.join(", ")
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn d(n: u8) -> String {
+        format!("sha256:{}", format!("{n:02x}").repeat(32))
+    }
+
+    #[test]
+    fn refuses_schema1() {
+        let e = parse(br#"{"schemaVersion":1,"name":"x"}"#, None, "x").unwrap_err();
+        assert!(matches!(e, RegistryError::Schema1 { .. }), "{e}");
+        let e = parse(
+            b"{}",
+            Some("application/vnd.docker.distribution.manifest.v1+prettyjws"),
+            "x",
+        )
+        .unwrap_err();
+        assert!(e.to_string().contains("schema 1"), "{e}");
+    }
+
+    #[test]
+    fn parses_and_checks_manifests() {
+        let m = format!(
+            r#"{{"schemaVersion":2,"mediaType":"{DOCKER_MANIFEST}","config":{{"mediaType":"application/vnd.docker.container.image.v1+json","digest":"{}","size":10}},"layers":[{{"mediaType":"application/vnd.docker.image.rootfs.diff.tar.gzip","digest":"{}","size":20}}]}}"#,
+            d(1),
+            d(2)
+        );
+        let Document::Image { layers, config, .. } =
+            parse(m.as_bytes(), Some(DOCKER_MANIFEST), "x").unwrap()
+        else {
+            panic!()
+        };
+        assert_eq!(config.size, 10);
+        assert_eq!(layers[0].digest.to_string(), d(2));
+        // Content-Type and body disagree.
+        assert!(parse(m.as_bytes(), Some(MEDIA_TYPE_MANIFEST), "x").is_err());
+        // Bad digest, negative size, non-layer media type.
+        for bad in [
+            m.replace(&d(2), "sha256:zz"),
+            m.replace("\"size\":20", "\"size\":-1"),
+            m.replace(
+                "application/vnd.docker.image.rootfs.diff.tar.gzip",
+                "text/html",
+            ),
+        ] {
+            assert!(parse(bad.as_bytes(), None, "x").is_err(), "{bad}");
+        }
+    }
+
+    #[test]
+    fn selects_platforms() {
+        let e = |a: &str, v: Option<&str>, n: u8| Descriptor {
+            media_type: MEDIA_TYPE_MANIFEST.into(),
+            digest: d(n).parse().unwrap(),
+            size: 1,
+            platform: Some(Platform {
+                os: "linux".into(),
+                arch: a.into(),
+                variant: v.map(str::to_string),
+            }),
+        };
+        let list = vec![
+            e("amd64", None, 1),
+            e("arm", Some("v6"), 2),
+            e("arm", Some("v7"), 3),
+            e("arm64", Some("v8"), 4),
+        ];
+        let pick = |s: &str| {
+            select_platform(&list, &Platform::parse(s).unwrap()).map(|d| d.digest.to_string())
+        };
+        assert_eq!(pick("linux/amd64"), Some(d(1)));
+        assert_eq!(pick("linux/arm64"), Some(d(4)));
+        assert_eq!(pick("linux/arm/v6"), Some(d(2)));
+        assert_eq!(pick("linux/arm"), Some(d(3)));
+        assert_eq!(pick("linux/s390x"), None);
+        assert_eq!(pick("linux/arm/v5"), None);
+        assert_eq!(
+            platforms(&list),
+            "linux/amd64, linux/arm/v6, linux/arm/v7, linux/arm64/v8"
+        );
+    }
+}

@@ -1,0 +1,73 @@
+//! `whittle push IMAGE [DESTINATION]`: upload a stored image to a registry.
+
+use super::regutil::{progress, TransportArgs};
+use super::storeutil::open;
+use anyhow::Context;
+use std::path::Path;
+use std::process::ExitCode;
+use whittle_registry::{ImageRef, PushOptions};
+
+/// Push an image to a registry: blobs the registry has are skipped, the manifest goes last and
+/// the pushed digest is the local one.
+#[derive(clap::Args)]
+pub struct PushArgs {
+    /// Local image (name[:tag], id or digest); also the destination unless DESTINATION is given.
+    image: String,
+    /// Destination [registry/]repository[:tag] (default: IMAGE's name).
+    destination: Option<String>,
+    /// Also push every other local tag of the destination repository that names this image.
+    #[arg(short = 'a', long)]
+    all_tags: bool,
+    /// Upload blobs in chunks of this size (e.g. 16MB), resuming a broken upload where it
+    /// stopped; default: one request per blob.
+    #[arg(long, value_name = "SIZE", value_parser = super::storeutil::parse_size)]
+    chunk_size: Option<u64>,
+    /// Parallel blob uploads.
+    #[arg(long, default_value_t = 3)]
+    jobs: usize,
+    /// Write the pushed manifest digest to FILE.
+    #[arg(long, value_name = "FILE")]
+    digestfile: Option<std::path::PathBuf>,
+    /// Print only the digest.
+    #[arg(short, long)]
+    quiet: bool,
+    #[command(flatten)]
+    transport: TransportArgs,
+}
+
+/// Runs `whittle push`.
+pub fn run(args: PushArgs, root: Option<&Path>) -> anyhow::Result<ExitCode> {
+    let store = open(root)?;
+    let img = store.resolve(&args.image)?;
+    let dest_name = args.destination.as_deref().unwrap_or(&args.image);
+    let dest =
+        ImageRef::parse(dest_name).with_context(|| format!("the destination {dest_name:?}"))?;
+    let mut also = Vec::new();
+    if args.all_tags {
+        for t in &img.tags {
+            if let Ok(r) = ImageRef::parse(t) {
+                if r.registry == dest.registry && r.repository == dest.repository {
+                    also.extend(r.tag);
+                }
+            }
+        }
+    }
+    let opts = PushOptions {
+        client: args.transport.client_options(),
+        jobs: args.jobs,
+        chunk_size: args.chunk_size,
+        also_tags: also,
+        progress: progress(args.quiet, "uploading"),
+    };
+    let digest = whittle_registry::push_image(&store, &img.image, &dest, &opts).with_context(
+        || match &args.destination {
+            Some(_) => format!("pushing {} to {dest}", args.image),
+            None => format!("pushing {dest}"),
+        },
+    )?;
+    if let Some(f) = &args.digestfile {
+        std::fs::write(f, digest.as_str()).with_context(|| format!("writing {}", f.display()))?;
+    }
+    println!("{digest}");
+    Ok(ExitCode::SUCCESS)
+}

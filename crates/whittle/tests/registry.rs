@@ -1,0 +1,598 @@
+//! Pull, push, login and logout against Debian's `docker-registry` (the reference distribution
+//! server) started on 127.0.0.1: plain HTTP, and TLS with a CA the test makes plus htpasswd
+//! auth. skopeo, umoci, htpasswd and openssl come from scripts/deps.sh.
+#![allow(clippy::unwrap_used)]
+
+mod common;
+
+use std::fs;
+use std::net::{TcpListener, TcpStream};
+use std::path::{Path, PathBuf};
+use std::process::{Child, Command, Output, Stdio};
+use std::time::{Duration, Instant};
+use whittle_layer::{write_layer, WriteOptions};
+use whittle_store::Store;
+
+/// The tools, or None with a printed reason when they are missing and we may skip (not root and
+/// not CI). As root or in CI a missing tool is a failure: run scripts/deps.sh.
+fn tools() -> Option<()> {
+    let have = |t: &str| Path::new("/usr/bin").join(t).is_file() || which(t);
+    let missing: Vec<&str> = ["docker-registry", "skopeo", "umoci", "htpasswd", "openssl"]
+        .into_iter()
+        .filter(|t| !have(t))
+        .collect();
+    if missing.is_empty() {
+        return Some(());
+    }
+    let must = rustix::process::geteuid().is_root() || std::env::var_os("CI").is_some();
+    assert!(
+        !must,
+        "registry test tools missing: {missing:?}; run scripts/deps.sh"
+    );
+    eprintln!("skipped: {missing:?} not installed (run scripts/deps.sh as root)");
+    None
+}
+
+fn which(t: &str) -> bool {
+    std::env::var_os("PATH").is_some_and(|p| std::env::split_paths(&p).any(|d| d.join(t).is_file()))
+}
+
+fn free_port() -> u16 {
+    TcpListener::bind("127.0.0.1:0")
+        .unwrap()
+        .local_addr()
+        .unwrap()
+        .port()
+}
+
+fn ok(cmd: &mut Command) -> String {
+    let out = cmd.output().unwrap();
+    assert!(
+        out.status.success(),
+        "{cmd:?} failed:\n{}\n{}",
+        String::from_utf8_lossy(&out.stdout),
+        String::from_utf8_lossy(&out.stderr)
+    );
+    String::from_utf8(out.stdout).unwrap()
+}
+
+fn fails(cmd: &mut Command) -> String {
+    let out: Output = cmd.output().unwrap();
+    assert!(
+        !out.status.success(),
+        "{cmd:?} should have failed:\n{}",
+        String::from_utf8_lossy(&out.stdout)
+    );
+    let err = String::from_utf8_lossy(&out.stderr).to_string();
+    // Shown with --nocapture: the messages users get.
+    eprintln!("{err}");
+    err
+}
+
+/// A docker-registry process on 127.0.0.1 with its storage in a temp dir; killed on drop.
+struct Registry {
+    child: Child,
+    port: u16,
+    dir: tempfile::TempDir,
+}
+
+struct Tls {
+    /// `certs.d`-style dir with `127.0.0.1:<port>/ca.crt`.
+    certs_dir: PathBuf,
+}
+
+impl Registry {
+    /// Starts a registry; with `tls`, serving a certificate signed by a fresh CA (written to
+    /// `<certs_dir>/127.0.0.1:<port>/ca.crt`) and requiring `user:pass` by htpasswd.
+    fn start(tls: Option<(&str, &str)>) -> (Registry, Option<Tls>) {
+        let dir = tempfile::tempdir().unwrap();
+        let d = dir.path();
+        let port = free_port();
+        let mut cfg = format!(
+            "version: 0.1\nlog:\n  level: error\n  accesslog:\n    disabled: true\nstorage:\n  filesystem:\n    rootdirectory: {}\n  delete:\n    enabled: true\nhttp:\n  addr: 127.0.0.1:{port}\n",
+            d.join("data").display()
+        );
+        let mut t = None;
+        if let Some((user, pass)) = tls {
+            let sh = |script: &str| {
+                ok(Command::new("sh").arg("-ec").arg(script).current_dir(d));
+            };
+            sh(
+                "openssl req -x509 -newkey rsa:2048 -nodes -days 2 -subj /CN=whittle-test-ca \
+                -keyout ca.key -out ca.crt 2>/dev/null
+                openssl req -newkey rsa:2048 -nodes -subj /CN=127.0.0.1 \
+                -keyout server.key -out server.csr 2>/dev/null
+                printf 'subjectAltName=IP:127.0.0.1\\nbasicConstraints=CA:FALSE\\n' > ext.cnf
+                openssl x509 -req -in server.csr -CA ca.crt -CAkey ca.key -CAcreateserial \
+                -days 2 -extfile ext.cnf -out server.crt 2>/dev/null",
+            );
+            let htp = ok(Command::new("htpasswd").args(["-Bbn", user, pass]));
+            fs::write(d.join("htpasswd"), htp).unwrap();
+            cfg += &format!(
+                "  tls:\n    certificate: {0}/server.crt\n    key: {0}/server.key\nauth:\n  htpasswd:\n    realm: whittle-test\n    path: {0}/htpasswd\n",
+                d.display()
+            );
+            let certs = d.join("certs.d");
+            fs::create_dir_all(certs.join(format!("127.0.0.1:{port}"))).unwrap();
+            fs::copy(
+                d.join("ca.crt"),
+                certs.join(format!("127.0.0.1:{port}/ca.crt")),
+            )
+            .unwrap();
+            t = Some(Tls { certs_dir: certs });
+        }
+        fs::write(d.join("config.yml"), cfg).unwrap();
+        let child = Command::new("docker-registry")
+            .arg("serve")
+            .arg(d.join("config.yml"))
+            .stdout(Stdio::null())
+            .stderr(fs::File::create(d.join("registry.log")).unwrap())
+            .spawn()
+            .unwrap();
+        let r = Registry { child, port, dir };
+        let start = Instant::now();
+        while TcpStream::connect(("127.0.0.1", port)).is_err() {
+            assert!(
+                start.elapsed() < Duration::from_secs(20),
+                "docker-registry did not start: {}",
+                fs::read_to_string(r.dir.path().join("registry.log")).unwrap_or_default()
+            );
+            std::thread::sleep(Duration::from_millis(50));
+        }
+        (r, t)
+    }
+
+    fn host(&self) -> String {
+        format!("127.0.0.1:{}", self.port)
+    }
+
+    /// Where the registry keeps a blob's bytes.
+    fn blob_file(&self, digest: &str) -> PathBuf {
+        let hex = digest.strip_prefix("sha256:").unwrap();
+        self.dir
+            .path()
+            .join("data/docker/registry/v2/blobs/sha256")
+            .join(&hex[..2])
+            .join(hex)
+            .join("data")
+    }
+}
+
+impl Drop for Registry {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+/// `whittle --root <root>` with its own docker config dir (no credentials unless a test logs
+/// in) and the given certs dir.
+fn whittle(root: &Path, home: &Path) -> Command {
+    let mut c = Command::new(env!("CARGO_BIN_EXE_whittle"));
+    c.arg("--root")
+        .arg(root)
+        .env("DOCKER_CONFIG", home.join("docker"))
+        .env("WHITTLE_CERTS_D", home.join("certs.d"))
+        .stdin(Stdio::null());
+    c
+}
+
+fn skopeo() -> Command {
+    let mut c = Command::new("skopeo");
+    c.arg("--insecure-policy");
+    c
+}
+
+fn manifest_of(root: &Path, name: &str) -> String {
+    let s = Store::open(root).unwrap();
+    s.resolve(name).unwrap().image.manifest.to_string()
+}
+
+/// Blobs and images in a store (to show that a failed pull stored nothing).
+fn store_contents(root: &Path) -> (usize, usize) {
+    let blobs = fs::read_dir(root.join("blobs/sha256"))
+        .map(|d| d.count())
+        .unwrap_or(0);
+    let images = Store::open(root).unwrap().images().unwrap().len();
+    (blobs, images)
+}
+
+#[test]
+fn push_then_pull_round_trips_over_plain_http() {
+    if tools().is_none() {
+        return;
+    }
+    let (reg, _) = Registry::start(None);
+    let t = tempfile::tempdir().unwrap();
+    let (a, b) = (t.path().join("a"), t.path().join("b"));
+    let name = format!("{}/whittle/busybox:1", reg.host());
+    common::seed_busybox(&a, &name, serde_json::json!({"Cmd": ["sh"]}));
+    let local = manifest_of(&a, &name);
+
+    let pushed = ok(whittle(&a, t.path()).args(["push", &name]));
+    assert_eq!(pushed.trim(), local, "push prints the local digest");
+    // The registry has it under the same digest.
+    let remote = ok(skopeo().args([
+        "inspect",
+        "--tls-verify=false",
+        "--format",
+        "{{.Digest}}",
+        &format!("docker://{name}"),
+    ]));
+    assert_eq!(remote.trim(), local);
+
+    let out = ok(whittle(&b, t.path()).args(["pull", &name]));
+    assert!(out.contains(&local), "{out}");
+    assert_eq!(manifest_of(&b, &name), local);
+    // A second pull downloads nothing.
+    let again = whittle(&b, t.path())
+        .args(["pull", &name])
+        .output()
+        .unwrap();
+    assert!(again.status.success());
+    let err = String::from_utf8_lossy(&again.stderr);
+    assert!(!err.contains("downloading"), "{err}");
+    assert!(err.contains("already exists"), "{err}");
+    // A second push uploads nothing; a push to another repository mounts the blobs.
+    let out = whittle(&a, t.path())
+        .args(["push", &name])
+        .output()
+        .unwrap();
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert!(out.status.success() && !err.contains("uploading"), "{err}");
+    let other = format!("{}/whittle/copy:2", reg.host());
+    let out = whittle(&a, t.path())
+        .args(["push", &name, &other])
+        .output()
+        .unwrap();
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert!(
+        out.status.success() && err.contains("mounted from whittle/busybox"),
+        "{err}"
+    );
+    // Pinned by digest: the same image, found without a tag.
+    let c = t.path().join("c");
+    let pinned = format!("{}/whittle/copy@{local}", reg.host());
+    ok(whittle(&c, t.path()).args(["pull", &pinned]));
+    assert_eq!(store_contents(&c).1, 1);
+    assert_eq!(manifest_of(&c, &local), local);
+    // Unknown tags and repositories are named.
+    let e = fails(
+        whittle(&c, t.path()).args(["pull", &format!("{}/whittle/busybox:nope", reg.host())]),
+    );
+    assert!(
+        e.contains("manifest nope not found in repository whittle/busybox"),
+        "{e}"
+    );
+}
+
+#[test]
+fn skopeo_and_umoci_read_what_whittle_pushes() {
+    if tools().is_none() || !common::privileged("umoci unpack") {
+        return;
+    }
+    let (reg, _) = Registry::start(None);
+    let t = tempfile::tempdir().unwrap();
+    let a = t.path().join("a");
+    let name = format!("{}/interop/busybox:1", reg.host());
+    common::seed_busybox(&a, &name, serde_json::json!({"Cmd": ["sh"]}));
+    ok(whittle(&a, t.path()).args(["push", &name]));
+    let layout = t.path().join("layout");
+    ok(skopeo().args([
+        "copy",
+        "--src-tls-verify=false",
+        &format!("docker://{name}"),
+        &format!("oci:{}:bb", layout.display()),
+    ]));
+    let bundle = t.path().join("bundle");
+    ok(Command::new("umoci").args([
+        "unpack",
+        "--image",
+        &format!("{}:bb", layout.display()),
+        bundle.to_str().unwrap(),
+    ]));
+    let out =
+        ok(Command::new(bundle.join("rootfs/bin/busybox")).args(["echo", "pushed by whittle"]));
+    assert_eq!(out, "pushed by whittle\n");
+}
+
+/// An image for `arch` whose one layer holds `/arch` naming it.
+fn arch_image(s: &Store, arch: &str) -> whittle_store::ImageRecord {
+    let src = tempfile::tempdir().unwrap();
+    fs::write(src.path().join("arch"), arch).unwrap();
+    let mut w = s.blob_writer(None).unwrap();
+    let (info, _) = write_layer(src.path(), &WriteOptions::default(), &mut w).unwrap();
+    w.commit().unwrap();
+    let cfg = serde_json::json!({
+        "architecture": arch, "os": "linux",
+        "rootfs": {"type": "layers", "diff_ids": [info.diff_id.to_string()]},
+    });
+    s.write_image(
+        &serde_json::to_vec(&cfg).unwrap(),
+        &[(info.digest, info.media_type.to_string(), info.size)],
+    )
+    .unwrap()
+}
+
+#[test]
+fn a_multi_arch_index_pushed_by_skopeo_pulls_the_right_platform() {
+    if tools().is_none() {
+        return;
+    }
+    let (reg, _) = Registry::start(None);
+    let t = tempfile::tempdir().unwrap();
+    // Two images in an OCI layout under one index, as a multi-platform build makes them.
+    let host = whittle_dockerfile::Platform::host().arch;
+    let other = if host == "arm64" { "amd64" } else { "arm64" };
+    let layout = t.path().join("layout");
+    let s = Store::open(&layout).unwrap();
+    let (hi, oi) = (arch_image(&s, &host), arch_image(&s, other));
+    let entry = |i: &whittle_store::ImageRecord, arch: &str| {
+        serde_json::json!({
+            "mediaType": "application/vnd.oci.image.manifest.v1+json",
+            "digest": i.manifest.to_string(), "size": i.manifest_size,
+            "platform": {"os": "linux", "architecture": arch},
+        })
+    };
+    let index = serde_json::to_vec(&serde_json::json!({
+        "schemaVersion": 2, "mediaType": "application/vnd.oci.image.index.v1+json",
+        "manifests": [entry(&oi, other), entry(&hi, &host)],
+    }))
+    .unwrap();
+    let index_digest = s.put_bytes(&index).unwrap();
+    fs::write(
+        layout.join("index.json"),
+        serde_json::to_vec(&serde_json::json!({
+            "schemaVersion": 2,
+            "manifests": [{
+                "mediaType": "application/vnd.oci.image.index.v1+json",
+                "digest": index_digest.to_string(), "size": index.len(),
+                "annotations": {"org.opencontainers.image.ref.name": "multi"},
+            }],
+        }))
+        .unwrap(),
+    )
+    .unwrap();
+    let name = format!("{}/multi/arch:1", reg.host());
+    ok(skopeo().args([
+        "copy",
+        "--all",
+        "--dest-tls-verify=false",
+        &format!("oci:{}:multi", layout.display()),
+        &format!("docker://{name}"),
+    ]));
+
+    let a = t.path().join("a");
+    ok(whittle(&a, t.path()).args(["pull", &name]));
+    assert_eq!(manifest_of(&a, &name), hi.manifest.to_string());
+    let b = t.path().join("b");
+    ok(whittle(&b, t.path()).args(["pull", "--platform", &format!("linux/{other}"), &name]));
+    assert_eq!(manifest_of(&b, &name), oi.manifest.to_string());
+    // Pinned to the index: resolved to the platform too.
+    let c = t.path().join("c");
+    let pinned = format!("{}/multi/arch@{index_digest}", reg.host());
+    let out = ok(whittle(&c, t.path()).args(["pull", "-q", &pinned]));
+    assert_eq!(out.trim(), hi.manifest.to_string());
+    // A platform the index lacks is named, with what it has; nothing is stored.
+    let d = t.path().join("d");
+    let e = fails(whittle(&d, t.path()).args(["pull", "--platform", "linux/s390x", &name]));
+    assert!(e.contains("has no image for linux/s390x"), "{e}");
+    assert!(
+        e.contains(&format!("linux/{host}")) && e.contains(&format!("linux/{other}")),
+        "{e}"
+    );
+    assert_eq!(store_contents(&d), (0, 0));
+}
+
+#[test]
+fn a_tampered_blob_fails_naming_it_and_stores_nothing() {
+    if tools().is_none() {
+        return;
+    }
+    let (reg, _) = Registry::start(None);
+    let t = tempfile::tempdir().unwrap();
+    let a = t.path().join("a");
+    let name = format!("{}/tamper/busybox:1", reg.host());
+    common::seed_busybox(&a, &name, serde_json::json!({}));
+    ok(whittle(&a, t.path()).args(["push", &name]));
+    let img = Store::open(&a).unwrap().resolve(&name).unwrap().image;
+    let layer = img.layers[0].to_string();
+    // Same size, different bytes: only the digest can tell.
+    let f = reg.blob_file(&layer);
+    let mut bytes = fs::read(&f).unwrap();
+    let mid = bytes.len() / 2;
+    bytes[mid] ^= 0xff;
+    fs::write(&f, bytes).unwrap();
+
+    let b = t.path().join("b");
+    let e = fails(whittle(&b, t.path()).args(["pull", &name]));
+    assert!(
+        e.contains(&format!("blob {layer} has wrong content")),
+        "{e}"
+    );
+    assert!(e.contains("nothing was stored"), "{e}");
+    let s = Store::open(&b).unwrap();
+    assert!(!s.has_blob(&img.layers[0]));
+    assert!(s.images().unwrap().is_empty());
+    assert!(s.resolve(&name).is_err());
+    // Temp files of the failed download are gone.
+    let tmp = fs::read_dir(b.join("tmp")).map(|d| d.count()).unwrap_or(0);
+    assert_eq!(tmp, 0);
+}
+
+#[test]
+fn tls_and_htpasswd_auth_login_push_pull_and_refusals() {
+    if tools().is_none() {
+        return;
+    }
+    let (reg, tls) = Registry::start(Some(("alice", "s3cret")));
+    let tls = tls.unwrap();
+    let t = tempfile::tempdir().unwrap();
+    let home = t.path();
+    // The test CA is trusted through <certs.d>/<host>/ca.crt only.
+    let certs = home.join("certs.d");
+    fs::rename(&tls.certs_dir, &certs).unwrap();
+    let a = home.join("a");
+    let name = format!("{}/secure/busybox:1", reg.host());
+    common::seed_busybox(&a, &name, serde_json::json!({}));
+
+    // No credentials: refused, and told what to do.
+    let e = fails(whittle(&a, home).args(["push", &name]));
+    assert!(
+        e.contains(&format!(
+            "{}: authentication required for repository secure/busybox",
+            reg.host()
+        )),
+        "{e}"
+    );
+    assert!(e.contains("whittle login"), "{e}");
+    // Wrong password: login fails and saves nothing.
+    let e = fails(whittle(&a, home).args(["login", "-u", "alice", "-p", "wrong", &reg.host()]));
+    assert!(
+        e.contains("authentication required") || e.contains("rejected"),
+        "{e}"
+    );
+    assert!(!home.join("docker/config.json").exists());
+    // Right password, from stdin.
+    let mut c = whittle(&a, home);
+    c.args(["login", "-u", "alice", "--password-stdin", &reg.host()])
+        .stdin(Stdio::piped())
+        .stdout(Stdio::piped());
+    let mut child = c.spawn().unwrap();
+    use std::io::Write;
+    child.stdin.take().unwrap().write_all(b"s3cret\n").unwrap();
+    let out = child.wait_with_output().unwrap();
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let cfg = fs::read_to_string(home.join("docker/config.json")).unwrap();
+    assert!(
+        cfg.contains(&reg.host()) && cfg.contains("\"auth\""),
+        "{cfg}"
+    );
+
+    // Push in 64 kB chunks over TLS.
+    let local = manifest_of(&a, &name);
+    let out = ok(whittle(&a, home).args(["push", "--chunk-size", "64kB", &name]));
+    assert_eq!(out.trim(), local);
+    let b = home.join("b");
+    ok(whittle(&b, home).args(["pull", &name]));
+    assert_eq!(manifest_of(&b, &name), local);
+
+    // Without the CA the certificate is not trusted: no silent downgrade to plain HTTP.
+    let mut c = whittle(&home.join("x"), home);
+    c.env("WHITTLE_CERTS_D", home.join("nowhere"))
+        .args(["pull", &name]);
+    let e = fails(&mut c);
+    assert!(
+        e.to_lowercase().contains("certificate") || e.contains("UnknownIssuer"),
+        "{e}"
+    );
+
+    // --insecure-registry skips verification (for registries with self-made certificates).
+    let mut c = whittle(&home.join("y"), home);
+    c.env("WHITTLE_CERTS_D", home.join("nowhere")).args([
+        "pull",
+        "--insecure-registry",
+        &reg.host(),
+        &name,
+    ]);
+    ok(&mut c);
+    assert_eq!(manifest_of(&home.join("y"), &name), local);
+
+    // Wrong stored credentials: a clear refusal, nothing stored.
+    let wrong = base64_auth("alice:not-it");
+    let cfg = serde_json::json!({"auths": {reg.host(): {"auth": wrong}}});
+    fs::write(home.join("docker/config.json"), cfg.to_string()).unwrap();
+    let d = home.join("d");
+    let e = fails(whittle(&d, home).args(["pull", &name]));
+    assert!(e.contains("credentials were rejected"), "{e}");
+    assert_eq!(store_contents(&d), (0, 0));
+
+    // Logout removes them.
+    let out = ok(whittle(&d, home).args(["logout", &reg.host()]));
+    assert!(out.contains("Removing login credentials"), "{out}");
+    assert!(!fs::read_to_string(home.join("docker/config.json"))
+        .unwrap()
+        .contains(&reg.host()));
+}
+
+fn base64_auth(s: &str) -> String {
+    let out = ok(Command::new("sh")
+        .arg("-c")
+        .arg(format!("printf %s '{s}' | base64 -w0")));
+    out.trim().to_string()
+}
+
+#[test]
+fn build_pulls_missing_base_images_and_honours_pull_policies() {
+    if tools().is_none() || !common::privileged("whittle build") {
+        return;
+    }
+    let (reg, _) = Registry::start(None);
+    let t = tempfile::tempdir().unwrap();
+    let home = t.path();
+    let a = home.join("a");
+    let base = format!("{}/base/busybox:1", reg.host());
+    common::seed_busybox(&a, &base, serde_json::json!({"Env": ["FROM_BASE=yes"]}));
+    ok(whittle(&a, home).args(["push", "-q", &base]));
+    let ctx = home.join("ctx");
+    fs::create_dir_all(&ctx).unwrap();
+    fs::write(ctx.join("f"), "hello\n").unwrap();
+    fs::write(
+        ctx.join("Dockerfile"),
+        format!("FROM {base}\nCOPY f /f\nENV FROM_APP=$FROM_BASE\n"),
+    )
+    .unwrap();
+
+    let b = home.join("b");
+    // Offline and the store lacks it: said so, with what to do.
+    let e = fails(
+        whittle(&b, home)
+            .args(["build", "--pull=never", "-q", "-t", "app:1"])
+            .arg(&ctx),
+    );
+    assert!(
+        e.contains("not in the store and pulling is disabled (--pull=never)"),
+        "{e}"
+    );
+    // By default the missing base is pulled, and its config reaches the plan.
+    ok(whittle(&b, home)
+        .args(["build", "-q", "-t", "app:1"])
+        .arg(&ctx));
+    let s = Store::open(&b).unwrap();
+    let base_img = s.resolve(&base).unwrap().image;
+    let app = s.resolve("app:1").unwrap().image;
+    assert_eq!(app.layers[0], base_img.layers[0]);
+    let (_, cfg) = s.manifest_and_config(&app).unwrap();
+    let env = cfg["config"]["Env"].to_string();
+    assert!(env.contains("FROM_APP=yes"), "{env}");
+    // --pull checks the registry; nothing is downloaded again.
+    let out = whittle(&b, home)
+        .args(["build", "--pull", "-t", "app:1", "--progress", "plain"])
+        .arg(&ctx)
+        .output()
+        .unwrap();
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert!(out.status.success(), "{err}");
+    assert!(
+        err.contains("already exists") && !err.contains("downloading"),
+        "{err}"
+    );
+    // With the registry gone, the default and --pull=never build from the store.
+    drop(reg);
+    ok(whittle(&b, home)
+        .args(["build", "-q", "-t", "app:1"])
+        .arg(&ctx));
+    ok(whittle(&b, home)
+        .args(["build", "--pull=never", "-q", "-t", "app:1"])
+        .arg(&ctx));
+    let e = fails(
+        whittle(&b, home)
+            .args(["build", "--pull", "-q", "-t", "app:1"])
+            .arg(&ctx),
+    );
+    assert!(e.contains("connecting"), "{e}");
+}
