@@ -58,6 +58,15 @@ pub struct BuildOptions {
     /// terminal (`--on-failure=shell`), before the build reports the failure: the failed
     /// step's file changes, mounts, environment, user and directory are all there to look at.
     pub on_failure_shell: bool,
+    /// The manifest each image reference resolved to before the build (pulled or found in the
+    /// store), keyed by [`image_key`]. References not in it are looked up by tag in the store.
+    pub images: HashMap<String, whittle_store::Digest>,
+}
+
+/// The key of [`BuildOptions::images`]: an image reference as the Dockerfile names it, for
+/// a platform.
+pub fn image_key(reference: &str, platform: &Platform) -> String {
+    format!("{reference}\0{platform}")
 }
 
 impl BuildOptions {
@@ -78,13 +87,14 @@ impl BuildOptions {
             compression: Compression::default(),
             dockerfile: "Dockerfile".into(),
             on_failure_shell: false,
+            images: HashMap::new(),
         }
     }
 }
 
 #[derive(Debug, thiserror::Error)]
 pub enum BuildError {
-    #[error("base image {0} is not in the local store: load it first with `whittle load -i <archive>` (registry pulls are not implemented yet)")]
+    #[error("image {0} is not in the local store: pull it (`whittle pull`, or build without --pull=never) or load it (`whittle load -i <archive>`)")]
     ImageNotFound(String),
     #[error("stage {stage}, line {line}: {summary}\n  {message}")]
     Step {
@@ -385,11 +395,18 @@ impl Engine<'_> {
 
     /// Resolves a base image in the store and makes sure its layers are extracted snapshots.
     fn base_image(&self, reference: &str, platform: &Platform) -> Result<StageState> {
-        let tagged = self
-            .store
-            .resolve(reference)
-            .map_err(|_| BuildError::ImageNotFound(reference.to_string()))?;
-        let img = tagged.image;
+        let img = match self.opts.images.get(&image_key(reference, platform)) {
+            Some(manifest) => self
+                .store
+                .put_image(manifest)
+                .map_err(|_| BuildError::ImageNotFound(format!("{reference} ({manifest})")))?,
+            None => {
+                self.store
+                    .resolve(reference)
+                    .map_err(|_| BuildError::ImageNotFound(reference.to_string()))?
+                    .image
+            }
+        };
         let (mut cfg, unpacked) = self.store.unpack_image(&img, &|n, total, blob| {
             self.progress.event(Event::Note {
                 message: format!(
@@ -1093,7 +1110,11 @@ impl Engine<'_> {
                             mount_ids.push_str(&st.content_id());
                         }
                     }
-                    Some(Source::Image { reference }) => mount_ids.push_str(reference),
+                    Some(Source::Image { reference }) => {
+                        // The image itself, not its name: a tag can move.
+                        let st = self.base_image(reference, &self.plan.target_platform)?;
+                        mount_ids.push_str(&st.content_id());
+                    }
                     Some(Source::Context) => {}
                 }
             }

@@ -12,5 +12,5 @@ pub mod events;
 pub mod fetch;
 pub mod merged;
 
-pub use engine::{build, BuildError, BuildOptions, BuildResult};
+pub use engine::{build, image_key, BuildError, BuildOptions, BuildResult};
 pub use events::{Event, Progress, Recorder, Silent};

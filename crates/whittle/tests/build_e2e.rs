@@ -405,7 +405,7 @@ fn outputs_oci_docker_tar_and_local() {
     // Bad output specs are clear errors.
     let (ok, _, err) = build(&e, &["-o", "type=zip,dest=x"]);
     assert!(
-        !ok && err.contains("use image, oci, docker, tar or local"),
+        !ok && err.contains("use image, registry, oci, docker, tar or local"),
         "{err}"
     );
 }

@@ -596,3 +596,68 @@ fn build_pulls_missing_base_images_and_honours_pull_policies() {
     );
     assert!(e.contains("connecting"), "{e}");
 }
+
+/// A Dockerfile pinning its base by digest and copying from another remote image builds with
+/// both pulled; `--push` and `-o type=registry` upload the result, whose pushed digest is the
+/// local one.
+#[test]
+fn build_from_a_digest_copy_from_an_image_and_push() {
+    if tools().is_none() || !common::privileged("whittle build") {
+        return;
+    }
+    let (reg, _) = Registry::start(None);
+    let t = tempfile::tempdir().unwrap();
+    let home = t.path();
+    let a = home.join("a");
+    let base = format!("{}/base/busybox:1", reg.host());
+    let other = format!("{}/other/tools:2", reg.host());
+    common::seed_busybox(&a, &base, serde_json::json!({}));
+    let digest = ok(whittle(&a, home).args(["push", "-q", &base]))
+        .trim()
+        .to_string();
+    ok(whittle(&a, home).args(["push", "-q", &base, &other]));
+    let ctx = home.join("ctx");
+    fs::create_dir_all(&ctx).unwrap();
+    let pinned = format!("{}/base/busybox@{digest}", reg.host());
+    fs::write(
+        ctx.join("Dockerfile"),
+        format!(
+            "FROM {pinned}\nCOPY --from={other} /bin/busybox /copied\nRUN --mount=type=bind,from={other},target=/m cmp /m/bin/busybox /copied\n"
+        ),
+    )
+    .unwrap();
+    let b = home.join("b");
+    let app = format!("{}/app/built:1", reg.host());
+    let out = whittle(&b, home)
+        .args(["build", "--network=none", "--push", "-t", &app])
+        .arg(&ctx)
+        .output()
+        .unwrap();
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert!(out.status.success(), "{err}");
+    let local = manifest_of(&b, &app);
+    assert!(err.contains(&format!("pushed {app}@{local}")), "{err}");
+    let s = Store::open(&b).unwrap();
+    let built = s.resolve(&app).unwrap().image;
+    let (_, cfg) = s.manifest_and_config(&built).unwrap();
+    assert_eq!(cfg["rootfs"]["diff_ids"].as_array().unwrap().len(), 2);
+    // -o type=registry,name=... pushes under that name; -t alone is not pushed then.
+    let second = format!("{}/app/built:2", reg.host());
+    let out_spec = format!("type=registry,name={second}");
+    ok(whittle(&b, home)
+        .args(["build", "--network=none", "-q", "-o", &out_spec])
+        .arg(&ctx));
+    // Both names pull (into a fresh store) to the digest built locally.
+    let c = home.join("c");
+    for name in [&app, &second] {
+        let pulled = ok(whittle(&c, home).args(["pull", "-q", name.as_str()]));
+        assert_eq!(pulled.trim(), local, "{name}");
+    }
+    // Without a name to push to: a clear error.
+    let e = fails(
+        whittle(&b, home)
+            .args(["build", "--network=none", "-q", "--push"])
+            .arg(&ctx),
+    );
+    assert!(e.contains("--push needs a name"), "{e}");
+}

@@ -75,6 +75,9 @@ pub struct BuildArgs {
     #[arg(long, value_name = "POLICY", num_args = 0..=1, require_equals = true,
           default_value = "missing", default_missing_value = "always")]
     pub pull: whittle_registry::PullPolicy,
+    /// Push the image to its registry under every `-t` name (same as `-o type=registry`).
+    #[arg(long)]
+    pub push: bool,
     // Boxed: the flags are rarely given and `BuildArgs` is already the largest command.
     #[command(flatten)]
     pub transport: Box<super::regutil::TransportArgs>,
@@ -91,6 +94,8 @@ pub enum Output {
     },
     Tar(PathBuf),
     Local(PathBuf),
+    /// Push; to `name=`, or else to every `-t` name.
+    Registry(Vec<String>),
 }
 
 pub fn parse_output(s: &str) -> anyhow::Result<Output> {
@@ -115,9 +120,7 @@ pub fn parse_output(s: &str) -> anyhow::Result<Output> {
             .with_context(|| format!("-o {s:?}: type={t} needs dest=PATH"))
     };
     Ok(match typ.as_deref().unwrap_or("local") {
-        "registry" => {
-            anyhow::bail!("-o type=registry: pushing to registries is not implemented yet")
-        }
+        "registry" => Output::Registry(name.into_iter().collect()),
         "image" => Output::Image,
         "oci" => Output::Archive {
             format: whittle_store::ArchiveFormat::Oci,
@@ -131,7 +134,7 @@ pub fn parse_output(s: &str) -> anyhow::Result<Output> {
         },
         "tar" => Output::Tar(need_dest("tar")?),
         "local" => Output::Local(need_dest("local")?),
-        other => anyhow::bail!("-o type={other}: use image, oci, docker, tar or local"),
+        other => anyhow::bail!("-o type={other}: use image, registry, oci, docker, tar or local"),
     })
 }
 
@@ -162,7 +165,7 @@ fn write_outputs(
 ) -> anyhow::Result<()> {
     for o in outputs {
         match o {
-            Output::Image => {}
+            Output::Image | Output::Registry(_) => {}
             Output::Archive { format, dest, name } => {
                 let reference = match name {
                     Some(n) => Some(Reference::parse(n).with_context(|| format!("name={n:?}"))?),
@@ -202,6 +205,56 @@ fn write_outputs(
                 whittle_layer::write_layer(tmp.path(), &opts, f)
                     .with_context(|| format!("writing {}", file.display()))?;
             }
+        }
+    }
+    Ok(())
+}
+
+/// `--push` and `-o type=registry`: uploads the image under each name (blobs the registry
+/// already has are skipped, so the second name costs a manifest).
+fn push_outputs(
+    args: &BuildArgs,
+    outputs: &[Output],
+    store: &whittle_store::Store,
+    img: &whittle_store::ImageRecord,
+    tags: &[Reference],
+    quiet: bool,
+) -> anyhow::Result<()> {
+    let tag_names = || tags.iter().map(ToString::to_string).collect::<Vec<_>>();
+    let mut names: Vec<String> = Vec::new();
+    if args.push {
+        anyhow::ensure!(
+            !tags.is_empty(),
+            "--push needs a name to push to: give -t NAME:TAG"
+        );
+        names.extend(tag_names());
+    }
+    for o in outputs {
+        if let Output::Registry(n) = o {
+            if n.is_empty() {
+                anyhow::ensure!(
+                    !tags.is_empty(),
+                    "-o type=registry needs a name to push to: add name=NAME:TAG or give -t"
+                );
+                names.extend(tag_names());
+            } else {
+                names.extend(n.iter().cloned());
+            }
+        }
+    }
+    names.dedup();
+    for name in names {
+        let dest = whittle_registry::ImageRef::parse(&name)
+            .with_context(|| format!("the name to push to, {name:?}"))?;
+        let opts = whittle_registry::PushOptions {
+            client: args.transport.client_options(),
+            progress: super::regutil::progress(quiet, "uploading"),
+            ..whittle_registry::PushOptions::default()
+        };
+        let digest = whittle_registry::push_image(store, img, &dest, &opts)
+            .with_context(|| format!("pushing {dest}"))?;
+        if !quiet {
+            eprintln!("pushed {dest}@{digest}");
         }
     }
     Ok(())
@@ -341,6 +394,16 @@ pub fn run(mut args: BuildArgs, root: Option<&Path>) -> anyhow::Result<ExitCode>
         .iter()
         .map(|o| parse_output(o))
         .collect::<anyhow::Result<_>>()?;
+    // Checked before building: a push with nowhere to go would waste the build.
+    let registry_unnamed = outputs
+        .iter()
+        .any(|o| matches!(o, Output::Registry(n) if n.is_empty()));
+    if args.tags.is_empty() && args.push {
+        anyhow::bail!("--push needs a name to push to: give -t NAME:TAG");
+    }
+    if args.tags.is_empty() && registry_unnamed {
+        anyhow::bail!("-o type=registry needs a name to push to: add name=NAME:TAG or give -t");
+    }
     let store = super::storeutil::open(root)?;
     let df = match whittle_dockerfile::parse(&src.text) {
         Ok(df) => df,
@@ -354,7 +417,8 @@ pub fn run(mut args: BuildArgs, root: Option<&Path>) -> anyhow::Result<ExitCode>
         build_args: resolve_build_args(&args.build_args),
         ..PlanOptions::default()
     };
-    let mut plan = match whittle_dockerfile::plan_with(&df, &opts, &StoreImages(store.clone())) {
+    let mut images = StoreImages::new(store.clone());
+    let mut plan = match whittle_dockerfile::plan_with(&df, &opts, &images) {
         Ok(p) => p,
         Err(e) => {
             eprint!("{}", e.render(&src.name, &src.text));
@@ -363,9 +427,11 @@ pub fn run(mut args: BuildArgs, root: Option<&Path>) -> anyhow::Result<ExitCode>
     };
     // Pull progress is plain lines: not in quiet mode, nor among rawjson events.
     let quiet_pull = args.quiet || args.progress == "quiet" || args.progress == "rawjson";
-    if super::frompull::ensure_bases(&plan, &store, args.pull, &args.transport, quiet_pull)? {
-        // Again, with the configs (ENV, WORKDIR, ONBUILD) of the images just pulled.
-        plan = match whittle_dockerfile::plan_with(&df, &opts, &StoreImages(store.clone())) {
+    images.pinned =
+        super::frompull::ensure_images(&plan, &store, args.pull, &args.transport, quiet_pull)?;
+    if !images.pinned.is_empty() {
+        // Again, with the configs (ENV, WORKDIR, ONBUILD) of exactly these images.
+        plan = match whittle_dockerfile::plan_with(&df, &opts, &images) {
             Ok(p) => p,
             Err(e) => {
                 eprint!("{}", e.render(&src.name, &src.text));
@@ -377,6 +443,7 @@ pub fn run(mut args: BuildArgs, root: Option<&Path>) -> anyhow::Result<ExitCode>
     bo.dockerfile = src.name.clone();
     bo.ignore = load_ignore(&args.context, args.file.as_deref())?;
     bo.no_cache = args.no_cache;
+    bo.images = images.pinned.clone();
     bo.no_cache_filter = args.no_cache_filter.clone();
     bo.network = match args.network.as_str() {
         "default" | "host" => whittle_runtime::Network::Host,
@@ -438,6 +505,7 @@ pub fn run(mut args: BuildArgs, root: Option<&Path>) -> anyhow::Result<ExitCode>
         store.tag(t, &res.image.manifest)?;
     }
     write_outputs(&outputs, &store, &res.image, &tags)?;
+    push_outputs(&args, &outputs, &store, &res.image, &tags, quiet)?;
     let id = res.image.config.to_string();
     if let Some(f) = &args.metadata_file {
         let meta = serde_json::json!({

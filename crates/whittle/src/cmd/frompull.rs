@@ -1,46 +1,92 @@
-//! Base images for `whittle build`: before the build, every `FROM <image>` of a stage the target
-//! needs is made present in the store by `whittle_registry::ensure_image`: pulled when the store
-//! lacks it (default), checked on the registry (`--pull`), or required locally (`--pull=never`).
+//! Images a build reads, made present before it starts: every `FROM <image>` of a stage the
+//! target needs, and every image a needed stage reads with `COPY --from=<image>` or
+//! `RUN --mount=from=<image>`. `whittle_registry::ensure_image` pulls what the store lacks
+//! (default), checks the registry (`--pull`), or requires the store to have it (`--pull=never`).
+//! The result pins each reference to the manifest it resolved to, so the build uses exactly
+//! that image (also for digest references and `FROM --platform`).
 
 use super::regutil::{progress, TransportArgs};
 use anyhow::Context;
-use whittle_dockerfile::plan::Base;
+use std::collections::HashMap;
+use whittle_dockerfile::plan::{Base, Op, Source};
 use whittle_dockerfile::{Plan, Platform};
 use whittle_registry::{ImageRef, PullOptions, PullPolicy};
-use whittle_store::Store;
+use whittle_store::{Digest, Store};
 
-/// Ensures the base images of the plan's needed stages; returns whether there were any (the
-/// plan is then made again, now that their configs are in the store).
-pub fn ensure_bases(
+/// The images the plan's needed stages read, with the platform each is wanted for and a
+/// description for errors.
+fn wanted(plan: &Plan) -> anyhow::Result<Vec<(String, Platform, String)>> {
+    let mut out: Vec<(String, Platform, String)> = Vec::new();
+    let mut add = |reference: &str, platform: Platform, what: String| {
+        if !out.iter().any(|(r, p, _)| r == reference && *p == platform) {
+            out.push((reference.to_string(), platform, what));
+        }
+    };
+    for stage in plan.stages.iter().filter(|s| s.needed) {
+        let platform = match &stage.platform {
+            Some(p) => Platform::parse(p)
+                .with_context(|| format!("FROM --platform={p} is not a platform"))?,
+            None => plan.target_platform.clone(),
+        };
+        if let Base::Image { reference } = &stage.base {
+            add(
+                reference,
+                platform.clone(),
+                format!("base image {reference} of stage {}", stage.label()),
+            );
+        }
+        for step in &stage.steps {
+            match &step.op {
+                Op::Copy(c) | Op::Add(c) => {
+                    if let Source::Image { reference } = &c.from {
+                        add(
+                            reference,
+                            platform.clone(),
+                            format!("image {reference} (COPY --from, line {})", step.pos.line),
+                        );
+                    }
+                }
+                Op::Run { mounts, .. } => {
+                    for m in mounts {
+                        if let Some(Source::Image { reference }) = &m.source_ref {
+                            add(
+                                reference,
+                                plan.target_platform.clone(),
+                                format!("image {reference} (RUN --mount, line {})", step.pos.line),
+                            );
+                        }
+                    }
+                }
+                _ => {}
+            }
+        }
+    }
+    Ok(out)
+}
+
+/// Ensures every image the build reads; returns the manifest each reference resolved to, keyed
+/// by [`whittle_build::image_key`].
+pub fn ensure_images(
     plan: &Plan,
     store: &Store,
     policy: PullPolicy,
     transport: &TransportArgs,
     quiet: bool,
-) -> anyhow::Result<bool> {
+) -> anyhow::Result<HashMap<String, Digest>> {
     let opts = PullOptions {
         client: transport.client_options(),
         progress: progress(quiet, "downloading"),
         ..PullOptions::default()
     };
-    let mut seen: Vec<(String, Platform)> = Vec::new();
-    for stage in plan.stages.iter().filter(|s| s.needed) {
-        let Base::Image { reference } = &stage.base else {
-            continue;
-        };
-        let platform = match &stage.platform {
-            Some(p) => Platform::parse(p)
-                .with_context(|| format!("FROM --platform={p} is not a platform"))?,
-            None => Platform::host(),
-        };
-        if seen.iter().any(|(r, p)| r == reference && *p == platform) {
-            continue;
-        }
-        let r = ImageRef::parse(reference)
-            .with_context(|| format!("base image of stage {}", stage.label()))?;
-        whittle_registry::ensure_image(store, &r, &platform, policy, &opts)
-            .with_context(|| format!("base image {reference} of stage {}", stage.label()))?;
-        seen.push((reference.clone(), platform));
+    let mut resolved = HashMap::new();
+    for (reference, platform, what) in wanted(plan)? {
+        let r = ImageRef::parse(&reference).with_context(|| what.clone())?;
+        let img = whittle_registry::ensure_image(store, &r, &platform, policy, &opts)
+            .with_context(|| what.clone())?;
+        resolved.insert(
+            whittle_build::image_key(&reference, &platform),
+            img.manifest,
+        );
     }
-    Ok(!seen.is_empty())
+    Ok(resolved)
 }

@@ -92,12 +92,32 @@ pub fn resolve_build_args(raw: &[String]) -> Vec<(String, String)> {
 }
 
 /// Base images known to the local store: their ENV, WORKDIR, SHELL and ONBUILD feed the plan.
-pub struct StoreImages(pub whittle_store::Store);
+/// `pinned` holds the manifests references were resolved to before the build (see
+/// `frompull`); other references are looked up by tag.
+pub struct StoreImages {
+    pub store: whittle_store::Store,
+    pub pinned: std::collections::HashMap<String, whittle_store::Digest>,
+}
+
+impl StoreImages {
+    pub fn new(store: whittle_store::Store) -> Self {
+        StoreImages {
+            store,
+            pinned: Default::default(),
+        }
+    }
+}
 
 impl ImageResolver for StoreImages {
-    fn resolve(&self, reference: &str, _platform: &Platform) -> Option<ImageInfo> {
-        let tagged = self.0.resolve(reference).ok()?;
-        let (_, config) = self.0.manifest_and_config(&tagged.image).ok()?;
+    fn resolve(&self, reference: &str, platform: &Platform) -> Option<ImageInfo> {
+        let image = match self
+            .pinned
+            .get(&whittle_build::image_key(reference, platform))
+        {
+            Some(d) => self.store.put_image(d).ok()?,
+            None => self.store.resolve(reference).ok()?.image,
+        };
+        let (_, config) = self.store.manifest_and_config(&image).ok()?;
         Some(image_info(&config))
     }
 }
@@ -159,7 +179,7 @@ pub fn run(args: PlanArgs, root: Option<&Path>) -> anyhow::Result<ExitCode> {
         }
     };
     let resolved = match existing_store(root) {
-        Some(store) => whittle_dockerfile::plan_with(&df, &opts, &StoreImages(store)),
+        Some(store) => whittle_dockerfile::plan_with(&df, &opts, &StoreImages::new(store)),
         None => whittle_dockerfile::plan(&df, &opts),
     };
     let plan = match resolved {
