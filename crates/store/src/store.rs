@@ -767,6 +767,15 @@ impl Store {
     /// Points `reference` at an image (by manifest digest), replacing an older target.
     pub fn tag(&self, reference: &Reference, manifest: &Digest) -> Result<()> {
         let name = reference.to_string();
+        // Already so (every rebuild tags its image again): nothing to write or fsync.
+        let same = self.with_read(|tx| {
+            let t = tx.open_table(TAGS).map_err(db_err)?;
+            let current = t.get(name.as_str()).map_err(db_err)?;
+            Ok(current.is_some_and(|v| v.value() == manifest.as_str()))
+        })?;
+        if same {
+            return Ok(());
+        }
         self.with_db(|db| {
             let tx = db.begin_write().map_err(db_err)?;
             {
