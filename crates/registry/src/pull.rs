@@ -22,14 +22,15 @@ pub(crate) struct Fetched {
     pub content_type: Option<String>,
 }
 
+/// Where a repository's manifest `reference` (a tag or a digest) lives.
+pub(crate) fn manifest_url(client: &Client, repository: &str, reference: &str) -> String {
+    format!("{}/v2/{repository}/manifests/{reference}", client.base())
+}
+
 /// GETs a manifest by tag or digest and checks it: size cap, and its digest against the pinned
 /// digest or the registry's `Docker-Content-Digest`.
 pub(crate) fn fetch_manifest(client: &Client, r: &ImageRef, reference: &str) -> Result<Fetched> {
-    let url = format!(
-        "{}/v2/{}/manifests/{reference}",
-        client.base(),
-        r.repository
-    );
+    let url = manifest_url(client, &r.repository, reference);
     let what = format!("manifest {reference}");
     let resp = client.send(
         Method::GET,

@@ -384,11 +384,7 @@ pub fn push_image(
         }
     }
     for reference in refs {
-        let url = format!(
-            "{}/v2/{}/manifests/{reference}",
-            client.base(),
-            target.repository
-        );
+        let url = crate::pull::manifest_url(&client, &target.repository, &reference);
         let what = format!("manifest {reference}");
         let resp = client.send(
             Method::PUT,

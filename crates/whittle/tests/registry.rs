@@ -183,6 +183,20 @@ fn skopeo() -> Command {
     c
 }
 
+/// A plain-HTTP registry, and a store `<tmp>/a` holding a busybox image named
+/// `<registry>/<repo>` with `config` (not pushed yet).
+fn registry_and_image(
+    repo: &str,
+    config: serde_json::Value,
+) -> (Registry, tempfile::TempDir, PathBuf, String) {
+    let (reg, _) = Registry::start(None);
+    let t = tempfile::tempdir().unwrap();
+    let a = t.path().join("a");
+    let name = format!("{}/{repo}", reg.host());
+    common::seed_busybox(&a, &name, config);
+    (reg, t, a, name)
+}
+
 fn manifest_of(root: &Path, name: &str) -> String {
     let s = Store::open(root).unwrap();
     s.resolve(name).unwrap().image.manifest.to_string()
@@ -202,11 +216,9 @@ fn push_then_pull_round_trips_over_plain_http() {
     if tools().is_none() {
         return;
     }
-    let (reg, _) = Registry::start(None);
-    let t = tempfile::tempdir().unwrap();
-    let (a, b) = (t.path().join("a"), t.path().join("b"));
-    let name = format!("{}/whittle/busybox:1", reg.host());
-    common::seed_busybox(&a, &name, serde_json::json!({"Cmd": ["sh"]}));
+    let (reg, t, a, name) =
+        registry_and_image("whittle/busybox:1", serde_json::json!({"Cmd": ["sh"]}));
+    let b = t.path().join("b");
     let local = manifest_of(&a, &name);
 
     let pushed = ok(whittle(&a, t.path()).args(["push", &name]));
@@ -271,11 +283,8 @@ fn skopeo_and_umoci_read_what_whittle_pushes() {
     if tools().is_none() || !common::privileged("umoci unpack") {
         return;
     }
-    let (reg, _) = Registry::start(None);
-    let t = tempfile::tempdir().unwrap();
-    let a = t.path().join("a");
-    let name = format!("{}/interop/busybox:1", reg.host());
-    common::seed_busybox(&a, &name, serde_json::json!({"Cmd": ["sh"]}));
+    let (_registry, t, a, name) =
+        registry_and_image("interop/busybox:1", serde_json::json!({"Cmd": ["sh"]}));
     ok(whittle(&a, t.path()).args(["push", &name]));
     let layout = t.path().join("layout");
     ok(skopeo().args([
@@ -389,11 +398,7 @@ fn a_tampered_blob_fails_naming_it_and_stores_nothing() {
     if tools().is_none() {
         return;
     }
-    let (reg, _) = Registry::start(None);
-    let t = tempfile::tempdir().unwrap();
-    let a = t.path().join("a");
-    let name = format!("{}/tamper/busybox:1", reg.host());
-    common::seed_busybox(&a, &name, serde_json::json!({}));
+    let (reg, t, a, name) = registry_and_image("tamper/busybox:1", serde_json::json!({}));
     ok(whittle(&a, t.path()).args(["push", &name]));
     let img = Store::open(&a).unwrap().resolve(&name).unwrap().image;
     let layer = img.layers[0].to_string();
@@ -531,12 +536,11 @@ fn build_pulls_missing_base_images_and_honours_pull_policies() {
     if tools().is_none() || !common::privileged("whittle build") {
         return;
     }
-    let (reg, _) = Registry::start(None);
-    let t = tempfile::tempdir().unwrap();
+    let (reg, t, a, base) = registry_and_image(
+        "base/busybox:1",
+        serde_json::json!({"Env": ["FROM_BASE=yes"]}),
+    );
     let home = t.path();
-    let a = home.join("a");
-    let base = format!("{}/base/busybox:1", reg.host());
-    common::seed_busybox(&a, &base, serde_json::json!({"Env": ["FROM_BASE=yes"]}));
     ok(whittle(&a, home).args(["push", "-q", &base]));
     let ctx = home.join("ctx");
     fs::create_dir_all(&ctx).unwrap();
@@ -605,13 +609,9 @@ fn build_from_a_digest_copy_from_an_image_and_push() {
     if tools().is_none() || !common::privileged("whittle build") {
         return;
     }
-    let (reg, _) = Registry::start(None);
-    let t = tempfile::tempdir().unwrap();
+    let (reg, t, a, base) = registry_and_image("base/busybox:1", serde_json::json!({}));
     let home = t.path();
-    let a = home.join("a");
-    let base = format!("{}/base/busybox:1", reg.host());
     let other = format!("{}/other/tools:2", reg.host());
-    common::seed_busybox(&a, &base, serde_json::json!({}));
     let digest = ok(whittle(&a, home).args(["push", "-q", &base]))
         .trim()
         .to_string();
