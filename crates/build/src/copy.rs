@@ -796,44 +796,9 @@ impl Writer<'_> {
     /// creates directories before their files, so the queued copies never collide.
     fn flush_files(&mut self) -> Result<()> {
         let jobs = std::mem::take(&mut self.files);
-        let threads = std::thread::available_parallelism()
-            .map_or(1, |n| n.get())
-            .min(jobs.len() / 16 + 1);
-        if threads <= 1 {
-            return jobs.iter().try_for_each(FileJob::run);
-        }
-        let next = std::sync::atomic::AtomicUsize::new(0);
-        let failed = std::sync::atomic::AtomicBool::new(false);
-        std::thread::scope(|s| {
-            let workers: Vec<_> = (0..threads)
-                .map(|_| {
-                    s.spawn(|| -> Result<()> {
-                        use std::sync::atomic::Ordering;
-                        loop {
-                            let i = next.fetch_add(1, Ordering::Relaxed);
-                            let Some(job) = jobs.get(i) else {
-                                return Ok(());
-                            };
-                            if failed.load(Ordering::Relaxed) {
-                                return Ok(());
-                            }
-                            if let Err(e) = job.run() {
-                                failed.store(true, Ordering::Relaxed);
-                                return Err(e);
-                            }
-                        }
-                    })
-                })
-                .collect();
-            workers.into_iter().try_for_each(|w| {
-                w.join().unwrap_or_else(|_| {
-                    Err(CopyError::Write {
-                        path: "/".into(),
-                        source: io::Error::other("a copying thread panicked"),
-                    })
-                })
-            })
-        })
+        let threads = std::thread::available_parallelism().map_or(1, |n| n.get());
+        // Small copies are not worth a thread each.
+        whittle_par::try_for_each(&jobs, threads.min(jobs.len() / 16 + 1), FileJob::run)
     }
 
     fn extract(&mut self, archive: &Path, dest_rel: &str) -> Result<()> {

@@ -7,7 +7,6 @@ use crate::manifest::{self, Descriptor, Document, MAX_MANIFEST};
 use crate::reference::ImageRef;
 use crate::{Event, PullOptions};
 use std::io::{Read, Write};
-use std::sync::Mutex;
 use ureq::http::Method;
 use whittle_dockerfile::Platform;
 use whittle_layer::Digest;
@@ -266,32 +265,9 @@ pub fn pull(
     }
     // Largest first, so the long downloads start early.
     todo.sort_by_key(|d| std::cmp::Reverse(d.size));
-    let queue = Mutex::new(todo.into_iter());
-    let failed: Mutex<Option<RegistryError>> = Mutex::new(None);
-    let jobs = opts.jobs.clamp(1, 8);
-    std::thread::scope(|s| {
-        for _ in 0..jobs {
-            s.spawn(|| loop {
-                if failed.lock().map(|f| f.is_some()).unwrap_or(true) {
-                    return;
-                }
-                let next = match queue.lock() {
-                    Ok(mut q) => q.next(),
-                    Err(_) => return,
-                };
-                let Some(d) = next else { return };
-                if let Err(e) = download_blob(&client, store, &r.repository, d, opts) {
-                    if let Ok(mut f) = failed.lock() {
-                        f.get_or_insert(e);
-                    }
-                    return;
-                }
-            });
-        }
-    });
-    if let Some(e) = failed.into_inner().ok().flatten() {
-        return Err(e);
-    }
+    whittle_par::try_for_each(&todo, opts.jobs.clamp(1, 8), |d| {
+        download_blob(&client, store, &r.repository, d, opts)
+    })?;
     if let Some(idx) = &res.index {
         store.put_bytes(&idx.bytes)?;
     }

@@ -7,7 +7,6 @@ use crate::error::{RegistryError, Result};
 use crate::manifest::{self, Descriptor, Document};
 use crate::reference::ImageRef;
 use crate::{Event, PushOptions};
-use std::sync::Mutex;
 use ureq::http::Method;
 use whittle_layer::Digest;
 use whittle_store::{ImageRecord, Store};
@@ -348,31 +347,9 @@ pub fn push_image(
         }
     }
     todo.sort_by_key(|d| std::cmp::Reverse(d.size));
-    let queue = Mutex::new(todo.into_iter());
-    let failed: Mutex<Option<RegistryError>> = Mutex::new(None);
-    std::thread::scope(|s| {
-        for _ in 0..opts.jobs.clamp(1, 8) {
-            s.spawn(|| loop {
-                if failed.lock().map(|f| f.is_some()).unwrap_or(true) {
-                    return;
-                }
-                let next = match queue.lock() {
-                    Ok(mut q) => q.next(),
-                    Err(_) => return,
-                };
-                let Some(d) = next else { return };
-                if let Err(e) = push_blob(&client, store, target, &d, opts) {
-                    if let Ok(mut f) = failed.lock() {
-                        f.get_or_insert(e);
-                    }
-                    return;
-                }
-            });
-        }
-    });
-    if let Some(e) = failed.into_inner().ok().flatten() {
-        return Err(e);
-    }
+    whittle_par::try_for_each(&todo, opts.jobs.clamp(1, 8), |d| {
+        push_blob(&client, store, target, d, opts)
+    })?;
     let mut refs: Vec<String> = Vec::new();
     match (&target.tag, &target.digest) {
         (Some(t), _) => refs.push(t.clone()),

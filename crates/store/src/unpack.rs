@@ -74,46 +74,12 @@ impl Store {
         if missing.is_empty() {
             return Ok((cfg, out));
         }
-        let workers = std::thread::available_parallelism()
-            .map(|n| n.get())
-            .unwrap_or(1)
-            .min(missing.len());
-        let next = std::sync::atomic::AtomicUsize::new(0);
-        let failed = std::sync::atomic::AtomicBool::new(false);
-        let results: Vec<Result<()>> = std::thread::scope(|s| {
-            let handles: Vec<_> = (0..workers)
-                .map(|_| {
-                    s.spawn(|| -> Result<()> {
-                        use std::sync::atomic::Ordering;
-                        loop {
-                            let i = next.fetch_add(1, Ordering::Relaxed);
-                            if i >= missing.len() || failed.load(Ordering::Relaxed) {
-                                return Ok(());
-                            }
-                            let (n, parent) = &missing[i];
-                            let layer = &out[*n];
-                            on_extract(*n, total, &layer.blob);
-                            let r = self.extract_snapshot(layer, parent.as_ref());
-                            if r.is_err() {
-                                failed.store(true, Ordering::Relaxed);
-                                return r;
-                            }
-                        }
-                    })
-                })
-                .collect();
-            handles
-                .into_iter()
-                .map(|h| {
-                    h.join().unwrap_or_else(|_| {
-                        Err(StoreError::InvalidImage("layer extraction panicked".into()))
-                    })
-                })
-                .collect()
-        });
-        for r in results {
-            r?;
-        }
+        let workers = std::thread::available_parallelism().map_or(1, |n| n.get());
+        whittle_par::try_for_each(&missing, workers, |(n, parent)| {
+            let layer = &out[*n];
+            on_extract(*n, total, &layer.blob);
+            self.extract_snapshot(layer, parent.as_ref())
+        })?;
         Ok((cfg, out))
     }
 

@@ -220,28 +220,20 @@ fn push_outputs(
     tags: &[Reference],
     quiet: bool,
 ) -> anyhow::Result<()> {
+    // Whether there are names to push to was checked before the build.
     let tag_names = || tags.iter().map(ToString::to_string).collect::<Vec<_>>();
     let mut names: Vec<String> = Vec::new();
     if args.push {
-        anyhow::ensure!(
-            !tags.is_empty(),
-            "--push needs a name to push to: give -t NAME:TAG"
-        );
         names.extend(tag_names());
     }
     for o in outputs {
-        if let Output::Registry(n) = o {
-            if n.is_empty() {
-                anyhow::ensure!(
-                    !tags.is_empty(),
-                    "-o type=registry needs a name to push to: add name=NAME:TAG or give -t"
-                );
-                names.extend(tag_names());
-            } else {
-                names.extend(n.iter().cloned());
-            }
+        match o {
+            Output::Registry(n) if n.is_empty() => names.extend(tag_names()),
+            Output::Registry(n) => names.extend(n.iter().cloned()),
+            _ => {}
         }
     }
+    names.sort();
     names.dedup();
     for name in names {
         let dest = whittle_registry::ImageRef::parse(&name)
