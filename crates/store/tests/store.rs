@@ -644,3 +644,25 @@ fn unrecorded_snapshot_dirs_are_reused_or_pruned() {
         "the orphan is debris for prune"
     );
 }
+
+/// Tagging an image with the tag it already has writes nothing (every rebuild does it): the
+/// database and index.json stay as they are.
+#[test]
+fn retagging_the_same_image_writes_nothing() {
+    use std::os::unix::fs::MetadataExt;
+    let (_t, s) = store();
+    let img = make_image(&s, 3, Compression::default());
+    let r = Reference::parse("same:1").unwrap();
+    s.tag(&r, &img.manifest).unwrap();
+    let ino = |p: &str| fs::metadata(s.root().join(p)).unwrap().ino();
+    let mtime = |p: &str| fs::metadata(s.root().join(p)).unwrap().mtime_nsec();
+    let (index, db) = (ino("index.json"), mtime("meta.redb"));
+    s.tag(&r, &img.manifest).unwrap();
+    assert_eq!(ino("index.json"), index, "index.json was rewritten");
+    assert_eq!(mtime("meta.redb"), db, "the database was written");
+    // Another image under the same tag is a real change.
+    let other = make_image(&s, 4, Compression::default());
+    s.tag(&r, &other.manifest).unwrap();
+    assert_ne!(ino("index.json"), index);
+    assert_eq!(s.resolve("same:1").unwrap().image.manifest, other.manifest);
+}
