@@ -15,6 +15,7 @@ pub mod mount;
 mod parser;
 pub mod plan;
 pub mod shell;
+pub mod vars;
 
 pub use ast::Dockerfile;
 pub use error::{Error, ErrorKind, Pos};

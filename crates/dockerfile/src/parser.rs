@@ -38,6 +38,13 @@ struct Logical<'a> {
     /// (offset in `text`, 1-based physical line, byte column in that line)
     segs: Vec<(usize, usize, usize)>,
     lines: &'a [&'a str],
+    /// The whole text is ASCII (so are the parts of its lines outside it: leading blanks and
+    /// continuation escapes), so a byte column is the character column. Saves counting
+    /// characters for every word of a long line.
+    ascii: bool,
+    /// The last (line, byte, column) computed: words are looked up left to right, so counting
+    /// on from there keeps a long non-ASCII line linear.
+    last: std::cell::Cell<(usize, usize, usize)>,
 }
 
 impl Logical<'_> {
@@ -48,11 +55,24 @@ impl Logical<'_> {
         };
         let byte = bcol + off.saturating_sub(start);
         let text = self.lines.get(line - 1).copied().unwrap_or("");
-        let col = text
-            .get(..byte.min(text.len()))
-            .map_or(byte, |p| p.chars().count())
-            + 1;
-        Pos::new(line, col)
+        if self.ascii {
+            return Pos::new(line, byte.min(text.len()) + 1);
+        }
+        let byte = byte.min(text.len());
+        let (l_line, l_byte, l_col) = self.last.get();
+        let (from_byte, from_col) = if l_line == line && l_byte <= byte {
+            (l_byte, l_col)
+        } else {
+            (0, 0)
+        };
+        let Some(col) = text
+            .get(from_byte..byte)
+            .map(|p| from_col + p.chars().count())
+        else {
+            return Pos::new(line, byte + 1);
+        };
+        self.last.set((line, byte, col));
+        Pos::new(line, col + 1)
     }
 
     fn err(&self, kind: ErrorKind, off: usize, len: usize) -> Error {
@@ -212,6 +232,8 @@ impl<'a> Parser<'a> {
                 text.push_str(&piece);
             }
             let logical = Logical {
+                ascii: text.is_ascii(),
+                last: std::cell::Cell::new((0, 0, 0)),
                 text,
                 segs,
                 lines: &lines,

@@ -573,6 +573,49 @@ struct Planner<'a> {
     meta_declared: BTreeSet<String>,
     warnings: Vec<ast::Warning>,
     unresolved: Vec<String>,
+    unresolved_seen: std::collections::HashSet<String>,
+    /// Bytes all expansions of this plan have produced so far (see [`PLAN_EXPANSION_BUDGET`]).
+    expanded: std::cell::Cell<usize>,
+}
+
+/// The most bytes the expansions of one plan may produce in all. Each value is capped at
+/// [`crate::shell::MAX_EXPANSION`], but a few bytes per line (`ENV b1=$a`, `ENV b2=$a`, ...)
+/// could still multiply a 1 MiB value into gigabytes; real Dockerfiles expand to kilobytes.
+pub const PLAN_EXPANSION_BUDGET: usize = 64 << 20;
+
+/// Stage names (as written after `AS`), indexed like the stages, with a map for constant-time
+/// lookups: a file with 100,000 stages must still plan in linear time.
+#[derive(Default)]
+struct StageNames {
+    list: Vec<Option<String>>,
+    first: HashMap<String, usize>,
+}
+
+impl StageNames {
+    fn push(&mut self, name: Option<String>) {
+        if let Some(n) = &name {
+            self.first.entry(n.clone()).or_insert(self.list.len());
+        }
+        self.list.push(name);
+    }
+
+    /// The first stage with this exact name.
+    fn position(&self, name: &str) -> Option<usize> {
+        self.first.get(name).copied()
+    }
+
+    fn len(&self) -> usize {
+        self.list.len()
+    }
+
+    /// Names to suggest from when a reference matches none; none for a file with so many
+    /// stages that comparing against each of them, for every reference, would be quadratic.
+    fn suggestions(&self) -> Vec<&str> {
+        if self.first.len() > 1_000 {
+            return Vec::new();
+        }
+        self.list.iter().flatten().map(String::as_str).collect()
+    }
 }
 
 /// A stage's FROM and its instructions, found in pass one.
@@ -602,7 +645,23 @@ impl<'a> Planner<'a> {
             meta_declared: BTreeSet::new(),
             warnings: df.warnings.clone(),
             unresolved: Vec::new(),
+            unresolved_seen: Default::default(),
+            expanded: std::cell::Cell::new(0),
         }
+    }
+
+    /// Counts `n` expanded bytes against the plan's budget.
+    fn charge(&self, n: usize) -> std::result::Result<(), String> {
+        let total = self.expanded.get().saturating_add(n);
+        self.expanded.set(total);
+        if total > PLAN_EXPANSION_BUDGET {
+            return Err(format!(
+                "the Dockerfile's variable expansions (and the ARGs each RUN sees) come to more \
+                 than {} MiB in all",
+                PLAN_EXPANSION_BUDGET >> 20
+            ));
+        }
+        Ok(())
     }
 
     fn expand(&self, w: &Word, env: &dyn Lookup) -> Result<String> {
@@ -610,7 +669,11 @@ impl<'a> Planner<'a> {
     }
 
     fn expand_text(&self, text: &str, pos: Pos, env: &dyn Lookup) -> Result<String> {
-        self.lexer.process_word(text, env).map_err(|m| {
+        let r = self.lexer.process_word(text, env).and_then(|v| {
+            self.charge(v.len())?;
+            Ok(v)
+        });
+        r.map_err(|m| {
             Error::new(ErrorKind::Expansion(m), pos)
                 .with_len(text.chars().count())
                 .with_hint("check the variable reference; quote a literal $ as \\$")
@@ -655,7 +718,7 @@ impl<'a> Planner<'a> {
         }
 
         // Stage names, FROM expansion, bases.
-        let mut names: Vec<Option<String>> = Vec::new();
+        let mut names = StageNames::default();
         let mut stages: Vec<Stage> = Vec::new();
         for (i, src) in stages_src.iter().enumerate() {
             let meta = Layered(&self.meta, &self.predefined);
@@ -692,10 +755,7 @@ impl<'a> Planner<'a> {
                 None => None,
             };
             let lower = image.to_ascii_lowercase();
-            let base = if let Some(j) = names
-                .iter()
-                .position(|n| n.as_deref() == Some(lower.as_str()))
-            {
+            let base = if let Some(j) = names.position(&lower) {
                 Base::Stage { index: j }
             } else if image == "scratch" {
                 Base::Scratch
@@ -703,10 +763,7 @@ impl<'a> Planner<'a> {
                 Base::Image { reference: image }
             };
             if let Some(n) = &src.from.name {
-                if let Some(j) = names
-                    .iter()
-                    .position(|m| m.as_deref() == Some(n.text.as_str()))
-                {
+                if let Some(j) = names.position(&n.text) {
                     return Err(Error::new(
                         ErrorKind::Stage(format!("duplicate stage name {:?}", n.text)),
                         n.pos,
@@ -729,7 +786,7 @@ impl<'a> Planner<'a> {
             };
             stages.push(Stage {
                 index: i,
-                name: names[i].clone(),
+                name: names.list[i].clone(),
                 pos: src.from_inst.pos,
                 base,
                 platform,
@@ -750,10 +807,11 @@ impl<'a> Planner<'a> {
             None => stages.len() - 1,
             Some(t) => {
                 let lt = t.to_ascii_lowercase();
-                match names.iter().position(|n| n.as_deref() == Some(lt.as_str())) {
+                match names.position(&lt) {
                     Some(i) => i,
                     None => {
-                        let known: Vec<&str> = names.iter().flatten().map(String::as_str).collect();
+                        let known: Vec<&str> =
+                            names.list.iter().flatten().map(String::as_str).collect();
                         let hint = match suggest(&lt, &known) {
                             Some(s) => format!("did you mean {s}?"),
                             None if known.is_empty() => {
@@ -806,11 +864,16 @@ impl<'a> Planner<'a> {
         }
         self.warnings = warnings;
 
-        self.unresolved.retain(|r| {
-            stages
-                .iter()
-                .any(|s| s.needed && matches!(&s.base, Base::Image { reference } if reference == r))
-        });
+        let needed_images: std::collections::HashSet<&str> = stages
+            .iter()
+            .filter(|s| s.needed)
+            .filter_map(|s| match &s.base {
+                Base::Image { reference } => Some(reference.as_str()),
+                _ => None,
+            })
+            .collect();
+        self.unresolved
+            .retain(|r| needed_images.contains(r.as_str()));
         let order = topo_order(&stages, &needed);
         let waves = waves(&stages, &order);
         let mut unused: Vec<String> = self
@@ -857,17 +920,9 @@ impl<'a> Planner<'a> {
     }
 
     /// Resolves a `--from` / `from=` value: a stage name, a stage index, or an image.
-    fn resolve_from(
-        &mut self,
-        value: &str,
-        w_pos: Pos,
-        names: &[Option<String>],
-    ) -> Result<Source> {
+    fn resolve_from(&mut self, value: &str, w_pos: Pos, names: &StageNames) -> Result<Source> {
         let lower = value.to_ascii_lowercase();
-        if let Some(j) = names
-            .iter()
-            .position(|n| n.as_deref() == Some(lower.as_str()))
-        {
+        if let Some(j) = names.position(&lower) {
             return Ok(Source::Stage { index: j });
         }
         if !value.is_empty() && value.chars().all(|c| c.is_ascii_digit()) {
@@ -886,7 +941,7 @@ impl<'a> Planner<'a> {
             };
         }
         {
-            let known: Vec<&str> = names.iter().flatten().map(String::as_str).collect();
+            let known = names.suggestions();
             if !value.contains(['/', ':', '@']) {
                 if let Some(s) = suggest(&lower, &known) {
                     self.warnings.push(ast::Warning {
@@ -909,12 +964,24 @@ impl<'a> Planner<'a> {
         i: usize,
         src: &StageSrc,
         stages: &mut [Stage],
-        names: &[Option<String>],
+        names: &StageNames,
     ) -> Result<()> {
         // Inherited state.
         let (mut env, mut args, mut workdir, mut shell, onbuild) = match &stages[i].base {
             Base::Stage { index } => {
                 let p = &stages[*index];
+                // Each stage holds its own copy of what it inherits: a long chain of stages that
+                // each add a variable would otherwise grow quadratically without any check.
+                let held = p
+                    .final_env
+                    .iter()
+                    .chain(p.final_args.iter())
+                    .map(|(k, v)| k.len() + v.len() + 48)
+                    .sum();
+                self.charge(held).map_err(|m| {
+                    Error::new(ErrorKind::Expansion(m), src.from_inst.pos)
+                        .with_len(src.from_inst.original.chars().count())
+                })?;
                 (
                     p.final_env.clone(),
                     p.final_args.clone(),
@@ -925,7 +992,7 @@ impl<'a> Planner<'a> {
             }
             // BuildKit gives an image without PATH the default one.
             Base::Scratch => (
-                Vars(vec![("PATH".into(), DEFAULT_PATH.into())]),
+                Vars::from_pairs([("PATH".into(), DEFAULT_PATH.into())]),
                 Vars::default(),
                 "/".to_string(),
                 Vec::new(),
@@ -945,14 +1012,14 @@ impl<'a> Planner<'a> {
                         info
                     }
                     None => {
-                        if !self.unresolved.contains(reference) {
+                        if self.unresolved_seen.insert(reference.clone()) {
                             self.unresolved.push(reference.clone());
                         }
                         ImageInfo::default()
                     }
                 };
                 (
-                    Vars(info.env),
+                    Vars::from_pairs(info.env),
                     Vars::default(),
                     info.workdir
                         .filter(|w| !w.is_empty())
@@ -1035,7 +1102,7 @@ impl<'a> Planner<'a> {
         &mut self,
         inst: &Instruction,
         pos: Pos,
-        names: &[Option<String>],
+        names: &StageNames,
         env: &mut Vars,
         args: &mut Vars,
         workdir: &mut String,
@@ -1092,18 +1159,22 @@ impl<'a> Planner<'a> {
                 for m in &r.mounts {
                     let l = Layered(env, args);
                     let lexer = self.lexer;
-                    let spec = mount::parse(&m.spec.text, |v| lexer.process_word(v, &l), false)
-                        .map_err(|e| {
-                            Error::new(
-                                ErrorKind::BadFlagValue {
-                                    flag: "mount".into(),
-                                    reason: e.message,
-                                },
-                                m.spec.pos,
-                            )
-                            .with_len(m.spec.text.chars().count())
-                            .with_hint(e.hint)
-                        })?;
+                    let expand = |v: &str| {
+                        let r = lexer.process_word(v, &l)?;
+                        self.charge(r.len())?;
+                        Ok(r)
+                    };
+                    let spec = mount::parse(&m.spec.text, expand, false).map_err(|e| {
+                        Error::new(
+                            ErrorKind::BadFlagValue {
+                                flag: "mount".into(),
+                                reason: e.message,
+                            },
+                            m.spec.pos,
+                        )
+                        .with_len(m.spec.text.chars().count())
+                        .with_hint(e.hint)
+                    })?;
                     let source_ref = match &spec.from {
                         Some(f) => {
                             let s = self.resolve_from(f, m.spec.pos, names)?;
@@ -1121,10 +1192,9 @@ impl<'a> Planner<'a> {
                     mounts.push(PlannedMount { spec, source_ref });
                 }
                 let mut run_args: Vec<(String, String)> = args
-                    .0
                     .iter()
                     .filter(|(k, _)| env.get(k).is_none())
-                    .cloned()
+                    .map(|(k, v)| (k.to_string(), v.to_string()))
                     .collect();
                 for p in PROXY_ARGS {
                     if let Some(v) = self.build_args.get(p) {
@@ -1133,6 +1203,12 @@ impl<'a> Planner<'a> {
                         }
                     }
                 }
+                // Every RUN holds its own copy of the ARGs it sees: count them, or 50,000 ARGs
+                // and 50,000 RUNs would be billions of copies.
+                let held = run_args.iter().map(|(k, v)| k.len() + v.len() + 48).sum();
+                self.charge(held).map_err(|m| {
+                    Error::new(ErrorKind::Expansion(m), pos).with_len(inst.original.chars().count())
+                })?;
                 Op::Run {
                     cmd: r.cmd.clone(),
                     shell: shell.clone(),
@@ -1156,7 +1232,11 @@ impl<'a> Planner<'a> {
                         lx.raw_quotes = true;
                         lx.raw_escapes = true;
                         let l = Layered(env, args);
-                        match lx.process_word(&h.content, &l) {
+                        let r = lx.process_word(&h.content, &l).and_then(|v| {
+                            self.charge(v.len())?;
+                            Ok(v)
+                        });
+                        match r {
                             Ok(v) => v,
                             Err(m) => return Err(Error::new(
                                 ErrorKind::Expansion(m),
@@ -1289,7 +1369,11 @@ impl<'a> Planner<'a> {
                 let mut out = Vec::new();
                 for p in ports {
                     let l = Layered(env, args);
-                    match self.lexer.process_words(&p.text, &l) {
+                    let r = self.lexer.process_words(&p.text, &l).and_then(|ws| {
+                        self.charge(ws.iter().map(String::len).sum())?;
+                        Ok(ws)
+                    });
+                    match r {
                         Ok(ws) => out.extend(ws),
                         Err(m) => {
                             return Err(Error::new(ErrorKind::Expansion(m), p.pos)
@@ -1434,19 +1518,30 @@ fn reachable(stages: &[Stage], target: usize) -> Vec<bool> {
 }
 
 /// Dependency order; among stages that are ready at the same time, the earlier in the file first.
+/// Kahn's algorithm with the ready stages in a min-heap: O(E log V).
 fn topo_order(stages: &[Stage], needed: &[bool]) -> Vec<usize> {
-    let mut done = vec![false; stages.len()];
+    use std::cmp::Reverse;
+    use std::collections::BinaryHeap;
+    let mut waiting = vec![0usize; stages.len()];
+    let mut readers: Vec<Vec<usize>> = vec![Vec::new(); stages.len()];
+    for (i, st) in stages.iter().enumerate().filter(|(i, _)| needed[*i]) {
+        for d in st.deps.iter().filter(|d| d.stage != i) {
+            waiting[i] += 1;
+            readers[d.stage].push(i);
+        }
+    }
+    let mut ready: BinaryHeap<Reverse<usize>> = (0..stages.len())
+        .filter(|&i| needed[i] && waiting[i] == 0)
+        .map(Reverse)
+        .collect();
     let mut order = Vec::new();
-    loop {
-        let next = (0..stages.len()).find(|&i| {
-            needed[i] && !done[i] && stages[i].deps.iter().all(|d| done[d.stage] || d.stage == i)
-        });
-        match next {
-            Some(i) => {
-                done[i] = true;
-                order.push(i);
+    while let Some(Reverse(i)) = ready.pop() {
+        order.push(i);
+        for &r in &readers[i] {
+            waiting[r] -= 1;
+            if waiting[r] == 0 {
+                ready.push(Reverse(r));
             }
-            None => break,
         }
     }
     order

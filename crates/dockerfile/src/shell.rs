@@ -9,34 +9,7 @@ pub trait Lookup {
     fn lookup(&self, name: &str) -> Option<&str>;
 }
 
-/// An environment in declaration order; later entries win.
-#[derive(Debug, Clone, Default, PartialEq, Eq)]
-pub struct Vars(pub Vec<(String, String)>);
-
-impl Vars {
-    pub fn set(&mut self, key: &str, value: &str) {
-        if let Some(slot) = self.0.iter_mut().find(|(k, _)| k == key) {
-            slot.1 = value.to_string();
-        } else {
-            self.0.push((key.to_string(), value.to_string()));
-        }
-    }
-    pub fn get(&self, key: &str) -> Option<&str> {
-        self.0
-            .iter()
-            .find(|(k, _)| k == key)
-            .map(|(_, v)| v.as_str())
-    }
-    pub fn remove(&mut self, key: &str) {
-        self.0.retain(|(k, _)| k != key);
-    }
-}
-
-impl Lookup for Vars {
-    fn lookup(&self, name: &str) -> Option<&str> {
-        self.get(name)
-    }
-}
+pub use crate::vars::Vars;
 
 /// No variables at all.
 pub struct NoVars;
@@ -760,12 +733,20 @@ fn replace(
         if (!replaced || all) && starts[i] {
             if let Some((_, long)) = p.prefix_matches(&chars[i..], budget)? {
                 if long > 0 {
+                    // Checked while the value grows: `${b//b/$b}` on a long `b` would otherwise
+                    // build gigabytes before any check after the expansion saw them.
+                    if out.len() + replacement.len() > MAX_EXPANSION {
+                        return Err(too_long());
+                    }
                     out.push_str(replacement);
                     i += long;
                     replaced = true;
                     continue;
                 }
             }
+        }
+        if out.len() >= MAX_EXPANSION {
+            return Err(too_long());
         }
         out.push(chars[i]);
         i += 1;
@@ -778,7 +759,7 @@ mod tests {
     use super::*;
 
     fn env() -> Vars {
-        Vars(vec![
+        Vars::from_pairs([
             ("A".into(), "alpha".into()),
             ("E".into(), String::new()),
             ("P".into(), "/usr/local/bin/tool.tar.gz".into()),
@@ -885,14 +866,14 @@ mod tests {
     fn hostile_expansions_end_quickly() {
         // Found by fuzzing: cubic replacement and exponential self-reference.
         let long = "a".repeat(200_000);
-        let env = Vars(vec![("A".into(), long.clone())]);
+        let env = Vars::from_pairs([("A".into(), long.clone())]);
         let lx = Lexer::new('\\');
         let t = std::time::Instant::now();
         assert_eq!(lx.process_word("${A/*b/}", &env).unwrap(), long);
         assert_eq!(lx.process_word("${A#*b}", &env).unwrap(), long);
         assert_eq!(lx.process_word("${A%%a*}", &env).unwrap(), "");
         assert!(t.elapsed() < std::time::Duration::from_secs(5));
-        let mut v = Vars(vec![("A".into(), "a".into())]);
+        let mut v = Vars::from_pairs([("A".into(), "a".into())]);
         let mut err = None;
         for _ in 0..40 {
             match lx.process_word("$A$A", &v) {

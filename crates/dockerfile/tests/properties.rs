@@ -97,14 +97,14 @@ proptest! {
 
     #[test]
     fn expansion_never_panics(word in ".{0,80}") {
-        let env = Vars(vec![("A".into(), "x y".into())]);
+        let env = Vars::from_pairs([("A".into(), "x y".into())]);
         let _ = Lexer::new('\\').process_word(&word, &env);
         let _ = Lexer::new('`').process_words(&word, &env);
     }
 
     #[test]
     fn quoted_variable_is_its_value(value in "[^\\x00]{0,40}") {
-        let env = Vars(vec![("V".into(), value.clone())]);
+        let env = Vars::from_pairs([("V".into(), value.clone())]);
         let lx = Lexer::new('\\');
         prop_assert_eq!(lx.process_word("\"$V\"", &env).unwrap(), value.clone());
         prop_assert_eq!(lx.process_word("${V}", &env).unwrap(), value.clone());
@@ -117,7 +117,7 @@ proptest! {
 
     #[test]
     fn prefix_and_suffix_trimming(a in "[a-z]{0,8}", b in "[a-z]{0,8}") {
-        let env = Vars(vec![("V".into(), format!("{a}.{b}"))]);
+        let env = Vars::from_pairs([("V".into(), format!("{a}.{b}"))]);
         let lx = Lexer::new('\\');
         prop_assert_eq!(lx.process_word("${V%.*}", &env).unwrap(), a.clone());
         prop_assert_eq!(lx.process_word("${V#*.}", &env).unwrap(), b.clone());
