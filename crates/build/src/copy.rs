@@ -14,6 +14,8 @@ use whittle_context::{EntryKind, Index, Matcher};
 pub enum CopyError {
     #[error("{0}: not found in the {1}")]
     NotFound(String, &'static str),
+    #[error("{0}: leads outside the {1}; a source must be a path inside it")]
+    Outside(String, &'static str),
     #[error("no source files were specified")]
     NoSources,
     #[error("when using {0} with more than one source file, the destination must be a directory and end with a /")]
@@ -150,10 +152,7 @@ impl Source<'_> {
     fn matches(&self, pattern: &str) -> Result<Vec<Item>> {
         let comps = components(pattern);
         if comps.contains(&"..") {
-            return Err(CopyError::NotFound(
-                format!("{pattern} (outside the source)"),
-                self.what(),
-            ));
+            return Err(CopyError::Outside(pattern.to_string(), self.what()));
         }
         let mut found: Vec<String> = vec![String::new()];
         for c in &comps {

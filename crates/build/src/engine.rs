@@ -1274,19 +1274,31 @@ impl Engine<'_> {
         Ok(match s.kind {
             MountType::Bind => {
                 let sub = s.source.clone().unwrap_or_default();
+                // Never the host path itself: the source is selected inside its root (context
+                // symlinks resolved inside the context, `..` refused, `.dockerignore` applied)
+                // and copied, so neither a hostile source nor a `rw` mount reaches host files.
                 let source = match &m.source_ref {
                     None | Some(Source::Context) => {
-                        self.opts.context.join(sub.trim_start_matches('/'))
+                        let index = self.context_index()?;
+                        let src = copy::Source::Context {
+                            root: &self.opts.context,
+                            index: &index,
+                        };
+                        materialize(&src, &sub, false, self.store, tmp_dirs)?
                     }
                     Some(Source::Stage { index }) => {
                         let st = inputs.get(index).ok_or_else(|| {
                             BuildError::Other(format!("stage {index} did not finish"))
                         })?;
-                        materialize(&st.merged(), &sub, self.store, tmp_dirs)?
+                        let merged = st.merged();
+                        let src = copy::Source::Merged(&merged);
+                        materialize(&src, &sub, true, self.store, tmp_dirs)?
                     }
                     Some(Source::Image { reference }) => {
                         let st = self.base_image(reference, &self.plan.target_platform)?;
-                        materialize(&st.merged(), &sub, self.store, tmp_dirs)?
+                        let merged = st.merged();
+                        let src = copy::Source::Merged(&merged);
+                        materialize(&src, &sub, true, self.store, tmp_dirs)?
                     }
                 };
                 (
@@ -1639,11 +1651,13 @@ fn fingerprint(index: &Index, pattern: &str) -> Vec<(String, String)> {
     out
 }
 
-/// A plain directory with the merged content of `sub` in a stage (hard links into the
-/// snapshots, so it is cheap), for a bind mount.
+/// A private copy of a bind mount's source `sub` (a directory or a single file), selected with
+/// COPY's rules inside its root, in a temporary directory under the store. Returns the path of
+/// the copied entry: a directory for a directory source, a file for a file source.
 fn materialize(
-    merged: &Merged,
+    src: &copy::Source,
     sub: &str,
+    keep_owner: bool,
     store: &Store,
     keep: &mut Vec<tempfile::TempDir>,
 ) -> Result<PathBuf> {
@@ -1651,22 +1665,21 @@ fn materialize(
         .prefix("bind-")
         .tempdir_in(store.root().join("snapshots"))
         .map_err(|e| BuildError::Other(format!("cannot create a bind source: {e}")))?;
-    let src = copy::Source::Merged(merged);
     let req = CopyRequest {
         keyword: "RUN --mount",
         sources: &[sub.to_string()],
         inline: &[],
-        dest: "/".into(),
+        dest: "/source".into(),
         chown: None,
         chmod: None,
         excludes: &[],
         parents: false,
         unpack_archives: false,
-        keep_owner: true,
+        keep_owner,
     };
-    copy::copy_into(&req, &src, &Merged::default(), tmp.path())
-        .map_err(|e| BuildError::Other(format!("bind mount source {sub:?}: {e}")))?;
-    let p = tmp.path().to_path_buf();
+    copy::copy_into(&req, src, &Merged::default(), tmp.path())
+        .map_err(|e| BuildError::Other(format!("RUN --mount=type=bind source {sub:?}: {e}")))?;
+    let p = tmp.path().join("source");
     keep.push(tmp);
     Ok(p)
 }
