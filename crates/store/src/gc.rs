@@ -30,6 +30,8 @@ pub struct FsckReport {
     pub temp_in_use: bool,
     /// Corrupt blobs deleted (with `repair`).
     pub corrupt_removed: Vec<Digest>,
+    /// Tags naming an image the store has no record of: (tag, manifest).
+    pub dangling_tags: Vec<(String, Digest)>,
 }
 
 impl FsckReport {
@@ -39,6 +41,7 @@ impl FsckReport {
             && self.stray_files.is_empty()
             && self.missing.is_empty()
             && self.snapshots_missing.is_empty()
+            && self.dangling_tags.is_empty()
     }
 }
 
@@ -81,7 +84,9 @@ fn remove_path(p: &std::path::Path) -> io::Result<()> {
 }
 
 impl Store {
-    /// Temp files and unfinished snapshot dirs: safe to delete only under the exclusive gc lock.
+    /// Temp files and unfinished snapshot dirs of lease holders: safe to delete only under the
+    /// exclusive gc lock. (index.json's temp files are the database lock's: see
+    /// [`Store::remove_root_temp_files`].)
     fn temp_paths(&self) -> Result<Vec<PathBuf>> {
         let mut out = Vec::new();
         let mut scan = |dir: PathBuf, pred: &dyn Fn(&str) -> bool| -> Result<()> {
@@ -100,7 +105,6 @@ impl Store {
         };
         scan(self.tmp_dir(), &|_| true)?;
         scan(self.root().join("snapshots"), &|n| n.starts_with("tmp-"))?;
-        scan(self.root().to_path_buf(), &|n| n.starts_with(".tmp-"))?;
         scan(self.blob_dir(), &|n| n.starts_with(".tmp"))?;
         Ok(out)
     }
@@ -116,6 +120,7 @@ impl Store {
                     remove_path(&p).map_err(|e| StoreError::io("remove", p.clone(), e))?;
                     r.temp_removed.push(p);
                 }
+                r.temp_removed.extend(self.remove_root_temp_files()?);
             }
             None => r.temp_in_use = true,
         }
@@ -165,6 +170,7 @@ impl Store {
                 r.snapshots_missing.push(s.chain_id.clone());
             }
         }
+        r.dangling_tags = self.dangling_tags()?;
         Ok(r)
     }
 
@@ -185,6 +191,7 @@ impl Store {
             remove_path(&p).map_err(|e| StoreError::io("remove", p.clone(), e))?;
             r.temp_removed += 1;
         }
+        r.temp_removed += self.remove_root_temp_files()?.len() as u64;
         // Untagged images.
         for t in self.images()? {
             if t.tags.is_empty() {

@@ -98,6 +98,54 @@ mod tests {
             PathBuf::from("/h/.local/share/whittle")
         );
     }
+
+    #[test]
+    fn fsck_reports_a_tag_whose_image_is_gone_and_prune_keeps_index_temp_files_safe() {
+        let t = tempfile::tempdir().unwrap();
+        let s = Store::open(t.path()).unwrap();
+        let cfg =
+            br#"{"architecture":"amd64","os":"linux","rootfs":{"type":"layers","diff_ids":[]}}"#;
+        let img = s.write_image(cfg, &[]).unwrap();
+        let r = Reference::parse("x/y:1").unwrap();
+        s.tag(&r, &img.manifest).unwrap();
+        assert!(s.fsck(false).unwrap().is_clean());
+        // What the prune race used to leave: the tag committed, the image record removed.
+        s.with_db(|db| {
+            let tx = db.begin_write().map_err(db_err)?;
+            tx.open_table(IMAGES)
+                .map_err(db_err)?
+                .remove(img.manifest.as_str())
+                .map_err(db_err)?;
+            tx.commit().map_err(db_err)
+        })
+        .unwrap();
+        let report = s.fsck(false).unwrap();
+        assert!(!report.is_clean());
+        assert_eq!(
+            report.dangling_tags,
+            vec![("x/y:1".to_string(), img.manifest.clone())]
+        );
+        // A temp file of index.json being written (db lock held) is not prune's to take.
+        let lock = FileLock::exclusive(&s.lock_path("db.lock")).unwrap();
+        std::fs::write(t.path().join(".tmp-inuse"), b"{}").unwrap();
+        let (tx, rx) = std::sync::mpsc::channel();
+        let root = t.path().to_path_buf();
+        let pruner = std::thread::spawn(move || {
+            let s = Store::open(root).unwrap();
+            let r = s
+                .prune(&crate::PruneOptions::default())
+                .map(|r| r.temp_removed);
+            tx.send(()).unwrap();
+            r
+        });
+        std::thread::sleep(Duration::from_millis(200));
+        assert!(rx.try_recv().is_err(), "prune did not wait for the db lock");
+        assert!(t.path().join(".tmp-inuse").exists());
+        drop(lock);
+        // Left behind by a killed writer, it goes once the lock is free.
+        assert!(pruner.join().unwrap().unwrap() >= 1);
+        assert!(!t.path().join(".tmp-inuse").exists());
+    }
 }
 
 /// A stored image: its manifest and what the manifest references.
@@ -394,11 +442,15 @@ impl Store {
         ] {
             fs::create_dir_all(&d).map_err(|e| StoreError::io("create", d.clone(), e))?;
         }
-        if !s.root.join("oci-layout").exists() {
-            write_atomic(&s.root, "oci-layout", br#"{"imageLayoutVersion":"1.0.0"}"#)?;
-        }
-        if !s.root.join("index.json").exists() {
-            write_atomic(&s.root, "index.json", &index_json(Vec::new())?)?;
+        if !s.root.join("oci-layout").exists() || !s.root.join("index.json").exists() {
+            // Temp files in the root belong to the database lock (see remove_root_temp_files).
+            let _db = FileLock::exclusive(&s.lock_path("db.lock"))?;
+            if !s.root.join("oci-layout").exists() {
+                write_atomic(&s.root, "oci-layout", br#"{"imageLayoutVersion":"1.0.0"}"#)?;
+            }
+            if !s.root.join("index.json").exists() {
+                write_atomic(&s.root, "index.json", &index_json(Vec::new())?)?;
+            }
         }
         // Create missing tables; when they all exist (every open but the first), a read
         // transaction is enough and nothing is fsynced.
@@ -766,6 +818,9 @@ impl Store {
 
     /// Points `reference` at an image (by manifest digest), replacing an older target.
     pub fn tag(&self, reference: &Reference, manifest: &Digest) -> Result<()> {
+        // Under a lease: prune must not remove the image between the check below and the
+        // commit, which would leave a tag naming nothing.
+        let _lease = self.lease()?;
         let name = reference.to_string();
         // Already so (every rebuild tags its image again): nothing to write or fsync.
         let same = self.with_read(|tx| {
@@ -944,6 +999,49 @@ impl Store {
             });
         }
         out.reverse();
+        Ok(out)
+    }
+
+    /// Tags whose image record is missing: (tag, manifest it names). A consistent store has
+    /// none; `fsck` reports them.
+    pub(crate) fn dangling_tags(&self) -> Result<Vec<(String, Digest)>> {
+        self.with_read(|tx| {
+            let tags = match tx.open_table(TAGS) {
+                Ok(t) => t,
+                Err(redb::TableError::TableDoesNotExist(_)) => return Ok(Vec::new()),
+                Err(e) => return Err(db_err(e)),
+            };
+            let images = tx.open_table(IMAGES).map_err(db_err)?;
+            let mut out = Vec::new();
+            for e in tags.iter().map_err(db_err)? {
+                let (k, v) = e.map_err(db_err)?;
+                if images.get(v.value()).map_err(db_err)?.is_none() {
+                    let d = v
+                        .value()
+                        .parse::<Digest>()
+                        .map_err(|e| StoreError::InvalidImage(format!("tag {}: {e}", k.value())))?;
+                    out.push((k.value().to_string(), d));
+                }
+            }
+            Ok(out)
+        })
+    }
+
+    /// Removes temp files that `write_atomic` leaves in the store root when killed. Those are
+    /// made only under the exclusive database lock, so holding it here means none is in use.
+    pub(crate) fn remove_root_temp_files(&self) -> Result<Vec<PathBuf>> {
+        let _db = FileLock::exclusive(&self.lock_path("db.lock"))?;
+        let mut out = Vec::new();
+        for e in fs::read_dir(&self.root).map_err(|e| StoreError::io("list", &self.root, e))? {
+            let e = e.map_err(|err| StoreError::io("list", &self.root, err))?;
+            if e.file_name().to_string_lossy().starts_with(".tmp-") {
+                match fs::remove_file(e.path()) {
+                    Ok(()) => out.push(e.path()),
+                    Err(err) if err.kind() == io::ErrorKind::NotFound => {}
+                    Err(err) => return Err(StoreError::io("remove", e.path(), err)),
+                }
+            }
+        }
         Ok(out)
     }
 

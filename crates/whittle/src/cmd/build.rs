@@ -484,6 +484,9 @@ pub fn run(mut args: BuildArgs, root: Option<&Path>) -> anyhow::Result<ExitCode>
     let runtime = whittle_runtime::Runtime::new(whittle_runtime::Engine::BuiltIn)
         .context("starting the container runtime")?;
     let cancel = whittle_runtime::CancelToken::new().context("creating a cancel token")?;
+    // Held until the command ends: prune must not take the built image before it is tagged,
+    // written out and pushed (an untagged image is prune's to remove).
+    let _lease = store.lease()?;
     let result = whittle_build::build(&plan, &bo, &store, &runtime, progress.as_ref(), &cancel);
     tty.clear();
     let res = match result {

@@ -37,6 +37,9 @@ pub fn run(args: FsckArgs, root: Option<&Path>) -> anyhow::Result<ExitCode> {
     for (img, blob) in &r.missing {
         println!("MISSING blob {blob} of image {img}");
     }
+    for (tag, manifest) in &r.dangling_tags {
+        println!("DANGLING tag {tag}: its image {manifest} is gone (whittle rmi {tag}, then rebuild or pull it)");
+    }
     for s in &r.snapshots_missing {
         println!("MISSING snapshot dir of {s}");
     }

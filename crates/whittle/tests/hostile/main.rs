@@ -7,6 +7,7 @@
 mod common;
 
 mod bind;
+mod prune_race;
 
 use assert_cmd::Command;
 use std::fs;
