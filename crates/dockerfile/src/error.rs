@@ -118,17 +118,20 @@ impl Error {
     ///   = help: did you mean COPY?
     /// ```
     pub fn render(&self, file: &str, source: &str) -> String {
+        let file = printable(file, MAX_MESSAGE);
+        let kind = printable(&self.kind.to_string(), MAX_MESSAGE);
+        let hint = self.hint.as_deref().map(|h| printable(h, MAX_MESSAGE));
         if self.pos.line == 0 {
             // Not about a place in the file (an unknown --target, an empty file).
-            let mut out = format!("error: {}\n --> {file}\n", self.kind);
-            if let Some(hint) = &self.hint {
+            let mut out = format!("error: {kind}\n --> {file}\n");
+            if let Some(hint) = &hint {
                 out.push_str(&format!("  = help: {hint}\n"));
             }
             return out;
         }
         let mut out = format!(
-            "error: {}\n --> {}:{}:{}\n",
-            self.kind, file, self.pos.line, self.pos.col
+            "error: {kind}\n --> {file}:{}:{}\n",
+            self.pos.line, self.pos.col
         );
         let line_text = source
             .split('\n')
@@ -138,32 +141,97 @@ impl Error {
             let text = text.trim_start_matches('\u{feff}');
             let num = self.pos.line.to_string();
             let pad = " ".repeat(num.len());
-            // Tabs would misalign the caret: show them as single spaces.
-            let shown: String = text
-                .chars()
-                .map(|c| if c == '\t' { ' ' } else { c })
-                .collect();
-            let width = shown.chars().count();
-            let col = self.pos.col.max(1);
-            let len = if col > width {
-                1
-            } else {
-                self.len.min(width + 1 - col).max(1)
-            };
+            let (shown, caret_at, caret_len) = snippet(text, self.pos.col.max(1), self.len.max(1));
             out.push_str(&format!("{pad} |\n{num} | {shown}\n"));
             out.push_str(&format!(
                 "{pad} | {}{}\n",
-                " ".repeat(col - 1),
-                "^".repeat(len)
+                " ".repeat(caret_at),
+                "^".repeat(caret_len)
             ));
-            if let Some(hint) = &self.hint {
+            if let Some(hint) = &hint {
                 out.push_str(&format!("{pad} = help: {hint}\n"));
             }
-        } else if let Some(hint) = &self.hint {
+        } else if let Some(hint) = &hint {
             out.push_str(&format!("  = help: {hint}\n"));
         }
         out
     }
+}
+
+/// The longest message (or hint) rendered, in characters; the rest is cut with `…`.
+const MAX_MESSAGE: usize = 500;
+/// How many characters of a source line a snippet shows around the error.
+const SNIPPET_WIDTH: usize = 120;
+
+/// One character as a terminal may safely show it: control characters (NUL, ESC of an OSC
+/// title or clear-screen sequence, DEL, C1 controls) as visible escapes, tabs as one space.
+fn show_char(c: char, out: &mut String) {
+    match c {
+        '\t' => out.push(' '),
+        c if c.is_control() => {
+            let n = u32::from(c);
+            if n <= 0xff {
+                out.push_str(&format!("\\x{n:02x}"));
+            } else {
+                out.push_str(&format!("\\u{{{n:x}}}"));
+            }
+        }
+        // Bidirectional overrides can make text read differently from what it is.
+        '\u{202a}'..='\u{202e}' | '\u{2066}'..='\u{2069}' => {
+            out.push_str(&format!("\\u{{{:x}}}", u32::from(c)));
+        }
+        c => out.push(c),
+    }
+}
+
+/// Text from a Dockerfile, an archive or a registry made safe to print on a terminal: control
+/// characters escaped (see [`show_char`]) and at most `max` characters kept.
+pub fn printable(text: &str, max: usize) -> String {
+    let mut out = String::new();
+    for (i, c) in text.chars().enumerate() {
+        if i == max {
+            out.push('…');
+            break;
+        }
+        show_char(c, &mut out);
+    }
+    out
+}
+
+/// A source line as shown under an error: escaped, cut to a window around the error, with the
+/// caret's offset and length in shown characters.
+fn snippet(text: &str, col: usize, len: usize) -> (String, usize, usize) {
+    let chars: Vec<char> = text.chars().collect();
+    let start = if chars.len() > SNIPPET_WIDTH {
+        (col - 1).saturating_sub(SNIPPET_WIDTH / 3).min(chars.len())
+    } else {
+        0
+    };
+    let end = chars.len().min(start + SNIPPET_WIDTH);
+    let mut shown = String::new();
+    if start > 0 {
+        shown.push('…');
+    }
+    let mut caret_at = None;
+    let mut caret_end = None;
+    let mut width = usize::from(start > 0);
+    for (i, &c) in chars.iter().enumerate().take(end).skip(start) {
+        if i + 1 == col {
+            caret_at = Some(width);
+        }
+        if i + 1 == col + len {
+            caret_end = Some(width);
+        }
+        let before = shown.chars().count();
+        show_char(c, &mut shown);
+        width += shown.chars().count() - before;
+    }
+    if end < chars.len() {
+        shown.push('…');
+    }
+    let caret_at = caret_at.unwrap_or(width);
+    let caret_end = caret_end.unwrap_or(width.max(caret_at + 1));
+    (shown, caret_at, (caret_end - caret_at).max(1))
 }
 
 pub type Result<T, E = Error> = std::result::Result<T, E>;
@@ -214,6 +282,44 @@ mod tests {
             err.render("Dockerfile", src),
             "error: unknown instruction: COPPY\n --> Dockerfile:2:1\n  |\n2 | COPPY a b\n  | ^^^^^\n  = help: did you mean COPY?\n"
         );
+    }
+
+    #[test]
+    fn control_characters_are_escaped_and_long_lines_cut() {
+        // NUL, an OSC title sequence and clear-screen must not reach the terminal raw.
+        let src = "FROM scratch\nCOPPY \u{1b}]0;pwned\u{7}\u{1b}[2J\0 b\n";
+        let err = Error::new(
+            ErrorKind::UnknownInstruction("COPPY\u{1b}[2J".into()),
+            Pos::new(2, 7),
+        )
+        .with_len(1);
+        let out = err.render("Docker\u{1b}file", src);
+        assert!(!out.chars().any(|c| c.is_control() && c != '\n'), "{out:?}");
+        assert!(
+            out.contains("COPPY \\x1b]0;pwned\\x07\\x1b[2J\\x00 b"),
+            "{out}"
+        );
+        assert!(out.contains("unknown instruction: COPPY\\x1b[2J"), "{out}");
+        // The caret sits under the escaped ESC (4 shown characters wide, underlined as one).
+        assert!(out.contains("  |       ^^^^\n"), "{out}");
+
+        let long = format!(
+            "FROM scratch\nRUN {}XYZ{}\n",
+            "a".repeat(5000),
+            "b".repeat(5000)
+        );
+        let err = Error::new(ErrorKind::Syntax("bad".into()), Pos::new(2, 5005)).with_len(3);
+        let out = err.render("Dockerfile", &long);
+        let snippet = out.lines().nth(3).unwrap();
+        assert!(snippet.chars().count() < 140, "{snippet}");
+        assert!(snippet.contains("aaaXYZbbb"));
+        let caret = out.lines().nth(4).unwrap();
+        let at = caret.chars().position(|c| c == '^').unwrap();
+        let under: String = snippet.chars().skip(at).take(3).collect();
+        assert_eq!(under, "XYZ", "{snippet}\n{caret}");
+        assert!(caret.ends_with("^^^"));
+        let msg = printable(&"x".repeat(10_000), MAX_MESSAGE);
+        assert_eq!(msg.chars().count(), MAX_MESSAGE + 1);
     }
 
     #[test]

@@ -25,7 +25,7 @@ pub struct BuildArgs {
     #[arg(long)]
     pub target: Option<String>,
     /// A build-time variable, `KEY=VALUE`, or `KEY` to take its value from the environment.
-    #[arg(long = "build-arg", value_name = "KEY[=VALUE]")]
+    #[arg(long = "build-arg", value_name = "KEY[=VALUE]", value_parser = super::plan::parse_build_arg)]
     pub build_args: Vec<String>,
     /// Do not use the cache.
     #[arg(long)]
@@ -58,7 +58,7 @@ pub struct BuildArgs {
     #[arg(long, default_value = "auto")]
     pub progress: String,
     /// At most this many RUN/COPY steps at once (default: the number of cores).
-    #[arg(long)]
+    #[arg(long, value_parser = super::plan::parse_jobs)]
     pub jobs: Option<usize>,
     /// What to do when a RUN fails: `error` (report it), or `shell`: first open an
     /// interactive shell in the failed step's container (needs a terminal).
@@ -549,11 +549,14 @@ impl Progress for TtyRef {
 }
 
 fn report_build_error(e: &BuildError, file: &str, text: &str) {
+    // Dockerfile text, command lines and program output may hold control characters.
+    let safe = |s: &str| whittle_dockerfile::printable(s, 500);
+    let file = safe(file);
     let show_line = |line: usize| {
         if let Some(l) = text.lines().nth(line.saturating_sub(1)) {
             let n = line.to_string();
             let pad = " ".repeat(n.len());
-            eprintln!(" --> {file}:{line}\n{pad} |\n{n} | {l}\n{pad} |");
+            eprintln!(" --> {file}:{line}\n{pad} |\n{n} | {}\n{pad} |", safe(l));
         }
     };
     match e {
@@ -564,7 +567,11 @@ fn report_build_error(e: &BuildError, file: &str, text: &str) {
             code,
             tail,
         } => {
-            eprintln!("error: stage {stage}: process \"{command}\" did not complete successfully: exit code: {code}");
+            eprintln!(
+                "error: stage {}: process \"{}\" did not complete successfully: exit code: {code}",
+                safe(stage),
+                safe(command)
+            );
             show_line(*line);
             if !tail.is_empty() {
                 eprintln!(
@@ -573,7 +580,7 @@ fn report_build_error(e: &BuildError, file: &str, text: &str) {
                     if tail.len() == 1 { "" } else { "s" }
                 );
                 for l in tail {
-                    eprintln!("  {l}");
+                    eprintln!("  {}", safe(l));
                 }
             }
         }
@@ -583,9 +590,14 @@ fn report_build_error(e: &BuildError, file: &str, text: &str) {
             summary,
             message,
         } => {
-            eprintln!("error: stage {stage}: {summary}: {message}");
+            eprintln!(
+                "error: stage {}: {}: {}",
+                safe(stage),
+                safe(summary),
+                safe(message)
+            );
             show_line(*line);
         }
-        other => eprintln!("error: {other}"),
+        other => eprintln!("error: {}", safe(&other.to_string())),
     }
 }

@@ -20,7 +20,7 @@ pub struct PlanArgs {
     #[arg(long)]
     pub target: Option<String>,
     /// A build-time variable, `KEY=VALUE`, or `KEY` to take its value from the environment.
-    #[arg(long = "build-arg", value_name = "KEY[=VALUE]")]
+    #[arg(long = "build-arg", value_name = "KEY[=VALUE]", value_parser = super::plan::parse_build_arg)]
     pub build_args: Vec<String>,
     /// The target platform (os/arch[/variant]); the host's by default.
     #[arg(long)]
@@ -82,6 +82,34 @@ pub fn read_dockerfile(context: &Path, file: Option<&Path>) -> anyhow::Result<Do
 }
 
 /// `--build-arg K=V` and `--build-arg K` (value from the environment; dropped when unset there).
+/// Checks one `--build-arg` value: a name (no `=`, no blanks), optionally `=VALUE`.
+pub fn parse_build_arg(v: &str) -> Result<String, String> {
+    let name = v.split_once('=').map_or(v, |(k, _)| k);
+    if name.is_empty() {
+        return Err(
+            "the name is empty: write --build-arg NAME=VALUE, or NAME alone to take \
+                    its value from the environment"
+                .into(),
+        );
+    }
+    if name.chars().any(|c| c.is_whitespace() || c.is_control()) {
+        return Err(format!(
+            "{:?} is not a variable name: names have no blanks or control characters",
+            name
+        ));
+    }
+    Ok(v.to_string())
+}
+
+/// A `--jobs` value: at least 1.
+pub fn parse_jobs(v: &str) -> Result<usize, String> {
+    match v.parse::<usize>() {
+        Ok(0) => Err("must be at least 1".into()),
+        Ok(n) => Ok(n),
+        Err(_) => Err(format!("{v:?} is not a whole number")),
+    }
+}
+
 pub fn resolve_build_args(raw: &[String]) -> Vec<(String, String)> {
     raw.iter()
         .filter_map(|a| match a.split_once('=') {
@@ -328,7 +356,9 @@ pub fn render_text(plan: &Plan, file: &str) -> String {
         let _ = writeln!(
             o,
             "warning: {file}:{}:{}: {}",
-            w.pos.line, w.pos.col, w.message
+            w.pos.line,
+            w.pos.col,
+            whittle_dockerfile::printable(&w.message, 500)
         );
     }
     o

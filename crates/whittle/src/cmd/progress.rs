@@ -9,6 +9,11 @@ use std::sync::Mutex;
 use std::time::{Duration, Instant};
 use whittle_build::{Event, Progress};
 
+/// Dockerfile text (step summaries, errors naming it) as a terminal may safely show it.
+fn safe(s: &str) -> String {
+    whittle_dockerfile::printable(s, 500)
+}
+
 /// `--progress=plain`: one line per event, prefixed with the step number.
 pub struct Plain {
     out: Mutex<Box<dyn Write + Send>>,
@@ -41,7 +46,7 @@ impl Progress for Plain {
                 if let Ok(mut m) = self.started.lock() {
                     m.insert(id, Instant::now());
                 }
-                self.line(format!("#{id} {label} {summary}"));
+                self.line(format!("#{id} {label} {}", safe(&summary)));
             }
             Event::StepCached { id } => self.line(format!("#{id} CACHED")),
             Event::StepMiss { id, reason } => self.line(format!("#{id} cache miss: {reason}")),
@@ -58,8 +63,9 @@ impl Progress for Plain {
                 self.line(format!("#{id} DONE {:.1}s", elapsed.as_secs_f64()))
             }
             Event::StepFailed { id, elapsed, error } => self.line(format!(
-                "#{id} ERROR after {:.1}s: {error}",
-                elapsed.as_secs_f64()
+                "#{id} ERROR after {:.1}s: {}",
+                elapsed.as_secs_f64(),
+                safe(&error)
             )),
             Event::Note { message } => self.line(format!(
                 "[{:>6.2}s] {message}",
@@ -143,7 +149,7 @@ impl Progress for Tty {
                 let bar = self.multi.add(ProgressBar::new_spinner());
                 bar.set_style(self.running.clone());
                 bar.set_prefix(format!("#{id}"));
-                let title = format!("{label} {summary}");
+                let title = format!("{label} {}", safe(&summary));
                 bar.set_message(title.clone());
                 bar.enable_steady_tick(Duration::from_millis(100));
                 if let Ok(mut s) = self.steps.lock() {

@@ -16,7 +16,7 @@ pub struct PullArgs {
     #[arg(long, value_name = "OS/ARCH[/VARIANT]")]
     platform: Option<String>,
     /// Parallel layer downloads.
-    #[arg(long, default_value_t = 4)]
+    #[arg(long, default_value_t = 4, value_parser = super::plan::parse_jobs)]
     jobs: usize,
     /// Print only the digest.
     #[arg(short, long)]

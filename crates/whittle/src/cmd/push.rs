@@ -23,7 +23,7 @@ pub struct PushArgs {
     #[arg(long, value_name = "SIZE", value_parser = super::storeutil::parse_size)]
     chunk_size: Option<u64>,
     /// Parallel blob uploads.
-    #[arg(long, default_value_t = 3)]
+    #[arg(long, default_value_t = 3, value_parser = super::plan::parse_jobs)]
     jobs: usize,
     /// Write the pushed manifest digest to FILE.
     #[arg(long, value_name = "FILE")]

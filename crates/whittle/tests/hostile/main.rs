@@ -7,6 +7,7 @@
 mod common;
 
 mod bind;
+mod dockerfile;
 mod prune_race;
 
 use assert_cmd::Command;
