@@ -71,10 +71,7 @@ impl ImageRef {
         } else {
             registry
         };
-        let host_ok = !registry.is_empty()
-            && registry
-                .bytes()
-                .all(|b| b.is_ascii_alphanumeric() || b".-:[]".contains(&b));
+        let host_ok = whittle_store::valid_domain(registry);
         if !host_ok {
             return Err(bad("bad registry host"));
         }
@@ -87,12 +84,7 @@ impl ImageRef {
             return Err(bad("repository name longer than 255 characters"));
         }
         for c in repo.split('/') {
-            let ok = !c.is_empty()
-                && c.bytes()
-                    .all(|b| b.is_ascii_lowercase() || b.is_ascii_digit() || b"._-".contains(&b))
-                && c.starts_with(|ch: char| ch.is_ascii_alphanumeric())
-                && c.ends_with(|ch: char| ch.is_ascii_alphanumeric());
-            if !ok {
+            if !whittle_store::valid_path_component(c) {
                 return Err(bad(
                     "repository path components use lowercase letters and digits, separated by '.', '_' or '-'",
                 ));

@@ -110,15 +110,37 @@ fn read_limited<R: Read>(r: R, what: &str) -> Result<Vec<u8>> {
 
 /// Loads every image of a docker-archive, oci-archive (`-` reads stdin) or OCI layout directory
 /// into the store and tags them as the archive names them.
+///
+/// All or nothing: tags are applied, in one transaction, only once every image of the archive
+/// is stored and verified; when anything fails, the images this load wrote and nothing tags are
+/// removed again.
 pub fn load(store: &Store, input: &Path) -> Result<Vec<LoadedImage>> {
     let _lease = store.lease()?;
+    let mut pending = Pending::default();
+    let r = load_images(store, input, &mut pending)
+        .and_then(|out| store.tag_many(&pending.tags).map(|()| out));
+    if r.is_err() {
+        // Best effort: what stays behind is untagged, and prune's to take.
+        let _ = store.remove_untagged(&pending.written);
+    }
+    r
+}
+
+/// What a load will tag once everything is in, and the images it wrote.
+#[derive(Default)]
+struct Pending {
+    tags: Vec<(Reference, Digest)>,
+    written: Vec<Digest>,
+}
+
+fn load_images(store: &Store, input: &Path, pending: &mut Pending) -> Result<Vec<LoadedImage>> {
     if input.is_dir() {
         let idx = read_limited(
             File::open(input.join("index.json"))
                 .map_err(|e| StoreError::io("open", input.join("index.json"), e))?,
             "index.json",
         )?;
-        return load_index(store, &idx, &Source::Dir(input), None);
+        return load_index(store, &idx, &Source::Dir(input), None, pending);
     }
     let reader: Box<dyn Read> = if input == Path::new("-") {
         Box::new(io::stdin().lock())
@@ -233,7 +255,7 @@ pub fn load(store: &Store, input: &Path) -> Result<Vec<LoadedImage>> {
                     .extend(e.repo_tags.clone().unwrap_or_default());
             }
         }
-        return load_index(store, idx, &Source::Streamed, Some(&extra));
+        return load_index(store, idx, &Source::Streamed, Some(&extra), pending);
     }
     let Some(entries) = docker_manifest else {
         return Err(StoreError::InvalidImage(format!(
@@ -298,7 +320,7 @@ pub fn load(store: &Store, input: &Path) -> Result<Vec<LoadedImage>> {
         verify_diff_ids(store, &cfg_bytes, &digests)?;
         let img = store.write_image(&cfg_bytes, &layers)?;
         let tags = tag_all(
-            store,
+            pending,
             &img,
             e.repo_tags.unwrap_or_default().iter().map(String::as_str),
         )?;
@@ -350,16 +372,19 @@ fn verify_diff_ids(store: &Store, config: &[u8], layers: &[Digest]) -> Result<()
     Ok(())
 }
 
+/// Records `img` as written by this load and the tags it is to get; a name that is not a valid
+/// reference fails the load before anything is tagged.
 fn tag_all<'a>(
-    store: &Store,
+    pending: &mut Pending,
     img: &ImageRecord,
     names: impl Iterator<Item = &'a str>,
 ) -> Result<Vec<String>> {
+    pending.written.push(img.manifest.clone());
     let mut tags = Vec::new();
     for n in names {
         let r = Reference::parse(n)?;
-        store.tag(&r, &img.manifest)?;
         let s = r.to_string();
+        pending.tags.push((r, img.manifest.clone()));
         if !tags.contains(&s) {
             tags.push(s);
         }
@@ -382,26 +407,39 @@ fn load_index(
     idx: &[u8],
     src: &Source<'_>,
     extra_tags: Option<&HashMap<Digest, Vec<String>>>,
+    pending: &mut Pending,
 ) -> Result<Vec<LoadedImage>> {
     let index: IndexJson =
         serde_json::from_slice(idx).map_err(|e| StoreError::json("index.json", e))?;
     let mut out: Vec<LoadedImage> = Vec::new();
     for desc in &index.manifests {
         let names: Vec<String> = descriptor_name(&desc.annotations).into_iter().collect();
-        load_descriptor(store, desc, src, &names, extra_tags, &mut out, 0)?;
+        let at = Place {
+            names: &names,
+            extra_tags,
+            depth: 0,
+        };
+        load_descriptor(store, desc, src, &at, &mut out, pending)?;
     }
     Ok(out)
+}
+
+/// Where a descriptor sits: the names it is to get, the archive's extra tags, the nesting depth.
+struct Place<'a> {
+    names: &'a [String],
+    extra_tags: Option<&'a HashMap<Digest, Vec<String>>>,
+    depth: usize,
 }
 
 fn load_descriptor(
     store: &Store,
     desc: &IndexEntry,
     src: &Source<'_>,
-    names: &[String],
-    extra_tags: Option<&HashMap<Digest, Vec<String>>>,
+    at: &Place<'_>,
     out: &mut Vec<LoadedImage>,
-    depth: usize,
+    pending: &mut Pending,
 ) -> Result<()> {
+    let (names, extra_tags, depth) = (at.names, at.extra_tags, at.depth);
     let d: Digest = desc.digest.parse().map_err(|_| {
         StoreError::InvalidImage(format!("bad digest {:?} in an index", desc.digest))
     })?;
@@ -421,7 +459,12 @@ fn load_descriptor(
             .unwrap_or(0);
         for (i, m) in nested.manifests.iter().enumerate() {
             let n: &[String] = if i == named { names } else { &[] };
-            load_descriptor(store, m, src, n, extra_tags, out, depth + 1)?;
+            let inner = Place {
+                names: n,
+                extra_tags,
+                depth: depth + 1,
+            };
+            load_descriptor(store, m, src, &inner, out, pending)?;
         }
         return Ok(());
     }
@@ -446,7 +489,7 @@ fn load_descriptor(
     if let Some(extra) = extra_tags.and_then(|e| e.get(&img.config)) {
         all.extend(extra.iter().map(String::as_str));
     }
-    let tags = tag_all(store, &img, all.into_iter())?;
+    let tags = tag_all(pending, &img, all.into_iter())?;
     match out.iter_mut().find(|o| o.manifest == img.manifest) {
         Some(o) => {
             for t in tags {

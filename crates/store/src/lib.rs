@@ -39,7 +39,7 @@ pub use archive::{load, save, ArchiveFormat, LoadedImage};
 pub use error::{Result, StoreError};
 pub use gc::{FsckReport, PruneOptions, PruneReport};
 pub use lock::FileLock;
-pub use reference::Reference;
+pub use reference::{valid_domain, valid_path_component, Reference};
 pub use store::{
     default_root, BlobWriter, CacheMount, CacheRecord, HistoryEntry, ImageRecord, Lease,
     SnapshotDir, SnapshotRecord, Store, TaggedImage, WriteBatch, MEDIA_TYPE_CONFIG,

@@ -846,6 +846,55 @@ impl Store {
         })
     }
 
+    /// Points several references at their images in one transaction: all or none.
+    pub fn tag_many(&self, tags: &[(Reference, Digest)]) -> Result<()> {
+        if tags.is_empty() {
+            return Ok(());
+        }
+        let _lease = self.lease()?;
+        self.with_db(|db| {
+            let tx = db.begin_write().map_err(db_err)?;
+            {
+                let images = tx.open_table(IMAGES).map_err(db_err)?;
+                let mut t = tx.open_table(TAGS).map_err(db_err)?;
+                for (r, manifest) in tags {
+                    if images.get(manifest.as_str()).map_err(db_err)?.is_none() {
+                        return Err(StoreError::ImageNotFound(manifest.to_string()));
+                    }
+                    t.insert(r.to_string().as_str(), manifest.as_str())
+                        .map_err(db_err)?;
+                }
+            }
+            tx.commit().map_err(db_err)?;
+            self.write_index(db)
+        })
+    }
+
+    /// Removes those of `manifests` that no tag names (what a failed load wrote).
+    pub fn remove_untagged(&self, manifests: &[Digest]) -> Result<()> {
+        if manifests.is_empty() {
+            return Ok(());
+        }
+        self.with_db(|db| {
+            let tx = db.begin_write().map_err(db_err)?;
+            {
+                let t = tx.open_table(TAGS).map_err(db_err)?;
+                let mut tagged = std::collections::HashSet::new();
+                for e in t.iter().map_err(db_err)? {
+                    let (_, v) = e.map_err(db_err)?;
+                    tagged.insert(v.value().to_string());
+                }
+                let mut images = tx.open_table(IMAGES).map_err(db_err)?;
+                for m in manifests {
+                    if !tagged.contains(m.as_str()) {
+                        images.remove(m.as_str()).map_err(db_err)?;
+                    }
+                }
+            }
+            tx.commit().map_err(db_err)
+        })
+    }
+
     /// Removes a tag; returns the manifest it pointed at.
     pub fn untag(&self, reference: &Reference) -> Result<Option<Digest>> {
         let name = reference.to_string();

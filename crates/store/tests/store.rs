@@ -666,3 +666,75 @@ fn retagging_the_same_image_writes_nothing() {
     assert_ne!(ino("index.json"), index);
     assert_eq!(s.resolve("same:1").unwrap().image.manifest, other.manifest);
 }
+
+/// A classic docker archive of `entries` (config JSON, RepoTags), all sharing one layer.
+fn docker_archive_of(entries: &[(serde_json::Value, &[&str])]) -> Vec<u8> {
+    let src = tempfile::tempdir().unwrap();
+    fs::write(src.path().join("f"), b"x").unwrap();
+    let (info, layer) = write_layer(
+        src.path(),
+        &WriteOptions {
+            compression: Compression::None,
+            epoch: 0,
+            ..WriteOptions::default()
+        },
+        Vec::new(),
+    )
+    .unwrap();
+    let mut b = tar::Builder::new(Vec::new());
+    tar_append(&mut b, "l/layer.tar", &layer);
+    let mut manifest = Vec::new();
+    for (i, (cfg, tags)) in entries.iter().enumerate() {
+        let mut cfg = cfg.clone();
+        if cfg.pointer("/rootfs").is_none() {
+            cfg["rootfs"] =
+                serde_json::json!({"type": "layers", "diff_ids": [info.diff_id.to_string()]});
+        }
+        let name = format!("c{i}.json");
+        tar_append(&mut b, &name, &serde_json::to_vec(&cfg).unwrap());
+        manifest
+            .push(serde_json::json!({"Config": name, "RepoTags": tags, "Layers": ["l/layer.tar"]}));
+    }
+    tar_append(
+        &mut b,
+        "manifest.json",
+        &serde_json::to_vec(&manifest).unwrap(),
+    );
+    b.into_inner().unwrap()
+}
+
+#[test]
+fn a_load_that_fails_tags_nothing_and_leaves_no_image() {
+    let t = tempfile::tempdir().unwrap();
+    let s = Store::open(t.path().join("root")).unwrap();
+    let file = t.path().join("a.tar");
+    let good = serde_json::json!({"architecture": "amd64", "os": "linux", "comment": "good"});
+    let bad_layers = serde_json::json!({"architecture": "amd64", "os": "linux",
+        "rootfs": {"type": "layers", "diff_ids": [Digest::of_bytes(b"other").to_string()]}});
+    // The first image is fine; the second does not match its layer.
+    fs::write(
+        &file,
+        docker_archive_of(&[(good.clone(), &["first:1"]), (bad_layers, &["second:1"])]),
+    )
+    .unwrap();
+    assert!(load(&s, &file).is_err());
+    // A name with `..` parts is refused before anything is tagged.
+    fs::write(
+        &file,
+        docker_archive_of(&[(good.clone(), &["ok:1", "../../x:1"])]),
+    )
+    .unwrap();
+    let err = load(&s, &file).unwrap_err();
+    assert!(matches!(err, StoreError::InvalidReference(..)), "{err}");
+    assert!(s.images().unwrap().is_empty(), "{:?}", s.images().unwrap());
+    let index = fs::read_to_string(s.root().join("index.json")).unwrap();
+    assert!(
+        !index.contains("first") && !index.contains("ok:1"),
+        "{index}"
+    );
+    // The same archive without the bad name loads whole.
+    fs::write(&file, docker_archive_of(&[(good, &["ok:1", "ok:2"])])).unwrap();
+    let loaded = load(&s, &file).unwrap();
+    assert_eq!(loaded[0].tags, vec!["ok:1", "ok:2"]);
+    assert_eq!(s.images().unwrap().len(), 1);
+}

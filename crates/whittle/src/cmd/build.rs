@@ -344,6 +344,12 @@ fn context_from_stdin() -> anyhow::Result<tempfile::TempDir> {
 
 pub fn run(mut args: BuildArgs, root: Option<&Path>) -> anyhow::Result<ExitCode> {
     let t0 = Instant::now();
+    // Names first: a bad one should not cost reading a context from stdin.
+    let tags: Vec<Reference> = args
+        .tags
+        .iter()
+        .map(|t| Reference::parse(t).with_context(|| format!("-t {t:?} is not a valid name")))
+        .collect::<anyhow::Result<_>>()?;
     let _stdin_context = if args.context == Path::new("-") {
         if args.file.as_deref() == Some(Path::new("-")) {
             anyhow::bail!("the context and the Dockerfile cannot both come from standard input");
@@ -376,11 +382,6 @@ pub fn run(mut args: BuildArgs, root: Option<&Path>) -> anyhow::Result<ExitCode>
             );
         }
     }
-    let tags: Vec<Reference> = args
-        .tags
-        .iter()
-        .map(|t| Reference::parse(t).with_context(|| format!("-t {t:?} is not a valid name")))
-        .collect::<anyhow::Result<_>>()?;
     let outputs: Vec<Output> = args
         .outputs
         .iter()

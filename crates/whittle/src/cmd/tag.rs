@@ -17,9 +17,9 @@ pub struct TagArgs {
 
 /// Runs `whittle tag`.
 pub fn run(args: TagArgs, root: Option<&Path>) -> anyhow::Result<ExitCode> {
+    let target = Reference::parse(&args.target).context("the new tag")?;
     let store = open(root)?;
     let img = store.resolve(&args.source)?;
-    let target = Reference::parse(&args.target).context("the new tag")?;
     store.tag(&target, &img.image.manifest)?;
     Ok(ExitCode::SUCCESS)
 }

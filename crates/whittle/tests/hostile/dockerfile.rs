@@ -92,3 +92,22 @@ fn empty_build_arg_names_and_zero_jobs_are_refused() {
         assert!(r.stderr.contains(want), "{args:?}: {}", r.stderr);
     }
 }
+
+#[test]
+fn names_with_dot_dot_parts_are_refused() {
+    let t = tempfile::tempdir().unwrap();
+    let root = t.path().join("store");
+    for args in [
+        &["build", "-t", "../../x:1", "."][..],
+        &["tag", "whatever", "a/../../b:1"][..],
+        &["tag", "whatever", "a//b:1"][..],
+    ] {
+        let r = whittle(&root, args);
+        assert!(!r.ok, "{args:?}");
+        assert!(
+            r.stderr.contains("invalid image reference"),
+            "{args:?}: {}",
+            r.stderr
+        );
+    }
+}
