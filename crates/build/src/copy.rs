@@ -6,9 +6,9 @@
 use crate::merged::{components, Merged};
 use std::fs;
 use std::io::{self, BufRead, BufReader, Read};
-use std::os::unix::fs::{MetadataExt, OpenOptionsExt, PermissionsExt};
+use std::os::unix::fs::{FileTypeExt, MetadataExt, OpenOptionsExt, PermissionsExt};
 use std::path::{Path, PathBuf};
-use whittle_context::{EntryKind, Index, Matcher};
+use whittle_context::{Index, Matcher};
 
 #[derive(Debug, thiserror::Error)]
 pub enum CopyError {
@@ -38,6 +38,10 @@ pub enum CopyError {
         #[source]
         source: io::Error,
     },
+    #[error("{0}: too many levels of symbolic links (a link loop)")]
+    Loop(String),
+    #[error("cannot copy {path}: {why}")]
+    Special { path: String, why: &'static str },
     #[error("cannot extract the archive {path}: {reason}")]
     Archive { path: String, reason: String },
 }
@@ -87,13 +91,13 @@ impl Source<'_> {
         match self {
             Source::Context { root, index } => {
                 let mut out = Vec::new();
-                for (p, e) in index.below(rel) {
+                for (p, _) in index.below(rel) {
                     let name = if rel.is_empty() {
                         p.as_str()
                     } else {
                         &p[rel.len() + 1..]
                     };
-                    if name.contains('/') || e.kind == EntryKind::Other {
+                    if name.contains('/') {
                         continue;
                     }
                     let phys = root.join(p);
@@ -110,10 +114,21 @@ impl Source<'_> {
         }
     }
 
-    /// Follows a symlink at the top of a source path (inside the source root).
-    fn resolve(&self, rel: &str) -> String {
+    /// Follows a symlink at the top of a source path (inside the source root). A loop is an
+    /// error, as it is for `cp` and BuildKit, not a copy of the first link.
+    fn resolve(&self, rel: &str) -> Result<String> {
+        let looped = || CopyError::Loop(format!("/{rel}"));
         match self {
-            Source::Merged(m) => m.resolve(rel, true).unwrap_or_else(|_| rel.to_string()),
+            Source::Merged(m) => m.resolve(rel, true).map_err(|e| {
+                if e.kind() == io::ErrorKind::Other {
+                    looped()
+                } else {
+                    CopyError::Read {
+                        path: format!("/{rel}"),
+                        source: e,
+                    }
+                }
+            }),
             Source::Context { root, .. } => {
                 // Resolve lexically inside the context; links leading out are not followed.
                 let mut cur: Vec<String> = Vec::new();
@@ -133,7 +148,7 @@ impl Source<'_> {
                     if let Ok(t) = fs::read_link(&p) {
                         hops += 1;
                         if hops > 40 {
-                            break;
+                            return Err(looped());
                         }
                         cur.pop();
                         let t = t.to_string_lossy().into_owned();
@@ -143,7 +158,7 @@ impl Source<'_> {
                         todo.extend(components(&t).into_iter().rev().map(str::to_string));
                     }
                 }
-                cur.join("/")
+                Ok(cur.join("/"))
             }
         }
     }
@@ -176,12 +191,12 @@ impl Source<'_> {
         let wildcard = comps.iter().any(|c| has_wildcard(c));
         let mut items = Vec::new();
         for rel in found {
-            let rel = if wildcard { rel } else { self.resolve(&rel) };
+            let rel = if wildcard { rel } else { self.resolve(&rel)? };
             match self.stat(&rel) {
                 Some((phys, md)) => {
                     // A symlink named as the source is followed (to its target's content).
                     let (phys, md) = if md.file_type().is_symlink() {
-                        let r = self.resolve(&rel);
+                        let r = self.resolve(&rel)?;
                         match self.stat(&r) {
                             Some(x) => x,
                             None => (phys, md),
@@ -518,6 +533,12 @@ pub fn copy_into(req: &CopyRequest, src: &Source, below: &Merged, layer: &Path) 
                     continue;
                 }
             }
+            if item.md.file_type().is_socket() {
+                return Err(CopyError::Special {
+                    path: format!("/{}", item.rel),
+                    why: "a socket cannot be copied into an image",
+                });
+            }
             w.ensure_parent(&target)?;
             w.copy_one(&item.phys, &item.md, &target)?;
             w.flush_files()?;
@@ -781,8 +802,32 @@ impl Writer<'_> {
             });
             self.written += 1;
             return Ok(());
+        } else if ft.is_fifo() || ft.is_char_device() || ft.is_block_device() {
+            // Copied as BuildKit does: a new node of the same type and device number.
+            use rustix::fs::FileType;
+            if ft.is_char_device() && md.rdev() == 0 {
+                return Err(CopyError::Special {
+                    path: format!("/{rel}"),
+                    why: "a 0:0 character device is how a layer marks a deleted file",
+                });
+            }
+            let kind = if ft.is_fifo() {
+                FileType::Fifo
+            } else if ft.is_char_device() {
+                FileType::CharacterDevice
+            } else {
+                FileType::BlockDevice
+            };
+            let mode = rustix::fs::Mode::from_raw_mode(self.mode(md));
+            rustix::fs::mknodat(rustix::fs::CWD, &dst, kind, mode, md.rdev())
+                .map_err(|e| wr(rel)(e.into()))?;
+            chown(&dst, uid, gid).map_err(wr(rel))?;
+            fs::set_permissions(&dst, fs::Permissions::from_mode(self.mode(md)))
+                .map_err(wr(rel))?;
         } else {
-            // Sockets, fifos and devices are not copied (as BuildKit's local source).
+            // A socket inside a copied directory: it means nothing without its server, and a
+            // stray one (an editor's or git's) must not fail `COPY . .`. Named as a source, it
+            // is an error (see copy_into).
             return Ok(());
         }
         set_mtime(&dst, md);

@@ -25,7 +25,10 @@ pub enum IndexError {
     },
     #[error("the build context {0} is not a directory")]
     NotADirectory(PathBuf),
-    #[error("{0:?} in the build context is not valid UTF-8; rename it")]
+    #[error(
+        "{0:?} in the build context is not valid UTF-8, which whittle cannot copy yet; rename \
+         it, or add it to .dockerignore"
+    )]
     NonUtf8(PathBuf),
 }
 
@@ -284,7 +287,11 @@ impl Index {
                 };
                 (EntryKind::File, None, d)
             } else {
-                (EntryKind::Other, None, meta_digest("other", mode, &[]))
+                // FIFOs, devices and sockets: their type and device number are their content.
+                let kind = p.md.mode() & 0o170000;
+                let tail = [kind.to_le_bytes(), (p.md.rdev() as u32).to_le_bytes()].concat();
+                let tail = [tail, (p.md.rdev() >> 32).to_le_bytes().to_vec()].concat();
+                (EntryKind::Other, None, meta_digest("other", mode, &tail))
             };
             list.push((
                 p.path,
@@ -477,6 +484,14 @@ fn read_one_dir(
         let ent = ent.map_err(io_err(abs))?;
         let name = ent.file_name();
         let Some(name) = name.to_str() else {
+            // An ignored name is never looked at, whatever its bytes (the patterns are text, so
+            // they match the name with its invalid bytes shown as U+FFFD).
+            let lossy = join(rel, &name.to_string_lossy());
+            let is_dir = ent.file_type().is_ok_and(|t| t.is_dir());
+            if ignore.is_ignored_in_walk(&lossy) && !(is_dir && ignore.may_reinclude_below(&lossy))
+            {
+                continue;
+            }
             return Err(IndexError::NonUtf8(ent.path()));
         };
         let child_rel = join(rel, name);

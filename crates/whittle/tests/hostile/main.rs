@@ -7,6 +7,7 @@
 mod common;
 
 mod bind;
+mod context;
 mod dockerfile;
 mod prune_race;
 
