@@ -31,6 +31,7 @@ pub mod archive;
 mod error;
 mod gc;
 mod lock;
+mod output;
 mod reference;
 mod store;
 mod unpack;
@@ -39,6 +40,7 @@ pub use archive::{load, save, ArchiveFormat, LoadedImage};
 pub use error::{Result, StoreError};
 pub use gc::{FsckReport, PruneOptions, PruneReport};
 pub use lock::FileLock;
+pub use output::OutputFile;
 pub use reference::{valid_domain, valid_path_component, Reference};
 pub use store::{
     default_root, BlobWriter, CacheMount, CacheRecord, HistoryEntry, ImageRecord, Lease,

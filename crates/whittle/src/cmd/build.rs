@@ -176,20 +176,16 @@ fn write_outputs(
                     let out = std::io::stdout().lock();
                     whittle_store::archive::save(store, &pair, *format, out)?.flush()?;
                 } else {
-                    let tmp = dest.with_extension("whittle-tmp");
-                    let f = std::fs::File::create(&tmp)
-                        .with_context(|| format!("creating {}", tmp.display()))?;
+                    let f = whittle_store::OutputFile::create(dest)?;
                     let f = whittle_store::archive::save(
                         store,
                         &pair,
                         *format,
-                        std::io::BufWriter::new(f),
+                        std::io::BufWriter::with_capacity(1 << 20, f),
                     )?;
                     f.into_inner()
-                        .map_err(|e| anyhow::anyhow!("writing {}: {}", tmp.display(), e.error()))?
-                        .sync_all()?;
-                    std::fs::rename(&tmp, dest)
-                        .with_context(|| format!("renaming into {}", dest.display()))?;
+                        .map_err(|e| anyhow::anyhow!("writing {}: {}", dest.display(), e.error()))?
+                        .commit()?;
                 }
             }
             Output::Local(dir) => flatten_into(store, img, dir)?,

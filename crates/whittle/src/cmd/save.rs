@@ -1,7 +1,6 @@
 //! `whittle save -o FILE [--format docker|oci] IMAGE...`: export images as one archive.
 
 use super::storeutil::open;
-use anyhow::Context;
 use std::io::{IsTerminal, Write};
 use std::path::{Path, PathBuf};
 use std::process::ExitCode;
@@ -60,25 +59,17 @@ pub fn run(args: SaveArgs, root: Option<&Path>) -> anyhow::Result<ExitCode> {
             w.flush()?;
         }
         Some(out) => {
-            // Temp file next to the target, renamed when complete: no half-written archives.
-            let dir = out
-                .parent()
-                .filter(|p| !p.as_os_str().is_empty())
-                .unwrap_or(Path::new("."));
-            let tmp = tempfile::Builder::new()
-                .prefix(".whittle-save-")
-                .tempfile_in(dir)
-                .with_context(|| format!("creating a temp file in {}", dir.display()))?;
+            // Appears complete or not at all; a killed save leaves nothing behind.
+            let f = whittle_store::OutputFile::create(&out)?;
             let w = whittle_store::save(
                 &store,
                 &images,
                 format,
-                std::io::BufWriter::with_capacity(1 << 20, tmp),
+                std::io::BufWriter::with_capacity(1 << 20, f),
             )?;
-            let tmp = w.into_inner().map_err(|e| e.into_error())?;
-            tmp.as_file().sync_all()?;
-            tmp.persist(&out)
-                .with_context(|| format!("writing {}", out.display()))?;
+            w.into_inner()
+                .map_err(|e| anyhow::anyhow!("writing {}: {}", out.display(), e.error()))?
+                .commit()?;
         }
     }
     Ok(ExitCode::SUCCESS)

@@ -9,6 +9,7 @@ mod common;
 mod bind;
 mod context;
 mod dockerfile;
+mod kill;
 mod prune_race;
 
 use assert_cmd::Command;
