@@ -26,6 +26,16 @@ pub enum CopyError {
     Chmod(String),
     #[error("bad --exclude pattern: {0}")]
     Exclude(String),
+    #[error(
+        "the disk holding {} is full ({source}): free space there (whittle prune drops build \
+         cache), or move the store with --root",
+        dir.display()
+    )]
+    DiskFull {
+        dir: PathBuf,
+        #[source]
+        source: io::Error,
+    },
     #[error("cannot copy to {path}: {source}")]
     Write {
         path: String,
@@ -577,6 +587,14 @@ fn wr(path: &str) -> impl FnOnce(io::Error) -> CopyError + '_ {
     }
 }
 
+/// A full disk or quota is the destination's problem, whichever call reported it.
+fn is_disk_full(e: &io::Error) -> bool {
+    matches!(
+        e.kind(),
+        io::ErrorKind::StorageFull | io::ErrorKind::QuotaExceeded
+    )
+}
+
 fn chown(p: &Path, uid: u32, gid: u32) -> io::Result<()> {
     std::os::unix::fs::lchown(p, Some(uid), Some(gid))
 }
@@ -656,7 +674,16 @@ impl FileJob {
             .mode(0o600)
             .open(&self.to)
             .map_err(wr(&self.rel))?;
-        io::copy(&mut src, &mut dst).map_err(read)?;
+        io::copy(&mut src, &mut dst).map_err(|e| {
+            if is_disk_full(&e) {
+                CopyError::DiskFull {
+                    dir: self.to.parent().unwrap_or(&self.to).to_path_buf(),
+                    source: e,
+                }
+            } else {
+                read(e)
+            }
+        })?;
         std::os::unix::fs::fchown(&dst, Some(self.uid), Some(self.gid)).map_err(wr(&self.rel))?;
         dst.set_permissions(fs::Permissions::from_mode(self.mode))
             .map_err(wr(&self.rel))?;

@@ -150,3 +150,65 @@ fn names_that_are_not_utf8_fail_only_when_the_build_reads_them() {
     assert!(r.stderr.contains("caf\\xE9.txt"), "{}", r.stderr);
     assert!(r.stderr.contains(".dockerignore"), "{}", r.stderr);
 }
+
+/// A small tmpfs, unmounted when dropped.
+struct Tmpfs(std::path::PathBuf);
+
+impl Drop for Tmpfs {
+    fn drop(&mut self) {
+        let _ = Command::new("umount").arg("-l").arg(&self.0).status();
+    }
+}
+
+#[test]
+fn a_full_disk_during_copy_names_the_disk_not_the_context() {
+    if !root_or_skip("mounting a tmpfs") {
+        return;
+    }
+    let t = tempfile::tempdir().unwrap();
+    let mnt = t.path().join("small");
+    fs::create_dir(&mnt).unwrap();
+    sh(
+        "mount",
+        &[
+            "-t",
+            "tmpfs",
+            "-o",
+            "size=12m",
+            "tmpfs",
+            &mnt.to_string_lossy(),
+        ],
+    );
+    let _guard = Tmpfs(mnt.clone());
+    let root = mnt.join("store");
+    crate::common::seed_busybox(
+        &root,
+        "test/busybox:1",
+        serde_json::json!({"Env": ["PATH=/bin"]}),
+    );
+    let ctx = t.path().join("ctx");
+    fs::create_dir(&ctx).unwrap();
+    fs::write(ctx.join("big"), vec![7u8; 16 << 20]).unwrap();
+    fs::write(
+        ctx.join("Dockerfile"),
+        "FROM test/busybox:1\nCOPY big /big\n",
+    )
+    .unwrap();
+    let r = crate::whittle(
+        &root,
+        &[
+            "build",
+            "--progress=plain",
+            "--network=none",
+            &ctx.to_string_lossy(),
+        ],
+    );
+    assert!(!r.ok);
+    assert!(r.stderr.contains("is full"), "{}", r.stderr);
+    assert!(
+        r.stderr.contains(&root.to_string_lossy().into_owned()),
+        "{}",
+        r.stderr
+    );
+    assert!(!r.stderr.contains("cannot read"), "{}", r.stderr);
+}
