@@ -11,6 +11,7 @@ mod context;
 mod dockerfile;
 mod kill;
 mod prune_race;
+mod secrets;
 
 use assert_cmd::Command;
 use std::fs;
