@@ -67,14 +67,17 @@ pub enum Source<'a> {
 }
 
 struct Item {
-    /// Path relative to the source root.
+    /// The path as the source pattern selected it (relative to the source root): it names the
+    /// destination, so `COPY libx.so /d/` gives `/d/libx.so` even when it is a symlink.
     rel: String,
+    /// The same path with symlinks resolved inside the root: what is read.
+    src: String,
     phys: PathBuf,
     md: fs::Metadata,
 }
 
 impl Source<'_> {
-    fn what(&self) -> &'static str {
+    pub(crate) fn what(&self) -> &'static str {
         match self {
             Source::Context { .. } => "build context",
             Source::Merged(_) => "source stage",
@@ -201,29 +204,32 @@ impl Source<'_> {
         let wildcard = comps.iter().any(|c| has_wildcard(c));
         let mut items = Vec::new();
         for rel in found {
-            let rel = if wildcard { rel } else { self.resolve(&rel)? };
-            match self.stat(&rel) {
-                Some((phys, md)) => {
-                    // A symlink named as the source is followed (to its target's content).
-                    let (phys, md) = if md.file_type().is_symlink() {
-                        let r = self.resolve(&rel)?;
-                        match self.stat(&r) {
-                            Some(x) => x,
-                            None => (phys, md),
-                        }
-                    } else {
-                        (phys, md)
-                    };
-                    items.push(Item { rel, phys, md });
-                }
+            // Symlinks in the path, the last one too, are followed to their content.
+            let src = self.resolve(&rel)?;
+            let found = match self.stat(&src) {
+                Some((phys, md)) => Some((src, phys, md)),
+                // A dangling link is copied as the link itself.
+                None => self.stat(&rel).map(|(phys, md)| (rel.clone(), phys, md)),
+            };
+            match found {
+                Some((src, phys, md)) => items.push(Item { rel, src, phys, md }),
+                // A wildcard may match nothing (`COPY package.json yarn.lock* ./`), as in
+                // BuildKit; only a plain path that does not exist is an error.
                 None if wildcard => {}
                 None => return Err(CopyError::NotFound(format!("/{rel}"), self.what())),
             }
         }
-        if items.is_empty() && wildcard {
-            return Err(CopyError::NotFound(pattern.to_string(), self.what()));
-        }
         Ok(items)
+    }
+
+    /// What a source pattern selects: for each entry, the path as selected and the path that
+    /// is read (symlinks resolved). The cache key hashes exactly what the copy will copy.
+    pub fn select(&self, pattern: &str) -> Result<Vec<(String, String)>> {
+        Ok(self
+            .matches(pattern)?
+            .into_iter()
+            .map(|i| (i.rel, i.src))
+            .collect())
     }
 }
 
@@ -493,6 +499,10 @@ pub fn copy_into(req: &CopyRequest, src: &Source, below: &Merged, layer: &Path) 
         items.extend(src.matches(s)?);
     }
     if items.is_empty() && req.inline.is_empty() {
+        if !req.sources.is_empty() {
+            // Every source was a wildcard that matched nothing: nothing to copy.
+            return Ok(0);
+        }
         return Err(CopyError::NoSources);
     }
     let count = items.len() + req.inline.len();
@@ -531,7 +541,7 @@ pub fn copy_into(req: &CopyRequest, src: &Source, below: &Merged, layer: &Path) 
         };
         if item.md.is_dir() {
             w.ensure_dir(&target, Some(&item.md))?;
-            w.copy_tree(src, &item.rel, &target, excludes.as_ref(), "")?;
+            w.copy_tree(src, &item.src, &target, excludes.as_ref(), "")?;
             w.flush_files()?;
         } else if req.unpack_archives && item.md.is_file() && is_tar_archive(&item.phys) {
             w.ensure_dir(&dest_rel, None)?;

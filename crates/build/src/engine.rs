@@ -851,7 +851,7 @@ impl Engine<'_> {
                 for s in &c.sources {
                     id.push_str(s);
                     id.push('\n');
-                    for (p, d) in fingerprint(&index, s) {
+                    for (p, d) in fingerprint(&index, &self.opts.context, s) {
                         id.push_str(&p);
                         id.push('=');
                         id.push_str(&d);
@@ -1101,7 +1101,7 @@ impl Engine<'_> {
                     None => {
                         let idx = self.context_index()?;
                         let src = m.spec.source.clone().unwrap_or_default();
-                        for (p, d) in fingerprint(&idx, &src) {
+                        for (p, d) in fingerprint(&idx, &self.opts.context, &src) {
                             mount_ids.push_str(&format!("{p}={d}\n"));
                         }
                     }
@@ -1628,27 +1628,27 @@ fn history_text(op: &Op, summary: &str) -> String {
     }
 }
 
-/// The context paths a COPY source pattern selects, with their digests.
-fn fingerprint(index: &Index, pattern: &str) -> Vec<(String, String)> {
-    let comps = crate::merged::components(pattern);
-    let wild = comps.iter().any(|c| c.contains(['*', '?', '[']));
-    let mut out = Vec::new();
-    if !wild {
-        let p = comps.join("/");
-        if let Some(e) = index.get(&p) {
-            out.push((p, hex::encode(e.digest)));
-        } else {
-            out.push((p, "missing".into()));
-        }
-        return out;
+/// The context paths a COPY (or bind mount) source pattern selects, each with the digest of
+/// what the copy reads: the copy's own selection (symlinks followed inside the context, as the
+/// copy follows them), so a changed link target misses the cache. A pattern the copy would
+/// refuse keys as "missing"; the copy then reports the error.
+fn fingerprint(index: &Index, root: &Path, pattern: &str) -> Vec<(String, String)> {
+    let src = copy::Source::Context { root, index };
+    match src.select(pattern) {
+        Ok(sel) => sel
+            .into_iter()
+            .map(|(shown, read)| {
+                let d = index
+                    .get(&read)
+                    .map_or_else(|| "missing".to_string(), |e| hex::encode(e.digest));
+                (shown, d)
+            })
+            .collect(),
+        Err(_) => vec![(
+            crate::merged::components(pattern).join("/"),
+            "missing".to_string(),
+        )],
     }
-    for (p, e) in index.paths() {
-        let pc: Vec<&str> = p.split('/').collect();
-        if pc.len() == comps.len() && pc.iter().zip(&comps).all(|(a, b)| copy::glob_match(b, a)) {
-            out.push((p.clone(), hex::encode(e.digest)));
-        }
-    }
-    out
 }
 
 /// A private copy of a bind mount's source `sub` (a directory or a single file), selected with
@@ -1680,6 +1680,25 @@ fn materialize(
     copy::copy_into(&req, src, &Merged::default(), tmp.path())
         .map_err(|e| BuildError::Other(format!("RUN --mount=type=bind source {sub:?}: {e}")))?;
     let p = tmp.path().join("source");
+    // A link whose target is not inside the source (dangling there) is copied as the link
+    // itself; mounted, the host would follow it. A bind source must be a file or a directory.
+    match std::fs::symlink_metadata(&p) {
+        Ok(md) if md.file_type().is_symlink() => {
+            return Err(BuildError::Other(format!(
+                "RUN --mount=type=bind source {sub:?}: a symbolic link to nothing inside the \
+                 {}: not found",
+                src.what()
+            )))
+        }
+        Ok(_) => {}
+        // Every source was a wildcard that matched nothing.
+        Err(_) => {
+            return Err(BuildError::Other(format!(
+                "RUN --mount=type=bind source {sub:?}: not found in the {}",
+                src.what()
+            )))
+        }
+    }
     keep.push(tmp);
     Ok(p)
 }

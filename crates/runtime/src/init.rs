@@ -451,10 +451,19 @@ fn user_mount(
     let t = &m.target;
     match &m.kind {
         MountKind::Bind { source, rw } => {
-            let src_is_dir = source.is_dir();
+            // Never through a link: the source is a file or a directory the build prepared.
+            let md = std::fs::symlink_metadata(source)
+                .map_err(|e| fail(format!("bind source {}", source.display()), e))?;
+            if md.file_type().is_symlink() {
+                return Err(fail(
+                    format!("bind source {}", source.display()),
+                    std::io::Error::other("is a symbolic link"),
+                ));
+            }
+            let src_is_dir = md.is_dir();
             let kind = if src_is_dir { Kind::Dir } else { Kind::File };
             let mnt = if !*rw {
-                let mnt = mounts::clone_tree(source)?;
+                let mnt = mounts::clone_tree_nofollow(source)?;
                 mounts::make_readonly(b(&mnt), t)?;
                 mnt
             } else if src_is_dir {

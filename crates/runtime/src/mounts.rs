@@ -64,6 +64,20 @@ pub fn clone_tree(source: &Path) -> Result<OwnedFd, MountError> {
     .map_err(|e| err(format!("bind {}", source.display()), e))
 }
 
+/// Like [`clone_tree`], but a symlink at `source` itself is not followed (the clone fails): for
+/// sources the build prepared, where a link could only lead somewhere on the host.
+pub fn clone_tree_nofollow(source: &Path) -> Result<OwnedFd, MountError> {
+    open_tree(
+        CWD,
+        source,
+        OpenTreeFlags::OPEN_TREE_CLONE
+            | OpenTreeFlags::OPEN_TREE_CLOEXEC
+            | OpenTreeFlags::AT_RECURSIVE
+            | OpenTreeFlags::AT_SYMLINK_NOFOLLOW,
+    )
+    .map_err(|e| err(format!("bind {}", source.display()), e))
+}
+
 /// A detached recursive copy of the tree at a descriptor.
 pub fn clone_fd(fd: BorrowedFd<'_>) -> Result<OwnedFd, MountError> {
     open_tree(

@@ -352,6 +352,16 @@ pub(crate) fn helper(
 
     let mut prepared = Vec::new();
     for (i, m) in spec.mounts.iter().enumerate() {
+        // The OCI runtime would follow a link at a bind source on the host.
+        if let MountKind::Bind { source, .. } = &m.kind {
+            let md = std::fs::symlink_metadata(source).map_err(|e| fail("bind source", e))?;
+            if md.file_type().is_symlink() {
+                return Err(fail(
+                    "bind source",
+                    std::io::Error::other(format!("{} is a symbolic link", source.display())),
+                ));
+            }
+        }
         let (typ, source, options): (&str, PathBuf, Vec<&str>) = match &m.kind {
             MountKind::Bind { source, rw: false } => ("bind", source.clone(), vec!["rbind", "ro"]),
             MountKind::Bind { source, rw: true } => {

@@ -99,6 +99,33 @@ fn bind_is_read_only_by_default_and_rw_writes_are_discarded() {
 }
 
 #[test]
+fn a_bind_source_that_is_a_symlink_is_refused_not_followed_on_the_host() {
+    if !privileged() {
+        return;
+    }
+    let f = Fixture::new();
+    let link = f.path("link");
+    std::os::unix::fs::symlink("/etc", &link).unwrap();
+    for engine in engines() {
+        for rw in [false, true] {
+            let rt = f.rt(&engine);
+            let mut spec = sh(f.overlay(&format!("up-link-{rw}")), "cat /m/hostname");
+            spec.mounts = vec![mount(
+                "/m",
+                MountKind::Bind {
+                    source: link.clone(),
+                    rw,
+                },
+            )];
+            match try_run(&rt, &spec) {
+                Err(e) => assert!(e.to_string().contains("symbolic link"), "{engine:?}: {e}"),
+                Ok(o) => panic!("{engine:?} rw={rw}: mounted through the link: {}", o.stdout),
+            }
+        }
+    }
+}
+
+#[test]
 fn cache_persists_with_owner_and_mode() {
     if !privileged() {
         return;

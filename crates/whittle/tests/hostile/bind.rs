@@ -44,12 +44,24 @@ fn symlink_out_of_the_context_is_not_followed_on_the_host() {
         // The link resolves inside the context, where there is no etc: not found.
         assert!(!r.ok, "{link}: {}", r.stderr);
         assert!(
-            r.stderr.contains("not found in the build context"),
+            r.stderr.contains("inside the build context: not found"),
             "{}",
             r.stderr
         );
         assert!(image_file(&e.root, "leak:1", "leaked").is_none());
     }
+    // The same through a stage: a link to a file the stage does not have must not be
+    // followed on the host when the mount is made.
+    let r = build(
+        &e,
+        "FROM test/busybox:1 AS s\nRUN ln -s /etc/shadow /f\n\
+         FROM test/busybox:1\n\
+         RUN --mount=type=bind,from=s,source=/f,target=/m cat /m > /leaked\n",
+        "leak:2",
+    );
+    assert!(!r.ok, "{}", r.stderr);
+    assert!(r.stderr.contains("inside the source stage"), "{}", r.stderr);
+    assert!(image_file(&e.root, "leak:2", "leaked").is_none());
     // A directory symlink that stays inside the context is followed, as in BuildKit.
     fs::create_dir(e.ctx.join("real")).unwrap();
     fs::write(e.ctx.join("real/f"), "inside\n").unwrap();

@@ -1,0 +1,10 @@
+//! Where whittle must give the image BuildKit gives: each case a defect that was found by
+//! building the same Dockerfile with both, kept fixed by a test that needs no docker.
+#![allow(clippy::unwrap_used)]
+
+#[path = "../common/mod.rs"]
+mod common;
+
+pub use common::{build, env, image_file, root_or_skip, whittle, Env};
+
+mod copy;
