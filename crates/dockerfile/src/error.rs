@@ -118,52 +118,106 @@ impl Error {
     ///   = help: did you mean COPY?
     /// ```
     pub fn render(&self, file: &str, source: &str) -> String {
-        if self.pos.line == 0 {
-            // Not about a place in the file (an unknown --target, an empty file).
-            let mut out = format!("error: {}\n --> {file}\n", self.kind);
-            if let Some(hint) = &self.hint {
-                out.push_str(&format!("  = help: {hint}\n"));
-            }
-            return out;
-        }
-        let mut out = format!(
-            "error: {}\n --> {}:{}:{}\n",
-            self.kind, file, self.pos.line, self.pos.col
-        );
-        let line_text = source
-            .split('\n')
-            .nth(self.pos.line.saturating_sub(1))
-            .map(|l| l.strip_suffix('\r').unwrap_or(l));
-        if let Some(text) = line_text {
-            let text = text.trim_start_matches('\u{feff}');
-            let num = self.pos.line.to_string();
-            let pad = " ".repeat(num.len());
-            // Tabs would misalign the caret: show them as single spaces.
-            let shown: String = text
-                .chars()
-                .map(|c| if c == '\t' { ' ' } else { c })
-                .collect();
-            let width = shown.chars().count();
-            let col = self.pos.col.max(1);
-            let len = if col > width {
-                1
-            } else {
-                self.len.min(width + 1 - col).max(1)
-            };
-            out.push_str(&format!("{pad} |\n{num} | {shown}\n"));
-            out.push_str(&format!(
-                "{pad} | {}{}\n",
-                " ".repeat(col - 1),
-                "^".repeat(len)
-            ));
-            if let Some(hint) = &self.hint {
-                out.push_str(&format!("{pad} = help: {hint}\n"));
-            }
-        } else if let Some(hint) = &self.hint {
+        render_snippet(
+            "error",
+            &self.kind.to_string(),
+            file,
+            source,
+            self.pos,
+            self.len,
+            self.hint.as_deref(),
+        )
+    }
+}
+
+/// Renders a diagnostic about `pos` in `source` the way compilers do: `label: message`, the
+/// file position, the line with a caret under `len` characters, and the hint. Errors and the
+/// findings of `whittle check` share it. Control characters from the Dockerfile are shown
+/// escaped (`\x1b`), so that hostile text cannot drive the terminal; the caret stays aligned.
+pub fn render_snippet(
+    label: &str,
+    message: &str,
+    file: &str,
+    source: &str,
+    pos: Pos,
+    len: usize,
+    hint: Option<&str>,
+) -> String {
+    let message = escape_controls(message);
+    let hint = hint.map(|h| {
+        // Hints may span lines (a sketch); indent the lines after the first.
+        h.split('\n')
+            .map(escape_controls)
+            .collect::<Vec<_>>()
+            .join("\n          ")
+    });
+    if pos.line == 0 {
+        // Not about a place in the file (an unknown --target, an empty file).
+        let mut out = format!("{label}: {message}\n --> {file}\n");
+        if let Some(hint) = &hint {
             out.push_str(&format!("  = help: {hint}\n"));
         }
-        out
+        return out;
     }
+    let mut out = format!(
+        "{label}: {message}\n --> {}:{}:{}\n",
+        file, pos.line, pos.col
+    );
+    let line_text = source
+        .split('\n')
+        .nth(pos.line.saturating_sub(1))
+        .map(|l| l.strip_suffix('\r').unwrap_or(l));
+    if let Some(text) = line_text {
+        let text = text.trim_start_matches('\u{feff}');
+        let num = pos.line.to_string();
+        let pad = " ".repeat(num.len());
+        // Each character as shown: tabs as single spaces (they would misalign the caret),
+        // control characters escaped.
+        let shown: Vec<String> = text
+            .chars()
+            .map(|c| match c {
+                '\t' => " ".to_string(),
+                c if c.is_control() => c.escape_default().to_string(),
+                c => c.to_string(),
+            })
+            .collect();
+        let width = |cs: &[String]| cs.iter().map(|s| s.chars().count()).sum::<usize>();
+        let col = pos.col.max(1);
+        let (lead, len) = if col > shown.len() {
+            (width(&shown), 1)
+        } else {
+            let n = len.min(shown.len() + 1 - col).max(1);
+            (
+                width(&shown[..col - 1]),
+                width(&shown[col - 1..col - 1 + n]).max(1),
+            )
+        };
+        out.push_str(&format!("{pad} |\n{num} | {}\n", shown.concat()));
+        out.push_str(&format!(
+            "{pad} | {}{}\n",
+            " ".repeat(lead),
+            "^".repeat(len)
+        ));
+        if let Some(hint) = &hint {
+            out.push_str(&format!("{pad} = help: {hint}\n"));
+        }
+    } else if let Some(hint) = &hint {
+        out.push_str(&format!("  = help: {hint}\n"));
+    }
+    out
+}
+
+/// `s` with control characters (other than tab) escaped, for echoing untrusted text.
+pub fn escape_controls(s: &str) -> String {
+    s.chars()
+        .map(|c| {
+            if c.is_control() && c != '\t' {
+                c.escape_default().to_string()
+            } else {
+                c.to_string()
+            }
+        })
+        .collect()
 }
 
 pub type Result<T, E = Error> = std::result::Result<T, E>;
@@ -214,6 +268,16 @@ mod tests {
             err.render("Dockerfile", src),
             "error: unknown instruction: COPPY\n --> Dockerfile:2:1\n  |\n2 | COPPY a b\n  | ^^^^^\n  = help: did you mean COPY?\n"
         );
+    }
+
+    #[test]
+    fn control_characters_are_escaped_and_the_caret_stays_aligned() {
+        let src = "FROM scratch\nRUN \u{1b}[2J x\n";
+        let err = Error::new(ErrorKind::Syntax("bad".into()), Pos::new(2, 10)).with_len(1);
+        let out = err.render("Dockerfile", src);
+        assert!(!out.contains('\u{1b}'), "{out}");
+        let caret = format!("2 | RUN \\u{{1b}}[2J x\n  | {}^\n", " ".repeat(14));
+        assert!(out.contains(&caret), "{out}");
     }
 
     #[test]

@@ -17,6 +17,6 @@ pub mod plan;
 pub mod shell;
 
 pub use ast::Dockerfile;
-pub use error::{Error, ErrorKind, Pos};
+pub use error::{escape_controls, render_snippet, Error, ErrorKind, Pos};
 pub use parser::parse;
 pub use plan::{plan, plan_with, ImageInfo, ImageResolver, Plan, PlanOptions, Platform};
