@@ -1,0 +1,49 @@
+//! GitHub Actions workflow commands: `::warning file=...,line=...,col=...,title=...::message`.
+
+use crate::{Report, Severity};
+
+/// Escapes a command's message (`%`, CR, LF).
+fn data(s: &str) -> String {
+    s.replace('%', "%25")
+        .replace('\r', "%0D")
+        .replace('\n', "%0A")
+}
+
+/// Escapes a command property (also `:` and `,`).
+fn property(s: &str) -> String {
+    data(s).replace(':', "%3A").replace(',', "%2C")
+}
+
+pub fn render(report: &Report, file: &str) -> String {
+    let mut out = String::new();
+    for f in &report.findings {
+        let level = match f.severity {
+            Severity::Error => "error",
+            Severity::Warning => "warning",
+            Severity::Info => "notice",
+        };
+        let mut props = format!("file={}", property(file));
+        if f.span.line > 0 {
+            props.push_str(&format!(",line={},col={}", f.span.line, f.span.col.max(1)));
+        }
+        props.push_str(&format!(",title={}", property(f.rule)));
+        let mut msg = f.message.clone();
+        if let Some(h) = &f.hint {
+            msg.push('\n');
+            msg.push_str(h);
+        }
+        out.push_str(&format!("::{level} {props}::{}\n", data(&msg)));
+    }
+    out
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn escaping() {
+        assert_eq!(property("a:b,c%\n"), "a%3Ab%2Cc%25%0A");
+        assert_eq!(data("50%\nx"), "50%25%0Ax");
+    }
+}
