@@ -206,8 +206,17 @@ pub fn diff(file: &str, old: &str, new: &str) -> String {
     similar::TextDiff::from_lines(old, new)
         .unified_diff()
         .context_radius(3)
-        .header(&format!("a/{file}"), &format!("b/{file}"))
+        .header(&header("a", file), &header("b", file))
         .to_string()
+}
+
+/// `a/Dockerfile` for relative names, as git writes them; absolute paths as they are.
+fn header(side: &str, file: &str) -> String {
+    if file.starts_with('/') || file.starts_with('<') {
+        file.to_string()
+    } else {
+        format!("{side}/{file}")
+    }
 }
 
 #[cfg(test)]

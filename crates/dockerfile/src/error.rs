@@ -147,7 +147,7 @@ pub fn render_snippet(
     let hint = hint.map(|h| {
         // Hints may span lines (a sketch); indent the lines after the first.
         h.split('\n')
-            .map(escape_controls)
+            .map(|l| escape_controls(l.trim_end()))
             .collect::<Vec<_>>()
             .join("\n          ")
     });

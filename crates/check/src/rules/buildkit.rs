@@ -103,10 +103,21 @@ fn casing(ctx: &Ctx, out: &mut Vec<Finding>) {
             format!("Command '{k}' should match the case of the command majority ({casing})"),
         );
         f.hint = Some(format!("write {want}"));
-        f.fix = ctx.fix(
-            format!("write {k} as {want}"),
-            &[(i.pos, k.chars().count(), want)],
-        );
+        let mut edits = vec![(i.pos, k.chars().count(), want.clone())];
+        // FROM's `AS` follows FROM's case (FromAsCasing), so it changes along.
+        if let Kind::From(from) = &i.kind {
+            if let Some((pos, as_kw)) = as_keyword(ctx, from) {
+                let as_want = if majority_lower {
+                    as_kw.to_ascii_lowercase()
+                } else {
+                    as_kw.to_ascii_uppercase()
+                };
+                if as_want != as_kw {
+                    edits.push((pos, 2, as_want));
+                }
+            }
+        }
+        f.fix = ctx.fix(format!("write {k} as {want}"), &edits);
         out.push(f);
     }
 }
@@ -179,20 +190,9 @@ fn from_casing(ctx: &Ctx, st: &StageView, out: &mut Vec<Finding>) {
     if !self_consistent(from_kw) {
         return;
     }
-    let after_image = Pos::new(
-        st.from.image.pos.line,
-        st.from.image.pos.col + st.from.image.text.chars().count(),
-    );
-    let Some(as_pos) = ctx.src.find_word(after_image, name.pos.line, "as") else {
+    let Some((as_pos, as_kw)) = as_keyword(ctx, st.from) else {
         return;
     };
-    let as_kw: String = ctx
-        .src
-        .line(as_pos.line)
-        .chars()
-        .skip(as_pos.col - 1)
-        .take(2)
-        .collect();
     let want = if from_kw == from_kw.to_ascii_lowercase() {
         as_kw.to_ascii_lowercase()
     } else {
@@ -208,6 +208,24 @@ fn from_casing(ctx: &Ctx, st: &StageView, out: &mut Vec<Finding>) {
         f.fix = ctx.fix(format!("write {as_kw} as {want}"), &[(as_pos, 2, want)]);
         out.push(f);
     }
+}
+
+/// The position and text of the `AS` of `FROM image AS name`.
+fn as_keyword(ctx: &Ctx, from: &whittle_dockerfile::ast::From) -> Option<(Pos, String)> {
+    let name = from.name.as_ref()?;
+    let after_image = Pos::new(
+        from.image.pos.line,
+        from.image.pos.col + from.image.text.chars().count(),
+    );
+    let pos = ctx.src.find_word(after_image, name.pos.line, "as")?;
+    let text = ctx
+        .src
+        .line(pos.line)
+        .chars()
+        .skip(pos.col - 1)
+        .take(2)
+        .collect();
+    Some((pos, text))
 }
 
 /// Whether the stage starts with a SHELL set: inherited from an earlier stage it is built on,

@@ -148,7 +148,10 @@ pub static RULES: &[RuleInfo] = &[
     wh("DependenciesAfterSources", "The whole context is copied before the dependency install, so every source edit re-downloads the dependencies; copy the manifests first", false),
     wh("MissingDockerignore", "The context has no .dockerignore but holds .git, dependency or build directories, or other large directories", false),
     wh("FinalStageRoot", "The final stage runs as root", false),
-    wh("BaseImageNotPinned", "A base image is named by tag only; pin its digest so builds are reproducible", true),
+    RuleInfo {
+        severity: Severity::Info,
+        ..wh("BaseImageNotPinned", "A base image is named by tag only; pin its digest so builds are reproducible", true)
+    },
     wh("DynamicBinaryOnScratch", "A scratch final stage receives a binary that is probably dynamically linked, which cannot run there", false),
 ];
 
