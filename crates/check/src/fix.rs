@@ -92,10 +92,27 @@ fn overlaps(a: (usize, usize), b: (usize, usize)) -> bool {
 pub fn verify(input: &Input, fixed: &str, findings: &[Finding]) -> Result<(), FixError> {
     let before = whittle_dockerfile::parse(input.text).map_err(FixError::Reparse)?;
     let after = whittle_dockerfile::parse(fixed).map_err(FixError::Reparse)?;
-    let plan_a = crate::plan_for(&before, input).map_err(unwrap_dockerfile)?;
     let fixed_input = Input {
         text: fixed,
         ..input.clone()
+    };
+    let plan_a = match crate::plan_for(&before, input) {
+        Ok(p) => p,
+        Err(crate::CheckError::Dockerfile(e)) => {
+            // The original does not plan: the fixed text must parse to as many instructions
+            // and fail to plan the same way.
+            let same = before.instructions.len() == after.instructions.len()
+                && matches!(crate::plan_for(&after, &fixed_input), Err(crate::CheckError::Dockerfile(f)) if f.kind == e.kind);
+            return if same {
+                Ok(())
+            } else {
+                Err(FixError::Changed {
+                    line: e.pos.line,
+                    what: "how the Dockerfile fails to plan".into(),
+                })
+            };
+        }
+        Err(e) => return Err(unwrap_dockerfile(e)),
     };
     let plan_b = crate::plan_for(&after, &fixed_input).map_err(unwrap_dockerfile)?;
     let touched: BTreeSet<usize> = findings

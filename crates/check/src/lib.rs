@@ -207,20 +207,34 @@ pub struct Report {
     pub findings: Vec<Finding>,
     /// `# check=error=true`: BuildKit's checks fail a build.
     pub error_on_warning: bool,
+    /// Why the Dockerfile does not plan, if it does not (render it with
+    /// [`whittle_dockerfile::Error::render`]).
+    #[serde(skip)]
+    pub error: Option<whittle_dockerfile::Error>,
 }
 
 impl Report {
-    /// The exit status of `docker build --check`: 1 when anything was found, else 0.
+    /// The exit status of `docker build --check`: 1 when anything was found or the Dockerfile
+    /// does not plan, else 0.
     pub fn exit_code(&self) -> u8 {
-        u8::from(!self.findings.is_empty())
+        u8::from(!self.findings.is_empty() || self.error.is_some())
     }
 }
 
-/// Parses, plans and checks.
+/// Parses, plans and checks. A Dockerfile that parses but does not plan (a duplicate stage
+/// name, an unknown `--target`...) is still checked; the planning error is in
+/// [`Report::error`], as BuildKit reports a build error next to its warnings.
 pub fn check(input: &Input) -> Result<Report, CheckError> {
     let df = whittle_dockerfile::parse(input.text).map_err(CheckError::Dockerfile)?;
-    let plan = plan_for(&df, input)?;
-    check_parsed(input, &df, &plan)
+    match plan_for(&df, input) {
+        Ok(plan) => check_parsed(input, &df, Some(&plan)),
+        Err(CheckError::Dockerfile(e)) => {
+            let mut report = check_parsed(input, &df, None)?;
+            report.error = Some(e);
+            Ok(report)
+        }
+        Err(e) => Err(e),
+    }
 }
 
 /// Plans `df` the way `input` asks, with base images from `input.images`.
@@ -253,8 +267,12 @@ impl whittle_dockerfile::ImageResolver for Resolver<'_> {
     }
 }
 
-/// Checks an already parsed and planned Dockerfile.
-pub fn check_parsed(input: &Input, df: &Dockerfile, plan: &Plan) -> Result<Report, CheckError> {
+/// Checks an already parsed (and, when it plans, planned) Dockerfile.
+pub fn check_parsed(
+    input: &Input,
+    df: &Dockerfile,
+    plan: Option<&Plan>,
+) -> Result<Report, CheckError> {
     let src = source::Source::new(input.text);
     let config = directives::CheckConfig::parse(df, &src).map_err(|(line, reason)| {
         CheckError::Directive {
@@ -295,6 +313,7 @@ pub fn check_parsed(input: &Input, df: &Dockerfile, plan: &Plan) -> Result<Repor
     Ok(Report {
         findings,
         error_on_warning: config.error,
+        error: None,
     })
 }
 

@@ -547,20 +547,18 @@ fn copy_ignored(
 }
 
 fn base_platform(ctx: &Ctx, st: &StageView, out: &mut Vec<Finding>) {
-    let Some(stage) = ctx.plan.stages.get(st.index) else {
+    let Some(whittle_dockerfile::plan::Base::Image { reference }) = ctx.base(st.index) else {
         return;
     };
-    let whittle_dockerfile::plan::Base::Image { reference } = &stage.base else {
-        return;
-    };
+    let reference = &reference;
     let Some(img) = ctx.image(reference) else {
         return;
     };
     if img.os.is_empty() || img.arch.is_empty() {
         return;
     }
-    let expected = stage
-        .platform
+    let expected = ctx
+        .stage_platform(st.index)
         .as_deref()
         .and_then(whittle_dockerfile::Platform::parse)
         .unwrap_or_else(|| ctx.input.target_platform.clone());

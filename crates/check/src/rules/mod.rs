@@ -12,6 +12,7 @@ use serde::Serialize;
 use std::cell::RefCell;
 use std::collections::HashMap;
 use whittle_dockerfile::ast::{self, Instruction, Kind};
+use whittle_dockerfile::plan::Base;
 use whittle_dockerfile::{Dockerfile, Plan, Pos};
 
 /// Where a rule comes from.
@@ -182,7 +183,8 @@ impl StageView<'_> {
 pub(crate) struct Ctx<'a> {
     pub input: &'a Input<'a>,
     pub df: &'a Dockerfile,
-    pub plan: &'a Plan,
+    /// `None` when the Dockerfile parses but does not plan (the error is in the report).
+    pub plan: Option<&'a Plan>,
     pub src: &'a Source<'a>,
     pub ignore: Option<&'a whittle_context::Matcher>,
     /// Instructions before the first FROM.
@@ -195,7 +197,7 @@ impl<'a> Ctx<'a> {
     pub fn new(
         input: &'a Input<'a>,
         df: &'a Dockerfile,
-        plan: &'a Plan,
+        plan: Option<&'a Plan>,
         src: &'a Source<'a>,
         ignore: Option<&'a whittle_context::Matcher>,
     ) -> Self {
@@ -231,7 +233,57 @@ impl<'a> Ctx<'a> {
 
     /// The target stage's index.
     pub fn target(&self) -> usize {
-        self.plan.target
+        if let Some(p) = self.plan {
+            return p.target;
+        }
+        let last = self.stages.len().saturating_sub(1);
+        match &self.input.target {
+            Some(t) => {
+                let t = t.to_ascii_lowercase();
+                self.stages
+                    .iter()
+                    .position(|s| s.from.name.as_ref().is_some_and(|n| n.text == t))
+                    .unwrap_or(last)
+            }
+            None => last,
+        }
+    }
+
+    /// What stage `i` is built on: from the plan, or, when planning failed, from the text
+    /// (`None` when that needs expansion).
+    pub fn base(&self, i: usize) -> Option<Base> {
+        if let Some(p) = self.plan {
+            return p.stages.get(i).map(|s| s.base.clone());
+        }
+        let st = self.stages.get(i)?;
+        let text = &st.from.image.text;
+        let lower = text.to_ascii_lowercase();
+        if let Some(j) = self.stages[..i]
+            .iter()
+            .rposition(|s| s.from.name.as_ref().is_some_and(|n| n.text == lower))
+        {
+            return Some(Base::Stage { index: j });
+        }
+        if lower == "scratch" {
+            Some(Base::Scratch)
+        } else if text.contains('$') {
+            None
+        } else {
+            Some(Base::Image {
+                reference: text.clone(),
+            })
+        }
+    }
+
+    /// Stage `i`'s `FROM --platform`, expanded when the plan has it.
+    pub fn stage_platform(&self, i: usize) -> Option<String> {
+        match self.plan {
+            Some(p) => p.stages.get(i).and_then(|s| s.platform.clone()),
+            None => {
+                let w = self.stages.get(i)?.from.platform.as_ref()?;
+                (!w.text.contains('$')).then(|| w.text.clone())
+            }
+        }
     }
 
     /// Facts about a base image, asked once per reference.

@@ -23,10 +23,10 @@ pub(super) fn run(ctx: &Ctx, out: &mut Vec<Finding>) {
 /// it, or as written for stages the plan did not expand.
 fn base_image(ctx: &Ctx, mut i: usize) -> Option<String> {
     for _ in 0..=ctx.stages.len() {
-        match &ctx.plan.stages.get(i)?.base {
-            Base::Image { reference } => return Some(reference.clone()),
+        match ctx.base(i)? {
+            Base::Image { reference } => return Some(reference),
             Base::Scratch => return Some("scratch".into()),
-            Base::Stage { index } => i = *index,
+            Base::Stage { index } => i = index,
         }
     }
     None
@@ -204,8 +204,8 @@ fn deps_after_sources(ctx: &Ctx, st: &StageView, out: &mut Vec<Finding>) {
 
 fn unpinned_base(ctx: &Ctx, st: &StageView, out: &mut Vec<Finding>) {
     let raw = st.from.image.text.as_str();
-    let reference = match ctx.plan.stages.get(st.index).map(|s| &s.base) {
-        Some(Base::Image { reference }) => reference.clone(),
+    let reference = match ctx.base(st.index) {
+        Some(Base::Image { reference }) => reference,
         Some(_) => return,
         None => return,
     };
@@ -342,11 +342,11 @@ fn libc_less(reference: &str) -> bool {
 fn dynamic_on_scratch(ctx: &Ctx, out: &mut Vec<Finding>) {
     let t = ctx.target();
     let Some(st) = ctx.stages.get(t) else { return };
-    match ctx.plan.stages.get(t).map(|s| &s.base) {
-        Some(Base::Scratch) => {}
-        Some(Base::Image { reference }) if libc_less(reference) => {}
+    let base_name = match ctx.base(t) {
+        Some(Base::Scratch) => "scratch".to_string(),
+        Some(Base::Image { reference }) if libc_less(&reference) => reference,
         _ => return,
-    }
+    };
     for inst in &st.body {
         let (Kind::Copy(c) | Kind::Add(c)) = &inst.kind else {
             continue;
@@ -365,14 +365,7 @@ fn dynamic_on_scratch(ctx: &Ctx, out: &mut Vec<Finding>) {
                 ctx.inst_span(inst),
                 format!(
                     "this copies from stage {}, where {reason}; {} has no libc to load it with",
-                    from.text,
-                    ctx.plan
-                        .stages
-                        .get(t)
-                        .map_or("scratch".to_string(), |s| match &s.base {
-                            Base::Image { reference } => reference.clone(),
-                            _ => "scratch".into(),
-                        })
+                    from.text, base_name
                 ),
             );
             f.hint = Some("build a static binary: CGO_ENABLED=0 go build, or cargo build --target x86_64-unknown-linux-musl (or use a distroless/cc base)".into());
@@ -385,15 +378,11 @@ fn dynamic_on_scratch(ctx: &Ctx, out: &mut Vec<Finding>) {
 /// Why stage `i` (or a stage it is built on) probably builds a dynamically linked binary.
 fn dynamic_build(ctx: &Ctx, i: usize) -> Option<String> {
     let mut chain = vec![i];
-    while let Some(Base::Stage { index }) = chain
-        .last()
-        .and_then(|&j| ctx.plan.stages.get(j))
-        .map(|s| &s.base)
-    {
-        if chain.contains(index) {
+    while let Some(Base::Stage { index }) = chain.last().and_then(|&j| ctx.base(j)) {
+        if chain.contains(&index) {
             break;
         }
-        chain.push(*index);
+        chain.push(index);
     }
     chain.reverse();
     let mut cgo_off = false;

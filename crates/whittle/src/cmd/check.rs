@@ -231,6 +231,9 @@ fn check(b: &BuildCheck, args: &CheckArgs, root: Option<&Path>) -> anyhow::Resul
         }
         Err(e) => return Err(e.into()),
     };
+    if let Some(e) = &report.error {
+        eprint!("{}", e.render(&src.name, &src.text));
+    }
     if args.fix {
         return fix(args, &input, &report, &src.name);
     }
