@@ -178,7 +178,11 @@ fn every_rule_has_a_case_that_raises_it_and_one_that_does_not() {
             let rule = l.split_whitespace().nth(1).expect("LINE RULE").to_string();
             *raised.entry(rule).or_default() += 1;
         }
-        let name = dir.file_name().unwrap().to_string_lossy().into_owned();
+        let name = dir
+            .file_name()
+            .expect("name")
+            .to_string_lossy()
+            .into_owned();
         bad_cases += usize::from(name.contains("-bad"));
     }
     for r in whittle_check::RULES {
@@ -188,7 +192,7 @@ fn every_rule_has_a_case_that_raises_it_and_one_that_does_not() {
     let good = case_dirs()
         .iter()
         .filter(|d| {
-            let n = d.file_name().unwrap().to_string_lossy().into_owned();
+            let n = d.file_name().expect("name").to_string_lossy().into_owned();
             n.contains("-good") || n.ends_with("-ok")
         })
         .count();

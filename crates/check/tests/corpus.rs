@@ -17,7 +17,7 @@ fn files() -> Vec<(String, PathBuf)> {
     for e in std::fs::read_dir(&corpus).expect("corpus dir") {
         let p = e.expect("entry").path();
         if p.extension().is_some_and(|x| x == "Dockerfile") {
-            let name = p.file_name().unwrap().to_string_lossy().into_owned();
+            let name = p.file_name().expect("name").to_string_lossy().into_owned();
             out.push((name, p));
         }
     }
@@ -26,9 +26,9 @@ fn files() -> Vec<(String, PathBuf)> {
         if p.is_file() {
             let dir = p
                 .parent()
-                .unwrap()
+                .expect("parent")
                 .file_name()
-                .unwrap()
+                .expect("ok")
                 .to_string_lossy()
                 .into_owned();
             out.push((format!("examples/{dir}/Dockerfile"), p));
