@@ -232,7 +232,7 @@ fn header(side: &str, file: &str) -> String {
     if file.starts_with('/') || file.starts_with('<') {
         file.to_string()
     } else {
-        format!("{side}/{file}")
+        format!("{side}/{}", file.trim_start_matches("./"))
     }
 }
 
