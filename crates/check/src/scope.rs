@@ -182,16 +182,14 @@ fn from_checks(
         && p.hits[0] == "TARGETPLATFORM"
         && p.value.as_deref() == global.get("TARGETPLATFORM")
     {
-        {
-            let mut f = ctx.finding(
-                "RedundantTargetPlatform",
-                span,
-                format!("Setting platform to predefined {} in FROM is redundant as this is the default behavior", pw.text),
-            );
-            f.hint = Some("remove the --platform flag".into());
-            f.fix = remove_platform_flag(ctx, pw);
-            out.push(f);
-        }
+        let mut f = ctx.finding(
+            "RedundantTargetPlatform",
+            span,
+            format!("Setting platform to predefined {} in FROM is redundant as this is the default behavior", pw.text),
+        );
+        f.hint = Some("remove the --platform flag".into());
+        f.fix = remove_platform_flag(ctx, pw);
+        out.push(f);
     }
     if p.hits.is_empty() && p.misses.is_empty() {
         if let Some(value) = &p.value {

@@ -264,3 +264,24 @@ fn fixes_make_the_expected_text() {
         "FROM alpine:3.20 AS build\nRUN apt-get install --no-install-recommends -y curl=8.0\nLABEL org.opencontainers.image.authors=\"me@example.com\"\nENV A=\"b\"\nEXPOSE 80/tcp\nCOPY a.txt /a\nCMD [\"run\", \"me\"]\n"
     );
 }
+
+#[test]
+fn docs_list_every_rule_and_alias() {
+    let doc =
+        std::fs::read_to_string(Path::new(env!("CARGO_MANIFEST_DIR")).join("../../docs/check.md"))
+            .expect("docs/check.md");
+    for r in whittle_check::RULES {
+        assert!(
+            doc.contains(&format!("`{}`", r.name)),
+            "docs/check.md lacks {}",
+            r.name
+        );
+        for a in r.aliases {
+            assert!(
+                doc.contains(a),
+                "docs/check.md lacks alias {a} of {}",
+                r.name
+            );
+        }
+    }
+}
