@@ -53,8 +53,21 @@ impl CheckConfig {
         Ok(c)
     }
 
-    /// The directive of `df`; errors carry the directive's line.
-    pub(crate) fn parse(df: &Dockerfile, src: &Source) -> Result<CheckConfig, (usize, String)> {
+    /// The directive of `df`, or the `BUILDKIT_DOCKERFILE_CHECK` build arg, which replaces it
+    /// as in BuildKit; errors carry the directive's line (0 for the build arg).
+    pub(crate) fn parse(
+        df: &Dockerfile,
+        src: &Source,
+        build_args: &[(String, String)],
+    ) -> Result<CheckConfig, (usize, String)> {
+        if let Some((_, v)) = build_args
+            .iter()
+            .rev()
+            .find(|(k, _)| k == "BUILDKIT_DOCKERFILE_CHECK")
+        {
+            return CheckConfig::parse_value(v)
+                .map_err(|r| (0, format!("--build-arg BUILDKIT_DOCKERFILE_CHECK: {r}")));
+        }
         let Some(value) = &df.check else {
             return Ok(CheckConfig::default());
         };

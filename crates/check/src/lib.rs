@@ -274,13 +274,14 @@ pub fn check_parsed(
     plan: Option<&Plan>,
 ) -> Result<Report, CheckError> {
     let src = source::Source::new(input.text);
-    let config = directives::CheckConfig::parse(df, &src).map_err(|(line, reason)| {
-        CheckError::Directive {
-            file: input.file.to_string(),
-            line,
-            reason,
-        }
-    })?;
+    let config =
+        directives::CheckConfig::parse(df, &src, &input.build_args).map_err(|(line, reason)| {
+            CheckError::Directive {
+                file: input.file.to_string(),
+                line,
+                reason,
+            }
+        })?;
     let ignore = match input.context.and_then(|c| c.dockerignore.as_deref()) {
         Some(text) => Some(whittle_context::Matcher::parse(text, ".dockerignore")?),
         None => None,

@@ -394,18 +394,22 @@ fn platform_args(target: &Platform, build: &Platform) -> Vars {
     v
 }
 
-/// The closest name by edit distance (case-insensitive), if close enough, like BuildKit's
-/// `suggest.Search`.
+/// The closest name, as BuildKit's `suggest.Search` picks it (case-sensitive, as on Linux): the
+/// first candidate at the smallest edit distance below 3, and nothing if one matches exactly.
 pub(crate) fn suggest<'a>(word: &str, candidates: &[&'a str]) -> Option<&'a str> {
-    let w = word.to_ascii_lowercase();
-    let limit = (w.chars().count() / 3).max(1);
-    candidates
-        .iter()
-        .filter(|c| !c.eq_ignore_ascii_case(word) || **c != word)
-        .map(|c| (levenshtein(&w, &c.to_ascii_lowercase()), *c))
-        .filter(|(d, _)| *d <= limit)
-        .min_by_key(|(d, _)| *d)
-        .map(|(_, c)| c)
+    let mut best = None;
+    let mut min = 3;
+    for c in candidates {
+        if *c == word {
+            return None;
+        }
+        let d = levenshtein(word, c);
+        if d < min {
+            min = d;
+            best = Some(*c);
+        }
+    }
+    best
 }
 
 fn levenshtein(a: &str, b: &str) -> usize {
@@ -551,5 +555,16 @@ mod tests {
     fn suggestions() {
         assert_eq!(suggest("VERSON", &["VERSION", "PATH"]), Some("VERSION"));
         assert_eq!(suggest("zzz", &["VERSION"]), None);
+        assert_eq!(suggest("PAHT", &["HOME", "PATH"]), Some("PATH"));
+        assert_eq!(
+            suggest("path", &["PATH"]),
+            None,
+            "case-sensitive: 4 edits away"
+        );
+        assert_eq!(
+            suggest("PATH", &["PATH", "PATHS"]),
+            None,
+            "an exact match means no typo"
+        );
     }
 }

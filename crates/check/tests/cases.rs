@@ -10,6 +10,9 @@
 //! apart from the fixed steps), re-checking it must not raise rules the original did not, and
 //! fixing converges within three rounds with no fixable finding left.
 //!
+//! A case may also hold `messages.txt`: `LINE RULE: message` lines that must be among its
+//! findings (BuildKit's cases hold BuildKit's exact wording).
+//!
 //! `WHITTLE_BLESS=1` rewrites the `expected.txt` files (review the diff before committing).
 
 use std::collections::HashMap;
@@ -163,6 +166,20 @@ fn every_case_finds_what_it_expects() {
                 "{}:\n--- expected\n{want}--- got\n{got}",
                 dir.display()
             ));
+        }
+        // `messages.txt`: `LINE RULE: message` lines that must be among the findings (the
+        // BuildKit cases hold BuildKit's exact wording).
+        if let Ok(msgs) = std::fs::read_to_string(dir.join("messages.txt")) {
+            let have: Vec<String> = report
+                .findings
+                .iter()
+                .map(|f| format!("{} {}: {}", f.span.line, f.rule, f.message))
+                .collect();
+            for m in msgs.lines().filter(|l| !l.is_empty()) {
+                if !have.iter().any(|h| h == m) {
+                    failures.push(format!("{}: no finding {m:?}", dir.display()));
+                }
+            }
         }
     }
     assert!(failures.is_empty(), "{}", failures.join("\n"));

@@ -601,8 +601,10 @@ fn definition_descriptions(ctx: &Ctx, out: &mut Vec<Finding>) {
         if is_directive_line(ctx, inst.pos.line - 1) {
             continue;
         }
-        let first = comment.trim_start().split(' ').next().unwrap_or("");
-        if keys.contains(&first) {
+        let text = comment.trim();
+        let first = text.split(' ').next().unwrap_or("");
+        // An empty `#` line is no description.
+        if text.is_empty() || keys.contains(&first) {
             continue;
         }
         let example = if keys.len() > 1 { "<arg_key>" } else { keys[0] };
