@@ -35,11 +35,19 @@ pub(super) fn run(ctx: &Ctx, out: &mut Vec<Finding>) {
                         out,
                     );
                     pipefail(ctx, inst, r, &cmds, shell.as_deref(), out);
-                    let plain = r.mounts.is_empty()
-                        && r.network.is_none()
-                        && r.security.is_none()
-                        && r.heredocs.is_empty();
-                    if let Some(prev) = prev_run.filter(|_| plain) {
+                    // As hadolint: not when the flags differ (the split is there for them),
+                    // nor when either RUN already chains more than two commands.
+                    let joinable = |p: &Instruction| match &p.kind {
+                        Kind::Run(pr) => {
+                            pr.mounts == r.mounts
+                                && pr.network == r.network
+                                && pr.security == r.security
+                                && commands(&run_text(p).unwrap_or_default()).len() <= 2
+                                && cmds.len() <= 2
+                        }
+                        _ => false,
+                    };
+                    if let Some(prev) = prev_run.filter(|p| joinable(p)) {
                         let mut f = ctx.finding(
                             "ConsecutiveRuns",
                             ctx.inst_span(inst),
@@ -48,7 +56,7 @@ pub(super) fn run(ctx: &Ctx, out: &mut Vec<Finding>) {
                         f.hint = Some("join them with && so they make one layer, unless the split is there for caching".into());
                         out.push(f);
                     }
-                    prev_run = plain.then_some(*inst);
+                    prev_run = Some(*inst);
                     continue;
                 }
                 Kind::Add(c) => add_for_copy(ctx, inst, c, out),
@@ -220,7 +228,10 @@ fn packages(
     let cleans = cmds.iter().any(|c| {
         c.name() == Some("rm") && c.words.iter().any(|w| w.starts_with("/var/lib/apt/lists"))
     });
-    if in_final && updates && !apt.is_empty() && !cleans && !cache_on("/var/lib/apt") {
+    // hadolint's exemptions: a cache mount on the lists, or on both apt directories.
+    let cached =
+        cache_on("/var/lib/apt/lists") || (cache_on("/var/lib/apt") && cache_on("/var/cache/apt"));
+    if in_final && updates && !cleans && !cached {
         let mut f = ctx.finding(
             "AptListsNotDeleted",
             span,
@@ -284,8 +295,14 @@ fn packages(
         );
         out.push(f);
     }
+    let truthy = |v: &str| {
+        matches!(
+            v.trim_matches('"'),
+            "1" | "true" | "True" | "TRUE" | "on" | "On" | "ON" | "yes" | "Yes" | "YES"
+        )
+    };
     let env_no_cache = ctx.stages.iter().flat_map(|s| s.body.iter()).any(|i| {
-        matches!(&i.kind, Kind::Env(kvs) if kvs.iter().any(|kv| kv.key.text == "PIP_NO_CACHE_DIR"))
+        matches!(&i.kind, Kind::Env(kvs) if kvs.iter().any(|kv| kv.key.text == "PIP_NO_CACHE_DIR" && truthy(&kv.value)))
     });
     let keeps =
         |c: &&Command| !c.has_flag("--no-cache-dir") && c.assigns("PIP_NO_CACHE_DIR").is_none();
@@ -641,13 +658,17 @@ fn copy_from(ctx: &Ctx, st: &StageView, c: &whittle_dockerfile::ast::Copy, out: 
 
 /// DL3002: the final stage's last USER is root.
 fn last_user(ctx: &Ctx, out: &mut Vec<Finding>) {
-    let Some(st) = ctx.stages.get(ctx.target()) else {
-        return;
-    };
-    let Some((inst, w)) = st.body.iter().rev().find_map(|i| match &i.kind {
-        Kind::User(w) => Some((i, w)),
-        _ => None,
-    }) else {
+    // The last USER of the final image: in the target stage, else in the stages it is built on.
+    let Some((inst, w)) = final_chain(ctx)
+        .iter()
+        .filter_map(|&i| ctx.stages.get(i))
+        .find_map(|st| {
+            st.body.iter().rev().find_map(|i| match &i.kind {
+                Kind::User(w) => Some((*i, w)),
+                _ => None,
+            })
+        })
+    else {
         return;
     };
     let user = w.text.split(':').next().unwrap_or("");

@@ -142,7 +142,7 @@ pub static RULES: &[RuleInfo] = &[
     hl("CopyFromUnknownStage", &["DL3022"], Severity::Warning, "COPY --from should reference a previously defined FROM alias", "https://github.com/hadolint/hadolint/wiki/DL3022", false),
     hl("CopyFromOwnStage", &["DL3023"], Severity::Error, "COPY --from cannot reference its own FROM alias", "https://github.com/hadolint/hadolint/wiki/DL3023", false),
     hl("PipCacheKept", &["DL3042"], Severity::Warning, "Avoid use of cache directory with pip. Use `pip install --no-cache-dir <package>`", "https://github.com/hadolint/hadolint/wiki/DL3042", true),
-    hl("WgetProgressBar", &["DL3047"], Severity::Info, "Avoid use of wget without progress bar. Use `wget --progress=dot:giga <url>`", "https://github.com/hadolint/hadolint/wiki/DL3047", true),
+    hl("WgetProgressBar", &["DL3047"], Severity::Warning, "Avoid use of wget without progress bar. Use `wget --progress=dot:giga <url>`", "https://github.com/hadolint/hadolint/wiki/DL3047", true),
     hl("ConsecutiveRuns", &["DL3059"], Severity::Info, "Multiple consecutive `RUN` instructions. Consider consolidation.", "https://github.com/hadolint/hadolint/wiki/DL3059", false),
     hl("PipefailMissing", &["DL4006"], Severity::Warning, "Set the SHELL option -o pipefail before RUN with a pipe in it", "https://github.com/hadolint/hadolint/wiki/DL4006", false),
     wh("ToolchainInFinalImage", "The final stage is built on a compiler toolchain image; build in one stage and copy the result into a small runtime image", false),
