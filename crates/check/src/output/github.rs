@@ -2,8 +2,17 @@
 
 use crate::{Report, Severity};
 
-/// Escapes a command's message (`%`, CR, LF).
+/// Escapes a command's message (`%`, CR, LF; other control characters as `\u{..}`, so that
+/// Dockerfile text cannot drive the terminal of whoever reads the log).
 fn data(s: &str) -> String {
+    let s: String = s
+        .chars()
+        .map(|c| match c {
+            '\r' | '\n' | '\t' => c.to_string(),
+            c if c.is_control() => c.escape_default().to_string(),
+            c => c.to_string(),
+        })
+        .collect();
     s.replace('%', "%25")
         .replace('\r', "%0D")
         .replace('\n', "%0A")
@@ -45,5 +54,6 @@ mod tests {
     fn escaping() {
         assert_eq!(property("a:b,c%\n"), "a%3Ab%2Cc%25%0A");
         assert_eq!(data("50%\nx"), "50%25%0Ax");
+        assert_eq!(data("a\u{1b}[2J"), "a\\u{1b}[2J");
     }
 }

@@ -222,7 +222,7 @@ fn as_keyword(ctx: &Ctx, from: &whittle_dockerfile::ast::From) -> Option<(Pos, S
         .src
         .line(pos.line)
         .chars()
-        .skip(pos.col - 1)
+        .skip(pos.col.saturating_sub(1))
         .take(2)
         .collect();
     Some((pos, text))
@@ -337,7 +337,7 @@ fn exec_form_fix(ctx: &Ctx, inst: &Instruction, cmd: &str) -> Option<crate::Fix>
 /// (trailing blanks excluded).
 fn args_range(ctx: &Ctx, inst: &Instruction) -> Option<(Pos, usize)> {
     let line: Vec<char> = ctx.src.line(inst.pos.line).chars().collect();
-    let mut i = inst.pos.col - 1 + keyword(inst).chars().count();
+    let mut i = inst.pos.col.saturating_sub(1) + keyword(inst).chars().count();
     while line.get(i).is_some_and(|c| c.is_whitespace()) {
         i += 1;
     }
@@ -362,7 +362,12 @@ fn maintainer(ctx: &Ctx, inst: &Instruction, who: &str, out: &mut Vec<Finding>) 
         } else {
             "LABEL"
         };
-        let len = ctx.src.line(inst.pos.line).chars().count() - (inst.pos.col - 1);
+        let len = ctx
+            .src
+            .line(inst.pos.line)
+            .chars()
+            .count()
+            .saturating_sub(inst.pos.col.saturating_sub(1));
         f.fix = ctx.fix(
             "use the org.opencontainers.image.authors label",
             &[(
@@ -607,7 +612,10 @@ fn definition_descriptions(ctx: &Ctx, out: &mut Vec<Finding>) {
         if text.is_empty() || keys.contains(&first) {
             continue;
         }
-        let example = if keys.len() > 1 { "<arg_key>" } else { keys[0] };
+        let example = match keys.as_slice() {
+            [one] => *one,
+            _ => "<arg_key>",
+        };
         let mut f = ctx.finding(
             "InvalidDefinitionDescription",
             ctx.inst_span(inst),
