@@ -214,6 +214,15 @@ pub struct Report {
 }
 
 impl Report {
+    /// A report for a Dockerfile that does not parse: no findings, the error.
+    pub fn from_error(error: whittle_dockerfile::Error) -> Report {
+        Report {
+            findings: Vec::new(),
+            error_on_warning: false,
+            error: Some(error),
+        }
+    }
+
     /// The exit status of `docker build --check`: 1 when anything was found or the Dockerfile
     /// does not plan, else 0.
     pub fn exit_code(&self) -> u8 {

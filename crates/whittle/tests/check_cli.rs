@@ -236,3 +236,41 @@ fn check_directive_error_true_makes_buildkit_checks_errors() {
         text(&out.stderr)
     );
 }
+
+#[test]
+fn errors_are_in_every_format() {
+    let d = context("FROM scratch\nCOPPY a b\n");
+    let out = whittle(d.path(), &["check", "--format", "json", "."]);
+    assert_eq!(out.status.code(), Some(1));
+    let v: serde_json::Value = serde_json::from_slice(&out.stdout).expect("json");
+    assert_eq!(v["buildError"]["line"], 2);
+    assert_eq!(v["buildError"]["message"], "unknown instruction: COPPY");
+    let out = whittle(d.path(), &["check", "--format", "sarif", "."]);
+    let v: serde_json::Value = serde_json::from_slice(&out.stdout).expect("sarif");
+    assert_eq!(v["runs"][0]["results"][0]["ruleId"], "DockerfileError");
+    let out = whittle(d.path(), &["check", "--format", "github", "."]);
+    assert!(
+        text(&out.stdout)
+            .starts_with("::error file=./Dockerfile,line=2,col=1,title=DockerfileError::unknown instruction: COPPY"),
+        "{}",
+        text(&out.stdout)
+    );
+    // A file that parses but does not plan is still checked.
+    let d = context("FROM scratch AS Dup\nFROM scratch AS dup\n");
+    let out = whittle(d.path(), &["check", "."]);
+    assert_eq!(out.status.code(), Some(1));
+    let s = text(&out.stdout);
+    assert!(
+        s.contains("warning[DuplicateStageName]") && s.contains("warning[StageNameCasing]"),
+        "{s}"
+    );
+    assert!(
+        s.contains("Check stopped: ./Dockerfile has an error"),
+        "{s}"
+    );
+    assert!(
+        text(&out.stderr).contains("duplicate stage name"),
+        "{}",
+        text(&out.stderr)
+    );
+}

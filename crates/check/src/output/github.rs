@@ -43,6 +43,21 @@ pub fn render(report: &Report, file: &str) -> String {
         }
         out.push_str(&format!("::{level} {props}::{}\n", data(&msg)));
     }
+    if let Some(e) = &report.error {
+        let mut props = format!("file={}", property(file));
+        if e.pos.line > 0 {
+            props.push_str(&format!(",line={},col={}", e.pos.line, e.pos.col.max(1)));
+        }
+        let mut msg = e.kind.to_string();
+        if let Some(h) = &e.hint {
+            msg.push('\n');
+            msg.push_str(h);
+        }
+        out.push_str(&format!(
+            "::error {props},title=DockerfileError::{}\n",
+            data(&msg)
+        ));
+    }
     out
 }
 

@@ -26,11 +26,20 @@ pub fn render(report: &Report, file: &str) -> String {
             })
         })
         .collect();
-    let doc = json!({
+    let mut doc = json!({
         "file": file,
         "errorOnWarning": report.error_on_warning,
         "findings": findings,
     });
+    // Like BuildKit's lint result: the error that stops the build, next to the warnings.
+    if let Some(e) = &report.error {
+        doc["buildError"] = json!({
+            "message": e.kind.to_string(),
+            "line": e.pos.line,
+            "column": e.pos.col,
+            "hint": e.hint,
+        });
+    }
     let mut s = serde_json::to_string_pretty(&doc).unwrap_or_default();
     s.push('\n');
     s

@@ -30,7 +30,7 @@ pub fn render(report: &Report, file: &str) -> String {
             v
         })
         .collect();
-    let results: Vec<serde_json::Value> = report
+    let mut results: Vec<serde_json::Value> = report
         .findings
         .iter()
         .map(|f| {
@@ -61,6 +61,20 @@ pub fn render(report: &Report, file: &str) -> String {
             })
         })
         .collect();
+    // The parse or planning error, as a result of its own (tools show only results).
+    if let Some(e) = &report.error {
+        let mut location = json!({ "physicalLocation": { "artifactLocation": { "uri": file } } });
+        if e.pos.line > 0 {
+            location["physicalLocation"]["region"] =
+                json!({ "startLine": e.pos.line, "startColumn": e.pos.col.max(1) });
+        }
+        results.push(json!({
+            "ruleId": "DockerfileError",
+            "level": "error",
+            "message": { "text": e.kind.to_string() },
+            "locations": [location],
+        }));
+    }
     let doc = json!({
         "$schema": "https://json.schemastore.org/sarif-2.1.0.json",
         "version": "2.1.0",

@@ -45,7 +45,16 @@ pub fn render(report: &Report, file: &str, source: &str) -> String {
         .iter()
         .filter(|f| f.severity == crate::Severity::Error)
         .count();
-    if n == 0 {
+    if report.error.is_some() {
+        out.push_str(&format!(
+            "Check stopped: {file} has an error (shown above); {n} {} found before it.\n",
+            if n == 1 {
+                "problem was"
+            } else {
+                "problems were"
+            }
+        ));
+    } else if n == 0 {
         out.push_str("Check complete, no warnings found.\n");
     } else {
         out.push_str(&format!(

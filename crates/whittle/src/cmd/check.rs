@@ -225,12 +225,10 @@ fn check(b: &BuildCheck, args: &CheckArgs, root: Option<&Path>) -> anyhow::Resul
     };
     let report = match whittle_check::check(&input) {
         Ok(r) => r,
-        Err(whittle_check::CheckError::Dockerfile(e)) => {
-            eprint!("{}", e.render(&src.name, &src.text));
-            return Ok(ExitCode::from(1));
-        }
+        Err(whittle_check::CheckError::Dockerfile(e)) => whittle_check::Report::from_error(e),
         Err(e) => return Err(e.into()),
     };
+    // The text format shows the error the way `whittle build` would; the others carry it.
     if let Some(e) = &report.error {
         eprint!("{}", e.render(&src.name, &src.text));
     }
