@@ -274,3 +274,92 @@ fn errors_are_in_every_format() {
         text(&out.stderr)
     );
 }
+
+/// A store with one image: amd64, running as root, with ENV.
+fn store_with_image(root: &Path, name: &str, arch: &str, user: &str) -> String {
+    let s = whittle_store::Store::open(root).expect("store");
+    let cfg = serde_json::json!({
+        "architecture": arch, "os": "linux",
+        "config": { "Env": ["PATH=/usr/bin:/bin", "PYTHON_VERSION=3.12.4"], "User": user },
+        "rootfs": {"type": "layers", "diff_ids": []},
+        "history": []
+    });
+    let img = s
+        .write_image(&serde_json::to_vec(&cfg).expect("json"), &[])
+        .expect("write image");
+    s.tag(
+        &whittle_store::Reference::parse(name).expect("name"),
+        &img.manifest,
+    )
+    .expect("tag");
+    img.manifest.to_string()
+}
+
+#[test]
+fn base_images_from_the_store_feed_the_checks_and_the_digest_fix() {
+    let t = tempfile::tempdir().expect("tempdir");
+    let root = t.path().join("store");
+    let digest = store_with_image(&root, "lab/python:3.12", "amd64", "");
+    let d = context("FROM lab/python:3.12\nARG V=$PYTHON_VERSION\nCOPY $NOPE /x\n");
+    let run = |args: &[&str]| {
+        Command::new(env!("CARGO_BIN_EXE_whittle"))
+            .current_dir(d.path())
+            .arg("--root")
+            .arg(&root)
+            .args(args)
+            .output()
+            .expect("run whittle")
+    };
+    let out = run(&[
+        "check",
+        "--platform",
+        "linux/amd64",
+        "--format",
+        "json",
+        ".",
+    ]);
+    let v: serde_json::Value = serde_json::from_slice(&out.stdout).expect("json");
+    let rules: Vec<(&str, u64)> = v["findings"]
+        .as_array()
+        .expect("findings")
+        .iter()
+        .map(|f| {
+            (
+                f["rule"].as_str().expect("rule"),
+                f["line"].as_u64().expect("line"),
+            )
+        })
+        .collect();
+    // The image's ENV is known: $PYTHON_VERSION is defined, $NOPE is not.
+    assert!(rules.contains(&("UndefinedVar", 3)), "{rules:?}");
+    assert!(!rules.contains(&("UndefinedVar", 2)), "{rules:?}");
+    // Its User is empty: the final stage runs as root.
+    assert!(rules.contains(&("FinalStageRoot", 1)), "{rules:?}");
+    assert!(
+        !rules.iter().any(|r| r.0 == "InvalidBaseImagePlatform"),
+        "{rules:?}"
+    );
+
+    let out = run(&["check", "--platform", "linux/arm64", "."]);
+    assert!(
+        text(&out.stdout).contains("Base image lab/python:3.12 was pulled with platform \"linux/amd64\", expected \"linux/arm64\" for current build"),
+        "{}",
+        text(&out.stdout)
+    );
+
+    let out = run(&[
+        "check",
+        "--platform",
+        "linux/amd64",
+        "--fix",
+        "--write",
+        ".",
+    ]);
+    assert_eq!(out.status.code(), Some(1), "{}", text(&out.stderr));
+    let fixed = std::fs::read_to_string(d.path().join("Dockerfile")).expect("read");
+    assert!(
+        fixed.starts_with(&format!("FROM lab/python:3.12@{digest}\n")),
+        "{fixed}\n{}",
+        text(&out.stderr)
+    );
+}

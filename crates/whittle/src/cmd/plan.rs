@@ -121,7 +121,15 @@ impl StoreImages {
             .get(&whittle_build::image_key(reference, platform))
         {
             Some(d) => self.store.put_image(d).ok()?,
-            None => self.store.resolve(reference).ok()?.image,
+            None => match self.store.resolve(reference) {
+                Ok(t) => t.image,
+                // `name:tag@sha256:...`: the image with that manifest digest, if stored.
+                Err(_) => {
+                    let (_, digest) = reference.rsplit_once('@')?;
+                    let t = self.store.resolve(digest).ok()?;
+                    (t.image.manifest.to_string() == digest).then_some(t.image)?
+                }
+            },
         };
         let (_, config) = self.store.manifest_and_config(&image).ok()?;
         Some((image, config))
