@@ -110,14 +110,7 @@ fn skips_by_flag_directive_and_hadolint_yaml() {
     std::fs::write(d.path().join(".hadolint.yaml"), "ignored:\n  - DL3008\n").expect("write");
     let out = whittle(
         d.path(),
-        &[
-            "check",
-            "--skip",
-            "DL3015",
-            "--skip",
-            "BaseImageNotPinned",
-            ".",
-        ],
+        &["check", "--skip", "DL3015,BaseImageNotPinned", "."],
     );
     let s = text(&out.stdout);
     assert!(

@@ -29,7 +29,8 @@ pub struct CheckArgs {
     /// Output format: text, json, sarif (code scanning) or github (workflow annotations).
     #[arg(long, value_enum, default_value_t = Format::Text)]
     pub format: Format,
-    /// Skip a rule, by name or alias (repeatable; `# check=skip=` in the file works too).
+    /// Skip rules, by name or alias (repeatable, or comma-separated; `# check=skip=` in the
+    /// file works too).
     #[arg(long = "skip", value_name = "RULE")]
     pub skip: Vec<String>,
     /// Run BuildKit's experimental checks too.
@@ -206,7 +207,13 @@ fn check(b: &BuildCheck, args: &CheckArgs, root: Option<&Path>) -> anyhow::Resul
     } else {
         None
     };
-    let mut skip = args.skip.clone();
+    let mut skip: Vec<String> = args
+        .skip
+        .iter()
+        .flat_map(|s| s.split(','))
+        .map(|s| s.trim().to_string())
+        .filter(|s| !s.is_empty())
+        .collect();
     skip.extend(hadolint_ignored(b.context)?);
     let images: Box<dyn Images> = match existing_store(root) {
         Some(store) => Box::new(StoreFacts(StoreImages::new(store))),
