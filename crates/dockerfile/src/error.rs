@@ -118,44 +118,77 @@ impl Error {
     ///   = help: did you mean COPY?
     /// ```
     pub fn render(&self, file: &str, source: &str) -> String {
-        let file = printable(file, MAX_MESSAGE);
-        let kind = printable(&self.kind.to_string(), MAX_MESSAGE);
-        let hint = self.hint.as_deref().map(|h| printable(h, MAX_MESSAGE));
-        if self.pos.line == 0 {
-            // Not about a place in the file (an unknown --target, an empty file).
-            let mut out = format!("error: {kind}\n --> {file}\n");
-            if let Some(hint) = &hint {
-                out.push_str(&format!("  = help: {hint}\n"));
-            }
-            return out;
-        }
-        let mut out = format!(
-            "error: {kind}\n --> {file}:{}:{}\n",
-            self.pos.line, self.pos.col
-        );
-        let line_text = source
-            .split('\n')
-            .nth(self.pos.line.saturating_sub(1))
-            .map(|l| l.strip_suffix('\r').unwrap_or(l));
-        if let Some(text) = line_text {
-            let text = text.trim_start_matches('\u{feff}');
-            let num = self.pos.line.to_string();
-            let pad = " ".repeat(num.len());
-            let (shown, caret_at, caret_len) = snippet(text, self.pos.col.max(1), self.len.max(1));
-            out.push_str(&format!("{pad} |\n{num} | {shown}\n"));
-            out.push_str(&format!(
-                "{pad} | {}{}\n",
-                " ".repeat(caret_at),
-                "^".repeat(caret_len)
-            ));
-            if let Some(hint) = &hint {
-                out.push_str(&format!("{pad} = help: {hint}\n"));
-            }
-        } else if let Some(hint) = &hint {
+        render_snippet(
+            "error",
+            &self.kind.to_string(),
+            file,
+            source,
+            self.pos,
+            self.len,
+            self.hint.as_deref(),
+        )
+    }
+}
+
+/// Renders a diagnostic about `pos` in `source` the way compilers do: `label: message`, the
+/// file position, the line with a caret under `len` characters, and the hint. Errors and the
+/// findings of `whittle check` share it. Text from the Dockerfile is made printable (control
+/// characters escaped, long messages cut, a long line shown as a window around `pos`), so that
+/// hostile text cannot drive the terminal; the caret stays aligned.
+pub fn render_snippet(
+    label: &str,
+    message: &str,
+    file: &str,
+    source: &str,
+    pos: Pos,
+    len: usize,
+    hint: Option<&str>,
+) -> String {
+    let file = printable(file, MAX_MESSAGE);
+    let message = printable(message, MAX_MESSAGE);
+    let hint = hint.map(|h| {
+        // Hints may span lines (a sketch); indent the lines after the first.
+        h.split('\n')
+            .map(|l| printable(l.trim_end(), MAX_MESSAGE))
+            .collect::<Vec<_>>()
+            .join("\n          ")
+    });
+    if pos.line == 0 {
+        // Not about a place in the file (an unknown --target, an empty file).
+        let mut out = format!("{label}: {message}\n --> {file}\n");
+        if let Some(hint) = &hint {
             out.push_str(&format!("  = help: {hint}\n"));
         }
-        out
+        return out;
     }
+    let mut out = format!("{label}: {message}\n --> {file}:{}:{}\n", pos.line, pos.col);
+    let line_text = source
+        .split('\n')
+        .nth(pos.line.saturating_sub(1))
+        .map(|l| l.strip_suffix('\r').unwrap_or(l));
+    if let Some(text) = line_text {
+        let text = text.trim_start_matches('\u{feff}');
+        let num = pos.line.to_string();
+        let pad = " ".repeat(num.len());
+        let (shown, caret_at, caret_len) = snippet(text, pos.col.max(1), len.max(1));
+        out.push_str(&format!("{pad} |\n{num} | {shown}\n"));
+        out.push_str(&format!(
+            "{pad} | {}{}\n",
+            " ".repeat(caret_at),
+            "^".repeat(caret_len)
+        ));
+        if let Some(hint) = &hint {
+            out.push_str(&format!("{pad} = help: {hint}\n"));
+        }
+    } else if let Some(hint) = &hint {
+        out.push_str(&format!("  = help: {hint}\n"));
+    }
+    out
+}
+
+/// `s` with control characters escaped as [`printable`] does, without a length cap.
+pub fn escape_controls(s: &str) -> String {
+    printable(s, usize::MAX)
 }
 
 /// The longest message (or hint) rendered, in characters; the rest is cut with `…`.

@@ -18,6 +18,6 @@ pub mod shell;
 pub mod vars;
 
 pub use ast::Dockerfile;
-pub use error::{printable, Error, ErrorKind, Pos};
+pub use error::{escape_controls, printable, render_snippet, Error, ErrorKind, Pos};
 pub use parser::parse;
 pub use plan::{plan, plan_with, ImageInfo, ImageResolver, Plan, PlanOptions, Platform};

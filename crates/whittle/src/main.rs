@@ -21,6 +21,9 @@ struct Cli {
 enum Command {
     /// Build an image from a Dockerfile and a context directory.
     Build(cmd::build::BuildArgs),
+    /// Check a Dockerfile against BuildKit's build checks, hadolint's rules and whittle's own;
+    /// `--fix` repairs the mechanical ones.
+    Check(cmd::check::CheckArgs),
     /// Show the build plan of a Dockerfile: stages, order, parallelism, expanded steps.
     Plan(cmd::plan::PlanArgs),
     /// List images in the store.
@@ -60,6 +63,7 @@ fn main() -> ExitCode {
     let cli = Cli::parse();
     let result = match cli.command {
         Command::Build(args) => cmd::build::run(args, cli.root.as_deref()),
+        Command::Check(args) => cmd::check::run(args, cli.root.as_deref()),
         Command::Plan(args) => cmd::plan::run(args, cli.root.as_deref()),
         Command::Images(args) => cmd::images::run(args, cli.root.as_deref()),
         Command::Tag(args) => cmd::tag::run(args, cli.root.as_deref()),

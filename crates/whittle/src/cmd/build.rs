@@ -78,6 +78,10 @@ pub struct BuildArgs {
     /// Push the image to its registry under every `-t` name (same as `-o type=registry`).
     #[arg(long)]
     pub push: bool,
+    /// Only run the checks (`whittle check`), print them and exit, as `docker build --check`:
+    /// nothing is built.
+    #[arg(long)]
+    pub check: bool,
     // Boxed: the flags are rarely given and `BuildArgs` is already the largest command.
     #[command(flatten)]
     pub transport: Box<super::regutil::TransportArgs>,
@@ -276,25 +280,17 @@ fn parse_secret(s: &str) -> anyhow::Result<(String, Vec<u8>)> {
     Ok((id, data))
 }
 
-/// `<Dockerfile>.dockerignore` next to the Dockerfile wins over `CONTEXT/.dockerignore`.
+/// The `.dockerignore` rules that apply (see [`super::plan::find_ignore`]); none if there is
+/// no such file.
 fn load_ignore(
     context: &Path,
     dockerfile: Option<&Path>,
 ) -> anyhow::Result<whittle_context::Matcher> {
-    let mut candidates = Vec::new();
-    if let Some(df) = dockerfile.filter(|p| *p != Path::new("-")) {
-        let mut name = df.as_os_str().to_owned();
-        name.push(".dockerignore");
-        candidates.push(PathBuf::from(name));
+    match super::plan::find_ignore(context, dockerfile) {
+        Some((path, text)) => whittle_context::Matcher::parse(&text, &path.display().to_string())
+            .map_err(anyhow::Error::from),
+        None => Ok(whittle_context::Matcher::default()),
     }
-    candidates.push(context.join(".dockerignore"));
-    for c in candidates {
-        if let Ok(text) = std::fs::read_to_string(&c) {
-            return whittle_context::Matcher::parse(&text, &c.display().to_string())
-                .map_err(anyhow::Error::from);
-        }
-    }
-    Ok(whittle_context::Matcher::default())
 }
 
 /// `whittle build -`: standard input is a context tar (any common compression), unpacked
@@ -361,6 +357,16 @@ pub fn run(mut args: BuildArgs, root: Option<&Path>) -> anyhow::Result<ExitCode>
     } else {
         None
     };
+    if args.check {
+        let b = super::check::BuildCheck {
+            context: &args.context,
+            file: args.file.as_deref(),
+            target: args.target.clone(),
+            build_args: &args.build_args,
+            platform: args.platform.as_deref(),
+        };
+        return super::check::run_for_build(&b, root);
+    }
     let src = read_dockerfile(&args.context, args.file.as_deref())?;
     if !args.context.is_dir() {
         anyhow::bail!(

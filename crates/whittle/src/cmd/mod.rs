@@ -2,6 +2,7 @@
 //! `anyhow::Result<ExitCode>`; errors are printed by [`report`].
 
 pub mod build;
+pub mod check;
 pub mod frompull;
 pub mod fsck;
 pub mod history;

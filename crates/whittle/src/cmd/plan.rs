@@ -136,16 +136,37 @@ impl StoreImages {
     }
 }
 
-impl ImageResolver for StoreImages {
-    fn resolve(&self, reference: &str, platform: &Platform) -> Option<ImageInfo> {
+impl StoreImages {
+    /// The stored image `reference` names (the pinned one for `platform` if there is one) and
+    /// its config.
+    pub fn lookup(
+        &self,
+        reference: &str,
+        platform: &Platform,
+    ) -> Option<(whittle_store::ImageRecord, serde_json::Value)> {
         let image = match self
             .pinned
             .get(&whittle_build::image_key(reference, platform))
         {
             Some(d) => self.store.put_image(d).ok()?,
-            None => self.store.resolve(reference).ok()?.image,
+            None => match self.store.resolve(reference) {
+                Ok(t) => t.image,
+                // `name:tag@sha256:...`: the image with that manifest digest, if stored.
+                Err(_) => {
+                    let (_, digest) = reference.rsplit_once('@')?;
+                    let t = self.store.resolve(digest).ok()?;
+                    (t.image.manifest.to_string() == digest).then_some(t.image)?
+                }
+            },
         };
         let (_, config) = self.store.manifest_and_config(&image).ok()?;
+        Some((image, config))
+    }
+}
+
+impl ImageResolver for StoreImages {
+    fn resolve(&self, reference: &str, platform: &Platform) -> Option<ImageInfo> {
+        let (_, config) = self.lookup(reference, platform)?;
         Some(image_info(&config))
     }
 }
@@ -176,8 +197,24 @@ pub fn image_info(config: &serde_json::Value) -> ImageInfo {
     }
 }
 
-/// The store at `--root` (or the default root) if one exists there; `plan` never creates one.
-fn existing_store(root: Option<&Path>) -> Option<whittle_store::Store> {
+/// The `.dockerignore` that applies: `<Dockerfile>.dockerignore` next to the Dockerfile wins
+/// over `CONTEXT/.dockerignore`. Returns its path and text.
+pub fn find_ignore(context: &Path, dockerfile: Option<&Path>) -> Option<(PathBuf, String)> {
+    let mut candidates = Vec::new();
+    if let Some(df) = dockerfile.filter(|p| *p != Path::new("-")) {
+        let mut name = df.as_os_str().to_owned();
+        name.push(".dockerignore");
+        candidates.push(PathBuf::from(name));
+    }
+    candidates.push(context.join(".dockerignore"));
+    candidates
+        .into_iter()
+        .find_map(|c| std::fs::read_to_string(&c).ok().map(|text| (c, text)))
+}
+
+/// The store at `--root` (or the default root) if one exists there; `plan` and `check` never
+/// create one.
+pub fn existing_store(root: Option<&Path>) -> Option<whittle_store::Store> {
     let root = root
         .map(Path::to_path_buf)
         .unwrap_or_else(whittle_store::default_root);
