@@ -576,7 +576,14 @@ struct Planner<'a> {
     unresolved_seen: std::collections::HashSet<String>,
     /// Bytes all expansions of this plan have produced so far (see [`PLAN_EXPANSION_BUDGET`]).
     expanded: std::cell::Cell<usize>,
+    /// Work left for the expansions of this plan (see [`PLAN_WORK_BUDGET`]).
+    work: std::cell::Cell<u64>,
 }
+
+/// How many characters the expansions of one plan may step over in all (modifiers scanning or
+/// copying values): about a second of work. Each word has its own limit too, but a file of
+/// many `${V%x}` on a 1 MiB value would otherwise cost a million steps each.
+pub const PLAN_WORK_BUDGET: u64 = 200_000_000;
 
 /// The most bytes the expansions of one plan may produce in all. Each value is capped at
 /// [`crate::shell::MAX_EXPANSION`], but a few bytes per line (`ENV b1=$a`, `ENV b2=$a`, ...)
@@ -647,7 +654,29 @@ impl<'a> Planner<'a> {
             unresolved: Vec::new(),
             unresolved_seen: Default::default(),
             expanded: std::cell::Cell::new(0),
+            work: std::cell::Cell::new(PLAN_WORK_BUDGET),
         }
+    }
+
+    /// Expands `text` with `lexer`, drawing on the plan's work budget.
+    fn lex_word(
+        &self,
+        lexer: &Lexer,
+        text: &str,
+        env: &dyn Lookup,
+    ) -> std::result::Result<String, String> {
+        let mut left = self.work.get();
+        let r = lexer.process_word_within(text, env, &mut left);
+        self.work.set(left);
+        r
+    }
+
+    /// Expands and splits `text`, drawing on the plan's work budget.
+    fn lex_words(&self, text: &str, env: &dyn Lookup) -> std::result::Result<Vec<String>, String> {
+        let mut left = self.work.get();
+        let r = self.lexer.process_words_within(text, env, &mut left);
+        self.work.set(left);
+        r
     }
 
     /// Counts `n` expanded bytes against the plan's budget.
@@ -669,7 +698,7 @@ impl<'a> Planner<'a> {
     }
 
     fn expand_text(&self, text: &str, pos: Pos, env: &dyn Lookup) -> Result<String> {
-        let r = self.lexer.process_word(text, env).and_then(|v| {
+        let r = self.lex_word(&self.lexer, text, env).and_then(|v| {
             self.charge(v.len())?;
             Ok(v)
         });
@@ -1160,7 +1189,7 @@ impl<'a> Planner<'a> {
                     let l = Layered(env, args);
                     let lexer = self.lexer;
                     let expand = |v: &str| {
-                        let r = lexer.process_word(v, &l)?;
+                        let r = self.lex_word(&lexer, v, &l)?;
                         self.charge(r.len())?;
                         Ok(r)
                     };
@@ -1232,7 +1261,7 @@ impl<'a> Planner<'a> {
                         lx.raw_quotes = true;
                         lx.raw_escapes = true;
                         let l = Layered(env, args);
-                        let r = lx.process_word(&h.content, &l).and_then(|v| {
+                        let r = self.lex_word(&lx, &h.content, &l).and_then(|v| {
                             self.charge(v.len())?;
                             Ok(v)
                         });
@@ -1369,7 +1398,7 @@ impl<'a> Planner<'a> {
                 let mut out = Vec::new();
                 for p in ports {
                     let l = Layered(env, args);
-                    let r = self.lexer.process_words(&p.text, &l).and_then(|ws| {
+                    let r = self.lex_words(&p.text, &l).and_then(|ws| {
                         self.charge(ws.iter().map(String::len).sum())?;
                         Ok(ws)
                     });

@@ -51,18 +51,60 @@ impl Lexer {
 
     /// Expands one word: the result is a single string, whitespace kept.
     pub fn process_word(&self, word: &str, env: &dyn Lookup) -> Result<String, String> {
-        let mut s = Scanner::new(self, word, env);
-        let (out, _) = s.process_stop_on(None, self.raw_escapes)?;
-        Ok(out)
+        let mut budget = PATTERN_BUDGET;
+        self.process_word_within(word, env, &mut budget)
     }
 
     /// Expands and splits into words at unquoted whitespace (including whitespace that came
     /// from unquoted variable values).
     pub fn process_words(&self, word: &str, env: &dyn Lookup) -> Result<Vec<String>, String> {
-        let mut s = Scanner::new(self, word, env);
-        let (_, words) = s.process_stop_on(None, self.raw_escapes)?;
-        Ok(words)
+        let mut budget = PATTERN_BUDGET;
+        self.process_words_within(word, env, &mut budget)
     }
+
+    /// [`Lexer::process_word`] drawing on a `budget` of work (characters stepped over by
+    /// modifiers) that the caller shares between expansions: a whole Dockerfile's worth.
+    pub fn process_word_within(
+        &self,
+        word: &str,
+        env: &dyn Lookup,
+        budget: &mut u64,
+    ) -> Result<String, String> {
+        let mut s = Scanner::new(self, word, env);
+        s.budget = (*budget).min(PATTERN_BUDGET);
+        let r = s.process_stop_on(None, self.raw_escapes);
+        *budget -= (*budget).min(PATTERN_BUDGET) - s.budget;
+        Ok(r?.0)
+    }
+
+    /// [`Lexer::process_words`] drawing on a shared `budget` (see
+    /// [`Lexer::process_word_within`]).
+    pub fn process_words_within(
+        &self,
+        word: &str,
+        env: &dyn Lookup,
+        budget: &mut u64,
+    ) -> Result<Vec<String>, String> {
+        let mut s = Scanner::new(self, word, env);
+        s.budget = (*budget).min(PATTERN_BUDGET);
+        let r = s.process_stop_on(None, self.raw_escapes);
+        *budget -= (*budget).min(PATTERN_BUDGET) - s.budget;
+        Ok(r?.1)
+    }
+}
+
+/// Counts the `n` characters a modifier steps over (copying or scanning a value) against the
+/// budget: each `${V%x}` of a 1 MiB value costs a million steps, whatever the pattern.
+fn spend(budget: &mut u64, n: usize) -> Result<(), String> {
+    let n = n as u64;
+    if *budget < n {
+        *budget = 0;
+        return Err(
+            "the variable expansions are too expensive for the size of their values".into(),
+        );
+    }
+    *budget -= n;
+    Ok(())
 }
 
 struct Scanner<'a> {
@@ -582,12 +624,14 @@ impl Pattern {
         close(&mut cur);
         let mut found: Option<(usize, usize)> = cur[m].then_some((0, 0));
         for (j, &c) in s.iter().enumerate() {
-            if *budget == 0 {
+            // One step per pattern state per character: a long pattern costs its length.
+            let step = (m as u64).max(1);
+            if *budget < step {
                 return Err(
                     "a pattern substitution is too expensive for the size of the value".into(),
                 );
             }
-            *budget -= 1;
+            *budget -= step;
             next.iter_mut().for_each(|x| *x = false);
             let mut any = false;
             for k in 0..m {
@@ -638,12 +682,13 @@ impl Pattern {
         starts[s.len()] = cur[m];
         let mut next = vec![false; m + 1];
         for i in (0..s.len()).rev() {
-            if *budget == 0 {
+            let step = (m as u64).max(1);
+            if *budget < step {
                 return Err(
                     "a pattern substitution is too expensive for the size of the value".into(),
                 );
             }
-            *budget -= 1;
+            *budget -= step;
             next.iter_mut().for_each(|x| *x = false);
             next[0] = true;
             for k in 0..m {
@@ -698,6 +743,7 @@ fn tok_matches(tok: &Tok, c: char) -> bool {
 const PATTERN_BUDGET: u64 = 20_000_000;
 
 fn trim_prefix(p: &Pattern, value: &str, greedy: bool, budget: &mut u64) -> Result<String, String> {
+    spend(budget, value.len())?;
     let chars: Vec<char> = value.chars().collect();
     Ok(match p.prefix_matches(&chars, budget)? {
         Some((short, long)) => chars[if greedy { long } else { short }..].iter().collect(),
@@ -706,6 +752,7 @@ fn trim_prefix(p: &Pattern, value: &str, greedy: bool, budget: &mut u64) -> Resu
 }
 
 fn trim_suffix(p: &Pattern, value: &str, greedy: bool, budget: &mut u64) -> Result<String, String> {
+    spend(budget, value.len())?;
     let rev: Vec<char> = value.chars().rev().collect();
     Ok(match p.reversed().prefix_matches(&rev, budget)? {
         Some((short, long)) => {
@@ -724,6 +771,7 @@ fn replace(
     all: bool,
     budget: &mut u64,
 ) -> Result<String, String> {
+    spend(budget, value.len())?;
     let chars: Vec<char> = value.chars().collect();
     let starts = p.match_starts(&chars, budget)?;
     let mut out = String::new();
