@@ -4,6 +4,8 @@
 
 mod common;
 
+use common::extract_image;
+
 use assert_cmd::Command;
 use std::fs;
 use std::path::{Path, PathBuf};
@@ -55,23 +57,6 @@ fn build(e: &Env, extra: &[&str]) -> (bool, String, String) {
         String::from_utf8_lossy(&out.stdout).into_owned(),
         String::from_utf8_lossy(&out.stderr).into_owned(),
     )
-}
-
-/// A stored image's layers extracted, in order, into a temporary directory.
-fn extract_image(root: &Path, name: &str) -> tempfile::TempDir {
-    let s = Store::open(root).unwrap();
-    let t = s.resolve(name).unwrap();
-    let dir = tempfile::tempdir().unwrap();
-    for l in &t.image.layers {
-        let f = s.open_blob(l).unwrap();
-        whittle_layer::extract_layer(
-            std::io::BufReader::new(f),
-            dir.path(),
-            &whittle_layer::ExtractOptions::default(),
-        )
-        .unwrap();
-    }
-    dir
 }
 
 /// Every path of a stored image with its metadata (directories get a trailing `/`), and the

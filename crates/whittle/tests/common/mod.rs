@@ -139,10 +139,10 @@ pub fn build(e: &Env, dockerfile: &str, tag: &str) -> Out {
     )
 }
 
-/// The content of `path` in image `name` (its layers extracted in order).
-pub fn image_file(root: &Path, name: &str, path: &str) -> Option<Vec<u8>> {
-    let s = whittle_store::Store::open(root).unwrap();
-    let t = s.resolve(name).ok()?;
+/// A stored image's layers extracted, in order, into a temporary directory.
+pub fn extract_image(root: &Path, name: &str) -> tempfile::TempDir {
+    let s = Store::open(root).unwrap();
+    let t = s.resolve(name).unwrap();
     let dir = tempfile::tempdir().unwrap();
     for l in &t.image.layers {
         let f = s.open_blob(l).unwrap();
@@ -153,7 +153,13 @@ pub fn image_file(root: &Path, name: &str, path: &str) -> Option<Vec<u8>> {
         )
         .unwrap();
     }
-    fs::read(dir.path().join(path)).ok()
+    dir
+}
+
+/// The content of `path` in image `name`, if the image and the file exist.
+pub fn image_file(root: &Path, name: &str, path: &str) -> Option<Vec<u8>> {
+    Store::open(root).unwrap().resolve(name).ok()?;
+    fs::read(extract_image(root, name).path().join(path)).ok()
 }
 
 pub fn root_or_skip(what: &str) -> bool {
