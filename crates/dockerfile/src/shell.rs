@@ -470,7 +470,7 @@ impl<'a> Scanner<'a> {
                             Some(rest) => (true, rest.to_string()),
                             None => (false, word),
                         };
-                        let pat = Pattern::compile(&pattern, self.lx.escape)?;
+                        let pat = Pattern::compile(&pattern, self.lx.escape, &mut self.budget)?;
                         if op == '#' {
                             trim_prefix(&pat, &value, greedy, &mut self.budget)
                         } else {
@@ -502,7 +502,7 @@ impl<'a> Scanner<'a> {
                 if self.lx.skip_unset && value.is_none() {
                     return Ok(format!("${{{name}/{pattern}/{replacement}}}"));
                 }
-                let pat = Pattern::compile(&pattern, self.lx.escape)?;
+                let pat = Pattern::compile(&pattern, self.lx.escape, &mut self.budget)?;
                 replace(
                     &pat,
                     &value.unwrap_or_default(),
@@ -532,8 +532,11 @@ enum Tok {
 }
 
 impl Pattern {
-    fn compile(p: &str, escape: char) -> Result<Pattern, String> {
+    /// Compiles a pattern; `budget` pays for the characters scanned, since every unclosed `[`
+    /// scans to the end of the pattern (a long pattern of many `[` is quadratic otherwise).
+    fn compile(p: &str, escape: char, budget: &mut u64) -> Result<Pattern, String> {
         let chars: Vec<char> = p.chars().collect();
+        spend(budget, chars.len())?;
         let mut toks = Vec::new();
         let mut i = 0;
         while i < chars.len() {
@@ -556,6 +559,7 @@ impl Pattern {
                     let mut first = true;
                     let mut closed = false;
                     while j < chars.len() {
+                        spend(budget, 1)?;
                         let mut a = chars[j];
                         if a == ']' && !first {
                             closed = true;

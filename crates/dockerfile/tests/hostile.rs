@@ -133,26 +133,47 @@ fn deep_nesting_is_an_error_not_a_stack_overflow() {
     assert!(err.contains("nest"), "{err}");
 }
 
-/// An input the `expand` fuzz target found slow (2 s to plan 765 bytes: pattern matching
-/// charged one step per character while each step cost the pattern's length), through the
-/// same steps the target takes. Now about 20 ms.
+/// Inputs the `expand` fuzz target found slow, through exactly the steps it takes:
+/// - `expand-slow-1` (765 bytes) took 2 s to plan: pattern matching charged one step per
+///   character while each step cost the pattern's length;
+/// - `expand-slow-2` (75 bytes) took minutes: a pattern built from a 200 KB value.
 #[test]
 fn fuzz_found_slow_expansions_end_quickly() {
     use whittle_dockerfile::shell::{Lexer, Vars};
-    let data = include_bytes!("fuzz-found/expand-slow-1");
-    let word = String::from_utf8_lossy(data);
-    let start = Instant::now();
-    for escape in ['\\', '`'] {
-        let lx = Lexer::new(escape);
-        let _ = lx.process_word(&word, &Vars::default());
-        let _ = lx.process_words(&word, &Vars::default());
+    for (name, data) in [
+        (
+            "expand-slow-1",
+            &include_bytes!("fuzz-found/expand-slow-1")[..],
+        ),
+        (
+            "expand-slow-2",
+            &include_bytes!("fuzz-found/expand-slow-2")[..],
+        ),
+    ] {
+        let start = Instant::now();
+        let src = String::from_utf8_lossy(data);
+        let mut lines = src.splitn(4, '\n');
+        let word = lines.next().unwrap_or("");
+        let mut vars = Vars::default();
+        for (var, v) in ["A", "B", "C"].iter().zip(lines) {
+            let times = 1 + v.len() % 7 * 4_000;
+            vars.set(var, &v.repeat(times.min(200_000 / v.len().max(1) + 1)));
+        }
+        for escape in ['\\', '`'] {
+            let lx = Lexer::new(escape);
+            let _ = lx.process_word(word, &vars);
+            let _ = lx.process_words(word, &vars);
+        }
+        eprintln!("{name}: words {:?}", start.elapsed());
+        let df = format!(
+            "FROM scratch\nARG A=aaaaaaaa\nENV A={word}\nENV B={word} C=$A$A\nENV D={word}\n"
+        );
+        let _ = plan_within(&df, Duration::from_secs(5));
+        eprintln!("{name}: all {:?}", start.elapsed());
+        assert!(
+            start.elapsed() < Duration::from_secs(5),
+            "{name}: {:?}",
+            start.elapsed()
+        );
     }
-    let df =
-        format!("FROM scratch\nARG A=aaaaaaaa\nENV A={word}\nENV B={word} C=$A$A\nENV D={word}\n");
-    let _ = plan_within(&df, Duration::from_secs(5));
-    assert!(
-        start.elapsed() < Duration::from_secs(5),
-        "{:?}",
-        start.elapsed()
-    );
 }
