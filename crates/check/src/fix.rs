@@ -40,7 +40,16 @@ pub fn apply(text: &str, findings: &[Finding]) -> Fixed {
         Some(rest) => ("\u{feff}", rest),
         None => ("", text),
     };
-    let mut taken: Vec<(usize, usize)> = Vec::new();
+    // Accepted edit ranges by start, to test a new edit against its neighbours only.
+    let mut taken: std::collections::BTreeMap<usize, Vec<usize>> = Default::default();
+    // Accepted ranges never overlap, so a new range can only meet the ranges that start inside
+    // it and the last one that starts before it.
+    let conflicts = |taken: &std::collections::BTreeMap<usize, Vec<usize>>, s: usize, e: usize| {
+        let meets = |(start, ends): (&usize, &Vec<usize>)| {
+            ends.iter().any(|end| overlaps((*start, *end), (s, e)))
+        };
+        taken.range(s..=e).any(meets) || taken.range(..s).next_back().is_some_and(meets)
+    };
     let mut edits = Vec::new();
     let mut applied = Vec::new();
     let mut skipped = Vec::new();
@@ -51,30 +60,41 @@ pub fn apply(text: &str, findings: &[Finding]) -> Fixed {
                 && e.end <= body.len()
                 && body.is_char_boundary(e.start)
                 && body.is_char_boundary(e.end)
-                && !taken
-                    .iter()
-                    .any(|&(s, t)| overlaps((s, t), (e.start, e.end)))
-        });
+                && !conflicts(&taken, e.start, e.end)
+        }) && !self_overlapping(&fix.edits);
         if !ok {
             skipped.push((f.rule, f.span.line));
             continue;
         }
         for e in &fix.edits {
-            taken.push((e.start, e.end));
+            taken.entry(e.start).or_default().push(e.end);
             edits.push(e.clone());
         }
         applied.push((f.rule, f.span.line, fix.description.clone()));
     }
-    edits.sort_by_key(|e| std::cmp::Reverse((e.start, e.end)));
-    let mut out = body.to_string();
-    for e in edits {
-        out.replace_range(e.start..e.end, &e.text);
+    // One forward pass: the text between edits, then each edit's replacement.
+    edits.sort_by_key(|e| (e.start, e.end));
+    let mut out =
+        String::with_capacity(body.len() + edits.iter().map(|e| e.text.len()).sum::<usize>());
+    let mut at = 0;
+    for e in &edits {
+        out.push_str(body.get(at..e.start).unwrap_or(""));
+        out.push_str(&e.text);
+        at = e.end;
     }
+    out.push_str(body.get(at..).unwrap_or(""));
     Fixed {
         text: format!("{bom}{out}"),
         applied,
         skipped,
     }
+}
+
+/// Whether two edits of the same fix overlap each other.
+fn self_overlapping(edits: &[crate::Edit]) -> bool {
+    let mut r: Vec<(usize, usize)> = edits.iter().map(|e| (e.start, e.end)).collect();
+    r.sort_unstable();
+    r.windows(2).any(|w| overlaps(w[0], w[1]))
 }
 
 /// Two ranges conflict when they share a byte, or when both insert at the same point, or one

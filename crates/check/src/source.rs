@@ -82,6 +82,37 @@ impl<'a> Source<'a> {
         }
     }
 
+    /// The whitespace-delimited words of lines `from.line..=last_line` from `from` on, with
+    /// their positions.
+    pub fn words(&self, from: Pos, last_line: usize) -> impl Iterator<Item = (Pos, &'a str)> + '_ {
+        (from.line..=last_line).flat_map(move |n| {
+            let line = self.line(n);
+            let skip = if n == from.line {
+                from.col.saturating_sub(1)
+            } else {
+                0
+            };
+            let mut out = Vec::new();
+            let mut start: Option<(usize, usize)> = None;
+            for (ci, (bi, c)) in line
+                .char_indices()
+                .enumerate()
+                .chain(std::iter::once((line.chars().count(), (line.len(), ' '))))
+            {
+                if c.is_whitespace() {
+                    if let Some((scol, sb)) = start.take() {
+                        if scol >= skip {
+                            out.push((Pos::new(n, scol + 1), &line[sb..bi]));
+                        }
+                    }
+                } else if start.is_none() {
+                    start = Some((ci, bi));
+                }
+            }
+            out
+        })
+    }
+
     /// Finds `needle` (a whole whitespace-delimited word, compared case-insensitively) in lines
     /// `from.line..=last_line`, starting at `from`. Returns its position.
     pub fn find_word(&self, from: Pos, last_line: usize, needle: &str) -> Option<Pos> {
@@ -130,5 +161,15 @@ mod tests {
         assert_eq!(&s.text[e.start..e.end], "é");
         assert_eq!(s.find_word(Pos::new(2, 1), 2, "x"), Some(Pos::new(2, 7)));
         assert_eq!(s.find_word(Pos::new(1, 1), 2, "as"), None);
+        let w: Vec<_> = s.words(Pos::new(1, 3), 2).collect();
+        assert_eq!(
+            w,
+            vec![
+                (Pos::new(1, 6), "a"),
+                (Pos::new(2, 1), "RUN"),
+                (Pos::new(2, 5), "é"),
+                (Pos::new(2, 7), "x")
+            ]
+        );
     }
 }

@@ -440,9 +440,10 @@ fn packages(
     }
 }
 
-/// Inserts `text` after the `sub` word that follows each `prog` word in the instruction's
-/// source, for the occurrences where `want[i]` is true. `None` when the source does not have
-/// exactly `want.len()` occurrences (a variable, a line continuation between them...).
+/// Inserts `text` after the `sub` word that follows each `prog` word (in the same command) in
+/// the instruction's source, for the occurrences where `want[i]` is true. `None` when the source
+/// does not have exactly `want.len()` occurrences (a variable, a line continuation between
+/// them...). One pass over the instruction's words.
 fn insert_after(
     ctx: &Ctx,
     inst: &Instruction,
@@ -453,18 +454,16 @@ fn insert_after(
     what: &str,
 ) -> Option<Fix> {
     let mut at = Vec::new();
-    let mut from = inst.pos;
-    loop {
-        let next = progs
-            .iter()
-            .filter_map(|p| ctx.src.find_word(from, inst.end_line, p))
-            .min();
-        let Some(p) = next else { break };
-        let s = ctx
-            .src
-            .find_word(Pos::new(p.line, p.col + 1), inst.end_line, sub)?;
-        at.push(Pos::new(s.line, s.col + sub.chars().count()));
-        from = Pos::new(s.line, s.col + 1);
+    let mut armed = false;
+    for (pos, w) in ctx.src.words(inst.pos, inst.end_line) {
+        if progs.contains(&w) {
+            armed = true;
+        } else if armed && w == sub {
+            at.push(Pos::new(pos.line, pos.col + sub.chars().count()));
+            armed = false;
+        } else if w.contains(['&', '|', ';']) {
+            armed = false;
+        }
     }
     edits_at(ctx, &at, text, want, what)
 }
@@ -478,12 +477,12 @@ fn insert_word_after(
     want: &[bool],
     what: &str,
 ) -> Option<Fix> {
-    let mut at = Vec::new();
-    let mut from = inst.pos;
-    while let Some(p) = ctx.src.find_word(from, inst.end_line, word) {
-        at.push(Pos::new(p.line, p.col + word.chars().count()));
-        from = Pos::new(p.line, p.col + 1);
-    }
+    let at: Vec<Pos> = ctx
+        .src
+        .words(inst.pos, inst.end_line)
+        .filter(|(_, w)| *w == word)
+        .map(|(p, _)| Pos::new(p.line, p.col + word.chars().count()))
+        .collect();
     edits_at(ctx, &at, text, want, what)
 }
 
