@@ -135,17 +135,18 @@ pub fn verify(input: &Input, fixed: &str, findings: &[Finding]) -> Result<(), Fi
         Err(e) => return Err(unwrap_dockerfile(e)),
     };
     let plan_b = crate::plan_for(&after, &fixed_input).map_err(unwrap_dockerfile)?;
+    let src = crate::source::Source::new(input.text);
     let touched: BTreeSet<usize> = findings
         .iter()
-        .filter(|f| f.fix.is_some())
-        .flat_map(|f| {
-            let src = crate::source::Source::new(input.text);
-            f.fix
-                .iter()
-                .flat_map(|x| x.edits.iter())
-                .map(|e| line_of(src.text, e.start))
-                .collect::<Vec<_>>()
-        })
+        .filter_map(|f| f.fix.as_ref())
+        .flat_map(|x| x.edits.iter())
+        .map(|e| src.line_of_offset(e.start))
+        .collect();
+    // Each instruction's last line, to tell which edits fall inside a step.
+    let ends: std::collections::HashMap<usize, usize> = before
+        .instructions
+        .iter()
+        .map(|i| (i.pos.line, i.end_line.max(i.pos.line)))
         .collect();
     if plan_a.stages.len() != plan_b.stages.len() || plan_a.target != plan_b.target {
         return Err(FixError::Changed {
@@ -177,11 +178,8 @@ pub fn verify(input: &Input, fixed: &str, findings: &[Finding]) -> Result<(), Fi
             if sa.op == sb.op {
                 continue;
             }
-            let lines = sa.pos.line
-                ..=sa.pos.line
-                    + sa.original.matches('\n').count()
-                    + line_span(input.text, sa.pos.line);
-            let near = touched.iter().any(|l| lines.contains(l));
+            let end = ends.get(&sa.pos.line).copied().unwrap_or(sa.pos.line);
+            let near = touched.range(sa.pos.line..=end).next().is_some();
             if !(near && same_kind(&sa.op, &sb.op)) {
                 return Err(FixError::Changed {
                     line: sa.pos.line,
@@ -201,19 +199,6 @@ fn unwrap_dockerfile(e: crate::CheckError) -> FixError {
             what: other.to_string(),
         },
     }
-}
-
-/// How many continuation lines follow line `n` (a step's fix may touch any of them).
-fn line_span(text: &str, n: usize) -> usize {
-    text.lines()
-        .skip(n.saturating_sub(1))
-        .take_while(|l| l.trim_end().ends_with('\\') || l.trim_end().ends_with('`'))
-        .count()
-}
-
-fn line_of(text: &str, offset: usize) -> usize {
-    text.get(..offset)
-        .map_or(0, |t| t.matches('\n').count() + 1)
 }
 
 fn pinned(a: &Base, b: &Base) -> bool {

@@ -47,6 +47,11 @@ impl<'a> Source<'a> {
         })
     }
 
+    /// The 1-based line that byte `offset` is on.
+    pub fn line_of_offset(&self, offset: usize) -> usize {
+        self.starts.partition_point(|&s| s <= offset).max(1)
+    }
+
     /// The byte offset of a position (column in characters, 1-based).
     pub fn offset(&self, pos: Pos) -> Option<usize> {
         let start = *self.starts.get(pos.line.checked_sub(1)?)?;
@@ -157,6 +162,9 @@ mod tests {
         assert_eq!(s.line(3), "");
         assert_eq!(s.line_count(), 2);
         assert_eq!(s.offset(Pos::new(2, 7)), Some(8 + 7));
+        assert_eq!(s.line_of_offset(0), 1);
+        assert_eq!(s.line_of_offset(8), 2);
+        assert_eq!(s.line_of_offset(7), 1);
         let e = s.edit(Pos::new(2, 5), 1, "e").unwrap();
         assert_eq!(&s.text[e.start..e.end], "é");
         assert_eq!(s.find_word(Pos::new(2, 1), 2, "x"), Some(Pos::new(2, 7)));
