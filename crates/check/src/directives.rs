@@ -177,11 +177,13 @@ impl InlineIgnores {
                     || aliases.iter().any(|a| r.eq_ignore_ascii_case(a))
             })
         };
+        // Ranges are in instruction order and do not overlap: the one that may hold `line` is
+        // the last that starts at or before it.
+        let i = self.ranges.partition_point(|(a, _, _)| *a <= line);
         hit(&self.global)
-            || self
-                .ranges
-                .iter()
-                .any(|(a, b, rules)| (*a..=*b).contains(&line) && hit(rules))
+            || i.checked_sub(1)
+                .and_then(|i| self.ranges.get(i))
+                .is_some_and(|(a, b, rules)| (*a..=*b).contains(&line) && hit(rules))
     }
 }
 
