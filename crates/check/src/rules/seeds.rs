@@ -4,7 +4,7 @@
 use super::hadolint::final_chain;
 use super::shellwords::commands;
 use super::{run_text, Ctx, StageView};
-use crate::{Finding, Severity, Span};
+use crate::{Finding, Span};
 use whittle_dockerfile::ast::{Instruction, Kind};
 use whittle_dockerfile::plan::Base;
 
@@ -405,7 +405,6 @@ fn dynamic_on_scratch(ctx: &Ctx, out: &mut Vec<Finding>) {
                 ),
             );
             f.hint = Some("build a static binary: CGO_ENABLED=0 go build, or cargo build --target x86_64-unknown-linux-musl (or use a distroless/cc base)".into());
-            f.severity = Severity::Warning;
             out.push(f);
         }
     }
