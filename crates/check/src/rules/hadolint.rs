@@ -2,6 +2,7 @@
 //! hadolint's ids as aliases. RUN commands are read with `shellwords`, as hadolint reads them
 //! with ShellCheck's parser: only simple commands and their words.
 
+use super::packages::{apk_unpinned, apt_unpinned, is, is_pip_install, npm_unpinned, pip_unpinned};
 use super::shellwords::{commands, Command};
 use super::{keyword, run_text, Ctx, StageView};
 use crate::{Finding, Fix};
@@ -127,50 +128,6 @@ fn base_tag(ctx: &Ctx, st: &StageView, out: &mut Vec<Finding>) {
     }
 }
 
-/// Whether `cmd` is `prog sub ...` for one of `progs`.
-fn is(cmd: &Command, progs: &[&str], sub: &str) -> bool {
-    let p = cmd.program();
-    p.first()
-        .is_some_and(|n| progs.contains(&n.rsplit('/').next().unwrap_or(n)))
-        && p.iter()
-            .skip(1)
-            .find(|w| !w.starts_with('-'))
-            .is_some_and(|w| w == sub)
-}
-
-fn is_pip_install(cmd: &Command) -> bool {
-    if is(cmd, &["pip", "pip3"], "install") {
-        return true;
-    }
-    let p = cmd.program();
-    p.first().is_some_and(|n| n.starts_with("python"))
-        && p.get(1).is_some_and(|w| w == "-m")
-        && p.get(2).is_some_and(|w| w.starts_with("pip"))
-        && p.get(3).is_some_and(|w| w == "install")
-}
-
-/// Operands after the subcommand, skipping the values of the given options.
-fn operands<'a>(cmd: &'a Command, sub: &str, valued: &[&str]) -> Vec<&'a str> {
-    let p = cmd.program();
-    let Some(start) = p.iter().position(|w| w == sub) else {
-        return Vec::new();
-    };
-    let mut out = Vec::new();
-    let mut skip = false;
-    for w in &p[start + 1..] {
-        if skip {
-            skip = false;
-            continue;
-        }
-        if w.starts_with('-') {
-            skip = valued.contains(&w.as_str());
-            continue;
-        }
-        out.push(w.as_str());
-    }
-    out
-}
-
 #[allow(clippy::too_many_arguments)]
 fn packages(
     ctx: &Ctx,
@@ -185,11 +142,7 @@ fn packages(
         .iter()
         .filter(|c| is(c, &["apt-get"], "install"))
         .collect();
-    let unpinned: Vec<&str> = apt
-        .iter()
-        .flat_map(|c| operands(c, "install", &["-o", "-t", "--target-release"]))
-        .filter(|p| !p.contains('=') && !p.ends_with(".deb"))
-        .collect();
+    let unpinned: Vec<&str> = apt.iter().flat_map(|c| apt_unpinned(c)).collect();
     if !unpinned.is_empty() {
         let mut f = ctx.finding(
             "AptUnpinned",
@@ -247,42 +200,7 @@ fn packages(
         out.push(f);
     }
     let pips: Vec<&Command> = cmds.iter().filter(|c| is_pip_install(c)).collect();
-    let loose: Vec<&str> = pips
-        .iter()
-        .flat_map(|c| {
-            operands(
-                c,
-                "install",
-                &[
-                    "-r",
-                    "--requirement",
-                    "-c",
-                    "--constraint",
-                    "-e",
-                    "--editable",
-                    "-i",
-                    "--index-url",
-                    "--extra-index-url",
-                    "-t",
-                    "--target",
-                    "--prefix",
-                    "--root",
-                    "-f",
-                    "--find-links",
-                    "--platform",
-                    "--python-version",
-                ],
-            )
-        })
-        .filter(|p| {
-            !p.contains(['=', '<', '>', '~', '@', '/'])
-                && *p != "."
-                && !p.ends_with(".whl")
-                && !p.ends_with(".tar.gz")
-                && !p.ends_with(".zip")
-                && !p.starts_with('$')
-        })
-        .collect();
+    let loose: Vec<&str> = pips.iter().flat_map(|c| pip_unpinned(c)).collect();
     if !loose.is_empty() {
         let mut f = ctx.finding(
             "PipUnpinned",
@@ -314,11 +232,14 @@ fn packages(
         );
         f.hint =
             Some("pip install --no-cache-dir ..., or a cache mount on /root/.cache/pip".into());
-        if pips.iter().all(|c| is(c, &["pip", "pip3"], "install")) {
+        if pips
+            .iter()
+            .all(|c| is(c, &["pip", "pip2", "pip3"], "install"))
+        {
             f.fix = insert_after(
                 ctx,
                 inst,
-                &["pip", "pip3"],
+                &["pip", "pip2", "pip3"],
                 "install",
                 " --no-cache-dir",
                 &pips.iter().map(keeps).collect::<Vec<_>>(),
@@ -327,30 +248,7 @@ fn packages(
         }
         out.push(f);
     }
-    let npm: Vec<&str> = cmds
-        .iter()
-        .filter(|c| is(c, &["npm"], "install") || is(c, &["npm"], "i") || is(c, &["npm"], "add"))
-        .flat_map(|c| {
-            let sub = c
-                .program()
-                .iter()
-                .skip(1)
-                .find(|w| !w.starts_with('-'))
-                .cloned()
-                .unwrap_or_default();
-            operands(c, &sub, &["--prefix", "--registry"])
-        })
-        .filter(|p| {
-            let versioned = match p.strip_prefix('@') {
-                Some(scoped) => scoped.contains('@'),
-                None => p.contains('@'),
-            };
-            !versioned
-                && !p.contains(['/', ':', '#'])
-                && !p.ends_with(".tgz")
-                && !p.starts_with('$')
-        })
-        .collect();
+    let npm: Vec<&str> = cmds.iter().flat_map(npm_unpinned).collect();
     if !npm.is_empty() {
         let mut f = ctx.finding(
             "NpmUnpinned",
@@ -363,17 +261,7 @@ fn packages(
         out.push(f);
     }
     let apk: Vec<&Command> = cmds.iter().filter(|c| is(c, &["apk"], "add")).collect();
-    let apk_loose: Vec<&str> = apk
-        .iter()
-        .flat_map(|c| {
-            operands(
-                c,
-                "add",
-                &["-t", "--virtual", "-X", "--repository", "--root", "-p"],
-            )
-        })
-        .filter(|p| !p.contains('=') && !p.starts_with('$'))
-        .collect();
+    let apk_loose: Vec<&str> = apk.iter().flat_map(|c| apk_unpinned(c)).collect();
     if !apk_loose.is_empty() {
         let mut f = ctx.finding(
             "ApkUnpinned",

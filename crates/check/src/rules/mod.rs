@@ -3,6 +3,7 @@
 
 mod buildkit;
 mod hadolint;
+mod packages;
 mod seeds;
 pub(crate) mod shellwords;
 
