@@ -423,21 +423,21 @@ fn pipefail(
         return;
     }
     if let Some(sh) = shell {
-        let prog = sh
-            .first()
-            .map(|p| p.rsplit('/').next().unwrap_or(p))
-            .unwrap_or("");
-        if !matches!(
-            prog,
-            "sh" | "bash" | "zsh" | "ash" | "dash" | "ksh" | "mksh"
-        ) {
+        let first = sh.first().map(String::as_str).unwrap_or("");
+        // hadolint's non-POSIX shells: nothing to say about their pipes.
+        if ["pwsh", "powershell", "cmd"]
+            .iter()
+            .any(|p| first.starts_with(p))
+        {
             return;
         }
-        if sh.windows(2).any(|w| w[0] == "-o" && w[1] == "pipefail")
-            || sh
-                .iter()
-                .any(|a| a.starts_with('-') && a.contains("pipefail"))
-        {
+        // As hadolint: only bash, zsh and ash take `-o pipefail` (a short option cluster with
+        // `o`, then `pipefail`).
+        let prog = first.rsplit('/').next().unwrap_or(first);
+        let o_flag = sh
+            .iter()
+            .any(|a| a.starts_with('-') && !a.starts_with("--") && a.contains('o'));
+        if matches!(prog, "bash" | "zsh" | "ash") && o_flag && sh.iter().any(|a| a == "pipefail") {
             return;
         }
     }
@@ -567,5 +567,109 @@ fn last_user(ctx: &Ctx, out: &mut Vec<Finding>) {
         );
         f.hint = Some("switch to an unprivileged user at the end (USER 65534:65534, or a user the image creates)".into());
         out.push(f);
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use crate::Input;
+
+    fn raises(rule: &str, text: &str) -> bool {
+        crate::check(&Input::new("Dockerfile", text))
+            .unwrap()
+            .findings
+            .iter()
+            .any(|f| f.rule == rule)
+    }
+
+    /// hadolint's DL4006 spec (test/Hadolint/Rule/DL4006Spec.hs).
+    #[test]
+    fn pipefail_as_hadolint_specifies() {
+        let pipe = "RUN wget -O - https://some.site | wc -l file > /number\n";
+        for (shell, flagged) in [
+            ("", true),
+            (
+                "SHELL [\"/bin/bash\", \"-eo\", \"pipefail\", \"-c\"]\n",
+                false,
+            ),
+            (
+                "SHELL [\"/bin/bash\", \"-e\", \"-o\", \"pipefail\", \"-c\"]\n",
+                false,
+            ),
+            (
+                "SHELL [\"/bin/bash\", \"-o\", \"errexit\", \"-o\", \"pipefail\", \"-c\"]\n",
+                false,
+            ),
+            (
+                "SHELL [\"/bin/zsh\", \"-o\", \"pipefail\", \"-c\"]\n",
+                false,
+            ),
+            (
+                "SHELL [\"/usr/bin/bash\", \"-o\", \"pipefail\", \"-c\"]\n",
+                false,
+            ),
+            (
+                "SHELL [\"/usr/local/bin/zsh\", \"-o\", \"pipefail\", \"-c\"]\n",
+                false,
+            ),
+            ("SHELL [\"/bin/sh\", \"-o\", \"pipefail\", \"-c\"]\n", true),
+            ("SHELL [\"pwsh\", \"-c\"]\n", false),
+            ("SHELL [\"powershell.exe\"]\n", false),
+            ("SHELL [\"cmd.exe\", \"/c\"]\n", false),
+        ] {
+            let text = format!("FROM scratch AS build\n{shell}{pipe}");
+            assert_eq!(raises("PipefailMissing", &text), flagged, "{text}");
+        }
+        assert!(!raises(
+            "PipefailMissing",
+            "FROM scratch\nRUN wget -O - https://some.site && wc -l file > /number\n"
+        ));
+        // A new stage from another base starts without the SHELL; a later SHELL replaces it.
+        assert!(raises("PipefailMissing", &format!("FROM scratch AS a\nSHELL [\"/bin/bash\", \"-o\", \"pipefail\", \"-c\"]\n{pipe}FROM scratch AS b\n{pipe}")));
+        assert!(raises("PipefailMissing", &format!("FROM scratch\nSHELL [\"/bin/bash\", \"-o\", \"pipefail\", \"-c\"]\n{pipe}SHELL [\"/bin/sh\", \"-c\"]\n{pipe}")));
+    }
+
+    /// hadolint's DL3047 spec (test/Hadolint/Rule/DL3047Spec.hs).
+    #[test]
+    fn wget_progress_as_hadolint_specifies() {
+        for (run, flagged) in [
+            ("wget my.xyz", true),
+            ("wget --progress=dot:giga my.xyz", false),
+            ("wget -q my.xyz", false),
+            ("wget --quiet my.xyz", false),
+            ("wget -nv my.xyz", false),
+            ("wget --no-verbose my.xyz", false),
+            ("wget --output-file=/tmp/wget.log my.xyz", false),
+            ("wget -o /tmp/wget.log my.xyz", false),
+            ("wget --append-output=/tmp/wget.log my.xyz", false),
+            ("wget -a /tmp/wget.log my.xyz", false),
+        ] {
+            let text = format!("FROM node:22 AS foo\nRUN {run}\n");
+            assert_eq!(raises("WgetProgressBar", &text), flagged, "{run}");
+        }
+    }
+
+    /// hadolint's DL3019 spec (test/Hadolint/Rule/DL3019Spec.hs).
+    #[test]
+    fn apk_cache_as_hadolint_specifies() {
+        for (run, flagged) in [
+            ("apk add flex=2.6.4-r1", true),
+            ("apk add --no-cache flex=2.6.4-r1", false),
+            (
+                "--mount=type=cache,target=/var/cache/apk apk add -U curl=7.77.0",
+                false,
+            ),
+            (
+                "--mount=type=cache,target=/var/cache/foo apk add --no-cache -U curl=7.77.0",
+                false,
+            ),
+            (
+                "--mount=type=cache,target=/var/cache/foo apk add -U curl=7.77.0",
+                true,
+            ),
+        ] {
+            let text = format!("FROM alpine:3.20\nRUN {run}\n");
+            assert_eq!(raises("ApkCacheKept", &text), flagged, "{run}");
+        }
     }
 }
