@@ -36,15 +36,18 @@ pub(super) fn run(ctx: &Ctx, out: &mut Vec<Finding>) {
                         out,
                     );
                     pipefail(ctx, inst, r, &cmds, shell.as_deref(), out);
-                    // As hadolint: not when the flags differ (the split is there for them),
-                    // nor when either RUN already chains more than two commands.
+                    // As hadolint's spec: not when the flags differ (the split is there for
+                    // them), nor when either RUN already chains commands.
                     let joinable = |p: &Instruction| match &p.kind {
                         Kind::Run(pr) => {
-                            pr.mounts == r.mounts
+                            pr.mounts
+                                .iter()
+                                .map(|m| &m.spec.text)
+                                .eq(r.mounts.iter().map(|m| &m.spec.text))
                                 && pr.network == r.network
                                 && pr.security == r.security
-                                && commands(&run_text(p).unwrap_or_default()).len() <= 2
-                                && cmds.len() <= 2
+                                && commands(&run_text(p).unwrap_or_default()).len() <= 1
+                                && cmds.len() <= 1
                         }
                         _ => false,
                     };
@@ -627,6 +630,63 @@ mod tests {
         // A new stage from another base starts without the SHELL; a later SHELL replaces it.
         assert!(raises("PipefailMissing", &format!("FROM scratch AS a\nSHELL [\"/bin/bash\", \"-o\", \"pipefail\", \"-c\"]\n{pipe}FROM scratch AS b\n{pipe}")));
         assert!(raises("PipefailMissing", &format!("FROM scratch\nSHELL [\"/bin/bash\", \"-o\", \"pipefail\", \"-c\"]\n{pipe}SHELL [\"/bin/sh\", \"-c\"]\n{pipe}")));
+    }
+
+    /// hadolint's DL3009 spec (test/Hadolint/Rule/DL3009Spec.hs).
+    #[test]
+    fn apt_lists_as_hadolint_specifies() {
+        for (text, flagged) in [
+            ("FROM scratch\nRUN apt-get update && apt-get install python\n", true),
+            ("FROM ubuntu AS foo\nRUN apt-get update && apt-get install python\nFROM scratch\nRUN echo hey!\n", false),
+            ("FROM ubuntu AS foo\nRUN hey!\nFROM scratch\nRUN apt-get update && apt-get install python\n", true),
+            ("FROM ubuntu AS foo\nRUN apt-get update && apt-get install python\nFROM foo\nRUN hey!\n", true),
+            ("FROM ubuntu AS foo\nRUN apt-get update && apt-get install python && rm -rf /var/lib/apt/lists/*\nFROM foo\nRUN hey!\n", false),
+            ("FROM scratch\nRUN apt-get update && apt-get install python && rm -rf /var/lib/apt/lists/*\n", false),
+            ("FROM scratch\nRUN --mount=type=cache,target=/var/lib/apt/lists \\\n    apt-get update && apt-get install python\n", false),
+            ("FROM scratch\nRUN --mount=type=cache,target=/var/lib/apt \\\n    --mount=type=cache,target=/var/cache/apt \\\n    rm -f /etc/apt/apt.conf.d/docker-clean && \\\n    apt-get update && apt-get install python\n", false),
+            ("FROM scratch\nRUN --mount=type=cache,target=/var/cache/apt \\\n    rm -f /etc/apt/apt.conf.d/docker-clean && \\\n    apt-get update && apt-get install python\n", true),
+            ("FROM scratch\nRUN rm -f /etc/apt/apt.conf.d/docker-clean\nRUN --mount=type=cache,target=/var/lib/apt \\\n    apt-get update && apt-get install python\n", true),
+        ] {
+            assert_eq!(raises("AptListsNotDeleted", text), flagged, "{text}");
+        }
+    }
+
+    /// hadolint's DL3059 spec (test/Hadolint/Rule/DL3059Spec.hs).
+    #[test]
+    fn consecutive_runs_as_hadolint_specifies() {
+        for (body, flagged) in [
+            ("", false),
+            ("RUN /foo.sh\n", false),
+            ("RUN /foo.sh\nWORKDIR /\nRUN /bar.sh\n", false),
+            ("RUN /foo.sh\nRUN /bar.sh\n", true),
+            ("RUN /foo.sh\n# a comment\nRUN /bar.sh\n", true),
+            (
+                "RUN /foo.sh\n# a comment\n# another comment\nRUN /bar.sh\n",
+                true,
+            ),
+            ("# a comment\nRUN /foo.sh\n", false),
+            (
+                "RUN --mount=type=secret,id=foo /foo.sh\nRUN /bar.sh\n",
+                false,
+            ),
+            (
+                "RUN --mount=type=secret,id=foo /foo.sh\nRUN --mount=type=secret,id=bar /bar.sh\n",
+                false,
+            ),
+            (
+                "RUN --mount=type=secret,id=foo /foo.sh\nRUN --mount=type=secret,id=foo /bar.sh\n",
+                true,
+            ),
+            ("RUN foo && bar\nRUN foobar\n", false),
+            ("RUN foo; bar\nRUN foobar\n", false),
+            ("RUN foobar\nRUN foo && bar\n", false),
+            ("RUN foobar\nRUN foo; bar\n", false),
+            ("RUN foo && bar\nRUN foo; bar\n", false),
+            ("RUN foo && bar\nRUN foo\nRUN bar\n", true),
+        ] {
+            let text = format!("FROM debian:10\n{body}");
+            assert_eq!(raises("ConsecutiveRuns", &text), flagged, "{body}");
+        }
     }
 
     /// hadolint's DL3047 spec (test/Hadolint/Rule/DL3047Spec.hs).
