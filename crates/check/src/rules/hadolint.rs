@@ -12,13 +12,25 @@ use whittle_dockerfile::Pos;
 pub(super) fn run(ctx: &Ctx, out: &mut Vec<Finding>) {
     let final_chain = final_chain(ctx);
     let mut shells: Vec<Option<Vec<String>>> = Vec::new();
+    // Whether `ENV PIP_NO_CACHE_DIR=<true>` is in effect at the end of each stage.
+    let mut pip_env: Vec<bool> = Vec::new();
     for st in &ctx.stages {
         base_tag(ctx, st, out);
         let mut shell = parent(ctx, st).and_then(|p| shells.get(p).cloned().flatten());
+        let mut pip_no_cache = parent(ctx, st).is_some_and(|p| pip_env.get(p) == Some(&true));
         let mut prev_run: Option<&Instruction> = None;
         for inst in &st.body {
             match &inst.kind {
                 Kind::Shell(s) => shell = Some(s.clone()),
+                Kind::Env(kvs) => {
+                    if let Some(kv) = kvs
+                        .iter()
+                        .rev()
+                        .find(|kv| kv.key.text == "PIP_NO_CACHE_DIR")
+                    {
+                        pip_no_cache = truthy(&kv.value);
+                    }
+                }
                 Kind::Run(r) => {
                     let text = run_text(inst).unwrap_or_default();
                     let cmds = commands(&text);
@@ -33,6 +45,7 @@ pub(super) fn run(ctx: &Ctx, out: &mut Vec<Finding>) {
                         &cmds,
                         &cache_on,
                         final_chain.contains(&st.index),
+                        pip_no_cache,
                         out,
                     );
                     pipefail(ctx, inst, r, &cmds, shell.as_deref(), out);
@@ -70,8 +83,17 @@ pub(super) fn run(ctx: &Ctx, out: &mut Vec<Finding>) {
             prev_run = None;
         }
         shells.push(shell);
+        pip_env.push(pip_no_cache);
     }
     last_user(ctx, out);
+}
+
+/// pip's spellings of true (hadolint's `truthy`).
+fn truthy(v: &str) -> bool {
+    matches!(
+        v.trim_matches('"'),
+        "1" | "true" | "True" | "TRUE" | "on" | "On" | "ON" | "yes" | "Yes" | "YES"
+    )
 }
 
 /// The index of the stage `st` is built `FROM`, if it is a stage.
@@ -138,6 +160,7 @@ fn packages(
     cmds: &[Command],
     cache_on: &dyn Fn(&str) -> bool,
     in_final: bool,
+    pip_env_no_cache: bool,
     out: &mut Vec<Finding>,
 ) {
     let span = ctx.inst_span(inst);
@@ -216,17 +239,13 @@ fn packages(
         );
         out.push(f);
     }
-    let truthy = |v: &str| {
-        matches!(
-            v.trim_matches('"'),
-            "1" | "true" | "True" | "TRUE" | "on" | "On" | "ON" | "yes" | "Yes" | "YES"
-        )
-    };
-    let env_no_cache = ctx.stages.iter().flat_map(|s| s.body.iter()).any(|i| {
-        matches!(&i.kind, Kind::Env(kvs) if kvs.iter().any(|kv| kv.key.text == "PIP_NO_CACHE_DIR" && truthy(&kv.value)))
-    });
-    let keeps =
-        |c: &&Command| !c.has_flag("--no-cache-dir") && c.assigns("PIP_NO_CACHE_DIR").is_none();
+    // PIP_NO_CACHE_DIR set to a true value anywhere in the RUN (`VAR=1 pip`, `export VAR=1`).
+    let run_no_cache = cmds
+        .iter()
+        .flat_map(|c| c.words.iter())
+        .any(|w| w.strip_prefix("PIP_NO_CACHE_DIR=").is_some_and(truthy));
+    let env_no_cache = pip_env_no_cache || run_no_cache;
+    let keeps = |c: &&Command| !c.has_flag("--no-cache-dir");
     if !env_no_cache && !cache_on("/root/.cache") && pips.iter().any(keeps) {
         let mut f = ctx.finding(
             "PipCacheKept",
@@ -574,162 +593,5 @@ fn last_user(ctx: &Ctx, out: &mut Vec<Finding>) {
 }
 
 #[cfg(test)]
-mod tests {
-    use crate::Input;
-
-    fn raises(rule: &str, text: &str) -> bool {
-        crate::check(&Input::new("Dockerfile", text))
-            .unwrap()
-            .findings
-            .iter()
-            .any(|f| f.rule == rule)
-    }
-
-    /// hadolint's DL4006 spec (test/Hadolint/Rule/DL4006Spec.hs).
-    #[test]
-    fn pipefail_as_hadolint_specifies() {
-        let pipe = "RUN wget -O - https://some.site | wc -l file > /number\n";
-        for (shell, flagged) in [
-            ("", true),
-            (
-                "SHELL [\"/bin/bash\", \"-eo\", \"pipefail\", \"-c\"]\n",
-                false,
-            ),
-            (
-                "SHELL [\"/bin/bash\", \"-e\", \"-o\", \"pipefail\", \"-c\"]\n",
-                false,
-            ),
-            (
-                "SHELL [\"/bin/bash\", \"-o\", \"errexit\", \"-o\", \"pipefail\", \"-c\"]\n",
-                false,
-            ),
-            (
-                "SHELL [\"/bin/zsh\", \"-o\", \"pipefail\", \"-c\"]\n",
-                false,
-            ),
-            (
-                "SHELL [\"/usr/bin/bash\", \"-o\", \"pipefail\", \"-c\"]\n",
-                false,
-            ),
-            (
-                "SHELL [\"/usr/local/bin/zsh\", \"-o\", \"pipefail\", \"-c\"]\n",
-                false,
-            ),
-            ("SHELL [\"/bin/sh\", \"-o\", \"pipefail\", \"-c\"]\n", true),
-            ("SHELL [\"pwsh\", \"-c\"]\n", false),
-            ("SHELL [\"powershell.exe\"]\n", false),
-            ("SHELL [\"cmd.exe\", \"/c\"]\n", false),
-        ] {
-            let text = format!("FROM scratch AS build\n{shell}{pipe}");
-            assert_eq!(raises("PipefailMissing", &text), flagged, "{text}");
-        }
-        assert!(!raises(
-            "PipefailMissing",
-            "FROM scratch\nRUN wget -O - https://some.site && wc -l file > /number\n"
-        ));
-        // A new stage from another base starts without the SHELL; a later SHELL replaces it.
-        assert!(raises("PipefailMissing", &format!("FROM scratch AS a\nSHELL [\"/bin/bash\", \"-o\", \"pipefail\", \"-c\"]\n{pipe}FROM scratch AS b\n{pipe}")));
-        assert!(raises("PipefailMissing", &format!("FROM scratch\nSHELL [\"/bin/bash\", \"-o\", \"pipefail\", \"-c\"]\n{pipe}SHELL [\"/bin/sh\", \"-c\"]\n{pipe}")));
-    }
-
-    /// hadolint's DL3009 spec (test/Hadolint/Rule/DL3009Spec.hs).
-    #[test]
-    fn apt_lists_as_hadolint_specifies() {
-        for (text, flagged) in [
-            ("FROM scratch\nRUN apt-get update && apt-get install python\n", true),
-            ("FROM ubuntu AS foo\nRUN apt-get update && apt-get install python\nFROM scratch\nRUN echo hey!\n", false),
-            ("FROM ubuntu AS foo\nRUN hey!\nFROM scratch\nRUN apt-get update && apt-get install python\n", true),
-            ("FROM ubuntu AS foo\nRUN apt-get update && apt-get install python\nFROM foo\nRUN hey!\n", true),
-            ("FROM ubuntu AS foo\nRUN apt-get update && apt-get install python && rm -rf /var/lib/apt/lists/*\nFROM foo\nRUN hey!\n", false),
-            ("FROM scratch\nRUN apt-get update && apt-get install python && rm -rf /var/lib/apt/lists/*\n", false),
-            ("FROM scratch\nRUN --mount=type=cache,target=/var/lib/apt/lists \\\n    apt-get update && apt-get install python\n", false),
-            ("FROM scratch\nRUN --mount=type=cache,target=/var/lib/apt \\\n    --mount=type=cache,target=/var/cache/apt \\\n    rm -f /etc/apt/apt.conf.d/docker-clean && \\\n    apt-get update && apt-get install python\n", false),
-            ("FROM scratch\nRUN --mount=type=cache,target=/var/cache/apt \\\n    rm -f /etc/apt/apt.conf.d/docker-clean && \\\n    apt-get update && apt-get install python\n", true),
-            ("FROM scratch\nRUN rm -f /etc/apt/apt.conf.d/docker-clean\nRUN --mount=type=cache,target=/var/lib/apt \\\n    apt-get update && apt-get install python\n", true),
-        ] {
-            assert_eq!(raises("AptListsNotDeleted", text), flagged, "{text}");
-        }
-    }
-
-    /// hadolint's DL3059 spec (test/Hadolint/Rule/DL3059Spec.hs).
-    #[test]
-    fn consecutive_runs_as_hadolint_specifies() {
-        for (body, flagged) in [
-            ("", false),
-            ("RUN /foo.sh\n", false),
-            ("RUN /foo.sh\nWORKDIR /\nRUN /bar.sh\n", false),
-            ("RUN /foo.sh\nRUN /bar.sh\n", true),
-            ("RUN /foo.sh\n# a comment\nRUN /bar.sh\n", true),
-            (
-                "RUN /foo.sh\n# a comment\n# another comment\nRUN /bar.sh\n",
-                true,
-            ),
-            ("# a comment\nRUN /foo.sh\n", false),
-            (
-                "RUN --mount=type=secret,id=foo /foo.sh\nRUN /bar.sh\n",
-                false,
-            ),
-            (
-                "RUN --mount=type=secret,id=foo /foo.sh\nRUN --mount=type=secret,id=bar /bar.sh\n",
-                false,
-            ),
-            (
-                "RUN --mount=type=secret,id=foo /foo.sh\nRUN --mount=type=secret,id=foo /bar.sh\n",
-                true,
-            ),
-            ("RUN foo && bar\nRUN foobar\n", false),
-            ("RUN foo; bar\nRUN foobar\n", false),
-            ("RUN foobar\nRUN foo && bar\n", false),
-            ("RUN foobar\nRUN foo; bar\n", false),
-            ("RUN foo && bar\nRUN foo; bar\n", false),
-            ("RUN foo && bar\nRUN foo\nRUN bar\n", true),
-        ] {
-            let text = format!("FROM debian:10\n{body}");
-            assert_eq!(raises("ConsecutiveRuns", &text), flagged, "{body}");
-        }
-    }
-
-    /// hadolint's DL3047 spec (test/Hadolint/Rule/DL3047Spec.hs).
-    #[test]
-    fn wget_progress_as_hadolint_specifies() {
-        for (run, flagged) in [
-            ("wget my.xyz", true),
-            ("wget --progress=dot:giga my.xyz", false),
-            ("wget -q my.xyz", false),
-            ("wget --quiet my.xyz", false),
-            ("wget -nv my.xyz", false),
-            ("wget --no-verbose my.xyz", false),
-            ("wget --output-file=/tmp/wget.log my.xyz", false),
-            ("wget -o /tmp/wget.log my.xyz", false),
-            ("wget --append-output=/tmp/wget.log my.xyz", false),
-            ("wget -a /tmp/wget.log my.xyz", false),
-        ] {
-            let text = format!("FROM node:22 AS foo\nRUN {run}\n");
-            assert_eq!(raises("WgetProgressBar", &text), flagged, "{run}");
-        }
-    }
-
-    /// hadolint's DL3019 spec (test/Hadolint/Rule/DL3019Spec.hs).
-    #[test]
-    fn apk_cache_as_hadolint_specifies() {
-        for (run, flagged) in [
-            ("apk add flex=2.6.4-r1", true),
-            ("apk add --no-cache flex=2.6.4-r1", false),
-            (
-                "--mount=type=cache,target=/var/cache/apk apk add -U curl=7.77.0",
-                false,
-            ),
-            (
-                "--mount=type=cache,target=/var/cache/foo apk add --no-cache -U curl=7.77.0",
-                false,
-            ),
-            (
-                "--mount=type=cache,target=/var/cache/foo apk add -U curl=7.77.0",
-                true,
-            ),
-        ] {
-            let text = format!("FROM alpine:3.20\nRUN {run}\n");
-            assert_eq!(raises("ApkCacheKept", &text), flagged, "{run}");
-        }
-    }
-}
+#[path = "hadolint_specs.rs"]
+mod tests;
