@@ -493,6 +493,7 @@ fn add_for_copy(
     out: &mut Vec<Finding>,
 ) {
     let special = |s: &str| {
+        let s = s.trim_matches(['"', '\'']);
         s.contains("://")
             || s.starts_with("git@")
             || s.contains('$')

@@ -210,3 +210,65 @@ fn apk_cache_as_hadolint_specifies() {
         assert_eq!(raises("ApkCacheKept", &text), flagged, "{run}");
     }
 }
+
+/// hadolint's DL3015 spec (test/Hadolint/Rule/DL3015Spec.hs).
+#[test]
+fn install_recommends_as_hadolint_specifies() {
+    for (run, flagged) in [
+        ("apt-get install --no-install-recommends python", false),
+        ("apt-get install python", true),
+        ("apt-get -y install python", true),
+        (
+            "apt-get -o APT::Install-Recommends=false install python",
+            false,
+        ),
+    ] {
+        let text = format!("FROM debian:12\nRUN {run}\n");
+        assert_eq!(raises("AptInstallRecommends", &text), flagged, "{run}");
+    }
+}
+
+/// hadolint's DL3020 spec (test/Hadolint/Rule/DL3020Spec.hs).
+#[test]
+fn add_for_copy_as_hadolint_specifies() {
+    for (add, flagged) in [
+        ("file.tar", false),
+        ("file.gz", false),
+        ("file.bz2", false),
+        ("file.xz", false),
+        ("file.tgz", false),
+        ("http://file.com", false),
+        ("file", true),
+        ("file.zip", true),
+        ("\"file.tgz\"", false),
+        ("\"http://file.com\"", false),
+        ("\"file.zip\"", true),
+    ] {
+        let text = format!("FROM debian:12\nADD {add} /usr/src/app/\n");
+        assert_eq!(raises("AddInsteadOfCopy", &text), flagged, "{add}");
+    }
+}
+
+/// hadolint's DL3006 and DL3007 specs (test/Hadolint/Rule/DL3006Spec.hs, DL3007Spec.hs).
+#[test]
+fn image_tags_as_hadolint_specifies() {
+    for (text, untagged) in [
+        ("FROM debian\n", true),
+        ("FROM debian AS builder\n", true),
+        ("FROM ruby@sha256:f1dbca0f5dbc9f1dbca0f5dbc9f1dbca0f5dbc9f1dbca0f5dbc9\n", false),
+        ("FROM ruby:2\n", false),
+        ("ARG VALUE=x\nFROM ${VALUE}\n", false),
+        ("FROM golang:1.9.3-alpine3.7 AS build\nRUN foo\nFROM build AS unit-test\nRUN bar\nFROM alpine:3.7\nRUN baz\n", false),
+        ("FROM golang:1.9.3-alpine3.7 AS build\nRUN foo\nFROM node AS unit-test\nRUN bar\nFROM alpine:3.7\nRUN baz\n", true),
+        ("FROM scratch\n", false),
+    ] {
+        assert_eq!(raises("UntaggedImage", text), untagged, "{text}");
+    }
+    assert!(raises("LatestTag", "FROM debian:latest\n"));
+    assert!(raises("LatestTag", "FROM debian:latest AS builder\n"));
+    assert!(!raises("LatestTag", "FROM debian:jessie\n"));
+    assert!(!raises(
+        "LatestTag",
+        "FROM debian:latest@sha256:f1dbca0f5dbc9f1dbca0f5dbc9f1dbca0f5dbc9f1dbca0f5dbc9\n"
+    ));
+}
