@@ -272,3 +272,49 @@ fn image_tags_as_hadolint_specifies() {
         "FROM debian:latest@sha256:f1dbca0f5dbc9f1dbca0f5dbc9f1dbca0f5dbc9f1dbca0f5dbc9\n"
     ));
 }
+
+/// hadolint's DL3002 spec (test/Hadolint/Rule/DL3002Spec.hs), with one deliberate difference:
+/// a builder stage that ends as root, but is not part of the final image, is not reported.
+#[test]
+fn last_user_as_hadolint_specifies() {
+    for (text, flagged) in [
+        ("FROM scratch\nUSER root\n", true),
+        ("FROM scratch\nUSER foo\n", false),
+        ("FROM scratch\nUSER 0\n", true),
+        ("FROM scratch\nUSER root:root\n", true),
+        ("FROM scratch\nUSER 0:0\n", true),
+        ("FROM scratch\nUSER root\nRUN something\nUSER foo\n", false),
+        ("FROM debian AS base\nUSER root\nRUN something\nFROM base\nRUN something else\n", true),
+        // hadolint: flagged (every stage). whittle: the final image runs as foo.
+        ("FROM debian AS base\nUSER root\nRUN something\nFROM scratch\nUSER foo\nRUN something else\n", false),
+        ("FROM debian AS base\nUSER root\nRUN something\nUSER foo\nFROM scratch\nRUN something else\n", false),
+    ] {
+        assert_eq!(raises("LastUserRoot", text), flagged, "{text}");
+    }
+}
+
+/// hadolint's DL3022 and DL3023 specs (test/Hadolint/Rule/DL3022Spec.hs, DL3023Spec.hs).
+#[test]
+fn copy_from_as_hadolint_specifies() {
+    for (text, flagged) in [
+        ("FROM scratch\nCOPY --from=foo bar .\n", true),
+        (
+            "FROM scratch\nCOPY --from=build foo .\nFROM node AS build\nRUN baz\n",
+            true,
+        ),
+        (
+            "FROM scratch AS build\nRUN foo\nFROM node\nCOPY --from=build foo .\nRUN baz\n",
+            false,
+        ),
+    ] {
+        assert_eq!(raises("CopyFromUnknownStage", text), flagged, "{text}");
+    }
+    assert!(raises(
+        "CopyFromOwnStage",
+        "FROM node AS foo\nCOPY --from=foo bar .\n"
+    ));
+    assert!(!raises(
+        "CopyFromOwnStage",
+        "FROM scratch AS build\nRUN foo\nFROM node AS foo\nCOPY --from=build foo .\n"
+    ));
+}
