@@ -124,6 +124,20 @@ impl InlineIgnores {
                 out.global.extend(rules);
             }
         }
+        // The parser directives at the top are not comments of the first instruction.
+        let directives_end = (1..=src.line_count())
+            .take_while(|&n| {
+                let l = src.line(n).trim_start();
+                l.strip_prefix('#')
+                    .and_then(|r| r.split_once('='))
+                    .is_some_and(|(k, _)| {
+                        matches!(
+                            k.trim().to_ascii_lowercase().as_str(),
+                            "syntax" | "escape" | "check"
+                        )
+                    })
+            })
+            .count();
         for inst in &df.instructions {
             let mut rules = Vec::new();
             let mut n = inst.pos.line;
@@ -137,6 +151,15 @@ impl InlineIgnores {
                 if let Some(r) = hadolint_comment(l, false) {
                     rules.extend(r);
                 }
+                // BuildKit merges `# check=skip=...` comments above an instruction into the
+                // checks of that instruction. (The parser directive at the top applies to the
+                // whole file anyway.)
+                if let Some(c) = check_comment(l).filter(|_| n > directives_end) {
+                    if c.skip_all {
+                        rules.push("all".into());
+                    }
+                    rules.extend(c.skip);
+                }
             }
             if !rules.is_empty() {
                 out.ranges
@@ -149,15 +172,26 @@ impl InlineIgnores {
     pub fn ignores(&self, line: usize, rule: &str, aliases: &[&str]) -> bool {
         let hit = |list: &[String]| {
             list.iter().any(|r| {
-                r.eq_ignore_ascii_case(rule) || aliases.iter().any(|a| r.eq_ignore_ascii_case(a))
+                r == "all"
+                    || r.eq_ignore_ascii_case(rule)
+                    || aliases.iter().any(|a| r.eq_ignore_ascii_case(a))
             })
         };
+        // Ranges are in instruction order and do not overlap: the one that may hold `line` is
+        // the last that starts at or before it.
+        let i = self.ranges.partition_point(|(a, _, _)| *a <= line);
         hit(&self.global)
-            || self
-                .ranges
-                .iter()
-                .any(|(a, b, rules)| (*a..=*b).contains(&line) && hit(rules))
+            || i.checked_sub(1)
+                .and_then(|i| self.ranges.get(i))
+                .is_some_and(|(a, b, rules)| (*a..=*b).contains(&line) && hit(rules))
     }
+}
+
+/// `# check=skip=A,B` as a comment (malformed ones are ignored, as BuildKit does).
+fn check_comment(line: &str) -> Option<CheckConfig> {
+    let rest = line.trim_start().strip_prefix('#')?.trim_start();
+    let value = rest.strip_prefix("check")?.trim_start().strip_prefix('=')?;
+    CheckConfig::parse_value(value.split(' ').next().unwrap_or("")).ok()
 }
 
 /// `# hadolint ignore=DL3008,DL3009` (or `# hadolint global ignore=...` when `global`).

@@ -40,7 +40,16 @@ pub fn apply(text: &str, findings: &[Finding]) -> Fixed {
         Some(rest) => ("\u{feff}", rest),
         None => ("", text),
     };
-    let mut taken: Vec<(usize, usize)> = Vec::new();
+    // Accepted edit ranges by start, to test a new edit against its neighbours only.
+    let mut taken: std::collections::BTreeMap<usize, Vec<usize>> = Default::default();
+    // Accepted ranges never overlap, so a new range can only meet the ranges that start inside
+    // it and the last one that starts before it.
+    let conflicts = |taken: &std::collections::BTreeMap<usize, Vec<usize>>, s: usize, e: usize| {
+        let meets = |(start, ends): (&usize, &Vec<usize>)| {
+            ends.iter().any(|end| overlaps((*start, *end), (s, e)))
+        };
+        taken.range(s..=e).any(meets) || taken.range(..s).next_back().is_some_and(meets)
+    };
     let mut edits = Vec::new();
     let mut applied = Vec::new();
     let mut skipped = Vec::new();
@@ -51,30 +60,41 @@ pub fn apply(text: &str, findings: &[Finding]) -> Fixed {
                 && e.end <= body.len()
                 && body.is_char_boundary(e.start)
                 && body.is_char_boundary(e.end)
-                && !taken
-                    .iter()
-                    .any(|&(s, t)| overlaps((s, t), (e.start, e.end)))
-        });
+                && !conflicts(&taken, e.start, e.end)
+        }) && !self_overlapping(&fix.edits);
         if !ok {
             skipped.push((f.rule, f.span.line));
             continue;
         }
         for e in &fix.edits {
-            taken.push((e.start, e.end));
+            taken.entry(e.start).or_default().push(e.end);
             edits.push(e.clone());
         }
         applied.push((f.rule, f.span.line, fix.description.clone()));
     }
-    edits.sort_by_key(|e| std::cmp::Reverse((e.start, e.end)));
-    let mut out = body.to_string();
-    for e in edits {
-        out.replace_range(e.start..e.end, &e.text);
+    // One forward pass: the text between edits, then each edit's replacement.
+    edits.sort_by_key(|e| (e.start, e.end));
+    let mut out =
+        String::with_capacity(body.len() + edits.iter().map(|e| e.text.len()).sum::<usize>());
+    let mut at = 0;
+    for e in &edits {
+        out.push_str(body.get(at..e.start).unwrap_or(""));
+        out.push_str(&e.text);
+        at = e.end;
     }
+    out.push_str(body.get(at..).unwrap_or(""));
     Fixed {
         text: format!("{bom}{out}"),
         applied,
         skipped,
     }
+}
+
+/// Whether two edits of the same fix overlap each other.
+fn self_overlapping(edits: &[crate::Edit]) -> bool {
+    let mut r: Vec<(usize, usize)> = edits.iter().map(|e| (e.start, e.end)).collect();
+    r.sort_unstable();
+    r.windows(2).any(|w| overlaps(w[0], w[1]))
 }
 
 /// Two ranges conflict when they share a byte, or when both insert at the same point, or one
@@ -115,17 +135,18 @@ pub fn verify(input: &Input, fixed: &str, findings: &[Finding]) -> Result<(), Fi
         Err(e) => return Err(unwrap_dockerfile(e)),
     };
     let plan_b = crate::plan_for(&after, &fixed_input).map_err(unwrap_dockerfile)?;
+    let src = crate::source::Source::new(input.text);
     let touched: BTreeSet<usize> = findings
         .iter()
-        .filter(|f| f.fix.is_some())
-        .flat_map(|f| {
-            let src = crate::source::Source::new(input.text);
-            f.fix
-                .iter()
-                .flat_map(|x| x.edits.iter())
-                .map(|e| line_of(src.text, e.start))
-                .collect::<Vec<_>>()
-        })
+        .filter_map(|f| f.fix.as_ref())
+        .flat_map(|x| x.edits.iter())
+        .map(|e| src.line_of_offset(e.start))
+        .collect();
+    // Each instruction's last line, to tell which edits fall inside a step.
+    let ends: std::collections::HashMap<usize, usize> = before
+        .instructions
+        .iter()
+        .map(|i| (i.pos.line, i.end_line.max(i.pos.line)))
         .collect();
     if plan_a.stages.len() != plan_b.stages.len() || plan_a.target != plan_b.target {
         return Err(FixError::Changed {
@@ -157,11 +178,8 @@ pub fn verify(input: &Input, fixed: &str, findings: &[Finding]) -> Result<(), Fi
             if sa.op == sb.op {
                 continue;
             }
-            let lines = sa.pos.line
-                ..=sa.pos.line
-                    + sa.original.matches('\n').count()
-                    + line_span(input.text, sa.pos.line);
-            let near = touched.iter().any(|l| lines.contains(l));
+            let end = ends.get(&sa.pos.line).copied().unwrap_or(sa.pos.line);
+            let near = touched.range(sa.pos.line..=end).next().is_some();
             if !(near && same_kind(&sa.op, &sb.op)) {
                 return Err(FixError::Changed {
                     line: sa.pos.line,
@@ -181,19 +199,6 @@ fn unwrap_dockerfile(e: crate::CheckError) -> FixError {
             what: other.to_string(),
         },
     }
-}
-
-/// How many continuation lines follow line `n` (a step's fix may touch any of them).
-fn line_span(text: &str, n: usize) -> usize {
-    text.lines()
-        .skip(n.saturating_sub(1))
-        .take_while(|l| l.trim_end().ends_with('\\') || l.trim_end().ends_with('`'))
-        .count()
-}
-
-fn line_of(text: &str, offset: usize) -> usize {
-    text.get(..offset)
-        .map_or(0, |t| t.matches('\n').count() + 1)
 }
 
 fn pinned(a: &Base, b: &Base) -> bool {

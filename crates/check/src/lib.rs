@@ -156,7 +156,8 @@ pub struct Input<'a> {
     pub target: Option<String>,
     pub build_args: Vec<(String, String)>,
     pub target_platform: Platform,
-    /// Rules to skip, by name or alias (`--skip`, `.hadolint.yaml` `ignored:`).
+    /// Rules to skip, by name or alias (`--skip`, `.hadolint.yaml` `ignored:`); `all` skips
+    /// every rule.
     pub skip: Vec<String>,
     /// Run BuildKit's experimental checks too.
     pub experimental: bool,
@@ -304,9 +305,17 @@ pub fn check_parsed(
         if experimental && !(input.experimental || config.experimental(f.rule)) {
             return false;
         }
-        let names = std::iter::once(f.rule).chain(f.aliases.iter().copied());
-        let mut names = names.clone();
-        if names.any(|n| input.skip.iter().any(|s| s.eq_ignore_ascii_case(n)) || config.skips(n)) {
+        let skipped = |n: &str| {
+            input
+                .skip
+                .iter()
+                .any(|s| s == "all" || s.eq_ignore_ascii_case(n))
+                || config.skips(n)
+        };
+        if std::iter::once(f.rule)
+            .chain(f.aliases.iter().copied())
+            .any(skipped)
+        {
             return false;
         }
         !inline.ignores(f.span.line, f.rule, f.aliases)
@@ -318,7 +327,7 @@ pub fn check_parsed(
             }
         }
     }
-    findings.sort_by(|a, b| (a.span, a.rule).cmp(&(b.span, b.rule)));
+    findings.sort_by(|a, b| (a.span, a.rule, &a.message).cmp(&(b.span, b.rule, &b.message)));
     findings.dedup_by(|a, b| a.rule == b.rule && a.span == b.span && a.message == b.message);
     Ok(Report {
         findings,
@@ -329,4 +338,81 @@ pub fn check_parsed(
 
 fn info_origin(rule: &str) -> Option<Origin> {
     rules::find(rule).map(|i| i.origin)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn rules(input: &Input) -> Vec<(&'static str, Severity)> {
+        check(input)
+            .unwrap()
+            .findings
+            .iter()
+            .map(|f| (f.rule, f.severity))
+            .collect()
+    }
+
+    const TEXT: &str =
+        "FROM debian:12\nMAINTAINER me\nRUN apt-get install -y curl\n# x\nFROM scratch AS b\n";
+
+    #[test]
+    fn error_true_raises_only_buildkit_checks() {
+        let text = format!("# check=error=true\n{TEXT}");
+        let got = rules(&Input::new("Dockerfile", &text));
+        assert!(
+            got.contains(&("MaintainerDeprecated", Severity::Error)),
+            "{got:?}"
+        );
+        assert!(got.contains(&("AptUnpinned", Severity::Warning)), "{got:?}");
+        assert!(
+            check(&Input::new("Dockerfile", &text))
+                .unwrap()
+                .error_on_warning
+        );
+    }
+
+    #[test]
+    fn skips_by_name_alias_and_all() {
+        let mut input = Input::new("Dockerfile", TEXT);
+        input.skip = vec!["dl3008".into(), "MaintainerDeprecated".into()];
+        let got = rules(&input);
+        assert!(
+            !got.iter()
+                .any(|r| r.0 == "AptUnpinned" || r.0 == "MaintainerDeprecated"),
+            "{got:?}"
+        );
+        assert!(got.iter().any(|r| r.0 == "AptInstallRecommends"), "{got:?}");
+        input.skip = vec!["all".into()];
+        assert!(rules(&input).is_empty());
+    }
+
+    #[test]
+    fn experimental_rules_need_enabling() {
+        let mut input = Input::new("Dockerfile", TEXT);
+        assert!(!rules(&input)
+            .iter()
+            .any(|r| r.0 == "InvalidDefinitionDescription"));
+        input.experimental = true;
+        assert!(rules(&input)
+            .iter()
+            .any(|r| r.0 == "InvalidDefinitionDescription"));
+    }
+
+    #[test]
+    fn bad_directive_and_dockerignore_are_errors() {
+        let e = check(&Input::new("Dockerfile", "# check=skip\nFROM scratch\n")).unwrap_err();
+        assert!(matches!(e, CheckError::Directive { line: 1, .. }), "{e}");
+        let ctx = ContextFacts {
+            dockerignore: Some("!\n".into()),
+            entries: Vec::new(),
+        };
+        let mut input = Input::new("Dockerfile", "FROM scratch\n");
+        input.context = Some(&ctx);
+        assert!(matches!(check(&input), Err(CheckError::Ignore(_))));
+        assert!(matches!(
+            check(&Input::new("Dockerfile", "COPPY a b\n")),
+            Err(CheckError::Dockerfile(_))
+        ));
+    }
 }

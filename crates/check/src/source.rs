@@ -47,6 +47,11 @@ impl<'a> Source<'a> {
         })
     }
 
+    /// The 1-based line that byte `offset` is on.
+    pub fn line_of_offset(&self, offset: usize) -> usize {
+        self.starts.partition_point(|&s| s <= offset).max(1)
+    }
+
     /// The byte offset of a position (column in characters, 1-based).
     pub fn offset(&self, pos: Pos) -> Option<usize> {
         let start = *self.starts.get(pos.line.checked_sub(1)?)?;
@@ -80,6 +85,37 @@ impl<'a> Source<'a> {
             col: pos.col,
             len: width.saturating_sub(pos.col.saturating_sub(1)).max(1),
         }
+    }
+
+    /// The whitespace-delimited words of lines `from.line..=last_line` from `from` on, with
+    /// their positions.
+    pub fn words(&self, from: Pos, last_line: usize) -> impl Iterator<Item = (Pos, &'a str)> + '_ {
+        (from.line..=last_line).flat_map(move |n| {
+            let line = self.line(n);
+            let skip = if n == from.line {
+                from.col.saturating_sub(1)
+            } else {
+                0
+            };
+            let mut out = Vec::new();
+            let mut start: Option<(usize, usize)> = None;
+            for (ci, (bi, c)) in line
+                .char_indices()
+                .enumerate()
+                .chain(std::iter::once((line.chars().count(), (line.len(), ' '))))
+            {
+                if c.is_whitespace() {
+                    if let Some((scol, sb)) = start.take() {
+                        if scol >= skip {
+                            out.push((Pos::new(n, scol + 1), &line[sb..bi]));
+                        }
+                    }
+                } else if start.is_none() {
+                    start = Some((ci, bi));
+                }
+            }
+            out
+        })
     }
 
     /// Finds `needle` (a whole whitespace-delimited word, compared case-insensitively) in lines
@@ -126,9 +162,22 @@ mod tests {
         assert_eq!(s.line(3), "");
         assert_eq!(s.line_count(), 2);
         assert_eq!(s.offset(Pos::new(2, 7)), Some(8 + 7));
+        assert_eq!(s.line_of_offset(0), 1);
+        assert_eq!(s.line_of_offset(8), 2);
+        assert_eq!(s.line_of_offset(7), 1);
         let e = s.edit(Pos::new(2, 5), 1, "e").unwrap();
         assert_eq!(&s.text[e.start..e.end], "é");
         assert_eq!(s.find_word(Pos::new(2, 1), 2, "x"), Some(Pos::new(2, 7)));
         assert_eq!(s.find_word(Pos::new(1, 1), 2, "as"), None);
+        let w: Vec<_> = s.words(Pos::new(1, 3), 2).collect();
+        assert_eq!(
+            w,
+            vec![
+                (Pos::new(1, 6), "a"),
+                (Pos::new(2, 1), "RUN"),
+                (Pos::new(2, 5), "é"),
+                (Pos::new(2, 7), "x")
+            ]
+        );
     }
 }

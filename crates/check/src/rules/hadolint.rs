@@ -2,6 +2,7 @@
 //! hadolint's ids as aliases. RUN commands are read with `shellwords`, as hadolint reads them
 //! with ShellCheck's parser: only simple commands and their words.
 
+use super::packages::{apk_unpinned, apt_unpinned, is, is_pip_install, npm_unpinned, pip_unpinned};
 use super::shellwords::{commands, Command};
 use super::{keyword, run_text, Ctx, StageView};
 use crate::{Finding, Fix};
@@ -11,13 +12,25 @@ use whittle_dockerfile::Pos;
 pub(super) fn run(ctx: &Ctx, out: &mut Vec<Finding>) {
     let final_chain = final_chain(ctx);
     let mut shells: Vec<Option<Vec<String>>> = Vec::new();
+    // Whether `ENV PIP_NO_CACHE_DIR=<true>` is in effect at the end of each stage.
+    let mut pip_env: Vec<bool> = Vec::new();
     for st in &ctx.stages {
         base_tag(ctx, st, out);
         let mut shell = parent(ctx, st).and_then(|p| shells.get(p).cloned().flatten());
+        let mut pip_no_cache = parent(ctx, st).is_some_and(|p| pip_env.get(p) == Some(&true));
         let mut prev_run: Option<&Instruction> = None;
         for inst in &st.body {
             match &inst.kind {
                 Kind::Shell(s) => shell = Some(s.clone()),
+                Kind::Env(kvs) => {
+                    if let Some(kv) = kvs
+                        .iter()
+                        .rev()
+                        .find(|kv| kv.key.text == "PIP_NO_CACHE_DIR")
+                    {
+                        pip_no_cache = truthy(&kv.value);
+                    }
+                }
                 Kind::Run(r) => {
                     let text = run_text(inst).unwrap_or_default();
                     let cmds = commands(&text);
@@ -32,18 +45,22 @@ pub(super) fn run(ctx: &Ctx, out: &mut Vec<Finding>) {
                         &cmds,
                         &cache_on,
                         final_chain.contains(&st.index),
+                        pip_no_cache,
                         out,
                     );
                     pipefail(ctx, inst, r, &cmds, shell.as_deref(), out);
-                    // As hadolint: not when the flags differ (the split is there for them),
-                    // nor when either RUN already chains more than two commands.
+                    // As hadolint's spec: not when the flags differ (the split is there for
+                    // them), nor when either RUN already chains commands.
                     let joinable = |p: &Instruction| match &p.kind {
                         Kind::Run(pr) => {
-                            pr.mounts == r.mounts
+                            pr.mounts
+                                .iter()
+                                .map(|m| &m.spec.text)
+                                .eq(r.mounts.iter().map(|m| &m.spec.text))
                                 && pr.network == r.network
                                 && pr.security == r.security
-                                && commands(&run_text(p).unwrap_or_default()).len() <= 2
-                                && cmds.len() <= 2
+                                && commands(&run_text(p).unwrap_or_default()).len() <= 1
+                                && cmds.len() <= 1
                         }
                         _ => false,
                     };
@@ -66,8 +83,17 @@ pub(super) fn run(ctx: &Ctx, out: &mut Vec<Finding>) {
             prev_run = None;
         }
         shells.push(shell);
+        pip_env.push(pip_no_cache);
     }
     last_user(ctx, out);
+}
+
+/// pip's spellings of true (hadolint's `truthy`).
+fn truthy(v: &str) -> bool {
+    matches!(
+        v.trim_matches('"'),
+        "1" | "true" | "True" | "TRUE" | "on" | "On" | "ON" | "yes" | "Yes" | "YES"
+    )
 }
 
 /// The index of the stage `st` is built `FROM`, if it is a stage.
@@ -127,50 +153,6 @@ fn base_tag(ctx: &Ctx, st: &StageView, out: &mut Vec<Finding>) {
     }
 }
 
-/// Whether `cmd` is `prog sub ...` for one of `progs`.
-fn is(cmd: &Command, progs: &[&str], sub: &str) -> bool {
-    let p = cmd.program();
-    p.first()
-        .is_some_and(|n| progs.contains(&n.rsplit('/').next().unwrap_or(n)))
-        && p.iter()
-            .skip(1)
-            .find(|w| !w.starts_with('-'))
-            .is_some_and(|w| w == sub)
-}
-
-fn is_pip_install(cmd: &Command) -> bool {
-    if is(cmd, &["pip", "pip3"], "install") {
-        return true;
-    }
-    let p = cmd.program();
-    p.first().is_some_and(|n| n.starts_with("python"))
-        && p.get(1).is_some_and(|w| w == "-m")
-        && p.get(2).is_some_and(|w| w.starts_with("pip"))
-        && p.get(3).is_some_and(|w| w == "install")
-}
-
-/// Operands after the subcommand, skipping the values of the given options.
-fn operands<'a>(cmd: &'a Command, sub: &str, valued: &[&str]) -> Vec<&'a str> {
-    let p = cmd.program();
-    let Some(start) = p.iter().position(|w| w == sub) else {
-        return Vec::new();
-    };
-    let mut out = Vec::new();
-    let mut skip = false;
-    for w in &p[start + 1..] {
-        if skip {
-            skip = false;
-            continue;
-        }
-        if w.starts_with('-') {
-            skip = valued.contains(&w.as_str());
-            continue;
-        }
-        out.push(w.as_str());
-    }
-    out
-}
-
 #[allow(clippy::too_many_arguments)]
 fn packages(
     ctx: &Ctx,
@@ -178,6 +160,7 @@ fn packages(
     cmds: &[Command],
     cache_on: &dyn Fn(&str) -> bool,
     in_final: bool,
+    pip_env_no_cache: bool,
     out: &mut Vec<Finding>,
 ) {
     let span = ctx.inst_span(inst);
@@ -185,11 +168,7 @@ fn packages(
         .iter()
         .filter(|c| is(c, &["apt-get"], "install"))
         .collect();
-    let unpinned: Vec<&str> = apt
-        .iter()
-        .flat_map(|c| operands(c, "install", &["-o", "-t", "--target-release"]))
-        .filter(|p| !p.contains('=') && !p.ends_with(".deb"))
-        .collect();
+    let unpinned: Vec<&str> = apt.iter().flat_map(|c| apt_unpinned(c)).collect();
     if !unpinned.is_empty() {
         let mut f = ctx.finding(
             "AptUnpinned",
@@ -247,42 +226,7 @@ fn packages(
         out.push(f);
     }
     let pips: Vec<&Command> = cmds.iter().filter(|c| is_pip_install(c)).collect();
-    let loose: Vec<&str> = pips
-        .iter()
-        .flat_map(|c| {
-            operands(
-                c,
-                "install",
-                &[
-                    "-r",
-                    "--requirement",
-                    "-c",
-                    "--constraint",
-                    "-e",
-                    "--editable",
-                    "-i",
-                    "--index-url",
-                    "--extra-index-url",
-                    "-t",
-                    "--target",
-                    "--prefix",
-                    "--root",
-                    "-f",
-                    "--find-links",
-                    "--platform",
-                    "--python-version",
-                ],
-            )
-        })
-        .filter(|p| {
-            !p.contains(['=', '<', '>', '~', '@', '/'])
-                && *p != "."
-                && !p.ends_with(".whl")
-                && !p.ends_with(".tar.gz")
-                && !p.ends_with(".zip")
-                && !p.starts_with('$')
-        })
-        .collect();
+    let loose: Vec<&str> = pips.iter().flat_map(|c| pip_unpinned(c)).collect();
     if !loose.is_empty() {
         let mut f = ctx.finding(
             "PipUnpinned",
@@ -295,17 +239,13 @@ fn packages(
         );
         out.push(f);
     }
-    let truthy = |v: &str| {
-        matches!(
-            v.trim_matches('"'),
-            "1" | "true" | "True" | "TRUE" | "on" | "On" | "ON" | "yes" | "Yes" | "YES"
-        )
-    };
-    let env_no_cache = ctx.stages.iter().flat_map(|s| s.body.iter()).any(|i| {
-        matches!(&i.kind, Kind::Env(kvs) if kvs.iter().any(|kv| kv.key.text == "PIP_NO_CACHE_DIR" && truthy(&kv.value)))
-    });
-    let keeps =
-        |c: &&Command| !c.has_flag("--no-cache-dir") && c.assigns("PIP_NO_CACHE_DIR").is_none();
+    // PIP_NO_CACHE_DIR set to a true value anywhere in the RUN (`VAR=1 pip`, `export VAR=1`).
+    let run_no_cache = cmds
+        .iter()
+        .flat_map(|c| c.words.iter())
+        .any(|w| w.strip_prefix("PIP_NO_CACHE_DIR=").is_some_and(truthy));
+    let env_no_cache = pip_env_no_cache || run_no_cache;
+    let keeps = |c: &&Command| !c.has_flag("--no-cache-dir");
     if !env_no_cache && !cache_on("/root/.cache") && pips.iter().any(keeps) {
         let mut f = ctx.finding(
             "PipCacheKept",
@@ -314,11 +254,14 @@ fn packages(
         );
         f.hint =
             Some("pip install --no-cache-dir ..., or a cache mount on /root/.cache/pip".into());
-        if pips.iter().all(|c| is(c, &["pip", "pip3"], "install")) {
+        if pips
+            .iter()
+            .all(|c| is(c, &["pip", "pip2", "pip3"], "install"))
+        {
             f.fix = insert_after(
                 ctx,
                 inst,
-                &["pip", "pip3"],
+                &["pip", "pip2", "pip3"],
                 "install",
                 " --no-cache-dir",
                 &pips.iter().map(keeps).collect::<Vec<_>>(),
@@ -327,30 +270,7 @@ fn packages(
         }
         out.push(f);
     }
-    let npm: Vec<&str> = cmds
-        .iter()
-        .filter(|c| is(c, &["npm"], "install") || is(c, &["npm"], "i") || is(c, &["npm"], "add"))
-        .flat_map(|c| {
-            let sub = c
-                .program()
-                .iter()
-                .skip(1)
-                .find(|w| !w.starts_with('-'))
-                .cloned()
-                .unwrap_or_default();
-            operands(c, &sub, &["--prefix", "--registry"])
-        })
-        .filter(|p| {
-            let versioned = match p.strip_prefix('@') {
-                Some(scoped) => scoped.contains('@'),
-                None => p.contains('@'),
-            };
-            !versioned
-                && !p.contains(['/', ':', '#'])
-                && !p.ends_with(".tgz")
-                && !p.starts_with('$')
-        })
-        .collect();
+    let npm: Vec<&str> = cmds.iter().flat_map(npm_unpinned).collect();
     if !npm.is_empty() {
         let mut f = ctx.finding(
             "NpmUnpinned",
@@ -363,17 +283,7 @@ fn packages(
         out.push(f);
     }
     let apk: Vec<&Command> = cmds.iter().filter(|c| is(c, &["apk"], "add")).collect();
-    let apk_loose: Vec<&str> = apk
-        .iter()
-        .flat_map(|c| {
-            operands(
-                c,
-                "add",
-                &["-t", "--virtual", "-X", "--repository", "--root", "-p"],
-            )
-        })
-        .filter(|p| !p.contains('=') && !p.starts_with('$'))
-        .collect();
+    let apk_loose: Vec<&str> = apk.iter().flat_map(|c| apk_unpinned(c)).collect();
     if !apk_loose.is_empty() {
         let mut f = ctx.finding(
             "ApkUnpinned",
@@ -440,9 +350,10 @@ fn packages(
     }
 }
 
-/// Inserts `text` after the `sub` word that follows each `prog` word in the instruction's
-/// source, for the occurrences where `want[i]` is true. `None` when the source does not have
-/// exactly `want.len()` occurrences (a variable, a line continuation between them...).
+/// Inserts `text` after the `sub` word that follows each `prog` word (in the same command) in
+/// the instruction's source, for the occurrences where `want[i]` is true. `None` when the source
+/// does not have exactly `want.len()` occurrences (a variable, a line continuation between
+/// them...). One pass over the instruction's words.
 fn insert_after(
     ctx: &Ctx,
     inst: &Instruction,
@@ -453,18 +364,16 @@ fn insert_after(
     what: &str,
 ) -> Option<Fix> {
     let mut at = Vec::new();
-    let mut from = inst.pos;
-    loop {
-        let next = progs
-            .iter()
-            .filter_map(|p| ctx.src.find_word(from, inst.end_line, p))
-            .min();
-        let Some(p) = next else { break };
-        let s = ctx
-            .src
-            .find_word(Pos::new(p.line, p.col + 1), inst.end_line, sub)?;
-        at.push(Pos::new(s.line, s.col + sub.chars().count()));
-        from = Pos::new(s.line, s.col + 1);
+    let mut armed = false;
+    for (pos, w) in ctx.src.words(inst.pos, inst.end_line) {
+        if progs.contains(&w) {
+            armed = true;
+        } else if armed && w == sub {
+            at.push(Pos::new(pos.line, pos.col + sub.chars().count()));
+            armed = false;
+        } else if w.contains(['&', '|', ';']) {
+            armed = false;
+        }
     }
     edits_at(ctx, &at, text, want, what)
 }
@@ -478,12 +387,12 @@ fn insert_word_after(
     want: &[bool],
     what: &str,
 ) -> Option<Fix> {
-    let mut at = Vec::new();
-    let mut from = inst.pos;
-    while let Some(p) = ctx.src.find_word(from, inst.end_line, word) {
-        at.push(Pos::new(p.line, p.col + word.chars().count()));
-        from = Pos::new(p.line, p.col + 1);
-    }
+    let at: Vec<Pos> = ctx
+        .src
+        .words(inst.pos, inst.end_line)
+        .filter(|(_, w)| *w == word)
+        .map(|(p, _)| Pos::new(p.line, p.col + word.chars().count()))
+        .collect();
     edits_at(ctx, &at, text, want, what)
 }
 
@@ -536,21 +445,21 @@ fn pipefail(
         return;
     }
     if let Some(sh) = shell {
-        let prog = sh
-            .first()
-            .map(|p| p.rsplit('/').next().unwrap_or(p))
-            .unwrap_or("");
-        if !matches!(
-            prog,
-            "sh" | "bash" | "zsh" | "ash" | "dash" | "ksh" | "mksh"
-        ) {
+        let first = sh.first().map(String::as_str).unwrap_or("");
+        // hadolint's non-POSIX shells: nothing to say about their pipes.
+        if ["pwsh", "powershell", "cmd"]
+            .iter()
+            .any(|p| first.starts_with(p))
+        {
             return;
         }
-        if sh.windows(2).any(|w| w[0] == "-o" && w[1] == "pipefail")
-            || sh
-                .iter()
-                .any(|a| a.starts_with('-') && a.contains("pipefail"))
-        {
+        // As hadolint: only bash, zsh and ash take `-o pipefail` (a short option cluster with
+        // `o`, then `pipefail`).
+        let prog = first.rsplit('/').next().unwrap_or(first);
+        let o_flag = sh
+            .iter()
+            .any(|a| a.starts_with('-') && !a.starts_with("--") && a.contains('o'));
+        if matches!(prog, "bash" | "zsh" | "ash") && o_flag && sh.iter().any(|a| a == "pipefail") {
             return;
         }
     }
@@ -584,6 +493,7 @@ fn add_for_copy(
     out: &mut Vec<Finding>,
 ) {
     let special = |s: &str| {
+        let s = s.trim_matches(['"', '\'']);
         s.contains("://")
             || s.starts_with("git@")
             || s.contains('$')
@@ -682,3 +592,7 @@ fn last_user(ctx: &Ctx, out: &mut Vec<Finding>) {
         out.push(f);
     }
 }
+
+#[cfg(test)]
+#[path = "hadolint_specs.rs"]
+mod tests;

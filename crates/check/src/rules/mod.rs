@@ -3,6 +3,7 @@
 
 mod buildkit;
 mod hadolint;
+mod packages;
 mod seeds;
 pub(crate) mod shellwords;
 
@@ -147,7 +148,7 @@ pub static RULES: &[RuleInfo] = &[
     hl("PipefailMissing", &["DL4006"], Severity::Warning, "Set the SHELL option -o pipefail before RUN with a pipe in it", "https://github.com/hadolint/hadolint/wiki/DL4006", false),
     wh("ToolchainInFinalImage", "The final stage is built on a compiler toolchain image; build in one stage and copy the result into a small runtime image", false),
     wh("DependenciesAfterSources", "The whole context is copied before the dependency install, so every source edit re-downloads the dependencies; copy the manifests first", false),
-    wh("MissingDockerignore", "The context has no .dockerignore but holds .git, dependency or build directories, or other large directories", false),
+    wh("MissingDockerignore", "The context has no .dockerignore but holds .git, dependency or build directories, or other large directories; or its .dockerignore leaves .git, node_modules or target in", false),
     wh("FinalStageRoot", "The final stage runs as root", false),
     RuleInfo {
         severity: Severity::Info,

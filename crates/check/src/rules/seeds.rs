@@ -4,7 +4,7 @@
 use super::hadolint::final_chain;
 use super::shellwords::commands;
 use super::{run_text, Ctx, StageView};
-use crate::{Finding, Severity, Span};
+use crate::{Finding, Span};
 use whittle_dockerfile::ast::{Instruction, Kind};
 use whittle_dockerfile::plan::Base;
 
@@ -255,20 +255,44 @@ fn human(bytes: u64) -> String {
 /// Directories over this size are worth ignoring even when their name says nothing.
 const LARGE_DIR: u64 = 50 * 1024 * 1024;
 
+/// Whether a COPY or ADD from the context names `entry` (then the build needs it).
+fn copied(ctx: &Ctx, entry: &str) -> bool {
+    ctx.stages
+        .iter()
+        .flat_map(|s| s.body.iter())
+        .any(|i| match &i.kind {
+            Kind::Copy(c) | Kind::Add(c) if c.from.is_none() => c.sources.iter().any(|w| {
+                let p = whittle_context::ignore::clean(&w.text);
+                p == entry || p.starts_with(&format!("{entry}/"))
+            }),
+            _ => false,
+        })
+}
+
 fn dockerignore(ctx: &Ctx, out: &mut Vec<Finding>) {
     let Some(c) = ctx.context() else { return };
-    if c.dockerignore.is_some() {
-        return;
-    }
-    let heavy: Vec<&crate::ContextEntry> = c
-        .entries
-        .iter()
-        .filter(|e| {
-            e.dir
-                && (matches!(e.name.as_str(), ".git" | "node_modules" | "target")
-                    || e.bytes >= LARGE_DIR)
-        })
-        .collect();
+    let named =
+        |e: &crate::ContextEntry| matches!(e.name.as_str(), ".git" | "node_modules" | "target");
+    let heavy: Vec<&crate::ContextEntry> = match ctx.ignore {
+        // No .dockerignore: the usual suspects, and any large directory.
+        None => c
+            .entries
+            .iter()
+            .filter(|e| e.dir && (named(e) || e.bytes >= LARGE_DIR) && !copied(ctx, &e.name))
+            .collect(),
+        // A .dockerignore that leaves the usual suspects in.
+        Some(m) => c
+            .entries
+            .iter()
+            .filter(|e| {
+                e.dir
+                    && named(e)
+                    && !m.is_ignored(&e.name)
+                    && !m.is_ignored(&format!("{}/x", e.name))
+                    && !copied(ctx, &e.name)
+            })
+            .collect(),
+    };
     if heavy.is_empty() {
         return;
     }
@@ -277,6 +301,26 @@ fn dockerignore(ctx: &Ctx, out: &mut Vec<Finding>) {
         .iter()
         .map(|e| format!("{} ({})", e.name, human(e.bytes)))
         .collect();
+    let names: Vec<&str> = heavy.iter().map(|e| e.name.as_str()).collect();
+    let (message, hint) = if ctx.ignore.is_none() {
+        (
+            format!(
+                "the context has no .dockerignore, so every build reads {}; ignoring them saves {}",
+                list.join(", "),
+                human(total)
+            ),
+            format!("create .dockerignore with the lines: {}", names.join(" ")),
+        )
+    } else {
+        (
+            format!(
+                ".dockerignore leaves {} in the context; ignoring them saves {} per build",
+                list.join(", "),
+                human(total)
+            ),
+            format!("add these lines to .dockerignore: {}", names.join(" ")),
+        )
+    };
     let mut f = ctx.finding(
         "MissingDockerignore",
         Span {
@@ -284,17 +328,9 @@ fn dockerignore(ctx: &Ctx, out: &mut Vec<Finding>) {
             col: 0,
             len: 0,
         },
-        format!(
-            "the context has no .dockerignore, so every build reads {}; ignoring them saves {}",
-            list.join(", "),
-            human(total)
-        ),
+        message,
     );
-    let names: Vec<&str> = heavy.iter().map(|e| e.name.as_str()).collect();
-    f.hint = Some(format!(
-        "create .dockerignore with the lines: {}",
-        names.join(" ")
-    ));
+    f.hint = Some(hint);
     out.push(f);
 }
 
@@ -369,7 +405,6 @@ fn dynamic_on_scratch(ctx: &Ctx, out: &mut Vec<Finding>) {
                 ),
             );
             f.hint = Some("build a static binary: CGO_ENABLED=0 go build, or cargo build --target x86_64-unknown-linux-musl (or use a distroless/cc base)".into());
-            f.severity = Severity::Warning;
             out.push(f);
         }
     }

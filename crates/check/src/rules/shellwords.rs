@@ -36,13 +36,6 @@ impl Command {
         self.words.get(i..).unwrap_or(&[])
     }
 
-    /// `VAR=value` prefixes given to this command.
-    pub fn assigns(&self, var: &str) -> Option<&str> {
-        self.words
-            .iter()
-            .find_map(|w| w.strip_prefix(var).and_then(|r| r.strip_prefix('=')))
-    }
-
     /// Whether the words after the program name include `flag` (exactly, or `flag=...`).
     pub fn has_flag(&self, flag: &str) -> bool {
         self.program()
@@ -157,7 +150,7 @@ mod tests {
         assert_eq!(names, vec!["apt-get", "apt-get", "rm", "curl", "sh"]);
         assert_eq!(&c[1].program()[3..], ["a b", "c=1"]);
         assert!(c[1].has_short('y'));
-        assert_eq!(c[1].assigns("DEBIAN_FRONTEND"), Some("noninteractive"));
+        assert_eq!(c[1].words[0], "DEBIAN_FRONTEND=noninteractive");
         assert!(c[3].pipe_after && !c[2].pipe_after);
         assert!(commands("a || b").iter().all(|c| !c.pipe_after));
     }

@@ -194,12 +194,7 @@ fn check(b: &BuildCheck, args: &CheckArgs, root: Option<&Path>) -> anyhow::Resul
     };
     let context = if b.context.is_dir() {
         let dockerignore = find_ignore(b.context, b.file).map(|(_, text)| text);
-        // Sizing the context is only needed when there is no .dockerignore.
-        let entries = if dockerignore.is_none() {
-            context_entries(b.context)
-        } else {
-            Vec::new()
-        };
+        let entries = context_entries(b.context);
         Some(ContextFacts {
             dockerignore,
             entries,
