@@ -356,3 +356,30 @@ fn base_images_from_the_store_feed_the_checks_and_the_digest_fix() {
         text(&out.stderr)
     );
 }
+
+#[test]
+fn list_rules_and_explain() {
+    let d = context("FROM scratch\n");
+    let out = whittle(d.path(), &["check", "--list-rules"]);
+    assert_eq!(out.status.code(), Some(0));
+    let s = text(&out.stdout);
+    assert_eq!(s.lines().count(), whittle_check::RULES.len(), "{s}");
+    assert!(
+        s.lines()
+            .any(|l| l.starts_with("AptUnpinned") && l.ends_with("(DL3008)")),
+        "{s}"
+    );
+    let out = whittle(d.path(), &["check", "--explain", "dl3025"]);
+    let s = text(&out.stdout);
+    assert!(
+        s.starts_with("JSONArgsRecommended (BuildKit, warning)\n"),
+        "{s}"
+    );
+    assert!(
+        s.contains("https://docs.docker.com/go/dockerfile/rule/json-args-recommended/"),
+        "{s}"
+    );
+    let out = whittle(d.path(), &["check", "--explain", "Nope"]);
+    assert_eq!(out.status.code(), Some(1));
+    assert!(text(&out.stderr).contains("--list-rules"));
+}

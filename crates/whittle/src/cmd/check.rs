@@ -42,6 +42,12 @@ pub struct CheckArgs {
     /// With --fix: write the fixed Dockerfile instead of printing the diff.
     #[arg(long, requires = "fix")]
     pub write: bool,
+    /// List every rule (name, aliases, source, severity, fixable) and exit.
+    #[arg(long, conflicts_with_all = ["fix", "explain"])]
+    pub list_rules: bool,
+    /// Explain one rule (by name or alias) and exit.
+    #[arg(long, value_name = "RULE")]
+    pub explain: Option<String>,
 }
 
 #[derive(Clone, Copy, clap::ValueEnum)]
@@ -147,6 +153,57 @@ fn hadolint_ignored(context: &Path) -> anyhow::Result<Vec<String>> {
     Ok(Vec::new())
 }
 
+/// One line per rule.
+fn list_rules() -> String {
+    let mut out = String::new();
+    for r in whittle_check::RULES {
+        let aliases = if r.aliases.is_empty() {
+            String::new()
+        } else {
+            format!(" ({})", r.aliases.join(", "))
+        };
+        out.push_str(&format!(
+            "{:<32} {:<8} {:<7}{}{}{}\n",
+            r.name,
+            r.origin.as_str(),
+            r.severity.as_str(),
+            if r.fixable { " fix" } else { "    " },
+            if r.experimental { " experimental" } else { "" },
+            aliases
+        ));
+    }
+    out
+}
+
+/// A rule's description, names and link.
+fn explain(name: &str) -> anyhow::Result<String> {
+    let Some(r) = whittle_check::rules::find(name) else {
+        anyhow::bail!("no rule is called {name:?}: `whittle check --list-rules` lists them");
+    };
+    let mut out = format!(
+        "{} ({}, {})\n\n{}\n",
+        r.name,
+        r.origin.as_str(),
+        r.severity.as_str(),
+        r.description
+    );
+    if !r.aliases.is_empty() {
+        out.push_str(&format!("\nAlso known as: {}\n", r.aliases.join(", ")));
+    }
+    if !r.url.is_empty() {
+        out.push_str(&format!("More: {}\n", r.url));
+    }
+    out.push_str(if r.fixable {
+        "whittle check --fix repairs it where the change is mechanical.\n"
+    } else {
+        "Not fixed automatically.\n"
+    });
+    if r.experimental {
+        out.push_str("Experimental: enable it with --experimental or # check=experimental=NAME.\n");
+    }
+    Ok(out)
+}
+
 /// What `whittle build --check` passes.
 pub struct BuildCheck<'a> {
     pub context: &'a Path,
@@ -157,6 +214,14 @@ pub struct BuildCheck<'a> {
 }
 
 pub fn run(args: CheckArgs, root: Option<&Path>) -> anyhow::Result<ExitCode> {
+    if args.list_rules {
+        print!("{}", list_rules());
+        return Ok(ExitCode::SUCCESS);
+    }
+    if let Some(name) = &args.explain {
+        print!("{}", explain(name)?);
+        return Ok(ExitCode::SUCCESS);
+    }
     let b = BuildCheck {
         context: &args.context,
         file: args.file.as_deref(),
@@ -180,6 +245,8 @@ pub fn run_for_build(b: &BuildCheck, root: Option<&Path>) -> anyhow::Result<Exit
         experimental: false,
         fix: false,
         write: false,
+        list_rules: false,
+        explain: None,
     };
     check(b, &args, root)
 }
