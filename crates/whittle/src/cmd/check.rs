@@ -137,6 +137,81 @@ fn context_entries(dir: &Path) -> Vec<ContextEntry> {
     out
 }
 
+/// At most this many files are looked at for TLS use, and this much of each.
+const TLS_SCAN_FILES: usize = 20_000;
+const TLS_SCAN_BYTES: u64 = 512 * 1024;
+
+/// Evidence that the program in the context makes TLS connections: a Go file importing
+/// `crypto/tls` or `net/http`, or a Cargo.toml depending on a TLS or HTTPS client crate.
+/// Dependency and VCS directories are not looked into.
+fn tls_evidence(dir: &Path) -> Option<String> {
+    const CRATES: &[&str] = &[
+        "reqwest",
+        "rustls",
+        "native-tls",
+        "hyper-tls",
+        "hyper-rustls",
+        "ureq",
+        "openssl",
+    ];
+    let mut budget = TLS_SCAN_FILES;
+    let mut stack = vec![dir.to_path_buf()];
+    while let Some(d) = stack.pop() {
+        let Ok(rd) = std::fs::read_dir(&d) else {
+            continue;
+        };
+        for e in rd.flatten() {
+            if budget == 0 {
+                return None;
+            }
+            budget -= 1;
+            let Ok(ft) = e.file_type() else { continue };
+            let name = e.file_name().to_string_lossy().into_owned();
+            if ft.is_dir() {
+                if !matches!(name.as_str(), ".git" | "node_modules" | "target" | "vendor") {
+                    stack.push(e.path());
+                }
+                continue;
+            }
+            let go = name.ends_with(".go") && !name.ends_with("_test.go");
+            if !ft.is_file() || !(go || name == "Cargo.toml") {
+                continue;
+            }
+            let Ok(f) = std::fs::File::open(e.path()) else {
+                continue;
+            };
+            let mut text = String::new();
+            if std::io::Read::read_to_string(&mut std::io::Read::take(f, TLS_SCAN_BYTES), &mut text)
+                .is_err()
+            {
+                continue;
+            }
+            let rel = e
+                .path()
+                .strip_prefix(dir)
+                .map(Path::to_path_buf)
+                .unwrap_or_else(|_| e.path());
+            let rel = rel.display();
+            if go {
+                if let Some(pkg) = ["crypto/tls", "net/http"]
+                    .iter()
+                    .find(|p| text.contains(&format!("\"{p}\"")))
+                {
+                    return Some(format!("{rel} imports {pkg}"));
+                }
+            } else if let Some(c) = CRATES.iter().find(|c| {
+                text.lines().any(|l| {
+                    let l = l.trim_start();
+                    l.starts_with(*c) && l[c.len()..].trim_start().starts_with(['=', '.'])
+                })
+            }) {
+                return Some(format!("{rel} depends on {c}"));
+            }
+        }
+    }
+    None
+}
+
 /// `.hadolint.yaml` (or `.hadolint.yml`) in the context or the current directory.
 fn hadolint_ignored(context: &Path) -> anyhow::Result<Vec<String>> {
     for dir in [context, Path::new(".")] {
@@ -262,9 +337,16 @@ fn check(b: &BuildCheck, args: &CheckArgs, root: Option<&Path>) -> anyhow::Resul
     let context = if b.context.is_dir() {
         let dockerignore = find_ignore(b.context, b.file).map(|(_, text)| text);
         let entries = context_entries(b.context);
+        // Only a scratch image can lack certificates; skip the scan otherwise.
+        let tls_use = if src.text.to_ascii_lowercase().contains("scratch") {
+            tls_evidence(b.context)
+        } else {
+            None
+        };
         Some(ContextFacts {
             dockerignore,
             entries,
+            tls_use,
         })
     } else {
         None
