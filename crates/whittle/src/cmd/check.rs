@@ -426,10 +426,18 @@ fn fix(
             eprintln!("fixed {name}:{line}: {rule}: {what}");
         }
     } else {
-        print!(
-            "{}",
-            whittle_check::fix::diff(name, input.text, &fixed.text)
-        );
+        let diff = whittle_check::fix::diff(name, input.text, &fixed.text);
+        // A diff for `patch` must stay byte for byte; one shown on a terminal must not let the
+        // Dockerfile's control characters drive it.
+        if std::io::IsTerminal::is_terminal(&std::io::stdout()) {
+            let shown: Vec<String> = diff
+                .split('\n')
+                .map(whittle_dockerfile::escape_controls)
+                .collect();
+            print!("{}", shown.join("\n"));
+        } else {
+            print!("{diff}");
+        }
     }
     if !fixed.skipped.is_empty() {
         eprintln!(
