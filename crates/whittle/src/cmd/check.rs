@@ -423,7 +423,10 @@ fn fix(
         }
         std::fs::rename(&tmp, &path).with_context(|| format!("replacing {}", path.display()))?;
         for (rule, line, what) in &fixed.applied {
-            eprintln!("fixed {name}:{line}: {rule}: {what}");
+            eprintln!(
+                "fixed {name}:{line}: {rule}: {}",
+                whittle_dockerfile::escape_controls(what)
+            );
         }
     } else {
         let diff = whittle_check::fix::diff(name, input.text, &fixed.text);
