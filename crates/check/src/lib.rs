@@ -109,6 +109,9 @@ pub struct ContextFacts {
     /// The context's top-level entries with the bytes each holds (directories: everything
     /// below), and whether each is a directory.
     pub entries: Vec<ContextEntry>,
+    /// Evidence that the program in the context makes TLS connections ("main.go imports
+    /// net/http"), if the caller found any.
+    pub tls_use: Option<String>,
 }
 
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -405,7 +408,7 @@ mod tests {
         assert!(matches!(e, CheckError::Directive { line: 1, .. }), "{e}");
         let ctx = ContextFacts {
             dockerignore: Some("!\n".into()),
-            entries: Vec::new(),
+            ..ContextFacts::default()
         };
         let mut input = Input::new("Dockerfile", "FROM scratch\n");
         input.context = Some(&ctx);

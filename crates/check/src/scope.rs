@@ -268,8 +268,14 @@ fn stage_walk(
     if s.vars.get("PATH").is_none() {
         s.vars.set("PATH", DEFAULT_PATH);
     }
+    // Here-document bodies are expanded with their quotes kept (BuildKit's ExpandRaw).
+    let raw_lexer = Lexer {
+        raw_quotes: true,
+        ..*lexer
+    };
     for inst in &st.body {
         let mut words: Vec<&str> = Vec::new();
+        let mut raw_words: Vec<&str> = Vec::new();
         match &inst.kind {
             Kind::Arg(decls) => {
                 for d in decls {
@@ -308,14 +314,23 @@ fn stage_walk(
                     words.push(&kv.value);
                 }
             }
+            // What BuildKit's `Expand` methods expand (COPY --from is not expanded; EXPOSE is
+            // expanded without reporting).
             Kind::Copy(c) | Kind::Add(c) => {
                 words.extend(c.sources.iter().map(|w| w.text.as_str()));
                 words.push(&c.dest.text);
-                for w in [&c.chown, &c.chmod, &c.from].into_iter().flatten() {
+                for w in [&c.chown, &c.chmod, &c.checksum].into_iter().flatten() {
                     words.push(&w.text);
                 }
+                raw_words.extend(
+                    c.heredocs
+                        .iter()
+                        .filter(|h| h.expand)
+                        .map(|h| h.content.as_str()),
+                );
             }
-            Kind::Expose(ws) | Kind::Volume(ws) => words.extend(ws.iter().map(|w| w.text.as_str())),
+            Kind::Run(r) => words.extend(r.mounts.iter().map(|m| m.spec.text.as_str())),
+            Kind::Volume(ws) => words.extend(ws.iter().map(|w| w.text.as_str())),
             Kind::User(w) | Kind::Stopsignal(w) => words.push(&w.text),
             Kind::Workdir(w) => {
                 let e = expand(lexer, &w.text, &s.vars);
@@ -340,7 +355,11 @@ fn stage_walk(
             hits: Vec::new(),
             misses: Vec::new(),
         };
-        for w in words {
+        let all_words = words
+            .into_iter()
+            .map(|w| (lexer, w))
+            .chain(raw_words.into_iter().map(|w| (&raw_lexer, w)));
+        for (lexer, w) in all_words {
             let e = expand(lexer, w, &s.vars);
             for m in e.misses {
                 if !all.misses.contains(&m) {

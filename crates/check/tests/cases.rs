@@ -2,7 +2,8 @@
 //! `LINE RULE` per finding, in report order; empty when nothing should be found), and may hold
 //! `options.txt` (`skip RULE`, `experimental`, `platform OS/ARCH`, `target NAME`,
 //! `build-arg K=V`), a `.dockerignore`, a `.hadolint.yaml`, `context.txt` (the context's
-//! top-level entries: `NAME dir|file BYTES`) and `images.json` (what the store knows of base
+//! top-level entries: `NAME dir|file BYTES`), `tls.txt` (evidence that the program uses TLS)
+//! and `images.json` (what the store knows of base
 //! images). BuildKit's cases come from its rule docs and lint tests, hadolint's from its
 //! documented good and bad examples.
 //!
@@ -82,6 +83,9 @@ fn context(dir: &Path) -> ContextFacts {
     ContextFacts {
         dockerignore: std::fs::read_to_string(dir.join(".dockerignore")).ok(),
         entries,
+        tls_use: std::fs::read_to_string(dir.join("tls.txt"))
+            .ok()
+            .map(|t| t.trim().to_string()),
     }
 }
 

@@ -63,7 +63,7 @@ proptest! {
     #[test]
     fn check_and_fix_never_panic(text in dockerfile(), bom in any::<bool>()) {
         let text = if bom { format!("\u{feff}{text}") } else { text };
-        let ctx = ContextFacts { dockerignore: Some("*.key\nsecrets\n".into()), entries: Vec::new() };
+        let ctx = ContextFacts { dockerignore: Some("*.key\nsecrets\n".into()), ..ContextFacts::default() };
         let mut input = Input::new("Dockerfile", &text);
         input.context = Some(&ctx);
         let Ok(report) = whittle_check::check(&input) else { return Ok(()) };

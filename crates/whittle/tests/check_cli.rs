@@ -356,3 +356,70 @@ fn base_images_from_the_store_feed_the_checks_and_the_digest_fix() {
         text(&out.stderr)
     );
 }
+
+#[test]
+fn list_rules_and_explain() {
+    let d = context("FROM scratch\n");
+    let out = whittle(d.path(), &["check", "--list-rules"]);
+    assert_eq!(out.status.code(), Some(0));
+    let s = text(&out.stdout);
+    assert_eq!(s.lines().count(), whittle_check::RULES.len(), "{s}");
+    assert!(
+        s.lines()
+            .any(|l| l.starts_with("AptUnpinned") && l.ends_with("(DL3008)")),
+        "{s}"
+    );
+    let out = whittle(d.path(), &["check", "--explain", "dl3025"]);
+    let s = text(&out.stdout);
+    assert!(
+        s.starts_with("JSONArgsRecommended (BuildKit, warning)\n"),
+        "{s}"
+    );
+    assert!(
+        s.contains("https://docs.docker.com/go/dockerfile/rule/json-args-recommended/"),
+        "{s}"
+    );
+    let out = whittle(d.path(), &["check", "--explain", "Nope"]);
+    assert_eq!(out.status.code(), Some(1));
+    assert!(text(&out.stderr).contains("--list-rules"));
+}
+
+#[test]
+fn scratch_without_ca_certs_when_the_program_uses_tls() {
+    let df = "FROM golang:1.22 AS build\nCOPY . .\nRUN --mount=type=cache,target=/root/.cache CGO_ENABLED=0 go build -o /app .\nFROM scratch\nCOPY --from=build /app /app\nUSER 65534\n";
+    let d = context(df);
+    std::fs::create_dir_all(d.path().join("cmd/srv")).expect("mkdir");
+    std::fs::write(
+        d.path().join("cmd/srv/main.go"),
+        "package main\n\nimport (\n\t\"fmt\"\n\t\"net/http\"\n)\n",
+    )
+    .expect("write");
+    let out = whittle(d.path(), &["check", "--format", "json", "."]);
+    let v: serde_json::Value = serde_json::from_slice(&out.stdout).expect("json");
+    let f = v["findings"]
+        .as_array()
+        .expect("findings")
+        .iter()
+        .find(|f| f["rule"] == "ScratchWithoutCaCerts")
+        .unwrap_or_else(|| panic!("{v}"));
+    assert_eq!(f["line"], 4);
+    assert!(
+        f["message"]
+            .as_str()
+            .expect("message")
+            .contains("cmd/srv/main.go imports net/http"),
+        "{f}"
+    );
+    // A program that makes no TLS connections, or certificates copied in: nothing to say.
+    std::fs::write(
+        d.path().join("cmd/srv/main.go"),
+        "package main\n\nimport \"fmt\"\n",
+    )
+    .expect("write");
+    let out = whittle(d.path(), &["check", "."]);
+    assert!(
+        !text(&out.stdout).contains("ScratchWithoutCaCerts"),
+        "{}",
+        text(&out.stdout)
+    );
+}

@@ -154,6 +154,11 @@ pub static RULES: &[RuleInfo] = &[
         severity: Severity::Info,
         ..wh("BaseImageNotPinned", "A base image is named by tag only; pin its digest so builds are reproducible", true)
     },
+    wh(
+        "ScratchWithoutCaCerts",
+        "A scratch final stage has no CA certificates while the program in the context makes TLS connections",
+        false,
+    ),
     wh("DynamicBinaryOnScratch", "A scratch final stage receives a binary that is probably dynamically linked, which cannot run there", false),
 ];
 

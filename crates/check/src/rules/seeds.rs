@@ -17,6 +17,44 @@ pub(super) fn run(ctx: &Ctx, out: &mut Vec<Finding>) {
     dockerignore(ctx, out);
     final_root(ctx, out);
     dynamic_on_scratch(ctx, out);
+    scratch_ca_certs(ctx, out);
+}
+
+/// A `scratch` final stage with no CA certificates, while the program in the context makes TLS
+/// connections (the caller's evidence; silent without it).
+fn scratch_ca_certs(ctx: &Ctx, out: &mut Vec<Finding>) {
+    let Some(evidence) = ctx.context().and_then(|c| c.tls_use.as_deref()) else {
+        return;
+    };
+    let t = ctx.target();
+    let Some(st) = ctx.stages.get(t) else { return };
+    if !matches!(base_image(ctx, t).as_deref(), Some("scratch")) {
+        return;
+    }
+    // Any stage of the final image's chain that puts certificates in place.
+    let certs = final_chain(ctx)
+        .iter()
+        .filter_map(|&i| ctx.stages.get(i))
+        .any(|s| {
+            s.body.iter().any(|i| match &i.kind {
+                Kind::Copy(c) | Kind::Add(c) => c
+                    .sources
+                    .iter()
+                    .chain(std::iter::once(&c.dest))
+                    .any(|w| w.text.contains("ca-certificates") || w.text.contains("/etc/ssl")),
+                _ => false,
+            })
+        });
+    if certs {
+        return;
+    }
+    let mut f = ctx.finding(
+        "ScratchWithoutCaCerts",
+        ctx.inst_span(st.from_inst),
+        format!("the final stage is scratch with no CA certificates, but {evidence}: its TLS connections will fail (x509: certificate signed by unknown authority)"),
+    );
+    f.hint = Some("copy them from the build stage: COPY --from=<build> /etc/ssl/certs/ca-certificates.crt /etc/ssl/certs/".into());
+    out.push(f);
 }
 
 /// The image a stage is ultimately built on (following `FROM <stage>`), as the plan expanded

@@ -42,6 +42,12 @@ pub struct CheckArgs {
     /// With --fix: write the fixed Dockerfile instead of printing the diff.
     #[arg(long, requires = "fix")]
     pub write: bool,
+    /// List every rule (name, aliases, source, severity, fixable) and exit.
+    #[arg(long, conflicts_with_all = ["fix", "explain"])]
+    pub list_rules: bool,
+    /// Explain one rule (by name or alias) and exit.
+    #[arg(long, value_name = "RULE")]
+    pub explain: Option<String>,
 }
 
 #[derive(Clone, Copy, clap::ValueEnum)]
@@ -131,6 +137,81 @@ fn context_entries(dir: &Path) -> Vec<ContextEntry> {
     out
 }
 
+/// At most this many files are looked at for TLS use, and this much of each.
+const TLS_SCAN_FILES: usize = 20_000;
+const TLS_SCAN_BYTES: u64 = 512 * 1024;
+
+/// Evidence that the program in the context makes TLS connections: a Go file importing
+/// `crypto/tls` or `net/http`, or a Cargo.toml depending on a TLS or HTTPS client crate.
+/// Dependency and VCS directories are not looked into.
+fn tls_evidence(dir: &Path) -> Option<String> {
+    const CRATES: &[&str] = &[
+        "reqwest",
+        "rustls",
+        "native-tls",
+        "hyper-tls",
+        "hyper-rustls",
+        "ureq",
+        "openssl",
+    ];
+    let mut budget = TLS_SCAN_FILES;
+    let mut stack = vec![dir.to_path_buf()];
+    while let Some(d) = stack.pop() {
+        let Ok(rd) = std::fs::read_dir(&d) else {
+            continue;
+        };
+        for e in rd.flatten() {
+            if budget == 0 {
+                return None;
+            }
+            budget -= 1;
+            let Ok(ft) = e.file_type() else { continue };
+            let name = e.file_name().to_string_lossy().into_owned();
+            if ft.is_dir() {
+                if !matches!(name.as_str(), ".git" | "node_modules" | "target" | "vendor") {
+                    stack.push(e.path());
+                }
+                continue;
+            }
+            let go = name.ends_with(".go") && !name.ends_with("_test.go");
+            if !ft.is_file() || !(go || name == "Cargo.toml") {
+                continue;
+            }
+            let Ok(f) = std::fs::File::open(e.path()) else {
+                continue;
+            };
+            let mut text = String::new();
+            if std::io::Read::read_to_string(&mut std::io::Read::take(f, TLS_SCAN_BYTES), &mut text)
+                .is_err()
+            {
+                continue;
+            }
+            let rel = e
+                .path()
+                .strip_prefix(dir)
+                .map(Path::to_path_buf)
+                .unwrap_or_else(|_| e.path());
+            let rel = rel.display();
+            if go {
+                if let Some(pkg) = ["crypto/tls", "net/http"]
+                    .iter()
+                    .find(|p| text.contains(&format!("\"{p}\"")))
+                {
+                    return Some(format!("{rel} imports {pkg}"));
+                }
+            } else if let Some(c) = CRATES.iter().find(|c| {
+                text.lines().any(|l| {
+                    let l = l.trim_start();
+                    l.starts_with(*c) && l[c.len()..].trim_start().starts_with(['=', '.'])
+                })
+            }) {
+                return Some(format!("{rel} depends on {c}"));
+            }
+        }
+    }
+    None
+}
+
 /// `.hadolint.yaml` (or `.hadolint.yml`) in the context or the current directory.
 fn hadolint_ignored(context: &Path) -> anyhow::Result<Vec<String>> {
     for dir in [context, Path::new(".")] {
@@ -147,6 +228,57 @@ fn hadolint_ignored(context: &Path) -> anyhow::Result<Vec<String>> {
     Ok(Vec::new())
 }
 
+/// One line per rule.
+fn list_rules() -> String {
+    let mut out = String::new();
+    for r in whittle_check::RULES {
+        let aliases = if r.aliases.is_empty() {
+            String::new()
+        } else {
+            format!(" ({})", r.aliases.join(", "))
+        };
+        out.push_str(&format!(
+            "{:<32} {:<8} {:<7}{}{}{}\n",
+            r.name,
+            r.origin.as_str(),
+            r.severity.as_str(),
+            if r.fixable { " fix" } else { "    " },
+            if r.experimental { " experimental" } else { "" },
+            aliases
+        ));
+    }
+    out
+}
+
+/// A rule's description, names and link.
+fn explain(name: &str) -> anyhow::Result<String> {
+    let Some(r) = whittle_check::rules::find(name) else {
+        anyhow::bail!("no rule is called {name:?}: `whittle check --list-rules` lists them");
+    };
+    let mut out = format!(
+        "{} ({}, {})\n\n{}\n",
+        r.name,
+        r.origin.as_str(),
+        r.severity.as_str(),
+        r.description
+    );
+    if !r.aliases.is_empty() {
+        out.push_str(&format!("\nAlso known as: {}\n", r.aliases.join(", ")));
+    }
+    if !r.url.is_empty() {
+        out.push_str(&format!("More: {}\n", r.url));
+    }
+    out.push_str(if r.fixable {
+        "whittle check --fix repairs it where the change is mechanical.\n"
+    } else {
+        "Not fixed automatically.\n"
+    });
+    if r.experimental {
+        out.push_str("Experimental: enable it with --experimental or # check=experimental=NAME.\n");
+    }
+    Ok(out)
+}
+
 /// What `whittle build --check` passes.
 pub struct BuildCheck<'a> {
     pub context: &'a Path,
@@ -157,6 +289,14 @@ pub struct BuildCheck<'a> {
 }
 
 pub fn run(args: CheckArgs, root: Option<&Path>) -> anyhow::Result<ExitCode> {
+    if args.list_rules {
+        print!("{}", list_rules());
+        return Ok(ExitCode::SUCCESS);
+    }
+    if let Some(name) = &args.explain {
+        print!("{}", explain(name)?);
+        return Ok(ExitCode::SUCCESS);
+    }
     let b = BuildCheck {
         context: &args.context,
         file: args.file.as_deref(),
@@ -180,6 +320,8 @@ pub fn run_for_build(b: &BuildCheck, root: Option<&Path>) -> anyhow::Result<Exit
         experimental: false,
         fix: false,
         write: false,
+        list_rules: false,
+        explain: None,
     };
     check(b, &args, root)
 }
@@ -195,9 +337,16 @@ fn check(b: &BuildCheck, args: &CheckArgs, root: Option<&Path>) -> anyhow::Resul
     let context = if b.context.is_dir() {
         let dockerignore = find_ignore(b.context, b.file).map(|(_, text)| text);
         let entries = context_entries(b.context);
+        // Only a scratch image can lack certificates; skip the scan otherwise.
+        let tls_use = if src.text.to_ascii_lowercase().contains("scratch") {
+            tls_evidence(b.context)
+        } else {
+            None
+        };
         Some(ContextFacts {
             dockerignore,
             entries,
+            tls_use,
         })
     } else {
         None
@@ -274,13 +423,24 @@ fn fix(
         }
         std::fs::rename(&tmp, &path).with_context(|| format!("replacing {}", path.display()))?;
         for (rule, line, what) in &fixed.applied {
-            eprintln!("fixed {name}:{line}: {rule}: {what}");
+            eprintln!(
+                "fixed {name}:{line}: {rule}: {}",
+                whittle_dockerfile::escape_controls(what)
+            );
         }
     } else {
-        print!(
-            "{}",
-            whittle_check::fix::diff(name, input.text, &fixed.text)
-        );
+        let diff = whittle_check::fix::diff(name, input.text, &fixed.text);
+        // A diff for `patch` must stay byte for byte; one shown on a terminal must not let the
+        // Dockerfile's control characters drive it.
+        if std::io::IsTerminal::is_terminal(&std::io::stdout()) {
+            let shown: Vec<String> = diff
+                .split('\n')
+                .map(whittle_dockerfile::escape_controls)
+                .collect();
+            print!("{}", shown.join("\n"));
+        } else {
+            print!("{diff}");
+        }
     }
     if !fixed.skipped.is_empty() {
         eprintln!(
