@@ -11,7 +11,7 @@ use crate::Finding;
 use std::cell::RefCell;
 use std::collections::HashSet;
 use whittle_dockerfile::ast::Kind;
-use whittle_dockerfile::plan::DEFAULT_PATH;
+use whittle_dockerfile::plan::{platform_args, DEFAULT_PATH};
 use whittle_dockerfile::shell::{Lexer, Lookup, Vars};
 use whittle_dockerfile::Platform;
 
@@ -397,20 +397,6 @@ fn report_undefined(
         ));
         out.push(f);
     }
-}
-
-fn platform_args(target: &Platform, build: &Platform) -> Vars {
-    let mut v = Vars::default();
-    for (prefix, p) in [("TARGET", target), ("BUILD", build)] {
-        v.set(&format!("{prefix}PLATFORM"), &p.to_string());
-        v.set(&format!("{prefix}OS"), &p.os);
-        v.set(&format!("{prefix}ARCH"), &p.arch);
-        v.set(
-            &format!("{prefix}VARIANT"),
-            p.variant.as_deref().unwrap_or(""),
-        );
-    }
-    v
 }
 
 /// The closest name, as BuildKit's `suggest.Search` picks it (case-sensitive, as on Linux): the

@@ -536,7 +536,9 @@ const DEFAULT_SHELL: [&str; 2] = ["/bin/sh", "-c"];
 /// The PATH BuildKit sets for Linux images that have none.
 pub const DEFAULT_PATH: &str = "/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin";
 
-fn platform_args(target: &Platform, build: &Platform) -> Vars {
+/// The predefined platform ARGs (`TARGETPLATFORM`, `BUILDARCH`, ...) for a build, as BuildKit
+/// sets them. The checker uses the same set, so both agree on what is defined.
+pub fn platform_args(target: &Platform, build: &Platform) -> Vars {
     let mut v = Vars::default();
     for (prefix, p) in [("TARGET", target), ("BUILD", build)] {
         v.set(&format!("{prefix}PLATFORM"), &p.to_string());
