@@ -452,6 +452,9 @@ impl Store {
                 write_atomic(&s.root, "index.json", &index_json(Vec::new())?)?;
             }
         }
+        if !s.root.join("meta.redb").exists() {
+            s.create_database()?;
+        }
         // Create missing tables; when they all exist (every open but the first), a read
         // transaction is enough and nothing is fsynced.
         let complete = s
@@ -473,6 +476,34 @@ impl Store {
             Ok(())
         })?;
         Ok(s)
+    }
+
+    /// Creates the metadata database whole, or not at all: built under a temp name (one of the
+    /// root's `.tmp-*` files, which belong to the db lock) and renamed into place. redb creating
+    /// `meta.redb` in place and being killed part-way leaves a file it cannot open again.
+    fn create_database(&self) -> Result<()> {
+        let _db = FileLock::exclusive(&self.lock_path("db.lock"))?;
+        let dest = self.root.join("meta.redb");
+        if dest.exists() {
+            return Ok(());
+        }
+        let tmp = self
+            .root
+            .join(format!(".tmp-meta-{}.redb", std::process::id()));
+        let _ = fs::remove_file(&tmp);
+        {
+            let db = Database::create(&tmp).map_err(db_err)?;
+            let tx = db.begin_write().map_err(db_err)?;
+            for t in [TAGS, IMAGES, SNAPSHOTS, CACHE, CACHE_MOUNTS] {
+                tx.open_table(t).map_err(db_err)?;
+            }
+            tx.commit().map_err(db_err)?;
+        }
+        File::open(&tmp)
+            .and_then(|f| f.sync_all())
+            .map_err(|e| StoreError::io("fsync", tmp.clone(), e))?;
+        fs::rename(&tmp, &dest).map_err(|e| StoreError::io("rename into", dest.clone(), e))?;
+        sync_dir(&self.root)
     }
 
     /// The root directory.

@@ -121,3 +121,25 @@ fn killed_builds_loads_and_saves_leave_a_consistent_store_and_no_debris() {
     );
     assert_eq!(r.stdout, "v2\n", "{}", r.stderr);
 }
+
+#[test]
+fn a_store_killed_while_it_is_created_still_opens() {
+    let t = tempfile::tempdir().unwrap();
+    // The first command against a new root creates the store; kill it at many early points.
+    for (i, us) in [
+        200u64, 500, 1_000, 2_000, 3_000, 4_000, 6_000, 8_000, 12_000, 20_000,
+    ]
+    .iter()
+    .cycle()
+    .take(30)
+    .enumerate()
+    {
+        let root = t.path().join(format!("s{i}"));
+        let mut child = whittle_cmd(&root, &["images"]).spawn().unwrap();
+        std::thread::sleep(Duration::from_micros(*us));
+        let _ = child.kill();
+        let _ = child.wait();
+        let r = whittle(&root, &["fsck"]);
+        assert!(r.ok, "killed after {us} µs: {}{}", r.stdout, r.stderr);
+    }
+}
