@@ -494,9 +494,11 @@ pub fn copy_into(req: &CopyRequest, src: &Source, below: &Merged, layer: &Path) 
                 .map_err(|e| CopyError::Exclude(e.to_string()))?,
         )
     };
+    // (item, how many leading components of its path --parents drops: those before a `/./`)
     let mut items = Vec::new();
     for s in req.sources {
-        items.extend(src.matches(s)?);
+        let skip = if req.parents { pivot_depth(s) } else { 0 };
+        items.extend(src.matches(s)?.into_iter().map(|i| (i, skip)));
     }
     if items.is_empty() && req.inline.is_empty() {
         if !req.sources.is_empty() {
@@ -529,9 +531,10 @@ pub fn copy_into(req: &CopyRequest, src: &Source, below: &Merged, layer: &Path) 
         written: 0,
         files: Vec::new(),
     };
-    for item in &items {
+    for (item, skip) in &items {
         let target = if req.parents {
-            join(&dest_rel, &item.rel)
+            let kept = components(&item.rel);
+            join(&dest_rel, &kept[(*skip).min(kept.len())..].join("/"))
         } else if item.md.is_dir() {
             dest_rel.clone()
         } else if dest_is_dir {
@@ -540,7 +543,11 @@ pub fn copy_into(req: &CopyRequest, src: &Source, below: &Merged, layer: &Path) 
             dest_rel.clone()
         };
         if item.md.is_dir() {
-            w.ensure_dir(&target, Some(&item.md))?;
+            // A directory source's contents go into the destination; a destination that does
+            // not exist yet is made 0755 (owned by --chown, else root), never with the source
+            // directory's own mode, as BuildKit does. Directories inside keep their modes.
+            let like = (req.parents && target != dest_rel).then_some(&item.md);
+            w.ensure_dir(&target, like)?;
             w.copy_tree(src, &item.src, &target, excludes.as_ref(), "")?;
             w.flush_files()?;
         } else if req.unpack_archives && item.md.is_file() && is_tar_archive(&item.phys) {
@@ -580,6 +587,20 @@ pub fn copy_into(req: &CopyRequest, src: &Source, below: &Merged, layer: &Path) 
         w.written += 1;
     }
     Ok(w.written)
+}
+
+/// For `COPY --parents`: the number of path components before the pivot `/./` of a source
+/// (`./a/./b/c.txt` keeps `b/c.txt`, per the Dockerfile reference); 0 without a pivot, so the
+/// whole path is kept.
+fn pivot_depth(source: &str) -> usize {
+    let s = source.trim_start_matches('/');
+    let s = s.strip_prefix("./").unwrap_or(s);
+    match s.find("/./") {
+        Some(i) => components(&s[..i]).len(),
+        None => s
+            .strip_suffix("/.")
+            .map_or(0, |head| components(head).len()),
+    }
 }
 
 fn dest_is_dir_in(below: &Merged, dest: &str) -> bool {

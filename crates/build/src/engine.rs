@@ -478,7 +478,9 @@ impl Engine<'_> {
                     config::push_history(&mut state.config, &self.created(), &summary, true);
                     return Ok(());
                 }
-                // The directory does not exist yet: create it in its own layer (as BuildKit).
+                // The directory does not exist yet: create it in its own layer (as BuildKit),
+                // the new directories owned by the stage's USER, so that user can work in it.
+                let user = config::user(&state.config);
                 self.layer_step(
                     stage,
                     label,
@@ -492,6 +494,12 @@ impl Engine<'_> {
                         let rel = below
                             .resolve(path, true)
                             .unwrap_or_else(|_| path.trim_start_matches('/').to_string());
+                        let (new_uid, new_gid) = match &user {
+                            Some(u) => crate::copy::resolve_chown(u, below).map_err(|e| {
+                                format!("cannot create the directory for USER {u}: {e}")
+                            })?,
+                            None => (0, 0),
+                        };
                         let mut cur = dir.to_path_buf();
                         for c in crate::merged::components(&rel) {
                             cur.push(c);
@@ -504,7 +512,7 @@ impl Engine<'_> {
                                     Some((_, md)) if md.is_dir() => {
                                         (md.mode() & 0o7777, md.uid(), md.gid())
                                     }
-                                    _ => (0o755, 0, 0),
+                                    _ => (0o755, new_uid, new_gid),
                                 };
                                 std::fs::set_permissions(
                                     &cur,

@@ -14,6 +14,7 @@ pub mod error;
 pub mod mount;
 mod parser;
 pub mod plan;
+pub mod ports;
 pub mod shell;
 pub mod vars;
 

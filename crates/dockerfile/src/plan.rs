@@ -1401,8 +1401,14 @@ impl<'a> Planner<'a> {
                 for p in ports {
                     let l = Layered(env, args);
                     let r = self.lex_words(&p.text, &l).and_then(|ws| {
-                        self.charge(ws.iter().map(String::len).sum())?;
-                        Ok(ws)
+                        // Each word is a port spec; a range stands for every port in it, as
+                        // BuildKit stores them.
+                        let mut keys = Vec::new();
+                        for w in ws {
+                            keys.extend(crate::ports::expand(&w)?);
+                        }
+                        self.charge(keys.iter().map(String::len).sum())?;
+                        Ok(keys)
                     });
                     match r {
                         Ok(ws) => out.extend(ws),

@@ -153,6 +153,24 @@ pub enum RegistryError {
         /// The image.
         reference: String,
     },
+    /// The store has the image, but not for the wanted platform (and pulling it was not
+    /// allowed, or failed).
+    #[error(
+        "{reference} is in the store only for {have}, not for {wanted}{}: pull that platform \
+         with `whittle pull --platform {wanted} {reference}` (needs a registry that has it), or \
+         build for {have} with --platform {have}",
+        pull_error.as_ref().map(|e| format!(" (pulling it failed: {e})")).unwrap_or_default()
+    )]
+    WrongPlatform {
+        /// The image.
+        reference: String,
+        /// Wanted platform.
+        wanted: String,
+        /// The platforms the store has, comma-separated.
+        have: String,
+        /// Why pulling it failed, when it was tried.
+        pull_error: Option<Box<RegistryError>>,
+    },
     /// A credential helper failed.
     #[error("credential helper docker-credential-{helper} ({action}): {message}")]
     CredentialHelper {

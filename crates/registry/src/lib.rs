@@ -232,17 +232,80 @@ pub fn ensure_image(
     policy: PullPolicy,
     opts: &PullOptions,
 ) -> Result<ImageRecord> {
-    match policy {
-        PullPolicy::Never => {
-            local_image(store, r, platform)?.ok_or_else(|| RegistryError::NotInStore {
+    // The store may have the image for another platform: say so, not just "not found".
+    let wrong_platform = |pull_error: Option<RegistryError>| -> Result<RegistryError> {
+        let have = stored_platforms(store, r)?;
+        Ok(if have.is_empty() {
+            pull_error.unwrap_or(RegistryError::NotInStore {
                 reference: r.to_string(),
             })
-        }
+        } else {
+            RegistryError::WrongPlatform {
+                reference: r.to_string(),
+                wanted: platform.to_string(),
+                have: have.join(", "),
+                pull_error: pull_error.map(Box::new),
+            }
+        })
+    };
+    match policy {
+        PullPolicy::Never => match local_image(store, r, platform)? {
+            Some(rec) => Ok(rec),
+            None => Err(wrong_platform(None)?),
+        },
         PullPolicy::Missing => match local_image(store, r, platform)? {
             Some(rec) => Ok(rec),
-            None => pull(store, r, platform, opts),
+            None => match pull(store, r, platform, opts) {
+                Ok(rec) => Ok(rec),
+                Err(e) => Err(wrong_platform(Some(e))?),
+            },
         },
         PullPolicy::Always => pull(store, r, platform, opts),
+    }
+}
+
+/// The platforms (`os/arch[/variant]`) the store holds `r` for, whatever platform was asked:
+/// for a tag, the tagged image's; for a digest of an index, those of its stored entries.
+pub fn stored_platforms(store: &Store, r: &ImageRef) -> Result<Vec<String>> {
+    let platform_of = |image: &ImageRecord| -> Result<String> {
+        let (_, cfg) = store.manifest_and_config(image)?;
+        let field = |k: &str| {
+            cfg.get(k)
+                .and_then(|v| v.as_str())
+                .unwrap_or("")
+                .to_string()
+        };
+        let mut p = format!("{}/{}", field("os"), field("architecture"));
+        if !field("variant").is_empty() {
+            p = format!("{p}/{}", field("variant"));
+        }
+        Ok(p)
+    };
+    if let Some(d) = &r.digest {
+        if !store.has_blob(d) {
+            return Ok(Vec::new());
+        }
+        let bytes = store.read_document(d)?;
+        return Ok(match manifest::parse(&bytes, None, &r.to_string()) {
+            Ok(manifest::Document::Index { manifests, .. }) => manifests
+                .iter()
+                .filter(|e| store.has_blob(&e.digest))
+                .filter_map(|e| e.platform.as_ref().map(ToString::to_string))
+                .collect(),
+            Ok(manifest::Document::Image { .. }) => match store.put_image(d) {
+                Ok(rec) => vec![platform_of(&rec)?],
+                Err(_) => Vec::new(),
+            },
+            Err(_) => Vec::new(),
+        });
+    }
+    let Some(tag) = r.local_tag() else {
+        return Ok(Vec::new());
+    };
+    let name = tag.to_string();
+    match store.images()?.into_iter().find(|t| t.tags.contains(&name)) {
+        Some(found) => Ok(vec![platform_of(&found.image)?]),
+        None => Ok(Vec::new()),
     }
 }
 

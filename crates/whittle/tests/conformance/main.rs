@@ -5,6 +5,7 @@
 #[path = "../common/mod.rs"]
 mod common;
 
-pub use common::{build, env, image_file, root_or_skip, whittle, Env};
+pub use common::{build, env, extract_image, image_file, root_or_skip, whittle, Env};
 
 mod copy;
+mod defects;

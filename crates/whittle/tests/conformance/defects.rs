@@ -1,0 +1,153 @@
+//! Issue #11's defects beyond COPY's source selection: destination modes, WORKDIR under USER,
+//! EXPOSE ranges, the `--parents` pivot and FROM --platform's message. Each test failed before
+//! its fix.
+
+use crate::{build, env, extract_image, root_or_skip, whittle};
+use std::fs;
+use std::os::unix::fs::{MetadataExt, PermissionsExt};
+use whittle_store::Store;
+
+fn config(root: &std::path::Path, name: &str) -> serde_json::Value {
+    let s = Store::open(root).unwrap();
+    let t = s.resolve(name).unwrap();
+    s.manifest_and_config(&t.image).unwrap().1
+}
+
+#[test]
+fn a_directory_copy_creates_its_destination_0755_and_keeps_inner_modes() {
+    if !root_or_skip("building") {
+        return;
+    }
+    let e = env();
+    fs::create_dir_all(e.ctx.join("app/inner")).unwrap();
+    fs::write(e.ctx.join("app/run.sh"), "echo hi\n").unwrap();
+    fs::set_permissions(e.ctx.join("app"), fs::Permissions::from_mode(0o700)).unwrap();
+    fs::set_permissions(e.ctx.join("app/inner"), fs::Permissions::from_mode(0o700)).unwrap();
+    let df = "FROM test/busybox:1 AS src\nCOPY app /app\n\
+              FROM test/busybox:1\nCOPY app /app\nCOPY --from=src /app /again\n\
+              COPY --chown=1000:1000 app /owned\n\
+              USER nobody\nRUN cat /app/run.sh /again/run.sh\n";
+    let r = build(&e, df, "mode:1");
+    assert!(r.ok, "{}", r.stderr);
+    let img = extract_image(&e.root, "mode:1");
+    for (p, mode, uid) in [
+        ("app", 0o755, 0),
+        ("again", 0o755, 0),
+        ("owned", 0o755, 1000),
+        ("app/inner", 0o700, 0),
+        ("owned/inner", 0o700, 1000),
+    ] {
+        let md = fs::symlink_metadata(img.path().join(p)).unwrap();
+        assert_eq!(md.mode() & 0o7777, mode, "/{p}");
+        assert_eq!(md.uid(), uid, "/{p}");
+    }
+}
+
+#[test]
+fn workdir_creates_missing_directories_owned_by_user() {
+    if !root_or_skip("building") {
+        return;
+    }
+    let e = env();
+    let df = "FROM test/busybox:1\nUSER 1000:1000\nWORKDIR /home/app/w/x\nRUN touch made\n\
+              USER app\nWORKDIR /byname\nUSER root\nWORKDIR /rooted\n";
+    let r = build(&e, df, "wd:1");
+    assert!(r.ok, "{}", r.stderr);
+    let img = extract_image(&e.root, "wd:1");
+    let owner = |p: &str| {
+        let md = fs::symlink_metadata(img.path().join(p)).unwrap();
+        (md.uid(), md.gid(), md.mode() & 0o7777)
+    };
+    // /home/app existed (root-owned in the base): it keeps its owner; what WORKDIR made is 1000's.
+    assert_eq!(owner("home/app/w"), (1000, 1000, 0o755));
+    assert_eq!(owner("home/app/w/x"), (1000, 1000, 0o755));
+    assert_eq!(owner("home/app/w/x/made").0, 1000);
+    assert_eq!(owner("byname"), (1000, 1000, 0o755));
+    assert_eq!(owner("rooted"), (0, 0, 0o755));
+    let r = build(&e, "FROM test/busybox:1\nUSER ghost\nWORKDIR /g\n", "wd:2");
+    assert!(!r.ok);
+    assert!(r.stderr.contains("no user \"ghost\""), "{}", r.stderr);
+}
+
+#[test]
+fn expose_stores_every_port_of_a_range() {
+    let e = env();
+    let r = build(
+        &e,
+        "FROM test/busybox:1\nEXPOSE 8080-8082/tcp 53/UDP 9000\n",
+        "ports:1",
+    );
+    assert!(r.ok, "{}", r.stderr);
+    let ports = &config(&e.root, "ports:1")["config"]["ExposedPorts"];
+    let mut keys: Vec<&str> = ports
+        .as_object()
+        .unwrap()
+        .keys()
+        .map(String::as_str)
+        .collect();
+    keys.sort_unstable();
+    assert_eq!(
+        keys,
+        ["53/udp", "8080/tcp", "8081/tcp", "8082/tcp", "9000/tcp"]
+    );
+    let r = build(&e, "FROM test/busybox:1\nEXPOSE 80/icmp\n", "ports:2");
+    assert!(!r.ok);
+    assert!(
+        r.stderr.contains("Dockerfile:2") && r.stderr.contains("invalid protocol"),
+        "{}",
+        r.stderr
+    );
+}
+
+#[test]
+fn copy_parents_keeps_the_path_after_the_pivot() {
+    if !root_or_skip("building") {
+        return;
+    }
+    let e = env();
+    fs::create_dir_all(e.ctx.join("a/b/c")).unwrap();
+    fs::create_dir_all(e.ctx.join("x/y")).unwrap();
+    fs::write(e.ctx.join("a/b/c/file.txt"), "f\n").unwrap();
+    fs::write(e.ctx.join("x/y/1.txt"), "1\n").unwrap();
+    fs::write(e.ctx.join("x/y/2.txt"), "2\n").unwrap();
+    let df = "FROM test/busybox:1\nCOPY --parents ./a/./b/c/file.txt /p2/\n\
+              COPY --parents ./x/./y/*.txt /p3/\nCOPY --parents a/b/c/file.txt /p1/\n";
+    let r = build(&e, df, "parents:1");
+    assert!(r.ok, "{}", r.stderr);
+    let img = extract_image(&e.root, "parents:1");
+    assert!(img.path().join("p2/b/c/file.txt").is_file());
+    assert!(!img.path().join("p2/a").exists());
+    assert!(img.path().join("p3/y/1.txt").is_file());
+    assert!(img.path().join("p3/y/2.txt").is_file());
+    assert!(img.path().join("p1/a/b/c/file.txt").is_file());
+}
+
+#[test]
+fn from_a_platform_the_store_lacks_names_the_platforms_it_has() {
+    let e = env();
+    let host = whittle_dockerfile::Platform::host();
+    let other = if host.arch == "arm64" {
+        "linux/amd64"
+    } else {
+        "linux/arm64"
+    };
+    fs::write(
+        e.ctx.join("Dockerfile"),
+        format!("FROM --platform={other} test/busybox:1\nRUN true\n"),
+    )
+    .unwrap();
+    let ctx = e.ctx.to_string_lossy().into_owned();
+    let r = whittle(&e.root, &["build", "--pull=never", "-t", "plat:1", &ctx]);
+    assert!(!r.ok);
+    let want = format!(
+        "test/busybox:1 is in the store only for linux/{}",
+        host.arch
+    );
+    assert!(r.stderr.contains(&want), "{}", r.stderr);
+    assert!(
+        r.stderr.contains(&format!("not for {other}")),
+        "{}",
+        r.stderr
+    );
+    assert!(!r.stderr.contains("not in the store"), "{}", r.stderr);
+}
