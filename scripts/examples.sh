@@ -226,6 +226,13 @@ for n in "${names[@]}"; do
         fail "$n" "the build after the edit found the cache mount empty" "$lg.edit.log"
       fi
       ;;
+    python-venv)
+      # RUN steps see SOURCE_DATE_EPOCH, so compileall wrote hash-checked .pyc files: valid
+      # although the shipped layers clamp every mtime (flags word 3 = checked hash; 0 would be
+      # a timestamp .pyc that is stale in the shipped image and recompiled at every start)
+      flags=$(w run --rm "$tag:latest" python -c 'import glob; print(int.from_bytes(open(glob.glob("/opt/app/__pycache__/main.*.pyc")[0], "rb").read(8)[4:8], "little"))' 2>&1)
+      [ "$flags" = 3 ] || fail "$n" "the .pyc of main.py is not hash-checked (flags: $flags)"
+      ;;
     rust-distroless)
       # the edit must recompile the application only, not the dependency (cached layer)
       if grep -q 'Compiling greet' "$lg.edit.log" || ! grep -q 'Compiling hello' "$lg.edit.log"; then

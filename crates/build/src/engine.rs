@@ -623,6 +623,11 @@ impl Engine<'_> {
         let op_json = serde_json::to_vec(&step.op).unwrap_or_default();
         let mut parts: Vec<&[u8]> = vec![&op_json];
         parts.extend_from_slice(key_parts);
+        // The snapshot of a step other than COPY is clamped to the epoch (see `commit`).
+        let epoch = self.opts.epoch.to_string();
+        if kind != "copy" {
+            parts.push(epoch.as_bytes());
+        }
         let key = fold(&state.key, kind, &parts);
         let id = self.next_id();
         let started = Instant::now();
@@ -671,7 +676,7 @@ impl Engine<'_> {
                         message,
                     });
                 }
-                let layer = self.commit(sd, state)?;
+                let layer = self.commit(sd, state, kind != "copy")?;
                 let result = match &layer {
                     Some(l) => format!("layer:{}:{}", l.chain_id.hex(), l.diff_id.hex()),
                     None => "empty".into(),
@@ -704,7 +709,17 @@ impl Engine<'_> {
     }
 
     /// Turns a filled directory into a snapshot; `None` if it holds nothing.
-    fn commit(&self, sd: whittle_store::SnapshotDir, state: &StageState) -> Result<Option<Layer>> {
+    ///
+    /// With `clamp`, the snapshot's own mtimes are clamped to the epoch as its layer's are, so
+    /// `whittle run` of the image and a later step see what ships. COPY does not clamp: it keeps
+    /// the context's mtimes locally, which incremental compilers (make, cargo) working in cache
+    /// mounts need to see an edited source as newer than its object (docs/conformance.md).
+    fn commit(
+        &self,
+        sd: whittle_store::SnapshotDir,
+        state: &StageState,
+        clamp: bool,
+    ) -> Result<Option<Layer>> {
         let is_empty = std::fs::read_dir(sd.path())
             .map(|mut d| d.next().is_none())
             .unwrap_or(true);
@@ -717,6 +732,7 @@ impl Engine<'_> {
             epoch: self.opts.epoch,
             source: SourceKind::OverlayUpper,
             exclude: Vec::new(),
+            clamp_source: clamp,
         };
         let (info, _) = whittle_layer::write_layer(sd.path(), &opts, std::io::sink())
             .map_err(|e| BuildError::Other(format!("cannot read the new layer: {e}")))?;
@@ -1099,6 +1115,13 @@ impl Engine<'_> {
         for (k, v) in args {
             env.push(format!("{k}={v}"));
         }
+        // Layers are clamped to the build's epoch, so build tools are told it: Python then
+        // writes hash-checked .pyc files (valid whatever the mtimes), compilers use it for
+        // __DATE__. BuildKit passes it only with `ARG SOURCE_DATE_EPOCH`, but it does not clamp
+        // by default either (docs/conformance.md). An ENV or ARG of the same name wins.
+        if !env.iter().any(|kv| kv.starts_with("SOURCE_DATE_EPOCH=")) {
+            env.push(format!("SOURCE_DATE_EPOCH={}", self.opts.epoch));
+        }
         let cwd = config::workdir(&state.config);
         let user = config::user(&state.config);
         // Mount inputs that change the result belong in the key.
@@ -1435,6 +1458,7 @@ impl Engine<'_> {
                 epoch: self.opts.epoch,
                 source: SourceKind::OverlayUpper,
                 exclude: Vec::new(),
+                clamp_source: false,
             };
             let (info, w) = whittle_layer::write_layer(&l.dir, &opts, w)
                 .map_err(|e| BuildError::Other(format!("cannot write layer: {e}")))?;

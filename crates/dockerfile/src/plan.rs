@@ -912,7 +912,11 @@ impl<'a> Planner<'a> {
             .build_args
             .iter()
             .map(|(k, _)| k.clone())
-            .filter(|k| !self.used_args.contains(k) && !PROXY_ARGS.contains(&k.as_str()))
+            .filter(|k| {
+                !self.used_args.contains(k)
+                    && !PROXY_ARGS.contains(&k.as_str())
+                    && k.as_str() != "SOURCE_DATE_EPOCH"
+            })
             .collect();
         unused.sort();
         unused.dedup();

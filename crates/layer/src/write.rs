@@ -42,6 +42,9 @@ pub struct WriteOptions {
     /// Paths (relative to the source root, no leading `/`) left out with everything below them,
     /// e.g. mount points the runtime created.
     pub exclude: Vec<PathBuf>,
+    /// Also clamp the source's own mtimes (in place, without following symlinks) as they are
+    /// written, so a snapshot holds exactly what its layer tar says.
+    pub clamp_source: bool,
 }
 
 impl Default for WriteOptions {
@@ -54,6 +57,7 @@ impl Default for WriteOptions {
             epoch: default_epoch(),
             source: SourceKind::Directory,
             exclude: Vec::new(),
+            clamp_source: false,
         }
     }
 }
@@ -107,6 +111,7 @@ pub fn write_layer<W: Write>(
             .map(|p| p.as_os_str().as_bytes().to_vec())
             .collect(),
         links: HashMap::new(),
+        clamp_source: opts.clamp_source,
     };
     let meta = fs::symlink_metadata(src).map_err(|e| WriteError::io(src, e))?;
     if !meta.is_dir() {
@@ -136,6 +141,7 @@ struct TarWriter<W: Write> {
     exclude: HashSet<Vec<u8>>,
     /// (dev, inode) of files with several links -> first tar path written.
     links: HashMap<(u64, u64), Vec<u8>>,
+    clamp_source: bool,
 }
 
 /// One entry to write.
@@ -167,6 +173,33 @@ impl Entry {
             xattrs: BTreeMap::new(),
         }
     }
+}
+
+/// Sets `abs`'s mtime to `epoch` when it is later (or before 1970), as the tar entry records
+/// it; the access time is left alone and a symlink itself is changed, not its target.
+fn clamp_mtime(abs: &Path, m: &Metadata, epoch: u64) -> Result<(), WriteError> {
+    use rustix::fs::{Timespec, Timestamps, UTIME_OMIT};
+    let clamped = (m.mtime().max(0) as u64).min(epoch);
+    if m.mtime() >= 0 && m.mtime() as u64 == clamped && m.mtime_nsec() == 0 {
+        return Ok(());
+    }
+    let times = Timestamps {
+        last_access: Timespec {
+            tv_sec: 0,
+            tv_nsec: UTIME_OMIT,
+        },
+        last_modification: Timespec {
+            tv_sec: i64::try_from(clamped).unwrap_or(i64::MAX),
+            tv_nsec: 0,
+        },
+    };
+    rustix::fs::utimensat(
+        rustix::fs::CWD,
+        abs,
+        &times,
+        rustix::fs::AtFlags::SYMLINK_NOFOLLOW,
+    )
+    .map_err(|e| WriteError::io(abs, e.into()))
 }
 
 /// Checks that a file yields exactly the size it had when its header was written; a file that
@@ -349,6 +382,9 @@ impl<W: Write> TarWriter<W> {
         let m = fs::symlink_metadata(abs).map_err(|e| WriteError::io(abs, e))?;
         let ft = m.file_type();
         let epoch = self.epoch;
+        if self.clamp_source && !(ft.is_char_device() && m.rdev() == 0) {
+            clamp_mtime(abs, &m, epoch)?;
+        }
         if self.overlay && ft.is_char_device() && m.rdev() == 0 {
             // overlayfs whiteout -> `.wh.<name>` in the same directory.
             let mut path = rel[..rel.len() - name.len()].to_vec();

@@ -438,6 +438,21 @@ pub fn run(mut args: BuildArgs, root: Option<&Path>) -> anyhow::Result<ExitCode>
     bo.dockerfile = src.name.clone();
     bo.ignore = load_ignore(&args.context, args.file.as_deref())?;
     bo.no_cache = args.no_cache;
+    // `--build-arg SOURCE_DATE_EPOCH=N` sets the build's epoch, as in BuildKit (the variable in
+    // whittle's own environment already did); empty means unset.
+    if let Some((_, v)) = opts
+        .build_args
+        .iter()
+        .rev()
+        .find(|(k, v)| k == "SOURCE_DATE_EPOCH" && !v.trim().is_empty())
+    {
+        bo.epoch = v.trim().parse().map_err(|_| {
+            anyhow::anyhow!(
+                "--build-arg SOURCE_DATE_EPOCH={v:?}: the build epoch is a number of seconds \
+                 since 1970, e.g. $(git log -1 --format=%ct)"
+            )
+        })?;
+    }
     bo.images = images.pinned.clone();
     bo.no_cache_filter = args.no_cache_filter.clone();
     bo.network = match args.network.as_str() {

@@ -151,3 +151,86 @@ fn from_a_platform_the_store_lacks_names_the_platforms_it_has() {
     );
     assert!(!r.stderr.contains("not in the store"), "{}", r.stderr);
 }
+
+#[test]
+fn run_steps_see_the_epoch_and_the_local_image_has_the_shipped_mtimes() {
+    if !root_or_skip("building") {
+        return;
+    }
+    let e = env();
+    let df = "FROM test/busybox:1\n\
+              RUN echo \"$SOURCE_DATE_EPOCH\" > /epoch && touch /made && touch -d @1600000000 /old\n";
+    fs::write(e.ctx.join("Dockerfile"), df).unwrap();
+    let ctx = e.ctx.to_string_lossy().into_owned();
+    let stat = |image: &str| {
+        let r = whittle(
+            &e.root,
+            &["run", "--rm", image, "stat", "-c", "%Y", "/made", "/old"],
+        );
+        assert!(r.ok, "{}", r.stderr);
+        r.stdout
+    };
+    let shipped = |image: &str, p: &str| {
+        fs::symlink_metadata(extract_image(&e.root, image).path().join(p))
+            .unwrap()
+            .mtime()
+    };
+
+    // Default epoch 0: RUN is told, and what `whittle run` shows is what the layer holds.
+    let r = whittle(&e.root, &["build", "--network=none", "-t", "sde:0", &ctx]);
+    assert!(r.ok, "{}", r.stderr);
+    assert_eq!(
+        crate::image_file(&e.root, "sde:0", "epoch").unwrap(),
+        b"0\n"
+    );
+    assert_eq!(stat("sde:0"), "0\n0\n");
+    assert_eq!(shipped("sde:0", "made"), 0);
+
+    // --build-arg SOURCE_DATE_EPOCH sets the epoch: later mtimes are clamped to it, earlier
+    // ones kept, the same locally and in the layer; the image's created time is the epoch.
+    let r = whittle(
+        &e.root,
+        &[
+            "build",
+            "--network=none",
+            "--build-arg",
+            "SOURCE_DATE_EPOCH=1700000000",
+            "-t",
+            "sde:1",
+            &ctx,
+        ],
+    );
+    assert!(r.ok, "{}", r.stderr);
+    // A predefined arg, never "not consumed".
+    let p = whittle(
+        &e.root,
+        &["plan", "--build-arg", "SOURCE_DATE_EPOCH=1700000000", &ctx],
+    );
+    assert!(p.ok && !p.stdout.contains("not consumed"), "{}", p.stdout);
+    assert_eq!(
+        crate::image_file(&e.root, "sde:1", "epoch").unwrap(),
+        b"1700000000\n"
+    );
+    assert_eq!(stat("sde:1"), "1700000000\n1600000000\n");
+    assert_eq!(shipped("sde:1", "made"), 1_700_000_000);
+    assert_eq!(shipped("sde:1", "old"), 1_600_000_000);
+    assert_eq!(config(&e.root, "sde:1")["created"], "2023-11-14T22:13:20Z");
+
+    // The Dockerfile's own value wins in RUN; a bad --build-arg value is refused.
+    let r = build(
+        &e,
+        "FROM test/busybox:1\nENV SOURCE_DATE_EPOCH=5\nRUN echo \"$SOURCE_DATE_EPOCH\" > /epoch\n",
+        "sde:2",
+    );
+    assert!(r.ok, "{}", r.stderr);
+    assert_eq!(
+        crate::image_file(&e.root, "sde:2", "epoch").unwrap(),
+        b"5\n"
+    );
+    let r = whittle(
+        &e.root,
+        &["build", "--build-arg", "SOURCE_DATE_EPOCH=yesterday", &ctx],
+    );
+    assert!(!r.ok);
+    assert!(r.stderr.contains("seconds since 1970"), "{}", r.stderr);
+}
