@@ -42,12 +42,17 @@ pub struct BuildOptions {
     pub network: Network,
     /// `--secret` values by id.
     pub secrets: HashMap<String, Vec<u8>>,
-    /// The ssh-agent socket for `RUN --mount=type=ssh`.
-    pub ssh_socket: Option<PathBuf>,
+    /// Local `--build-context NAME=DIR` directories by name (image contexts are resolved by
+    /// the planner).
+    pub named_contexts: HashMap<String, PathBuf>,
+    /// ssh-agent sockets by id (`--ssh`) for `RUN --mount=type=ssh` (see [`crate::ssh`]).
+    pub ssh: HashMap<String, PathBuf>,
     /// At most this many RUN/COPY steps at once.
     pub jobs: usize,
     /// `--label`s added to the image.
     pub labels: Vec<(String, String)>,
+    /// `--annotation`s on the image manifest.
+    pub annotations: std::collections::BTreeMap<String, String>,
     /// Timestamps in the image (created, history) and the mtime clamp of layers.
     pub epoch: u64,
     pub compression: Compression,
@@ -78,11 +83,13 @@ impl BuildOptions {
             no_cache_filter: Vec::new(),
             network: Network::Host,
             secrets: HashMap::new(),
-            ssh_socket: None,
+            ssh: HashMap::new(),
+            named_contexts: HashMap::new(),
             jobs: std::thread::available_parallelism()
                 .map(|n| n.get())
                 .unwrap_or(1),
             labels: Vec::new(),
+            annotations: Default::default(),
             epoch: whittle_layer::default_epoch(),
             compression: Compression::default(),
             dockerfile: "Dockerfile".into(),
@@ -240,6 +247,7 @@ pub fn build(
         cached: AtomicUsize::new(0),
         jobs: Jobs::new(opts.jobs),
         context: OnceLock::new(),
+        named: Mutex::new(HashMap::new()),
         empty_dir: empty.path().to_path_buf(),
         used_keys: Mutex::new(Vec::new()),
     };
@@ -271,6 +279,8 @@ struct Engine<'a> {
     cached: AtomicUsize,
     jobs: Jobs,
     context: OnceLock<std::result::Result<Arc<Index>, String>>,
+    /// Indexes of the local `--build-context` directories used so far, by name.
+    named: Mutex<HashMap<String, Arc<Index>>>,
     empty_dir: PathBuf,
     /// Cache records this build used, marked used in one transaction at the end.
     used_keys: Mutex<Vec<String>>,
@@ -623,11 +633,6 @@ impl Engine<'_> {
         let op_json = serde_json::to_vec(&step.op).unwrap_or_default();
         let mut parts: Vec<&[u8]> = vec![&op_json];
         parts.extend_from_slice(key_parts);
-        // The snapshot of a step other than COPY is clamped to the epoch (see `commit`).
-        let epoch = self.opts.epoch.to_string();
-        if kind != "copy" {
-            parts.push(epoch.as_bytes());
-        }
         let key = fold(&state.key, kind, &parts);
         let id = self.next_id();
         let started = Instant::now();
@@ -676,7 +681,7 @@ impl Engine<'_> {
                         message,
                     });
                 }
-                let layer = self.commit(sd, state, kind != "copy")?;
+                let layer = self.commit(sd, state)?;
                 let result = match &layer {
                     Some(l) => format!("layer:{}:{}", l.chain_id.hex(), l.diff_id.hex()),
                     None => "empty".into(),
@@ -710,15 +715,15 @@ impl Engine<'_> {
 
     /// Turns a filled directory into a snapshot; `None` if it holds nothing.
     ///
-    /// With `clamp`, the snapshot's own mtimes are clamped to the epoch as its layer's are, so
-    /// `whittle run` of the image and a later step see what ships. COPY does not clamp: it keeps
-    /// the context's mtimes locally, which incremental compilers (make, cargo) working in cache
-    /// mounts need to see an edited source as newer than its object (docs/conformance.md).
+    /// The snapshot keeps the real mtimes the step left (a COPY keeps the context's): make and
+    /// cargo, in later steps and in cache mounts, need an edited source to look newer than its
+    /// object. Its layer clamps them to the epoch; a snapshot whose mtimes differ from its
+    /// layer's is marked, so an image is run (and built upon) from a copy that holds exactly
+    /// what ships (`Store::unpack_image`).
     fn commit(
         &self,
-        sd: whittle_store::SnapshotDir,
+        mut sd: whittle_store::SnapshotDir,
         state: &StageState,
-        clamp: bool,
     ) -> Result<Option<Layer>> {
         let is_empty = std::fs::read_dir(sd.path())
             .map(|mut d| d.next().is_none())
@@ -732,10 +737,12 @@ impl Engine<'_> {
             epoch: self.opts.epoch,
             source: SourceKind::OverlayUpper,
             exclude: Vec::new(),
-            clamp_source: clamp,
         };
         let (info, _) = whittle_layer::write_layer(sd.path(), &opts, std::io::sink())
             .map_err(|e| BuildError::Other(format!("cannot read the new layer: {e}")))?;
+        if info.mtimes_clamped > 0 {
+            sd.mark_local_mtimes();
+        }
         let parent = state.layers.last().map(|l| l.chain_id.clone());
         let chain = chain_id(parent.as_ref(), &info.diff_id);
         sd.commit(&chain, parent.as_ref(), &info.diff_id)?;
@@ -767,6 +774,31 @@ impl Engine<'_> {
             })
             .clone()
             .map_err(BuildError::Context)
+    }
+
+    /// A local `--build-context` directory and its index (its own `.dockerignore` applied).
+    fn named_index(&self, name: &str) -> Result<(PathBuf, Arc<Index>)> {
+        let root = self.opts.named_contexts.get(name).cloned().ok_or_else(|| {
+            BuildError::Context(format!("no --build-context named {name:?} was given"))
+        })?;
+        let mut known = self.named.lock().unwrap_or_else(|p| p.into_inner());
+        if let Some(idx) = known.get(name) {
+            return Ok((root, idx.clone()));
+        }
+        let what = |e: String| BuildError::Context(format!("--build-context {name}: {e}"));
+        let ignore = match std::fs::read_to_string(root.join(".dockerignore")) {
+            Ok(text) => Matcher::parse(&text, &format!("{}/.dockerignore", root.display()))
+                .map_err(|e| what(e.to_string()))?,
+            Err(e) if e.kind() == std::io::ErrorKind::NotFound => Matcher::default(),
+            Err(e) => return Err(what(format!("cannot read its .dockerignore: {e}"))),
+        };
+        let mut cache = MemoryStatCache::default();
+        let idx = Arc::new(
+            Index::scan(&root, &ignore, &mut cache, self.opts.jobs)
+                .map_err(|e| what(e.to_string()))?,
+        );
+        known.insert(name.to_string(), idx.clone());
+        Ok((root, idx))
     }
 
     fn stat_cache_file(&self) -> PathBuf {
@@ -866,9 +898,29 @@ impl Engine<'_> {
         }
         // Where the files come from, and what identifies them for the cache key.
         let index;
+        let named;
         let merged_src;
         let mut files = serde_json::Map::new();
         let (src, src_id): (copy::Source, String) = match &c.from {
+            Source::Named { name } => {
+                named = self.named_index(name)?;
+                let mut id = format!("context {name}\n");
+                for s in &c.sources {
+                    id.push_str(s);
+                    id.push('\n');
+                    for (p, d) in fingerprint(&named.1, &named.0, s) {
+                        id.push_str(&format!("{p}={d}\n"));
+                        explain_files(&named.1, &p, &d, &mut files);
+                    }
+                }
+                (
+                    copy::Source::Context {
+                        root: &named.0,
+                        index: &named.1,
+                    },
+                    id,
+                )
+            }
             Source::Context => {
                 index = self.context_index()?;
                 let mut id = String::new();
@@ -913,8 +965,9 @@ impl Engine<'_> {
             .iter()
             .map(|f| (f.name.clone(), f.content.clone()))
             .collect();
-        let unpack = kw == "ADD" && c.unpack != Some(false) && c.from == Source::Context;
-        let keep_owner = c.from != Source::Context;
+        let local = matches!(c.from, Source::Context | Source::Named { .. });
+        let unpack = kw == "ADD" && c.unpack != Some(false) && local;
+        let keep_owner = !local;
         let owner_key = format!("{chown:?}");
         self.layer_step(
             stage,
@@ -1129,10 +1182,18 @@ impl Engine<'_> {
         for m in mounts {
             if m.spec.kind == MountType::Bind {
                 match &m.source_ref {
-                    None => {
+                    None | Some(Source::Context) => {
                         let idx = self.context_index()?;
                         let src = m.spec.source.clone().unwrap_or_default();
                         for (p, d) in fingerprint(&idx, &self.opts.context, &src) {
+                            mount_ids.push_str(&format!("{p}={d}\n"));
+                        }
+                    }
+                    Some(Source::Named { name }) => {
+                        let (root, idx) = self.named_index(name)?;
+                        let src = m.spec.source.clone().unwrap_or_default();
+                        mount_ids.push_str(&format!("context {name}\n"));
+                        for (p, d) in fingerprint(&idx, &root, &src) {
                             mount_ids.push_str(&format!("{p}={d}\n"));
                         }
                     }
@@ -1146,7 +1207,6 @@ impl Engine<'_> {
                         let st = self.base_image(reference, &self.plan.target_platform)?;
                         mount_ids.push_str(&st.content_id());
                     }
-                    Some(Source::Context) => {}
                 }
             }
         }
@@ -1191,9 +1251,10 @@ impl Engine<'_> {
                 spec.network = net;
                 let mut _held = Vec::new();
                 let mut tmp_dirs = Vec::new();
+                let mut _agents = Vec::new();
                 for m in mounts {
                     let (mount, hold) = self
-                        .runtime_mount(m, inputs, &mut spec.env, &mut tmp_dirs)
+                        .runtime_mount(m, inputs, &mut spec.env, &mut tmp_dirs, &mut _agents)
                         .map_err(|e| e.to_string())?;
                     if let Some(mount) = mount {
                         spec.mounts.push(mount);
@@ -1295,6 +1356,7 @@ impl Engine<'_> {
         inputs: &HashMap<usize, Arc<StageState>>,
         env: &mut Vec<String>,
         tmp_dirs: &mut Vec<tempfile::TempDir>,
+        agents: &mut Vec<crate::ssh::AgentProxy>,
     ) -> Result<(
         Option<whittle_runtime::Mount>,
         Vec<whittle_store::CacheMount>,
@@ -1313,6 +1375,14 @@ impl Engine<'_> {
                         let index = self.context_index()?;
                         let src = copy::Source::Context {
                             root: &self.opts.context,
+                            index: &index,
+                        };
+                        materialize(&src, &sub, false, self.store, tmp_dirs)?
+                    }
+                    Some(Source::Named { name }) => {
+                        let (root, index) = self.named_index(name)?;
+                        let src = copy::Source::Context {
+                            root: &root,
                             index: &index,
                         };
                         materialize(&src, &sub, false, self.store, tmp_dirs)?
@@ -1399,24 +1469,46 @@ impl Engine<'_> {
                     }
                 }
             }
-            MountType::Ssh => match &self.opts.ssh_socket {
-                Some(sock) => (
-                    Some(whittle_runtime::Mount {
-                        target,
-                        kind: K::Ssh {
-                            socket: sock.clone(),
-                        },
-                    }),
-                    Vec::new(),
-                ),
-                None if s.required => {
-                    return Err(BuildError::Other(
-                        "RUN --mount=type=ssh,required needs an ssh agent: pass --ssh default"
-                            .into(),
-                    ))
+            MountType::Ssh => {
+                let id = s.id.clone().unwrap_or_else(|| "default".into());
+                match self.opts.ssh.get(&id) {
+                    Some(agent) => {
+                        // A socket of the step's own, relaying to the agent (see ssh.rs).
+                        let proxy = crate::ssh::AgentProxy::start(
+                            agent,
+                            s.uid.unwrap_or(0),
+                            s.gid.unwrap_or(0),
+                            s.mode.unwrap_or(0o600),
+                        )
+                        .map_err(|e| BuildError::Other(e.to_string()))?;
+                        // The first agent is the one ssh finds, as in BuildKit.
+                        if !env.iter().any(|e| e.starts_with("SSH_AUTH_SOCK=")) {
+                            env.push(format!("SSH_AUTH_SOCK={target}"));
+                        }
+                        let socket = proxy.path().to_path_buf();
+                        agents.push(proxy);
+                        (
+                            Some(whittle_runtime::Mount {
+                                target,
+                                kind: K::Ssh { socket },
+                            }),
+                            Vec::new(),
+                        )
+                    }
+                    None if s.required => {
+                        let pass = if id == "default" {
+                            "--ssh default (the agent of $SSH_AUTH_SOCK)".to_string()
+                        } else {
+                            format!("--ssh {id}=/path/to/key (or --ssh {id} for $SSH_AUTH_SOCK)")
+                        };
+                        return Err(BuildError::Other(format!(
+                            "RUN --mount=type=ssh,id={id},required needs an ssh agent: pass {pass}"
+                        )));
+                    }
+                    // Not required: the step runs without it, as in BuildKit.
+                    None => (None, Vec::new()),
                 }
-                None => (None, Vec::new()),
-            },
+            }
         })
     }
 
@@ -1458,7 +1550,6 @@ impl Engine<'_> {
                 epoch: self.opts.epoch,
                 source: SourceKind::OverlayUpper,
                 exclude: Vec::new(),
-                clamp_source: false,
             };
             let (info, w) = whittle_layer::write_layer(&l.dir, &opts, w)
                 .map_err(|e| BuildError::Other(format!("cannot write layer: {e}")))?;
@@ -1486,7 +1577,9 @@ impl Engine<'_> {
         }
         let bytes = serde_json::to_vec(&cfg)
             .map_err(|e| BuildError::Other(format!("cannot encode the image config: {e}")))?;
-        Ok(self.store.write_image(&bytes, &descs)?)
+        Ok(self
+            .store
+            .write_image_annotated(&bytes, &descs, &self.opts.annotations)?)
     }
 }
 

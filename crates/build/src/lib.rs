@@ -11,6 +11,7 @@ pub mod engine;
 pub mod events;
 pub mod fetch;
 pub mod merged;
+pub mod ssh;
 
 pub use engine::{build, image_key, BuildError, BuildOptions, BuildResult};
 pub use events::{Event, Progress, Recorder, Silent};

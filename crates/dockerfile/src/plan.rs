@@ -11,7 +11,7 @@ use crate::error::{suggest, Error, ErrorKind, Pos, Result};
 use crate::mount::{self, MountSpec};
 use crate::shell::{Layered, Lexer, Lookup, Vars};
 use serde::Serialize;
-use std::collections::{BTreeSet, HashMap};
+use std::collections::{BTreeMap, BTreeSet, HashMap};
 
 /// A platform such as `linux/amd64` or `linux/arm/v7`.
 #[derive(Debug, Clone, PartialEq, Eq, Hash, Serialize)]
@@ -115,6 +115,20 @@ pub struct PlanOptions {
     pub build_args: Vec<(String, String)>,
     pub target_platform: Platform,
     pub build_platform: Platform,
+    /// `--build-context NAME=...`: what `FROM NAME`, `COPY --from=NAME` and `--mount from=NAME`
+    /// read instead of the image (or the stage-less name) NAME.
+    pub named_contexts: BTreeMap<String, NamedContext>,
+}
+
+/// What a `--build-context` names.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum NamedContext {
+    /// A local directory (the engine knows its path): `FROM NAME` starts from its files,
+    /// `COPY --from=NAME` copies from it as from the build context.
+    Local,
+    /// An image, by the reference to use instead (`docker-image://REF`, or an OCI layout the
+    /// caller imported).
+    Image(String),
 }
 
 impl Default for PlanOptions {
@@ -125,6 +139,7 @@ impl Default for PlanOptions {
             build_args: Vec::new(),
             target_platform: host.clone(),
             build_platform: host,
+            named_contexts: BTreeMap::new(),
         }
     }
 }
@@ -154,6 +169,10 @@ pub struct Stage {
     pub name: Option<String>,
     pub pos: Pos,
     pub base: Base,
+    /// `FROM NAME` of a local `--build-context`: the base is scratch, and the first step copies
+    /// the directory's files in.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub from_context: Option<String>,
     /// The `FROM --platform` value after expansion.
     pub platform: Option<String>,
     pub needed: bool,
@@ -221,8 +240,16 @@ pub struct Dep {
 #[serde(tag = "kind", rename_all = "lowercase")]
 pub enum Source {
     Context,
-    Stage { index: usize },
-    Image { reference: String },
+    Stage {
+        index: usize,
+    },
+    Image {
+        reference: String,
+    },
+    /// A local `--build-context` directory, by name.
+    Named {
+        name: String,
+    },
 }
 
 #[derive(Debug, Clone, PartialEq, Eq, Serialize)]
@@ -441,6 +468,7 @@ fn source_summary(s: &Source, stages: Option<&[String]>) -> String {
             .and_then(|n| n.get(*index).cloned())
             .unwrap_or_else(|| index.to_string()),
         Source::Image { reference } => reference.clone(),
+        Source::Named { name } => name.clone(),
     }
 }
 
@@ -786,8 +814,20 @@ impl<'a> Planner<'a> {
                 None => None,
             };
             let lower = image.to_ascii_lowercase();
+            let mut from_context = None;
             let base = if let Some(j) = names.position(&lower) {
                 Base::Stage { index: j }
+            } else if let Some(nc) = self.opts.named_contexts.get(&image) {
+                match nc {
+                    NamedContext::Image(r) => Base::Image {
+                        reference: r.clone(),
+                    },
+                    // The stage starts from the directory's files (see `walk`).
+                    NamedContext::Local => {
+                        from_context = Some(image.clone());
+                        Base::Scratch
+                    }
+                }
             } else if image == "scratch" {
                 Base::Scratch
             } else {
@@ -820,6 +860,7 @@ impl<'a> Planner<'a> {
                 name: names.list[i].clone(),
                 pos: src.from_inst.pos,
                 base,
+                from_context,
                 platform,
                 needed: false,
                 skip_reason: None,
@@ -960,6 +1001,19 @@ impl<'a> Planner<'a> {
         if let Some(j) = names.position(&lower) {
             return Ok(Source::Stage { index: j });
         }
+        match self.opts.named_contexts.get(value) {
+            Some(NamedContext::Image(r)) => {
+                return Ok(Source::Image {
+                    reference: r.clone(),
+                })
+            }
+            Some(NamedContext::Local) => {
+                return Ok(Source::Named {
+                    name: value.to_string(),
+                })
+            }
+            None => {}
+        }
         if !value.is_empty() && value.chars().all(|c| c.is_ascii_digit()) {
             return match value.parse::<usize>() {
                 Ok(j) if j < names.len() => Ok(Source::Stage { index: j }),
@@ -1090,6 +1144,32 @@ impl<'a> Planner<'a> {
             .chain(src.body.iter().map(|b| (*b, false)))
             .collect();
         let mut steps = Vec::new();
+        // `FROM NAME` of a local --build-context: the stage starts as its files, copied in as
+        // `COPY --from=NAME . /` would (so the cache keys them the same way).
+        if let Some(name) = stages[i].from_context.clone() {
+            {
+                steps.push(Step {
+                    pos: src.from_inst.pos,
+                    original: src.from_inst.original.clone(),
+                    from_onbuild: false,
+                    op: Op::Copy(CopyOp {
+                        sources: vec![".".into()],
+                        inline: Vec::new(),
+                        dest: "/".into(),
+                        from: Source::Named { name },
+                        chown: None,
+                        chmod: None,
+                        link: false,
+                        parents: false,
+                        excludes: Vec::new(),
+                        checksum: None,
+                        keep_git_dir: false,
+                        unpack: None,
+                        workdir: "/".into(),
+                    }),
+                });
+            }
+        }
         let mut deps = stages[i].deps.clone();
         for (inst, from_onbuild) in insts {
             let pos = if from_onbuild {

@@ -42,9 +42,6 @@ pub struct WriteOptions {
     /// Paths (relative to the source root, no leading `/`) left out with everything below them,
     /// e.g. mount points the runtime created.
     pub exclude: Vec<PathBuf>,
-    /// Also clamp the source's own mtimes (in place, without following symlinks) as they are
-    /// written, so a snapshot holds exactly what its layer tar says.
-    pub clamp_source: bool,
 }
 
 impl Default for WriteOptions {
@@ -57,7 +54,6 @@ impl Default for WriteOptions {
             epoch: default_epoch(),
             source: SourceKind::Directory,
             exclude: Vec::new(),
-            clamp_source: false,
         }
     }
 }
@@ -86,6 +82,9 @@ pub struct LayerInfo {
     pub uncompressed_size: u64,
     /// OCI media type of the blob.
     pub media_type: &'static str,
+    /// Entries whose mtime in the tar differs from the source's (clamped to the epoch): 0 means
+    /// the source directory holds exactly what the tar does.
+    pub mtimes_clamped: u64,
 }
 
 type Sink<W> = HashingWriter<CompressWriter<HashingWriter<W>>>;
@@ -111,13 +110,14 @@ pub fn write_layer<W: Write>(
             .map(|p| p.as_os_str().as_bytes().to_vec())
             .collect(),
         links: HashMap::new(),
-        clamp_source: opts.clamp_source,
+        clamped: 0,
     };
     let meta = fs::symlink_metadata(src).map_err(|e| WriteError::io(src, e))?;
     if !meta.is_dir() {
         return Err(WriteError::NotADirectory(src.to_path_buf()));
     }
     w.walk_dir(src, &mut Vec::new())?;
+    let mtimes_clamped = w.clamped;
     let tar = w.builder.into_inner().map_err(WriteError::Output)?;
     let (comp, diff_id, uncompressed_size) = tar.finish();
     let blob = comp.finish().map_err(WriteError::Output)?;
@@ -129,6 +129,7 @@ pub fn write_layer<W: Write>(
             size,
             uncompressed_size,
             media_type: opts.compression.media_type(),
+            mtimes_clamped,
         },
         out,
     ))
@@ -141,7 +142,8 @@ struct TarWriter<W: Write> {
     exclude: HashSet<Vec<u8>>,
     /// (dev, inode) of files with several links -> first tar path written.
     links: HashMap<(u64, u64), Vec<u8>>,
-    clamp_source: bool,
+    /// Entries whose mtime the epoch changed.
+    clamped: u64,
 }
 
 /// One entry to write.
@@ -173,33 +175,6 @@ impl Entry {
             xattrs: BTreeMap::new(),
         }
     }
-}
-
-/// Sets `abs`'s mtime to `epoch` when it is later (or before 1970), as the tar entry records
-/// it; the access time is left alone and a symlink itself is changed, not its target.
-fn clamp_mtime(abs: &Path, m: &Metadata, epoch: u64) -> Result<(), WriteError> {
-    use rustix::fs::{Timespec, Timestamps, UTIME_OMIT};
-    let clamped = (m.mtime().max(0) as u64).min(epoch);
-    if m.mtime() >= 0 && m.mtime() as u64 == clamped && m.mtime_nsec() == 0 {
-        return Ok(());
-    }
-    let times = Timestamps {
-        last_access: Timespec {
-            tv_sec: 0,
-            tv_nsec: UTIME_OMIT,
-        },
-        last_modification: Timespec {
-            tv_sec: i64::try_from(clamped).unwrap_or(i64::MAX),
-            tv_nsec: 0,
-        },
-    };
-    rustix::fs::utimensat(
-        rustix::fs::CWD,
-        abs,
-        &times,
-        rustix::fs::AtFlags::SYMLINK_NOFOLLOW,
-    )
-    .map_err(|e| WriteError::io(abs, e.into()))
 }
 
 /// Checks that a file yields exactly the size it had when its header was written; a file that
@@ -382,8 +357,9 @@ impl<W: Write> TarWriter<W> {
         let m = fs::symlink_metadata(abs).map_err(|e| WriteError::io(abs, e))?;
         let ft = m.file_type();
         let epoch = self.epoch;
-        if self.clamp_source && !(ft.is_char_device() && m.rdev() == 0) {
-            clamp_mtime(abs, &m, epoch)?;
+        // A tar holds whole seconds: sub-second mtimes differ from the tar's too.
+        if m.mtime() < 0 || m.mtime() as u64 > epoch || m.mtime_nsec() != 0 {
+            self.clamped += 1;
         }
         if self.overlay && ft.is_char_device() && m.rdev() == 0 {
             // overlayfs whiteout -> `.wh.<name>` in the same directory.

@@ -28,6 +28,7 @@
 #![cfg_attr(test, allow(clippy::unwrap_used))]
 
 pub mod archive;
+pub mod daemon;
 mod error;
 mod gc;
 mod lock;

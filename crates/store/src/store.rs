@@ -221,6 +221,10 @@ pub struct SnapshotRecord {
     pub created: u64,
     /// Last used (seconds since 1970).
     pub last_used: u64,
+    /// The directory's mtimes are the build's, not its layer's (clamped to the epoch): an image
+    /// is then run from a copy extracted from the layer (see `Store::unpack_image`).
+    #[serde(default, skip_serializing_if = "std::ops::Not::not")]
+    pub local_mtimes: bool,
 }
 
 /// A build cache record: cache key -> result.
@@ -813,6 +817,16 @@ impl Store {
         config_json: &[u8],
         layers: &[(Digest, String, u64)],
     ) -> Result<ImageRecord> {
+        self.write_image_annotated(config_json, layers, &BTreeMap::new())
+    }
+
+    /// [`Store::write_image`] with annotations on the manifest (`--annotation`).
+    pub fn write_image_annotated(
+        &self,
+        config_json: &[u8],
+        layers: &[(Digest, String, u64)],
+        annotations: &BTreeMap<String, String>,
+    ) -> Result<ImageRecord> {
         use oci_spec::image::{DescriptorBuilder, ImageManifestBuilder, MediaType};
         let config = self.put_bytes(config_json)?;
         let od = |d: &Digest| -> Result<oci_spec::image::Digest> {
@@ -842,6 +856,15 @@ impl Store {
             )
             .layers(descs)
             .build()?;
+        let mut manifest = manifest;
+        if !annotations.is_empty() {
+            manifest.set_annotations(Some(
+                annotations
+                    .iter()
+                    .map(|(k, v)| (k.clone(), v.clone()))
+                    .collect(),
+            ));
+        }
         let bytes = serde_json::to_vec(&manifest).map_err(|e| StoreError::json("manifest", e))?;
         let md = self.put_bytes(&bytes)?;
         self.put_image(&md)
@@ -1157,6 +1180,7 @@ impl Store {
         Ok(SnapshotDir {
             store: self.clone(),
             dir: Some(tmp),
+            local_mtimes: false,
             _lease: lease,
         })
     }
@@ -1503,10 +1527,17 @@ impl BlobWriter {
 pub struct SnapshotDir {
     store: Store,
     dir: Option<tempfile::TempDir>,
+    local_mtimes: bool,
     _lease: Lease,
 }
 
 impl SnapshotDir {
+    /// Records that the directory's mtimes differ from its layer tar's (see
+    /// [`SnapshotRecord::local_mtimes`]).
+    pub fn mark_local_mtimes(&mut self) {
+        self.local_mtimes = true;
+    }
+
     /// The directory to fill.
     pub fn path(&self) -> &Path {
         self.dir
@@ -1540,7 +1571,11 @@ impl SnapshotDir {
         match fs::rename(&tmp, &dest) {
             Ok(()) => {}
             Err(_) if dest.is_dir() => {
+                // The directory that stays is the one already there: its record says what it is.
                 let _ = fs::remove_dir_all(&tmp);
+                if let Some(old) = self.store.snapshot(chain_id)? {
+                    self.local_mtimes = old.local_mtimes;
+                }
             }
             Err(e) => {
                 let _ = fs::remove_dir_all(&tmp);
@@ -1555,6 +1590,7 @@ impl SnapshotDir {
             size,
             created: t0,
             last_used: t0,
+            local_mtimes: self.local_mtimes,
         };
         // In a batch, the directory entry is synced when the batch writes the record.
         let Some(json) = self.store.defer(true, chain_id.as_str(), to_json(&rec)?) else {

@@ -17,6 +17,9 @@ pub struct UnpackedLayer {
     pub diff_id: Digest,
     /// Chain id: identifies this layer together with every layer below it.
     pub chain_id: Digest,
+    /// The snapshot `dir` is: the chain id, or for a layer built here whose snapshot keeps the
+    /// build's mtimes, the id of its extraction (what ships).
+    pub snapshot: Digest,
     /// The snapshot directory.
     pub dir: PathBuf,
 }
@@ -54,9 +57,15 @@ impl Store {
         let mut parent: Option<Digest> = None;
         for (n, (blob, diff)) in img.layers.iter().zip(&diff_ids).enumerate() {
             let chain = whittle_layer::chain_id(parent.as_ref(), diff);
-            let dir = self.snapshot_path(&chain);
-            if !dir.is_dir() || !self.has_snapshot(&chain)? {
-                missing.push((n, parent.clone()));
+            // A build's snapshot keeps the build's mtimes; the image is what its layer holds,
+            // so such a layer is used from its own extraction, under a derived id.
+            let snap = match self.snapshot(&chain)? {
+                Some(rec) if rec.local_mtimes => shipped_id(&chain),
+                _ => chain.clone(),
+            };
+            let dir = self.snapshot_path(&snap);
+            if !dir.is_dir() || !self.has_snapshot(&snap)? {
+                missing.push((n, parent.clone(), snap.clone()));
             }
             out.push(UnpackedLayer {
                 blob: blob.clone(),
@@ -67,6 +76,7 @@ impl Store {
                 size: manifest["layers"][n]["size"].as_u64().unwrap_or(0),
                 diff_id: diff.clone(),
                 chain_id: chain.clone(),
+                snapshot: snap,
                 dir,
             });
             parent = Some(chain);
@@ -75,17 +85,28 @@ impl Store {
             return Ok((cfg, out));
         }
         let workers = std::thread::available_parallelism().map_or(1, |n| n.get());
-        whittle_par::try_for_each(&missing, workers, |(n, parent)| {
+        whittle_par::try_for_each(&missing, workers, |(n, parent, snap)| {
             let layer = &out[*n];
             on_extract(*n, total, &layer.blob);
-            self.extract_snapshot(layer, parent.as_ref())
+            // A derived snapshot has no parent: nothing is stacked on it by chain id.
+            let parent = if *snap == layer.chain_id {
+                parent.as_ref()
+            } else {
+                None
+            };
+            self.extract_snapshot(layer, snap, parent)
         })?;
         Ok((cfg, out))
     }
 
     /// Extracts one layer blob into a new snapshot and commits it under its chain id, after
     /// checking the tar's digest against the diff id the config promises.
-    fn extract_snapshot(&self, layer: &UnpackedLayer, parent: Option<&Digest>) -> Result<()> {
+    fn extract_snapshot(
+        &self,
+        layer: &UnpackedLayer,
+        snapshot: &Digest,
+        parent: Option<&Digest>,
+    ) -> Result<()> {
         let sd = self.prepare_snapshot()?;
         let f = self.open_blob(&layer.blob)?;
         let opts = whittle_layer::ExtractOptions {
@@ -104,7 +125,12 @@ impl Store {
                 layer.blob, sum.diff_id, layer.diff_id
             )));
         }
-        sd.commit(&layer.chain_id, parent, &layer.diff_id)?;
+        sd.commit(snapshot, parent, &layer.diff_id)?;
         Ok(())
     }
+}
+
+/// The id of the extraction of a layer whose build snapshot (`chain`) keeps the build's mtimes.
+fn shipped_id(chain: &Digest) -> Digest {
+    Digest::of_bytes(format!("whittle shipped snapshot\0{chain}").as_bytes())
 }

@@ -39,6 +39,23 @@ pub struct BuildArgs {
     /// A secret for `RUN --mount=type=secret`: `id=ID,src=FILE` or `id=ID,env=VAR`.
     #[arg(long = "secret", value_name = "id=ID,src=FILE|env=VAR")]
     pub secrets: Vec<String>,
+    /// An ssh agent for `RUN --mount=type=ssh` (repeatable): `default` or `ID` forward the
+    /// agent of $SSH_AUTH_SOCK, `ID=SOCKET` another agent, `ID=KEY[,KEY...]` key files (held
+    /// by a private ssh-agent for the build). Never stored in the image or the cache.
+    #[arg(long = "ssh", value_name = "default|ID[=SOCKET|KEY[,KEY...]]", value_parser = parse_ssh)]
+    pub ssh: Vec<whittle_build::ssh::SshSpec>,
+    /// A named context (repeatable) that `FROM NAME`, `COPY --from=NAME` and
+    /// `RUN --mount=from=NAME` read instead of the image or stage NAME: a directory,
+    /// `docker-image://REF`, or `oci-layout://DIR[:TAG|@DIGEST]`.
+    #[arg(
+        long = "build-context",
+        value_name = "NAME=DIR|docker-image://REF|oci-layout://DIR"
+    )]
+    pub build_contexts: Vec<String>,
+    /// An annotation on the image manifest (repeatable): `KEY=VALUE`, or
+    /// `manifest[PLATFORM]:KEY=VALUE` as buildx writes it.
+    #[arg(long = "annotation", value_name = "[manifest[PLATFORM]:]KEY=VALUE")]
+    pub annotations: Vec<String>,
     /// Metadata label for the image, `KEY=VALUE` (repeatable).
     #[arg(long = "label", value_name = "KEY=VALUE")]
     pub labels: Vec<String>,
@@ -78,13 +95,74 @@ pub struct BuildArgs {
     /// Push the image to its registry under every `-t` name (same as `-o type=registry`).
     #[arg(long)]
     pub push: bool,
+    /// Also load the image into the docker daemon that DOCKER_HOST (or the default socket)
+    /// names, as buildx does (same as `-o type=docker`).
+    #[arg(long)]
+    pub load: bool,
     /// Only run the checks (`whittle check`), print them and exit, as `docker build --check`:
     /// nothing is built.
     #[arg(long)]
     pub check: bool,
+    /// Flags of `docker buildx build` that whittle does not honour yet, accepted only so that
+    /// the refusal can say so (see `refuse_unsupported`).
+    #[command(flatten)]
+    pub unsupported: Box<UnsupportedArgs>,
     // Boxed: the flags are rarely given and `BuildArgs` is already the largest command.
     #[command(flatten)]
     pub transport: Box<super::regutil::TransportArgs>,
+}
+
+/// buildx flags for features whittle does not have yet. Hidden from `--help`; a build that
+/// passes one stops with a sentence saying what is missing, never "unexpected argument".
+#[derive(clap::Args, Default)]
+pub struct UnsupportedArgs {
+    #[arg(long = "cache-to", hide = true)]
+    pub cache_to: Vec<String>,
+    #[arg(long = "cache-from", hide = true)]
+    pub cache_from: Vec<String>,
+    #[arg(long, hide = true, num_args = 0..=1, require_equals = true, default_missing_value = "true")]
+    pub sbom: Option<String>,
+    #[arg(long, hide = true, num_args = 0..=1, require_equals = true, default_missing_value = "true")]
+    pub provenance: Option<String>,
+    #[arg(long, hide = true)]
+    pub attest: Vec<String>,
+}
+
+/// Refuses what `UnsupportedArgs` holds, except values that ask for what whittle already does
+/// (`--sbom=false`, `--provenance=false`: no attestations; CI scripts pass them to get a plain
+/// image manifest).
+fn refuse_unsupported(u: &UnsupportedArgs) -> anyhow::Result<()> {
+    let off = |v: &Option<String>| {
+        v.as_deref()
+            .is_none_or(|v| matches!(v, "false" | "0" | "mode=none" | "disabled=true"))
+    };
+    if let Some(v) = u.cache_to.first() {
+        anyhow::bail!(
+            "--cache-to {v}: exporting the build cache is not supported yet; whittle keeps its \
+             cache in the local store (whittle prune manages it). Drop the flag."
+        );
+    }
+    if let Some(v) = u.cache_from.first() {
+        anyhow::bail!(
+            "--cache-from {v}: importing a build cache is not supported yet; whittle uses its \
+             local store's cache. Drop the flag."
+        );
+    }
+    if !off(&u.sbom) {
+        anyhow::bail!(
+            "--sbom: SBOM attestations are not supported yet; build without it (or --sbom=false)"
+        );
+    }
+    if !off(&u.provenance) {
+        anyhow::bail!(
+            "--provenance: provenance attestations are not supported yet; build without it (or \
+             --provenance=false, which is what whittle gives: a plain image manifest)"
+        );
+    }
+    if let Some(v) = u.attest.first() {
+        anyhow::bail!("--attest {v}: attestations are not supported yet; drop the flag");
+    }
+    Ok(())
 }
 
 /// One `-o` value, parsed.
@@ -100,6 +178,9 @@ pub enum Output {
     Local(PathBuf),
     /// Push; to `name=`, or else to every `-t` name.
     Registry(Vec<String>),
+    /// Load into a docker daemon (`--load`, `-o type=docker` without dest), under `name=` or
+    /// else every `-t` name.
+    Daemon(Option<String>),
 }
 
 pub fn parse_output(s: &str) -> anyhow::Result<Output> {
@@ -131,6 +212,8 @@ pub fn parse_output(s: &str) -> anyhow::Result<Output> {
             dest: need_dest("oci")?,
             name,
         },
+        // As in buildx: without a destination, the image goes into the docker daemon.
+        "docker" if dest.is_none() => Output::Daemon(name),
         "docker" => Output::Archive {
             format: whittle_store::ArchiveFormat::Docker,
             dest: need_dest("docker")?,
@@ -161,6 +244,16 @@ fn flatten_into(
     Ok(())
 }
 
+/// The docker daemon `--load` sends to: `DOCKER_HOST`, else the default socket.
+fn docker_host() -> anyhow::Result<whittle_store::daemon::DockerHost> {
+    let host = std::env::var("DOCKER_HOST").ok();
+    let tls = std::env::var_os("DOCKER_TLS_VERIFY").is_some_and(|v| !v.is_empty());
+    Ok(whittle_store::daemon::DockerHost::from_env(
+        host.as_deref(),
+        tls,
+    )?)
+}
+
 fn write_outputs(
     outputs: &[Output],
     store: &whittle_store::Store,
@@ -170,6 +263,17 @@ fn write_outputs(
     for o in outputs {
         match o {
             Output::Image | Output::Registry(_) => {}
+            Output::Daemon(name) => {
+                let names: Vec<Reference> = match name {
+                    Some(n) => vec![Reference::parse(n).with_context(|| format!("name={n:?}"))?],
+                    None => tags.to_vec(),
+                };
+                let host = docker_host()?;
+                let said = whittle_store::daemon::load_into_daemon(store, &host, img, &names)?;
+                for line in said {
+                    eprintln!("docker: {line}");
+                }
+            }
             Output::Archive { format, dest, name } => {
                 let reference = match name {
                     Some(n) => Some(Reference::parse(n).with_context(|| format!("name={n:?}"))?),
@@ -250,6 +354,139 @@ fn push_outputs(
         }
     }
     Ok(())
+}
+
+/// `--build-context` values: for the planner, what each name stands for; for the engine, the
+/// directories of the local ones. An OCI layout is imported into the store and named by digest.
+#[allow(clippy::type_complexity)]
+fn named_contexts(
+    values: &[String],
+    store: &whittle_store::Store,
+) -> anyhow::Result<(
+    std::collections::BTreeMap<String, whittle_dockerfile::plan::NamedContext>,
+    std::collections::HashMap<String, PathBuf>,
+)> {
+    use whittle_dockerfile::plan::NamedContext;
+    let mut plan = std::collections::BTreeMap::new();
+    let mut dirs = std::collections::HashMap::new();
+    for v in values {
+        let Some((name, value)) = v.split_once('=').filter(|(n, _)| !n.is_empty()) else {
+            anyhow::bail!("--build-context {v:?}: expected NAME=DIR, NAME=docker-image://REF or NAME=oci-layout://DIR");
+        };
+        if plan.contains_key(name) {
+            anyhow::bail!("--build-context {name}: given twice");
+        }
+        let ctx = if let Some(r) = value.strip_prefix("docker-image://") {
+            whittle_registry::ImageRef::parse(r).with_context(|| {
+                format!("--build-context {name}: {r:?} is not an image reference")
+            })?;
+            NamedContext::Image(r.to_string())
+        } else if let Some(layout) = value.strip_prefix("oci-layout://") {
+            NamedContext::Image(import_oci_layout(name, layout, store)?)
+        } else if value.contains("://") || value.starts_with("git@") || value.starts_with("target:")
+        {
+            anyhow::bail!(
+                "--build-context {name}={value}: only a directory, docker-image:// and \
+                 oci-layout:// contexts are supported (URLs and git contexts are not yet)"
+            );
+        } else {
+            let dir = PathBuf::from(value);
+            if !dir.is_dir() {
+                anyhow::bail!("--build-context {name}={value}: not a directory");
+            }
+            dirs.insert(name.to_string(), dir);
+            NamedContext::Local
+        };
+        plan.insert(name.to_string(), ctx);
+    }
+    Ok((plan, dirs))
+}
+
+/// Imports the image `DIR[:TAG|@DIGEST]` of an OCI layout into the store and returns a
+/// reference that names exactly it (by manifest digest).
+fn import_oci_layout(
+    name: &str,
+    layout: &str,
+    store: &whittle_store::Store,
+) -> anyhow::Result<String> {
+    let (dir, pick) = match layout.rsplit_once('@') {
+        Some((d, digest)) => (d, Some(digest.to_string())),
+        None => match layout.rsplit_once(':') {
+            Some((d, tag)) if !tag.contains('/') => (d, Some(format!(":{tag}"))),
+            _ => (layout, None),
+        },
+    };
+    if !Path::new(dir).join("index.json").is_file() {
+        anyhow::bail!("--build-context {name}=oci-layout://{layout}: {dir} is not an OCI image layout (no index.json)");
+    }
+    let loaded = whittle_store::load(store, Path::new(dir))
+        .with_context(|| format!("--build-context {name}: reading the OCI layout {dir}"))?;
+    let chosen: Vec<&whittle_store::LoadedImage> = loaded
+        .iter()
+        .filter(|l| match &pick {
+            None => true,
+            Some(p) if p.starts_with(':') => l
+                .tags
+                .iter()
+                .any(|t| t.ends_with(p.as_str()) || *t == p[1..]),
+            Some(d) => l.manifest.to_string() == *d,
+        })
+        .collect();
+    match chosen.as_slice() {
+        [one] => Ok(format!(
+            "whittle-build-context/{}@{}",
+            name.to_ascii_lowercase().replace(|c: char| !c.is_ascii_alphanumeric() && c != '-' && c != '.' && c != '_', "-"),
+            one.manifest
+        )),
+        [] => anyhow::bail!("--build-context {name}=oci-layout://{layout}: no such image in the layout"),
+        _ => anyhow::bail!(
+            "--build-context {name}=oci-layout://{layout}: the layout holds {} images; pick one with :TAG or @DIGEST",
+            chosen.len()
+        ),
+    }
+}
+
+/// One `--annotation`: `KEY=VALUE` or `TYPES[PLATFORM]:KEY=VALUE`. Only manifest
+/// annotations exist for a single-platform image; one for another platform is skipped (`None`).
+fn parse_annotation(a: &str, host: &Platform) -> anyhow::Result<Option<(String, String)>> {
+    let (kv_start, typed) = match a.find(':') {
+        // A type prefix ends before the `=`; a `:` after it is part of the value.
+        Some(i) if a[..i].find('=').is_none() => (i + 1, Some(&a[..i])),
+        _ => (0, None),
+    };
+    let Some((k, v)) = a[kv_start..].split_once('=').filter(|(k, _)| !k.is_empty()) else {
+        anyhow::bail!("--annotation {a:?}: expected KEY=VALUE or manifest:KEY=VALUE");
+    };
+    if let Some(t) = typed {
+        let (types, platform) = match t.split_once('[') {
+            Some((types, rest)) => {
+                let p = rest.strip_suffix(']').with_context(|| {
+                    format!("--annotation {a:?}: the platform is written [os/arch]")
+                })?;
+                let p = Platform::parse(p)
+                    .with_context(|| format!("--annotation {a:?}: {p:?} is not a platform"))?;
+                (types, Some(p))
+            }
+            None => (t, None),
+        };
+        for ty in types.split(',') {
+            if ty != "manifest" {
+                anyhow::bail!(
+                    "--annotation {a:?}: only manifest annotations are supported ({ty} annotations \
+                     need an image index, which a single-platform build does not make)"
+                );
+            }
+        }
+        if platform.is_some_and(|p| p != *host) {
+            return Ok(None);
+        }
+    }
+    Ok(Some((k.to_string(), v.to_string())))
+}
+
+fn parse_ssh(s: &str) -> Result<whittle_build::ssh::SshSpec, String> {
+    s.parse()
+        .map_err(|e: whittle_build::ssh::SshError| e.to_string())
 }
 
 fn parse_secret(s: &str) -> anyhow::Result<(String, Vec<u8>)> {
@@ -374,8 +611,15 @@ pub fn run(mut args: BuildArgs, root: Option<&Path>) -> anyhow::Result<ExitCode>
             args.context.display()
         );
     }
+    refuse_unsupported(&args.unsupported)?;
     let host = Platform::host();
     if let Some(p) = &args.platform {
+        if p.contains(',') {
+            anyhow::bail!(
+                "--platform {p}: building several platforms into one image index is not \
+                 supported yet; build for one platform ({host}) at a time"
+            );
+        }
         let want =
             Platform::parse(p).with_context(|| format!("--platform {p:?} is not a platform"))?;
         if want != host {
@@ -384,11 +628,18 @@ pub fn run(mut args: BuildArgs, root: Option<&Path>) -> anyhow::Result<ExitCode>
             );
         }
     }
-    let outputs: Vec<Output> = args
+    let mut outputs: Vec<Output> = args
         .outputs
         .iter()
         .map(|o| parse_output(o))
         .collect::<anyhow::Result<_>>()?;
+    if args.load {
+        outputs.push(Output::Daemon(None));
+    }
+    if outputs.iter().any(|o| matches!(o, Output::Daemon(_))) {
+        // An unusable DOCKER_HOST is said before the build, not after it.
+        docker_host()?;
+    }
     // Checked before building: a push with nowhere to go would waste the build.
     let registry_unnamed = outputs
         .iter()
@@ -407,9 +658,11 @@ pub fn run(mut args: BuildArgs, root: Option<&Path>) -> anyhow::Result<ExitCode>
             return Ok(ExitCode::from(1));
         }
     };
+    let (named_contexts, named_dirs) = named_contexts(&args.build_contexts, &store)?;
     let opts = PlanOptions {
         target: args.target.clone(),
         build_args: resolve_build_args(&args.build_args),
+        named_contexts,
         ..PlanOptions::default()
     };
     let mut images = StoreImages::new(store.clone());
@@ -438,6 +691,7 @@ pub fn run(mut args: BuildArgs, root: Option<&Path>) -> anyhow::Result<ExitCode>
     bo.dockerfile = src.name.clone();
     bo.ignore = load_ignore(&args.context, args.file.as_deref())?;
     bo.no_cache = args.no_cache;
+    bo.named_contexts = named_dirs;
     // `--build-arg SOURCE_DATE_EPOCH=N` sets the build's epoch, as in BuildKit (the variable in
     // whittle's own environment already did); empty means unset.
     if let Some((_, v)) = opts
@@ -463,6 +717,14 @@ pub fn run(mut args: BuildArgs, root: Option<&Path>) -> anyhow::Result<ExitCode>
     for s in &args.secrets {
         let (id, data) = parse_secret(s)?;
         bo.secrets.insert(id, data);
+    }
+    // Held until the build ends: a private agent for key files stops when dropped.
+    let ssh_agents = whittle_build::ssh::SshAgents::start(&args.ssh)?;
+    bo.ssh = ssh_agents.sockets();
+    for a in &args.annotations {
+        if let Some((k, v)) = parse_annotation(a, &Platform::host())? {
+            bo.annotations.insert(k, v);
+        }
     }
     for l in &args.labels {
         let (k, v) = l

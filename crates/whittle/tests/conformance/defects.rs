@@ -216,6 +216,37 @@ fn run_steps_see_the_epoch_and_the_local_image_has_the_shipped_mtimes() {
     assert_eq!(shipped("sde:1", "old"), 1_600_000_000);
     assert_eq!(config(&e.root, "sde:1")["created"], "2023-11-14T22:13:20Z");
 
+    // Within the build, a later step sees a COPY's real mtimes (make and cargo compare them
+    // with their objects'); the image, run or built upon, holds what ships.
+    fs::write(e.ctx.join("src.c"), "int x;\n").unwrap();
+    let real = fs::metadata(e.ctx.join("src.c")).unwrap().mtime();
+    assert!(real > 1_000_000);
+    let r = build(
+        &e,
+        "FROM test/busybox:1\nCOPY src.c /src.c\nRUN stat -c %Y /src.c > /seen\n",
+        "sde:3",
+    );
+    assert!(r.ok, "{}", r.stderr);
+    assert_eq!(
+        crate::image_file(&e.root, "sde:3", "seen").unwrap(),
+        format!("{real}\n").as_bytes()
+    );
+    let r = whittle(
+        &e.root,
+        &["run", "--rm", "sde:3", "stat", "-c", "%Y", "/src.c"],
+    );
+    assert_eq!(r.stdout, "0\n", "{}", r.stderr);
+    let r = build(
+        &e,
+        "FROM sde:3\nRUN stat -c %Y /src.c /seen > /seen2\n",
+        "sde:4",
+    );
+    assert!(r.ok, "{}", r.stderr);
+    assert_eq!(
+        crate::image_file(&e.root, "sde:4", "seen2").unwrap(),
+        b"0\n0\n"
+    );
+
     // The Dockerfile's own value wins in RUN; a bad --build-arg value is refused.
     let r = build(
         &e,
@@ -233,4 +264,123 @@ fn run_steps_see_the_epoch_and_the_local_image_has_the_shipped_mtimes() {
     );
     assert!(!r.ok);
     assert!(r.stderr.contains("seconds since 1970"), "{}", r.stderr);
+}
+
+/// A static client that asks the agent at $SSH_AUTH_SOCK for its identities and prints how
+/// many it has (the busybox image has no ssh).
+const AGENT_CLIENT: &str = r#"
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <unistd.h>
+#include <sys/socket.h>
+#include <sys/un.h>
+static int readn(int fd, unsigned char *b, int n) {
+  for (int got = 0; got < n;) { int r = read(fd, b + got, n - got); if (r <= 0) return -1; got += r; }
+  return 0;
+}
+int main(void) {
+  const char *p = getenv("SSH_AUTH_SOCK");
+  if (!p) { puts("no SSH_AUTH_SOCK"); return 1; }
+  int fd = socket(AF_UNIX, SOCK_STREAM, 0);
+  struct sockaddr_un a = {0}; a.sun_family = AF_UNIX; strncpy(a.sun_path, p, sizeof a.sun_path - 1);
+  if (connect(fd, (struct sockaddr *)&a, sizeof a) != 0) { perror("connect"); return 1; }
+  unsigned char req[5] = {0, 0, 0, 1, 11}, h[9];
+  if (write(fd, req, 5) != 5 || readn(fd, h, 9) != 0 || h[4] != 12) { puts("bad reply"); return 1; }
+  printf("identities: %u\n", (unsigned)h[5] << 24 | h[6] << 16 | h[7] << 8 | h[8]);
+  return 0;
+}
+"#;
+
+#[test]
+fn ssh_agents_are_forwarded_by_id_and_never_stored() {
+    if !root_or_skip("building") {
+        return;
+    }
+    let e = env();
+    let tmp = tempfile::tempdir().unwrap();
+    let src = tmp.path().join("c.c");
+    fs::write(&src, AGENT_CLIENT).unwrap();
+    let cc = std::process::Command::new("gcc")
+        .args(["-static", "-O1", "-o"])
+        .arg(e.ctx.join("agentcall"))
+        .arg(&src)
+        .output()
+        .unwrap();
+    assert!(
+        cc.status.success(),
+        "{}",
+        String::from_utf8_lossy(&cc.stderr)
+    );
+    let key = tmp.path().join("id");
+    let kg = std::process::Command::new("ssh-keygen")
+        .args(["-q", "-t", "ed25519", "-N", "", "-f"])
+        .arg(&key)
+        .status()
+        .unwrap();
+    assert!(kg.success());
+    let ctx = e.ctx.to_string_lossy().into_owned();
+    let key_arg = format!("deploy={}", key.display());
+    fs::write(
+        e.ctx.join("Dockerfile"),
+        "FROM test/busybox:1\nCOPY agentcall /agentcall\n\
+         RUN --mount=type=ssh,id=deploy,uid=1000,mode=0660 /agentcall > /out \
+         && stat -c '%u %a %F' $SSH_AUTH_SOCK >> /out && echo $SSH_AUTH_SOCK >> /out\n\
+         RUN --mount=type=ssh,id=absent echo ran without it > /optional\n",
+    )
+    .unwrap();
+    let r = whittle(
+        &e.root,
+        &[
+            "build",
+            "--network=none",
+            "--ssh",
+            &key_arg,
+            "-t",
+            "ssh:1",
+            &ctx,
+        ],
+    );
+    assert!(r.ok, "{}", r.stderr);
+    assert_eq!(
+        String::from_utf8(crate::image_file(&e.root, "ssh:1", "out").unwrap()).unwrap(),
+        "identities: 1\n1000 660 socket\n/run/buildkit/ssh_agent.0\n"
+    );
+    assert!(crate::image_file(&e.root, "ssh:1", "optional").is_some());
+    // The mount point is not in the image, and the key is in no blob of the store.
+    let img = extract_image(&e.root, "ssh:1");
+    assert!(!img.path().join("run/buildkit/ssh_agent.0").exists());
+    let secret = fs::read_to_string(&key).unwrap();
+    let line = secret.lines().nth(1).unwrap();
+    let grep = std::process::Command::new("grep")
+        .args(["-rqF", line])
+        .arg(&e.root)
+        .status()
+        .unwrap();
+    assert!(!grep.success(), "the private key reached the store");
+
+    // A required agent that was not given: the error says what to pass.
+    fs::write(
+        e.ctx.join("Dockerfile"),
+        "FROM test/busybox:1\nRUN --mount=type=ssh,required true\n",
+    )
+    .unwrap();
+    let r = whittle(&e.root, &["build", "--network=none", &ctx]);
+    assert!(!r.ok);
+    assert!(r.stderr.contains("pass --ssh default"), "{}", r.stderr);
+    // --ssh default without an agent says how to get one.
+    let out = assert_cmd::Command::cargo_bin("whittle")
+        .unwrap()
+        .env_remove("SSH_AUTH_SOCK")
+        .args(["--root"])
+        .arg(&e.root)
+        .args(["build", "--ssh", "default", &ctx])
+        .output()
+        .unwrap();
+    assert!(!out.status.success());
+    assert!(
+        String::from_utf8_lossy(&out.stderr).contains("SSH_AUTH_SOCK is not set"),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
 }

@@ -9,3 +9,4 @@ pub use common::{build, env, extract_image, image_file, root_or_skip, whittle, E
 
 mod copy;
 mod defects;
+mod flags;

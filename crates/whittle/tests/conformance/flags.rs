@@ -1,0 +1,366 @@
+//! `docker build` flags: `--build-context`, and the clear refusals of what is not supported yet.
+
+use crate::{build, env, image_file, root_or_skip, whittle};
+use std::fs;
+
+#[test]
+fn a_local_build_context_is_a_stage_a_copy_source_and_a_mount() {
+    if !root_or_skip("building") {
+        return;
+    }
+    let e = env();
+    let extra = e.tmp.path().join("extra");
+    fs::create_dir_all(extra.join("sub")).unwrap();
+    fs::write(extra.join("sub/f"), "v1\n").unwrap();
+    fs::write(extra.join("secret.env"), "nope\n").unwrap();
+    fs::write(extra.join(".dockerignore"), "secret.env\n").unwrap();
+    fs::write(
+        e.ctx.join("Dockerfile"),
+        "FROM extra AS files\n\
+         FROM test/busybox:1\n\
+         COPY --from=extra sub/f /copied\n\
+         COPY --from=files /sub/f /from-stage\n\
+         RUN --mount=type=bind,from=extra,target=/m cat /m/sub/f > /mounted && ls /m > /listed\n",
+    )
+    .unwrap();
+    let ctx = e.ctx.to_string_lossy().into_owned();
+    let arg = format!("extra={}", extra.display());
+    let go = |tag: &str| {
+        let r = whittle(
+            &e.root,
+            &[
+                "build",
+                "--network=none",
+                "--build-context",
+                &arg,
+                "-t",
+                tag,
+                &ctx,
+            ],
+        );
+        assert!(r.ok, "{}", r.stderr);
+    };
+    go("named:1");
+    for (p, want) in [
+        ("copied", "v1\n"),
+        ("from-stage", "v1\n"),
+        ("mounted", "v1\n"),
+        ("listed", "sub\n"),
+    ] {
+        assert_eq!(
+            String::from_utf8(image_file(&e.root, "named:1", p).unwrap()).unwrap(),
+            want,
+            "/{p}"
+        );
+    }
+    // An edit in the named context is a change, for all three uses.
+    fs::write(extra.join("sub/f"), "v2\n").unwrap();
+    go("named:2");
+    for p in ["copied", "from-stage", "mounted"] {
+        assert_eq!(image_file(&e.root, "named:2", p).unwrap(), b"v2\n", "/{p}");
+    }
+    // Without the flag, `extra` is an image name that does not exist.
+    let r = whittle(&e.root, &["build", "--pull=never", &ctx]);
+    assert!(!r.ok);
+    assert!(r.stderr.contains("extra"), "{}", r.stderr);
+}
+
+#[test]
+fn image_contexts_replace_the_image_a_dockerfile_names() {
+    if !root_or_skip("building") {
+        return;
+    }
+    let e = env();
+    let ctx = e.ctx.to_string_lossy().into_owned();
+    fs::write(
+        e.ctx.join("Dockerfile"),
+        "FROM alpine:3.19\nRUN echo from-busybox > /x\nCOPY --from=tools:latest /bin/busybox /bb\n",
+    )
+    .unwrap();
+    let r = whittle(
+        &e.root,
+        &[
+            "build",
+            "--pull=never",
+            "--network=none",
+            "--build-context",
+            "alpine:3.19=docker-image://test/busybox:1",
+            "--build-context",
+            "tools:latest=docker-image://test/busybox:1",
+            "-t",
+            "img:1",
+            &ctx,
+        ],
+    );
+    assert!(r.ok, "{}", r.stderr);
+    assert_eq!(
+        image_file(&e.root, "img:1", "x").unwrap(),
+        b"from-busybox\n"
+    );
+    assert!(image_file(&e.root, "img:1", "bb").is_some());
+
+    // An OCI layout: the image is imported and used by digest.
+    let archive = e.tmp.path().join("bb.oci.tar");
+    let r = whittle(
+        &e.root,
+        &[
+            "save",
+            "--format",
+            "oci",
+            "-o",
+            archive.to_str().unwrap(),
+            "test/busybox:1",
+        ],
+    );
+    assert!(r.ok, "{}", r.stderr);
+    let layout = e.tmp.path().join("layout");
+    fs::create_dir(&layout).unwrap();
+    let st = std::process::Command::new("tar")
+        .arg("-xf")
+        .arg(&archive)
+        .arg("-C")
+        .arg(&layout)
+        .status()
+        .unwrap();
+    assert!(st.success());
+    let arg = format!("alpine:3.19=oci-layout://{}", layout.display());
+    let r = whittle(
+        &e.root,
+        &[
+            "build",
+            "--pull=never",
+            "--network=none",
+            "--build-context",
+            &arg,
+            "--build-context",
+            "tools:latest=docker-image://test/busybox:1",
+            "-t",
+            "img:2",
+            &ctx,
+        ],
+    );
+    assert!(r.ok, "{}", r.stderr);
+    assert_eq!(
+        image_file(&e.root, "img:2", "x").unwrap(),
+        b"from-busybox\n"
+    );
+    let bad = format!("a=oci-layout://{}", e.tmp.path().display());
+    let r = whittle(&e.root, &["build", "--build-context", &bad, &ctx]);
+    assert!(!r.ok);
+    assert!(
+        r.stderr.contains("is not an OCI image layout"),
+        "{}",
+        r.stderr
+    );
+    let r = whittle(
+        &e.root,
+        &[
+            "build",
+            "--build-context",
+            "a=https://example.com/x.git",
+            &ctx,
+        ],
+    );
+    assert!(!r.ok);
+    assert!(
+        r.stderr.contains("URLs and git contexts are not yet"),
+        "{}",
+        r.stderr
+    );
+}
+
+#[test]
+fn flags_for_what_is_not_supported_yet_are_refused_with_a_sentence() {
+    let e = env();
+    fs::write(e.ctx.join("Dockerfile"), "FROM test/busybox:1\n").unwrap();
+    let ctx = e.ctx.to_string_lossy().into_owned();
+    for (flag, says) in [
+        (
+            vec!["--cache-to", "type=registry,ref=r/x:cache"],
+            "exporting the build cache is not supported yet",
+        ),
+        (
+            vec!["--cache-from", "type=registry,ref=r/x:cache"],
+            "importing a build cache is not supported yet",
+        ),
+        (
+            vec!["--sbom=true"],
+            "SBOM attestations are not supported yet",
+        ),
+        (
+            vec!["--provenance"],
+            "provenance attestations are not supported yet",
+        ),
+        (
+            vec!["--attest", "type=sbom"],
+            "attestations are not supported yet",
+        ),
+        (
+            vec!["--platform", "linux/amd64,linux/arm64"],
+            "several platforms into one image index",
+        ),
+    ] {
+        let mut args = vec!["build"];
+        args.extend(flag.iter().copied());
+        args.push(&ctx);
+        let r = whittle(&e.root, &args);
+        assert!(!r.ok, "{flag:?}");
+        assert!(r.stderr.contains(says), "{flag:?}: {}", r.stderr);
+        assert!(!r.stderr.contains("unexpected argument"), "{}", r.stderr);
+    }
+    // What whittle already does is accepted.
+    let r = build(&e, "FROM test/busybox:1\n", "plain:1");
+    assert!(r.ok, "{}", r.stderr);
+    let r = whittle(
+        &e.root,
+        &[
+            "build",
+            "--provenance=false",
+            "--sbom=false",
+            "-t",
+            "plain:2",
+            &ctx,
+        ],
+    );
+    assert!(r.ok, "{}", r.stderr);
+}
+
+#[test]
+fn annotations_go_on_the_manifest() {
+    let e = env();
+    fs::write(e.ctx.join("Dockerfile"), "FROM test/busybox:1\nLABEL a=b\n").unwrap();
+    let ctx = e.ctx.to_string_lossy().into_owned();
+    let host = whittle_dockerfile::Platform::host();
+    let this = format!("manifest[{host}]:here=1");
+    let r = whittle(
+        &e.root,
+        &[
+            "build",
+            "--annotation",
+            "org.opencontainers.image.source=https://example.com/x:y",
+            "--annotation",
+            "manifest:kind=test",
+            "--annotation",
+            &this,
+            "--annotation",
+            "manifest[linux/s390x]:elsewhere=1",
+            "-t",
+            "ann:1",
+            &ctx,
+        ],
+    );
+    assert!(r.ok, "{}", r.stderr);
+    let s = whittle_store::Store::open(&e.root).unwrap();
+    let t = s.resolve("ann:1").unwrap();
+    let (manifest, _) = s.manifest_and_config(&t.image).unwrap();
+    assert_eq!(
+        manifest["annotations"],
+        serde_json::json!({
+            "org.opencontainers.image.source": "https://example.com/x:y",
+            "kind": "test",
+            "here": "1"
+        })
+    );
+    let r = whittle(&e.root, &["build", "--annotation", "index:a=b", &ctx]);
+    assert!(!r.ok);
+    assert!(
+        r.stderr.contains("only manifest annotations"),
+        "{}",
+        r.stderr
+    );
+}
+
+/// A docker daemon stand-in: accepts one `POST /images/load`, decodes the chunked body and
+/// answers as dockerd does. Returns the request line and the body.
+fn fake_daemon(sock: &std::path::Path) -> std::thread::JoinHandle<(String, Vec<u8>)> {
+    use std::io::{BufRead, BufReader, Read, Write};
+    let l = std::os::unix::net::UnixListener::bind(sock).unwrap();
+    std::thread::spawn(move || {
+        let (s, _) = l.accept().unwrap();
+        let mut r = BufReader::new(s.try_clone().unwrap());
+        let mut request = String::new();
+        r.read_line(&mut request).unwrap();
+        loop {
+            let mut h = String::new();
+            r.read_line(&mut h).unwrap();
+            if h.trim().is_empty() {
+                break;
+            }
+        }
+        let mut body = Vec::new();
+        loop {
+            let mut size = String::new();
+            r.read_line(&mut size).unwrap();
+            let n = usize::from_str_radix(size.trim(), 16).unwrap();
+            if n == 0 {
+                break;
+            }
+            let mut chunk = vec![0; n];
+            r.read_exact(&mut chunk).unwrap();
+            body.extend_from_slice(&chunk);
+            let mut crlf = [0; 2];
+            r.read_exact(&mut crlf).unwrap();
+        }
+        let reply = "{\"stream\":\"Loaded image: load:1\\n\"}";
+        let mut w = s;
+        write!(
+            w,
+            "HTTP/1.1 200 OK\r\nContent-Type: application/json\r\nContent-Length: {}\r\n\r\n{reply}",
+            reply.len()
+        )
+        .unwrap();
+        (request, body)
+    })
+}
+
+#[test]
+fn load_streams_a_docker_archive_into_the_daemon() {
+    let e = env();
+    fs::write(e.ctx.join("Dockerfile"), "FROM test/busybox:1\nLABEL x=y\n").unwrap();
+    let ctx = e.ctx.to_string_lossy().into_owned();
+    let sock = e.tmp.path().join("docker.sock");
+    let daemon = fake_daemon(&sock);
+    let run = |host: String, extra: &[&str]| {
+        assert_cmd::Command::cargo_bin("whittle")
+            .unwrap()
+            .env("DOCKER_HOST", host)
+            .arg("--root")
+            .arg(&e.root)
+            .args(["build", "-t", "load:1"])
+            .args(extra)
+            .arg(&ctx)
+            .output()
+            .unwrap()
+    };
+    let out = run(format!("unix://{}", sock.display()), &["--load"]);
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert!(out.status.success(), "{stderr}");
+    assert!(stderr.contains("docker: Loaded image: load:1"), "{stderr}");
+    let (request, body) = daemon.join().unwrap();
+    assert!(request.starts_with("POST /images/load"), "{request}");
+    // The body is a docker archive of the image, named as tagged.
+    let mut ar = tar::Archive::new(&body[..]);
+    let mut manifest = None;
+    for entry in ar.entries().unwrap() {
+        let mut entry = entry.unwrap();
+        if entry.path().unwrap().to_str() == Some("manifest.json") {
+            let mut s = String::new();
+            std::io::Read::read_to_string(&mut entry, &mut s).unwrap();
+            manifest = Some(s);
+        }
+    }
+    let manifest: serde_json::Value = serde_json::from_str(&manifest.unwrap()).unwrap();
+    assert_eq!(manifest[0]["RepoTags"], serde_json::json!(["load:1"]));
+
+    // Nobody listening: a sentence, after the image is in the store.
+    let gone = e.tmp.path().join("none.sock");
+    let out = run(format!("unix://{}", gone.display()), &["-o", "type=docker"]);
+    assert!(!out.status.success());
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert!(
+        stderr.contains("no docker daemon answers at unix://"),
+        "{stderr}"
+    );
+    let out = run("ssh://me@host".into(), &["--load"]);
+    assert!(String::from_utf8_lossy(&out.stderr).contains("only unix:// and tcp://"));
+}
