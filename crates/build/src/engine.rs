@@ -51,6 +51,10 @@ pub struct BuildOptions {
     pub jobs: usize,
     /// `--label`s added to the image.
     pub labels: Vec<(String, String)>,
+    /// `--ulimit`s for RUN steps (replacing the default of the same resource).
+    pub ulimits: Vec<whittle_runtime::Rlimit>,
+    /// `--shm-size` for RUN steps, in bytes.
+    pub shm_size: Option<u64>,
     /// `--annotation`s on the image manifest.
     pub annotations: std::collections::BTreeMap<String, String>,
     /// Timestamps in the image (created, history) and the mtime clamp of layers.
@@ -90,6 +94,8 @@ impl BuildOptions {
                 .unwrap_or(1),
             labels: Vec::new(),
             annotations: Default::default(),
+            ulimits: Vec::new(),
+            shm_size: None,
             epoch: whittle_layer::default_epoch(),
             compression: Compression::default(),
             dockerfile: "Dockerfile".into(),
@@ -1210,7 +1216,19 @@ impl Engine<'_> {
                 }
             }
         }
-        let env_key = serde_json::to_vec(&json!([env, cwd, user])).unwrap_or_default();
+        let mut env_key = serde_json::to_vec(&json!([env, cwd, user])).unwrap_or_default();
+        // Limits change what a step may do, so they are part of its key (as in BuildKit's
+        // exec op); absent, the key is what it was before the flags existed.
+        if !self.opts.ulimits.is_empty() || self.opts.shm_size.is_some() {
+            let limits: Vec<String> = self
+                .opts
+                .ulimits
+                .iter()
+                .map(|l| format!("{:?}={}:{}", l.resource, l.soft, l.hard))
+                .collect();
+            env_key
+                .extend_from_slice(format!("\0{limits:?} shm={:?}", self.opts.shm_size).as_bytes());
+        }
         let net = match network {
             Some(NetworkMode::None) => Network::None,
             Some(NetworkMode::Host) => Network::Host,
@@ -1249,6 +1267,11 @@ impl Engine<'_> {
                 spec.cwd = cwd.clone();
                 spec.user = user.clone();
                 spec.network = net;
+                for l in &self.opts.ulimits {
+                    spec.rlimits.retain(|d| d.resource != l.resource);
+                    spec.rlimits.push(*l);
+                }
+                spec.shm_size = self.opts.shm_size;
                 let mut _held = Vec::new();
                 let mut tmp_dirs = Vec::new();
                 let mut _agents = Vec::new();

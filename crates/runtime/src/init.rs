@@ -192,7 +192,7 @@ pub(crate) fn build_rootfs(
     mounts::attach(b(&p), b(&proc_dir), "/proc")?;
 
     // /dev
-    setup_dev(r, created)?;
+    setup_dev(r, spec.shm_size, created)?;
 
     // /sys, read-only
     let sys_dir = mounts::open_in_root(r, "/sys", Kind::Dir, true, created)?;
@@ -317,7 +317,11 @@ const DEVICES: [(&str, u32, u32); 6] = [
     ("tty", 5, 0),
 ];
 
-fn setup_dev(r: rustix::fd::BorrowedFd<'_>, created: &mut Vec<PathBuf>) -> Result<(), Report> {
+fn setup_dev(
+    r: rustix::fd::BorrowedFd<'_>,
+    shm_size: Option<u64>,
+    created: &mut Vec<PathBuf>,
+) -> Result<(), Report> {
     let dev_dir = mounts::open_in_root(r, "/dev", Kind::Dir, true, created)?;
     let dev = mounts::new_fs(
         "tmpfs",
@@ -369,9 +373,10 @@ fn setup_dev(r: rustix::fd::BorrowedFd<'_>, created: &mut Vec<PathBuf>) -> Resul
         A::MOUNT_ATTR_NOSUID | A::MOUNT_ATTR_NOEXEC,
     )?;
     mounts::attach(b(&pts), b(&sub("pts")?), "/dev/pts")?;
+    let shm_size = format!("{}k", shm_size.unwrap_or(64 << 20).div_ceil(1024));
     let shm = mounts::new_fs(
         "tmpfs",
-        &[("mode", Some("1777")), ("size", Some("65536k"))],
+        &[("mode", Some("1777")), ("size", Some(shm_size.as_str()))],
         A::MOUNT_ATTR_NOSUID | A::MOUNT_ATTR_NODEV | A::MOUNT_ATTR_NOEXEC,
     )?;
     mounts::attach(b(&shm), b(&sub("shm")?), "/dev/shm")?;
@@ -673,6 +678,16 @@ fn exec_process(
             RlimitResource::Stack => Resource::Stack,
             RlimitResource::Memlock => Resource::Memlock,
             RlimitResource::Fsize => Resource::Fsize,
+            RlimitResource::Cpu => Resource::Cpu,
+            RlimitResource::Data => Resource::Data,
+            RlimitResource::As => Resource::As,
+            RlimitResource::Locks => Resource::Locks,
+            RlimitResource::Msgqueue => Resource::Msgqueue,
+            RlimitResource::Nice => Resource::Nice,
+            RlimitResource::Rss => Resource::Rss,
+            RlimitResource::Rtprio => Resource::Rtprio,
+            RlimitResource::Rttime => Resource::Rttime,
+            RlimitResource::Sigpending => Resource::Sigpending,
         };
         rustix::process::setrlimit(
             res,

@@ -111,6 +111,16 @@ pub fn to_oci_spec(
                     RlimitResource::Stack => PosixRlimitType::RlimitStack,
                     RlimitResource::Memlock => PosixRlimitType::RlimitMemlock,
                     RlimitResource::Fsize => PosixRlimitType::RlimitFsize,
+                    RlimitResource::Cpu => PosixRlimitType::RlimitCpu,
+                    RlimitResource::Data => PosixRlimitType::RlimitData,
+                    RlimitResource::As => PosixRlimitType::RlimitAs,
+                    RlimitResource::Locks => PosixRlimitType::RlimitLocks,
+                    RlimitResource::Msgqueue => PosixRlimitType::RlimitMsgqueue,
+                    RlimitResource::Nice => PosixRlimitType::RlimitNice,
+                    RlimitResource::Rss => PosixRlimitType::RlimitRss,
+                    RlimitResource::Rtprio => PosixRlimitType::RlimitRtprio,
+                    RlimitResource::Rttime => PosixRlimitType::RlimitRttime,
+                    RlimitResource::Sigpending => PosixRlimitType::RlimitSigpending,
                 })
                 .soft(l.soft)
                 .hard(l.hard)
@@ -179,7 +189,13 @@ pub fn to_oci_spec(
             "/dev/shm",
             "tmpfs",
             "shm",
-            &["nosuid", "noexec", "nodev", "mode=1777", "size=65536k"],
+            &[
+                "nosuid",
+                "noexec",
+                "nodev",
+                "mode=1777",
+                &format!("size={}k", spec.shm_size.unwrap_or(64 << 20).div_ceil(1024)),
+            ],
         ),
         m(
             "/dev/mqueue",

@@ -29,6 +29,9 @@ pub struct ContainerSpec {
     pub stdin: Stdin,
     /// Resource limits; [`ContainerSpec::new`] sets containerd's default (`RLIMIT_NOFILE` 1024).
     pub rlimits: Vec<Rlimit>,
+    /// Size of the `/dev/shm` tmpfs in bytes (`--shm-size`); 64 MiB when `None`, as docker.
+    #[serde(default)]
+    pub shm_size: Option<u64>,
 }
 
 impl ContainerSpec {
@@ -51,6 +54,7 @@ impl ContainerSpec {
                 soft: 1024,
                 hard: 1024,
             }],
+            shm_size: None,
         }
     }
 }
@@ -108,6 +112,42 @@ pub enum RlimitResource {
     Stack,
     Memlock,
     Fsize,
+    Cpu,
+    Data,
+    As,
+    Locks,
+    Msgqueue,
+    Nice,
+    Rss,
+    Rtprio,
+    Rttime,
+    Sigpending,
+}
+
+impl RlimitResource {
+    /// The resource docker's `--ulimit NAME=...` names (`nofile`, `nproc`, ...).
+    pub fn from_docker_name(name: &str) -> Option<Self> {
+        use RlimitResource as R;
+        Some(match name {
+            "nofile" => R::Nofile,
+            "nproc" => R::Nproc,
+            "core" => R::Core,
+            "stack" => R::Stack,
+            "memlock" => R::Memlock,
+            "fsize" => R::Fsize,
+            "cpu" => R::Cpu,
+            "data" => R::Data,
+            "as" => R::As,
+            "locks" => R::Locks,
+            "msgqueue" => R::Msgqueue,
+            "nice" => R::Nice,
+            "rss" => R::Rss,
+            "rtprio" => R::Rtprio,
+            "rttime" => R::Rttime,
+            "sigpending" => R::Sigpending,
+            _ => return None,
+        })
+    }
 }
 
 /// A `RUN --mount`: where it appears in the container and what it is.

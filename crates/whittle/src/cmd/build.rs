@@ -56,6 +56,13 @@ pub struct BuildArgs {
     /// `manifest[PLATFORM]:KEY=VALUE` as buildx writes it.
     #[arg(long = "annotation", value_name = "[manifest[PLATFORM]:]KEY=VALUE")]
     pub annotations: Vec<String>,
+    /// A resource limit for RUN steps (repeatable), as docker: `nofile=1024[:2048]`,
+    /// `nproc=512`, `core=-1` (-1: unlimited).
+    #[arg(long = "ulimit", value_name = "NAME=SOFT[:HARD]", value_parser = parse_ulimit)]
+    pub ulimits: Vec<whittle_runtime::Rlimit>,
+    /// Size of /dev/shm in RUN steps (default 64m): bytes, or with a unit b, k, m or g.
+    #[arg(long = "shm-size", value_name = "SIZE", value_parser = parse_size)]
+    pub shm_size: Option<u64>,
     /// Metadata label for the image, `KEY=VALUE` (repeatable).
     #[arg(long = "label", value_name = "KEY=VALUE")]
     pub labels: Vec<String>,
@@ -484,6 +491,64 @@ fn parse_annotation(a: &str, host: &Platform) -> anyhow::Result<Option<(String, 
     Ok(Some((k.to_string(), v.to_string())))
 }
 
+/// A `--ulimit` value: `NAME=SOFT[:HARD]`, -1 for unlimited.
+pub fn parse_ulimit(v: &str) -> Result<whittle_runtime::Rlimit, String> {
+    let (name, limits) = v
+        .split_once('=')
+        .ok_or_else(|| format!("{v:?}: expected NAME=SOFT[:HARD], e.g. nofile=1024:2048"))?;
+    let resource = whittle_runtime::RlimitResource::from_docker_name(name).ok_or_else(|| {
+        format!(
+            "{name:?} is not a limit: use core, cpu, data, fsize, locks, memlock, msgqueue, \
+             nice, nofile, nproc, rss, rtprio, rttime, sigpending or stack"
+        )
+    })?;
+    let num = |s: &str| -> Result<u64, String> {
+        match s.trim() {
+            "-1" | "unlimited" => Ok(u64::MAX),
+            t => t
+                .parse()
+                .map_err(|_| format!("{v:?}: {t:?} is not a number (or -1 for unlimited)")),
+        }
+    };
+    let (soft, hard) = match limits.split_once(':') {
+        Some((a, b)) => (num(a)?, num(b)?),
+        None => (num(limits)?, num(limits)?),
+    };
+    if soft > hard {
+        return Err(format!("{v:?}: the soft limit is above the hard limit"));
+    }
+    Ok(whittle_runtime::Rlimit {
+        resource,
+        soft,
+        hard,
+    })
+}
+
+/// A size as docker writes it: `67108864`, `64m`, `1g`, `512k`, `100b`.
+pub fn parse_size(v: &str) -> Result<u64, String> {
+    let t = v.trim().to_ascii_lowercase();
+    let t = t
+        .strip_suffix('b')
+        .filter(|r| !r.is_empty() && r.ends_with(|c: char| c.is_ascii_alphabetic()))
+        .unwrap_or(&t);
+    let (num, mult) = match t.char_indices().last() {
+        Some((i, 'k')) => (&t[..i], 1u64 << 10),
+        Some((i, 'm')) => (&t[..i], 1 << 20),
+        Some((i, 'g')) => (&t[..i], 1 << 30),
+        Some((i, 'b')) => (&t[..i], 1),
+        _ => (t, 1),
+    };
+    let n: u64 = num
+        .parse()
+        .map_err(|_| format!("{v:?}: expected a size such as 64m, 1g or 67108864"))?;
+    match n.checked_mul(mult) {
+        Some(0) | None => Err(format!(
+            "{v:?}: the size must be above 0 and fit in 64 bits"
+        )),
+        Some(b) => Ok(b),
+    }
+}
+
 fn parse_ssh(s: &str) -> Result<whittle_build::ssh::SshSpec, String> {
     s.parse()
         .map_err(|e: whittle_build::ssh::SshError| e.to_string())
@@ -692,6 +757,8 @@ pub fn run(mut args: BuildArgs, root: Option<&Path>) -> anyhow::Result<ExitCode>
     bo.ignore = load_ignore(&args.context, args.file.as_deref())?;
     bo.no_cache = args.no_cache;
     bo.named_contexts = named_dirs;
+    bo.ulimits = args.ulimits.clone();
+    bo.shm_size = args.shm_size;
     // `--build-arg SOURCE_DATE_EPOCH=N` sets the build's epoch, as in BuildKit (the variable in
     // whittle's own environment already did); empty means unset.
     if let Some((_, v)) = opts
@@ -709,6 +776,25 @@ pub fn run(mut args: BuildArgs, root: Option<&Path>) -> anyhow::Result<ExitCode>
     }
     bo.images = images.pinned.clone();
     bo.no_cache_filter = args.no_cache_filter.clone();
+    // BuildKit ignores a name that matches no stage; a typo would then silently keep the
+    // cache, so it is said (a warning: the build is still what was asked).
+    for f in &args.no_cache_filter {
+        let known = plan.stages.iter().any(|s| {
+            s.name.as_deref() == Some(f.to_ascii_lowercase().as_str()) || *f == s.index.to_string()
+        });
+        if !known {
+            let names: Vec<String> = plan
+                .stages
+                .iter()
+                .map(|s| s.name.clone().unwrap_or_else(|| s.index.to_string()))
+                .collect();
+            eprintln!(
+                "warning: --no-cache-filter {}: no such stage (stages: {}); it has no effect",
+                whittle_dockerfile::error::printable(f, 100),
+                names.join(", ")
+            );
+        }
+    }
     bo.network = match args.network.as_str() {
         "default" | "host" => whittle_runtime::Network::Host,
         "none" => whittle_runtime::Network::None,

@@ -364,3 +364,98 @@ fn load_streams_a_docker_archive_into_the_daemon() {
     let out = run("ssh://me@host".into(), &["--load"]);
     assert!(String::from_utf8_lossy(&out.stderr).contains("only unix:// and tcp://"));
 }
+
+#[test]
+fn a_no_cache_filter_that_names_no_stage_is_said() {
+    let e = env();
+    let r = build(&e, "FROM test/busybox:1 AS base\nLABEL a=b\n", "ncf:1");
+    assert!(r.ok, "{}", r.stderr);
+    let ctx = e.ctx.to_string_lossy().into_owned();
+    let r = whittle(
+        &e.root,
+        &[
+            "build",
+            "--no-cache-filter",
+            "bsae",
+            "--no-cache-filter",
+            "base",
+            &ctx,
+        ],
+    );
+    assert!(r.ok, "{}", r.stderr);
+    assert!(
+        r.stderr
+            .contains("warning: --no-cache-filter bsae: no such stage (stages: base)"),
+        "{}",
+        r.stderr
+    );
+    assert!(
+        !r.stderr.contains("--no-cache-filter base:"),
+        "{}",
+        r.stderr
+    );
+}
+
+#[test]
+fn ulimit_and_shm_size_reach_run_steps() {
+    if !root_or_skip("building") {
+        return;
+    }
+    let e = env();
+    fs::write(
+        e.ctx.join("Dockerfile"),
+        "FROM test/busybox:1\n\
+         RUN { ulimit -Sn; ulimit -Hn; ulimit -Hc; df -k /dev/shm | awk 'NR==2 {print $2}'; } > /limits\n",
+    )
+    .unwrap();
+    let ctx = e.ctx.to_string_lossy().into_owned();
+    let r = whittle(
+        &e.root,
+        &[
+            "build",
+            "--network=none",
+            "--ulimit",
+            "nofile=2048:4096",
+            "--ulimit",
+            "core=-1",
+            "--shm-size",
+            "128m",
+            "-t",
+            "lim:1",
+            &ctx,
+        ],
+    );
+    assert!(r.ok, "{}", r.stderr);
+    assert_eq!(
+        String::from_utf8(image_file(&e.root, "lim:1", "limits").unwrap()).unwrap(),
+        "2048\n4096\nunlimited\n131072\n"
+    );
+    // The defaults: nofile 1024, /dev/shm 64 MiB.
+    let r = build(
+        &e,
+        &fs::read_to_string(e.ctx.join("Dockerfile")).unwrap(),
+        "lim:2",
+    );
+    assert!(r.ok, "{}", r.stderr);
+    let limits = String::from_utf8(image_file(&e.root, "lim:2", "limits").unwrap()).unwrap();
+    assert!(
+        limits.starts_with("1024\n1024\n") && limits.ends_with("\n65536\n"),
+        "{limits}"
+    );
+    for (flag, value, says) in [
+        ("--ulimit", "files=10", "is not a limit"),
+        (
+            "--ulimit",
+            "nofile=10:5",
+            "soft limit is above the hard limit",
+        ),
+        ("--shm-size", "lots", "expected a size"),
+    ] {
+        let r = whittle(&e.root, &["build", flag, value, &ctx]);
+        assert!(
+            !r.ok && r.stderr.contains(says),
+            "{flag} {value}: {}",
+            r.stderr
+        );
+    }
+}
