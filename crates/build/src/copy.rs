@@ -119,11 +119,21 @@ impl Source<'_> {
                 }
                 Ok(out)
             }
-            Source::Merged(m) => Ok(m
+            // A name that is not UTF-8 is refused, never copied under a changed name.
+            Source::Merged(m) => m
                 .read_dir(rel)?
                 .into_iter()
-                .map(|(n, p, md)| (n.to_string_lossy().into_owned(), p, md))
-                .collect()),
+                .map(|(n, p, md)| match n.into_string() {
+                    Ok(n) => Ok((n, p, md)),
+                    Err(n) => Err(io::Error::new(
+                        io::ErrorKind::InvalidData,
+                        format!(
+                            "{n:?} is not a UTF-8 file name, which whittle cannot copy yet; \
+                             rename it in the stage that makes it"
+                        ),
+                    )),
+                })
+                .collect(),
         }
     }
 
