@@ -148,7 +148,19 @@ fn error_text(who: &str, status: i32, log: &str) -> String {
         .rfind(|l| l.starts_with("error"))
         .or(lines.last())
         .unwrap_or(&"");
-    format!("status: {status}\n{who}: {key}\n")
+    format!("status: {status}\n{who}: {}\n", hide_rootfs(key))
+}
+
+/// docker's errors name the step's rootfs on the host (`/var/lib/docker/overlay2/<id>/merged`),
+/// a new path each build: written as `<rootfs>` so a re-recording gives the same file.
+fn hide_rootfs(line: &str) -> String {
+    line.split(' ')
+        .map(|w| match w.find("/merged") {
+            Some(i) if w.starts_with('/') => format!("<rootfs>{}", &w[i + "/merged".len()..]),
+            _ => w.to_string(),
+        })
+        .collect::<Vec<_>>()
+        .join(" ")
 }
 
 fn run_text(stdout: &str, status: i32) -> String {
