@@ -1,0 +1,2 @@
+chmod 755 dir/run.sh
+chmod 600 dir/a

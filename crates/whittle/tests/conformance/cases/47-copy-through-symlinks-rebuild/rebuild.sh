@@ -1,0 +1,2 @@
+echo v2 > file
+echo d2 > dir/f

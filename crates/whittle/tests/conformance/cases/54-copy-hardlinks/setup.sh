@@ -1,0 +1,3 @@
+ln a b
+mkdir d
+ln a d/c
