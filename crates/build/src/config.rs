@@ -30,7 +30,8 @@ pub fn scratch(platform: &Platform) -> Value {
     let mut v = json!({
         "architecture": platform.arch,
         "os": platform.os,
-        "config": {"Env": [format!("PATH={DEFAULT_PATH}")]},
+        // BuildKit's empty image: PATH, and "/" as the working directory.
+        "config": {"Env": [format!("PATH={DEFAULT_PATH}")], "WorkingDir": "/"},
         "rootfs": {"type": "layers", "diff_ids": []},
         "history": [],
     });

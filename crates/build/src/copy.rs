@@ -540,6 +540,8 @@ pub fn copy_into(req: &CopyRequest, src: &Source, below: &Merged, layer: &Path) 
         req,
         written: 0,
         files: Vec::new(),
+        linked: std::collections::HashMap::new(),
+        links: Vec::new(),
     };
     for (item, skip) in &items {
         let target = if req.parents {
@@ -686,6 +688,11 @@ struct Writer<'a> {
     written: u64,
     /// Regular files to copy, in parallel, once their directories exist.
     files: Vec<FileJob>,
+    /// (dev, inode) of a source file with several links -> where its first copy went: the
+    /// others become hard links to it, as in BuildKit.
+    linked: std::collections::HashMap<(u64, u64), PathBuf>,
+    /// (existing copy, new link) to make once the queued files are copied.
+    links: Vec<(PathBuf, PathBuf)>,
 }
 
 /// One regular file of a COPY, with what the layer gets of its metadata.
@@ -790,7 +797,17 @@ impl Writer<'_> {
             let last = i + 1 == comps.len();
             let (mode, uid, gid) = match self.below.locate(&cur) {
                 Some((_, md)) if md.is_dir() => (md.mode() & 0o7777, md.uid(), md.gid()),
-                _ => match (last, like) {
+                // A file is never replaced by a directory to copy into: BuildKit's mkdir
+                // fails the same way.
+                Some(_) => {
+                    return Err(CopyError::Write {
+                        path: format!("/{cur}"),
+                        source: io::Error::from_raw_os_error(
+                            rustix::io::Errno::NOTDIR.raw_os_error(),
+                        ),
+                    })
+                }
+                None => match (last, like) {
                     (true, Some(md)) => {
                         let (u, g) = self.owner(md);
                         (self.mode(md), u, g)
@@ -858,6 +875,18 @@ impl Writer<'_> {
             std::os::unix::fs::symlink(&target, &dst).map_err(wr(rel))?;
             chown(&dst, uid, gid).map_err(wr(rel))?;
         } else if ft.is_file() {
+            if md.nlink() > 1 {
+                match self.linked.entry((md.dev(), md.ino())) {
+                    std::collections::hash_map::Entry::Occupied(first) => {
+                        self.links.push((first.get().clone(), dst));
+                        self.written += 1;
+                        return Ok(());
+                    }
+                    std::collections::hash_map::Entry::Vacant(v) => {
+                        v.insert(dst.clone());
+                    }
+                }
+            }
             // Copied by `flush_files`, with the other files of this source, on all cores.
             self.files.push(FileJob {
                 from: phys.to_path_buf(),
@@ -910,7 +939,15 @@ impl Writer<'_> {
         let jobs = std::mem::take(&mut self.files);
         let threads = std::thread::available_parallelism().map_or(1, |n| n.get());
         // Small copies are not worth a thread each.
-        whittle_par::try_for_each(&jobs, threads.min(jobs.len() / 16 + 1), FileJob::run)
+        whittle_par::try_for_each(&jobs, threads.min(jobs.len() / 16 + 1), FileJob::run)?;
+        for (first, link) in std::mem::take(&mut self.links) {
+            let rel = link
+                .strip_prefix(self.layer)
+                .map(|p| p.to_string_lossy().into_owned())
+                .unwrap_or_default();
+            fs::hard_link(&first, &link).map_err(wr(&rel))?;
+        }
+        Ok(())
     }
 
     fn extract(&mut self, archive: &Path, dest_rel: &str) -> Result<()> {

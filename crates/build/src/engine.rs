@@ -393,6 +393,11 @@ impl Engine<'_> {
                     .map(|s| (**s).clone())
                     .ok_or_else(|| BuildError::Other(format!("stage {index} did not finish")))?;
                 st.inherited_cmd = true;
+                // The base stage's ONBUILD triggers were run by the plan; as for an image,
+                // they are not passed on.
+                if let Some(c) = st.config.get_mut("config").and_then(Value::as_object_mut) {
+                    c.remove("OnBuild");
+                }
                 st
             }
             Base::Image { reference } => self.base_image(reference, &platform)?,
@@ -552,7 +557,10 @@ impl Engine<'_> {
                 // misses only from its first use, as in BuildKit.
                 if !matches!(step.op, Op::Arg { .. }) {
                     state.key = fold(&state.key, "meta", &[&op_json]);
-                    config::push_history(&mut state.config, &self.created(), &summary, true);
+                    // BuildKit records no history for ONBUILD (only the config changes).
+                    if !matches!(step.op, Op::Onbuild { .. }) {
+                        config::push_history(&mut state.config, &self.created(), &summary, true);
+                    }
                 }
                 Ok(())
             }
@@ -1437,7 +1445,17 @@ impl Engine<'_> {
                 )
             }
             MountType::Cache => {
-                let id = s.id.clone().unwrap_or_else(|| s.target.clone());
+                let mut id = s.id.clone().unwrap_or_else(|| s.target.clone());
+                // As in BuildKit, a cache made with another owner or mode is another cache:
+                // `id=x,uid=1000` and `id=x` do not share (and never fight over) the directory.
+                if s.uid.is_some() || s.gid.is_some() || s.mode.is_some() {
+                    id = format!(
+                        "{id} (uid {}, gid {}, mode {:o})",
+                        s.uid.unwrap_or(0),
+                        s.gid.unwrap_or(0),
+                        s.mode.unwrap_or(0o755)
+                    );
+                }
                 let cm = self.store.cache_mount(&id, s.sharing != Sharing::Shared)?;
                 let source = cm.path.clone();
                 (
@@ -1494,6 +1512,11 @@ impl Engine<'_> {
             }
             MountType::Ssh => {
                 let id = s.id.clone().unwrap_or_else(|| "default".into());
+                // The first ssh mount is the one ssh finds, as in BuildKit, which sets this
+                // also when the (optional) agent was not given.
+                if !env.iter().any(|e| e.starts_with("SSH_AUTH_SOCK=")) {
+                    env.push(format!("SSH_AUTH_SOCK={target}"));
+                }
                 match self.opts.ssh.get(&id) {
                     Some(agent) => {
                         // A socket of the step's own, relaying to the agent (see ssh.rs).
@@ -1504,10 +1527,6 @@ impl Engine<'_> {
                             s.mode.unwrap_or(0o600),
                         )
                         .map_err(|e| BuildError::Other(e.to_string()))?;
-                        // The first agent is the one ssh finds, as in BuildKit.
-                        if !env.iter().any(|e| e.starts_with("SSH_AUTH_SOCK=")) {
-                            env.push(format!("SSH_AUTH_SOCK={target}"));
-                        }
                         let socket = proxy.path().to_path_buf();
                         agents.push(proxy);
                         (

@@ -496,13 +496,18 @@ fn user_mount(
             mounts::attach(b(&mnt), b(&dst), t)?;
         }
         MountKind::Tmpfs { size } => {
+            // As runc does: the tmpfs takes the mode of the directory it covers (0755 for one
+            // made for it), not tmpfs's own 1777.
+            let dst = mounts::open_in_root(r, t, Kind::Dir, true, created)?;
+            let mode = rustix::fs::fstat(&dst)
+                .map(|st| format!("{:o}", st.st_mode & 0o7777))
+                .map_err(|e| fail(format!("stat {t}"), e))?;
             let size = size.map(|s| s.to_string());
-            let mut opts: Vec<mounts::FsOpt<'_>> = vec![("mode", Some("1777"))];
+            let mut opts: Vec<mounts::FsOpt<'_>> = vec![("mode", Some(mode.as_str()))];
             if let Some(s) = &size {
                 opts.push(("size", Some(s)));
             }
             let mnt = mounts::new_fs("tmpfs", &opts, A::MOUNT_ATTR_NOSUID | A::MOUNT_ATTR_NODEV)?;
-            let dst = mounts::open_in_root(r, t, Kind::Dir, true, created)?;
             mounts::attach(b(&mnt), b(&dst), t)?;
         }
         MountKind::Secret {
@@ -735,8 +740,8 @@ fn exec_process(
         }
     }
     let _ = rustix::thread::clear_ambient_capability_set();
-    let groups: Vec<rustix::process::Gid> = user
-        .groups
+    let groups: Vec<rustix::process::Gid> = spec
+        .supplementary_groups(&user)
         .iter()
         .map(|g| rustix::process::Gid::from_raw(*g))
         .collect();

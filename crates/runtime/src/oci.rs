@@ -134,7 +134,7 @@ pub fn to_oci_spec(
             UserBuilder::default()
                 .uid(user.uid)
                 .gid(user.gid)
-                .additional_gids(user.groups.clone())
+                .additional_gids(spec.supplementary_groups(user))
                 .build()
                 .map_err(spec_err)?,
         )
@@ -403,11 +403,8 @@ pub(crate) fn helper(
                 ("bind", source.clone(), vec!["rbind", "rw"])
             }
             MountKind::Tmpfs { size } => {
-                let mut o = vec![
-                    "nosuid".to_string(),
-                    "nodev".to_string(),
-                    "mode=1777".to_string(),
-                ];
+                // No mode: runc gives the tmpfs the mode of the directory it covers.
+                let mut o = vec!["nosuid".to_string(), "nodev".to_string()];
                 if let Some(s) = size {
                     o.push(format!("size={s}"));
                 }

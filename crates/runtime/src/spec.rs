@@ -32,6 +32,21 @@ pub struct ContainerSpec {
     /// Size of the `/dev/shm` tmpfs in bytes (`--shm-size`); 64 MiB when `None`, as docker.
     #[serde(default)]
     pub shm_size: Option<u64>,
+    /// Supplementary groups as `docker run` sets them (the primary gid too), rather than as a
+    /// BuildKit RUN step does (only the groups /etc/group lists the user in).
+    #[serde(default)]
+    pub primary_gid_in_groups: bool,
+}
+
+impl ContainerSpec {
+    /// The supplementary groups this spec gives `user`.
+    pub fn supplementary_groups(&self, user: &crate::user::ResolvedUser) -> Vec<u32> {
+        if self.primary_gid_in_groups {
+            user.groups.clone()
+        } else {
+            user.memberships.clone()
+        }
+    }
 }
 
 impl ContainerSpec {
@@ -55,6 +70,7 @@ impl ContainerSpec {
                 hard: 1024,
             }],
             shm_size: None,
+            primary_gid_in_groups: false,
         }
     }
 }

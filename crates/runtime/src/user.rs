@@ -11,6 +11,8 @@ pub struct ResolvedUser {
     pub gid: u32,
     /// Supplementary groups (the primary gid first, like Docker).
     pub groups: Vec<u32>,
+    /// The groups /etc/group lists the user in (what BuildKit gives a RUN step).
+    pub memberships: Vec<u32>,
     /// Home directory from /etc/passwd (`/` when unknown).
     pub home: String,
 }
@@ -66,18 +68,21 @@ pub fn resolve(
     };
 
     // Supplementary groups: like Docker, only when the group was not given explicitly.
-    let mut groups = vec![gid];
+    let mut memberships = Vec::new();
     if group_part.is_none() && !entry.name.is_empty() {
         for g in &group_entries {
-            if g.members.iter().any(|m| m == &entry.name) && !groups.contains(&g.gid) {
-                groups.push(g.gid);
+            if g.members.iter().any(|m| m == &entry.name) && !memberships.contains(&g.gid) {
+                memberships.push(g.gid);
             }
         }
     }
+    let mut groups = vec![gid];
+    groups.extend(memberships.iter().filter(|g| **g != gid));
     Ok(ResolvedUser {
         uid: entry.uid,
         gid,
         groups,
+        memberships,
         home: if entry.home.is_empty() {
             "/".into()
         } else {

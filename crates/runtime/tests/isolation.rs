@@ -207,23 +207,37 @@ fn user_names_resolve_to_uid_gid_and_groups() {
     let f = Fixture::new();
     for engine in engines() {
         let rt = f.rt(&engine);
-        for (user, want) in [
+        // `docker run` (primary gid among the groups) and a BuildKit RUN step (only what
+        // /etc/group lists).
+        for (docker, user, want) in [
             (
+                true,
                 "builder",
                 "uid=1000(builder) gid=1000(builder) groups=10(wheel),1000(builder)",
             ),
             (
+                true,
                 "builder:wheel",
                 "uid=1000(builder) gid=10(wheel) groups=10(wheel)",
             ),
-            ("4000:4001", "uid=4000 gid=4001 groups=4001"),
+            (true, "4000:4001", "uid=4000 gid=4001 groups=4001"),
             (
+                true,
                 "nobody",
                 "uid=65534(nobody) gid=65534(nogroup) groups=65534(nogroup)",
             ),
+            (
+                false,
+                "builder",
+                "uid=1000(builder) gid=1000(builder) groups=10(wheel)",
+            ),
+            (false, "builder:wheel", "uid=1000(builder) gid=10(wheel)"),
+            (false, "4000:4001", "uid=4000 gid=4001"),
+            (false, "nobody", "uid=65534(nobody) gid=65534(nogroup)"),
         ] {
             let mut spec = sh(f.dir_rootfs(), "id; echo $HOME");
             spec.user = Some(user.into());
+            spec.primary_gid_in_groups = docker;
             let o = run(&rt, &spec);
             assert!(o.status.success(), "{engine:?} {user}: {}", o.stderr);
             assert_eq!(o.stdout.lines().next().unwrap(), want, "{engine:?} {user}");

@@ -151,6 +151,8 @@ pub fn run(args: RunArgs, root: Option<&Path>) -> anyhow::Result<ExitCode> {
         Network::Host
     };
     spec.tty = args.tty;
+    // `docker run` gives the primary gid as a supplementary group too.
+    spec.primary_gid_in_groups = true;
     spec.stdin = if args.interactive {
         Stdin::Inherit
     } else {
