@@ -8,9 +8,11 @@
 pub mod config;
 pub mod copy;
 pub mod engine;
+pub mod entitlements;
 pub mod events;
 pub mod fetch;
 pub mod merged;
 
 pub use engine::{build, image_key, BuildError, BuildOptions, BuildResult};
+pub use entitlements::Entitlement;
 pub use events::{Event, Progress, Recorder, Silent};

@@ -20,7 +20,8 @@ struct Cli {
 #[derive(Subcommand)]
 enum Command {
     /// Build an image from a Dockerfile and a context directory.
-    Build(cmd::build::BuildArgs),
+    // Boxed: by far the largest command, and the enum is moved around only once.
+    Build(Box<cmd::build::BuildArgs>),
     /// Check a Dockerfile against BuildKit's build checks, hadolint's rules and whittle's own;
     /// `--fix` repairs the mechanical ones.
     Check(cmd::check::CheckArgs),
@@ -62,7 +63,7 @@ fn main() -> ExitCode {
     whittle_runtime::run_init_if_requested();
     let cli = Cli::parse();
     let result = match cli.command {
-        Command::Build(args) => cmd::build::run(args, cli.root.as_deref()),
+        Command::Build(args) => cmd::build::run(*args, cli.root.as_deref()),
         Command::Check(args) => cmd::check::run(args, cli.root.as_deref()),
         Command::Plan(args) => cmd::plan::run(args, cli.root.as_deref()),
         Command::Images(args) => cmd::images::run(args, cli.root.as_deref()),
