@@ -55,10 +55,9 @@ fn main() -> ExitCode {
         };
         let path = std::env::var_os("PATH").unwrap_or_default();
         let rt = match name.as_str() {
-            "builtin-slirp4netns" => rt.with_network_helper(NetHelper::find_tool_in(
-                NetTool::Slirp4netns,
-                &path,
-            )),
+            "builtin-slirp4netns" => {
+                rt.with_network_helper(NetHelper::find_tool_in(NetTool::Slirp4netns, &path))
+            }
             "builtin-pasta" => {
                 rt.with_network_helper(NetHelper::find_tool_in(NetTool::Pasta, &path))
             }

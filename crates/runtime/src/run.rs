@@ -750,7 +750,21 @@ impl Drop for Cleanup {
 
 enum Job {
     Remove(PathBuf),
+    /// Wait for a killed child (a network helper) to finish exiting.
+    Reap(OwnedFd),
     Flush(std::sync::mpsc::Sender<()>),
+}
+
+/// Reaps the killed child behind `pidfd` on the cleanup thread.
+pub(crate) fn reap_later(pidfd: OwnedFd) {
+    cleaner_send(Job::Reap(pidfd));
+}
+
+fn reap(pidfd: &OwnedFd) {
+    while let Err(rustix::io::Errno::INTR) | Ok(None) = rustix::process::waitid(
+        rustix::process::WaitId::PidFd(pidfd.as_fd()),
+        rustix::process::WaitIdOptions::EXITED,
+    ) {}
 }
 
 static CLEANER: std::sync::OnceLock<std::sync::Mutex<Option<std::sync::mpsc::Sender<Job>>>> =
@@ -765,6 +779,7 @@ fn cleaner_send(job: Job) {
                 for job in rx {
                     match job {
                         Job::Remove(p) => remove_tree(&p),
+                        Job::Reap(fd) => reap(&fd),
                         Job::Flush(done) => {
                             let _ = done.send(());
                         }
@@ -784,6 +799,7 @@ fn cleaner_send(job: Job) {
     if let Err(job) = sent {
         match job {
             Job::Remove(p) => remove_tree(&p),
+            Job::Reap(fd) => reap(&fd),
             Job::Flush(done) => {
                 let _ = done.send(());
             }
@@ -791,8 +807,9 @@ fn cleaner_send(job: Job) {
     }
 }
 
-/// Waits until the overlay work dirs of finished runs are removed. Call it before the process
-/// exits (the `whittle` CLI does), or leftover `.NAME.work-*` dirs stay next to upper dirs.
+/// Waits until the overlay work dirs of finished runs are removed and their (killed) network
+/// helpers have finished exiting and are reaped. Call it before the process exits (the
+/// `whittle` CLI does), or leftover `.NAME.work-*` dirs stay next to upper dirs.
 pub fn wait_for_cleanup() {
     let (tx, rx) = std::sync::mpsc::channel();
     cleaner_send(Job::Flush(tx));

@@ -306,7 +306,11 @@ fn the_helper_never_outlives_the_run() {
             let rt = f.rt(&engine).with_network_helper(Some(tool.clone()));
             // While the command runs the helper is there; after, it is gone.
             let mut seen = Vec::new();
-            let mut sink = |_: Stream, _: &[u8]| seen = scan_children(&[]);
+            let mut fds = Vec::new();
+            let mut sink = |_: Stream, _: &[u8]| {
+                seen = scan_children(&[]);
+                fds = seen.iter().flat_map(|(pid, _)| fd_links(*pid)).collect();
+            };
             let st = rt
                 .run(
                     &isolated(f.dir_rootfs(), "echo started; sleep 0.3"),
@@ -316,11 +320,25 @@ fn the_helper_never_outlives_the_run() {
                 .unwrap();
             assert!(st.success(), "{what}");
             assert_eq!(seen.len(), 1, "{what}: the helper runs during the run");
-            assert_eq!(helper_children(&[]), vec![], "{what}: after success");
+            // It has what it was given, nothing of ours: /dev/null in, its log out.
+            let fd = |n: &str| fds.iter().find(|(k, _)| k == n).map(|(_, t)| t.as_str());
+            assert_eq!(fd("0"), Some("/dev/null"), "{what}: {fds:?}");
+            for n in ["1", "2"] {
+                assert!(
+                    fd(n).is_some_and(|t| t.starts_with("/memfd:whittle-network-log")),
+                    "{what}: {fds:?}"
+                );
+            }
+            let ours = f.tmp.path().to_string_lossy().into_owned();
+            assert!(
+                !fds.iter().any(|(_, t)| t.contains(&ours)),
+                "{what}: {fds:?}"
+            );
+            killed_then_gone(&format!("{what}: after success"));
 
             let o = run(&rt, &isolated(f.dir_rootfs(), "exit 3"));
             assert_eq!(o.status, ExitStatus::Code(3), "{what}");
-            assert_eq!(helper_children(&[]), vec![], "{what}: after a failure");
+            killed_then_gone(&format!("{what}: after a failure"));
 
             let e = try_run(&rt, &isolated(f.dir_rootfs(), "true").with_args(&["/nope"]));
             assert!(
@@ -328,7 +346,7 @@ fn the_helper_never_outlives_the_run() {
                 "{what}: {:?}",
                 e.err()
             );
-            assert_eq!(helper_children(&[]), vec![], "{what}: after a setup error");
+            killed_then_gone(&format!("{what}: after a setup error"));
 
             let cancel = CancelToken::new().unwrap();
             let c = cancel.clone();
@@ -343,7 +361,7 @@ fn the_helper_never_outlives_the_run() {
             );
             t.join().unwrap();
             assert!(matches!(r, Err(Error::Cancelled)), "{what}: {r:?}");
-            assert_eq!(helper_children(&[]), vec![], "{what}: after a cancel");
+            killed_then_gone(&format!("{what}: after a cancel"));
         }
     }
 
@@ -364,7 +382,7 @@ fn the_helper_never_outlives_the_run() {
             }
             other => panic!("{engine:?}: {:?}", other.err()),
         }
-        assert_eq!(helper_children(&[]), vec![], "{engine:?}");
+        killed_then_gone(&format!("{engine:?}"));
     }
     // What it forks has a name of its own, to tell it from a container's `sleep`.
     std::os::unix::fs::symlink(which("sleep"), bin.path().join("whittle-fake-sleep")).unwrap();
@@ -398,6 +416,47 @@ fn the_helper_never_outlives_the_run() {
         "the helper's children"
     );
     reap_adopted();
+}
+
+/// When `run` returns, its network helper has been killed: it is gone, or exiting, or has the
+/// SIGKILL pending. It is reaped once the runtime's cleanup is done.
+fn killed_then_gone(what: &str) {
+    for (pid, comm) in scan_children(&[]) {
+        let Ok(stat) = std::fs::read_to_string(format!("/proc/{pid}/stat")) else {
+            continue; // gone meanwhile
+        };
+        let close = stat.rfind(')').unwrap();
+        let fields: Vec<&str> = stat[close + 2..].split(' ').collect();
+        const PF_EXITING: u64 = 0x4;
+        let exiting = fields[6].parse::<u64>().unwrap() & PF_EXITING != 0;
+        let status = std::fs::read_to_string(format!("/proc/{pid}/status")).unwrap_or_default();
+        let kill_pending = status.lines().any(|l| {
+            (l.starts_with("SigPnd:") || l.starts_with("ShdPnd:"))
+                && u64::from_str_radix(l[7..].trim(), 16).unwrap_or(0) & (1 << (9 - 1)) != 0
+        });
+        assert!(
+            exiting || kill_pending || fields[0] == "Z" || fields[0] == "X",
+            "{what}: {pid} {comm} still running after the run"
+        );
+    }
+    whittle_runtime::wait_for_cleanup();
+    assert_eq!(helper_children(&[]), vec![], "{what}");
+}
+
+/// `(fd, target)` of every descriptor of `pid`.
+fn fd_links(pid: u32) -> Vec<(String, String)> {
+    let Ok(dir) = std::fs::read_dir(format!("/proc/{pid}/fd")) else {
+        return Vec::new();
+    };
+    dir.flatten()
+        .filter_map(|e| {
+            let t = std::fs::read_link(e.path()).ok()?;
+            Some((
+                e.file_name().to_string_lossy().into_owned(),
+                t.to_string_lossy().into_owned(),
+            ))
+        })
+        .collect()
 }
 
 fn which(program: &str) -> std::path::PathBuf {
