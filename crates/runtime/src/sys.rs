@@ -130,9 +130,11 @@ pub fn spawn_helper(plan: &ExecPlan, namespaces: u64) -> io::Result<(i32, OwnedF
 /// Must only be called in the child of a fork-like clone, with `plan.argv` pointing into
 /// `plan`'s own strings.
 unsafe fn child_exec(plan: &ExecPlan, envp: &[*const libc::c_char; 1]) -> ! {
-    // SAFETY (whole block): each call is a plain system call on integers or on pointers into
-    // `plan`/`envp`, which were fully built before the clone and are not touched by anyone else
-    // in this single-threaded child.
+    // SAFETY (whole block): each call is a plain system call (or `sigemptyset`, which only
+    // writes the set it is given) on integers, on a `sigset_t` local to this frame (all-zero is
+    // a valid value), or on pointers into `plan`/`envp`, which were fully built before the clone
+    // and are not touched by anyone else in this single-threaded child. All are
+    // async-signal-safe.
     unsafe {
         // Die with the thread that spawned us (the caller blocks in `run` until we exit); the
         // setting survives the execve of the (non-setuid) helper.
