@@ -376,7 +376,7 @@ impl Runtime {
         let child = Child { pidfd };
 
         // The network helper, on the host's side of the container's new namespace. Declared
-        // after `child`, so dropped (killed and reaped) first on every way out of here.
+        // after `child`, so dropped (killed) first on every way out of here.
         let net = match (net_helper, ready) {
             (Some(helper), Some((r, w))) => {
                 drop(r);
