@@ -315,6 +315,43 @@ fn the_network_helper_does_not_outlive_the_build() {
         while let Ok(Some(_)) = rustix::process::wait(rustix::process::WaitOptions::NOHANG) {}
         assert_eq!(helpers_of(std::process::id()), Vec::<u32>::new(), "{df}");
     }
+
+    // whittle killed with SIGKILL in the middle of a RUN: the helper dies with it (its
+    // parent-death signal), it is not left running under init.
+    std::fs::write(
+        e.ctx.join("Dockerfile"),
+        "FROM test/busybox:1\nRUN sleep 30\n",
+    )
+    .unwrap();
+    let mut child = whittle_cmd(
+        &e.root,
+        &["build", "--no-cache", "-q", &e.ctx.to_string_lossy()],
+        None,
+    )
+    .stdout(Stdio::null())
+    .stderr(Stdio::null())
+    .spawn()
+    .unwrap();
+    let start = Instant::now();
+    while helpers_of(child.id()).is_empty() && start.elapsed() < Duration::from_secs(20) {
+        std::thread::sleep(Duration::from_millis(20));
+    }
+    assert!(!helpers_of(child.id()).is_empty(), "the RUN started");
+    child.kill().unwrap();
+    child.wait().unwrap();
+    let start = Instant::now();
+    loop {
+        while let Ok(Some(_)) = rustix::process::wait(rustix::process::WaitOptions::NOHANG) {}
+        let left = helpers_of(std::process::id());
+        if left.is_empty() {
+            break;
+        }
+        assert!(
+            start.elapsed() < Duration::from_secs(5),
+            "helpers left after whittle was killed: {left:?}"
+        );
+        std::thread::sleep(Duration::from_millis(20));
+    }
 }
 
 #[test]
