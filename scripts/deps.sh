@@ -2,7 +2,9 @@
 # Installs the Debian packages whittle's tests and examples need, once.
 # Idempotent and quiet when everything is already there. Never starts services.
 set -euo pipefail
-PKGS=(busybox-static skopeo umoci jq runc pigz zstd debootstrap docker-registry apache2-utils openssl)
+# slirp4netns and passt (pasta): the isolated network of RUN steps; the tests drive both.
+PKGS=(busybox-static skopeo umoci jq runc pigz zstd debootstrap docker-registry apache2-utils openssl
+      slirp4netns passt)
 missing=()
 for p in "${PKGS[@]}"; do
   dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q 'ok installed' || missing+=("$p")

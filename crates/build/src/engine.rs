@@ -38,8 +38,13 @@ pub struct BuildOptions {
     pub no_cache: bool,
     /// Stages (names or indexes) whose steps ignore the cache.
     pub no_cache_filter: Vec<String>,
-    /// What `RUN --network=default` (and RUN without the flag) gets.
+    /// What `RUN --network=default` (and RUN without the flag) gets: by default
+    /// [`Network::Isolated`] (the runtime refuses it when no slirp4netns or pasta is installed;
+    /// the CLI then falls back to the host's network with a warning).
     pub network: Network,
+    /// Entitlements granted (`--allow`): `RUN --network=host` needs `network.host`, and
+    /// `RUN --security=insecure` `security.insecure` (checked before anything runs).
+    pub allow: Vec<crate::Entitlement>,
     /// `--secret` values by id.
     pub secrets: HashMap<String, Vec<u8>>,
     /// Local `--build-context NAME=DIR` directories by name (image contexts are resolved by
@@ -85,7 +90,8 @@ impl BuildOptions {
             ignore: Matcher::default(),
             no_cache: false,
             no_cache_filter: Vec::new(),
-            network: Network::Host,
+            network: Network::Isolated,
+            allow: Vec::new(),
             secrets: HashMap::new(),
             ssh: HashMap::new(),
             named_contexts: HashMap::new(),
@@ -124,6 +130,14 @@ pub enum BuildError {
         code: i32,
         /// The last lines of its output.
         tail: Vec<String>,
+    },
+    /// A RUN asks for an entitlement the build was not given (`--allow`).
+    #[error("stage {stage}, line {line}: {summary}: {entitlement} is not allowed: pass --allow {entitlement} to grant it")]
+    NotAllowed {
+        stage: String,
+        line: usize,
+        summary: String,
+        entitlement: crate::Entitlement,
     },
     #[error("the build context: {0}")]
     Context(String),
@@ -231,6 +245,8 @@ pub fn build(
     progress: &dyn Progress,
     cancel: &CancelToken,
 ) -> Result<BuildResult> {
+    // Before any work: a RUN the user did not allow fails the build as a whole.
+    crate::entitlements::check(plan, &opts.allow)?;
     // The lease first: prune must not remove the scratch dirs made below, nor snapshots this
     // build has written but not yet recorded.
     let _lease = store.lease()?;

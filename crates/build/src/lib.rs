@@ -8,10 +8,12 @@
 pub mod config;
 pub mod copy;
 pub mod engine;
+pub mod entitlements;
 pub mod events;
 pub mod fetch;
 pub mod merged;
 pub mod ssh;
 
 pub use engine::{build, image_key, BuildError, BuildOptions, BuildResult};
+pub use entitlements::Entitlement;
 pub use events::{Event, Progress, Recorder, Silent};

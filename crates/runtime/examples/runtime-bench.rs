@@ -1,13 +1,18 @@
 //! Times `RUN true`: one container per iteration on an overlay of a busybox rootfs with a fresh
 //! upper dir, like a build step. Prints the median (and p10/p90) per engine.
 //!
-//! Usage: runtime-bench ROOTFS SCRATCH [ITERATIONS] [ENGINE...]   (ENGINE: builtin | runc | PATH)
+//! Usage: runtime-bench ROOTFS SCRATCH [ITERATIONS] [ENGINE...]   (ENGINE: builtin | runc | PATH,
+//! or a variant of the built-in runtime: builtin-dir (no overlay), builtin-hostnet (the host's
+//! network), builtin-isolated (the isolated network, slirp4netns or else pasta),
+//! builtin-slirp4netns / builtin-pasta (the isolated network through that tool))
 //! Run by bench/runtime.sh, which builds it in release mode and makes the rootfs.
 
 use std::path::PathBuf;
 use std::process::ExitCode;
 use std::time::{Duration, Instant};
-use whittle_runtime::{CancelToken, ContainerSpec, Engine, Rootfs, Runtime, Stream};
+use whittle_runtime::{
+    CancelToken, ContainerSpec, Engine, NetHelper, NetTool, Network, Rootfs, Runtime, Stream,
+};
 
 fn main() -> ExitCode {
     // This program is its own container init helper, as the whittle CLI is.
@@ -33,8 +38,9 @@ fn main() -> ExitCode {
         }
     };
     for name in engines {
-        // `builtin-dir` / `builtin-hostnet`: the built-in runtime without the overlay or
-        // without a network namespace, to see what each costs.
+        // `builtin-dir` / `builtin-hostnet` / `builtin-isolated`...: the built-in runtime
+        // without the overlay, without a network namespace or with the isolated network, to see
+        // what each costs.
         let engine = if name.starts_with("builtin") {
             Engine::BuiltIn
         } else {
@@ -46,6 +52,16 @@ fn main() -> ExitCode {
                 eprintln!("error: {e}");
                 return ExitCode::from(1);
             }
+        };
+        let path = std::env::var_os("PATH").unwrap_or_default();
+        let rt = match name.as_str() {
+            "builtin-slirp4netns" => {
+                rt.with_network_helper(NetHelper::find_tool_in(NetTool::Slirp4netns, &path))
+            }
+            "builtin-pasta" => {
+                rt.with_network_helper(NetHelper::find_tool_in(NetTool::Pasta, &path))
+            }
+            _ => rt,
         };
         let mut times: Vec<Duration> = Vec::with_capacity(n);
         for i in 0..n + 3 {
@@ -62,9 +78,11 @@ fn main() -> ExitCode {
                 }
             };
             let mut spec = ContainerSpec::new(fs, vec!["true".into()]);
-            if name == "builtin-hostnet" {
-                spec.network = whittle_runtime::Network::Host;
-            }
+            spec.network = match name.as_str() {
+                "builtin-hostnet" => Network::Host,
+                "builtin-isolated" | "builtin-slirp4netns" | "builtin-pasta" => Network::Isolated,
+                _ => Network::None,
+            };
             let start = Instant::now();
             let r = rt.run(&spec, &mut |_: Stream, _: &[u8]| {}, &cancel);
             let took = start.elapsed();
@@ -87,7 +105,7 @@ fn main() -> ExitCode {
         times.sort();
         let ms = |d: Duration| d.as_secs_f64() * 1000.0;
         println!(
-            "{name:>8}: median {:.2} ms  (p10 {:.2}, p90 {:.2}, n={n})",
+            "{name:>19}: median {:.2} ms  (p10 {:.2}, p90 {:.2}, n={n})",
             ms(times[n / 2]),
             ms(times[n / 10]),
             ms(times[n * 9 / 10])

@@ -27,6 +27,12 @@ pub enum Error {
     /// The external OCI runtime failed before the container ran.
     #[error("OCI runtime {runtime}: {message}")]
     Oci { runtime: PathBuf, message: String },
+    /// The spec asks for the isolated network and no user-mode network stack is installed.
+    #[error("the isolated network needs slirp4netns or pasta, and neither is installed: apt-get install slirp4netns (or passt)")]
+    NoNetworkHelper,
+    /// The user-mode network stack (slirp4netns or pasta) failed to set up the network.
+    #[error("network helper {helper}: {message}")]
+    Network { helper: PathBuf, message: String },
     /// The run was cancelled; every process of the container was killed.
     #[error("cancelled")]
     Cancelled,

@@ -45,6 +45,9 @@ pub(crate) struct InitConfig {
     pub trace: bool,
     /// Hand the container to an external OCI runtime instead of exec'ing it ourselves.
     pub oci: Option<OciPlan>,
+    /// `Network::Isolated`: the resolv.conf and hosts the container sees. The network helper's
+    /// ready pipe is then fd 4.
+    pub net: Option<crate::net::NetFiles>,
 }
 
 /// How to hand over to an external runtime.
@@ -67,6 +70,8 @@ pub(crate) enum Report {
     User { user: String, reason: String },
     /// Anything else.
     Failed(String),
+    /// The network helper did not get the isolated network ready.
+    Network(String),
     /// The master side of the container's pty comes with this message (SCM_RIGHTS).
     Tty,
     /// Phase times inside the helper, in ms, sent just before the exec when tracing.
@@ -144,8 +149,14 @@ fn helper(status: &mut std::fs::File) -> Result<std::convert::Infallible, Report
     let cfg: InitConfig = serde_json::from_slice(&buf).map_err(|e| fail("decode config", e))?;
     crate::sys::reset_signals();
     rustix::process::umask(Mode::empty());
+    let net_ready = match cfg.net {
+        Some(_) => Some(
+            crate::sys::take_inherited_fd(4).map_err(|e| fail("network ready pipe (fd 4)", e))?,
+        ),
+        None => None,
+    };
     if cfg.oci.is_some() {
-        return crate::oci::helper(cfg, status);
+        return crate::oci::helper(cfg, status, net_ready);
     }
     if cfg.spec.tty {
         rustix::process::setsid().map_err(|e| fail("setsid", e))?;
@@ -158,7 +169,7 @@ fn helper(status: &mut std::fs::File) -> Result<std::convert::Infallible, Report
     enter_root(&root)?;
     mark("pivot");
     drop(root);
-    exec_process(&cfg.spec, status, cfg.trace)
+    exec_process(&cfg.spec, status, cfg.trace, net_ready)
 }
 
 /// Everything up to (not including) the pivot: returns the new root, fully mounted.
@@ -213,15 +224,11 @@ pub(crate) fn build_rootfs(
         user_mount(r, cfg, i, m, created)?;
     }
 
-    if spec.network == Network::Host {
-        for f in ["/etc/resolv.conf", "/etc/hosts"] {
-            if Path::new(f).exists() {
-                let t = mounts::clone_tree(Path::new(f))?;
-                mounts::make_readonly(b(&t), f)?;
-                let dst = mounts::open_in_root(r, f, Kind::File, true, created)?;
-                mounts::attach(b(&t), b(&dst), f)?;
-            }
-        }
+    for (f, source) in name_files(cfg)? {
+        let t = mounts::clone_tree(&source)?;
+        mounts::make_readonly(b(&t), f)?;
+        let dst = mounts::open_in_root(r, f, Kind::File, true, created)?;
+        mounts::attach(b(&t), b(&dst), f)?;
     }
 
     mask_paths(r)?;
@@ -230,10 +237,38 @@ pub(crate) fn build_rootfs(
         crate::sys::mount_setattr_readonly(r, false).map_err(|e| fail("read-only rootfs", e))?;
     }
     rustix::system::sethostname(spec.hostname.as_bytes()).map_err(|e| fail("sethostname", e))?;
-    if spec.network == Network::None {
+    if spec.network != Network::Host {
         crate::sys::loopback_up().map_err(|e| fail("bring up loopback", e))?;
     }
     Ok(root)
+}
+
+/// The files that cover the image's /etc/resolv.conf and /etc/hosts, read-only, for the run
+/// (and so never reach the layer): the host's own with the host network, the isolated
+/// network's (written on the stage tmpfs here), none without a network.
+pub(crate) fn name_files(cfg: &InitConfig) -> Result<Vec<(&'static str, PathBuf)>, Report> {
+    const FILES: [&str; 2] = ["/etc/resolv.conf", "/etc/hosts"];
+    Ok(match (cfg.spec.network, &cfg.net) {
+        (Network::Host, _) => FILES
+            .into_iter()
+            .filter(|f| Path::new(f).exists())
+            .map(|f| (f, PathBuf::from(f)))
+            .collect(),
+        (Network::Isolated, Some(files)) => {
+            let mut out = Vec::new();
+            for (f, text) in FILES.into_iter().zip([&files.resolv_conf, &files.hosts]) {
+                let name = f.rsplit('/').next().unwrap_or(f);
+                let p = cfg.stage.join(name);
+                write_private(&p, text.as_bytes(), 0o644, 0, 0)?;
+                out.push((f, p));
+            }
+            out
+        }
+        (Network::Isolated, None) => {
+            return Err(Report::Failed("isolated network without its files".into()))
+        }
+        (Network::None, _) => Vec::new(),
+    })
 }
 
 pub(crate) fn open_dir(p: &Path) -> Result<OwnedFd, Report> {
@@ -673,6 +708,7 @@ fn exec_process(
     spec: &ContainerSpec,
     status: &mut std::fs::File,
     trace: bool,
+    net_ready: Option<OwnedFd>,
 ) -> Result<std::convert::Infallible, Report> {
     use rustix::process::{Resource, Rlimit};
     for l in &spec.rlimits {
@@ -787,8 +823,13 @@ fn exec_process(
         return Err(Report::Failed("parent went away".into()));
     }
     rustix::process::umask(Mode::from_raw_mode(0o022));
-    crate::sys::cloexec_from(3).map_err(|e| fail("close_range", e))?;
     mark("credentials");
+    // Last, so that the network helper's setup overlapped with all of ours.
+    if let Some(fd) = net_ready {
+        crate::net::wait_ready(fd).map_err(Report::Network)?;
+        mark("network ready");
+    }
+    crate::sys::cloexec_from(3).map_err(|e| fail("close_range", e))?;
     crate::seccomp::install(&filters).map_err(|e| fail("seccomp", e))?;
     mark("load seccomp");
     if trace {

@@ -2,6 +2,8 @@
 //!
 //! - [`ContainerSpec`] describes one container (rootfs, command, env, cwd, user, hostname,
 //!   network, `RUN --mount`s, tty, stdin, rlimits).
+//! - [`Network::Isolated`] gives the container its own network namespace with outbound access
+//!   through slirp4netns or pasta (the `net` module), without the host's loopback.
 //! - [`Runtime::run`] runs it with the built-in runtime (new mount/pid/uts/ipc/net namespaces,
 //!   overlay rootfs mounted inside the container's own mount namespace, Docker-like hardening)
 //!   or hands it, as an OCI bundle, to `runc`/`crun` ([`Engine::Oci`]).
@@ -21,6 +23,7 @@
 mod error;
 mod init;
 mod mounts;
+pub mod net;
 pub mod oci;
 mod run;
 pub mod seccomp;
@@ -31,6 +34,7 @@ pub mod user;
 
 pub use error::{Error, Result};
 pub use init::{default_capabilities, MASKED_PATHS, READONLY_PATHS};
+pub use net::{NetHelper, NetTool};
 pub use run::{wait_for_cleanup, CancelToken, Engine, OutputSink, Runtime, Stream};
 pub use spec::{
     ContainerSpec, ExitStatus, Mount, MountKind, Network, Rlimit, RlimitResource, Rootfs, Stdin,

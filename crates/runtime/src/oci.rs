@@ -337,6 +337,7 @@ fn executable_in_root(root: rustix::fd::BorrowedFd<'_>, arg0: &str, env: &[Strin
 pub(crate) fn helper(
     cfg: InitConfig,
     status: &mut std::fs::File,
+    net_ready: Option<rustix::fd::OwnedFd>,
 ) -> std::result::Result<std::convert::Infallible, Report> {
     use rustix::mount::{mount_change, MountPropagationFlags};
     let plan = cfg
@@ -358,15 +359,23 @@ pub(crate) fn helper(
     for d in ["/proc", "/dev", "/sys"] {
         mounts::open_in_root(root.as_fd(), d, Kind::Dir, true, &mut created)?;
     }
-    if spec.network == Network::Host {
-        for f in ["/etc/resolv.conf", "/etc/hosts"] {
-            if Path::new(f).exists() {
-                mounts::open_in_root(root.as_fd(), f, Kind::File, true, &mut created)?;
-            }
+    let mut prepared = Vec::new();
+    for (f, source) in crate::init::name_files(&cfg)? {
+        mounts::open_in_root(root.as_fd(), f, Kind::File, true, &mut created)?;
+        // (`to_oci_spec` binds the host's own files for the host network.)
+        if spec.network == Network::Isolated {
+            prepared.push(OciMount {
+                target: f.into(),
+                typ: "bind".into(),
+                source,
+                options: vec!["rbind".into(), "ro".into()],
+            });
         }
     }
-
-    let mut prepared = Vec::new();
+    if spec.network == Network::Isolated {
+        // We made this namespace (the runtime only uses it), so loopback is ours to bring up.
+        crate::sys::loopback_up().map_err(|e| fail("bring up loopback", e))?;
+    }
     for (i, m) in spec.mounts.iter().enumerate() {
         // The OCI runtime would follow a link at a bind source on the host.
         if let MountKind::Bind { source, .. } = &m.kind {
@@ -469,6 +478,9 @@ pub(crate) fn helper(
             serde_json::to_vec(&Report::Created(created)).map_err(|e| fail("encode", e))?;
         line.push(b'\n');
         status.write_all(&line).map_err(|e| fail("report", e))?;
+    }
+    if let Some(fd) = net_ready {
+        crate::net::wait_ready(fd).map_err(Report::Network)?;
     }
     crate::sys::cloexec_from(3).map_err(|e| fail("close_range", e))?;
     let c = |s: &std::ffi::OsStr| {

@@ -3,6 +3,7 @@
 
 use crate::error::{Error, Result};
 use crate::init::{InitConfig, OciPlan, Report, INIT_ARGV0};
+use crate::net::{NetFiles, NetHelper, NetProc};
 use crate::spec::{ContainerSpec, ExitStatus, Network, Rootfs, Stdin};
 use rustix::event::{PollFd, PollFlags};
 use rustix::fd::{AsFd, OwnedFd};
@@ -89,6 +90,8 @@ pub struct Runtime {
     helper: PathBuf,
     state_dir: PathBuf,
     legacy_overlay: bool,
+    /// The user-mode network stack for [`Network::Isolated`].
+    net: Option<NetHelper>,
 }
 
 static COUNTER: AtomicU64 = AtomicU64::new(0);
@@ -103,14 +106,29 @@ impl Runtime {
     }
 
     /// A runtime using `helper` (a binary that calls [`crate::run_init_if_requested`], e.g.
-    /// `whittle-runtime-init`) as the container init helper.
+    /// `whittle-runtime-init`) as the container init helper. The network helper for
+    /// [`Network::Isolated`] is looked up on `PATH` ([`NetHelper::find`]).
     pub fn with_helper(engine: Engine, helper: PathBuf) -> Self {
         Runtime {
             engine,
             helper,
             state_dir: PathBuf::from("/run/whittle"),
             legacy_overlay: false,
+            net: NetHelper::find(),
         }
+    }
+
+    /// Uses `net` (or nothing: [`Network::Isolated`] is then refused) as the user-mode network
+    /// stack instead of the one found on `PATH`.
+    pub fn with_network_helper(mut self, net: Option<NetHelper>) -> Self {
+        self.net = net;
+        self
+    }
+
+    /// The user-mode network stack [`Network::Isolated`] uses; `None` when neither slirp4netns
+    /// nor pasta is installed.
+    pub fn network_helper(&self) -> Option<&NetHelper> {
+        self.net.as_ref()
     }
 
     /// Uses `dir` instead of `/run/whittle` as the state dir: each container covers it with a
@@ -150,6 +168,9 @@ impl Runtime {
                 "working directory {:?} is not absolute",
                 spec.cwd
             )));
+        }
+        if spec.network == Network::Isolated && self.net.is_none() {
+            return Err(Error::NoNetworkHelper);
         }
         for m in &spec.mounts {
             if !m.target.starts_with('/') {
@@ -219,6 +240,7 @@ impl Runtime {
             legacy_overlay: self.legacy_overlay,
             trace: trace.on,
             oci,
+            net: (spec.network == Network::Isolated).then(|| NetFiles::new(&spec.hostname)),
         };
         trace.mark("prepare");
         let result = self.spawn_and_wait(&cfg, sink, cancel, &trace);
@@ -305,29 +327,83 @@ impl Runtime {
             crate::sys::high_fd(status_child.as_fd()).map_err(|e| Error::sys("dup", e))?;
         drop(status_child);
 
+        // The isolated network: a pipe from the network helper, which writes to it once the
+        // namespace is configured, to the init helper (its fd 4), which waits on it before the
+        // exec.
+        let net_helper = match spec.network {
+            Network::Isolated => Some(self.net.as_ref().ok_or(Error::NoNetworkHelper)?),
+            Network::None | Network::Host => None,
+        };
+        let ready = match net_helper {
+            Some(_) => Some(
+                rustix::pipe::pipe_with(rustix::pipe::PipeFlags::CLOEXEC)
+                    .map_err(|e| Error::sys("pipe", e))?,
+            ),
+            None => None,
+        };
+        let ready_c = match &ready {
+            Some((r, _)) => Some(crate::sys::high_fd(r.as_fd()).map_err(|e| Error::sys("dup", e))?),
+            None => None,
+        };
+
         let mut ns = libc::CLONE_NEWNS as u64;
+        if spec.network == Network::Isolated {
+            // For an OCI runtime too: it runs in this namespace and, given no network namespace
+            // in config.json, leaves the container in it.
+            ns |= libc::CLONE_NEWNET as u64;
+        }
         if cfg.oci.is_none() {
             ns |= (libc::CLONE_NEWPID | libc::CLONE_NEWUTS | libc::CLONE_NEWIPC) as u64;
             if spec.network == Network::None {
                 ns |= libc::CLONE_NEWNET as u64;
             }
         }
-        let mut plan = crate::sys::ExecPlan::new(
-            &self.helper,
-            INIT_ARGV0,
-            &[
-                stdin_c.as_fd(),
-                stdout_c.as_fd(),
-                stderr_c.as_fd(),
-                status_c.as_fd(),
-            ],
-        )
-        .map_err(|e| Error::sys("prepare helper", e))?;
-        let (_pid, pidfd) =
-            crate::sys::spawn_helper(&mut plan, ns).map_err(|e| Error::sys("clone3", e))?;
+        let mut fds = vec![
+            stdin_c.as_fd(),
+            stdout_c.as_fd(),
+            stderr_c.as_fd(),
+            status_c.as_fd(),
+        ];
+        if let Some(r) = &ready_c {
+            fds.push(r.as_fd());
+        }
+        let plan = crate::sys::ExecPlan::new(&self.helper, INIT_ARGV0, &fds)
+            .map_err(|e| Error::sys("prepare helper", e))?;
+        let (pid, pidfd) =
+            crate::sys::spawn_helper(&plan, ns).map_err(|e| Error::sys("clone3", e))?;
         trace.mark("clone3");
-        drop((stdin_c, stdout_c, stderr_c, status_c));
+        drop((stdin_c, stdout_c, stderr_c, status_c, ready_c));
         let child = Child { pidfd };
+
+        // The network helper, on the host's side of the container's new namespace. Declared
+        // after `child`, so dropped (killed) first on every way out of here.
+        let net = match (net_helper, ready) {
+            (Some(helper), Some((r, w))) => {
+                drop(r);
+                // `pid` is our child, not yet reaped, so it names no other process.
+                let started = std::fs::File::open(format!("/proc/{pid}/ns/net"))
+                    .map_err(|e| Error::sys("open the container's network namespace", e))
+                    .and_then(|netns| NetProc::start(helper, netns.as_fd(), w.as_fd()));
+                // Only the network helper may hold the writing end: when it dies, the init
+                // helper sees EOF.
+                drop(w);
+                match started {
+                    Ok(p) => Some(p),
+                    Err(_) if child.exited_now()? => {
+                        let st = child.wait()?;
+                        return Err(Error::Setup(format!(
+                            "init helper {} exited with {st:?} before starting the container",
+                            self.helper.display()
+                        )));
+                    }
+                    Err(e) => return Err(e),
+                }
+            }
+            _ => None,
+        };
+        if net.is_some() {
+            trace.mark("network");
+        }
 
         // Config down, reports up.
         let mut status = std::fs::File::from(status_parent);
@@ -390,6 +466,20 @@ impl Runtime {
             let _ = child.wait();
             return Err(match r {
                 Report::NotFound(n) => Error::ExecutableNotFound(n),
+                Report::Network(m) => match &net {
+                    Some(p) => {
+                        let said = p.messages();
+                        Error::Network {
+                            helper: p.helper.clone(),
+                            message: if said.is_empty() {
+                                m
+                            } else {
+                                format!("{m}: {said}")
+                            },
+                        }
+                    }
+                    None => Error::Setup(m),
+                },
                 Report::User { user, reason } => Error::User { user, reason },
                 Report::Failed(m) => match &cfg.oci {
                     Some(o) => Error::Oci {
@@ -660,7 +750,21 @@ impl Drop for Cleanup {
 
 enum Job {
     Remove(PathBuf),
+    /// Wait for a killed child (a network helper) to finish exiting.
+    Reap(OwnedFd),
     Flush(std::sync::mpsc::Sender<()>),
+}
+
+/// Reaps the killed child behind `pidfd` on the cleanup thread.
+pub(crate) fn reap_later(pidfd: OwnedFd) {
+    cleaner_send(Job::Reap(pidfd));
+}
+
+fn reap(pidfd: &OwnedFd) {
+    while let Err(rustix::io::Errno::INTR) | Ok(None) = rustix::process::waitid(
+        rustix::process::WaitId::PidFd(pidfd.as_fd()),
+        rustix::process::WaitIdOptions::EXITED,
+    ) {}
 }
 
 static CLEANER: std::sync::OnceLock<std::sync::Mutex<Option<std::sync::mpsc::Sender<Job>>>> =
@@ -675,6 +779,7 @@ fn cleaner_send(job: Job) {
                 for job in rx {
                     match job {
                         Job::Remove(p) => remove_tree(&p),
+                        Job::Reap(fd) => reap(&fd),
                         Job::Flush(done) => {
                             let _ = done.send(());
                         }
@@ -694,6 +799,7 @@ fn cleaner_send(job: Job) {
     if let Err(job) = sent {
         match job {
             Job::Remove(p) => remove_tree(&p),
+            Job::Reap(fd) => reap(&fd),
             Job::Flush(done) => {
                 let _ = done.send(());
             }
@@ -701,8 +807,9 @@ fn cleaner_send(job: Job) {
     }
 }
 
-/// Waits until the overlay work dirs of finished runs are removed. Call it before the process
-/// exits (the `whittle` CLI does), or leftover `.NAME.work-*` dirs stay next to upper dirs.
+/// Waits until the overlay work dirs of finished runs are removed and their (killed) network
+/// helpers have finished exiting and are reaped. Call it before the process exits (the
+/// `whittle` CLI does), or leftover `.NAME.work-*` dirs stay next to upper dirs.
 pub fn wait_for_cleanup() {
     let (tx, rx) = std::sync::mpsc::channel();
     cleaner_send(Job::Flush(tx));

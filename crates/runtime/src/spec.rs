@@ -97,6 +97,14 @@ pub enum Rootfs {
 pub enum Network {
     /// Own network namespace with only loopback, up.
     None,
+    /// Own network namespace with loopback up and outbound access through a user-mode network
+    /// stack on the host side (slirp4netns, else pasta; see [`crate::NetHelper`]): the
+    /// container can open connections to what the host reaches, but not to the host's
+    /// loopback, and nothing can connect in. The image's /etc/resolv.conf (pointing at the
+    /// stack's DNS forwarder) and /etc/hosts (localhost) are covered read-only for the run,
+    /// never written into the layer. The runtime refuses it when no stack is installed
+    /// ([`crate::Error::NoNetworkHelper`]); callers decide whether to fall back.
+    Isolated,
     /// The host's network namespace (the image's /etc/resolv.conf and /etc/hosts are covered by
     /// the host's, read-only, so name resolution works).
     Host,

@@ -26,33 +26,60 @@ struct CloneArgs {
 /// caller may be multi-threaded and the child has only a copy of the calling thread.
 pub struct ExecPlan {
     exe: CString,
-    argv: [*const libc::c_char; 2],
-    argv0: CString,
+    /// Owns the strings `argv` points into (a `CString`'s buffer does not move with the plan).
+    _args: Vec<CString>,
+    /// NULL-terminated `argv`, built before the clone.
+    argv: Vec<*const libc::c_char>,
     /// `(source, target)` pairs for `dup2`; sources are all >= 10 (see [`high_fd`]).
     fds: Vec<(RawFd, RawFd)>,
     /// The first fd not kept open across the exec.
     keep_below: u32,
+    /// Make the child the leader of a new process group (so that it and anything it forks can
+    /// be killed together).
+    new_group: bool,
 }
 
 impl ExecPlan {
     /// `exe` run with `argv[0] = argv0` and an empty environment; `fds` become the child's
     /// 0, 1, 2, 3 ... (in order).
     pub fn new(exe: &std::path::Path, argv0: &CStr, fds: &[BorrowedFd<'_>]) -> io::Result<Self> {
+        Self::command(exe, &[argv0.to_owned()], fds)
+    }
+
+    /// `exe` run with `args` (`args[0]` is `argv[0]`) and an empty environment; `fds` become
+    /// the child's 0, 1, 2, 3 ... (in order).
+    pub fn command(
+        exe: &std::path::Path,
+        args: &[CString],
+        fds: &[BorrowedFd<'_>],
+    ) -> io::Result<Self> {
         use std::os::unix::ffi::OsStrExt;
         let exe = CString::new(exe.as_os_str().as_bytes())
-            .map_err(|_| io::Error::new(io::ErrorKind::InvalidInput, "NUL in helper path"))?;
-        let argv0 = argv0.to_owned();
+            .map_err(|_| io::Error::new(io::ErrorKind::InvalidInput, "NUL in program path"))?;
+        if args.is_empty() {
+            return Err(io::Error::new(io::ErrorKind::InvalidInput, "no argv[0]"));
+        }
+        let args = args.to_vec();
+        let mut argv: Vec<*const libc::c_char> = args.iter().map(|a| a.as_ptr()).collect();
+        argv.push(std::ptr::null());
         Ok(ExecPlan {
-            argv: [std::ptr::null(), std::ptr::null()],
             exe,
-            argv0,
+            _args: args,
+            argv,
             fds: fds
                 .iter()
                 .enumerate()
                 .map(|(i, fd)| (fd.as_raw_fd(), i as RawFd))
                 .collect(),
             keep_below: fds.len() as u32,
+            new_group: false,
         })
+    }
+
+    /// Starts the child in a process group of its own.
+    pub fn new_process_group(mut self) -> Self {
+        self.new_group = true;
+        self
     }
 }
 
@@ -62,10 +89,10 @@ pub fn high_fd(fd: BorrowedFd<'_>) -> io::Result<OwnedFd> {
     Ok(rustix::io::fcntl_dupfd_cloexec(fd, 10)?)
 }
 
-/// Creates the container's first process with `clone3(CLONE_PIDFD | namespaces)` and has it
-/// exec the init helper at once. Returns the child's pid (in our namespace) and its pidfd.
-pub fn spawn_helper(plan: &mut ExecPlan, namespaces: u64) -> io::Result<(i32, OwnedFd)> {
-    plan.argv = [plan.argv0.as_ptr(), std::ptr::null()];
+/// Creates a child with `clone3(CLONE_PIDFD | namespaces)` and has it exec `plan` at once: the
+/// container's first process (the init helper, in new namespaces) or a network helper (no new
+/// namespaces). Returns the child's pid (in our namespace) and its pidfd.
+pub fn spawn_helper(plan: &ExecPlan, namespaces: u64) -> io::Result<(i32, OwnedFd)> {
     let envp: [*const libc::c_char; 1] = [std::ptr::null()];
     let mut pidfd: libc::c_int = -1;
     let mut args = CloneArgs {
@@ -100,11 +127,14 @@ pub fn spawn_helper(plan: &mut ExecPlan, namespaces: u64) -> io::Result<(i32, Ow
 /// The child side: parent-death signal, fd layout, exec. Async-signal-safe only.
 ///
 /// # Safety
-/// Must only be called in the child of a fork-like clone, with `plan.argv` pointing into `plan`.
+/// Must only be called in the child of a fork-like clone, with `plan.argv` pointing into
+/// `plan`'s own strings.
 unsafe fn child_exec(plan: &ExecPlan, envp: &[*const libc::c_char; 1]) -> ! {
-    // SAFETY (whole block): each call is a plain system call on integers or on pointers into
-    // `plan`/`envp`, which were fully built before the clone and are not touched by anyone else
-    // in this single-threaded child.
+    // SAFETY (whole block): each call is a plain system call (or `sigemptyset`, which only
+    // writes the set it is given) on integers, on a `sigset_t` local to this frame (all-zero is
+    // a valid value), or on pointers into `plan`/`envp`, which were fully built before the clone
+    // and are not touched by anyone else in this single-threaded child. All are
+    // async-signal-safe.
     unsafe {
         // Die with the thread that spawned us (the caller blocks in `run` until we exit); the
         // setting survives the execve of the (non-setuid) helper.
@@ -115,6 +145,16 @@ unsafe fn child_exec(plan: &ExecPlan, envp: &[*const libc::c_char; 1]) -> ! {
             0,
             0,
         );
+        if plan.new_group && libc::setpgid(0, 0) < 0 {
+            libc::_exit(126);
+        }
+        // What the exec'd program would get from a shell: SIGPIPE at its default (the Rust
+        // runtime ignores it, and an ignored signal stays ignored across exec; pasta refuses to
+        // start that way) and no signal blocked (the calling thread's mask is inherited).
+        libc::signal(libc::SIGPIPE, libc::SIG_DFL);
+        let mut none: libc::sigset_t = std::mem::zeroed();
+        libc::sigemptyset(&mut none);
+        libc::sigprocmask(libc::SIG_SETMASK, &none, std::ptr::null_mut());
         for &(src, dst) in &plan.fds {
             if libc::dup2(src, dst) < 0 {
                 libc::_exit(126);

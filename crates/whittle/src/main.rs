@@ -20,6 +20,7 @@ struct Cli {
 #[derive(Subcommand)]
 enum Command {
     /// Build an image from a Dockerfile and a context directory.
+    // Boxed: by far the largest command, and the enum is moved around only once.
     Build(Box<cmd::build::BuildArgs>),
     /// Check a Dockerfile against BuildKit's build checks, hadolint's rules and whittle's own;
     /// `--fix` repairs the mechanical ones.

@@ -33,9 +33,17 @@ pub struct BuildArgs {
     /// Do not use the cache for these stages (repeatable).
     #[arg(long = "no-cache-filter", value_name = "STAGE")]
     pub no_cache_filter: Vec<String>,
-    /// Network for RUN steps: `default` (the host's network), `none` or `host`.
-    #[arg(long, default_value = "default")]
+    /// Network for RUN steps: `default` (an isolated network namespace with outbound access
+    /// through slirp4netns or pasta, without the host's loopback; the host's network, with a
+    /// warning, when neither is installed), `none` (loopback only) or `host` (the host's
+    /// network, loopback services included; grants network.host, as buildx does).
+    #[arg(long, value_name = "default|none|host", default_value = "default")]
     pub network: String,
+    /// Grant an entitlement (repeatable): `network.host` lets `RUN --network=host` use the
+    /// host's network; `security.insecure` is accepted, but `RUN --security=insecure` is not
+    /// supported yet.
+    #[arg(long = "allow", value_name = "ENTITLEMENT", value_parser = parse_entitlement)]
+    pub allow: Vec<whittle_build::Entitlement>,
     /// A secret for `RUN --mount=type=secret`: `id=ID,src=FILE` or `id=ID,env=VAR`.
     #[arg(long = "secret", value_name = "id=ID,src=FILE|env=VAR")]
     pub secrets: Vec<String>,
@@ -554,6 +562,31 @@ fn parse_ssh(s: &str) -> Result<whittle_build::ssh::SshSpec, String> {
         .map_err(|e: whittle_build::ssh::SshError| e.to_string())
 }
 
+fn parse_entitlement(s: &str) -> Result<whittle_build::Entitlement, String> {
+    s.parse()
+}
+
+/// The RUN steps of the needed stages that get the build's default network (no `--network`
+/// flag, or `--network=default`).
+fn default_network_runs(plan: &whittle_dockerfile::Plan) -> usize {
+    use whittle_dockerfile::ast::NetworkMode;
+    use whittle_dockerfile::plan::Op;
+    plan.stages
+        .iter()
+        .filter(|s| s.needed)
+        .flat_map(|s| &s.steps)
+        .filter(|st| {
+            matches!(
+                st.op,
+                Op::Run {
+                    network: None | Some(NetworkMode::Default),
+                    ..
+                }
+            )
+        })
+        .count()
+}
+
 fn parse_secret(s: &str) -> anyhow::Result<(String, Vec<u8>)> {
     let mut id = None;
     let mut src = None;
@@ -738,6 +771,18 @@ pub fn run(mut args: BuildArgs, root: Option<&Path>) -> anyhow::Result<ExitCode>
             return Ok(ExitCode::from(1));
         }
     };
+    // `--network host` is the user's own choice of the host network for every RUN: as buildx
+    // does, it grants network.host.
+    let mut allow = args.allow.clone();
+    if args.network == "host" && !allow.contains(&whittle_build::Entitlement::NetworkHost) {
+        allow.push(whittle_build::Entitlement::NetworkHost);
+    }
+    // Entitlements before pulling anything (the engine checks again, after ONBUILD triggers of
+    // the pulled images are known).
+    if let Err(e) = whittle_build::entitlements::check(&plan, &allow) {
+        report_build_error(&e, &src.name, &src.text);
+        return Ok(ExitCode::from(1));
+    }
     // Pull progress is plain lines: not in quiet mode, nor among rawjson events.
     let quiet_pull = args.quiet || args.progress == "quiet" || args.progress == "rawjson";
     images.pinned =
@@ -795,8 +840,21 @@ pub fn run(mut args: BuildArgs, root: Option<&Path>) -> anyhow::Result<ExitCode>
             );
         }
     }
+    bo.allow = allow;
+    let runtime = whittle_runtime::Runtime::new(whittle_runtime::Engine::BuiltIn)
+        .context("starting the container runtime")?;
+    let mut network_warning = None;
     bo.network = match args.network.as_str() {
-        "default" | "host" => whittle_runtime::Network::Host,
+        "default" => match runtime.network_helper() {
+            Some(_) => whittle_runtime::Network::Isolated,
+            None => {
+                if default_network_runs(&plan) > 0 {
+                    network_warning = Some(NO_NETWORK_HELPER_WARNING);
+                }
+                whittle_runtime::Network::Host
+            }
+        },
+        "host" => whittle_runtime::Network::Host,
         "none" => whittle_runtime::Network::None,
         other => anyhow::bail!("--network {other:?}: use default, none or host"),
     };
@@ -847,8 +905,13 @@ pub fn run(mut args: BuildArgs, root: Option<&Path>) -> anyhow::Result<ExitCode>
     } else {
         Box::new(super::progress::Plain::new(Box::new(std::io::stderr()), t0))
     };
-    let runtime = whittle_runtime::Runtime::new(whittle_runtime::Engine::BuiltIn)
-        .context("starting the container runtime")?;
+    if let Some(w) = network_warning {
+        if quiet {
+            eprintln!("{w}");
+        } else {
+            progress.event(Event::Note { message: w.into() });
+        }
+    }
     let cancel = whittle_runtime::CancelToken::new().context("creating a cancel token")?;
     // Held until the command ends: prune must not take the built image before it is tagged,
     // written out and pushed (an untagged image is prune's to remove).
@@ -902,6 +965,11 @@ pub fn run(mut args: BuildArgs, root: Option<&Path>) -> anyhow::Result<ExitCode>
     }
     Ok(ExitCode::SUCCESS)
 }
+
+/// Printed once per build when RUN steps fall back to the host's network.
+pub const NO_NETWORK_HELPER_WARNING: &str = "warning: RUN steps use the host's network, \
+    loopback services included, because neither slirp4netns nor pasta is installed: \
+    apt-get install slirp4netns (or passt) to isolate them, or build with --network none";
 
 /// Shares the terminal view with `run`, which clears it before printing the summary.
 struct TtyRef(std::sync::Arc<super::progress::Tty>);
@@ -963,6 +1031,31 @@ fn report_build_error(e: &BuildError, file: &str, text: &str) {
                 safe(message)
             );
             show_line(*line);
+        }
+        BuildError::NotAllowed {
+            stage,
+            line,
+            summary,
+            entitlement,
+        } => {
+            eprintln!(
+                "error: {file}:{line}: {entitlement} is not allowed (stage {}: {})",
+                safe(stage),
+                safe(summary)
+            );
+            show_line(*line);
+            match entitlement {
+                whittle_build::Entitlement::NetworkHost => eprintln!(
+                    "hint: pass --allow network.host if you trust this Dockerfile with the \
+                     host's network: its RUN --network=host steps can reach every service the \
+                     host can, including those listening on the host's 127.0.0.1"
+                ),
+                whittle_build::Entitlement::SecurityInsecure => eprintln!(
+                    "hint: RUN --security=insecure needs --allow security.insecure, and whittle \
+                     cannot run it yet even then: remove the flag, or build this Dockerfile with \
+                     BuildKit"
+                ),
+            }
         }
         other => eprintln!("error: {}", safe(&other.to_string())),
     }

@@ -33,8 +33,12 @@ pub struct RunArgs {
     /// Working directory inside the container (created if missing).
     #[arg(short = 'w', long, value_name = "DIR")]
     workdir: Option<String>,
-    /// Network: `host` (default, like a build's RUN) or `none` (loopback only).
-    #[arg(long, default_value = "host", value_parser = ["host", "none"])]
+    /// Network: `default` (an isolated network namespace with outbound access through
+    /// slirp4netns or pasta, without the host's loopback, like a build's RUN and docker's
+    /// bridge; the host's network, with a warning, when neither is installed), `none`
+    /// (loopback only) or `host`.
+    #[arg(long, value_name = "default|none|host", default_value = "default",
+          value_parser = ["default", "none", "host"])]
     network: String,
     /// Override the image's entrypoint.
     #[arg(long, value_name = "CMD")]
@@ -145,10 +149,23 @@ pub fn run(args: RunArgs, root: Option<&Path>) -> anyhow::Result<ExitCode> {
             .map(String::from)
     });
     spec.hostname = id.hex().chars().take(12).collect();
-    spec.network = if args.network == "none" {
-        Network::None
-    } else {
-        Network::Host
+    let engine = match args.runtime.as_str() {
+        "builtin" => Engine::BuiltIn,
+        other => Engine::Oci(PathBuf::from(other)),
+    };
+    let runtime = Runtime::new(engine)?.state_dir(store.root().join("run"));
+    spec.network = match args.network.as_str() {
+        "none" => Network::None,
+        "host" => Network::Host,
+        _ if runtime.network_helper().is_some() => Network::Isolated,
+        _ => {
+            eprintln!(
+                "warning: the container uses the host's network, loopback services included, \
+                 because neither slirp4netns nor pasta is installed: apt-get install \
+                 slirp4netns (or passt) to isolate it, or pass --network none"
+            );
+            Network::Host
+        }
     };
     spec.tty = args.tty;
     // `docker run` gives the primary gid as a supplementary group too.
@@ -159,11 +176,6 @@ pub fn run(args: RunArgs, root: Option<&Path>) -> anyhow::Result<ExitCode> {
         Stdin::Null
     };
 
-    let engine = match args.runtime.as_str() {
-        "builtin" => Engine::BuiltIn,
-        other => Engine::Oci(PathBuf::from(other)),
-    };
-    let runtime = Runtime::new(engine)?.state_dir(store.root().join("run"));
     let cancel = CancelToken::new()?;
     let stdout = std::io::stdout();
     let stderr = std::io::stderr();
