@@ -60,6 +60,10 @@ pub struct BuildOptions {
     pub ulimits: Vec<whittle_runtime::Rlimit>,
     /// `--shm-size` for RUN steps, in bytes.
     pub shm_size: Option<u64>,
+    /// `--add-host` entries (name, address) for RUN steps' /etc/hosts.
+    pub extra_hosts: Vec<(String, String)>,
+    /// `--security-opt seccomp=unconfined`: RUN steps without the seccomp filter.
+    pub seccomp_unconfined: bool,
     /// `--annotation`s on the image manifest.
     pub annotations: std::collections::BTreeMap<String, String>,
     /// Timestamps in the image (created, history) and the mtime clamp of layers.
@@ -102,6 +106,8 @@ impl BuildOptions {
             annotations: Default::default(),
             ulimits: Vec::new(),
             shm_size: None,
+            extra_hosts: Vec::new(),
+            seccomp_unconfined: false,
             epoch: whittle_layer::default_epoch(),
             compression: Compression::default(),
             dockerfile: "Dockerfile".into(),
@@ -1243,15 +1249,24 @@ impl Engine<'_> {
         let mut env_key = serde_json::to_vec(&json!([env, cwd, user])).unwrap_or_default();
         // Limits change what a step may do, so they are part of its key (as in BuildKit's
         // exec op); absent, the key is what it was before the flags existed.
-        if !self.opts.ulimits.is_empty() || self.opts.shm_size.is_some() {
+        if !self.opts.ulimits.is_empty()
+            || self.opts.shm_size.is_some()
+            || !self.opts.extra_hosts.is_empty()
+            || self.opts.seccomp_unconfined
+        {
             let limits: Vec<String> = self
                 .opts
                 .ulimits
                 .iter()
                 .map(|l| format!("{:?}={}:{}", l.resource, l.soft, l.hard))
                 .collect();
-            env_key
-                .extend_from_slice(format!("\0{limits:?} shm={:?}", self.opts.shm_size).as_bytes());
+            env_key.extend_from_slice(
+                format!(
+                    "\0{limits:?} shm={:?} hosts={:?} unconfined={}",
+                    self.opts.shm_size, self.opts.extra_hosts, self.opts.seccomp_unconfined
+                )
+                .as_bytes(),
+            );
         }
         let net = match network {
             Some(NetworkMode::None) => Network::None,
@@ -1296,6 +1311,8 @@ impl Engine<'_> {
                     spec.rlimits.push(*l);
                 }
                 spec.shm_size = self.opts.shm_size;
+                spec.extra_hosts = self.opts.extra_hosts.clone();
+                spec.seccomp_unconfined = self.opts.seccomp_unconfined;
                 let mut _held = Vec::new();
                 let mut tmp_dirs = Vec::new();
                 let mut _agents = Vec::new();

@@ -248,27 +248,49 @@ pub(crate) fn build_rootfs(
 /// network's (written on the stage tmpfs here), none without a network.
 pub(crate) fn name_files(cfg: &InitConfig) -> Result<Vec<(&'static str, PathBuf)>, Report> {
     const FILES: [&str; 2] = ["/etc/resolv.conf", "/etc/hosts"];
-    Ok(match (cfg.spec.network, &cfg.net) {
-        (Network::Host, _) => FILES
-            .into_iter()
-            .filter(|f| Path::new(f).exists())
-            .map(|f| (f, PathBuf::from(f)))
-            .collect(),
-        (Network::Isolated, Some(files)) => {
-            let mut out = Vec::new();
-            for (f, text) in FILES.into_iter().zip([&files.resolv_conf, &files.hosts]) {
-                let name = f.rsplit('/').next().unwrap_or(f);
-                let p = cfg.stage.join(name);
-                write_private(&p, text.as_bytes(), 0o644, 0, 0)?;
-                out.push((f, p));
+    let extra = extra_hosts(&cfg.spec.extra_hosts);
+    // A generated file (on the stage tmpfs), for the hosts file with `--add-host` entries.
+    let write = |f: &'static str, text: &str| -> Result<(&'static str, PathBuf), Report> {
+        let name = f.rsplit('/').next().unwrap_or(f);
+        let p = cfg.stage.join(name);
+        write_private(&p, text.as_bytes(), 0o644, 0, 0)?;
+        Ok((f, p))
+    };
+    let mut out = Vec::new();
+    match (cfg.spec.network, &cfg.net) {
+        (Network::Host, _) => {
+            for f in FILES.into_iter().filter(|f| Path::new(f).exists()) {
+                if f == "/etc/hosts" && !extra.is_empty() {
+                    let host = std::fs::read_to_string(f).unwrap_or_default();
+                    out.push(write(f, &format!("{host}{extra}"))?);
+                } else {
+                    out.push((f, PathBuf::from(f)));
+                }
             }
-            out
+        }
+        (Network::Isolated, Some(files)) => {
+            out.push(write(FILES[0], &files.resolv_conf)?);
+            out.push(write(FILES[1], &format!("{}{extra}", files.hosts))?);
         }
         (Network::Isolated, None) => {
             return Err(Report::Failed("isolated network without its files".into()))
         }
-        (Network::None, _) => Vec::new(),
-    })
+        // Without a network the image's files stay, unless there are entries to add.
+        (Network::None, _) if !extra.is_empty() => {
+            let base = crate::net::hosts(&cfg.spec.hostname);
+            out.push(write(FILES[1], &format!("{base}{extra}"))?);
+        }
+        (Network::None, _) => {}
+    }
+    Ok(out)
+}
+
+/// `--add-host` entries as /etc/hosts lines.
+fn extra_hosts(entries: &[(String, String)]) -> String {
+    entries
+        .iter()
+        .map(|(name, ip)| format!("{ip}\t{name}\n"))
+        .collect()
 }
 
 pub(crate) fn open_dir(p: &Path) -> Result<OwnedFd, Report> {
@@ -754,7 +776,12 @@ fn exec_process(
     let args = spec.args.iter().map(cstr).collect::<Result<Vec<_>, _>>()?;
     let envc = env.iter().map(cstr).collect::<Result<Vec<_>, _>>()?;
     let exe = cstr(exe.as_os_str().as_bytes())?;
-    let filters = crate::seccomp::filters().map_err(|e| fail("seccomp", e))?;
+    // `--security-opt seccomp=unconfined` leaves the filter out.
+    let filters = if spec.seccomp_unconfined {
+        None
+    } else {
+        Some(crate::seccomp::filters().map_err(|e| fail("seccomp", e))?)
+    };
     mark("compile seccomp");
 
     if spec.tty {
@@ -830,7 +857,9 @@ fn exec_process(
         mark("network ready");
     }
     crate::sys::cloexec_from(3).map_err(|e| fail("close_range", e))?;
-    crate::seccomp::install(&filters).map_err(|e| fail("seccomp", e))?;
+    if let Some(filters) = &filters {
+        crate::seccomp::install(filters).map_err(|e| fail("seccomp", e))?;
+    }
     mark("load seccomp");
     if trace {
         send(status, &trace_report())?;

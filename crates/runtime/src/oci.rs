@@ -245,7 +245,11 @@ pub fn to_oci_spec(
         .map(|t| LinuxNamespaceBuilder::default().typ(t).build())
         .collect::<std::result::Result<Vec<_>, _>>()
         .map_err(spec_err)?;
-    let linux = LinuxBuilder::default()
+    let mut linux = LinuxBuilder::default();
+    if !spec.seccomp_unconfined {
+        linux = linux.seccomp(crate::seccomp::oci_seccomp().map_err(spec_err)?);
+    }
+    let linux = linux
         .namespaces(namespaces)
         .masked_paths(
             crate::init::MASKED_PATHS
@@ -259,7 +263,6 @@ pub fn to_oci_spec(
                 .map(|s| s.to_string())
                 .collect::<Vec<_>>(),
         )
-        .seccomp(crate::seccomp::oci_seccomp().map_err(spec_err)?)
         .build()
         .map_err(spec_err)?;
     let readonly = matches!(spec.rootfs, crate::spec::Rootfs::Dir { readonly: true, .. });

@@ -36,6 +36,14 @@ pub struct ContainerSpec {
     /// BuildKit RUN step does (only the groups /etc/group lists the user in).
     #[serde(default)]
     pub primary_gid_in_groups: bool,
+    /// `--add-host` entries (name, address) added to the container's /etc/hosts (which then
+    /// covers the image's, read-only, so they never reach a layer).
+    #[serde(default)]
+    pub extra_hosts: Vec<(String, String)>,
+    /// No seccomp filter (`--security-opt seccomp=unconfined`): the default profile blocks
+    /// syscalls such as `ptrace`, `personality` and `unshare` for the process.
+    #[serde(default)]
+    pub seccomp_unconfined: bool,
 }
 
 impl ContainerSpec {
@@ -71,6 +79,8 @@ impl ContainerSpec {
             }],
             shm_size: None,
             primary_gid_in_groups: false,
+            extra_hosts: Vec::new(),
+            seccomp_unconfined: false,
         }
     }
 }

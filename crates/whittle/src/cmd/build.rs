@@ -71,6 +71,14 @@ pub struct BuildArgs {
     /// Size of /dev/shm in RUN steps (default 64m): bytes, or with a unit b, k, m or g.
     #[arg(long = "shm-size", value_name = "SIZE", value_parser = parse_size)]
     pub shm_size: Option<u64>,
+    /// An /etc/hosts entry for RUN steps (repeatable): `HOST:IP` (or `HOST=IP`).
+    #[arg(long = "add-host", value_name = "HOST:IP", value_parser = parse_add_host)]
+    pub add_hosts: Vec<(String, String)>,
+    /// Security options for RUN steps, as `docker build` takes them: `seccomp=unconfined`
+    /// (no seccomp filter), `apparmor=unconfined` and `no-new-privileges` (what whittle does
+    /// anyway: it loads no AppArmor profile and always sets no_new_privs).
+    #[arg(long = "security-opt", value_name = "OPT")]
+    pub security_opts: Vec<String>,
     /// Metadata label for the image, `KEY=VALUE` (repeatable).
     #[arg(long = "label", value_name = "KEY=VALUE")]
     pub labels: Vec<String>,
@@ -557,6 +565,33 @@ pub fn parse_size(v: &str) -> Result<u64, String> {
     }
 }
 
+/// An `--add-host` value: `HOST:IP` or `HOST=IP` (an IPv6 address has colons of its own).
+pub fn parse_add_host(v: &str) -> Result<(String, String), String> {
+    let (host, ip) = v
+        .split_once('=')
+        .or_else(|| v.split_once(':'))
+        .ok_or_else(|| format!("{v:?}: expected HOST:IP, e.g. db:10.0.0.5"))?;
+    let plain = |h: &str| {
+        !h.is_empty()
+            && h.len() <= 253
+            && h.bytes()
+                .all(|b| b.is_ascii_alphanumeric() || b == b'-' || b == b'.' || b == b'_')
+    };
+    if !plain(host) {
+        return Err(format!("{v:?}: {host:?} is not a host name"));
+    }
+    if ip == "host-gateway" {
+        return Err(format!(
+            "{v:?}: host-gateway is not supported: RUN steps do not reach the host's \
+             loopback; give the host's address on another interface"
+        ));
+    }
+    let ip = ip.trim_start_matches('[').trim_end_matches(']');
+    ip.parse::<std::net::IpAddr>()
+        .map_err(|_| format!("{v:?}: {ip:?} is not an IP address"))?;
+    Ok((host.to_string(), ip.to_string()))
+}
+
 fn parse_ssh(s: &str) -> Result<whittle_build::ssh::SshSpec, String> {
     s.parse()
         .map_err(|e: whittle_build::ssh::SshError| e.to_string())
@@ -804,6 +839,18 @@ pub fn run(mut args: BuildArgs, root: Option<&Path>) -> anyhow::Result<ExitCode>
     bo.named_contexts = named_dirs;
     bo.ulimits = args.ulimits.clone();
     bo.shm_size = args.shm_size;
+    bo.extra_hosts = args.add_hosts.clone();
+    for o in &args.security_opts {
+        match o.replace(':', "=").as_str() {
+            "seccomp=unconfined" => bo.seccomp_unconfined = true,
+            "apparmor=unconfined" | "no-new-privileges" | "no-new-privileges=true" => {}
+            _ => anyhow::bail!(
+                "--security-opt {o}: whittle supports seccomp=unconfined, apparmor=unconfined \
+                 and no-new-privileges (custom seccomp or AppArmor profiles and SELinux labels \
+                 are not supported)"
+            ),
+        }
+    }
     // `--build-arg SOURCE_DATE_EPOCH=N` sets the build's epoch, as in BuildKit (the variable in
     // whittle's own environment already did); empty means unset.
     if let Some((_, v)) = opts

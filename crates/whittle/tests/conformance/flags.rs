@@ -459,3 +459,97 @@ fn ulimit_and_shm_size_reach_run_steps() {
         );
     }
 }
+
+#[test]
+fn add_host_entries_reach_run_steps_but_not_the_image() {
+    if !root_or_skip("building") {
+        return;
+    }
+    let e = env();
+    fs::write(
+        e.ctx.join("Dockerfile"),
+        "FROM test/busybox:1\nRUN grep -E 'db|v6' /etc/hosts > /seen\n",
+    )
+    .unwrap();
+    let ctx = e.ctx.to_string_lossy().into_owned();
+    for (net, tag) in [("none", "hosts:1"), ("default", "hosts:2")] {
+        let r = whittle(
+            &e.root,
+            &[
+                "build",
+                &format!("--network={net}"),
+                "--add-host",
+                "db:10.1.2.3",
+                "--add-host",
+                "v6=::1",
+                "-t",
+                tag,
+                &ctx,
+            ],
+        );
+        assert!(r.ok, "{net}: {}", r.stderr);
+        assert_eq!(
+            String::from_utf8(image_file(&e.root, tag, "seen").unwrap()).unwrap(),
+            "10.1.2.3\tdb\n::1\tv6\n",
+            "{net}"
+        );
+        assert!(image_file(&e.root, tag, "etc/hosts").is_none(), "{net}");
+    }
+    for (value, says) in [
+        ("db", "expected HOST:IP"),
+        ("db:10.1.2", "is not an IP address"),
+        ("db:host-gateway", "host-gateway is not supported"),
+    ] {
+        let r = whittle(&e.root, &["build", "--add-host", value, &ctx]);
+        assert!(!r.ok && r.stderr.contains(says), "{value}: {}", r.stderr);
+    }
+}
+
+#[test]
+fn security_opt_seccomp_unconfined_lifts_the_filter_and_others_are_refused() {
+    if !root_or_skip("building") {
+        return;
+    }
+    let e = env();
+    fs::write(
+        e.ctx.join("Dockerfile"),
+        "FROM test/busybox:1\nRUN if unshare -U true 2>/dev/null; then echo allowed; else echo denied; fi > /unshare\n",
+    )
+    .unwrap();
+    let ctx = e.ctx.to_string_lossy().into_owned();
+    let r = build(
+        &e,
+        &fs::read_to_string(e.ctx.join("Dockerfile")).unwrap(),
+        "sec:1",
+    );
+    assert!(r.ok, "{}", r.stderr);
+    assert_eq!(
+        image_file(&e.root, "sec:1", "unshare").unwrap(),
+        b"denied\n"
+    );
+    let r = whittle(
+        &e.root,
+        &[
+            "build",
+            "--network=none",
+            "--security-opt",
+            "seccomp=unconfined",
+            "--security-opt",
+            "no-new-privileges",
+            "-t",
+            "sec:2",
+            &ctx,
+        ],
+    );
+    assert!(r.ok, "{}", r.stderr);
+    assert_eq!(
+        image_file(&e.root, "sec:2", "unshare").unwrap(),
+        b"allowed\n"
+    );
+    let r = whittle(&e.root, &["build", "--security-opt", "label=type:x", &ctx]);
+    assert!(
+        !r.ok && r.stderr.contains("SELinux labels are not supported"),
+        "{}",
+        r.stderr
+    );
+}
