@@ -25,7 +25,7 @@ const MAX_REPLY: u64 = 1 << 20;
 
 #[derive(Debug, thiserror::Error)]
 pub enum DaemonError {
-    #[error("no docker daemon answers at {host} ({source}): start one, or set DOCKER_HOST to the daemon to load into")]
+    #[error("no docker daemon answers at {host}: start one, or set DOCKER_HOST to the daemon to load into")]
     Unreachable {
         host: String,
         #[source]
@@ -33,7 +33,7 @@ pub enum DaemonError {
     },
     #[error("DOCKER_HOST={0}: only unix:// and tcp:// daemons can be loaded into (a TLS or ssh daemon is not supported yet); save the image with `whittle save` and `docker load` it")]
     Unsupported(String),
-    #[error("sending the image to the docker daemon at {host} failed: {source}")]
+    #[error("sending the image to the docker daemon at {host} failed")]
     Send {
         host: String,
         #[source]
