@@ -80,6 +80,9 @@ impl Default for Limits {
 pub struct Options {
     /// Layers read at once (default: the machine's cores).
     pub threads: usize,
+    /// Size findings (everything but secrets, setuid and world-writable files) smaller than
+    /// this are left out (default 1024 bytes: a few stray bytes are not worth a line).
+    pub min_finding_bytes: u64,
     /// Bounds.
     pub limits: Limits,
 }
@@ -90,6 +93,7 @@ impl Default for Options {
             threads: std::thread::available_parallelism()
                 .map(|n| n.get())
                 .unwrap_or(1),
+            min_finding_bytes: 1024,
             limits: Limits::default(),
         }
     }
@@ -98,12 +102,12 @@ impl Default for Options {
 /// Analyses an image. `store` is needed for [`Input::Store`] only.
 pub fn analyze(input: &Input, store: Option<&Store>, opts: &Options) -> Result<Analysis> {
     let (meta, scans) = input::load(input, store, opts)?;
-    Ok(build(meta, scans))
+    Ok(build(meta, scans, opts))
 }
 
-fn build(meta: image::ImageMeta, scans: Vec<scan::LayerScan>) -> Analysis {
+fn build(meta: image::ImageMeta, scans: Vec<scan::LayerScan>, opts: &Options) -> Analysis {
     let m = merge::merge(scans);
-    let findings = findings::collect(&m, &meta);
+    let findings = findings::collect(&m, &meta, opts.min_finding_bytes);
     let layer: Vec<Layer> = m
         .stats
         .iter()

@@ -77,8 +77,9 @@ pub fn finding(
     }
 }
 
-/// Every finding, secrets first, then by bytes, largest first.
-pub fn collect(m: &Merged, meta: &ImageMeta) -> Vec<Finding> {
+/// Every finding, secrets first, then by bytes, largest first; size findings under `min_bytes`
+/// are left out.
+pub fn collect(m: &Merged, meta: &ImageMeta, min_bytes: u64) -> Vec<Finding> {
     let mut out = Vec::new();
     superseded::find(m, &mut out);
     duplicates::find(m, &mut out);
@@ -87,6 +88,12 @@ pub fn collect(m: &Merged, meta: &ImageMeta) -> Vec<Finding> {
     toolchains::find(m, &mut out);
     docs::find(m, &mut out);
     perms::find(m, &mut out);
+    out.retain(|f| {
+        matches!(
+            f.kind,
+            FindingKind::Secret | FindingKind::Setuid | FindingKind::WorldWritable
+        ) || f.bytes >= min_bytes
+    });
     let layers = meta.layers.len().max(m.stats.len());
     for f in &mut out {
         f.created_by = meta.layers.get(f.layer).and_then(|l| l.created_by.clone());

@@ -287,6 +287,8 @@ mod tests {
             ),
             None
         );
+        let fixture = key("usr/share/go-1.19/src/crypto/tls/testdata/example-key.pem");
+        assert_eq!(classify(&fixture, 60, pem), None);
         assert!(wants_prefix(&key("root/.ssh/id_rsa"), 100));
         assert!(!wants_prefix(&key("usr/bin/ls"), 100));
         assert_eq!(

@@ -6,16 +6,32 @@ use crate::merge::{How, Merged};
 use crate::report::{Finding, FindingKind};
 use std::collections::BTreeMap;
 
+/// Files a package manager rewrites whenever it installs something.
+pub fn is_package_db(key: &[u8]) -> bool {
+    let p = crate::path::display(key);
+    [
+        "/var/lib/dpkg/",
+        "/var/cache/debconf/",
+        "/var/lib/rpm/",
+        "/lib/apk/db/",
+        "/var/lib/apt/",
+    ]
+    .iter()
+    .any(|d| p.starts_with(d))
+        || p == "/etc/ld.so.cache"
+}
+
 /// Adds the findings.
 pub fn find(m: &Merged, out: &mut Vec<Finding>) {
-    let mut groups: BTreeMap<(usize, usize, How), Acc> = BTreeMap::new();
+    let mut groups: BTreeMap<(usize, usize, How, bool), Acc> = BTreeMap::new();
     for s in &m.superseded {
+        let db = s.how == How::Changed && is_package_db(&s.key);
         groups
-            .entry((s.origin, s.by, s.how))
+            .entry((s.origin, s.by, s.how, db))
             .or_default()
             .add(&s.key, s.bytes);
     }
-    for ((origin, by, how), acc) in groups {
+    for ((origin, by, how, db), acc) in groups {
         let n = acc.files;
         let files = if n == 1 { "file" } else { "files" };
         let (kind, title, fix) = match how {
@@ -35,6 +51,14 @@ pub fn find(m: &Merged, out: &mut Vec<Finding>) {
                     "Layer {by} replaces the whole directory, so the copy from layer {origin} ships \
                      for nothing. Create the directory once, in its final form, in one step."
                 ),
+            ),
+            How::Changed if db => (
+                FindingKind::OverwrittenLater,
+                format!("{n} package-database {files} added by layer {origin} and rewritten by layer {by}"),
+                "Every layer that installs packages rewrites the package database (dpkg status, \
+                 debconf, ld.so.cache), so each copy ships. Install packages in as few layers as \
+                 possible: one RUN, or the base image."
+                    .to_string(),
             ),
             How::Changed => (
                 FindingKind::OverwrittenLater,
