@@ -43,7 +43,7 @@ pub fn classify(key: &[u8]) -> Option<Cache> {
     let starts = |p: &[&[u8]]| c.len() > p.len() && c.starts_with(p);
     // `seq` followed by at least one more component.
     let inside = |seq: &[&[u8]]| find_seq(&c, seq).filter(|&i| c.len() > i + seq.len());
-    if starts(&[b"var", b"lib", b"apt", b"lists"]) {
+    if starts(&[b"var", b"lib", b"apt", b"lists"]) && c[4] != b"lock" {
         return Some(Cache::AptLists);
     }
     if starts(&[b"var", b"cache", b"apt"]) {
@@ -210,6 +210,7 @@ mod tests {
             Some(Cache::AptLists)
         );
         assert_eq!(c("var/lib/apt/extended_states"), None);
+        assert_eq!(c("var/lib/apt/lists/lock"), None);
         assert_eq!(
             c("var/cache/apt/archives/curl_8.deb"),
             Some(Cache::AptArchives)

@@ -77,8 +77,8 @@ pub fn finding(
     }
 }
 
-/// Every finding, secrets first, then by bytes, largest first; size findings under `min_bytes`
-/// are left out.
+/// Every finding, secrets first, then by bytes, largest first; size findings of 0 bytes or
+/// under `min_bytes` are left out.
 pub fn collect(m: &Merged, meta: &ImageMeta, min_bytes: u64) -> Vec<Finding> {
     let mut out = Vec::new();
     superseded::find(m, &mut out);
@@ -92,7 +92,7 @@ pub fn collect(m: &Merged, meta: &ImageMeta, min_bytes: u64) -> Vec<Finding> {
         matches!(
             f.kind,
             FindingKind::Secret | FindingKind::Setuid | FindingKind::WorldWritable
-        ) || f.bytes >= min_bytes
+        ) || (f.bytes > 0 && f.bytes >= min_bytes)
     });
     let layers = meta.layers.len().max(m.stats.len());
     for f in &mut out {

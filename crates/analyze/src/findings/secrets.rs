@@ -129,7 +129,10 @@ pub fn classify(key: &[u8], size: u64, prefix: &[u8]) -> Option<SecretKind> {
     if name == b".npmrc" && npm_token(prefix) {
         return Some(SecretKind::NpmToken);
     }
-    if key_candidate(name)
+    // Test fixtures (Go's testdata, tests/ of packages) hold published keys.
+    let fixture = path::components(key).any(|c| matches!(c, b"testdata" | b"test" | b"tests"));
+    if !fixture
+        && key_candidate(name)
         && contains(prefix, b"-----BEGIN ")
         && contains(prefix, b"PRIVATE KEY-----")
     {
