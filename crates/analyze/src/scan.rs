@@ -187,14 +187,15 @@ pub fn scan_layer<R: Read>(
             kind = Kind::Whiteout;
         }
         let h = entry.header();
-        let mode = h.mode().map_err(lerr)? & 0o7777;
+        // Empty numeric fields read as 0, as Go's reader (and so dive) reads them.
+        let mode = h.mode().unwrap_or(0) & 0o7777;
         let uid = match ext.uid {
             Some(u) => u,
-            None => h.uid().map_err(lerr)?,
+            None => h.uid().unwrap_or(0),
         };
         let gid = match ext.gid {
             Some(g) => g,
-            None => h.gid().map_err(lerr)?,
+            None => h.gid().unwrap_or(0),
         };
         let link = if kind == Kind::HardLink {
             match tarx::link_of(&entry, &mut ext).map(|l| path::normalize(&l, limits.max_path)) {

@@ -1,4 +1,5 @@
 //! dive's figures on crafted images whose wasted bytes and efficiency are known by construction.
+#![allow(clippy::unwrap_used)]
 mod common;
 
 use common::*;

@@ -1,4 +1,5 @@
 //! Every finding: an image that triggers it, and one that comes close but does not.
+#![allow(clippy::unwrap_used)]
 mod common;
 
 use common::*;
