@@ -35,6 +35,9 @@ enum Command {
     Rmi(cmd::rmi::RmiArgs),
     /// Show the manifest and config of images as JSON.
     Inspect(cmd::inspect::InspectArgs),
+    /// Show where an image's bytes go (dive's efficiency and wasted bytes) and findings that say
+    /// how to cut them; `--ci` checks dive's CI rules.
+    Analyze(cmd::analyze::AnalyzeArgs),
     /// Show the steps that made an image and each layer's size.
     History(cmd::history::HistoryArgs),
     /// Load images from a docker-archive, oci-archive or OCI layout directory.
@@ -71,6 +74,7 @@ fn main() -> ExitCode {
         Command::Rmi(args) => cmd::rmi::run(args, cli.root.as_deref()),
         Command::Inspect(args) => cmd::inspect::run(args, cli.root.as_deref()),
         Command::History(args) => cmd::history::run(args, cli.root.as_deref()),
+        Command::Analyze(args) => cmd::analyze::run(args, cli.root.as_deref()),
         Command::Load(args) => cmd::load::run(args, cli.root.as_deref()),
         Command::Save(args) => cmd::save::run(args, cli.root.as_deref()),
         Command::Prune(args) => cmd::prune::run(args, cli.root.as_deref()),

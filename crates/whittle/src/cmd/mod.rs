@@ -1,6 +1,8 @@
 //! Subcommands. Each module exposes an `Args` struct (clap) and a `run` function returning
 //! `anyhow::Result<ExitCode>`; errors are printed by [`report`].
 
+pub mod analyze;
+pub mod analyze_text;
 pub mod build;
 pub mod check;
 pub mod frompull;

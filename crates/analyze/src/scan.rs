@@ -1,0 +1,277 @@
+//! One pass over one layer: its tar stream (gzip, zstd or plain) read entry by entry, never
+//! whole, into a [`LayerScan`]: every entry's key, kind, mode, owner, size and, for regular
+//! files, a content hash. Layers are scanned independently of each other (in parallel); the
+//! merge in `merge.rs` stacks them.
+//!
+//! The `tar` crate is used in raw mode, and PAX and GNU long-name records are applied here,
+//! because the crate reads those records whole into memory whatever size their header claims:
+//! here each is capped at [`Limits::max_extension`](crate::Limits) bytes.
+
+use crate::error::{AnalyzeError, Result};
+use crate::findings::secrets::{self, SecretKind};
+use crate::path::{self, PathProblem};
+use crate::tarx;
+use crate::Limits;
+use sha2::{Digest as _, Sha256};
+use std::io::{self, BufReader, Read};
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::Arc;
+
+/// Prefix of a whiteout entry's name.
+pub const WHITEOUT: &[u8] = b".wh.";
+/// Prefix of whiteout metadata names (the opaque marker, aufs's `.wh..wh.plnk`, ...).
+pub const WHITEOUT_META: &[u8] = b".wh..wh.";
+/// Name of the opaque-directory marker.
+pub const OPAQUE: &[u8] = b".wh..wh..opq";
+
+/// What an entry is.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Kind {
+    /// A regular file.
+    File,
+    /// A directory.
+    Dir,
+    /// A symbolic link.
+    Symlink,
+    /// A hard link to an earlier entry (size 0 in the tar).
+    HardLink,
+    /// A character or block device, or a FIFO.
+    Special,
+    /// A whiteout (`.wh.NAME`): deletes NAME from the layers below. Its key keeps the `.wh.`.
+    Whiteout,
+}
+
+/// One entry of a layer.
+#[derive(Clone, Debug)]
+pub struct Entry {
+    /// Normalised path (see `path.rs`); for a whiteout, the whiteout's own name.
+    pub key: Arc<[u8]>,
+    /// What it is.
+    pub kind: Kind,
+    /// Permission bits, with setuid/setgid/sticky (`mode & 0o7777`).
+    pub mode: u32,
+    /// Owner.
+    pub uid: u64,
+    /// Group.
+    pub gid: u64,
+    /// Size as the tar header gives it (what dive counts: 0 for links and directories).
+    pub size: u64,
+    /// Hard link: key of the target.
+    pub link: Option<Arc<[u8]>>,
+    /// Regular file: the first 128 bits of the SHA-256 of its content; symlink: of its target
+    /// (zero otherwise).
+    pub hash: [u8; 16],
+    /// Regular file that looks like a secret, by name and first bytes.
+    pub secret: Option<SecretKind>,
+}
+
+/// A whiteout: its own key, and the key of what it deletes.
+pub type Whiteout = (Arc<[u8]>, Arc<[u8]>);
+
+/// What one layer holds.
+#[derive(Debug, Default)]
+pub struct LayerScan {
+    /// Entries sorted by key, one per key (the last one in the tar wins, as on extraction).
+    /// Opaque markers and other `.wh..wh.` metadata are not entries (dive drops them too).
+    pub entries: Vec<Entry>,
+    /// The whiteouts of this layer: (whiteout key, key of what it deletes), sorted.
+    pub whiteouts: Vec<Whiteout>,
+    /// Directories marked opaque (the empty key is the root).
+    pub opaque: Vec<Arc<[u8]>>,
+    /// dive's layer size: the sum of the size fields of every tar entry.
+    pub size: u64,
+    /// Bytes of the uncompressed tar stream.
+    pub tar_bytes: u64,
+    /// Tar entries read (PAX and GNU records not counted).
+    pub tar_entries: u64,
+}
+
+impl LayerScan {
+    /// Whether `key` is an entry of this layer (binary search).
+    pub fn has(&self, key: &[u8]) -> bool {
+        self.entries.binary_search_by(|e| (*e.key).cmp(key)).is_ok()
+    }
+}
+
+/// Counts bytes read through it.
+struct Counting<R> {
+    inner: R,
+    count: u64,
+}
+
+impl<R: Read> Read for Counting<R> {
+    fn read(&mut self, buf: &mut [u8]) -> io::Result<usize> {
+        let n = self.inner.read(buf)?;
+        self.count += n as u64;
+        Ok(n)
+    }
+}
+
+/// Scans one layer stream. `layer` names it in errors; `budget` counts entries across all
+/// layers of the image against [`Limits::max_entries`].
+pub fn scan_layer<R: Read>(
+    r: R,
+    layer: &str,
+    limits: &Limits,
+    budget: &AtomicU64,
+) -> Result<LayerScan> {
+    let lerr = |e: io::Error| AnalyzeError::Layer {
+        layer: layer.to_string(),
+        source: e,
+    };
+    let (_, dec) =
+        whittle_layer::decompress(BufReader::with_capacity(256 * 1024, r)).map_err(lerr)?;
+    let mut ar = tar::Archive::new(Counting {
+        inner: dec,
+        count: 0,
+    });
+    let mut out = LayerScan::default();
+    let mut raw_entries: Vec<Entry> = Vec::new();
+    let mut buf = vec![0u8; 256 * 1024];
+    let mut it = ar.entries().map_err(lerr)?.raw(true);
+    while let Some((mut entry, mut ext)) = tarx::next_entry(&mut it, limits.max_extension, layer)? {
+        let et = entry.header().entry_type();
+        out.tar_entries += 1;
+        if budget.fetch_add(1, Ordering::Relaxed) + 1 > limits.max_entries {
+            return Err(AnalyzeError::Limit {
+                what: format!("layer {layer}: tar entries in the image"),
+                limit: limits.max_entries,
+            });
+        }
+        let header_size = entry.header().entry_size().map_err(lerr)?;
+        let size = header_size;
+        out.size += size;
+        let raw_path = tarx::path_of(&entry, &mut ext);
+        let mut kind = match et {
+            tar::EntryType::Regular | tar::EntryType::Continuous | tar::EntryType::GNUSparse => {
+                Kind::File
+            }
+            tar::EntryType::Directory => Kind::Dir,
+            tar::EntryType::Symlink => Kind::Symlink,
+            tar::EntryType::Link => Kind::HardLink,
+            _ => Kind::Special,
+        };
+        if kind == Kind::File && raw_path.ends_with(b"/") && et.as_byte() == 0 {
+            // Old V7 archives mark directories by a trailing slash only (Go's reader does too).
+            kind = Kind::Dir;
+        }
+        let key = match path::normalize(&raw_path, limits.max_path) {
+            Ok(Some(k)) => k,
+            Ok(None) => continue, // the root itself ("./"): dive skips it as well
+            Err(PathProblem::TooLong(n)) => {
+                return Err(AnalyzeError::Limit {
+                    what: format!("layer {layer}: an entry name of {n} bytes"),
+                    limit: limits.max_path as u64,
+                })
+            }
+            Err(PathProblem::Nul) => {
+                return Err(AnalyzeError::Unsupported {
+                    layer: layer.to_string(),
+                    what: "an entry name holding a NUL byte".into(),
+                })
+            }
+        };
+        // Whiteout metadata anywhere on the path (opaque markers, aufs's .wh..wh.plnk/...).
+        if path::components(&key).any(|c| c.starts_with(WHITEOUT_META)) {
+            if path::name(&key) == OPAQUE {
+                let dir = path::parent(&key).unwrap_or(&[]);
+                out.opaque.push(Arc::from(dir));
+            }
+            continue;
+        }
+        let name = path::name(&key);
+        if name == WHITEOUT {
+            continue; // `.wh.` alone names nothing to delete
+        }
+        if name.starts_with(WHITEOUT) {
+            kind = Kind::Whiteout;
+        }
+        let h = entry.header();
+        // Empty numeric fields read as 0, as Go's reader (and so dive) reads them.
+        let mode = h.mode().unwrap_or(0) & 0o7777;
+        let uid = match ext.uid {
+            Some(u) => u,
+            None => h.uid().unwrap_or(0),
+        };
+        let gid = match ext.gid {
+            Some(g) => g,
+            None => h.gid().unwrap_or(0),
+        };
+        let link = if kind == Kind::HardLink {
+            match tarx::link_of(&entry, &mut ext).map(|l| path::normalize(&l, limits.max_path)) {
+                Some(Ok(Some(k))) => Some(Arc::from(k)),
+                _ => None,
+            }
+        } else {
+            None
+        };
+        let mut hash = [0u8; 16];
+        let mut secret = None;
+        if kind == Kind::Symlink {
+            if let Some(t) = tarx::link_of(&entry, &mut ext) {
+                hash.copy_from_slice(&Sha256::digest(&t)[..16]);
+            }
+        }
+        if kind == Kind::File {
+            let want = secrets::wants_prefix(&key, size);
+            let mut prefix: Vec<u8> = Vec::new();
+            let mut hasher = Sha256::new();
+            loop {
+                let n = match entry.read(&mut buf) {
+                    Ok(0) => break,
+                    Ok(n) => n,
+                    Err(e) if e.kind() == io::ErrorKind::Interrupted => continue,
+                    Err(e) => return Err(lerr(e)),
+                };
+                hasher.update(&buf[..n]);
+                if want && prefix.len() < secrets::PREFIX {
+                    let take = n.min(secrets::PREFIX - prefix.len());
+                    prefix.extend_from_slice(&buf[..take]);
+                }
+            }
+            let full = hasher.finalize();
+            hash.copy_from_slice(&full[..16]);
+            secret = secrets::classify(&key, size, &prefix);
+        }
+        let key: Arc<[u8]> = Arc::from(key);
+        if kind == Kind::Whiteout {
+            let t = target_of(&key);
+            out.whiteouts.push((key.clone(), Arc::from(t)));
+        }
+        raw_entries.push(Entry {
+            key,
+            kind,
+            mode,
+            uid,
+            gid,
+            size,
+            link,
+            hash,
+            secret,
+        });
+    }
+    out.tar_bytes = ar.into_inner().count;
+    // Sort by key; of entries with the same key the last one wins, as when extracting.
+    raw_entries.sort_by(|a, b| a.key.cmp(&b.key));
+    let mut entries: Vec<Entry> = Vec::with_capacity(raw_entries.len());
+    for e in raw_entries {
+        match entries.last_mut() {
+            Some(last) if last.key == e.key => *last = e,
+            _ => entries.push(e),
+        }
+    }
+    out.entries = entries;
+    out.whiteouts.sort();
+    out.whiteouts.dedup();
+    out.opaque.sort();
+    out.opaque.dedup();
+    Ok(out)
+}
+
+/// The target key of a whiteout key (`a\0.wh.b` → `a\0b`).
+pub fn target_of(key: &[u8]) -> Vec<u8> {
+    let name = path::name(key);
+    let mut t = key[..key.len() - name.len()].to_vec();
+    t.extend_from_slice(name.strip_prefix(WHITEOUT).unwrap_or(name));
+    t
+}
