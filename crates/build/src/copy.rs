@@ -8,7 +8,7 @@ use std::fs;
 use std::io::{self, BufRead, BufReader, Read};
 use std::os::unix::fs::{FileTypeExt, MetadataExt, OpenOptionsExt, PermissionsExt};
 use std::path::{Path, PathBuf};
-use whittle_context::{Index, Matcher};
+use whittle_context::{names, Index, Matcher};
 
 #[derive(Debug, thiserror::Error)]
 pub enum CopyError {
@@ -91,7 +91,7 @@ impl Source<'_> {
                 let p = if rel.is_empty() {
                     root.to_path_buf()
                 } else {
-                    root.join(rel)
+                    root.join(names::path(rel))
                 };
                 fs::symlink_metadata(&p).ok().map(|m| (p, m))
             }
@@ -113,27 +113,19 @@ impl Source<'_> {
                     if name.contains('/') {
                         continue;
                     }
-                    let phys = root.join(p);
+                    let phys = root.join(names::path(p));
                     let md = fs::symlink_metadata(&phys)?;
                     out.push((name.to_string(), phys, md));
                 }
                 Ok(out)
             }
-            // A name that is not UTF-8 is refused, never copied under a changed name.
-            Source::Merged(m) => m
+            // Names are bytes: one that is not UTF-8 is carried escaped (`names`), so it is
+            // copied under exactly its own name.
+            Source::Merged(m) => Ok(m
                 .read_dir(rel)?
                 .into_iter()
-                .map(|(n, p, md)| match n.into_string() {
-                    Ok(n) => Ok((n, p, md)),
-                    Err(n) => Err(io::Error::new(
-                        io::ErrorKind::InvalidData,
-                        format!(
-                            "{n:?} is not a UTF-8 file name, which whittle cannot copy yet; \
-                             rename it in the stage that makes it"
-                        ),
-                    )),
-                })
-                .collect(),
+                .map(|(n, p, md)| (names::encode(&n).into_owned(), p, md))
+                .collect()),
         }
     }
 
@@ -167,14 +159,14 @@ impl Source<'_> {
                         continue;
                     }
                     cur.push(c);
-                    let p = root.join(cur.join("/"));
+                    let p = root.join(names::path(&cur.join("/")));
                     if let Ok(t) = fs::read_link(&p) {
                         hops += 1;
                         if hops > 40 {
                             return Err(looped());
                         }
                         cur.pop();
-                        let t = t.to_string_lossy().into_owned();
+                        let t = names::encode(t.as_os_str()).into_owned();
                         if t.starts_with('/') {
                             cur.clear();
                         }
@@ -590,7 +582,7 @@ pub fn copy_into(req: &CopyRequest, src: &Source, below: &Merged, layer: &Path) 
             dest_rel.clone()
         };
         w.ensure_parent(&target)?;
-        let p = layer.join(&target);
+        let p = layer.join(names::path(&target));
         fs::write(&p, content).map_err(wr(&target))?;
         let mode = req.chmod.as_ref().map_or(0o644, |c| c.apply(0o644, false));
         fs::set_permissions(&p, fs::Permissions::from_mode(mode)).map_err(wr(&target))?;
@@ -789,7 +781,7 @@ impl Writer<'_> {
         let mut cur = String::new();
         for (i, c) in comps.iter().enumerate() {
             cur = join(&cur, c);
-            let p = self.layer.join(&cur);
+            let p = self.layer.join(names::path(&cur));
             if p.is_dir() {
                 continue;
             }
@@ -857,7 +849,7 @@ impl Writer<'_> {
     }
 
     fn copy_one(&mut self, phys: &Path, md: &fs::Metadata, rel: &str) -> Result<()> {
-        let dst = self.layer.join(rel);
+        let dst = self.layer.join(names::path(rel));
         if let Ok(old) = fs::symlink_metadata(&dst) {
             if old.is_dir() && !md.is_dir() {
                 fs::remove_dir_all(&dst).map_err(wr(rel))?;
@@ -956,7 +948,7 @@ impl Writer<'_> {
             reason,
         };
         let f = fs::File::open(archive).map_err(|e| err(e.to_string()))?;
-        let root = self.layer.join(dest_rel);
+        let root = self.layer.join(names::path(dest_rel));
         let opts = whittle_layer::ExtractOptions::default();
         let mut r = BufReader::new(f);
         // extract_layer detects compression itself; make sure the buffer is primed.

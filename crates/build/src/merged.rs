@@ -60,7 +60,7 @@ impl Merged {
             let mut stop_below = false;
             let mut found = None;
             for (i, c) in comps.iter().enumerate() {
-                p.push(c);
+                p.push(whittle_context::names::decode(c));
                 let Ok(md) = fs::symlink_metadata(&p) else {
                     break;
                 };
@@ -182,7 +182,7 @@ impl Merged {
                     )));
                 }
                 let target = fs::read_link(&phys)?;
-                let target = target.to_string_lossy().into_owned();
+                let target = whittle_context::names::encode(target.as_os_str()).into_owned();
                 done.pop();
                 if target.starts_with('/') {
                     done.clear();
@@ -221,10 +221,11 @@ impl Merged {
             if ft.is_dir() {
                 meta(&mut h, "dir", md);
                 for (name, cphys, cmd) in m.read_dir(rel)? {
+                    let name_s = whittle_context::names::encode(&name);
                     let child = if rel.is_empty() {
-                        name.to_string_lossy().into_owned()
+                        name_s.into_owned()
                     } else {
-                        format!("{rel}/{}", name.to_string_lossy())
+                        format!("{rel}/{name_s}")
                     };
                     h.update(name.as_encoded_bytes());
                     h.update([0]);

@@ -25,11 +25,6 @@ pub enum IndexError {
     },
     #[error("the build context {0} is not a directory")]
     NotADirectory(PathBuf),
-    #[error(
-        "{0:?} in the build context is not valid UTF-8, which whittle cannot copy yet; rename \
-         it, or add it to .dockerignore"
-    )]
-    NonUtf8(PathBuf),
 }
 
 fn io_err(path: &Path) -> impl FnOnce(io::Error) -> IndexError + '_ {
@@ -270,9 +265,9 @@ impl Index {
                 dirs.push((p.path.clone(), mode, included));
                 (EntryKind::Dir, None, [0u8; 32])
             } else if p.md.file_type().is_symlink() {
-                let abs = root.join(&p.path);
+                let abs = root.join(crate::names::path(&p.path));
                 let target = fs::read_link(&abs).map_err(io_err(&abs))?;
-                let target = target.to_string_lossy().into_owned();
+                let target = crate::names::encode(target.as_os_str()).into_owned();
                 let d = meta_digest("symlink", mode, target.as_bytes());
                 (EntryKind::Symlink, Some(target), d)
             } else if p.md.is_file() {
@@ -483,18 +478,9 @@ fn read_one_dir(
     for ent in rd {
         let ent = ent.map_err(io_err(abs))?;
         let name = ent.file_name();
-        let Some(name) = name.to_str() else {
-            // An ignored name is never looked at, whatever its bytes (the patterns are text, so
-            // they match the name with its invalid bytes shown as U+FFFD).
-            let lossy = join(rel, &name.to_string_lossy());
-            let is_dir = ent.file_type().is_ok_and(|t| t.is_dir());
-            if ignore.is_ignored_in_walk(&lossy) && !(is_dir && ignore.may_reinclude_below(&lossy))
-            {
-                continue;
-            }
-            return Err(IndexError::NonUtf8(ent.path()));
-        };
-        let child_rel = join(rel, name);
+        // Names are bytes: one that is not UTF-8 is carried escaped (see `names`).
+        let name = crate::names::encode(&name);
+        let child_rel = join(rel, &name);
         let ignored = ignore.is_ignored_in_walk(&child_rel);
         // d_type tells files that are ignored apart without a stat.
         if ignored && ent.file_type().is_ok_and(|t| !t.is_dir()) {
@@ -546,7 +532,7 @@ fn hash_parallel(
             s.spawn(|| loop {
                 let i = next.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
                 let Some((path, _)) = work.get(i) else { break };
-                let abs = root.join(path);
+                let abs = root.join(crate::names::path(path));
                 let r = hash_file(&abs).map_err(|source| IndexError::Io { path: abs, source });
                 if let Ok(mut slot) = results[i].lock() {
                     *slot = Some(r);

@@ -7,6 +7,7 @@
 
 pub mod ignore;
 pub mod index;
+pub mod names;
 
 pub use ignore::Matcher;
 pub use index::{Digest, Entry, EntryKind, Index, MemoryStatCache, StatCache};

@@ -83,23 +83,3 @@ fn a_symlink_copied_into_a_directory_keeps_its_own_name() {
     );
     assert!(image_file(&e.root, "name:1", "d2/liby.so.1").is_none());
 }
-
-#[test]
-fn a_stage_file_name_that_is_not_utf8_is_refused_not_renamed() {
-    if !root_or_skip("building") {
-        return;
-    }
-    let e = env();
-    let r = build(
-        &e,
-        "FROM test/busybox:1 AS src\nRUN mkdir /d && touch \"/d/$(printf 'bad\\377name')\" /d/good\n\
-         FROM test/busybox:1\nCOPY --from=src /d /d\n",
-        "bytes:1",
-    );
-    assert!(!r.ok);
-    assert!(
-        r.stderr.contains("is not a UTF-8 file name"),
-        "{}",
-        r.stderr
-    );
-}

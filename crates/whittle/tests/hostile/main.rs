@@ -13,4 +13,4 @@ mod kill;
 mod prune_race;
 mod secrets;
 
-pub use common::{build, env, image_file, root_or_skip, whittle, Env};
+pub use common::{build, env, extract_image, image_file, root_or_skip, whittle, Env};
