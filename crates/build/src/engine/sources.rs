@@ -1,0 +1,106 @@
+//! Where COPY and bind mounts read from: the build context's index (with its stat cache), the
+//! indexes of local `--build-context` directories, and the content id of files copied from a
+//! stage.
+
+use super::*;
+
+impl Engine<'_> {
+    pub(super) fn context_index(&self) -> Result<Arc<Index>> {
+        self.context
+            .get_or_init(|| {
+                let cache_file = self.stat_cache_file();
+                let mut cache = MemoryStatCache::load(&cache_file);
+                let idx = Index::scan(
+                    &self.opts.context,
+                    &self.opts.ignore,
+                    &mut cache,
+                    self.opts.jobs,
+                )
+                .map_err(|e| e.to_string())?;
+                // Rewritten only when something changed: new digests, or files gone.
+                if idx.stats.files_hashed > 0 || cache.len() != idx.stats.files {
+                    let _ = cache.save(&cache_file, &idx);
+                }
+                Ok(Arc::new(idx))
+            })
+            .clone()
+            .map_err(BuildError::Context)
+    }
+
+    /// A local `--build-context` directory and its index (its own `.dockerignore` applied).
+    pub(super) fn named_index(&self, name: &str) -> Result<(PathBuf, Arc<Index>)> {
+        let root = self.opts.named_contexts.get(name).cloned().ok_or_else(|| {
+            BuildError::Context(format!("no --build-context named {name:?} was given"))
+        })?;
+        let mut known = self.named.lock().unwrap_or_else(|p| p.into_inner());
+        if let Some(idx) = known.get(name) {
+            return Ok((root, idx.clone()));
+        }
+        let what = |e: String| BuildError::Context(format!("--build-context {name}: {e}"));
+        let ignore = match std::fs::read_to_string(root.join(".dockerignore")) {
+            Ok(text) => Matcher::parse(&text, &format!("{}/.dockerignore", root.display()))
+                .map_err(|e| what(e.to_string()))?,
+            Err(e) if e.kind() == std::io::ErrorKind::NotFound => Matcher::default(),
+            Err(e) => return Err(what(format!("cannot read its .dockerignore: {e}"))),
+        };
+        let mut cache = MemoryStatCache::default();
+        let idx = Arc::new(
+            Index::scan(&root, &ignore, &mut cache, self.opts.jobs)
+                .map_err(|e| what(e.to_string()))?,
+        );
+        known.insert(name.to_string(), idx.clone());
+        Ok((root, idx))
+    }
+
+    pub(super) fn stat_cache_file(&self) -> PathBuf {
+        let abs =
+            std::fs::canonicalize(&self.opts.context).unwrap_or_else(|_| self.opts.context.clone());
+        // One cache per context directory and set of ignore rules: builds of the same
+        // directory with different .dockerignore files keep each other's digests.
+        let mut h = Sha256::new();
+        h.update(abs.to_string_lossy().as_bytes());
+        h.update([0]);
+        h.update(self.opts.ignore.fingerprint().as_bytes());
+        let h = hex::encode(h.finalize());
+        let dir = self.store.root().join("contexts");
+        let _ = std::fs::create_dir_all(&dir);
+        dir.join(format!("{}.stat", &h[..32]))
+    }
+
+    /// What a `COPY --from` reads, for its cache key: the content digest of each copied path
+    /// in the source stage (so a change elsewhere in that stage keeps the COPY cached, as in
+    /// BuildKit), memoized per source snapshot and path. Wildcard sources fall back to the
+    /// whole stage's identity.
+    pub(super) fn copied_content(
+        &self,
+        st: &StageState,
+        merged: &Merged,
+        sources: &[String],
+        files: &mut serde_json::Map<String, Value>,
+    ) -> std::result::Result<String, String> {
+        let mut id = String::new();
+        for src in sources {
+            let digest = if src.contains(['*', '?', '[']) {
+                format!("stage:{}", st.content_id())
+            } else {
+                let memo = format!("tree:{}:{src}", st.content_id());
+                match self.store.get_cache(&memo).map_err(|e| e.to_string())? {
+                    Some(rec) => rec.result,
+                    None => {
+                        let d = match merged.tree_digest(src).map_err(|e| format!("{src}: {e}"))? {
+                            Some(d) => hex::encode(d),
+                            None => "missing".to_string(),
+                        };
+                        self.store
+                            .put_cache(&memo, &d, None)
+                            .map_err(|e| e.to_string())?;
+                        d
+                    }
+                }
+            };
+            id.push_str(&format!("{src}={digest}\n"));
+            files.insert(src.clone(), json!(digest));
+        }
+        Ok(id)
+    }
+}
