@@ -262,7 +262,13 @@ impl Engine<'_> {
 
     /// `--on-failure=shell`: the failed RUN's container again, with an interactive shell on the
     /// terminal instead of its command. One at a time, with the live view paused.
-    pub(super) fn debug_shell(&self, mut spec: ContainerSpec, program: &str, label: &str, code: i32) {
+    pub(super) fn debug_shell(
+        &self,
+        mut spec: ContainerSpec,
+        program: &str,
+        label: &str,
+        code: i32,
+    ) {
         static ONE_AT_A_TIME: Mutex<()> = Mutex::new(());
         let _one = ONE_AT_A_TIME.lock().unwrap_or_else(|p| p.into_inner());
         spec.args = vec![program.to_string()];
