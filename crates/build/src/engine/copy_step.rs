@@ -55,15 +55,8 @@ impl Engine<'_> {
         let (src, src_id): (copy::Source, String) = match &c.from {
             Source::Named { name } => {
                 named = self.named_index(name)?;
-                let mut id = format!("context {name}\n");
-                for s in &c.sources {
-                    id.push_str(s);
-                    id.push('\n');
-                    for (p, d) in fingerprint(&named.1, &named.0, s) {
-                        id.push_str(&format!("{p}={d}\n"));
-                        explain_files(&named.1, &p, &d, &mut files);
-                    }
-                }
+                let id = format!("context {name}\n")
+                    + &local_source_id(&named.1, &named.0, &c.sources, &mut files);
                 (
                     copy::Source::Context {
                         root: &named.0,
@@ -74,18 +67,7 @@ impl Engine<'_> {
             }
             Source::Context => {
                 index = self.context_index()?;
-                let mut id = String::new();
-                for s in &c.sources {
-                    id.push_str(s);
-                    id.push('\n');
-                    for (p, d) in fingerprint(&index, &self.opts.context, s) {
-                        id.push_str(&p);
-                        id.push('=');
-                        id.push_str(&d);
-                        id.push('\n');
-                        explain_files(&index, &p, &d, &mut files);
-                    }
-                }
+                let id = local_source_id(&index, &self.opts.context, &c.sources, &mut files);
                 (
                     copy::Source::Context {
                         root: &self.opts.context,
@@ -249,4 +231,25 @@ impl Engine<'_> {
             },
         )
     }
+}
+
+/// What identifies COPY sources read from a local directory (the context or a named one) for
+/// the cache key: each pattern with the paths it selects and their digests (also noted in
+/// `files`, to explain the next miss).
+fn local_source_id(
+    index: &Index,
+    root: &Path,
+    sources: &[String],
+    files: &mut serde_json::Map<String, Value>,
+) -> String {
+    let mut id = String::new();
+    for s in sources {
+        id.push_str(s);
+        id.push('\n');
+        for (p, d) in fingerprint(index, root, s) {
+            id.push_str(&format!("{p}={d}\n"));
+            explain_files(index, &p, &d, files);
+        }
+    }
+    id
 }

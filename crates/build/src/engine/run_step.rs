@@ -87,17 +87,12 @@ impl Engine<'_> {
         for m in mounts {
             if m.spec.kind == MountType::Bind {
                 match &m.source_ref {
-                    None | Some(Source::Context) => {
-                        let idx = self.context_index()?;
-                        let src = m.spec.source.clone().unwrap_or_default();
-                        for (p, d) in fingerprint(&idx, &self.opts.context, &src) {
-                            mount_ids.push_str(&format!("{p}={d}\n"));
+                    None | Some(Source::Context) | Some(Source::Named { .. }) => {
+                        let (root, idx) = self.local_dir(m.source_ref.as_ref())?;
+                        if let Some(Source::Named { name }) = &m.source_ref {
+                            mount_ids.push_str(&format!("context {name}\n"));
                         }
-                    }
-                    Some(Source::Named { name }) => {
-                        let (root, idx) = self.named_index(name)?;
                         let src = m.spec.source.clone().unwrap_or_default();
-                        mount_ids.push_str(&format!("context {name}\n"));
                         for (p, d) in fingerprint(&idx, &root, &src) {
                             mount_ids.push_str(&format!("{p}={d}\n"));
                         }
@@ -310,16 +305,8 @@ impl Engine<'_> {
                 // symlinks resolved inside the context, `..` refused, `.dockerignore` applied)
                 // and copied, so neither a hostile source nor a `rw` mount reaches host files.
                 let source = match &m.source_ref {
-                    None | Some(Source::Context) => {
-                        let index = self.context_index()?;
-                        let src = copy::Source::Context {
-                            root: &self.opts.context,
-                            index: &index,
-                        };
-                        materialize(&src, &sub, false, self.store, tmp_dirs)?
-                    }
-                    Some(Source::Named { name }) => {
-                        let (root, index) = self.named_index(name)?;
+                    None | Some(Source::Context) | Some(Source::Named { .. }) => {
+                        let (root, index) = self.local_dir(m.source_ref.as_ref())?;
                         let src = copy::Source::Context {
                             root: &root,
                             index: &index,

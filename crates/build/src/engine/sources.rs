@@ -27,6 +27,15 @@ impl Engine<'_> {
             .map_err(BuildError::Context)
     }
 
+    /// The local directory a bind mount reads (the build context, or a named one) and its
+    /// index; `None` and `Source::Context` are the build context.
+    pub(super) fn local_dir(&self, source: Option<&Source>) -> Result<(PathBuf, Arc<Index>)> {
+        match source {
+            Some(Source::Named { name }) => self.named_index(name),
+            _ => Ok((self.opts.context.clone(), self.context_index()?)),
+        }
+    }
+
     /// A local `--build-context` directory and its index (its own `.dockerignore` applied).
     pub(super) fn named_index(&self, name: &str) -> Result<(PathBuf, Arc<Index>)> {
         let root = self.opts.named_contexts.get(name).cloned().ok_or_else(|| {
