@@ -6,8 +6,8 @@ use std::io::{IsTerminal, Write};
 use std::path::{Path, PathBuf};
 use std::process::ExitCode;
 use std::time::Instant;
-use whittle_build::{BuildError, BuildOptions, Event, Progress};
 use whittle_dockerfile::{PlanOptions, Platform};
+use whittle_solver::{BuildError, BuildOptions, Event, Progress};
 use whittle_store::Reference;
 
 #[derive(clap::Args)]
@@ -43,7 +43,7 @@ pub struct BuildArgs {
     /// host's network; `security.insecure` is accepted, but `RUN --security=insecure` is not
     /// supported yet.
     #[arg(long = "allow", value_name = "ENTITLEMENT", value_parser = parse_entitlement)]
-    pub allow: Vec<whittle_build::Entitlement>,
+    pub allow: Vec<whittle_solver::Entitlement>,
     /// A secret for `RUN --mount=type=secret`: `id=ID,src=FILE` or `id=ID,env=VAR`.
     #[arg(long = "secret", value_name = "id=ID,src=FILE|env=VAR")]
     pub secrets: Vec<String>,
@@ -51,7 +51,7 @@ pub struct BuildArgs {
     /// agent of $SSH_AUTH_SOCK, `ID=SOCKET` another agent, `ID=KEY[,KEY...]` key files (held
     /// by a private ssh-agent for the build). Never stored in the image or the cache.
     #[arg(long = "ssh", value_name = "default|ID[=SOCKET|KEY[,KEY...]]", value_parser = parse_ssh)]
-    pub ssh: Vec<whittle_build::ssh::SshSpec>,
+    pub ssh: Vec<whittle_solver::ssh::SshSpec>,
     /// A named context (repeatable) that `FROM NAME`, `COPY --from=NAME` and
     /// `RUN --mount=from=NAME` read instead of the image or stage NAME: a directory,
     /// `docker-image://REF`, or `oci-layout://DIR[:TAG|@DIGEST]`.
@@ -592,12 +592,12 @@ pub fn parse_add_host(v: &str) -> Result<(String, String), String> {
     Ok((host.to_string(), ip.to_string()))
 }
 
-fn parse_ssh(s: &str) -> Result<whittle_build::ssh::SshSpec, String> {
+fn parse_ssh(s: &str) -> Result<whittle_solver::ssh::SshSpec, String> {
     s.parse()
-        .map_err(|e: whittle_build::ssh::SshError| e.to_string())
+        .map_err(|e: whittle_solver::ssh::SshError| e.to_string())
 }
 
-fn parse_entitlement(s: &str) -> Result<whittle_build::Entitlement, String> {
+fn parse_entitlement(s: &str) -> Result<whittle_solver::Entitlement, String> {
     s.parse()
 }
 
@@ -809,12 +809,12 @@ pub fn run(mut args: BuildArgs, root: Option<&Path>) -> anyhow::Result<ExitCode>
     // `--network host` is the user's own choice of the host network for every RUN: as buildx
     // does, it grants network.host.
     let mut allow = args.allow.clone();
-    if args.network == "host" && !allow.contains(&whittle_build::Entitlement::NetworkHost) {
-        allow.push(whittle_build::Entitlement::NetworkHost);
+    if args.network == "host" && !allow.contains(&whittle_solver::Entitlement::NetworkHost) {
+        allow.push(whittle_solver::Entitlement::NetworkHost);
     }
     // Entitlements before pulling anything (the engine checks again, after ONBUILD triggers of
     // the pulled images are known).
-    if let Err(e) = whittle_build::entitlements::check(&plan, &allow) {
+    if let Err(e) = whittle_solver::entitlements::check(&plan, &allow) {
         report_build_error(&e, &src.name, &src.text);
         return Ok(ExitCode::from(1));
     }
@@ -910,7 +910,7 @@ pub fn run(mut args: BuildArgs, root: Option<&Path>) -> anyhow::Result<ExitCode>
         bo.secrets.insert(id, data);
     }
     // Held until the build ends: a private agent for key files stops when dropped.
-    let ssh_agents = whittle_build::ssh::SshAgents::start(&args.ssh)?;
+    let ssh_agents = whittle_solver::ssh::SshAgents::start(&args.ssh)?;
     bo.ssh = ssh_agents.sockets();
     for a in &args.annotations {
         if let Some((k, v)) = parse_annotation(a, &Platform::host())? {
@@ -944,7 +944,7 @@ pub fn run(mut args: BuildArgs, root: Option<&Path>) -> anyhow::Result<ExitCode>
     };
     let tty = std::sync::Arc::new(super::progress::Tty::new());
     let progress: Box<dyn Progress> = if quiet {
-        Box::new(whittle_build::Silent)
+        Box::new(whittle_solver::Silent)
     } else if args.progress == "rawjson" {
         Box::new(super::progress::RawJson::new(Box::new(std::io::stderr())))
     } else if tty_view {
@@ -963,7 +963,7 @@ pub fn run(mut args: BuildArgs, root: Option<&Path>) -> anyhow::Result<ExitCode>
     // Held until the command ends: prune must not take the built image before it is tagged,
     // written out and pushed (an untagged image is prune's to remove).
     let _lease = store.lease()?;
-    let result = whittle_build::build(&plan, &bo, &store, &runtime, progress.as_ref(), &cancel);
+    let result = whittle_solver::build(&plan, &bo, &store, &runtime, progress.as_ref(), &cancel);
     tty.clear();
     let res = match result {
         Ok(r) => r,
@@ -1092,12 +1092,12 @@ fn report_build_error(e: &BuildError, file: &str, text: &str) {
             );
             show_line(*line);
             match entitlement {
-                whittle_build::Entitlement::NetworkHost => eprintln!(
+                whittle_solver::Entitlement::NetworkHost => eprintln!(
                     "hint: pass --allow network.host if you trust this Dockerfile with the \
                      host's network: its RUN --network=host steps can reach every service the \
                      host can, including those listening on the host's 127.0.0.1"
                 ),
-                whittle_build::Entitlement::SecurityInsecure => eprintln!(
+                whittle_solver::Entitlement::SecurityInsecure => eprintln!(
                     "hint: RUN --security=insecure needs --allow security.insecure, and whittle \
                      cannot run it yet even then: remove the flag, or build this Dockerfile with \
                      BuildKit"

@@ -65,7 +65,7 @@ fn wanted(plan: &Plan) -> anyhow::Result<Vec<(String, Platform, String)>> {
 }
 
 /// Ensures every image the build reads; returns the manifest each reference resolved to, keyed
-/// by [`whittle_build::image_key`].
+/// by [`whittle_solver::image_key`].
 pub fn ensure_images(
     plan: &Plan,
     store: &Store,
@@ -84,7 +84,7 @@ pub fn ensure_images(
         let img = whittle_registry::ensure_image(store, &r, &platform, policy, &opts)
             .with_context(|| what.clone())?;
         resolved.insert(
-            whittle_build::image_key(&reference, &platform),
+            whittle_solver::image_key(&reference, &platform),
             img.manifest,
         );
     }

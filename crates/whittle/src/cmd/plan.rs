@@ -146,7 +146,7 @@ impl StoreImages {
     ) -> Option<(whittle_store::ImageRecord, serde_json::Value)> {
         let image = match self
             .pinned
-            .get(&whittle_build::image_key(reference, platform))
+            .get(&whittle_solver::image_key(reference, platform))
         {
             Some(d) => self.store.put_image(d).ok()?,
             None => match self.store.resolve(reference) {

@@ -7,7 +7,7 @@ use std::collections::HashMap;
 use std::io::Write;
 use std::sync::Mutex;
 use std::time::{Duration, Instant};
-use whittle_build::{Event, Progress};
+use whittle_solver::{Event, Progress};
 
 /// Dockerfile text (step summaries, errors naming it) as a terminal may safely show it.
 fn safe(s: &str) -> String {

@@ -3,7 +3,7 @@
 
 use super::*;
 
-impl Engine<'_> {
+impl Solver<'_> {
     #[allow(clippy::too_many_arguments)]
     pub(super) fn run_step(
         &self,

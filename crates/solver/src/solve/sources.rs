@@ -4,7 +4,7 @@
 
 use super::*;
 
-impl Engine<'_> {
+impl Solver<'_> {
     pub(super) fn context_index(&self) -> Result<Arc<Index>> {
         self.context
             .get_or_init(|| {

@@ -268,7 +268,7 @@ pub fn build(
         .prefix("empty-")
         .tempdir_in(store.root().join("snapshots"))
         .map_err(|e| BuildError::Other(format!("cannot create a scratch dir in the store: {e}")))?;
-    let engine = Engine {
+    let solver = Solver {
         plan,
         opts,
         store,
@@ -284,10 +284,10 @@ pub fn build(
         empty_dir: empty.path().to_path_buf(),
         used_keys: Mutex::new(Vec::new()),
     };
-    let state = engine.run_stages()?;
-    let image = engine.export(&state)?;
+    let state = solver.run_stages()?;
+    let image = solver.export(&state)?;
     batch.finish()?;
-    let used = engine
+    let used = solver
         .used_keys
         .lock()
         .map(|v| v.clone())
@@ -295,12 +295,12 @@ pub fn build(
     store.touch_cache(&used)?;
     Ok(BuildResult {
         image,
-        steps_run: engine.run.load(Ordering::Relaxed),
-        steps_cached: engine.cached.load(Ordering::Relaxed),
+        steps_run: solver.run.load(Ordering::Relaxed),
+        steps_cached: solver.cached.load(Ordering::Relaxed),
     })
 }
 
-struct Engine<'a> {
+struct Solver<'a> {
     plan: &'a Plan,
     opts: &'a BuildOptions,
     store: &'a Store,
@@ -326,7 +326,7 @@ struct Board {
     failed: Option<BuildError>,
 }
 
-impl Engine<'_> {
+impl Solver<'_> {
     fn run_stages(&self) -> Result<StageState> {
         let board = Mutex::new(Board::default());
         let cv = Condvar::new();

@@ -3,7 +3,7 @@
 
 use super::*;
 
-impl Engine<'_> {
+impl Solver<'_> {
     /// Writes the target stage as an image into the store.
     pub(super) fn export(&self, state: &StageState) -> Result<ImageRecord> {
         self.progress.event(Event::Note {

@@ -7,7 +7,7 @@
 //! validates the whole definition before it solves); BuildKit's message is
 //! "network.host is not allowed".
 
-use crate::engine::BuildError;
+use crate::solve::BuildError;
 use whittle_dockerfile::ast::{NetworkMode, SecurityMode};
 use whittle_dockerfile::plan::Op;
 use whittle_dockerfile::Plan;
