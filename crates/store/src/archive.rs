@@ -6,12 +6,14 @@
 //! memory, then the images are recorded from the manifests (OCI `index.json`) or, for classic
 //! docker archives, from `manifest.json` with OCI manifests made for them.
 
+use crate::blobs::MAX_DOCUMENT;
 use crate::error::{Result, StoreError};
-use crate::reference::Reference;
-use crate::store::{
-    index_entry, index_json, ImageRecord, IndexEntry, IndexJson, Store, ANN_IMAGE_NAME,
-    ANN_REF_NAME, MAX_DOCUMENT, MEDIA_TYPE_DOCKER_LIST, MEDIA_TYPE_INDEX,
+use crate::images::{
+    index_entry, index_json, ImageRecord, IndexEntry, IndexJson, ANN_IMAGE_NAME, ANN_REF_NAME,
+    MEDIA_TYPE_DOCKER_LIST, MEDIA_TYPE_INDEX,
 };
+use crate::reference::Reference;
+use crate::store::Store;
 use serde::Deserialize;
 use std::collections::{BTreeMap, HashMap};
 use std::fs::File;

@@ -10,8 +10,9 @@
 //! `DOCKER_TLS_VERIFY`, are refused with a sentence).
 
 use crate::archive::{save, ArchiveFormat};
+use crate::images::ImageRecord;
 use crate::reference::Reference;
-use crate::store::{ImageRecord, Store};
+use crate::store::Store;
 use std::io::{self, BufRead, BufReader, Read, Write};
 use std::net::TcpStream;
 use std::os::unix::net::UnixStream;

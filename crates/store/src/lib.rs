@@ -28,25 +28,34 @@
 #![cfg_attr(test, allow(clippy::unwrap_used))]
 
 pub mod archive;
+mod blobs;
+mod cache;
+mod cache_mounts;
 pub mod daemon;
 mod error;
 mod gc;
+mod images;
 mod lock;
 mod output;
 mod reference;
+mod snapshots;
 mod store;
 mod unpack;
 
 pub use archive::{load, save, ArchiveFormat, LoadedImage};
+pub use blobs::BlobWriter;
+pub use cache::CacheRecord;
+pub use cache_mounts::CacheMount;
 pub use error::{Result, StoreError};
 pub use gc::{FsckReport, PruneOptions, PruneReport};
+pub use images::{
+    HistoryEntry, ImageRecord, TaggedImage, MEDIA_TYPE_CONFIG, MEDIA_TYPE_INDEX,
+    MEDIA_TYPE_MANIFEST,
+};
 pub use lock::FileLock;
 pub use output::OutputFile;
 pub use reference::{valid_domain, valid_path_component, Reference};
-pub use store::{
-    default_root, BlobWriter, CacheMount, CacheRecord, HistoryEntry, ImageRecord, Lease,
-    SnapshotDir, SnapshotRecord, Store, TaggedImage, WriteBatch, MEDIA_TYPE_CONFIG,
-    MEDIA_TYPE_INDEX, MEDIA_TYPE_MANIFEST,
-};
+pub use snapshots::{SnapshotDir, SnapshotRecord};
+pub use store::{default_root, Lease, Store, WriteBatch};
 pub use unpack::UnpackedLayer;
 pub use whittle_layer::Digest;

@@ -1,7 +1,8 @@
 //! Images as snapshots: the extracted layer directories that containers and builds mount.
 
 use crate::error::{Result, StoreError};
-use crate::store::{ImageRecord, Store};
+use crate::images::ImageRecord;
+use crate::store::Store;
 use std::path::PathBuf;
 use whittle_layer::Digest;
 

@@ -1,0 +1,551 @@
+//! Images and tags: image records, tagging, lookup, history, and the OCI `index.json` they
+//! are listed in.
+
+use crate::error::{Result, StoreError};
+use crate::reference::Reference;
+use crate::store::{db_err, now, parse, to_json, write_atomic, Store, IMAGES, TAGS};
+use redb::{Database, ReadableDatabase, ReadableTable};
+use serde::{Deserialize, Serialize};
+use std::collections::BTreeMap;
+use whittle_layer::Digest;
+
+/// OCI image manifest media type.
+pub const MEDIA_TYPE_MANIFEST: &str = "application/vnd.oci.image.manifest.v1+json";
+/// OCI image index media type.
+pub const MEDIA_TYPE_INDEX: &str = "application/vnd.oci.image.index.v1+json";
+/// OCI image config media type.
+pub const MEDIA_TYPE_CONFIG: &str = "application/vnd.oci.image.config.v1+json";
+/// Docker schema 2 manifest (accepted on input).
+pub const MEDIA_TYPE_DOCKER_MANIFEST: &str = "application/vnd.docker.distribution.manifest.v2+json";
+/// Docker manifest list (accepted on input).
+pub const MEDIA_TYPE_DOCKER_LIST: &str =
+    "application/vnd.docker.distribution.manifest.list.v2+json";
+
+/// A stored image: its manifest and what the manifest references.
+#[derive(Clone, Debug, Serialize, Deserialize, PartialEq, Eq)]
+pub struct ImageRecord {
+    /// Digest of the manifest blob (what registries call the image digest).
+    pub manifest: Digest,
+    /// Media type of the manifest.
+    pub media_type: String,
+    /// Size of the manifest blob.
+    pub manifest_size: u64,
+    /// Digest of the config blob (the image id).
+    pub config: Digest,
+    /// Layer blob digests, bottom first.
+    pub layers: Vec<Digest>,
+    /// Manifest + config + layer blob sizes.
+    pub size: u64,
+    /// `created` of the config, if any.
+    pub created: Option<String>,
+    /// When it entered this store (seconds since 1970).
+    pub added: u64,
+}
+
+impl ImageRecord {
+    /// Every blob this image needs.
+    pub fn blobs(&self) -> impl Iterator<Item = &Digest> {
+        std::iter::once(&self.manifest)
+            .chain(std::iter::once(&self.config))
+            .chain(self.layers.iter())
+    }
+    /// The image id (config digest), as docker shows it.
+    pub fn id(&self) -> &Digest {
+        &self.config
+    }
+}
+
+/// An image with the tags pointing at it.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct TaggedImage {
+    /// The image.
+    pub image: ImageRecord,
+    /// Its tags (`repository:tag`), sorted.
+    pub tags: Vec<String>,
+}
+
+/// One line of an image's history.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize)]
+pub struct HistoryEntry {
+    /// When the step ran.
+    pub created: Option<String>,
+    /// The command that made it.
+    pub created_by: Option<String>,
+    /// Comment.
+    pub comment: Option<String>,
+    /// The layer it produced (None for metadata-only steps).
+    pub layer: Option<Digest>,
+    /// Size of that layer blob.
+    pub size: u64,
+}
+
+/// index.json as we write it. Our own type rather than oci-spec's `ImageIndex` because that one
+/// keeps annotations in a `HashMap`, whose random order would make index.json (and saved
+/// archives) differ from run to run.
+#[derive(Serialize, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub(crate) struct IndexJson {
+    pub schema_version: u32,
+    #[serde(default)]
+    pub media_type: String,
+    pub manifests: Vec<IndexEntry>,
+}
+
+#[derive(Serialize, Deserialize, Clone)]
+#[serde(rename_all = "camelCase")]
+pub(crate) struct IndexEntry {
+    pub media_type: String,
+    pub digest: String,
+    pub size: u64,
+    #[serde(skip_serializing_if = "BTreeMap::is_empty", default)]
+    pub annotations: BTreeMap<String, String>,
+    #[serde(skip_serializing_if = "Option::is_none", default)]
+    pub platform: Option<serde_json::Value>,
+}
+
+/// Annotation with the tag part of a reference (what skopeo and umoci use to pick an image).
+pub(crate) const ANN_REF_NAME: &str = "org.opencontainers.image.ref.name";
+/// Annotation with the full name (what docker and containerd use).
+pub(crate) const ANN_IMAGE_NAME: &str = "io.containerd.image.name";
+
+pub(crate) fn index_json(entries: Vec<IndexEntry>) -> Result<Vec<u8>> {
+    let idx = IndexJson {
+        schema_version: 2,
+        media_type: MEDIA_TYPE_INDEX.to_string(),
+        manifests: entries,
+    };
+    serde_json::to_vec(&idx).map_err(|e| StoreError::json("index.json", e))
+}
+
+pub(crate) fn index_entry(img: &ImageRecord, reference: Option<&Reference>) -> IndexEntry {
+    let mut annotations = BTreeMap::new();
+    if let Some(r) = reference {
+        annotations.insert(ANN_REF_NAME.to_string(), r.tag.clone());
+        annotations.insert(ANN_IMAGE_NAME.to_string(), r.to_string());
+    }
+    IndexEntry {
+        media_type: img.media_type.clone(),
+        digest: img.manifest.to_string(),
+        size: img.manifest_size,
+        annotations,
+        platform: None,
+    }
+}
+
+impl Store {
+    /// Records an image from a manifest blob already in the store, after checking that its
+    /// config and layer blobs are present.
+    pub fn put_image(&self, manifest: &Digest) -> Result<ImageRecord> {
+        // Already recorded (a rebuild that produced the same image): nothing to write.
+        let known = self.with_read(|tx| {
+            let t = tx.open_table(IMAGES).map_err(db_err)?;
+            let found = t
+                .get(manifest.as_str())
+                .map_err(db_err)?
+                .map(|v| v.value().to_string());
+            found
+                .map(|s| parse::<ImageRecord>("image record", &s))
+                .transpose()
+        })?;
+        if let Some(rec) = known {
+            if rec.blobs().all(|b| self.has_blob(b)) {
+                return Ok(rec);
+            }
+        }
+        let bytes = self.read_document(manifest)?;
+        let m: oci_spec::image::ImageManifest = serde_json::from_slice(&bytes)
+            .map_err(|e| StoreError::json(format!("manifest {manifest}"), e))?;
+        let media_type = match m.media_type() {
+            Some(mt) => mt.to_string(),
+            None => MEDIA_TYPE_MANIFEST.to_string(),
+        };
+        if media_type != MEDIA_TYPE_MANIFEST && media_type != MEDIA_TYPE_DOCKER_MANIFEST {
+            return Err(StoreError::InvalidImage(format!(
+                "{manifest} has media type {media_type}, not an image manifest"
+            )));
+        }
+        let digest = |d: &oci_spec::image::Digest| -> Result<Digest> {
+            d.to_string()
+                .parse::<Digest>()
+                .map_err(|e| StoreError::InvalidImage(format!("manifest {manifest}: {e}")))
+        };
+        let config = digest(m.config().digest())?;
+        let mut size = bytes.len() as u64 + self.blob_size(&config)?;
+        let mut layers = Vec::new();
+        for l in m.layers() {
+            let d = digest(l.digest())?;
+            size += self.blob_size(&d)?;
+            layers.push(d);
+        }
+        let cfg: serde_json::Value = serde_json::from_slice(&self.read_document(&config)?)
+            .map_err(|e| StoreError::json(format!("config {config}"), e))?;
+        let rec = ImageRecord {
+            manifest: manifest.clone(),
+            media_type,
+            manifest_size: bytes.len() as u64,
+            config,
+            layers,
+            size,
+            created: cfg
+                .get("created")
+                .and_then(|c| c.as_str())
+                .map(str::to_string),
+            added: now(),
+        };
+        let json = to_json(&rec)?;
+        self.with_db(|db| {
+            let tx = db.begin_write().map_err(db_err)?;
+            {
+                let mut t = tx.open_table(IMAGES).map_err(db_err)?;
+                let existing = t
+                    .get(manifest.as_str())
+                    .map_err(db_err)?
+                    .map(|v| v.value().to_string());
+                if existing.is_none() {
+                    t.insert(manifest.as_str(), json.as_str()).map_err(db_err)?;
+                }
+            }
+            tx.commit().map_err(db_err)?;
+            Ok(())
+        })?;
+        Ok(rec)
+    }
+
+    /// Writes config and manifest blobs for layers already in the store and records the image.
+    /// `layers` are (digest, media type, size) bottom first.
+    pub fn write_image(
+        &self,
+        config_json: &[u8],
+        layers: &[(Digest, String, u64)],
+    ) -> Result<ImageRecord> {
+        self.write_image_annotated(config_json, layers, &BTreeMap::new())
+    }
+
+    /// [`Store::write_image`] with annotations on the manifest (`--annotation`).
+    pub fn write_image_annotated(
+        &self,
+        config_json: &[u8],
+        layers: &[(Digest, String, u64)],
+        annotations: &BTreeMap<String, String>,
+    ) -> Result<ImageRecord> {
+        use oci_spec::image::{DescriptorBuilder, ImageManifestBuilder, MediaType};
+        let config = self.put_bytes(config_json)?;
+        let od = |d: &Digest| -> Result<oci_spec::image::Digest> {
+            d.as_str()
+                .parse()
+                .map_err(|_| StoreError::InvalidImage(format!("bad digest {d}")))
+        };
+        let mut descs = Vec::new();
+        for (d, mt, size) in layers {
+            descs.push(
+                DescriptorBuilder::default()
+                    .media_type(MediaType::from(mt.as_str()))
+                    .digest(od(d)?)
+                    .size(*size)
+                    .build()?,
+            );
+        }
+        let manifest = ImageManifestBuilder::default()
+            .schema_version(2u32)
+            .media_type(MediaType::ImageManifest)
+            .config(
+                DescriptorBuilder::default()
+                    .media_type(MediaType::ImageConfig)
+                    .digest(od(&config)?)
+                    .size(config_json.len() as u64)
+                    .build()?,
+            )
+            .layers(descs)
+            .build()?;
+        let mut manifest = manifest;
+        if !annotations.is_empty() {
+            manifest.set_annotations(Some(
+                annotations
+                    .iter()
+                    .map(|(k, v)| (k.clone(), v.clone()))
+                    .collect(),
+            ));
+        }
+        let bytes = serde_json::to_vec(&manifest).map_err(|e| StoreError::json("manifest", e))?;
+        let md = self.put_bytes(&bytes)?;
+        self.put_image(&md)
+    }
+
+    /// Points `reference` at an image (by manifest digest), replacing an older target.
+    pub fn tag(&self, reference: &Reference, manifest: &Digest) -> Result<()> {
+        // Under a lease: prune must not remove the image between the check below and the
+        // commit, which would leave a tag naming nothing.
+        let _lease = self.lease()?;
+        let name = reference.to_string();
+        // Already so (every rebuild tags its image again): nothing to write or fsync.
+        let same = self.with_read(|tx| {
+            let t = tx.open_table(TAGS).map_err(db_err)?;
+            let current = t.get(name.as_str()).map_err(db_err)?;
+            Ok(current.is_some_and(|v| v.value() == manifest.as_str()))
+        })?;
+        if same {
+            return Ok(());
+        }
+        self.with_db(|db| {
+            let tx = db.begin_write().map_err(db_err)?;
+            {
+                let images = tx.open_table(IMAGES).map_err(db_err)?;
+                if images.get(manifest.as_str()).map_err(db_err)?.is_none() {
+                    return Err(StoreError::ImageNotFound(manifest.to_string()));
+                }
+                let mut t = tx.open_table(TAGS).map_err(db_err)?;
+                t.insert(name.as_str(), manifest.as_str()).map_err(db_err)?;
+            }
+            tx.commit().map_err(db_err)?;
+            self.write_index(db)
+        })
+    }
+
+    /// Points several references at their images in one transaction: all or none.
+    pub fn tag_many(&self, tags: &[(Reference, Digest)]) -> Result<()> {
+        if tags.is_empty() {
+            return Ok(());
+        }
+        let _lease = self.lease()?;
+        self.with_db(|db| {
+            let tx = db.begin_write().map_err(db_err)?;
+            {
+                let images = tx.open_table(IMAGES).map_err(db_err)?;
+                let mut t = tx.open_table(TAGS).map_err(db_err)?;
+                for (r, manifest) in tags {
+                    if images.get(manifest.as_str()).map_err(db_err)?.is_none() {
+                        return Err(StoreError::ImageNotFound(manifest.to_string()));
+                    }
+                    t.insert(r.to_string().as_str(), manifest.as_str())
+                        .map_err(db_err)?;
+                }
+            }
+            tx.commit().map_err(db_err)?;
+            self.write_index(db)
+        })
+    }
+
+    /// Removes those of `manifests` that no tag names (what a failed load wrote).
+    pub fn remove_untagged(&self, manifests: &[Digest]) -> Result<()> {
+        if manifests.is_empty() {
+            return Ok(());
+        }
+        self.with_db(|db| {
+            let tx = db.begin_write().map_err(db_err)?;
+            {
+                let t = tx.open_table(TAGS).map_err(db_err)?;
+                let mut tagged = std::collections::HashSet::new();
+                for e in t.iter().map_err(db_err)? {
+                    let (_, v) = e.map_err(db_err)?;
+                    tagged.insert(v.value().to_string());
+                }
+                let mut images = tx.open_table(IMAGES).map_err(db_err)?;
+                for m in manifests {
+                    if !tagged.contains(m.as_str()) {
+                        images.remove(m.as_str()).map_err(db_err)?;
+                    }
+                }
+            }
+            tx.commit().map_err(db_err)
+        })
+    }
+
+    /// Removes a tag; returns the manifest it pointed at.
+    pub fn untag(&self, reference: &Reference) -> Result<Option<Digest>> {
+        let name = reference.to_string();
+        self.with_db(|db| {
+            let tx = db.begin_write().map_err(db_err)?;
+            let old = {
+                let mut t = tx.open_table(TAGS).map_err(db_err)?;
+                let v = t
+                    .remove(name.as_str())
+                    .map_err(db_err)?
+                    .map(|v| v.value().to_string());
+                v
+            };
+            tx.commit().map_err(db_err)?;
+            self.write_index(db)?;
+            old.map(|o| {
+                o.parse::<Digest>()
+                    .map_err(|e| StoreError::InvalidImage(e.to_string()))
+            })
+            .transpose()
+        })
+    }
+
+    /// Removes an image record and every tag pointing at it. Blobs go at the next prune.
+    pub fn remove_image(&self, manifest: &Digest) -> Result<Vec<String>> {
+        self.with_db(|db| {
+            let tx = db.begin_write().map_err(db_err)?;
+            let mut removed = Vec::new();
+            {
+                let mut t = tx.open_table(TAGS).map_err(db_err)?;
+                for e in t.iter().map_err(db_err)? {
+                    let (k, v) = e.map_err(db_err)?;
+                    if v.value() == manifest.as_str() {
+                        removed.push(k.value().to_string());
+                    }
+                }
+                for k in &removed {
+                    t.remove(k.as_str()).map_err(db_err)?;
+                }
+                let mut i = tx.open_table(IMAGES).map_err(db_err)?;
+                i.remove(manifest.as_str()).map_err(db_err)?;
+            }
+            tx.commit().map_err(db_err)?;
+            self.write_index(db)?;
+            Ok(removed)
+        })
+    }
+
+    /// Every image with its tags, newest first.
+    pub fn images(&self) -> Result<Vec<TaggedImage>> {
+        self.with_read(|tx| {
+            let images = tx.open_table(IMAGES).map_err(db_err)?;
+            let tags = tx.open_table(TAGS).map_err(db_err)?;
+            let mut by_manifest: BTreeMap<String, Vec<String>> = BTreeMap::new();
+            for e in tags.iter().map_err(db_err)? {
+                let (k, v) = e.map_err(db_err)?;
+                by_manifest
+                    .entry(v.value().to_string())
+                    .or_default()
+                    .push(k.value().to_string());
+            }
+            let mut out = Vec::new();
+            for e in images.iter().map_err(db_err)? {
+                let (k, v) = e.map_err(db_err)?;
+                let image: ImageRecord = parse("image record", v.value())?;
+                let mut tags = by_manifest.remove(k.value()).unwrap_or_default();
+                tags.sort();
+                out.push(TaggedImage { image, tags });
+            }
+            out.sort_by(|a, b| b.image.added.cmp(&a.image.added).then(a.tags.cmp(&b.tags)));
+            Ok(out)
+        })
+    }
+
+    /// Finds an image by tag (`name[:tag]`), full digest, or id prefix (of the config digest or
+    /// the manifest digest, at least 4 hex digits).
+    pub fn resolve(&self, what: &str) -> Result<TaggedImage> {
+        let all = self.images()?;
+        if let Ok(r) = Reference::parse(what) {
+            let name = r.to_string();
+            if let Some(t) = all.iter().find(|t| t.tags.contains(&name)) {
+                return Ok(t.clone());
+            }
+        }
+        let hex = what.strip_prefix("sha256:").unwrap_or(what);
+        if hex.len() >= 4 && hex.bytes().all(|b| b.is_ascii_hexdigit()) {
+            let hex = hex.to_ascii_lowercase();
+            let mut found: Vec<&TaggedImage> = all
+                .iter()
+                .filter(|t| {
+                    t.image.config.hex().starts_with(&hex)
+                        || t.image.manifest.hex().starts_with(&hex)
+                })
+                .collect();
+            found.dedup_by(|a, b| a.image.manifest == b.image.manifest);
+            return match found.len() {
+                0 => Err(StoreError::ImageNotFound(what.to_string())),
+                1 => Ok(found[0].clone()),
+                _ => Err(StoreError::Ambiguous(what.to_string())),
+            };
+        }
+        Err(StoreError::ImageNotFound(what.to_string()))
+    }
+
+    /// The manifest and config of an image, parsed.
+    pub fn manifest_and_config(
+        &self,
+        img: &ImageRecord,
+    ) -> Result<(serde_json::Value, serde_json::Value)> {
+        let m = serde_json::from_slice(&self.read_document(&img.manifest)?)
+            .map_err(|e| StoreError::json(format!("manifest {}", img.manifest), e))?;
+        let c = serde_json::from_slice(&self.read_document(&img.config)?)
+            .map_err(|e| StoreError::json(format!("config {}", img.config), e))?;
+        Ok((m, c))
+    }
+
+    /// The config's history, each step matched with the layer it produced, newest first.
+    pub fn history(&self, img: &ImageRecord) -> Result<Vec<HistoryEntry>> {
+        let cfg: oci_spec::image::ImageConfiguration =
+            serde_json::from_slice(&self.read_document(&img.config)?)
+                .map_err(|e| StoreError::json(format!("config {}", img.config), e))?;
+        let mut layers = img.layers.iter();
+        let mut out = Vec::new();
+        let history = cfg.history().clone().unwrap_or_default();
+        for h in &history {
+            let layer = if h.empty_layer().unwrap_or(false) {
+                None
+            } else {
+                layers.next().cloned()
+            };
+            let size = match &layer {
+                Some(d) => self.blob_size(d).unwrap_or(0),
+                None => 0,
+            };
+            out.push(HistoryEntry {
+                created: h.created().clone(),
+                created_by: h.created_by().clone(),
+                comment: h.comment().clone(),
+                layer,
+                size,
+            });
+        }
+        // Layers the history does not mention (configs without history).
+        for d in layers {
+            out.push(HistoryEntry {
+                created: None,
+                created_by: None,
+                comment: None,
+                layer: Some(d.clone()),
+                size: self.blob_size(d).unwrap_or(0),
+            });
+        }
+        out.reverse();
+        Ok(out)
+    }
+
+    /// Tags whose image record is missing: (tag, manifest it names). A consistent store has
+    /// none; `fsck` reports them.
+    pub(crate) fn dangling_tags(&self) -> Result<Vec<(String, Digest)>> {
+        self.with_read(|tx| {
+            let tags = match tx.open_table(TAGS) {
+                Ok(t) => t,
+                Err(redb::TableError::TableDoesNotExist(_)) => return Ok(Vec::new()),
+                Err(e) => return Err(db_err(e)),
+            };
+            let images = tx.open_table(IMAGES).map_err(db_err)?;
+            let mut out = Vec::new();
+            for e in tags.iter().map_err(db_err)? {
+                let (k, v) = e.map_err(db_err)?;
+                if images.get(v.value()).map_err(db_err)?.is_none() {
+                    let d = v
+                        .value()
+                        .parse::<Digest>()
+                        .map_err(|e| StoreError::InvalidImage(format!("tag {}: {e}", k.value())))?;
+                    out.push((k.value().to_string(), d));
+                }
+            }
+            Ok(out)
+        })
+    }
+
+    /// Rewrites index.json from the tags table (called with the db lock held).
+    fn write_index(&self, db: &Database) -> Result<()> {
+        let tx = db.begin_read().map_err(db_err)?;
+        let tags = tx.open_table(TAGS).map_err(db_err)?;
+        let images = tx.open_table(IMAGES).map_err(db_err)?;
+        let mut entries = Vec::new();
+        for e in tags.iter().map_err(db_err)? {
+            let (k, v) = e.map_err(db_err)?;
+            let Some(rec) = images.get(v.value()).map_err(db_err)? else {
+                continue;
+            };
+            let img: ImageRecord = parse("image record", rec.value())?;
+            let r = Reference::parse(k.value())?;
+            entries.push(index_entry(&img, Some(&r)));
+        }
+        write_atomic(&self.root, "index.json", &index_json(entries)?)
+    }
+}
