@@ -276,6 +276,7 @@ impl whittle_dockerfile::ImageResolver for Resolver<'_> {
                 workdir: f.workdir,
                 shell: f.shell,
                 onbuild: f.onbuild,
+                ..Default::default()
             })
     }
 }

@@ -1,4 +1,5 @@
-//! The Dockerfile frontend: parser, word expansion and multi-stage planner.
+//! The Dockerfile frontend: parser, word expansion, multi-stage planner, and the lowering of a
+//! plan to a build graph ([`lower`]).
 //!
 //! Pure code: no I/O. Everything that comes in is untrusted text; every error carries a
 //! source position ([`Error::render`] shows it with a caret) and a hint of what to do.
@@ -11,6 +12,7 @@
 
 pub mod ast;
 pub mod error;
+pub mod lower;
 pub mod mount;
 mod parser;
 pub mod plan;
@@ -20,5 +22,6 @@ pub mod vars;
 
 pub use ast::Dockerfile;
 pub use error::{escape_controls, printable, render_snippet, Error, ErrorKind, Pos};
+pub use lower::{lower, LowerError};
 pub use parser::parse;
 pub use plan::{plan, plan_with, ImageInfo, ImageResolver, Plan, PlanOptions, Platform};

@@ -30,7 +30,7 @@ pub use error::{RegistryError, Result};
 pub use pull::pull;
 pub use push::push_image;
 pub use reference::{is_loopback, ImageRef, DOCKER_HUB};
-pub use whittle_dockerfile::Platform;
+pub use whittle_oci::Platform;
 
 use std::sync::Arc;
 use whittle_layer::Digest;

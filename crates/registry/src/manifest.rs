@@ -3,8 +3,8 @@
 
 use crate::error::{RegistryError, Result};
 use serde::Deserialize;
-use whittle_dockerfile::Platform;
 use whittle_layer::Digest;
+use whittle_oci::Platform;
 use whittle_store::{MEDIA_TYPE_INDEX, MEDIA_TYPE_MANIFEST};
 
 /// Docker schema 2 manifest.

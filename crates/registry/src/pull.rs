@@ -8,8 +8,8 @@ use crate::reference::ImageRef;
 use crate::{Event, PullOptions};
 use std::io::{Read, Write};
 use ureq::http::Method;
-use whittle_dockerfile::Platform;
 use whittle_layer::Digest;
+use whittle_oci::Platform;
 use whittle_store::{ImageRecord, Store, StoreError};
 
 /// Blob download attempts (after a broken connection the rest is asked for with `Range`).

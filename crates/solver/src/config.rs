@@ -1,10 +1,12 @@
-//! The image config (OCI, with Docker's extensions `Healthcheck`, `Shell`, `OnBuild`) as a
-//! stage builds it, and its history, written the way docker/BuildKit write them.
+//! The image config (OCI, with Docker's extensions `Healthcheck`, `Shell`, `OnBuild`) made by
+//! applying a build graph's config changes, and its history, written the way BuildKit writes
+//! them.
 
 use serde_json::{json, Value};
-use whittle_dockerfile::ast::{CmdLine, Healthcheck};
-use whittle_dockerfile::plan::{Op, DEFAULT_PATH};
-use whittle_dockerfile::Platform;
+use whittle_graph::{ConfigChange, Platform};
+
+/// The PATH BuildKit sets for Linux images that have none.
+const DEFAULT_PATH: &str = "/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin";
 
 /// RFC 3339 for a Unix time (UTC), without pulling in a date crate.
 pub fn rfc3339(secs: u64) -> String {
@@ -51,56 +53,28 @@ fn ensure_config(doc: &mut Value) {
     }
 }
 
-/// The image's environment as (key, value) pairs.
-pub fn env(doc: &Value) -> Vec<(String, String)> {
-    doc["config"]["Env"]
-        .as_array()
-        .map(|a| {
-            a.iter()
-                .filter_map(|e| e.as_str())
-                .map(|kv| match kv.split_once('=') {
-                    Some((k, v)) => (k.to_string(), v.to_string()),
-                    None => (kv.to_string(), String::new()),
-                })
-                .collect()
-        })
-        .unwrap_or_default()
-}
-
-pub fn workdir(doc: &Value) -> String {
-    match doc["config"]["WorkingDir"].as_str() {
-        Some(w) if !w.is_empty() => w.to_string(),
-        _ => "/".into(),
-    }
-}
-
-pub fn user(doc: &Value) -> Option<String> {
-    doc["config"]["User"]
-        .as_str()
-        .filter(|u| !u.is_empty())
-        .map(str::to_string)
-}
-
-fn cmd_vec(c: &CmdLine, shell: &[String]) -> Vec<String> {
-    match c {
-        CmdLine::Exec(v) => v.clone(),
-        CmdLine::Shell(s) => shell.iter().cloned().chain([s.clone()]).collect(),
-    }
-}
-
-/// Applies a metadata instruction to the config. Returns false for ops that are not metadata.
-/// `inherited_cmd` tells whether CMD still comes from the base image (ENTRYPOINT resets it).
-pub fn apply(doc: &mut Value, op: &Op, inherited_cmd: &mut bool) -> bool {
-    if let Op::Maintainer { name } = op {
+/// Applies one change of the build graph to the config. History entries are applied by the
+/// caller, which knows whether their layer is empty (see [`push_history`]).
+pub fn apply(doc: &mut Value, change: &ConfigChange) {
+    if let ConfigChange::Author { name } = change {
         doc["author"] = json!(name);
-        return true;
+        return;
     }
     ensure_config(doc);
     let Some(c) = doc.get_mut("config").and_then(Value::as_object_mut) else {
-        return true;
+        return;
     };
-    match op {
-        Op::Env { vars } => {
+    let object = |c: &mut serde_json::Map<String, Value>, k: &str| {
+        let e = c.entry(k).or_insert_with(|| json!({}));
+        if !e.is_object() {
+            *e = json!({});
+        }
+    };
+    match change {
+        ConfigChange::ClearOnBuild => {
+            c.remove("OnBuild");
+        }
+        ConfigChange::Env { vars } => {
             let mut env: Vec<(String, String)> = c
                 .get("Env")
                 .and_then(Value::as_array)
@@ -128,101 +102,67 @@ pub fn apply(doc: &mut Value, op: &Op, inherited_cmd: &mut bool) -> bool {
                     .collect::<Vec<_>>()),
             );
         }
-        Op::Label { labels } => {
-            let l = c.entry("Labels").or_insert_with(|| json!({}));
-            if !l.is_object() {
-                *l = json!({});
-            }
+        ConfigChange::Labels { labels } => {
+            object(c, "Labels");
             for (k, v) in labels {
-                l[k] = json!(v);
+                c["Labels"][k] = json!(v);
             }
         }
-        Op::Workdir { path } => {
+        ConfigChange::WorkingDir { path } => {
             c.insert("WorkingDir".into(), json!(path));
         }
-        Op::User { user } => {
+        ConfigChange::User { user } => {
             c.insert("User".into(), json!(user));
         }
-        Op::Expose { ports } => {
-            let e = c.entry("ExposedPorts").or_insert_with(|| json!({}));
-            if !e.is_object() {
-                *e = json!({});
-            }
+        ConfigChange::ExposedPorts { ports } => {
+            object(c, "ExposedPorts");
             for p in ports {
-                let p = if p.contains('/') {
-                    p.to_ascii_lowercase()
-                } else {
-                    format!("{p}/tcp")
-                };
-                e[p] = json!({});
+                c["ExposedPorts"][p] = json!({});
             }
         }
-        Op::Volume { paths } => {
-            let e = c.entry("Volumes").or_insert_with(|| json!({}));
-            if !e.is_object() {
-                *e = json!({});
-            }
+        ConfigChange::Volumes { paths } => {
+            object(c, "Volumes");
             for p in paths {
-                e[p] = json!({});
+                c["Volumes"][p] = json!({});
             }
         }
-        Op::Cmd { cmd, shell } => {
-            c.insert("Cmd".into(), json!(cmd_vec(cmd, shell)));
-            *inherited_cmd = false;
+        ConfigChange::Cmd { args } => {
+            c.insert("Cmd".into(), json!(args));
         }
-        Op::Entrypoint { cmd, shell } => {
-            let v = cmd_vec(cmd, shell);
-            if v.is_empty() {
+        ConfigChange::Entrypoint { args, reset_cmd } => {
+            if args.is_empty() {
                 c.insert("Entrypoint".into(), Value::Null);
             } else {
-                c.insert("Entrypoint".into(), json!(v));
+                c.insert("Entrypoint".into(), json!(args));
             }
-            if *inherited_cmd {
+            if *reset_cmd {
                 c.insert("Cmd".into(), Value::Null);
             }
         }
-        Op::Healthcheck { check, shell: _ } => match check {
-            Healthcheck::None => {
-                c.insert("Healthcheck".into(), json!({"Test": ["NONE"]}));
-            }
-            Healthcheck::Cmd {
-                test,
-                interval,
-                timeout,
-                start_period,
-                start_interval,
-                retries,
-            } => {
-                let t = match test {
-                    CmdLine::Exec(v) => std::iter::once("CMD".to_string())
-                        .chain(v.iter().cloned())
-                        .collect::<Vec<_>>(),
-                    CmdLine::Shell(s) => vec!["CMD-SHELL".to_string(), s.clone()],
-                };
-                let mut h = json!({"Test": t});
-                for (k, v) in [
-                    ("Interval", interval),
-                    ("Timeout", timeout),
-                    ("StartPeriod", start_period),
-                    ("StartInterval", start_interval),
-                ] {
-                    if *v > 0 {
-                        h[k] = json!(v);
-                    }
+        ConfigChange::Healthcheck { check } => {
+            let mut h = json!({"Test": check.test});
+            for (k, v) in [
+                ("Interval", check.interval),
+                ("Timeout", check.timeout),
+                ("StartPeriod", check.start_period),
+                ("StartInterval", check.start_interval),
+            ] {
+                if v > 0 {
+                    h[k] = json!(v);
                 }
-                if *retries > 0 {
-                    h["Retries"] = json!(retries);
-                }
-                c.insert("Healthcheck".into(), h);
             }
-        },
-        Op::Stopsignal { signal } => {
+            if check.retries > 0 {
+                h["Retries"] = json!(check.retries);
+            }
+            c.insert("Healthcheck".into(), h);
+        }
+        ConfigChange::StopSignal { signal } => {
             c.insert("StopSignal".into(), json!(signal));
         }
-        Op::Shell { shell } => {
+        ConfigChange::Shell { shell } => {
             c.insert("Shell".into(), json!(shell));
         }
-        Op::Onbuild { trigger } => {
+        ConfigChange::OnBuild { trigger } => {
             let e = c.entry("OnBuild").or_insert_with(|| json!([]));
             if !e.is_array() {
                 *e = json!([]);
@@ -231,10 +171,8 @@ pub fn apply(doc: &mut Value, op: &Op, inherited_cmd: &mut bool) -> bool {
                 a.push(json!(trigger));
             }
         }
-        Op::Maintainer { .. } | Op::Arg { .. } => {}
-        Op::Run { .. } | Op::Copy(_) | Op::Add(_) => return false,
+        ConfigChange::Author { .. } | ConfigChange::History { .. } => {}
     }
-    true
 }
 
 /// Appends a history entry.
@@ -269,44 +207,47 @@ mod tests {
     #[test]
     fn entrypoint_resets_inherited_cmd() {
         let mut d = json!({"config": {"Cmd": ["bash"]}});
-        let mut inherited = true;
         apply(
             &mut d,
-            &Op::Entrypoint {
-                cmd: CmdLine::Exec(vec!["/app".into()]),
-                shell: vec![],
+            &ConfigChange::Entrypoint {
+                args: vec!["/app".into()],
+                reset_cmd: true,
             },
-            &mut inherited,
         );
         assert_eq!(d["config"]["Cmd"], Value::Null);
         assert_eq!(d["config"]["Entrypoint"], json!(["/app"]));
         let mut d = json!({});
-        let mut inherited = true;
         apply(
             &mut d,
-            &Op::Env {
+            &ConfigChange::Env {
                 vars: vec![("A".into(), "1".into())],
             },
-            &mut inherited,
         );
         apply(
             &mut d,
-            &Op::Env {
+            &ConfigChange::Env {
                 vars: vec![("A".into(), "2".into()), ("B".into(), "x".into())],
             },
-            &mut inherited,
         );
         assert_eq!(d["config"]["Env"], json!(["A=2", "B=x"]));
         apply(
             &mut d,
-            &Op::Expose {
-                ports: vec!["80".into(), "53/UDP".into()],
+            &ConfigChange::ExposedPorts {
+                ports: vec!["80/tcp".into(), "53/udp".into()],
             },
-            &mut inherited,
         );
         assert_eq!(
             d["config"]["ExposedPorts"],
             json!({"80/tcp": {}, "53/udp": {}})
         );
+        apply(
+            &mut d,
+            &ConfigChange::OnBuild {
+                trigger: "RUN x".into(),
+            },
+        );
+        assert_eq!(d["config"]["OnBuild"], json!(["RUN x"]));
+        apply(&mut d, &ConfigChange::ClearOnBuild);
+        assert_eq!(d["config"].get("OnBuild"), None);
     }
 }

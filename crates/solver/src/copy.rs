@@ -351,7 +351,7 @@ impl Chmod {
                 .map(Chmod::Octal)
                 .ok_or_else(|| CopyError::Chmod(v.into()));
         }
-        if whittle_dockerfile::plan::valid_chmod(v) {
+        if whittle_graph::valid_chmod(v) {
             Ok(Chmod::Symbolic(v.to_string()))
         } else {
             Err(CopyError::Chmod(v.into()))

@@ -8,9 +8,7 @@
 //! "network.host is not allowed".
 
 use crate::solve::BuildError;
-use whittle_dockerfile::ast::{NetworkMode, SecurityMode};
-use whittle_dockerfile::plan::Op;
-use whittle_dockerfile::Plan;
+use whittle_graph::{Graph, Network, Op};
 
 /// Something a Dockerfile may do only with the user's grant.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
@@ -53,44 +51,41 @@ impl std::str::FromStr for Entitlement {
     }
 }
 
-/// Refuses the plan when a RUN of a needed stage asks for an entitlement that `allowed` lacks,
-/// or for one whittle cannot honour (`--security=insecure`).
-pub fn check(plan: &Plan, allowed: &[Entitlement]) -> Result<(), BuildError> {
-    let labels = plan.labels();
-    for (i, stage) in plan.stages.iter().enumerate() {
-        if !stage.needed {
+/// Refuses the graph when an exec the target needs asks for an entitlement that `allowed`
+/// lacks, or for one whittle cannot honour (`--security=insecure`).
+pub fn check(graph: &Graph, allowed: &[Entitlement]) -> Result<(), BuildError> {
+    let needed = crate::solve::needed(graph);
+    for v in needed {
+        let vx = graph.vertex(v);
+        let Op::Exec(e) = &vx.op else {
             continue;
+        };
+        let (stage, line, summary) = match vx.origins.first() {
+            Some(o) => (o.label.clone(), o.line, o.instruction.clone()),
+            None => (String::new(), 0, e.args.join(" ")),
+        };
+        let denied = |entitlement| BuildError::NotAllowed {
+            stage: stage.clone(),
+            line,
+            summary: summary.clone(),
+            entitlement,
+        };
+        if e.network == Network::Host && !allowed.contains(&Entitlement::NetworkHost) {
+            return Err(denied(Entitlement::NetworkHost));
         }
-        for step in &stage.steps {
-            let Op::Run {
-                network, security, ..
-            } = &step.op
-            else {
-                continue;
-            };
-            let denied = |entitlement| BuildError::NotAllowed {
-                stage: stage.name.clone().unwrap_or_else(|| format!("stage-{i}")),
-                line: step.pos.line,
-                summary: step.op.summary(&labels),
-                entitlement,
-            };
-            if *network == Some(NetworkMode::Host) && !allowed.contains(&Entitlement::NetworkHost) {
-                return Err(denied(Entitlement::NetworkHost));
+        if e.insecure {
+            if !allowed.contains(&Entitlement::SecurityInsecure) {
+                return Err(denied(Entitlement::SecurityInsecure));
             }
-            if *security == Some(SecurityMode::Insecure) {
-                if !allowed.contains(&Entitlement::SecurityInsecure) {
-                    return Err(denied(Entitlement::SecurityInsecure));
-                }
-                return Err(BuildError::Step {
-                    stage: stage.name.clone().unwrap_or_else(|| format!("stage-{i}")),
-                    line: step.pos.line,
-                    summary: step.op.summary(&labels),
-                    message: "RUN --security=insecure is not supported by whittle yet: every \
-                              RUN has Docker's default capabilities, seccomp filter and masked \
-                              paths; remove the flag or build this Dockerfile with BuildKit"
-                        .into(),
-                });
-            }
+            return Err(BuildError::Step {
+                stage,
+                line,
+                summary,
+                message: "RUN --security=insecure is not supported by whittle yet: every RUN has \
+                          Docker's default capabilities, seccomp filter and masked paths; remove \
+                          the flag or build this Dockerfile with BuildKit"
+                    .into(),
+            });
         }
     }
     Ok(())
@@ -100,9 +95,11 @@ pub fn check(plan: &Plan, allowed: &[Entitlement]) -> Result<(), BuildError> {
 mod tests {
     use super::*;
 
-    fn plan(text: &str) -> Plan {
+    fn plan(text: &str) -> Graph {
         let df = whittle_dockerfile::parse(text).unwrap();
-        whittle_dockerfile::plan(&df, &whittle_dockerfile::PlanOptions::default()).unwrap()
+        let plan =
+            whittle_dockerfile::plan(&df, &whittle_dockerfile::PlanOptions::default()).unwrap();
+        whittle_dockerfile::lower(&plan, &whittle_dockerfile::plan::NoImages).unwrap()
     }
 
     #[test]

@@ -1,35 +1,34 @@
-//! The solver: runs the stages a plan needs (independent stages in parallel, bounded by
-//! `jobs`), each step looked up in the cache by a key derived from its definition and its
-//! inputs, and exports the target stage as an image into the store.
+//! The solver: runs the vertices a build graph's target needs, each when the vertices it reads
+//! are done (identical vertices of several stages are one vertex, so they run once), each
+//! looked up in the cache by a key derived from its definition digest and its inputs' keys and
+//! content digests, and exports the target as an image into the store.
 //!
 //! Snapshots are directories in overlayfs format (a RUN's upper dir as it is, a COPY's new
 //! files in a fresh directory, base-image layers extracted with overlay whiteouts), keyed by
 //! chain id. Layers are tarred and compressed only for the exported image; builder stages never
 //! are.
 
-use crate::config;
 use crate::copy::{self, Chmod, CopyRequest};
 use crate::events::{Event, Progress};
+use crate::exec::Executor;
 use crate::merged::Merged;
+use crate::record::StepRecord;
 use serde_json::{json, Value};
 use sha2::{Digest as _, Sha256};
-use std::collections::HashMap;
+use std::collections::{BTreeSet, HashMap};
 use std::path::{Path, PathBuf};
 use std::sync::atomic::{AtomicUsize, Ordering};
-use std::sync::{Arc, Condvar, Mutex, OnceLock};
+use std::sync::{Arc, Condvar, Mutex};
 use std::time::Instant;
 use whittle_context::{Index, Matcher, MemoryStatCache};
-use whittle_dockerfile::ast::{CmdLine, NetworkMode};
-use whittle_dockerfile::mount::{MountType, Sharing};
-use whittle_dockerfile::plan::{Base, CopyOp, Op, PlannedMount, Source, Step};
-use whittle_dockerfile::{Plan, Platform};
+use whittle_graph::{Graph, Op, Origin, Vertex, VertexId};
 use whittle_layer::{chain_id, Compression, Digest, SourceKind, WriteOptions};
-use whittle_runtime::{CancelToken, ContainerSpec, Network, Rootfs, Runtime};
+use whittle_runtime::{CancelToken, ContainerSpec, Network, Rootfs};
 use whittle_store::{ImageRecord, Store};
 
-mod copy_step;
+mod copy_op;
+mod exec_op;
 mod export;
-mod run_step;
 mod sources;
 
 /// How to build.
@@ -45,7 +44,7 @@ pub struct BuildOptions {
     pub no_cache_filter: Vec<String>,
     /// What `RUN --network=default` (and RUN without the flag) gets: by default
     /// [`Network::Isolated`] (the runtime refuses it when no slirp4netns or pasta is installed;
-    /// the CLI then falls back to the host's network with a warning).
+    /// the CLI then falls back to the host's network with a warning). Part of those steps' keys.
     pub network: Network,
     /// Entitlements granted (`--allow`): `RUN --network=host` needs `network.host`, and
     /// `RUN --security=insecure` `security.insecure` (checked before anything runs).
@@ -53,7 +52,7 @@ pub struct BuildOptions {
     /// `--secret` values by id.
     pub secrets: HashMap<String, Vec<u8>>,
     /// Local `--build-context NAME=DIR` directories by name (image contexts are resolved by
-    /// the planner).
+    /// the frontend).
     pub named_contexts: HashMap<String, PathBuf>,
     /// ssh-agent sockets by id (`--ssh`) for `RUN --mount=type=ssh` (see [`crate::ssh`]).
     pub ssh: HashMap<String, PathBuf>,
@@ -81,15 +80,6 @@ pub struct BuildOptions {
     /// terminal (`--on-failure=shell`), before the build reports the failure: the failed
     /// step's file changes, mounts, environment, user and directory are all there to look at.
     pub on_failure_shell: bool,
-    /// The manifest each image reference resolved to before the build (pulled or found in the
-    /// store), keyed by [`image_key`]. References not in it are looked up by tag in the store.
-    pub images: HashMap<String, whittle_store::Digest>,
-}
-
-/// The key of [`BuildOptions::images`]: an image reference as the Dockerfile names it, for
-/// a platform.
-pub fn image_key(reference: &str, platform: &Platform) -> String {
-    format!("{reference}\0{platform}")
 }
 
 impl BuildOptions {
@@ -117,7 +107,6 @@ impl BuildOptions {
             compression: Compression::default(),
             dockerfile: "Dockerfile".into(),
             on_failure_shell: false,
-            images: HashMap::new(),
         }
     }
 }
@@ -126,6 +115,10 @@ impl BuildOptions {
 pub enum BuildError {
     #[error("image {0} is not in the local store: pull it (`whittle pull`, or build without --pull=never) or load it (`whittle load -i <archive>`)")]
     ImageNotFound(String),
+    /// The frontend did not know these images, so the environment it gave RUN steps on them
+    /// lacks their ENV.
+    #[error("the build graph was made without the config of {}: pull or load {} first", .0.join(", "), if .0.len() == 1 { "it" } else { "them" })]
+    Unresolved(Vec<String>),
     #[error("stage {stage}, line {line}: {summary}\n  {message}")]
     Step {
         stage: String,
@@ -154,10 +147,25 @@ pub enum BuildError {
     Context(String),
     #[error("store: {0}")]
     Store(#[from] whittle_store::StoreError),
+    #[error("cannot {what} {}: {source}", path.display())]
+    Io {
+        what: &'static str,
+        path: PathBuf,
+        source: std::io::Error,
+    },
+    #[error("cannot write the layer of {}: {source}", path.display())]
+    Layer {
+        path: PathBuf,
+        source: whittle_layer::WriteError,
+    },
+    #[error("cannot encode the image config: {0}")]
+    Config(#[from] serde_json::Error),
+    /// A graph whose vertices do not come before their users, or a target that is not a
+    /// vertex: a frontend defect, never the Dockerfile's.
+    #[error("the build graph is malformed: {0}")]
+    Graph(String),
     #[error("the build was cancelled")]
     Cancelled,
-    #[error("{0}")]
-    Other(String),
 }
 
 type Result<T> = std::result::Result<T, BuildError>;
@@ -171,28 +179,34 @@ pub struct BuildResult {
 }
 
 #[derive(Debug, Clone)]
-struct Layer {
-    chain_id: Digest,
-    diff_id: Digest,
-    dir: PathBuf,
+pub(crate) struct Layer {
+    pub(crate) chain_id: Digest,
+    pub(crate) diff_id: Digest,
+    pub(crate) dir: PathBuf,
     /// (digest, media type, size) of the blob, for base-image layers.
-    blob: Option<(Digest, String, u64)>,
+    pub(crate) blob: Option<(Digest, String, u64)>,
 }
 
-#[derive(Debug, Clone)]
-struct StageState {
+/// A vertex's result.
+#[derive(Debug, Clone, Default)]
+pub(crate) struct Output {
+    /// The filesystem, bottom layer first.
     layers: Vec<Layer>,
-    config: Value,
+    /// The cache key.
     key: String,
-    /// CMD still comes from the base (an ENTRYPOINT in this stage resets it).
-    inherited_cmd: bool,
+    /// The vertex added a layer (its history entry is not empty).
+    added: bool,
+    /// An image source's config.
+    config: Option<Value>,
+    /// A context source: its directory and index.
+    local: Option<(PathBuf, Arc<Index>)>,
 }
 
-impl StageState {
+impl Output {
     fn merged(&self) -> Merged {
         Merged::new(self.layers.iter().rev().map(|l| l.dir.clone()).collect())
     }
-    /// What identifies this stage's files (for COPY --from keys).
+    /// What identifies this filesystem's files (for COPY --from keys).
     fn content_id(&self) -> String {
         match self.layers.last() {
             Some(l) => l.chain_id.to_string(),
@@ -201,7 +215,7 @@ impl StageState {
     }
 }
 
-fn fold(prev: &str, kind: &str, parts: &[&[u8]]) -> String {
+pub(crate) fn fold(prev: &str, kind: &str, parts: &[&[u8]]) -> String {
     let mut h = Sha256::new();
     h.update(prev.as_bytes());
     h.update([0]);
@@ -212,6 +226,18 @@ fn fold(prev: &str, kind: &str, parts: &[&[u8]]) -> String {
         h.update(p);
     }
     format!("sha256:{}", hex::encode(h.finalize()))
+}
+
+/// A vertex's cache key: its definition digest (which names its inputs' definitions and the
+/// graph version), its inputs' keys (which carry what they read), and the content digests the
+/// vertex itself reads (`content`: selected files, a downloaded file, the solver's settings).
+pub fn cache_key(definition: &str, input_keys: &[&str], content: &[&[u8]]) -> String {
+    let mut parts: Vec<&[u8]> = vec![definition.as_bytes()];
+    parts.extend(input_keys.iter().map(|k| k.as_bytes()));
+    let n = (input_keys.len() as u64).to_le_bytes();
+    parts.push(&n);
+    parts.extend_from_slice(content);
+    fold("", "vertex", &parts)
 }
 
 /// A counting semaphore for `--jobs`.
@@ -247,45 +273,51 @@ impl Drop for Permit<'_> {
     }
 }
 
-/// Runs a plan into an image in the store.
+/// Runs a graph's target into an image in the store.
 pub fn build(
-    plan: &Plan,
+    graph: &Graph,
     opts: &BuildOptions,
     store: &Store,
-    runtime: &Runtime,
+    executor: &dyn Executor,
     progress: &dyn Progress,
     cancel: &CancelToken,
 ) -> Result<BuildResult> {
+    if !graph.unresolved_images.is_empty() {
+        return Err(BuildError::Unresolved(graph.unresolved_images.clone()));
+    }
     // Before any work: a RUN the user did not allow fails the build as a whole.
-    crate::entitlements::check(plan, &opts.allow)?;
+    crate::entitlements::check(graph, &opts.allow)?;
     // The lease first: prune must not remove the scratch dirs made below, nor snapshots this
     // build has written but not yet recorded.
     let _lease = store.lease()?;
     // Cache and snapshot records are written in one transaction at the end (or every few
     // seconds, and when the build fails), not one per step: see `WriteBatch`.
     let batch = store.batch_writes();
+    let dir = store.root().join("snapshots");
     let empty = tempfile::Builder::new()
         .prefix("empty-")
-        .tempdir_in(store.root().join("snapshots"))
-        .map_err(|e| BuildError::Other(format!("cannot create a scratch dir in the store: {e}")))?;
+        .tempdir_in(&dir)
+        .map_err(|source| BuildError::Io {
+            what: "create a scratch dir in",
+            path: dir.clone(),
+            source,
+        })?;
     let solver = Solver {
-        plan,
+        graph,
         opts,
         store,
-        runtime,
+        executor,
         progress,
         cancel: cancel.clone(),
         ids: AtomicUsize::new(0),
         run: AtomicUsize::new(0),
         cached: AtomicUsize::new(0),
         jobs: Jobs::new(opts.jobs),
-        context: OnceLock::new(),
-        named: Mutex::new(HashMap::new()),
         empty_dir: empty.path().to_path_buf(),
         used_keys: Mutex::new(Vec::new()),
     };
-    let state = solver.run_stages()?;
-    let image = solver.export(&state)?;
+    let done = solver.run_vertices()?;
+    let image = solver.export(&done)?;
     batch.finish()?;
     let used = solver
         .used_keys
@@ -300,47 +332,74 @@ pub fn build(
     })
 }
 
-struct Solver<'a> {
-    plan: &'a Plan,
+pub(crate) struct Solver<'a> {
+    graph: &'a Graph,
     opts: &'a BuildOptions,
     store: &'a Store,
-    runtime: &'a Runtime,
+    executor: &'a dyn Executor,
     progress: &'a dyn Progress,
     cancel: CancelToken,
     ids: AtomicUsize,
     run: AtomicUsize,
     cached: AtomicUsize,
     jobs: Jobs,
-    context: OnceLock<std::result::Result<Arc<Index>, String>>,
-    /// Indexes of the local `--build-context` directories used so far, by name.
-    named: Mutex<HashMap<String, Arc<Index>>>,
     empty_dir: PathBuf,
     /// Cache records this build used, marked used in one transaction at the end.
     used_keys: Mutex<Vec<String>>,
 }
 
-/// Shared between stage threads: finished stages and the first failure.
+/// Shared between vertex threads: finished vertices and the first failure.
 #[derive(Default)]
 struct Board {
-    done: HashMap<usize, Arc<StageState>>,
+    done: HashMap<VertexId, Arc<Output>>,
     failed: Option<BuildError>,
 }
 
+/// The vertices the target needs: its filesystem, and the image sources whose configs its
+/// image (and the stages it is based on) start from.
+pub fn needed(graph: &Graph) -> BTreeSet<VertexId> {
+    let mut roots = Vec::new();
+    let mut image = Some(graph.target);
+    while let Some(i) = image.take() {
+        let Some(img) = graph.images.get(i) else {
+            break;
+        };
+        roots.push(img.root);
+        match img.base {
+            whittle_graph::ConfigBase::Image { vertex } => roots.push(vertex),
+            whittle_graph::ConfigBase::Stage { image: j } if j < i => image = Some(j),
+            _ => {}
+        }
+    }
+    let mut seen = BTreeSet::new();
+    while let Some(v) = roots.pop() {
+        if v.0 < graph.vertices.len() && seen.insert(v) {
+            roots.extend(graph.vertex(v).op.inputs());
+        }
+    }
+    seen
+}
+
 impl Solver<'_> {
-    fn run_stages(&self) -> Result<StageState> {
+    /// Runs every needed vertex, each on its own thread once its inputs are done (the work
+    /// itself bounded by `--jobs`). Stops at the first failure, cancelling running steps.
+    fn run_vertices(&self) -> Result<HashMap<VertexId, Arc<Output>>> {
+        let needed = needed(self.graph);
+        for &v in &needed {
+            if self.graph.vertex(v).op.inputs().iter().any(|i| i.0 >= v.0) {
+                return Err(BuildError::Graph(format!(
+                    "{v} reads a vertex that does not come before it"
+                )));
+            }
+        }
         let board = Mutex::new(Board::default());
         let cv = Condvar::new();
         std::thread::scope(|s| {
-            for &i in &self.plan.order {
+            for &v in &needed {
                 let board = &board;
                 let cv = &cv;
                 s.spawn(move || {
-                    let deps: Vec<usize> = self.plan.stages[i]
-                        .deps
-                        .iter()
-                        .map(|d| d.stage)
-                        .filter(|&d| d != i)
-                        .collect();
+                    let deps = self.graph.vertex(v).op.inputs();
                     let mut g = board.lock().unwrap_or_else(|e| e.into_inner());
                     while g.failed.is_none() && !deps.iter().all(|d| g.done.contains_key(d)) {
                         g = cv.wait(g).unwrap_or_else(|e| e.into_inner());
@@ -348,16 +407,20 @@ impl Solver<'_> {
                     if g.failed.is_some() {
                         return;
                     }
-                    let inputs: HashMap<usize, Arc<StageState>> = deps
+                    let inputs: HashMap<VertexId, Arc<Output>> = deps
                         .iter()
                         .filter_map(|d| g.done.get(d).map(|s| (*d, s.clone())))
                         .collect();
                     drop(g);
-                    let r = self.run_stage(i, &inputs);
+                    let r = if self.cancel.is_cancelled() {
+                        Err(BuildError::Cancelled)
+                    } else {
+                        self.vertex(v, &inputs)
+                    };
                     let mut g = board.lock().unwrap_or_else(|e| e.into_inner());
                     match r {
-                        Ok(st) => {
-                            g.done.insert(i, Arc::new(st));
+                        Ok(out) => {
+                            g.done.insert(v, Arc::new(out));
                         }
                         Err(e) => {
                             if g.failed.is_none() {
@@ -374,79 +437,90 @@ impl Solver<'_> {
         if let Some(e) = b.failed.take() {
             return Err(e);
         }
-        b.done
-            .remove(&self.plan.target)
-            .map(|s| Arc::try_unwrap(s).unwrap_or_else(|a| (*a).clone()))
-            .ok_or_else(|| BuildError::Other("the target stage produced nothing".into()))
+        Ok(b.done)
     }
 
-    fn platform(&self, stage: usize) -> Platform {
-        self.plan.stages[stage]
-            .platform
-            .as_deref()
-            .and_then(Platform::parse)
-            .unwrap_or_else(|| self.plan.target_platform.clone())
-    }
-
-    fn stage_label(&self, i: usize) -> String {
-        self.plan.stages[i]
-            .name
-            .clone()
-            .unwrap_or_else(|| format!("stage-{i}"))
-    }
-
-    fn no_cache_for(&self, stage: usize) -> bool {
-        self.opts.no_cache
-            || self.opts.no_cache_filter.iter().any(|f| {
-                let s = &self.plan.stages[stage];
-                s.name.as_deref() == Some(f.to_ascii_lowercase().as_str())
-                    || f == &s.index.to_string()
-            })
-    }
-
-    fn run_stage(&self, i: usize, inputs: &HashMap<usize, Arc<StageState>>) -> Result<StageState> {
-        let stage = &self.plan.stages[i];
-        let platform = self.platform(i);
-        let mut state = match &stage.base {
-            Base::Scratch => StageState {
-                layers: Vec::new(),
-                config: config::scratch(&platform),
-                key: fold("", "scratch", &[platform.to_string().as_bytes()]),
-                inherited_cmd: false,
-            },
-            Base::Stage { index } => {
-                let mut st = inputs
-                    .get(index)
-                    .map(|s| (**s).clone())
-                    .ok_or_else(|| BuildError::Other(format!("stage {index} did not finish")))?;
-                st.inherited_cmd = true;
-                // The base stage's ONBUILD triggers were run by the plan; as for an image,
-                // they are not passed on.
-                if let Some(c) = st.config.get_mut("config").and_then(Value::as_object_mut) {
-                    c.remove("OnBuild");
-                }
-                st
-            }
-            Base::Image { reference } => self.base_image(reference, &platform)?,
+    /// One vertex: its key, then its result from the cache or made.
+    fn vertex(&self, v: VertexId, inputs: &HashMap<VertexId, Arc<Output>>) -> Result<Output> {
+        let vx = self.graph.vertex(v);
+        let input = |id: &VertexId| -> Result<&Output> {
+            inputs
+                .get(id)
+                .map(|a| a.as_ref())
+                .ok_or_else(|| BuildError::Graph(format!("{id}, read by {v}, did not finish")))
         };
-        let total = stage.steps.len();
-        for (n, step) in stage.steps.iter().enumerate() {
-            if self.cancel.is_cancelled() {
-                return Err(BuildError::Cancelled);
+        match &vx.op {
+            Op::Scratch => Ok(Output {
+                key: cache_key(&vx.digest, &[], &[]),
+                ..Output::default()
+            }),
+            Op::Image(s) => self.image_source(vx, s),
+            Op::Context(c) => {
+                let (root, index) = self.local_dir(c.name.as_deref())?;
+                Ok(Output {
+                    key: cache_key(&vx.digest, &[], &[]),
+                    local: Some((root, index)),
+                    ..Output::default()
+                })
             }
-            let name = stage.name.clone().unwrap_or_else(|| format!("stage-{i}"));
-            let label = format!("[{name} {}/{}]", n + 1, total);
-            self.step(i, &label, step, &mut state, inputs)?;
+            Op::Exec(e) => self.exec(v, vx, e, inputs),
+            Op::Copy(c) => {
+                let users = c.users.as_ref().map(input).transpose()?;
+                self.copy(v, vx, c, input(&c.onto)?, input(&c.from)?, users)
+            }
+            Op::Download(d) => {
+                let users = d.users.as_ref().map(input).transpose()?;
+                self.download(v, vx, d, input(&d.onto)?, users)
+            }
+            Op::Mkdir(m) => self.mkdir(v, vx, m, input(&m.root)?),
+            Op::Merge(m) => {
+                let mut layers: Vec<Layer> = Vec::new();
+                let mut keys = Vec::new();
+                for i in &m.inputs {
+                    let o = input(i)?;
+                    keys.push(o.key.as_str());
+                    for l in &o.layers {
+                        // Stacked on what is below: the chain id changes, the diff and the
+                        // snapshot dir (and a base layer's blob) do not.
+                        let parent = layers.last().map(|p| p.chain_id.clone());
+                        layers.push(Layer {
+                            chain_id: chain_id(parent.as_ref(), &l.diff_id),
+                            ..l.clone()
+                        });
+                    }
+                }
+                Ok(Output {
+                    key: cache_key(&vx.digest, &keys, &[]),
+                    added: m.inputs.len() > 1,
+                    layers,
+                    ..Output::default()
+                })
+            }
         }
-        Ok(state)
     }
 
-    /// Resolves a base image in the store and makes sure its layers are extracted snapshots.
-    fn base_image(&self, reference: &str, platform: &Platform) -> Result<StageState> {
-        let img = match self.opts.images.get(&image_key(reference, platform)) {
+    /// An image source: the pinned manifest (or the reference's tag in the store), its layers
+    /// extracted into snapshots once.
+    fn image_source(&self, vx: &Vertex, s: &whittle_graph::ImageSource) -> Result<Output> {
+        let (img, cfg, layers) = self.base_image(&s.reference, s.manifest.as_deref())?;
+        Ok(Output {
+            key: cache_key(&vx.digest, &[], &[img.manifest.as_str().as_bytes()]),
+            layers,
+            config: Some(cfg),
+            ..Output::default()
+        })
+    }
+
+    /// Resolves an image in the store and makes sure its layers are extracted snapshots.
+    fn base_image(
+        &self,
+        reference: &str,
+        manifest: Option<&str>,
+    ) -> Result<(ImageRecord, Value, Vec<Layer>)> {
+        let img = match manifest.and_then(|m| m.parse::<Digest>().ok()) {
             Some(manifest) => self
                 .store
-                .put_image(manifest)
+                .put_image(&manifest)
                 .map_err(|_| BuildError::ImageNotFound(format!("{reference} ({manifest})")))?,
             None => {
                 self.store
@@ -455,7 +529,7 @@ impl Solver<'_> {
                     .image
             }
         };
-        let (mut cfg, unpacked) = self.store.unpack_image(&img, &|n, total, blob| {
+        let (cfg, unpacked) = self.store.unpack_image(&img, &|n, total, blob| {
             self.progress.event(Event::Note {
                 message: format!(
                     "extracting layer {}/{total} of {reference} ({})",
@@ -473,141 +547,69 @@ impl Solver<'_> {
                 blob: Some((u.blob, u.media_type, u.size)),
             })
             .collect();
-        // ONBUILD triggers were run by the plan; the new image does not pass them on.
-        if let Some(c) = cfg.get_mut("config").and_then(Value::as_object_mut) {
-            c.remove("OnBuild");
-        }
-        let _ = platform;
-        Ok(StageState {
-            layers,
-            config: cfg,
-            key: fold("", "image", &[img.manifest.as_str().as_bytes()]),
-            inherited_cmd: true,
-        })
+        Ok((img, cfg, layers))
     }
 
     fn created(&self) -> String {
-        config::rfc3339(self.opts.epoch)
-    }
-
-    fn step(
-        &self,
-        stage: usize,
-        label: &str,
-        step: &Step,
-        state: &mut StageState,
-        inputs: &HashMap<usize, Arc<StageState>>,
-    ) -> Result<()> {
-        let labels = self.plan.labels();
-        let summary = step.op.summary(&labels);
-        let op_json = serde_json::to_vec(&step.op).unwrap_or_default();
-        match &step.op {
-            Op::Run { .. } => self.run_step(stage, label, step, &summary, &op_json, state, inputs),
-            Op::Copy(c) | Op::Add(c) => {
-                let kw = if matches!(step.op, Op::Add(_)) {
-                    "ADD"
-                } else {
-                    "COPY"
-                };
-                self.copy_step(stage, label, step, kw, c, &summary, &op_json, state, inputs)
-            }
-            Op::Workdir { path } => {
-                let mut inherited = state.inherited_cmd;
-                config::apply(&mut state.config, &step.op, &mut inherited);
-                state.inherited_cmd = inherited;
-                state.key = fold(&state.key, "workdir", &[&op_json]);
-                let exists = state
-                    .merged()
-                    .resolve(path, true)
-                    .ok()
-                    .and_then(|p| state.merged().locate(&p))
-                    .is_some_and(|(_, md)| md.is_dir());
-                if exists {
-                    config::push_history(&mut state.config, &self.created(), &summary, true);
-                    return Ok(());
-                }
-                // The directory does not exist yet: create it in its own layer (as BuildKit),
-                // the new directories owned by the stage's USER, so that user can work in it.
-                let user = config::user(&state.config);
-                self.layer_step(
-                    stage,
-                    label,
-                    step,
-                    &summary,
-                    state,
-                    "mkdir",
-                    &[],
-                    json!({}),
-                    |dir, below, _| {
-                        let rel = below
-                            .resolve(path, true)
-                            .unwrap_or_else(|_| path.trim_start_matches('/').to_string());
-                        let (new_uid, new_gid) = match &user {
-                            Some(u) => crate::copy::resolve_chown(u, below).map_err(|e| {
-                                format!("cannot create the directory for USER {u}: {e}")
-                            })?,
-                            None => (0, 0),
-                        };
-                        let mut cur = dir.to_path_buf();
-                        for c in crate::merged::components(&rel) {
-                            cur.push(c);
-                            if !cur.is_dir() {
-                                std::fs::create_dir(&cur).map_err(|e| e.to_string())?;
-                                let sub = cur.strip_prefix(dir).map_err(|e| e.to_string())?;
-                                let like = below.locate(&sub.to_string_lossy());
-                                use std::os::unix::fs::{MetadataExt, PermissionsExt};
-                                let (mode, uid, gid) = match like {
-                                    Some((_, md)) if md.is_dir() => {
-                                        (md.mode() & 0o7777, md.uid(), md.gid())
-                                    }
-                                    _ => (0o755, new_uid, new_gid),
-                                };
-                                std::fs::set_permissions(
-                                    &cur,
-                                    std::fs::Permissions::from_mode(mode),
-                                )
-                                .map_err(|e| e.to_string())?;
-                                std::os::unix::fs::lchown(&cur, Some(uid), Some(gid))
-                                    .map_err(|e| e.to_string())?;
-                            }
-                        }
-                        Ok(())
-                    },
-                )
-            }
-            _ => {
-                let mut inherited = state.inherited_cmd;
-                config::apply(&mut state.config, &step.op, &mut inherited);
-                state.inherited_cmd = inherited;
-                // An ARG changes nothing by itself: its value reaches the RUN steps that see
-                // it through their environment (part of their keys), so a changed build arg
-                // misses only from its first use, as in BuildKit.
-                if !matches!(step.op, Op::Arg { .. }) {
-                    state.key = fold(&state.key, "meta", &[&op_json]);
-                    // BuildKit records no history for ONBUILD (only the config changes).
-                    if !matches!(step.op, Op::Onbuild { .. }) {
-                        config::push_history(&mut state.config, &self.created(), &summary, true);
-                    }
-                }
-                Ok(())
-            }
-        }
+        crate::config::rfc3339(self.opts.epoch)
     }
 
     fn next_id(&self) -> usize {
         self.ids.fetch_add(1, Ordering::Relaxed) + 1
     }
 
-    /// Looks a step up in the cache. `Some(None)`: cached, produced no layer.
+    /// Where a vertex is reported: its first origin (a vertex shared by several stages is
+    /// built once, under the first stage that reads it).
+    fn origin<'v>(&self, vx: &'v Vertex) -> std::borrow::Cow<'v, Origin> {
+        match vx.origins.first() {
+            Some(o) => std::borrow::Cow::Borrowed(o),
+            None => std::borrow::Cow::Owned(Origin {
+                stage: 0,
+                label: "source".into(),
+                step: 0,
+                steps: 0,
+                line: 0,
+                instruction: vx.op.kind().to_string(),
+            }),
+        }
+    }
+
+    /// A failed step's error.
+    fn step_error(&self, vx: &Vertex, message: String) -> BuildError {
+        let o = self.origin(vx);
+        BuildError::Step {
+            stage: o.label.clone(),
+            line: o.line,
+            summary: o.instruction.clone(),
+            message,
+        }
+    }
+
+    /// The cache is off for this vertex: `--no-cache`, or `--no-cache-filter` names a stage
+    /// the vertex is part of.
+    fn no_cache_for(&self, vx: &Vertex) -> bool {
+        self.opts.no_cache
+            || vx.origins.iter().any(|o| {
+                self.opts.no_cache_filter.iter().any(|f| {
+                    self.graph.images.iter().any(|img| {
+                        img.stage == o.stage
+                            && (img.name.as_deref() == Some(f.to_ascii_lowercase().as_str())
+                                || *f == img.stage.to_string())
+                    })
+                })
+            })
+    }
+
+    /// Looks a key up in the cache. `Some(None)`: cached, produced no layer.
     fn lookup(
         &self,
-        stage: usize,
+        vx: &Vertex,
         key: &str,
         id: usize,
         identity: &str,
         inputs: &Value,
-    ) -> Result<Option<Option<Layer>>> {
-        if self.no_cache_for(stage) {
+    ) -> Result<Option<Option<(Digest, Digest)>>> {
+        if self.no_cache_for(vx) {
             self.progress.event(Event::StepMiss {
                 id,
                 reason: "the cache is disabled for this stage (--no-cache)".into(),
@@ -628,107 +630,99 @@ impl Solver<'_> {
         if let Ok(mut used) = self.used_keys.lock() {
             used.push(key.to_string());
         }
-        if rec.result == "empty" {
-            return Ok(Some(None));
+        match StepRecord::decode(&rec.result) {
+            Some(StepRecord::Empty) => Ok(Some(None)),
+            Some(StepRecord::Layer { chain, diff }) => {
+                let dir = self.store.snapshot_path(&chain);
+                if !dir.is_dir() || !self.store.has_snapshot(&chain)? {
+                    self.progress.event(Event::StepMiss {
+                        id,
+                        reason: "the cached snapshot was pruned".into(),
+                    });
+                    return Ok(None);
+                }
+                Ok(Some(Some((chain, diff))))
+            }
+            // A record this version cannot read: built again, and overwritten.
+            None => Ok(None),
         }
-        let mut parts = rec.result.splitn(3, ':').skip(1);
-        let mut parse_digest = || -> Option<Digest> {
-            let alg = "sha256";
-            let hexs = parts.next()?;
-            format!("{alg}:{hexs}").parse().ok()
-        };
-        let (Some(chain), Some(diff)) = (parse_digest(), parse_digest()) else {
-            return Ok(None);
-        };
-        let dir = self.store.snapshot_path(&chain);
-        if !dir.is_dir() || !self.store.has_snapshot(&chain)? {
-            self.progress.event(Event::StepMiss {
-                id,
-                reason: "the cached snapshot was pruned".into(),
-            });
-            return Ok(None);
-        }
-        Ok(Some(Some(Layer {
-            chain_id: chain,
-            diff_id: diff,
-            dir,
-            blob: None,
-        })))
     }
 
-    /// A step that may produce a layer: cache lookup, else `fill` a fresh directory, then
-    /// commit it as a snapshot (no layer if it stayed empty) and record the result.
-    #[allow(clippy::too_many_arguments)]
-    fn layer_step(
+    /// A vertex that may add a layer onto `below`: cache lookup, else `fill` a fresh
+    /// directory, then commit it as a snapshot (no layer if it stayed empty) and record the
+    /// result.
+    pub(crate) fn layer_step(
         &self,
-        stage: usize,
-        label: &str,
-        step: &Step,
-        summary: &str,
-        state: &mut StageState,
-        kind: &str,
-        key_parts: &[&[u8]],
+        vx: &Vertex,
+        below: &Output,
+        key: String,
         inputs: Value,
         fill: impl FnOnce(&Path, &Merged, usize) -> std::result::Result<(), String>,
-    ) -> Result<()> {
-        let op_json = serde_json::to_vec(&step.op).unwrap_or_default();
-        let mut parts: Vec<&[u8]> = vec![&op_json];
-        parts.extend_from_slice(key_parts);
-        let key = fold(&state.key, kind, &parts);
+    ) -> Result<Output> {
+        let origin = self.origin(vx);
         let id = self.next_id();
         let started = Instant::now();
         self.progress.event(Event::StepStarted {
             id,
-            stage,
-            label: label.to_string(),
-            summary: summary.to_string(),
-            line: step.pos.line,
+            stage: origin.stage,
+            label: origin.progress_label(),
+            summary: origin.instruction.clone(),
+            line: origin.line,
         });
         // What this step read, kept to explain the next build's cache miss.
         let mut inputs = inputs;
-        inputs["instruction"] = json!(summary);
-        inputs["parent"] = json!(state.key);
+        inputs["instruction"] = json!(origin.instruction);
+        inputs["parent"] = json!(below.key);
         let identity = format!(
             "explain:{}",
             hex::encode(Sha256::digest(
                 format!(
-                    "{}\0{}\0{stage}\0{label}",
+                    "{}\0{}\0{}\0{}",
                     self.stat_cache_file().display(),
-                    self.opts.dockerfile
+                    self.opts.dockerfile,
+                    origin.stage,
+                    origin.progress_label()
                 )
                 .as_bytes()
             ))
         );
-        let produced = match self.lookup(stage, &key, id, &identity, &inputs)? {
-            Some(layer) => {
+        let mut layers = below.layers.clone();
+        let added = match self.lookup(vx, &key, id, &identity, &inputs)? {
+            Some(hit) => {
                 self.cached.fetch_add(1, Ordering::Relaxed);
                 self.progress.event(Event::StepCached { id });
-                layer
+                hit.map(|(chain, diff)| Layer {
+                    dir: self.store.snapshot_path(&chain),
+                    chain_id: chain,
+                    diff_id: diff,
+                    blob: None,
+                })
             }
             None => {
                 let _permit = self.jobs.acquire();
                 let sd = self.store.prepare_snapshot()?;
-                let below = state.merged();
-                if let Err(message) = fill(sd.path(), &below, id) {
+                let merged = below.merged();
+                if let Err(message) = fill(sd.path(), &merged, id) {
                     self.progress.event(Event::StepFailed {
                         id,
                         elapsed: started.elapsed(),
                         error: message.clone(),
                     });
-                    return Err(BuildError::Step {
-                        stage: self.stage_label(stage),
-                        line: step.pos.line,
-                        summary: summary.to_string(),
-                        message,
-                    });
+                    return Err(self.step_error(vx, message));
                 }
-                let layer = self.commit(sd, state)?;
-                let result = match &layer {
-                    Some(l) => format!("layer:{}:{}", l.chain_id.hex(), l.diff_id.hex()),
-                    None => "empty".into(),
+                let layer = self.commit(sd, below)?;
+                let record = match &layer {
+                    Some(l) => StepRecord::Layer {
+                        chain: l.chain_id.clone(),
+                        diff: l.diff_id.clone(),
+                    },
+                    None => StepRecord::Empty,
                 };
-                self.store
-                    .put_cache(&key, &result, layer.as_ref().map(|l| &l.chain_id))?;
+                self.store.put_cache(
+                    &key,
+                    &record.encode(),
+                    layer.as_ref().map(|l| &l.chain_id),
+                )?;
                 self.store.put_cache(&identity, &inputs.to_string(), None)?;
                 self.run.fetch_add(1, Ordering::Relaxed);
                 self.progress.event(Event::StepDone {
@@ -740,18 +734,19 @@ impl Solver<'_> {
         };
         self.store
             .flush_writes_if_older(std::time::Duration::from_secs(2))?;
-        state.key = key;
-        let empty = produced.is_none();
-        if let Some(l) = produced {
-            state.layers.push(l);
-        }
-        config::push_history(
-            &mut state.config,
-            &self.created(),
-            &history_text(&step.op, summary),
-            empty,
-        );
-        Ok(())
+        let added = match added {
+            Some(l) => {
+                layers.push(l);
+                true
+            }
+            None => false,
+        };
+        Ok(Output {
+            layers,
+            key,
+            added,
+            ..Output::default()
+        })
     }
 
     /// Turns a filled directory into a snapshot; `None` if it holds nothing.
@@ -761,11 +756,7 @@ impl Solver<'_> {
     /// object. Its layer clamps them to the epoch; a snapshot whose mtimes differ from its
     /// layer's is marked, so an image is run (and built upon) from a copy that holds exactly
     /// what ships (`Store::unpack_image`).
-    fn commit(
-        &self,
-        mut sd: whittle_store::SnapshotDir,
-        state: &StageState,
-    ) -> Result<Option<Layer>> {
+    fn commit(&self, mut sd: whittle_store::SnapshotDir, below: &Output) -> Result<Option<Layer>> {
         let is_empty = std::fs::read_dir(sd.path())
             .map(|mut d| d.next().is_none())
             .unwrap_or(true);
@@ -779,12 +770,17 @@ impl Solver<'_> {
             source: SourceKind::OverlayUpper,
             exclude: Vec::new(),
         };
-        let (info, _) = whittle_layer::write_layer(sd.path(), &opts, std::io::sink())
-            .map_err(|e| BuildError::Other(format!("cannot read the new layer: {e}")))?;
+        let (info, _) =
+            whittle_layer::write_layer(sd.path(), &opts, std::io::sink()).map_err(|source| {
+                BuildError::Layer {
+                    path: sd.path().to_path_buf(),
+                    source,
+                }
+            })?;
         if info.mtimes_clamped > 0 {
             sd.mark_local_mtimes();
         }
-        let parent = state.layers.last().map(|l| l.chain_id.clone());
+        let parent = below.layers.last().map(|l| l.chain_id.clone());
         let chain = chain_id(parent.as_ref(), &info.diff_id);
         sd.commit(&chain, parent.as_ref(), &info.diff_id)?;
         Ok(Some(Layer {
@@ -794,26 +790,81 @@ impl Solver<'_> {
             blob: None,
         }))
     }
+
+    /// WORKDIR's directory: nothing when it exists, else created (with missing parents) in its
+    /// own layer, as BuildKit does, new directories owned by the stage's USER so that user can
+    /// work in it.
+    fn mkdir(
+        &self,
+        _v: VertexId,
+        vx: &Vertex,
+        m: &whittle_graph::Mkdir<VertexId>,
+        below: &Output,
+    ) -> Result<Output> {
+        let key = cache_key(&vx.digest, &[&below.key], &[]);
+        let merged = below.merged();
+        let exists = merged
+            .resolve(&m.path, true)
+            .ok()
+            .and_then(|p| merged.locate(&p))
+            .is_some_and(|(_, md)| md.is_dir());
+        if exists {
+            return Ok(Output {
+                layers: below.layers.clone(),
+                key,
+                ..Output::default()
+            });
+        }
+        let path = m.path.clone();
+        let owner = m.owner.clone();
+        self.layer_step(vx, below, key, json!({}), |dir, below, _| {
+            let rel = below
+                .resolve(&path, true)
+                .unwrap_or_else(|_| path.trim_start_matches('/').to_string());
+            let (new_uid, new_gid) = match &owner {
+                Some(u) => copy::resolve_chown(u, below)
+                    .map_err(|e| format!("cannot create the directory for USER {u}: {e}"))?,
+                None => (0, 0),
+            };
+            let mut cur = dir.to_path_buf();
+            for c in crate::merged::components(&rel) {
+                cur.push(c);
+                if !cur.is_dir() {
+                    std::fs::create_dir(&cur).map_err(|e| e.to_string())?;
+                    let sub = cur.strip_prefix(dir).map_err(|e| e.to_string())?;
+                    let like = below.locate(&sub.to_string_lossy());
+                    use std::os::unix::fs::{MetadataExt, PermissionsExt};
+                    let (mode, uid, gid) = match like {
+                        Some((_, md)) if md.is_dir() => (md.mode() & 0o7777, md.uid(), md.gid()),
+                        _ => (0o755, new_uid, new_gid),
+                    };
+                    std::fs::set_permissions(&cur, std::fs::Permissions::from_mode(mode))
+                        .map_err(|e| e.to_string())?;
+                    std::os::unix::fs::lchown(&cur, Some(uid), Some(gid))
+                        .map_err(|e| e.to_string())?;
+                }
+            }
+            Ok(())
+        })
+    }
 }
 
-/// The `--chown` (names looked up in the destination stage), `--chmod` and absolute
-/// destination of a COPY/ADD.
-type CopySettings = (Option<(u32, u32)>, Option<Chmod>, String);
-fn copy_settings(c: &CopyOp, below: &Merged) -> std::result::Result<CopySettings, String> {
-    let chown = match &c.chown {
+/// The `--chown` (names looked up in the destination), and `--chmod` of a copy.
+type CopySettings = (Option<(u32, u32)>, Option<Chmod>);
+fn copy_settings(
+    chown: Option<&str>,
+    chmod: Option<&str>,
+    below: &Merged,
+) -> std::result::Result<CopySettings, String> {
+    let chown = match chown {
         Some(spec) => Some(copy::resolve_chown(spec, below).map_err(|e| e.to_string())?),
         None => None,
     };
-    let chmod = match &c.chmod {
+    let chmod = match chmod {
         Some(m) => Some(Chmod::parse(m).map_err(|e| e.to_string())?),
         None => None,
     };
-    let dest = if c.dest.starts_with('/') {
-        c.dest.clone()
-    } else {
-        format!("{}/{}", c.workdir.trim_end_matches('/'), c.dest)
-    };
-    Ok((chown, chmod, dest))
+    Ok((chown, chmod))
 }
 
 /// Records what a COPY source selected, for explaining a later miss: the files below a
@@ -913,6 +964,10 @@ pub(crate) fn explain_miss(last: Option<&Value>, now: &Value) -> String {
         ("user", "user"),
         ("mounts", "mounted files"),
         ("owner", "--chown"),
+        (
+            "settings",
+            "the build's RUN settings (--network, --ulimit, ...)",
+        ),
     ] {
         if last[k] != now[k] {
             reasons.push(format!("{what} changed"));
@@ -925,45 +980,6 @@ pub(crate) fn explain_miss(last: Option<&Value>, now: &Value) -> String {
         return "no cached result for these inputs".into();
     }
     reasons.join("; ")
-}
-
-/// Is `line` exactly the heredoc marker for `name` (`<<EOF`, `<<-EOF`, `<<'EOF'`, `<< EOF`)?
-fn whittle_dockerfile_marker(line: &str, name: &str) -> bool {
-    let rest = line.trim_start_matches(|c: char| c.is_ascii_digit());
-    let Some(rest) = rest.strip_prefix("<<") else {
-        return false;
-    };
-    let rest = rest.strip_prefix('-').unwrap_or(rest).trim();
-    let unquoted = rest.trim_matches(|c| c == '\'' || c == '"');
-    unquoted == name
-}
-
-/// The history text BuildKit writes for steps.
-/// The `created_by` BuildKit writes: `RUN [|N K=V...] /bin/sh -c CMD # buildkit`,
-/// `COPY ... # buildkit`; WORKDIR (and metadata steps, elsewhere) as written.
-fn history_text(op: &Op, summary: &str) -> String {
-    match op {
-        Op::Run {
-            cmd, shell, args, ..
-        } => {
-            let mut s = String::from("RUN ");
-            if !args.is_empty() {
-                s.push_str(&format!("|{}", args.len()));
-                for (k, v) in args {
-                    s.push_str(&format!(" {k}={v}"));
-                }
-                s.push(' ');
-            }
-            match cmd {
-                CmdLine::Shell(c) => s.push_str(&format!("{} {c}", shell.join(" "))),
-                CmdLine::Exec(v) => s.push_str(&v.join(" ")),
-            }
-            s.push_str(" # buildkit");
-            s
-        }
-        Op::Workdir { .. } => summary.to_string(),
-        _ => format!("{summary} # buildkit"),
-    }
 }
 
 /// The context paths a COPY (or bind mount) source pattern selects, each with the digest of
@@ -998,11 +1014,11 @@ fn materialize(
     keep_owner: bool,
     store: &Store,
     keep: &mut Vec<tempfile::TempDir>,
-) -> Result<PathBuf> {
+) -> std::result::Result<PathBuf, String> {
     let tmp = tempfile::Builder::new()
         .prefix("bind-")
         .tempdir_in(store.root().join("snapshots"))
-        .map_err(|e| BuildError::Other(format!("cannot create a bind source: {e}")))?;
+        .map_err(|e| format!("cannot create a bind source: {e}"))?;
     let req = CopyRequest {
         keyword: "RUN --mount",
         sources: &[sub.to_string()],
@@ -1016,25 +1032,25 @@ fn materialize(
         keep_owner,
     };
     copy::copy_into(&req, src, &Merged::default(), tmp.path())
-        .map_err(|e| BuildError::Other(format!("RUN --mount=type=bind source {sub:?}: {e}")))?;
+        .map_err(|e| format!("RUN --mount=type=bind source {sub:?}: {e}"))?;
     let p = tmp.path().join("source");
     // A link whose target is not inside the source (dangling there) is copied as the link
     // itself; mounted, the host would follow it. A bind source must be a file or a directory.
     match std::fs::symlink_metadata(&p) {
         Ok(md) if md.file_type().is_symlink() => {
-            return Err(BuildError::Other(format!(
+            return Err(format!(
                 "RUN --mount=type=bind source {sub:?}: a symbolic link to nothing inside the \
                  {}: not found",
                 src.what()
-            )))
+            ))
         }
         Ok(_) => {}
         // Every source was a wildcard that matched nothing.
         Err(_) => {
-            return Err(BuildError::Other(format!(
+            return Err(format!(
                 "RUN --mount=type=bind source {sub:?}: not found in the {}",
                 src.what()
-            )))
+            ))
         }
     }
     keep.push(tmp);
@@ -1065,6 +1081,20 @@ mod tests {
         assert_eq!(
             explain_miss(Some(&last), &now),
             "an earlier step (or the base image) changed"
+        );
+    }
+
+    #[test]
+    fn keys_depend_on_every_part() {
+        let k = cache_key("sha256:d", &["k1"], &[b"x"]);
+        assert_eq!(k, cache_key("sha256:d", &["k1"], &[b"x"]));
+        assert_ne!(k, cache_key("sha256:e", &["k1"], &[b"x"]));
+        assert_ne!(k, cache_key("sha256:d", &["k2"], &[b"x"]));
+        assert_ne!(k, cache_key("sha256:d", &["k1"], &[b"y"]));
+        // An input key and a content part never stand in for each other.
+        assert_ne!(
+            cache_key("sha256:d", &["k1", "x"], &[]),
+            cache_key("sha256:d", &["k1"], &[b"x"])
         );
     }
 }

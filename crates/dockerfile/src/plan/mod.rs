@@ -35,6 +35,10 @@ pub struct ImageInfo {
     pub shell: Option<Vec<String>>,
     /// ONBUILD triggers, run at the start of a stage built on this image.
     pub onbuild: Vec<String>,
+    /// The config's USER.
+    pub user: Option<String>,
+    /// The manifest digest (`sha256:...`) the reference resolves to, pinned in the build graph.
+    pub manifest: Option<String>,
 }
 
 /// Looks up base images. The CLI passes one backed by the image store; tests pass maps.

@@ -1,17 +1,61 @@
-//! Exporting the target stage: layers tarred and compressed once (remembered by diff id), the
-//! config and the manifest written into the store.
+//! Exporting the target: its config made from the graph's config changes (on the config of the
+//! image or stage it starts from), its layers tarred and compressed once (remembered by diff
+//! id), the config and the manifest written into the store.
 
 use super::*;
+use crate::record::BlobRecord;
+use whittle_graph::{ConfigBase, ConfigChange};
 
 impl Solver<'_> {
-    /// Writes the target stage as an image into the store.
-    pub(super) fn export(&self, state: &StageState) -> Result<ImageRecord> {
+    /// The config (history included) of the graph's image `i`.
+    fn image_config(&self, i: usize, done: &HashMap<VertexId, Arc<Output>>) -> Result<Value> {
+        let img = self
+            .graph
+            .images
+            .get(i)
+            .ok_or_else(|| BuildError::Graph(format!("there is no image {i}")))?;
+        let mut cfg = match img.base {
+            ConfigBase::Scratch => crate::config::scratch(&img.platform),
+            ConfigBase::Image { vertex } => done
+                .get(&vertex)
+                .and_then(|o| o.config.clone())
+                .ok_or_else(|| {
+                    BuildError::Graph(format!(
+                        "the base image {vertex} of {} is missing",
+                        img.label
+                    ))
+                })?,
+            ConfigBase::Stage { image } if image < i => self.image_config(image, done)?,
+            ConfigBase::Stage { image } => {
+                return Err(BuildError::Graph(format!(
+                    "image {i} is based on image {image}, which does not come before it"
+                )))
+            }
+        };
+        for change in &img.changes {
+            match change {
+                ConfigChange::History { created_by, layer } => {
+                    let added = layer.and_then(|v| done.get(&v)).is_some_and(|o| o.added);
+                    crate::config::push_history(&mut cfg, &self.created(), created_by, !added);
+                }
+                other => crate::config::apply(&mut cfg, other),
+            }
+        }
+        Ok(cfg)
+    }
+
+    /// Writes the target as an image into the store.
+    pub(super) fn export(&self, done: &HashMap<VertexId, Arc<Output>>) -> Result<ImageRecord> {
+        let target = self.graph.target_image();
+        let root = done
+            .get(&target.root)
+            .ok_or_else(|| BuildError::Graph("the target produced nothing".into()))?;
         self.progress.event(Event::Note {
             message: "exporting layers".into(),
         });
         let mut descs = Vec::new();
         let mut diff_ids = Vec::new();
-        for l in &state.layers {
+        for l in &root.layers {
             if let Some((d, media, size)) = &l.blob {
                 descs.push((d.clone(), media.clone(), *size));
                 diff_ids.push(l.diff_id.to_string());
@@ -23,17 +67,19 @@ impl Solver<'_> {
                 self.opts.compression.media_type(),
                 self.opts.epoch
             );
-            if let Some(rec) = self.store.get_cache(&ckey)? {
-                let mut it = rec.result.split(' ');
-                if let (Some(d), Some(sz), Some(diff)) = (it.next(), it.next(), it.next()) {
-                    if let (Ok(d), Ok(sz)) = (d.parse::<Digest>(), sz.parse::<u64>()) {
-                        if self.store.has_blob(&d) {
-                            descs.push((d, self.opts.compression.media_type().to_string(), sz));
-                            diff_ids.push(diff.to_string());
-                            continue;
-                        }
-                    }
-                }
+            let known = self
+                .store
+                .get_cache(&ckey)?
+                .and_then(|rec| crate::record::decode::<BlobRecord>(&rec.result))
+                .filter(|b| self.store.has_blob(&b.digest));
+            if let Some(b) = known {
+                descs.push((
+                    b.digest,
+                    self.opts.compression.media_type().to_string(),
+                    b.size,
+                ));
+                diff_ids.push(b.diff.to_string());
+                continue;
             }
             let w = self.store.blob_writer(None)?;
             let opts = WriteOptions {
@@ -43,32 +89,38 @@ impl Solver<'_> {
                 source: SourceKind::OverlayUpper,
                 exclude: Vec::new(),
             };
-            let (info, w) = whittle_layer::write_layer(&l.dir, &opts, w)
-                .map_err(|e| BuildError::Other(format!("cannot write layer: {e}")))?;
+            let (info, w) = whittle_layer::write_layer(&l.dir, &opts, w).map_err(|source| {
+                BuildError::Layer {
+                    path: l.dir.clone(),
+                    source,
+                }
+            })?;
             let (digest, size) = w.commit()?;
+            let rec = BlobRecord {
+                digest: digest.clone(),
+                size,
+                diff: info.diff_id.clone(),
+            };
             self.store
-                .put_cache(&ckey, &format!("{digest} {size} {}", info.diff_id), None)?;
+                .put_cache(&ckey, &crate::record::encode(&rec), None)?;
             descs.push((digest, info.media_type.to_string(), size));
             diff_ids.push(info.diff_id.to_string());
         }
-        let mut cfg = state.config.clone();
+        let mut cfg = self.image_config(self.graph.target, done)?;
         cfg["rootfs"] = json!({"type": "layers", "diff_ids": diff_ids});
         cfg["created"] = json!(self.created());
-        let p = &self.plan.target_platform;
+        let p = &target.platform;
         cfg["architecture"] = json!(p.arch);
         cfg["os"] = json!(p.os);
         if !self.opts.labels.is_empty() {
-            let mut inherited = false;
-            config::apply(
+            crate::config::apply(
                 &mut cfg,
-                &Op::Label {
+                &ConfigChange::Labels {
                     labels: self.opts.labels.clone(),
                 },
-                &mut inherited,
             );
         }
-        let bytes = serde_json::to_vec(&cfg)
-            .map_err(|e| BuildError::Other(format!("cannot encode the image config: {e}")))?;
+        let bytes = serde_json::to_vec(&cfg)?;
         Ok(self
             .store
             .write_image_annotated(&bytes, &descs, &self.opts.annotations)?)

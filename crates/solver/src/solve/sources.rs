@@ -1,38 +1,35 @@
-//! Where COPY and bind mounts read from: the build context's index (with its stat cache), the
-//! indexes of local `--build-context` directories, and the content id of files copied from a
-//! stage.
+//! Where copies and bind mounts read from: the build context's index (with its stat cache),
+//! the indexes of local `--build-context` directories, and the content digests of files copied
+//! from a stage or image.
 
 use super::*;
+use crate::record::TreeRecord;
 
 impl Solver<'_> {
+    /// The build context's index (scanned with its stat cache, which is rewritten only when
+    /// something changed: new digests, or files gone).
     pub(super) fn context_index(&self) -> Result<Arc<Index>> {
-        self.context
-            .get_or_init(|| {
-                let cache_file = self.stat_cache_file();
-                let mut cache = MemoryStatCache::load(&cache_file);
-                let idx = Index::scan(
-                    &self.opts.context,
-                    &self.opts.ignore,
-                    &mut cache,
-                    self.opts.jobs,
-                )
-                .map_err(|e| e.to_string())?;
-                // Rewritten only when something changed: new digests, or files gone.
-                if idx.stats.files_hashed > 0 || cache.len() != idx.stats.files {
-                    let _ = cache.save(&cache_file, &idx);
-                }
-                Ok(Arc::new(idx))
-            })
-            .clone()
-            .map_err(BuildError::Context)
+        let cache_file = self.stat_cache_file();
+        let mut cache = MemoryStatCache::load(&cache_file);
+        let idx = Index::scan(
+            &self.opts.context,
+            &self.opts.ignore,
+            &mut cache,
+            self.opts.jobs,
+        )
+        .map_err(|e| BuildError::Context(e.to_string()))?;
+        if idx.stats.files_hashed > 0 || cache.len() != idx.stats.files {
+            let _ = cache.save(&cache_file, &idx);
+        }
+        Ok(Arc::new(idx))
     }
 
-    /// The local directory a bind mount reads (the build context, or a named one) and its
-    /// index; `None` and `Source::Context` are the build context.
-    pub(super) fn local_dir(&self, source: Option<&Source>) -> Result<(PathBuf, Arc<Index>)> {
-        match source {
-            Some(Source::Named { name }) => self.named_index(name),
-            _ => Ok((self.opts.context.clone(), self.context_index()?)),
+    /// A local directory copies and bind mounts read (the build context, or a named one) and
+    /// its index. The graph has one context vertex per directory, so each is scanned once.
+    pub(super) fn local_dir(&self, name: Option<&str>) -> Result<(PathBuf, Arc<Index>)> {
+        match name {
+            Some(name) => self.named_index(name),
+            None => Ok((self.opts.context.clone(), self.context_index()?)),
         }
     }
 
@@ -41,10 +38,6 @@ impl Solver<'_> {
         let root = self.opts.named_contexts.get(name).cloned().ok_or_else(|| {
             BuildError::Context(format!("no --build-context named {name:?} was given"))
         })?;
-        let mut known = self.named.lock().unwrap_or_else(|p| p.into_inner());
-        if let Some(idx) = known.get(name) {
-            return Ok((root, idx.clone()));
-        }
         let what = |e: String| BuildError::Context(format!("--build-context {name}: {e}"));
         let ignore = match std::fs::read_to_string(root.join(".dockerignore")) {
             Ok(text) => Matcher::parse(&text, &format!("{}/.dockerignore", root.display()))
@@ -57,7 +50,6 @@ impl Solver<'_> {
             Index::scan(&root, &ignore, &mut cache, self.opts.jobs)
                 .map_err(|e| what(e.to_string()))?,
         );
-        known.insert(name.to_string(), idx.clone());
         Ok((root, idx))
     }
 
@@ -82,7 +74,7 @@ impl Solver<'_> {
     /// whole stage's identity.
     pub(super) fn copied_content(
         &self,
-        st: &StageState,
+        st: &Output,
         merged: &Merged,
         sources: &[String],
         files: &mut serde_json::Map<String, Value>,
@@ -93,19 +85,27 @@ impl Solver<'_> {
                 format!("stage:{}", st.content_id())
             } else {
                 let memo = format!("tree:{}:{src}", st.content_id());
-                match self.store.get_cache(&memo).map_err(|e| e.to_string())? {
-                    Some(rec) => rec.result,
+                let known = self
+                    .store
+                    .get_cache(&memo)
+                    .map_err(|e| e.to_string())?
+                    .and_then(|rec| crate::record::decode::<TreeRecord>(&rec.result));
+                let rec = match known {
+                    Some(rec) => rec,
                     None => {
-                        let d = match merged.tree_digest(src).map_err(|e| format!("{src}: {e}"))? {
-                            Some(d) => hex::encode(d),
-                            None => "missing".to_string(),
+                        let rec = TreeRecord {
+                            digest: merged
+                                .tree_digest(src)
+                                .map_err(|e| format!("{src}: {e}"))?
+                                .map(hex::encode),
                         };
                         self.store
-                            .put_cache(&memo, &d, None)
+                            .put_cache(&memo, &crate::record::encode(&rec), None)
                             .map_err(|e| e.to_string())?;
-                        d
+                        rec
                     }
-                }
+                };
+                rec.digest.unwrap_or_else(|| "missing".to_string())
             };
             id.push_str(&format!("{src}={digest}\n"));
             files.insert(src.clone(), json!(digest));

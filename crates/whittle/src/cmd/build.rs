@@ -603,23 +603,30 @@ fn parse_entitlement(s: &str) -> Result<whittle_solver::Entitlement, String> {
 
 /// The RUN steps of the needed stages that get the build's default network (no `--network`
 /// flag, or `--network=default`).
-fn default_network_runs(plan: &whittle_dockerfile::Plan) -> usize {
-    use whittle_dockerfile::ast::NetworkMode;
-    use whittle_dockerfile::plan::Op;
-    plan.stages
-        .iter()
-        .filter(|s| s.needed)
-        .flat_map(|s| &s.steps)
-        .filter(|st| {
+fn default_network_runs(graph: &whittle_graph::Graph) -> usize {
+    whittle_solver::needed(graph)
+        .into_iter()
+        .filter(|v| {
             matches!(
-                st.op,
-                Op::Run {
-                    network: None | Some(NetworkMode::Default),
-                    ..
-                }
+                &graph.vertex(*v).op,
+                whittle_graph::Op::Exec(e) if e.network == whittle_graph::Network::Default
             )
         })
         .count()
+}
+
+/// Lowers the plan to the build graph; a step the graph cannot express is a build error at
+/// its line.
+fn lower(
+    plan: &whittle_dockerfile::Plan,
+    images: &dyn whittle_dockerfile::ImageResolver,
+) -> Result<whittle_graph::Graph, BuildError> {
+    whittle_dockerfile::lower(plan, images).map_err(|e| BuildError::Step {
+        stage: e.stage,
+        line: e.line,
+        summary: e.instruction,
+        message: e.message,
+    })
 }
 
 fn parse_secret(s: &str) -> anyhow::Result<(String, Vec<u8>)> {
@@ -812,9 +819,16 @@ pub fn run(mut args: BuildArgs, root: Option<&Path>) -> anyhow::Result<ExitCode>
     if args.network == "host" && !allow.contains(&whittle_solver::Entitlement::NetworkHost) {
         allow.push(whittle_solver::Entitlement::NetworkHost);
     }
-    // Entitlements before pulling anything (the engine checks again, after ONBUILD triggers of
+    // Entitlements before pulling anything (the solver checks again, after ONBUILD triggers of
     // the pulled images are known).
-    if let Err(e) = whittle_solver::entitlements::check(&plan, &allow) {
+    let graph = match lower(&plan, &images) {
+        Ok(g) => g,
+        Err(e) => {
+            report_build_error(&e, &src.name, &src.text);
+            return Ok(ExitCode::from(1));
+        }
+    };
+    if let Err(e) = whittle_solver::entitlements::check(&graph, &allow) {
         report_build_error(&e, &src.name, &src.text);
         return Ok(ExitCode::from(1));
     }
@@ -823,7 +837,7 @@ pub fn run(mut args: BuildArgs, root: Option<&Path>) -> anyhow::Result<ExitCode>
     images.pinned =
         super::frompull::ensure_images(&plan, &store, args.pull, &args.transport, quiet_pull)?;
     if !images.pinned.is_empty() {
-        // Again, with the configs (ENV, WORKDIR, ONBUILD) of exactly these images.
+        // Again, with the configs (ENV, WORKDIR, USER, ONBUILD) of exactly these images.
         plan = match whittle_dockerfile::plan_with(&df, &opts, &images) {
             Ok(p) => p,
             Err(e) => {
@@ -832,6 +846,13 @@ pub fn run(mut args: BuildArgs, root: Option<&Path>) -> anyhow::Result<ExitCode>
             }
         };
     }
+    let graph = match lower(&plan, &images) {
+        Ok(g) => g,
+        Err(e) => {
+            report_build_error(&e, &src.name, &src.text);
+            return Ok(ExitCode::from(1));
+        }
+    };
     let mut bo = BuildOptions::new(args.context.clone());
     bo.dockerfile = src.name.clone();
     bo.ignore = load_ignore(&args.context, args.file.as_deref())?;
@@ -866,7 +887,6 @@ pub fn run(mut args: BuildArgs, root: Option<&Path>) -> anyhow::Result<ExitCode>
             )
         })?;
     }
-    bo.images = images.pinned.clone();
     bo.no_cache_filter = args.no_cache_filter.clone();
     // BuildKit ignores a name that matches no stage; a typo would then silently keep the
     // cache, so it is said (a warning: the build is still what was asked).
@@ -895,7 +915,7 @@ pub fn run(mut args: BuildArgs, root: Option<&Path>) -> anyhow::Result<ExitCode>
         "default" => match runtime.network_helper() {
             Some(_) => whittle_runtime::Network::Isolated,
             None => {
-                if default_network_runs(&plan) > 0 {
+                if default_network_runs(&graph) > 0 {
                     network_warning = Some(NO_NETWORK_HELPER_WARNING);
                 }
                 whittle_runtime::Network::Host
@@ -963,7 +983,7 @@ pub fn run(mut args: BuildArgs, root: Option<&Path>) -> anyhow::Result<ExitCode>
     // Held until the command ends: prune must not take the built image before it is tagged,
     // written out and pushed (an untagged image is prune's to remove).
     let _lease = store.lease()?;
-    let result = whittle_solver::build(&plan, &bo, &store, &runtime, progress.as_ref(), &cancel);
+    let result = whittle_solver::build(&graph, &bo, &store, &runtime, progress.as_ref(), &cancel);
     tty.clear();
     let res = match result {
         Ok(r) => r,

@@ -64,8 +64,14 @@ fn wanted(plan: &Plan) -> anyhow::Result<Vec<(String, Platform, String)>> {
     Ok(out)
 }
 
+/// The key of the pinned images: an image reference as the Dockerfile names it, for a
+/// platform.
+pub fn image_key(reference: &str, platform: &Platform) -> String {
+    format!("{reference}\0{platform}")
+}
+
 /// Ensures every image the build reads; returns the manifest each reference resolved to, keyed
-/// by [`whittle_solver::image_key`].
+/// by [`image_key`].
 pub fn ensure_images(
     plan: &Plan,
     store: &Store,
@@ -83,10 +89,7 @@ pub fn ensure_images(
         let r = ImageRef::parse(&reference).with_context(|| what.clone())?;
         let img = whittle_registry::ensure_image(store, &r, &platform, policy, &opts)
             .with_context(|| what.clone())?;
-        resolved.insert(
-            whittle_solver::image_key(&reference, &platform),
-            img.manifest,
-        );
+        resolved.insert(image_key(&reference, &platform), img.manifest);
     }
     Ok(resolved)
 }

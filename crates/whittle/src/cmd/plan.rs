@@ -32,8 +32,14 @@ pub struct PlanArgs {
 
 #[derive(Clone, Copy, clap::ValueEnum)]
 pub enum Format {
+    /// The stages, their order and expanded steps, for people.
     Text,
+    /// The build graph: vertices with their definition digests, and each stage as an image.
     Json,
+    /// The build graph in Graphviz's DOT language (`| dot -Tsvg > graph.svg`).
+    Dot,
+    /// The frontend's plan (stages and expanded steps) before it is lowered to a graph.
+    PlanJson,
 }
 
 /// The Dockerfile's display name and text.
@@ -146,7 +152,7 @@ impl StoreImages {
     ) -> Option<(whittle_store::ImageRecord, serde_json::Value)> {
         let image = match self
             .pinned
-            .get(&whittle_solver::image_key(reference, platform))
+            .get(&super::frompull::image_key(reference, platform))
         {
             Some(d) => self.store.put_image(d).ok()?,
             None => match self.store.resolve(reference) {
@@ -166,8 +172,10 @@ impl StoreImages {
 
 impl ImageResolver for StoreImages {
     fn resolve(&self, reference: &str, platform: &Platform) -> Option<ImageInfo> {
-        let (_, config) = self.lookup(reference, platform)?;
-        Some(image_info(&config))
+        let (image, config) = self.lookup(reference, platform)?;
+        let mut info = image_info(&config);
+        info.manifest = Some(image.manifest.to_string());
+        Some(info)
     }
 }
 
@@ -194,6 +202,8 @@ pub fn image_info(config: &serde_json::Value) -> ImageInfo {
         workdir: c["WorkingDir"].as_str().map(str::to_string),
         shell: Some(strings(&c["Shell"])).filter(|s| !s.is_empty()),
         onbuild: strings(&c["OnBuild"]),
+        user: c["User"].as_str().map(str::to_string),
+        manifest: None,
     }
 }
 
@@ -243,10 +253,11 @@ pub fn run(args: PlanArgs, root: Option<&Path>) -> anyhow::Result<ExitCode> {
             return Ok(ExitCode::from(1));
         }
     };
-    let resolved = match existing_store(root) {
-        Some(store) => whittle_dockerfile::plan_with(&df, &opts, &StoreImages::new(store)),
-        None => whittle_dockerfile::plan(&df, &opts),
+    let images: Box<dyn ImageResolver> = match existing_store(root) {
+        Some(store) => Box::new(StoreImages::new(store)),
+        None => Box::new(whittle_dockerfile::plan::NoImages),
     };
+    let resolved = whittle_dockerfile::plan_with(&df, &opts, images.as_ref());
     let plan = match resolved {
         Ok(p) => p,
         Err(e) => {
@@ -254,8 +265,20 @@ pub fn run(args: PlanArgs, root: Option<&Path>) -> anyhow::Result<ExitCode> {
             return Ok(ExitCode::from(1));
         }
     };
+    let graph = || match whittle_dockerfile::lower(&plan, images.as_ref()) {
+        Ok(g) => Ok(g),
+        Err(e) => Err(anyhow::anyhow!(
+            "{}:{}: {}: {}",
+            src.name,
+            e.line,
+            e.instruction,
+            e.message
+        )),
+    };
     match args.format {
-        Format::Json => println!("{}", serde_json::to_string_pretty(&plan)?),
+        Format::Json => println!("{}", serde_json::to_string_pretty(&graph()?)?),
+        Format::Dot => print!("{}", whittle_graph::to_dot(&graph()?)),
+        Format::PlanJson => println!("{}", serde_json::to_string_pretty(&plan)?),
         Format::Text => print!("{}", render_text(&plan, &src.name)),
     }
     Ok(ExitCode::SUCCESS)
