@@ -1,0 +1,349 @@
+//! The solver's cache rules, scheduling and dedup, with a fake executor: no container, no root.
+//!
+//! The fake runs exec-form commands of its own language, writing into the step's upper dir:
+//! `["write", PATH, TEXT]`, `["env", PATH]` (the environment, one per line),
+//! `["sleep", MS, PATH]` (records when it ran), `["fail"]` (exit code 3).
+
+#![allow(clippy::unwrap_used)]
+
+use std::collections::HashMap;
+use std::path::PathBuf;
+use std::sync::Mutex;
+use std::time::{Duration, Instant};
+use whittle_runtime::{CancelToken, ContainerSpec, ExitStatus, OutputSink, Rootfs, Stream};
+use whittle_solver::{build, BuildError, BuildOptions, Event, Executor, Recorder};
+use whittle_store::Store;
+
+#[derive(Default)]
+struct Fake {
+    /// Every command run, with when it started and ended.
+    runs: Mutex<Vec<(Vec<String>, Instant, Instant)>>,
+}
+
+impl Executor for Fake {
+    fn run(
+        &self,
+        spec: &ContainerSpec,
+        sink: &mut dyn OutputSink,
+        _cancel: &CancelToken,
+    ) -> whittle_runtime::Result<ExitStatus> {
+        let start = Instant::now();
+        let Rootfs::Overlay { upper, .. } = &spec.rootfs else {
+            panic!("a RUN gets an overlay root");
+        };
+        let put = |path: &str, text: &str| {
+            let p = upper.join(path.trim_start_matches('/'));
+            std::fs::create_dir_all(p.parent().unwrap()).unwrap();
+            std::fs::write(p, text).unwrap();
+        };
+        let a = &spec.args;
+        let code = match a.first().map(String::as_str) {
+            Some("write") => {
+                put(&a[1], &a[2]);
+                0
+            }
+            Some("env") => {
+                put(&a[1], &(spec.env.join("\n") + "\n"));
+                0
+            }
+            Some("sleep") => {
+                std::thread::sleep(Duration::from_millis(a[1].parse().unwrap()));
+                put(&a[2], "slept\n");
+                0
+            }
+            Some("fail") => {
+                sink.line(Stream::Stderr, b"it failed");
+                3
+            }
+            other => panic!("the fake does not know {other:?}"),
+        };
+        self.runs
+            .lock()
+            .unwrap()
+            .push((a.clone(), start, Instant::now()));
+        Ok(ExitStatus::Code(code))
+    }
+}
+
+struct Env {
+    _dir: tempfile::TempDir,
+    store: Store,
+    context: PathBuf,
+}
+
+fn env() -> Env {
+    let dir = tempfile::tempdir().unwrap();
+    let store = Store::open(dir.path().join("store")).unwrap();
+    let context = dir.path().join("ctx");
+    std::fs::create_dir(&context).unwrap();
+    Env {
+        _dir: dir,
+        store,
+        context,
+    }
+}
+
+fn graph(text: &str, args: &[(&str, &str)]) -> whittle_graph::Graph {
+    let df = whittle_dockerfile::parse(text).unwrap();
+    let opts = whittle_dockerfile::PlanOptions {
+        build_args: args
+            .iter()
+            .map(|(k, v)| (k.to_string(), v.to_string()))
+            .collect(),
+        ..Default::default()
+    };
+    let plan = whittle_dockerfile::plan(&df, &opts).unwrap();
+    whittle_dockerfile::lower(&plan, &whittle_dockerfile::plan::NoImages).unwrap()
+}
+
+/// What one build did: its result, the commands the fake ran, and each step's fate by
+/// instruction (`run`, `cached`, or the miss reason followed by `run`).
+struct Outcome {
+    result: Result<whittle_solver::BuildResult, BuildError>,
+    commands: Vec<Vec<String>>,
+    runs: Vec<(Vec<String>, Instant, Instant)>,
+    steps: HashMap<String, String>,
+}
+
+fn solve(e: &Env, g: &whittle_graph::Graph, tweak: impl FnOnce(&mut BuildOptions)) -> Outcome {
+    let fake = Fake::default();
+    let rec = Recorder::default();
+    let mut opts = BuildOptions::new(e.context.clone());
+    opts.jobs = 4;
+    tweak(&mut opts);
+    let cancel = CancelToken::new().unwrap();
+    let result = build(g, &opts, &e.store, &fake, &rec, &cancel);
+    let runs = fake.runs.into_inner().unwrap();
+    let mut names = HashMap::new();
+    let mut steps: HashMap<String, String> = HashMap::new();
+    for ev in rec.0.into_inner().unwrap() {
+        match ev {
+            Event::StepStarted { id, summary, .. } => {
+                names.insert(id, summary.clone());
+                steps.insert(summary, String::new());
+            }
+            Event::StepCached { id } => {
+                steps.insert(names[&id].clone(), "cached".into());
+            }
+            Event::StepMiss { id, reason } => {
+                steps.insert(names[&id].clone(), format!("miss: {reason}"));
+            }
+            _ => {}
+        }
+    }
+    Outcome {
+        result,
+        commands: runs.iter().map(|r| r.0.clone()).collect(),
+        runs,
+        steps,
+    }
+}
+
+fn image_file(e: &Env, r: &whittle_solver::BuildResult, path: &str) -> Option<String> {
+    let (cfg, layers) = e
+        .store
+        .unpack_image(&r.image, &|_, _, _| {})
+        .expect("unpack");
+    let _ = cfg;
+    layers
+        .iter()
+        .rev()
+        .map(|l| l.dir.join(path.trim_start_matches('/')))
+        .find(|p| p.exists())
+        .map(|p| std::fs::read_to_string(p).unwrap())
+}
+
+#[test]
+fn hit_and_miss_with_explanations() {
+    let e = env();
+    std::fs::write(e.context.join("a.txt"), "one\n").unwrap();
+    std::fs::write(e.context.join("b.txt"), "bee\n").unwrap();
+    let df = "FROM scratch\nCOPY a.txt b.txt /src/\nRUN [\"write\", \"/out\", \"made\"]\n";
+    let g = graph(df, &[]);
+    let first = solve(&e, &g, |_| {});
+    let r = first.result.unwrap();
+    assert_eq!((r.steps_run, r.steps_cached), (2, 0));
+    assert_eq!(
+        first.steps["COPY a.txt b.txt /src/"],
+        "miss: not built before"
+    );
+    assert_eq!(image_file(&e, &r, "/out").as_deref(), Some("made"));
+
+    // Nothing changed: every step is a hit, nothing runs.
+    let again = solve(&e, &g, |_| {});
+    assert_eq!(again.result.unwrap().steps_cached, 2);
+    assert!(again.commands.is_empty());
+    assert!(again.steps.values().all(|s| s == "cached"), "{:?}", again.steps);
+
+    // One file changed: the COPY says which, the RUN says why it follows.
+    std::fs::write(e.context.join("b.txt"), "bee v2\n").unwrap();
+    let edited = solve(&e, &g, |_| {});
+    edited.result.unwrap();
+    assert_eq!(edited.steps["COPY a.txt b.txt /src/"], "miss: b.txt changed");
+    assert_eq!(
+        edited.steps["RUN [\"write\",\"/out\",\"made\"]"],
+        "miss: an earlier step (or the base image) changed"
+    );
+
+    // --no-cache misses everything, and says so.
+    let nc = solve(&e, &g, |o| o.no_cache = true);
+    nc.result.unwrap();
+    assert!(
+        nc.steps.values().all(|s| s.contains("--no-cache")),
+        "{:?}",
+        nc.steps
+    );
+}
+
+#[test]
+fn metadata_does_not_invalidate_later_steps_but_env_does() {
+    let e = env();
+    let build_with = |label: &str, env_value: &str| {
+        let df = format!(
+            "FROM scratch\nLABEL x={label}\nENV V={env_value}\nRUN [\"env\", \"/env\"]\nEXPOSE 80\n"
+        );
+        solve(&e, &graph(&df, &[]), |_| {})
+    };
+    build_with("1", "a").result.unwrap();
+    // A LABEL is config only: the RUN after it stays cached (as in BuildKit).
+    let o = build_with("2", "a");
+    assert_eq!(o.result.unwrap().steps_cached, 1);
+    // The environment is part of the RUN's definition.
+    let o = build_with("2", "b");
+    assert_eq!(
+        o.steps["RUN [\"env\",\"/env\"]"],
+        "miss: environment changed: V"
+    );
+    let r = o.result.unwrap();
+    let env_file = image_file(&e, &r, "/env").unwrap();
+    assert!(env_file.contains("V=b\n"), "{env_file}");
+}
+
+#[test]
+fn args_reach_only_the_steps_that_see_them() {
+    let e = env();
+    let df = "FROM scratch AS a\nARG V\nRUN [\"env\", \"/a\"]\n\
+              FROM scratch AS b\nRUN [\"env\", \"/b\"]\n\
+              FROM scratch\nCOPY --from=a /a /a\nCOPY --from=b /b /b\n";
+    solve(&e, &graph(df, &[("V", "1")]), |_| {})
+        .result
+        .unwrap();
+    let o = solve(&e, &graph(df, &[("V", "2")]), |_| {});
+    let r = o.result.unwrap();
+    // Stage a's RUN sees V; stage b's does not, so it stays cached.
+    assert_eq!(o.steps["RUN [\"env\",\"/a\"]"], "miss: environment changed: V");
+    assert_eq!(o.steps["RUN [\"env\",\"/b\"]"], "cached");
+    assert!(image_file(&e, &r, "/a").unwrap().contains("V=2\n"));
+    assert!(!image_file(&e, &r, "/b").unwrap().contains("V="));
+    // The build's epoch reaches RUN steps (and so their keys).
+    assert!(image_file(&e, &r, "/a")
+        .unwrap()
+        .contains("SOURCE_DATE_EPOCH="));
+}
+
+#[test]
+fn identical_vertices_run_once_and_a_shared_stage_is_built_once() {
+    let e = env();
+    // Two stages start with the same base and the same first RUN; a third is read by both.
+    let df = "FROM scratch AS shared\nRUN [\"write\", \"/s\", \"shared\"]\n\
+              FROM scratch AS one\nRUN [\"write\", \"/common\", \"c\"]\nCOPY --from=shared /s /s\nRUN [\"write\", \"/one\", \"1\"]\n\
+              FROM scratch AS two\nRUN [\"write\", \"/common\", \"c\"]\nCOPY --from=shared /s /s\nRUN [\"write\", \"/two\", \"2\"]\n\
+              FROM scratch\nCOPY --from=one /one /one\nCOPY --from=two /two /two\n";
+    let g = graph(df, &[]);
+    // In the graph: one vertex for the common RUN, with both stages as origins.
+    let common: Vec<_> = g
+        .vertices
+        .iter()
+        .filter(|v| matches!(&v.op, whittle_graph::Op::Exec(x) if x.args[1] == "/common"))
+        .collect();
+    assert_eq!(common.len(), 1);
+    assert_eq!(common[0].origins.len(), 2);
+    let o = solve(&e, &g, |_| {});
+    let r = o.result.unwrap();
+    let count = |path: &str| o.commands.iter().filter(|c| c[1] == path).count();
+    assert_eq!(count("/common"), 1, "{:?}", o.commands);
+    assert_eq!(count("/s"), 1, "{:?}", o.commands);
+    assert_eq!((count("/one"), count("/two")), (1, 1));
+    assert_eq!(image_file(&e, &r, "/two").as_deref(), Some("2"));
+}
+
+#[test]
+fn independent_vertices_run_at_the_same_time() {
+    let e = env();
+    let df = "FROM scratch AS a\nRUN [\"sleep\", \"400\", \"/a\"]\n\
+              FROM scratch AS b\nRUN [\"sleep\", \"400\", \"/b\"]\n\
+              FROM scratch\nCOPY --from=a /a /a\nCOPY --from=b /b /b\n";
+    let o = solve(&e, &graph(df, &[]), |_| {});
+    o.result.unwrap();
+    assert_eq!(o.runs.len(), 2);
+    let (a, b) = (&o.runs[0], &o.runs[1]);
+    assert!(a.1 < b.2 && b.1 < a.2, "the two sleeps did not overlap");
+    // With one job they take turns.
+    let e = env();
+    let o = solve(&e, &graph(df, &[]), |opts| opts.jobs = 1);
+    o.result.unwrap();
+    let (a, b) = (&o.runs[0], &o.runs[1]);
+    assert!(a.2 <= b.1 || b.2 <= a.1, "--jobs 1 ran two steps at once");
+}
+
+#[test]
+fn a_linked_copy_stays_cached_when_the_stage_below_changes() {
+    let e = env();
+    std::fs::write(e.context.join("app"), "binary\n").unwrap();
+    let build_with = |base: &str| {
+        let df = format!(
+            "FROM scratch\nRUN [\"write\", \"/base\", \"{base}\"]\nCOPY --link app /app\n"
+        );
+        solve(&e, &graph(&df, &[]), |_| {})
+    };
+    let first = build_with("v1").result.unwrap();
+    let o = build_with("v2");
+    let r = o.result.unwrap();
+    assert_eq!(o.steps["COPY --link app /app"], "cached");
+    assert_eq!(image_file(&e, &r, "/app").as_deref(), Some("binary\n"));
+    assert_eq!(image_file(&e, &r, "/base").as_deref(), Some("v2"));
+    // The same layer, stacked on another base.
+    let layers = |r: &whittle_solver::BuildResult| {
+        let (_, cfg) = e.store.manifest_and_config(&r.image).unwrap();
+        cfg["rootfs"]["diff_ids"].as_array().unwrap().clone()
+    };
+    assert_eq!(layers(&first)[1], layers(&r)[1]);
+    assert_ne!(layers(&first)[0], layers(&r)[0]);
+}
+
+#[test]
+fn a_failed_step_reports_its_line_and_output() {
+    let e = env();
+    let o = solve(
+        &e,
+        &graph("FROM scratch\nRUN [\"write\", \"/x\", \"x\"]\nRUN [\"fail\"]\n", &[]),
+        |_| {},
+    );
+    match o.result {
+        Err(BuildError::RunFailed {
+            line, code, tail, ..
+        }) => {
+            assert_eq!((line, code), (3, 3));
+            assert_eq!(tail, vec!["it failed".to_string()]);
+        }
+        other => panic!("{other:?}"),
+    }
+}
+
+#[test]
+fn keys_are_stable_and_follow_the_definition() {
+    // Two stores, two builds: the same Dockerfile and context give the same image.
+    let df = "FROM scratch\nCOPY f /f\nRUN [\"write\", \"/o\", \"x\"]\nCMD [\"/o\"]\n";
+    let digests: Vec<String> = (0..2)
+        .map(|_| {
+            let e = env();
+            std::fs::write(e.context.join("f"), "f\n").unwrap();
+            let r = solve(&e, &graph(df, &[]), |_| {}).result.unwrap();
+            r.image.manifest.to_string()
+        })
+        .collect();
+    assert_eq!(digests[0], digests[1]);
+    // The key of a vertex changes with its definition digest, its inputs' keys and content.
+    let k = whittle_solver::cache_key("sha256:a", &["k"], &[b"c"]);
+    assert_ne!(k, whittle_solver::cache_key("sha256:b", &["k"], &[b"c"]));
+}
