@@ -87,11 +87,17 @@ impl Graph {
 
 /// The definition digest of `op`, whose inputs are named by their digests.
 pub fn definition_digest(op: &Op<String>) -> String {
+    definition_digest_at(VERSION, op)
+}
+
+/// The definition digest `op` has under graph version `version` (tests check that a new
+/// version changes every digest).
+pub fn definition_digest_at(version: u32, op: &Op<String>) -> String {
     // serde_json writes struct fields in declaration order and maps in insertion order (no
     // `preserve_order` surprises: the types hold no maps), so the encoding is canonical.
     let json = serde_json::to_vec(op).unwrap_or_default();
     let mut h = Sha256::new();
-    h.update(format!("whittle-graph/v{VERSION}\n").as_bytes());
+    h.update(format!("whittle-graph/v{version}\n").as_bytes());
     h.update(&json);
     format!("sha256:{}", hex::encode(h.finalize()))
 }

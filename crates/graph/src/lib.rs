@@ -21,7 +21,9 @@ mod op;
 
 pub use chmod::valid_chmod;
 pub use dot::to_dot;
-pub use graph::{definition_digest, Builder, Graph, Origin, Vertex, VertexId, VERSION};
+pub use graph::{
+    definition_digest, definition_digest_at, Builder, Graph, Origin, Vertex, VertexId, VERSION,
+};
 pub use image::{ConfigBase, ConfigChange, Healthcheck, StageImage};
 pub use op::{
     ContextSource, Copy, Download, Exec, File, ImageSource, InlineFile, Merge, Mkdir, Mount,

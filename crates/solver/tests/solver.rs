@@ -173,13 +173,20 @@ fn hit_and_miss_with_explanations() {
     let again = solve(&e, &g, |_| {});
     assert_eq!(again.result.unwrap().steps_cached, 2);
     assert!(again.commands.is_empty());
-    assert!(again.steps.values().all(|s| s == "cached"), "{:?}", again.steps);
+    assert!(
+        again.steps.values().all(|s| s == "cached"),
+        "{:?}",
+        again.steps
+    );
 
     // One file changed: the COPY says which, the RUN says why it follows.
     std::fs::write(e.context.join("b.txt"), "bee v2\n").unwrap();
     let edited = solve(&e, &g, |_| {});
     edited.result.unwrap();
-    assert_eq!(edited.steps["COPY a.txt b.txt /src/"], "miss: b.txt changed");
+    assert_eq!(
+        edited.steps["COPY a.txt b.txt /src/"],
+        "miss: b.txt changed"
+    );
     assert_eq!(
         edited.steps["RUN [\"write\",\"/out\",\"made\"]"],
         "miss: an earlier step (or the base image) changed"
@@ -225,13 +232,14 @@ fn args_reach_only_the_steps_that_see_them() {
     let df = "FROM scratch AS a\nARG V\nRUN [\"env\", \"/a\"]\n\
               FROM scratch AS b\nRUN [\"env\", \"/b\"]\n\
               FROM scratch\nCOPY --from=a /a /a\nCOPY --from=b /b /b\n";
-    solve(&e, &graph(df, &[("V", "1")]), |_| {})
-        .result
-        .unwrap();
+    solve(&e, &graph(df, &[("V", "1")]), |_| {}).result.unwrap();
     let o = solve(&e, &graph(df, &[("V", "2")]), |_| {});
     let r = o.result.unwrap();
     // Stage a's RUN sees V; stage b's does not, so it stays cached.
-    assert_eq!(o.steps["RUN [\"env\",\"/a\"]"], "miss: environment changed: V");
+    assert_eq!(
+        o.steps["RUN [\"env\",\"/a\"]"],
+        "miss: environment changed: V"
+    );
     assert_eq!(o.steps["RUN [\"env\",\"/b\"]"], "cached");
     assert!(image_file(&e, &r, "/a").unwrap().contains("V=2\n"));
     assert!(!image_file(&e, &r, "/b").unwrap().contains("V="));
@@ -291,9 +299,8 @@ fn a_linked_copy_stays_cached_when_the_stage_below_changes() {
     let e = env();
     std::fs::write(e.context.join("app"), "binary\n").unwrap();
     let build_with = |base: &str| {
-        let df = format!(
-            "FROM scratch\nRUN [\"write\", \"/base\", \"{base}\"]\nCOPY --link app /app\n"
-        );
+        let df =
+            format!("FROM scratch\nRUN [\"write\", \"/base\", \"{base}\"]\nCOPY --link app /app\n");
         solve(&e, &graph(&df, &[]), |_| {})
     };
     let first = build_with("v1").result.unwrap();
@@ -316,7 +323,10 @@ fn a_failed_step_reports_its_line_and_output() {
     let e = env();
     let o = solve(
         &e,
-        &graph("FROM scratch\nRUN [\"write\", \"/x\", \"x\"]\nRUN [\"fail\"]\n", &[]),
+        &graph(
+            "FROM scratch\nRUN [\"write\", \"/x\", \"x\"]\nRUN [\"fail\"]\n",
+            &[],
+        ),
         |_| {},
     );
     match o.result {

@@ -296,9 +296,11 @@ impl Solver<'_> {
                 uid,
                 gid,
             } => match self.opts.secrets.get(id) {
-                None if *required => return Err(format!(
+                None if *required => {
+                    return Err(format!(
                     "secret {id:?} is required but was not given: pass --secret id={id},src=<file>"
-                )),
+                ))
+                }
                 None => (None, Vec::new()),
                 Some(data) => {
                     if let Some(var) = var {
