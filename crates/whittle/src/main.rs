@@ -64,6 +64,7 @@ fn main() -> ExitCode {
     // The runtime starts containers by re-running this binary as their init: that process
     // becomes the container here and never returns.
     whittle_runtime::run_init_if_requested();
+    quiet_broken_pipe();
     let cli = Cli::parse();
     let result = match cli.command {
         Command::Build(args) => cmd::build::run(*args, cli.root.as_deref()),
@@ -94,4 +95,24 @@ fn main() -> ExitCode {
             ExitCode::from(1)
         }
     }
+}
+
+/// `whittle plan --format json | head`: when the reader of standard output goes away, stop as a
+/// command killed by SIGPIPE would (status 141), instead of the panic `println!` raises.
+/// SIGPIPE itself stays ignored, as Rust sets it, so a closed registry or daemon socket is an
+/// error the code handles, never a silent death.
+fn quiet_broken_pipe() {
+    let default = std::panic::take_hook();
+    std::panic::set_hook(Box::new(move |info| {
+        let payload = info
+            .payload()
+            .downcast_ref::<String>()
+            .map(String::as_str)
+            .or_else(|| info.payload().downcast_ref::<&str>().copied())
+            .unwrap_or("");
+        if payload.starts_with("failed printing to stdout") && payload.contains("Broken pipe") {
+            std::process::exit(141);
+        }
+        default(info)
+    }));
 }
