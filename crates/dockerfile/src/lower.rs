@@ -458,9 +458,11 @@ impl<'a> Lowering<'a> {
                 urls: c.sources.clone(),
                 checksum: c.checksum.clone(),
                 dest,
-                chown: c.chown.clone(),
-                users,
-                chmod: c.chmod.clone(),
+                owner: graph::Owner {
+                    chown: c.chown.clone(),
+                    users,
+                    chmod: c.chmod.clone(),
+                },
             }));
         }
         if c.checksum.is_some() {
@@ -482,9 +484,11 @@ impl<'a> Lowering<'a> {
                 })
                 .collect(),
             dest,
-            chown: c.chown.clone(),
-            users,
-            chmod: c.chmod.clone(),
+            owner: graph::Owner {
+                chown: c.chown.clone(),
+                users,
+                chmod: c.chmod.clone(),
+            },
             excludes: c.excludes.clone(),
             parents: c.parents,
             unpack: add && c.unpack != Some(false) && local,

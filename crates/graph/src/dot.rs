@@ -69,10 +69,10 @@ fn edges(g: &Graph, i: usize) -> Vec<(usize, String)> {
             .collect(),
         Op::Copy(c) => [(c.onto.0, String::new()), (c.from.0, "from".into())]
             .into_iter()
-            .chain(c.users.map(|u| (u.0, "users".into())))
+            .chain(c.owner.users.map(|u| (u.0, "users".into())))
             .collect(),
         Op::Download(d) => std::iter::once((d.onto.0, String::new()))
-            .chain(d.users.map(|u| (u.0, "users".into())))
+            .chain(d.owner.users.map(|u| (u.0, "users".into())))
             .collect(),
         Op::Mkdir(m) => vec![(m.root.0, String::new())],
         Op::Merge(m) => m.inputs.iter().map(|x| (x.0, String::new())).collect(),

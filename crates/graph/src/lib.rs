@@ -27,6 +27,6 @@ pub use graph::{
 pub use image::{ConfigBase, ConfigChange, Healthcheck, StageImage};
 pub use op::{
     ContextSource, Copy, Download, Exec, File, ImageSource, InlineFile, Merge, Mkdir, Mount,
-    MountKind, Network, Op, Sharing,
+    MountKind, Network, Op, Owner, Sharing,
 };
 pub use whittle_oci::Platform;

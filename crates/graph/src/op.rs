@@ -177,17 +177,8 @@ pub struct Copy<I> {
     pub inline: Vec<InlineFile>,
     /// Absolute (the WORKDIR applied); a trailing `/` means a directory.
     pub dest: String,
-    /// `--chown` as written (`user[:group]`), resolved against the `/etc/passwd` and
-    /// `/etc/group` of `users` (or of `onto`).
-    #[serde(skip_serializing_if = "Option::is_none", default)]
-    pub chown: Option<String>,
-    /// Where `--chown` names are looked up when that is not `onto` (`--link` copies onto
-    /// nothing, yet names mean the stage's users). Only the ids they resolve to are part of
-    /// the key, so a change elsewhere in that tree keeps a linked copy cached.
-    #[serde(skip_serializing_if = "Option::is_none", default)]
-    pub users: Option<I>,
-    #[serde(skip_serializing_if = "Option::is_none", default)]
-    pub chmod: Option<String>,
+    #[serde(flatten)]
+    pub owner: Owner<I>,
     #[serde(skip_serializing_if = "Vec::is_empty", default)]
     pub excludes: Vec<String>,
     #[serde(skip_serializing_if = "std::ops::Not::not", default)]
@@ -200,6 +191,34 @@ pub struct Copy<I> {
     pub keep_owner: bool,
 }
 
+/// Who owns the files a copy or download adds, and their mode.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(bound(deserialize = "I: Deserialize<'de>"))]
+pub struct Owner<I> {
+    /// `--chown` as written (`user[:group]`), resolved against the `/etc/passwd` and
+    /// `/etc/group` of `users` (or of the tree the files are added to).
+    #[serde(skip_serializing_if = "Option::is_none", default)]
+    pub chown: Option<String>,
+    /// Where `--chown` names are looked up when that is not the tree the files are added to
+    /// (`--link` copies onto nothing, yet names mean the stage's users). Only the ids they
+    /// resolve to are part of the key, so a change elsewhere in that tree keeps a linked copy
+    /// cached.
+    #[serde(skip_serializing_if = "Option::is_none", default)]
+    pub users: Option<I>,
+    #[serde(skip_serializing_if = "Option::is_none", default)]
+    pub chmod: Option<String>,
+}
+
+impl<I> Owner<I> {
+    fn map<J>(&self, f: &mut impl FnMut(&I) -> J) -> Owner<J> {
+        Owner {
+            chown: self.chown.clone(),
+            users: self.users.as_ref().map(f),
+            chmod: self.chmod.clone(),
+        }
+    }
+}
+
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(bound(deserialize = "I: Deserialize<'de>"))]
 pub struct Download<I> {
@@ -210,13 +229,8 @@ pub struct Download<I> {
     #[serde(skip_serializing_if = "Option::is_none", default)]
     pub checksum: Option<String>,
     pub dest: String,
-    #[serde(skip_serializing_if = "Option::is_none", default)]
-    pub chown: Option<String>,
-    /// As for [`Copy::users`].
-    #[serde(skip_serializing_if = "Option::is_none", default)]
-    pub users: Option<I>,
-    #[serde(skip_serializing_if = "Option::is_none", default)]
-    pub chmod: Option<String>,
+    #[serde(flatten)]
+    pub owner: Owner<I>,
 }
 
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
@@ -247,10 +261,10 @@ impl<I: Clone> Op<I> {
                 .collect(),
             Op::Copy(c) => [c.onto.clone(), c.from.clone()]
                 .into_iter()
-                .chain(c.users.clone())
+                .chain(c.owner.users.clone())
                 .collect(),
             Op::Download(d) => std::iter::once(d.onto.clone())
-                .chain(d.users.clone())
+                .chain(d.owner.users.clone())
                 .collect(),
             Op::Mkdir(m) => vec![m.root.clone()],
             Op::Merge(m) => m.inputs.clone(),
@@ -337,9 +351,7 @@ impl<I: Clone> Op<I> {
                 sources: c.sources.clone(),
                 inline: c.inline.clone(),
                 dest: c.dest.clone(),
-                chown: c.chown.clone(),
-                users: c.users.as_ref().map(&mut *f),
-                chmod: c.chmod.clone(),
+                owner: c.owner.map(f),
                 excludes: c.excludes.clone(),
                 parents: c.parents,
                 unpack: c.unpack,
@@ -350,9 +362,7 @@ impl<I: Clone> Op<I> {
                 urls: d.urls.clone(),
                 checksum: d.checksum.clone(),
                 dest: d.dest.clone(),
-                chown: d.chown.clone(),
-                users: d.users.as_ref().map(&mut *f),
-                chmod: d.chmod.clone(),
+                owner: d.owner.map(f),
             }),
             Op::Mkdir(m) => Op::Mkdir(Mkdir {
                 root: f(&m.root),

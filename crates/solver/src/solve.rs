@@ -465,11 +465,11 @@ impl Solver<'_> {
             }
             Op::Exec(e) => self.exec(v, vx, e, inputs),
             Op::Copy(c) => {
-                let users = c.users.as_ref().map(input).transpose()?;
+                let users = c.owner.users.as_ref().map(input).transpose()?;
                 self.copy(v, vx, c, input(&c.onto)?, input(&c.from)?, users)
             }
             Op::Download(d) => {
-                let users = d.users.as_ref().map(input).transpose()?;
+                let users = d.owner.users.as_ref().map(input).transpose()?;
                 self.download(v, vx, d, input(&d.onto)?, users)
             }
             Op::Mkdir(m) => self.mkdir(v, vx, m, input(&m.root)?),
@@ -849,18 +849,21 @@ impl Solver<'_> {
     }
 }
 
-/// The `--chown` (names looked up in the destination), and `--chmod` of a copy.
+/// The `--chown` (names looked up in `users`, else in `below`) and `--chmod` of a copy.
 type CopySettings = (Option<(u32, u32)>, Option<Chmod>);
 fn copy_settings(
-    chown: Option<&str>,
-    chmod: Option<&str>,
-    below: &Merged,
+    owner: &whittle_graph::Owner<VertexId>,
+    users: Option<&Output>,
+    below: &Output,
 ) -> std::result::Result<CopySettings, String> {
-    let chown = match chown {
-        Some(spec) => Some(copy::resolve_chown(spec, below).map_err(|e| e.to_string())?),
+    let chown = match &owner.chown {
+        Some(spec) => {
+            let tree = users.unwrap_or(below).merged();
+            Some(copy::resolve_chown(spec, &tree).map_err(|e| e.to_string())?)
+        }
         None => None,
     };
-    let chmod = match chmod {
+    let chmod = match &owner.chmod {
         Some(m) => Some(Chmod::parse(m).map_err(|e| e.to_string())?),
         None => None,
     };

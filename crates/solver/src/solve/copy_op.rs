@@ -33,12 +33,7 @@ impl Solver<'_> {
                 (copy::Source::Merged(&merged_src), id)
             }
         };
-        let (chown, chmod) = copy_settings(
-            c.chown.as_deref(),
-            c.chmod.as_deref(),
-            &users.unwrap_or(onto).merged(),
-        )
-        .map_err(fail)?;
+        let (chown, chmod) = copy_settings(&c.owner, users, onto).map_err(fail)?;
         let inline: Vec<(String, String)> = c
             .inline
             .iter()
@@ -120,12 +115,7 @@ impl Solver<'_> {
             files.insert(url.clone(), json!(digest));
             names.push(name);
         }
-        let (chown, chmod) = copy_settings(
-            d.chown.as_deref(),
-            d.chmod.as_deref(),
-            &users.unwrap_or(onto).merged(),
-        )
-        .map_err(fail)?;
+        let (chown, chmod) = copy_settings(&d.owner, users, onto).map_err(fail)?;
         let owner_key = format!("{chown:?}");
         let key = cache_key(
             &vx.digest,
