@@ -374,10 +374,10 @@ pub fn needed(graph: &Graph) -> BTreeSet<VertexId> {
 }
 
 impl Solver<'_> {
-    /// Runs every needed vertex, each on a thread of its own started when its inputs are done
-    /// (the work itself bounded by `--jobs`). A thread is started only when its vertex is
-    /// ready, so no thread waits on others: a 36-step chain costs 36 spawns, not 36 threads
-    /// woken at every step. Stops starting vertices at the first failure and cancels the
+    /// Runs every needed vertex once its inputs are done, independent ones on threads of their
+    /// own (the work itself bounded by `--jobs`). A thread is started only when its vertex is
+    /// ready, so no thread waits on others, and a vertex that is the only one that can run
+    /// runs on the scheduler's thread: a 36-step chain costs no spawn at all. Stops starting vertices at the first failure and cancels the
     /// running ones.
     fn run_vertices(&self) -> Result<HashMap<VertexId, Arc<Output>>> {
         let needed = needed(self.graph);
@@ -403,6 +403,9 @@ impl Solver<'_> {
                         .into_iter()
                         .partition(|(_, deps)| deps.iter().all(|d| done.contains_key(d)));
                     waiting = rest;
+                    // A chain (one vertex ready, nothing running: nothing else can become
+                    // ready meanwhile) runs on this thread: no spawn per step.
+                    let inline = ready.len() == 1 && running == 0;
                     for (v, deps) in ready {
                         let inputs: HashMap<VertexId, Arc<Output>> = deps
                             .iter()
@@ -410,14 +413,19 @@ impl Solver<'_> {
                             .collect();
                         let tx = tx.clone();
                         running += 1;
-                        s.spawn(move || {
+                        let work = move || {
                             let r = if self.cancel.is_cancelled() {
                                 Err(BuildError::Cancelled)
                             } else {
                                 self.vertex(v, &inputs)
                             };
                             let _ = tx.send((v, r));
-                        });
+                        };
+                        if inline {
+                            work();
+                        } else {
+                            s.spawn(work);
+                        }
                     }
                 }
                 if running == 0 {
