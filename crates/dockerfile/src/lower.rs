@@ -206,6 +206,10 @@ impl<'a> Lowering<'a> {
                 steps: total,
                 line: step.pos.line,
                 instruction: step.op.summary(&self.labels),
+                shell: match &step.op {
+                    Op::Run { shell, .. } => shell.first().cloned(),
+                    _ => None,
+                },
             };
             self.step(step, origin, &platform, &mut st, &mut changes)?;
         }

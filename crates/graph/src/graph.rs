@@ -37,6 +37,9 @@ pub struct Origin {
     pub line: usize,
     /// The instruction after expansion, in Dockerfile syntax.
     pub instruction: String,
+    /// The SHELL program in effect (what `--on-failure=shell` opens for a failed RUN).
+    #[serde(skip_serializing_if = "Option::is_none", default)]
+    pub shell: Option<String>,
 }
 
 impl Origin {

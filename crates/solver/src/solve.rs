@@ -585,6 +585,7 @@ impl Solver<'_> {
                 steps: 0,
                 line: 0,
                 instruction: vx.op.kind().to_string(),
+                shell: None,
             }),
         }
     }

@@ -202,12 +202,15 @@ fn hit_and_miss_with_explanations() {
     );
 }
 
+/// Recorded from the lab's BuildKit (docker 20.10.24): with `FROM lab/busybox:1`, changing
+/// `LABEL x=5` to `x=6` and `EXPOSE 85` to `86` keeps `RUN echo hi > /f` CACHED (the same vertex
+/// digest), and changing `ENV A=1` to `A=2` above it makes it a new vertex that runs.
 #[test]
 fn metadata_does_not_invalidate_later_steps_but_env_does() {
     let e = env();
     let build_with = |label: &str, env_value: &str| {
         let df = format!(
-            "FROM scratch\nLABEL x={label}\nENV V={env_value}\nRUN [\"env\", \"/env\"]\nEXPOSE 80\n"
+            "FROM scratch\nLABEL x={label}\nEXPOSE 8{label}\nENV V={env_value}\nRUN [\"env\", \"/env\"]\n"
         );
         solve(&e, &graph(&df, &[]), |_| {})
     };
@@ -356,4 +359,37 @@ fn keys_are_stable_and_follow_the_definition() {
     // The key of a vertex changes with its definition digest, its inputs' keys and content.
     let k = whittle_solver::cache_key("sha256:a", &["k"], &[b"c"]);
     assert_ne!(k, whittle_solver::cache_key("sha256:b", &["k"], &[b"c"]));
+}
+
+#[test]
+fn the_builds_run_settings_are_part_of_run_keys() {
+    let e = env();
+    let g = graph("FROM scratch\nRUN [\"write\", \"/o\", \"x\"]\nRUN --network=none [\"write\", \"/p\", \"y\"]\n", &[]);
+    solve(&e, &g, |o| o.network = whittle_runtime::Network::None)
+        .result
+        .unwrap();
+    // `--network host` for the whole build: the default-network RUN is another step; the one
+    // that chose its network itself is not.
+    let o = solve(&e, &g, |o| o.network = whittle_runtime::Network::Host);
+    o.result.unwrap();
+    assert_eq!(
+        o.steps["RUN [\"write\",\"/o\",\"x\"]"],
+        "miss: the build's RUN settings (--network, --ulimit, ...) changed"
+    );
+    assert_eq!(o.commands.len(), 2, "{:?}", o.commands);
+    let o = solve(&e, &g, |o| o.network = whittle_runtime::Network::Host);
+    assert_eq!(o.result.unwrap().steps_cached, 2);
+}
+
+#[test]
+fn a_graph_made_without_its_base_images_config_is_refused() {
+    let e = env();
+    let g = graph("FROM example/app:1\nRUN [\"env\", \"/env\"]\n", &[]);
+    assert_eq!(g.unresolved_images, vec!["example/app:1".to_string()]);
+    match solve(&e, &g, |_| {}).result {
+        Err(BuildError::Unresolved(images)) => {
+            assert_eq!(images, vec!["example/app:1".to_string()])
+        }
+        other => panic!("{other:?}"),
+    }
 }

@@ -155,13 +155,9 @@ impl Solver<'_> {
                         *c = Some(status.code());
                     }
                     if self.opts.on_failure_shell {
-                        // The shell the command ran with (SHELL), else /bin/sh.
-                        let program = if e.args.len() > 2 && e.args[e.args.len() - 2] == "-c" {
-                            e.args[0].clone()
-                        } else {
-                            "/bin/sh".to_string()
-                        };
-                        self.debug_shell(spec, &program, &origin.progress_label(), status.code());
+                        // The stage's SHELL program, as the Dockerfile set it.
+                        let program = origin.shell.as_deref().unwrap_or("/bin/sh");
+                        self.debug_shell(spec, program, &origin.progress_label(), status.code());
                     }
                     return Err(format!("exit code: {}", status.code()));
                 }
