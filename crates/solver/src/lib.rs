@@ -12,6 +12,7 @@ pub mod copy;
 pub mod entitlements;
 pub mod events;
 pub mod exec;
+pub mod export;
 pub mod fetch;
 pub mod merged;
 pub mod record;

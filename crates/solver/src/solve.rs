@@ -80,6 +80,9 @@ pub struct BuildOptions {
     /// terminal (`--on-failure=shell`), before the build reports the failure: the failed
     /// step's file changes, mounts, environment, user and directory are all there to look at.
     pub on_failure_shell: bool,
+    /// Write the target as an image into the store (compressing its new layers). Off when
+    /// every output reads only the files (`-o DIR`, `-o type=tar`): see [`crate::export`].
+    pub image: bool,
 }
 
 impl BuildOptions {
@@ -107,6 +110,7 @@ impl BuildOptions {
             compression: Compression::default(),
             dockerfile: "Dockerfile".into(),
             on_failure_shell: false,
+            image: true,
         }
     }
 }
@@ -173,7 +177,11 @@ type Result<T> = std::result::Result<T, BuildError>;
 /// What a build produced.
 #[derive(Debug, Clone)]
 pub struct BuildResult {
-    pub image: ImageRecord,
+    /// The image, when [`BuildOptions::image`] asked for one.
+    pub image: Option<ImageRecord>,
+    /// The target's files: the snapshot directories of its layers, read as one tree. They stay
+    /// while the caller holds a store lease (prune leaves leased stores alone).
+    pub rootfs: Merged,
     pub steps_run: usize,
     pub steps_cached: usize,
 }
@@ -317,7 +325,15 @@ pub fn build(
         used_keys: Mutex::new(Vec::new()),
     };
     let done = solver.run_vertices()?;
-    let image = solver.export(&done)?;
+    let image = if opts.image {
+        Some(solver.export(&done)?)
+    } else {
+        None
+    };
+    let rootfs = done
+        .get(&graph.target_image().root)
+        .map(|o| o.merged())
+        .unwrap_or_default();
     batch.finish()?;
     let used = solver
         .used_keys
@@ -327,6 +343,7 @@ pub fn build(
     store.touch_cache(&used)?;
     Ok(BuildResult {
         image,
+        rootfs,
         steps_run: solver.run.load(Ordering::Relaxed),
         steps_cached: solver.cached.load(Ordering::Relaxed),
     })

@@ -72,7 +72,7 @@ impl DockerHost {
         Err(DaemonError::Unsupported(v.to_string()))
     }
 
-    fn describe(&self) -> String {
+    pub fn describe(&self) -> String {
         match self {
             DockerHost::Unix(p) => format!("unix://{}", p.display()),
             DockerHost::Tcp(a) => format!("tcp://{a}"),

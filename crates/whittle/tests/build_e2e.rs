@@ -395,6 +395,148 @@ fn outputs_oci_docker_tar_and_local() {
     );
 }
 
+/// Files in the store's blob directory (compressed layers, configs, manifests).
+fn blob_count(root: &Path) -> usize {
+    let mut n = 0;
+    let mut stack = vec![root.join("blobs")];
+    while let Some(d) = stack.pop() {
+        for e in fs::read_dir(&d).into_iter().flatten().flatten() {
+            if e.file_type().unwrap().is_dir() {
+                stack.push(e.path());
+            } else {
+                n += 1;
+            }
+        }
+    }
+    n
+}
+
+/// What `ls -lR` would show of a tree, in a comparable form: path, type and mode, owner,
+/// size, mtime, link target; hard links as one inode number per group.
+fn tree_listing(dir: &Path) -> Vec<String> {
+    let mut out = Vec::new();
+    let mut inodes = std::collections::BTreeMap::new();
+    let mut stack = vec![dir.to_path_buf()];
+    while let Some(d) = stack.pop() {
+        for e in fs::read_dir(&d).unwrap() {
+            let e = e.unwrap();
+            let md = fs::symlink_metadata(e.path()).unwrap();
+            let rel = e.path().strip_prefix(dir).unwrap().display().to_string();
+            use std::os::unix::fs::MetadataExt;
+            let link = fs::read_link(e.path())
+                .map(|l| l.display().to_string())
+                .unwrap_or_default();
+            let n = inodes.len();
+            let ino = if md.nlink() > 1 && md.is_file() {
+                *inodes.entry(md.ino()).or_insert(n)
+            } else {
+                usize::MAX
+            };
+            let size = if md.is_dir() { 0 } else { md.len() };
+            out.push(format!(
+                "{rel} {:o} {}:{} {size} {} {link} {ino}",
+                md.mode(),
+                md.uid(),
+                md.gid(),
+                md.mtime(),
+            ));
+            if md.is_dir() {
+                stack.push(e.path());
+            }
+        }
+    }
+    out.sort();
+    out
+}
+
+#[test]
+fn file_outputs_come_from_the_snapshots_and_write_no_image() {
+    if !is_root() {
+        return;
+    }
+    let e = env();
+    fs::write(e.ctx.join("app.txt"), "payload\n").unwrap();
+    fs::write(
+        e.ctx.join("Dockerfile"),
+        "FROM test/busybox:1\nCOPY app.txt /srv/\nRUN echo x > /srv/a && ln /srv/a /srv/hard \
+         && ln -s a /srv/soft && chmod 4755 /srv/a && chown 12:34 /srv/app.txt \
+         && rm /bin/true\n",
+    )
+    .unwrap();
+    let dir = e.ctx.parent().unwrap().to_path_buf();
+    let files = dir.join("files");
+    // An old output directory holding a link out of it: the export replaces it.
+    let outside = dir.join("outside");
+    fs::create_dir_all(&outside).unwrap();
+    fs::create_dir_all(&files).unwrap();
+    std::os::unix::fs::symlink(&outside, files.join("srv")).unwrap();
+    let blobs = blob_count(&e.root);
+    let (ok, stdout, err) = build(&e, &["-q", "-o", files.to_str().unwrap()]);
+    assert!(ok, "{err}");
+    assert_eq!(stdout, "", "no image, so no id");
+    assert_eq!(
+        blob_count(&e.root),
+        blobs,
+        "a files-only build wrote a blob"
+    );
+    assert_eq!(fs::read_dir(&outside).unwrap().count(), 0);
+    assert!(!files.join("bin/true").exists(), "the RUN's deletion");
+    // The same files as the image's layers give (the image built now, from the cache).
+    let again = dir.join("again");
+    let (ok, _, err) = build(&e, &["-t", "files:1", "-o", again.to_str().unwrap()]);
+    assert!(ok, "{err}");
+    assert!(err.contains("CACHED"), "{err}");
+    let layers = extract_image(&e.root, "files:1");
+    let want = tree_listing(layers.path());
+    for got in [tree_listing(&files), tree_listing(&again)] {
+        let extra: Vec<_> = got.iter().filter(|l| !want.contains(l)).collect();
+        let missing: Vec<_> = want.iter().filter(|l| !got.contains(l)).collect();
+        assert!(
+            extra.is_empty() && missing.is_empty(),
+            "the output differs from the layers: extra {extra:#?}, missing {missing:#?}"
+        );
+    }
+    assert!(
+        want.iter().any(|l| l.starts_with("srv/a 104755 0:0 2 0 ")),
+        "{want:#?}"
+    );
+    assert!(want
+        .iter()
+        .any(|l| l.starts_with("srv/app.txt 100644 12:34 ")));
+    // `-o -`: a tar of the files on standard output.
+    let out = Command::cargo_bin("whittle")
+        .unwrap()
+        .env_remove("WHITTLE_ROOT")
+        .arg("--root")
+        .arg(&e.root)
+        .args(["build", "--progress=quiet", "--network=none", "-o", "-"])
+        .arg(&e.ctx)
+        .output()
+        .unwrap();
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let mut names: Vec<String> = tar::Archive::new(&out.stdout[..])
+        .entries()
+        .unwrap()
+        .map(|en| en.unwrap().path().unwrap().display().to_string())
+        .collect();
+    names.sort();
+    assert!(
+        names.iter().any(|n| n.trim_end_matches('/') == "srv/hard")
+            && names.iter().any(|n| n.trim_end_matches('/') == "bin/sh"),
+        "{names:?}"
+    );
+    // Flag values are typed: clap lists what is accepted.
+    let (ok, _, err) = build(&e, &["--on-failure", "retry"]);
+    assert!(
+        !ok && err.contains("possible values: error, shell"),
+        "{err}"
+    );
+}
+
 #[test]
 fn tty_progress_view_in_a_terminal() {
     if !is_root() {

@@ -1,5 +1,6 @@
 //! `whittle build`: a Dockerfile and a context into an image in the store.
 
+use super::flags::{NetworkMode, OnFailure, ProgressMode};
 use super::plan::{read_dockerfile, resolve_build_args, StoreImages};
 use anyhow::Context;
 use std::io::{IsTerminal, Write};
@@ -7,6 +8,7 @@ use std::path::{Path, PathBuf};
 use std::process::ExitCode;
 use std::time::Instant;
 use whittle_dockerfile::{PlanOptions, Platform};
+use whittle_solver::export::{Built, ExportEnv, OutputSpec, SpecError};
 use whittle_solver::{BuildError, BuildOptions, Event, Progress};
 use whittle_store::Reference;
 
@@ -37,8 +39,8 @@ pub struct BuildArgs {
     /// through slirp4netns or pasta, without the host's loopback; the host's network, with a
     /// warning, when neither is installed), `none` (loopback only) or `host` (the host's
     /// network, loopback services included; grants network.host, as buildx does).
-    #[arg(long, value_name = "default|none|host", default_value = "default")]
-    pub network: String,
+    #[arg(long, value_enum, default_value = "default")]
+    pub network: NetworkMode,
     /// Grant an entitlement (repeatable): `network.host` lets `RUN --network=host` use the
     /// host's network; `security.insecure` is accepted, but `RUN --security=insecure` is not
     /// supported yet.
@@ -95,21 +97,24 @@ pub struct BuildArgs {
     #[arg(short = 'q', long)]
     pub quiet: bool,
     /// Progress output: auto, plain, tty, quiet or rawjson (one JSON event per line).
-    #[arg(long, default_value = "auto")]
-    pub progress: String,
+    #[arg(long, value_enum, default_value = "auto")]
+    pub progress: ProgressMode,
     /// At most this many RUN/COPY steps at once (default: the number of cores).
     #[arg(long, value_parser = super::plan::parse_jobs)]
     pub jobs: Option<usize>,
     /// What to do when a RUN fails: `error` (report it), or `shell`: first open an
     /// interactive shell in the failed step's container (needs a terminal).
-    #[arg(long, value_name = "error|shell", default_value = "error")]
-    pub on_failure: String,
+    #[arg(long, value_enum, default_value = "error")]
+    pub on_failure: OnFailure,
     /// Where the result goes (repeatable): `type=image` (the store; the default),
     /// `type=oci|docker,dest=FILE` (an archive that skopeo, podman and `docker load` read),
     /// `type=tar,dest=FILE` or `type=local,dest=DIR` (the target stage's files). A bare path
-    /// means `type=local,dest=PATH`; `dest=-` writes an archive to standard output.
-    #[arg(short = 'o', long = "output", value_name = "type=TYPE,dest=PATH")]
-    pub outputs: Vec<String>,
+    /// means `type=local,dest=PATH`, and `-` a tar of the files on standard output; `dest=-`
+    /// writes an archive to standard output. Files are copied from the build's snapshots: a
+    /// build with only file outputs compresses no layer.
+    #[arg(short = 'o', long = "output", value_name = "type=TYPE,dest=PATH",
+          value_parser = parse_output)]
+    pub outputs: Vec<OutputSpec>,
     /// Base images: `missing` pulls what the store lacks (the default), `--pull` (`always`)
     /// checks the registry for each, `--pull=never` builds offline from the store.
     #[arg(long, value_name = "POLICY", num_args = 0..=1, require_equals = true,
@@ -188,83 +193,8 @@ fn refuse_unsupported(u: &UnsupportedArgs) -> anyhow::Result<()> {
     Ok(())
 }
 
-/// One `-o` value, parsed.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub enum Output {
-    Image,
-    Archive {
-        format: whittle_store::ArchiveFormat,
-        dest: PathBuf,
-        name: Option<String>,
-    },
-    Tar(PathBuf),
-    Local(PathBuf),
-    /// Push; to `name=`, or else to every `-t` name.
-    Registry(Vec<String>),
-    /// Load into a docker daemon (`--load`, `-o type=docker` without dest), under `name=` or
-    /// else every `-t` name.
-    Daemon(Option<String>),
-}
-
-pub fn parse_output(s: &str) -> anyhow::Result<Output> {
-    if !s.contains('=') {
-        return Ok(Output::Local(PathBuf::from(s)));
-    }
-    let mut typ = None;
-    let mut dest = None;
-    let mut name = None;
-    for part in s.split(',') {
-        match part.split_once('=') {
-            Some(("type", v)) => typ = Some(v.to_string()),
-            Some(("dest", v)) => dest = Some(PathBuf::from(v)),
-            Some(("name", v)) => name = Some(v.to_string()),
-            _ => anyhow::bail!(
-                "-o {s:?}: unknown part {part:?} (expected type=..., dest=..., name=...)"
-            ),
-        }
-    }
-    let need_dest = |t: &str| {
-        dest.clone()
-            .with_context(|| format!("-o {s:?}: type={t} needs dest=PATH"))
-    };
-    Ok(match typ.as_deref().unwrap_or("local") {
-        "registry" => Output::Registry(name.into_iter().collect()),
-        "image" => Output::Image,
-        "oci" => Output::Archive {
-            format: whittle_store::ArchiveFormat::Oci,
-            dest: need_dest("oci")?,
-            name,
-        },
-        // As in buildx: without a destination, the image goes into the docker daemon.
-        "docker" if dest.is_none() => Output::Daemon(name),
-        "docker" => Output::Archive {
-            format: whittle_store::ArchiveFormat::Docker,
-            dest: need_dest("docker")?,
-            name,
-        },
-        "tar" => Output::Tar(need_dest("tar")?),
-        "local" => Output::Local(need_dest("local")?),
-        other => anyhow::bail!("-o type={other}: use image, registry, oci, docker, tar or local"),
-    })
-}
-
-/// Extracts an image's layers, in order, into `dir` (whiteouts applied).
-fn flatten_into(
-    store: &whittle_store::Store,
-    img: &whittle_store::ImageRecord,
-    dir: &Path,
-) -> anyhow::Result<()> {
-    std::fs::create_dir_all(dir).with_context(|| format!("creating {}", dir.display()))?;
-    for l in &img.layers {
-        let f = store.open_blob(l)?;
-        whittle_layer::extract_layer(
-            std::io::BufReader::new(f),
-            dir,
-            &whittle_layer::ExtractOptions::default(),
-        )
-        .with_context(|| format!("extracting layer {l} into {}", dir.display()))?;
-    }
-    Ok(())
+fn parse_output(s: &str) -> Result<OutputSpec, SpecError> {
+    s.parse()
 }
 
 /// The docker daemon `--load` sends to: `DOCKER_HOST`, else the default socket.
@@ -275,108 +205,6 @@ fn docker_host() -> anyhow::Result<whittle_store::daemon::DockerHost> {
         host.as_deref(),
         tls,
     )?)
-}
-
-fn write_outputs(
-    outputs: &[Output],
-    store: &whittle_store::Store,
-    img: &whittle_store::ImageRecord,
-    tags: &[Reference],
-) -> anyhow::Result<()> {
-    for o in outputs {
-        match o {
-            Output::Image | Output::Registry(_) => {}
-            Output::Daemon(name) => {
-                let names: Vec<Reference> = match name {
-                    Some(n) => vec![Reference::parse(n).with_context(|| format!("name={n:?}"))?],
-                    None => tags.to_vec(),
-                };
-                let host = docker_host()?;
-                let said = whittle_store::daemon::load_into_daemon(store, &host, img, &names)?;
-                for line in said {
-                    eprintln!("docker: {line}");
-                }
-            }
-            Output::Archive { format, dest, name } => {
-                let reference = match name {
-                    Some(n) => Some(Reference::parse(n).with_context(|| format!("name={n:?}"))?),
-                    None => tags.first().cloned(),
-                };
-                let pair = [(reference, img.clone())];
-                if dest == Path::new("-") {
-                    let out = std::io::stdout().lock();
-                    whittle_store::archive::save(store, &pair, *format, out)?.flush()?;
-                } else {
-                    let f = whittle_store::OutputFile::create(dest)?;
-                    let f = whittle_store::archive::save(
-                        store,
-                        &pair,
-                        *format,
-                        std::io::BufWriter::with_capacity(1 << 20, f),
-                    )?;
-                    f.into_inner()
-                        .map_err(|e| anyhow::anyhow!("writing {}: {}", dest.display(), e.error()))?
-                        .commit()?;
-                }
-            }
-            Output::Local(dir) => flatten_into(store, img, dir)?,
-            Output::Tar(file) => {
-                let tmp = tempfile::tempdir_in(store.root().join("tmp"))?;
-                flatten_into(store, img, tmp.path())?;
-                let f = std::fs::File::create(file)
-                    .with_context(|| format!("creating {}", file.display()))?;
-                let opts = whittle_layer::WriteOptions {
-                    compression: whittle_layer::Compression::None,
-                    ..whittle_layer::WriteOptions::default()
-                };
-                whittle_layer::write_layer(tmp.path(), &opts, f)
-                    .with_context(|| format!("writing {}", file.display()))?;
-            }
-        }
-    }
-    Ok(())
-}
-
-/// `--push` and `-o type=registry`: uploads the image under each name (blobs the registry
-/// already has are skipped, so the second name costs a manifest).
-fn push_outputs(
-    args: &BuildArgs,
-    outputs: &[Output],
-    store: &whittle_store::Store,
-    img: &whittle_store::ImageRecord,
-    tags: &[Reference],
-    quiet: bool,
-) -> anyhow::Result<()> {
-    // Whether there are names to push to was checked before the build.
-    let tag_names = || tags.iter().map(ToString::to_string).collect::<Vec<_>>();
-    let mut names: Vec<String> = Vec::new();
-    if args.push {
-        names.extend(tag_names());
-    }
-    for o in outputs {
-        match o {
-            Output::Registry(n) if n.is_empty() => names.extend(tag_names()),
-            Output::Registry(n) => names.extend(n.iter().cloned()),
-            _ => {}
-        }
-    }
-    names.sort();
-    names.dedup();
-    for name in names {
-        let dest = whittle_registry::ImageRef::parse(&name)
-            .with_context(|| format!("the name to push to, {name:?}"))?;
-        let opts = whittle_registry::PushOptions {
-            client: args.transport.client_options(),
-            progress: super::regutil::progress(quiet, "uploading"),
-            ..whittle_registry::PushOptions::default()
-        };
-        let digest = whittle_registry::push_image(store, img, &dest, &opts)
-            .with_context(|| format!("pushing {dest}"))?;
-        if !quiet {
-            eprintln!("pushed {dest}@{digest}");
-        }
-    }
-    Ok(())
 }
 
 /// `--build-context` values: for the planner, what each name stands for; for the engine, the
@@ -768,28 +596,34 @@ pub fn run(mut args: BuildArgs, root: Option<&Path>) -> anyhow::Result<ExitCode>
             );
         }
     }
-    let mut outputs: Vec<Output> = args
-        .outputs
-        .iter()
-        .map(|o| parse_output(o))
-        .collect::<anyhow::Result<_>>()?;
+    let mut outputs = args.outputs.clone();
     if args.load {
-        outputs.push(Output::Daemon(None));
+        outputs.push(OutputSpec::Daemon(None));
     }
-    if outputs.iter().any(|o| matches!(o, Output::Daemon(_))) {
-        // An unusable DOCKER_HOST is said before the build, not after it.
-        docker_host()?;
+    if outputs.iter().filter(|o| o.to_stdout()).count() > 1 {
+        anyhow::bail!("only one output can go to standard output (dest=-)");
     }
-    // Checked before building: a push with nowhere to go would waste the build.
-    let registry_unnamed = outputs
-        .iter()
-        .any(|o| matches!(o, Output::Registry(n) if n.is_empty()));
-    if args.tags.is_empty() && args.push {
-        anyhow::bail!("--push needs a name to push to: give -t NAME:TAG");
+    if outputs.iter().any(OutputSpec::to_stdout) && std::io::stdout().is_terminal() {
+        anyhow::bail!(
+            "an archive on standard output would go to the terminal: redirect it \
+             (`> image.tar`, `| tar -t`) or give dest=FILE"
+        );
     }
-    if args.tags.is_empty() && registry_unnamed {
-        anyhow::bail!("-o type=registry needs a name to push to: add name=NAME:TAG or give -t");
-    }
+    // Checked before building: a bad name, a push with nowhere to go or an unusable
+    // DOCKER_HOST would waste the build.
+    let env = ExportEnv {
+        push: whittle_registry::PushOptions {
+            client: args.transport.client_options(),
+            progress: super::regutil::progress(quiet_flag(&args), "uploading"),
+            ..whittle_registry::PushOptions::default()
+        },
+        docker: if outputs.iter().any(|o| matches!(o, OutputSpec::Daemon(_))) {
+            Some(docker_host()?)
+        } else {
+            None
+        },
+    };
+    let exporters = whittle_solver::export::exporters(&outputs, &tags, args.push, &env)?;
     let store = super::storeutil::open(root)?;
     let df = match whittle_dockerfile::parse(&src.text) {
         Ok(df) => df,
@@ -816,7 +650,9 @@ pub fn run(mut args: BuildArgs, root: Option<&Path>) -> anyhow::Result<ExitCode>
     // `--network host` is the user's own choice of the host network for every RUN: as buildx
     // does, it grants network.host.
     let mut allow = args.allow.clone();
-    if args.network == "host" && !allow.contains(&whittle_solver::Entitlement::NetworkHost) {
+    if args.network == NetworkMode::Host
+        && !allow.contains(&whittle_solver::Entitlement::NetworkHost)
+    {
         allow.push(whittle_solver::Entitlement::NetworkHost);
     }
     // Entitlements before pulling anything (the solver checks again, after ONBUILD triggers of
@@ -833,7 +669,7 @@ pub fn run(mut args: BuildArgs, root: Option<&Path>) -> anyhow::Result<ExitCode>
         return Ok(ExitCode::from(1));
     }
     // Pull progress is plain lines: not in quiet mode, nor among rawjson events.
-    let quiet_pull = args.quiet || args.progress == "quiet" || args.progress == "rawjson";
+    let quiet_pull = quiet_flag(&args) || args.progress == ProgressMode::Rawjson;
     images.pinned =
         super::frompull::ensure_images(&plan, &store, args.pull, &args.transport, quiet_pull)?;
     if !images.pinned.is_empty() {
@@ -911,8 +747,8 @@ pub fn run(mut args: BuildArgs, root: Option<&Path>) -> anyhow::Result<ExitCode>
     let runtime = whittle_runtime::Runtime::new(whittle_runtime::Engine::BuiltIn)
         .context("starting the container runtime")?;
     let mut network_warning = None;
-    bo.network = match args.network.as_str() {
-        "default" => match runtime.network_helper() {
+    bo.network = match args.network {
+        NetworkMode::Default => match runtime.network_helper() {
             Some(_) => whittle_runtime::Network::Isolated,
             None => {
                 if default_network_runs(&graph) > 0 {
@@ -921,9 +757,8 @@ pub fn run(mut args: BuildArgs, root: Option<&Path>) -> anyhow::Result<ExitCode>
                 whittle_runtime::Network::Host
             }
         },
-        "host" => whittle_runtime::Network::Host,
-        "none" => whittle_runtime::Network::None,
-        other => anyhow::bail!("--network {other:?}: use default, none or host"),
+        NetworkMode::Host => whittle_runtime::Network::Host,
+        NetworkMode::None => whittle_runtime::Network::None,
     };
     for s in &args.secrets {
         let (id, data) = parse_secret(s)?;
@@ -946,26 +781,31 @@ pub fn run(mut args: BuildArgs, root: Option<&Path>) -> anyhow::Result<ExitCode>
     if let Some(j) = args.jobs {
         bo.jobs = j.max(1);
     }
-    bo.on_failure_shell = match args.on_failure.as_str() {
-        "error" => false,
-        "shell" if std::io::stdin().is_terminal() && std::io::stderr().is_terminal() => true,
-        "shell" => anyhow::bail!(
+    bo.on_failure_shell = match args.on_failure {
+        OnFailure::Error => false,
+        OnFailure::Shell if std::io::stdin().is_terminal() && std::io::stderr().is_terminal() => {
+            true
+        }
+        OnFailure::Shell => anyhow::bail!(
             "--on-failure=shell opens an interactive shell, so standard input and error must \
              be a terminal (and the context cannot come from standard input)"
         ),
-        other => anyhow::bail!("--on-failure {other:?}: use error or shell"),
     };
-    let quiet = args.quiet || args.progress == "quiet";
-    let tty_view = match args.progress.as_str() {
-        "tty" => true,
-        "auto" => std::io::stderr().is_terminal(),
-        "plain" | "quiet" | "rawjson" => false,
-        other => anyhow::bail!("--progress {other:?}: use auto, plain, tty or quiet"),
+    // The image is written (its layers compressed) only when an output, a name or the id
+    // asked for reads it.
+    bo.image = exporters.iter().any(|e| e.needs_image())
+        || args.iidfile.is_some()
+        || args.metadata_file.is_some();
+    let quiet = quiet_flag(&args);
+    let tty_view = match args.progress {
+        ProgressMode::Tty => true,
+        ProgressMode::Auto => std::io::stderr().is_terminal(),
+        ProgressMode::Plain | ProgressMode::Quiet | ProgressMode::Rawjson => false,
     };
     let tty = std::sync::Arc::new(super::progress::Tty::new());
     let progress: Box<dyn Progress> = if quiet {
         Box::new(whittle_solver::Silent)
-    } else if args.progress == "rawjson" {
+    } else if args.progress == ProgressMode::Rawjson {
         Box::new(super::progress::RawJson::new(Box::new(std::io::stderr())))
     } else if tty_view {
         Box::new(TtyRef(tty.clone()))
@@ -992,16 +832,27 @@ pub fn run(mut args: BuildArgs, root: Option<&Path>) -> anyhow::Result<ExitCode>
             return Ok(ExitCode::from(1));
         }
     };
-    for t in &tags {
-        store.tag(t, &res.image.manifest)?;
+    let built = Built {
+        store: &store,
+        image: res.image.as_ref(),
+        rootfs: &res.rootfs,
+        epoch: bo.epoch,
+    };
+    for e in &exporters {
+        let said = e
+            .export(&built)
+            .with_context(|| format!("exporting to {}", e.describe()))?;
+        for line in said {
+            if !quiet {
+                eprintln!("{line}");
+            }
+        }
     }
-    write_outputs(&outputs, &store, &res.image, &tags)?;
-    push_outputs(&args, &outputs, &store, &res.image, &tags, quiet)?;
-    let id = res.image.config.to_string();
-    if let Some(f) = &args.metadata_file {
+    let id = res.image.as_ref().map(|i| i.config.to_string());
+    if let (Some(f), Some(img)) = (&args.metadata_file, &res.image) {
         let meta = serde_json::json!({
-            "containerimage.digest": res.image.manifest.to_string(),
-            "containerimage.config.digest": res.image.config.to_string(),
+            "containerimage.digest": img.manifest.to_string(),
+            "containerimage.config.digest": img.config.to_string(),
             "image.name": tags.iter().map(ToString::to_string).collect::<Vec<_>>().join(","),
             "whittle.steps.run": res.steps_run,
             "whittle.steps.cached": res.steps_cached,
@@ -1009,18 +860,27 @@ pub fn run(mut args: BuildArgs, root: Option<&Path>) -> anyhow::Result<ExitCode>
         std::fs::write(f, serde_json::to_vec_pretty(&meta)?)
             .with_context(|| format!("writing {}", f.display()))?;
     }
-    if let Some(f) = &args.iidfile {
-        std::fs::write(f, &id).with_context(|| format!("writing {}", f.display()))?;
+    if let (Some(f), Some(id)) = (&args.iidfile, &id) {
+        std::fs::write(f, id).with_context(|| format!("writing {}", f.display()))?;
     }
     if quiet {
-        println!("{id}");
+        // Not after an archive written to standard output, which it would corrupt.
+        if let (Some(id), false) = (&id, outputs.iter().any(OutputSpec::to_stdout)) {
+            println!("{id}");
+        }
     } else {
         let mut err = std::io::stderr();
+        let what = match &res.image {
+            Some(img) => format!(
+                "{} ({})",
+                img.config,
+                super::storeutil::human_size(img.size)
+            ),
+            None => "the files".to_string(),
+        };
         let _ = writeln!(
             err,
-            "built {} ({}) in {:.2}s: {} step{} run, {} cached",
-            &id,
-            super::storeutil::human_size(res.image.size),
+            "built {what} in {:.2}s: {} step{} run, {} cached",
             t0.elapsed().as_secs_f64(),
             res.steps_run,
             if res.steps_run == 1 { "" } else { "s" },
@@ -1031,6 +891,11 @@ pub fn run(mut args: BuildArgs, root: Option<&Path>) -> anyhow::Result<ExitCode>
         }
     }
     Ok(ExitCode::SUCCESS)
+}
+
+/// `-q`, or `--progress quiet`.
+fn quiet_flag(args: &BuildArgs) -> bool {
+    args.quiet || args.progress == ProgressMode::Quiet
 }
 
 /// Printed once per build when RUN steps fall back to the host's network.

@@ -2,6 +2,7 @@
 //! WorkingDir, User). The root filesystem is an overlay of the image's snapshots with a
 //! throw-away upper dir: every change is discarded when the container exits.
 
+use super::flags::NetworkMode;
 use anyhow::{bail, Context};
 use clap::Args;
 use serde_json::Value;
@@ -37,9 +38,8 @@ pub struct RunArgs {
     /// slirp4netns or pasta, without the host's loopback, like a build's RUN and docker's
     /// bridge; the host's network, with a warning, when neither is installed), `none`
     /// (loopback only) or `host`.
-    #[arg(long, value_name = "default|none|host", default_value = "default",
-          value_parser = ["default", "none", "host"])]
-    network: String,
+    #[arg(long, value_enum, default_value = "default")]
+    network: super::flags::NetworkMode,
     /// Override the image's entrypoint.
     #[arg(long, value_name = "CMD")]
     entrypoint: Option<String>,
@@ -154,11 +154,11 @@ pub fn run(args: RunArgs, root: Option<&Path>) -> anyhow::Result<ExitCode> {
         other => Engine::Oci(PathBuf::from(other)),
     };
     let runtime = Runtime::new(engine)?.state_dir(store.root().join("run"));
-    spec.network = match args.network.as_str() {
-        "none" => Network::None,
-        "host" => Network::Host,
-        _ if runtime.network_helper().is_some() => Network::Isolated,
-        _ => {
+    spec.network = match args.network {
+        NetworkMode::None => Network::None,
+        NetworkMode::Host => Network::Host,
+        NetworkMode::Default if runtime.network_helper().is_some() => Network::Isolated,
+        NetworkMode::Default => {
             eprintln!(
                 "warning: the container uses the host's network, loopback services included, \
                  because neither slirp4netns nor pasta is installed: apt-get install \

@@ -1,0 +1,396 @@
+//! Exporters: where a build's result goes once the solver has made it.
+//!
+//! Every `-o` output (and `-t`, `--push`, `--load`) becomes one [`Exporter`]:
+//! - [`StoreImage`]: the image in the store, under the `-t` names;
+//! - [`Archive`]: an OCI or docker archive (`-o type=oci|docker,dest=...`);
+//! - [`Local`]: the image's files in a directory (`-o DIR`), copied from the build's snapshots;
+//! - [`Tar`]: the image's files as one tar (`-o type=tar`, `-o -`);
+//! - [`Daemon`]: the image loaded into a docker daemon (`--load`, `-o type=docker`);
+//! - [`Registry`]: the image pushed (`--push`, `-o type=registry`).
+//!
+//! [`exporters`] turns the parsed outputs ([`OutputSpec`]) into exporters before the build, so
+//! a bad name or a push with nowhere to go fails before any work. Each says whether it reads
+//! the image ([`Exporter::needs_image`]): when none does, the solver writes no image, and a
+//! build for `-o DIR` compresses nothing.
+
+mod files;
+mod spec;
+
+pub use files::{copy_tree, FilesError, FilesSummary};
+pub use spec::{Dest, OutputSpec, SpecError};
+
+use crate::merged::Merged;
+use std::io::Write;
+use std::path::PathBuf;
+use whittle_registry::{ImageRef, PushOptions, RegistryError};
+use whittle_store::daemon::{DaemonError, DockerHost};
+use whittle_store::{ArchiveFormat, ImageRecord, OutputFile, Reference, Store, StoreError};
+
+/// What the exporters read: the store, the image (when one was written), and the image's
+/// files as the stack of snapshot directories the build left (valid while the caller holds
+/// a store lease, which keeps prune away from them).
+pub struct Built<'a> {
+    pub store: &'a Store,
+    pub image: Option<&'a ImageRecord>,
+    pub rootfs: &'a Merged,
+    /// The build's epoch: file mtimes are clamped to it, as in the image's layers.
+    pub epoch: u64,
+}
+
+/// One destination of a build.
+pub trait Exporter {
+    /// What it writes, for messages ("the directory out/").
+    fn describe(&self) -> String;
+    /// Whether it reads the image (manifest, config, blobs) rather than only the files.
+    fn needs_image(&self) -> bool;
+    /// Writes the result; returns lines worth showing the user (a daemon's reply, what was
+    /// pushed where).
+    fn export(&self, built: &Built<'_>) -> Result<Vec<String>, ExportError>;
+}
+
+#[derive(Debug, thiserror::Error)]
+pub enum ExportError {
+    #[error("{what}: {name:?} is not an image name")]
+    BadName {
+        what: &'static str,
+        name: String,
+        #[source]
+        source: Box<StoreError>,
+    },
+    #[error("{what}: {name:?} is not an image name")]
+    BadRemoteName {
+        what: &'static str,
+        name: String,
+        #[source]
+        source: Box<RegistryError>,
+    },
+    #[error("--push needs a name to push to: give -t NAME:TAG")]
+    PushUnnamed,
+    #[error("-o type=registry needs a name to push to: add name=NAME:TAG or give -t")]
+    RegistryUnnamed,
+    #[error("loading into a docker daemon needs to know which one: no DOCKER_HOST was resolved")]
+    NoDaemon,
+    #[error("{0} needs the image, and the build wrote none")]
+    NoImage(String),
+    #[error(transparent)]
+    Store(Box<StoreError>),
+    #[error(transparent)]
+    Daemon(Box<DaemonError>),
+    #[error("pushing {name}")]
+    Push {
+        name: String,
+        #[source]
+        source: Box<RegistryError>,
+    },
+    #[error("writing the image's files: {0}")]
+    Files(#[from] FilesError),
+    #[error("writing the tar {dest}")]
+    Tar {
+        dest: String,
+        #[source]
+        source: whittle_layer::WriteError,
+    },
+    #[error("writing {dest}: {source}")]
+    Write {
+        dest: String,
+        #[source]
+        source: std::io::Error,
+    },
+}
+
+// Boxed: registry and store errors are large, and every exporter returns this.
+impl From<StoreError> for ExportError {
+    fn from(e: StoreError) -> Self {
+        ExportError::Store(Box::new(e))
+    }
+}
+
+impl From<DaemonError> for ExportError {
+    fn from(e: DaemonError) -> Self {
+        ExportError::Daemon(Box::new(e))
+    }
+}
+
+/// What the exporters need from outside the build: how to push, and which daemon to load into.
+#[derive(Clone, Default)]
+pub struct ExportEnv {
+    /// For registry outputs (`client` and `progress` matter; `also_tags` is ignored).
+    pub push: PushOptions,
+    /// For daemon outputs: resolved by the caller from `DOCKER_HOST` before the build.
+    pub docker: Option<DockerHost>,
+}
+
+/// The exporters for `outputs` with the `-t` names `tags`, `push` for `--push`: the store's
+/// image first when something reads it (or there are names to tag), then the outputs in the
+/// order given, pushes last (one exporter for every registry name, each pushed once).
+pub fn exporters(
+    outputs: &[OutputSpec],
+    tags: &[Reference],
+    push: bool,
+    env: &ExportEnv,
+) -> Result<Vec<Box<dyn Exporter>>, ExportError> {
+    let mut out: Vec<Box<dyn Exporter>> = Vec::new();
+    let store_name = |what: &'static str, n: &str| {
+        Reference::parse(n).map_err(|source| ExportError::BadName {
+            what,
+            name: n.to_string(),
+            source: Box::new(source),
+        })
+    };
+    let mut remote: Vec<String> = Vec::new();
+    let tag_names = || tags.iter().map(ToString::to_string);
+    if push {
+        if tags.is_empty() {
+            return Err(ExportError::PushUnnamed);
+        }
+        remote.extend(tag_names());
+    }
+    for o in outputs {
+        match o {
+            OutputSpec::Image => {}
+            OutputSpec::Archive { format, dest, name } => out.push(Box::new(Archive {
+                format: *format,
+                dest: dest.clone(),
+                name: match name {
+                    Some(n) => Some(store_name("-o name=", n)?),
+                    None => tags.first().cloned(),
+                },
+            })),
+            OutputSpec::Tar(dest) => out.push(Box::new(Tar { dest: dest.clone() })),
+            OutputSpec::Local(dir) => out.push(Box::new(Local { dir: dir.clone() })),
+            OutputSpec::Daemon(name) => out.push(Box::new(Daemon {
+                host: env.docker.clone().ok_or(ExportError::NoDaemon)?,
+                names: match name {
+                    Some(n) => vec![store_name("-o name=", n)?],
+                    None => tags.to_vec(),
+                },
+            })),
+            OutputSpec::Registry(names) if names.is_empty() => {
+                if tags.is_empty() {
+                    return Err(ExportError::RegistryUnnamed);
+                }
+                remote.extend(tag_names());
+            }
+            OutputSpec::Registry(names) => remote.extend(names.iter().cloned()),
+        }
+    }
+    remote.sort();
+    remote.dedup();
+    for name in remote {
+        let target = ImageRef::parse(&name).map_err(|source| ExportError::BadRemoteName {
+            what: "the name to push to",
+            name: name.clone(),
+            source: Box::new(source),
+        })?;
+        out.push(Box::new(Registry {
+            target,
+            options: env.push.clone(),
+        }));
+    }
+    let wanted = out.iter().any(|e| e.needs_image())
+        || !tags.is_empty()
+        || outputs.iter().any(|o| matches!(o, OutputSpec::Image))
+        || outputs.is_empty();
+    if wanted {
+        out.insert(
+            0,
+            Box::new(StoreImage {
+                names: tags.to_vec(),
+            }),
+        );
+    }
+    Ok(out)
+}
+
+fn image<'a>(built: &Built<'a>, who: &dyn Exporter) -> Result<&'a ImageRecord, ExportError> {
+    built
+        .image
+        .ok_or_else(|| ExportError::NoImage(who.describe()))
+}
+
+/// The image in the store, tagged with the `-t` names.
+pub struct StoreImage {
+    pub names: Vec<Reference>,
+}
+
+impl Exporter for StoreImage {
+    fn describe(&self) -> String {
+        "the image store".into()
+    }
+    fn needs_image(&self) -> bool {
+        true
+    }
+    fn export(&self, built: &Built<'_>) -> Result<Vec<String>, ExportError> {
+        let img = image(built, self)?;
+        for n in &self.names {
+            built.store.tag(n, &img.manifest)?;
+        }
+        Ok(Vec::new())
+    }
+}
+
+/// An OCI or docker archive of the image, to a file (replaced only once complete) or stdout.
+pub struct Archive {
+    pub format: ArchiveFormat,
+    pub dest: Dest,
+    pub name: Option<Reference>,
+}
+
+impl Exporter for Archive {
+    fn describe(&self) -> String {
+        let kind = match self.format {
+            ArchiveFormat::Oci => "an OCI archive",
+            ArchiveFormat::Docker => "a docker archive",
+        };
+        format!("{kind} to {}", self.dest)
+    }
+    fn needs_image(&self) -> bool {
+        true
+    }
+    fn export(&self, built: &Built<'_>) -> Result<Vec<String>, ExportError> {
+        let pair = [(self.name.clone(), image(built, self)?.clone())];
+        let write_err = |source| ExportError::Write {
+            dest: self.dest.to_string(),
+            source,
+        };
+        match &self.dest {
+            Dest::Stdout => {
+                let out = std::io::stdout().lock();
+                whittle_store::archive::save(built.store, &pair, self.format, out)?
+                    .flush()
+                    .map_err(write_err)?;
+            }
+            Dest::Path(p) => {
+                let f = OutputFile::create(p)?;
+                let w = std::io::BufWriter::with_capacity(1 << 20, f);
+                let w = whittle_store::archive::save(built.store, &pair, self.format, w)?;
+                w.into_inner()
+                    .map_err(|e| write_err(e.into_error()))?
+                    .commit()?;
+            }
+        }
+        Ok(Vec::new())
+    }
+}
+
+/// The image's files in a directory, copied from the snapshots (see [`files`]).
+pub struct Local {
+    pub dir: PathBuf,
+}
+
+impl Exporter for Local {
+    fn describe(&self) -> String {
+        format!("the directory {}", self.dir.display())
+    }
+    fn needs_image(&self) -> bool {
+        false
+    }
+    fn export(&self, built: &Built<'_>) -> Result<Vec<String>, ExportError> {
+        copy_tree(built.rootfs, &self.dir, built.epoch)?;
+        Ok(Vec::new())
+    }
+}
+
+/// The image's files as one uncompressed tar (to a file, or stdout). They are copied from the
+/// snapshots into a scratch directory of the store first, and tarred by the layer writer,
+/// which already makes tars the way whittle's layers are made (sorted, hard links, PAX for
+/// long names and xattrs, clamped mtimes): a second tar writer for a merged view would repeat
+/// all of it.
+pub struct Tar {
+    pub dest: Dest,
+}
+
+impl Exporter for Tar {
+    fn describe(&self) -> String {
+        format!("a tar to {}", self.dest)
+    }
+    fn needs_image(&self) -> bool {
+        false
+    }
+    fn export(&self, built: &Built<'_>) -> Result<Vec<String>, ExportError> {
+        let tmp_root = built.store.root().join("tmp");
+        let tmp = tempfile::tempdir_in(&tmp_root).map_err(|source| ExportError::Write {
+            dest: tmp_root.display().to_string(),
+            source,
+        })?;
+        copy_tree(built.rootfs, tmp.path(), built.epoch)?;
+        let opts = whittle_layer::WriteOptions {
+            compression: whittle_layer::Compression::None,
+            epoch: built.epoch,
+            ..whittle_layer::WriteOptions::default()
+        };
+        let tar_err = |source| ExportError::Tar {
+            dest: self.dest.to_string(),
+            source,
+        };
+        match &self.dest {
+            Dest::Stdout => {
+                let out = std::io::BufWriter::with_capacity(1 << 20, std::io::stdout().lock());
+                let (_, mut out) =
+                    whittle_layer::write_layer(tmp.path(), &opts, out).map_err(tar_err)?;
+                out.flush().map_err(|source| ExportError::Write {
+                    dest: self.dest.to_string(),
+                    source,
+                })?;
+            }
+            Dest::Path(p) => {
+                let f = OutputFile::create(p)?;
+                let w = std::io::BufWriter::with_capacity(1 << 20, f);
+                let (_, w) = whittle_layer::write_layer(tmp.path(), &opts, w).map_err(tar_err)?;
+                w.into_inner()
+                    .map_err(|e| ExportError::Write {
+                        dest: self.dest.to_string(),
+                        source: e.into_error(),
+                    })?
+                    .commit()?;
+            }
+        }
+        Ok(Vec::new())
+    }
+}
+
+/// The image loaded into a docker daemon, under the given names.
+pub struct Daemon {
+    pub host: DockerHost,
+    pub names: Vec<Reference>,
+}
+
+impl Exporter for Daemon {
+    fn describe(&self) -> String {
+        format!("the docker daemon at {}", self.host.describe())
+    }
+    fn needs_image(&self) -> bool {
+        true
+    }
+    fn export(&self, built: &Built<'_>) -> Result<Vec<String>, ExportError> {
+        let img = image(built, self)?;
+        let said =
+            whittle_store::daemon::load_into_daemon(built.store, &self.host, img, &self.names)?;
+        Ok(said.into_iter().map(|l| format!("docker: {l}")).collect())
+    }
+}
+
+/// The image pushed to one name (blobs the registry already has are skipped, so a second name
+/// costs a manifest).
+pub struct Registry {
+    pub target: ImageRef,
+    pub options: PushOptions,
+}
+
+impl Exporter for Registry {
+    fn describe(&self) -> String {
+        format!("the registry name {}", self.target)
+    }
+    fn needs_image(&self) -> bool {
+        true
+    }
+    fn export(&self, built: &Built<'_>) -> Result<Vec<String>, ExportError> {
+        let img = image(built, self)?;
+        let digest = whittle_registry::push_image(built.store, img, &self.target, &self.options)
+            .map_err(|source| ExportError::Push {
+                name: self.target.to_string(),
+                source: Box::new(source),
+            })?;
+        Ok(vec![format!("pushed {}@{digest}", self.target)])
+    }
+}
