@@ -1,15 +1,16 @@
 //! The context index: every path of the build context that `.dockerignore` lets through, with a
 //! digest of its content and the metadata a COPY preserves (type, permission bits, link target;
 //! not owner, which COPY resets, and not times, so that touching a file changes nothing).
-//! Directories get a Merkle digest over their children. File contents are only re-read when
+//! Directories get a Merkle digest over their children; the scheme is [`crate::merkle`]'s, the
+//! same as for snapshots. File contents are only re-read when
 //! the stat cache says the file changed (size, mtime, ctime, inode).
 
 use crate::ignore::Matcher;
+use crate::merkle::{self, Meta};
 use serde::{Deserialize, Serialize};
-use sha2::{Digest as _, Sha256};
 use std::collections::{BTreeMap, HashMap};
 use std::fs;
-use std::io::{self, Read};
+use std::io;
 use std::os::unix::fs::MetadataExt;
 use std::path::{Path, PathBuf};
 
@@ -184,41 +185,7 @@ struct Pending {
 }
 
 fn hash_file(path: &Path) -> io::Result<(Digest, u64)> {
-    let mut f = fs::File::open(path)?;
-    let mut h = Sha256::new();
-    let mut buf = vec![0u8; 256 * 1024];
-    let mut total = 0u64;
-    loop {
-        let n = f.read(&mut buf)?;
-        if n == 0 {
-            break;
-        }
-        total += n as u64;
-        h.update(&buf[..n]);
-    }
-    Ok((h.finalize().into(), total))
-}
-
-fn meta_digest(kind: &str, mode: u32, tail: &[u8]) -> Digest {
-    let mut h = Sha256::new();
-    h.update(kind.as_bytes());
-    h.update([0]);
-    // The mode in octal, as `format!("{:o}")` writes it, without allocating.
-    let mut oct = [0u8; 12];
-    let mut i = oct.len();
-    let mut m = mode;
-    loop {
-        i -= 1;
-        oct[i] = b'0' + (m & 7) as u8;
-        m >>= 3;
-        if m == 0 {
-            break;
-        }
-    }
-    h.update(&oct[i..]);
-    h.update([0]);
-    h.update(tail);
-    h.finalize().into()
+    merkle::content(fs::File::open(path)?)
 }
 
 fn join(dir: &str, name: &str) -> String {
@@ -268,13 +235,13 @@ impl Index {
                 let abs = root.join(crate::names::path(&p.path));
                 let target = fs::read_link(&abs).map_err(io_err(&abs))?;
                 let target = crate::names::encode(target.as_os_str()).into_owned();
-                let d = meta_digest("symlink", mode, target.as_bytes());
+                let d = merkle::symlink(Meta::context(mode), &target);
                 (EntryKind::Symlink, Some(target), d)
             } else if p.md.is_file() {
                 stats.files += 1;
                 let key = StatKey::of(&p.md);
                 let d = match cache.get(&p.path) {
-                    Some((k, d)) if k == key => meta_digest("file", mode, &d),
+                    Some((k, d)) if k == key => merkle::file(Meta::context(mode), &d),
                     _ => {
                         to_hash.push((list.len(), key));
                         [0u8; 32]
@@ -283,10 +250,8 @@ impl Index {
                 (EntryKind::File, None, d)
             } else {
                 // FIFOs, devices and sockets: their type and device number are their content.
-                let kind = p.md.mode() & 0o170000;
-                let tail = [kind.to_le_bytes(), (p.md.rdev() as u32).to_le_bytes()].concat();
-                let tail = [tail, (p.md.rdev() >> 32).to_le_bytes().to_vec()].concat();
-                (EntryKind::Other, None, meta_digest("other", mode, &tail))
+                let d = merkle::special(Meta::context(mode), p.md.mode(), p.md.rdev());
+                (EntryKind::Other, None, d)
             };
             list.push((
                 p.path,
@@ -313,7 +278,7 @@ impl Index {
             stats.bytes_hashed += n;
             cache.put(path, *key, content);
             let e = &mut list[*i].1;
-            e.digest = meta_digest("file", e.mode, &content);
+            e.digest = merkle::file(Meta::context(e.mode), &content);
         }
         let mut entries: BTreeMap<String, Entry> = list.into_iter().collect();
         // Drop directories that were walked only for re-includes and hold nothing.
@@ -324,8 +289,7 @@ impl Index {
             } else {
                 format!("{path}/")
             };
-            let mut h = Sha256::new();
-            let mut any = false;
+            let mut dir = merkle::Dir::new();
             for (child, e) in entries.range(prefix.clone()..) {
                 if !child.starts_with(&prefix) {
                     break;
@@ -333,18 +297,14 @@ impl Index {
                 if child.is_empty() || child[prefix.len()..].contains('/') {
                     continue;
                 }
-                any = true;
-                h.update(&child.as_bytes()[prefix.len()..]);
-                h.update([0]);
-                h.update(e.digest);
+                dir.child(&child[prefix.len()..], &e.digest);
             }
-            if !included && !any {
+            if !included && dir.is_empty() {
                 entries.remove(&path);
                 continue;
             }
-            let children: Digest = h.finalize().into();
             if let Some(e) = entries.get_mut(&path) {
-                e.digest = meta_digest("dir", mode, &children);
+                e.digest = dir.finish(Meta::context(mode));
             }
         }
         Ok(Index {

@@ -86,7 +86,32 @@ impl Graph {
     pub fn target_image(&self) -> &StageImage {
         &self.images[self.target]
     }
+
+    /// The definition digest a vertex's cache key starts from: its definition digest, except
+    /// that the input a copy reads files from is named [`CONTENT_INPUT`] instead of by its
+    /// definition. The solver keys a copy by the digests of exactly the files it selects, so a
+    /// builder stage that changed (a new ARG, another RUN line) but made the same files keeps
+    /// the copy, and everything after it, cached, as in BuildKit.
+    pub fn key_definition(&self, id: VertexId) -> String {
+        let v = self.vertex(id);
+        match &v.op {
+            Op::Copy(c) => {
+                let from = c.from;
+                definition_digest(&v.op.map_inputs(&mut |i: &VertexId| {
+                    if *i == from {
+                        CONTENT_INPUT.to_string()
+                    } else {
+                        self.vertex(*i).digest.clone()
+                    }
+                }))
+            }
+            _ => v.digest.clone(),
+        }
+    }
 }
+
+/// How [`Graph::key_definition`] names an input that is keyed by content.
+pub const CONTENT_INPUT: &str = "content";
 
 /// The definition digest of `op`, whose inputs are named by their digests.
 pub fn definition_digest(op: &Op<String>) -> String {

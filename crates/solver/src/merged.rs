@@ -196,59 +196,42 @@ impl Merged {
     }
 
     /// A digest of the tree at `path` as a COPY would copy it (a symlink at `path` itself is
-    /// followed): for every entry its name, type, permission bits, owner, link target and file
-    /// content, Merkle-hashed over sorted children. `None` when nothing is there.
+    /// followed), in [`whittle_context::merkle`]'s scheme, the build context's: the same files
+    /// digest the same in a stage as in the context. `None` when nothing is there.
     pub fn tree_digest(&self, path: &str) -> io::Result<Option<[u8; 32]>> {
-        use sha2::{Digest as _, Sha256};
-        use std::io::Read;
         use std::os::unix::fs::MetadataExt;
+        use whittle_context::merkle::{self, Meta};
         let resolved = self.resolve(path, true)?;
         let Some((phys, md)) = self.locate(&resolved) else {
             return Ok(None);
         };
-        fn meta(h: &mut Sha256, kind: &str, md: &fs::Metadata) {
-            h.update(kind.as_bytes());
-            h.update(format!(
-                "\0{:o}\0{}\0{}\0",
-                md.mode() & 0o7777,
-                md.uid(),
-                md.gid()
-            ));
-        }
         fn walk(m: &Merged, rel: &str, phys: &Path, md: &fs::Metadata) -> io::Result<[u8; 32]> {
-            let mut h = Sha256::new();
+            let meta = Meta {
+                mode: md.mode() & 0o7777,
+                uid: md.uid(),
+                gid: md.gid(),
+            };
             let ft = md.file_type();
-            if ft.is_dir() {
-                meta(&mut h, "dir", md);
+            Ok(if ft.is_dir() {
+                let mut dir = merkle::Dir::new();
                 for (name, cphys, cmd) in m.read_dir(rel)? {
-                    let name_s = whittle_context::names::encode(&name);
+                    let name = whittle_context::names::encode(&name);
                     let child = if rel.is_empty() {
-                        name_s.into_owned()
+                        name.to_string()
                     } else {
-                        format!("{rel}/{name_s}")
+                        format!("{rel}/{name}")
                     };
-                    h.update(name.as_encoded_bytes());
-                    h.update([0]);
-                    h.update(walk(m, &child, &cphys, &cmd)?);
+                    dir.child(&name, &walk(m, &child, &cphys, &cmd)?);
                 }
+                dir.finish(meta)
             } else if ft.is_symlink() {
-                meta(&mut h, "symlink", md);
-                h.update(fs::read_link(phys)?.as_os_str().as_encoded_bytes());
+                let target = fs::read_link(phys)?;
+                merkle::symlink(meta, &whittle_context::names::encode(target.as_os_str()))
             } else if ft.is_file() {
-                meta(&mut h, "file", md);
-                let mut f = fs::File::open(phys)?;
-                let mut buf = vec![0u8; 256 * 1024];
-                loop {
-                    let n = f.read(&mut buf)?;
-                    if n == 0 {
-                        break;
-                    }
-                    h.update(&buf[..n]);
-                }
+                merkle::file(meta, &merkle::content(fs::File::open(phys)?)?.0)
             } else {
-                meta(&mut h, "other", md);
-            }
-            Ok(h.finalize().into())
+                merkle::special(meta, md.mode(), md.rdev())
+            })
         }
         walk(self, &resolved, &phys, &md).map(Some)
     }

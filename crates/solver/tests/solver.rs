@@ -396,3 +396,60 @@ fn a_graph_made_without_its_base_images_config_is_refused() {
         other => panic!("{other:?}"),
     }
 }
+
+#[test]
+fn a_wildcard_copy_from_a_stage_is_keyed_by_what_it_selects() {
+    let e = env();
+    // Stage a writes two .so files and a log; the log changes with V, the libraries do not.
+    let df = "FROM scratch AS a\nARG V\nRUN [\"write\", \"/out/lib1.so\", \"one\"]\n\
+              RUN [\"write\", \"/out/lib2.so\", \"two\"]\nRUN [\"env\", \"/out/build.log\"]\n\
+              FROM scratch\nCOPY --from=a /out/*.so /lib/\n";
+    solve(&e, &graph(df, &[("V", "1")]), |_| {}).result.unwrap();
+    let o = solve(&e, &graph(df, &[("V", "2")]), |_| {});
+    let r = o.result.unwrap();
+    assert_eq!(
+        o.steps["RUN [\"env\",\"/out/build.log\"]"],
+        "miss: environment changed: V"
+    );
+    assert_eq!(
+        o.steps["COPY --from=a /out/*.so /lib/"], "cached",
+        "the files the wildcard selects did not change: {:?}",
+        o.steps
+    );
+    assert_eq!(image_file(&e, &r, "/lib/lib1.so").unwrap(), "one");
+    assert!(image_file(&e, &r, "/lib/build.log").is_none());
+    // A selected file that changes misses.
+    let df2 = df.replace("\"two\"", "\"2\"");
+    let o = solve(&e, &graph(&df2, &[("V", "2")]), |_| {});
+    let r = o.result.unwrap();
+    assert!(
+        o.steps["COPY --from=a /out/*.so /lib/"].starts_with("miss"),
+        "{:?}",
+        o.steps
+    );
+    assert_eq!(image_file(&e, &r, "/lib/lib2.so").unwrap(), "2");
+}
+
+#[test]
+fn the_context_and_a_snapshot_digest_the_same_files_the_same() {
+    use whittle_context::{Index, Matcher, MemoryStatCache};
+    use whittle_solver::merged::Merged;
+    if !rustix::process::geteuid().is_root() {
+        return; // the context's files are digested as root-owned, as COPY makes them
+    }
+    let t = tempfile::tempdir().unwrap();
+    let d = t.path();
+    std::fs::create_dir_all(d.join("src/sub")).unwrap();
+    std::fs::write(d.join("src/a.txt"), "a").unwrap();
+    std::fs::write(d.join("src/sub/b.txt"), "b").unwrap();
+    std::os::unix::fs::symlink("a.txt", d.join("src/link")).unwrap();
+    let idx = Index::scan(d, &Matcher::default(), &mut MemoryStatCache::default(), 1).unwrap();
+    let merged = Merged::new(vec![d.to_path_buf()]);
+    for p in ["src", "src/a.txt", "src/sub"] {
+        assert_eq!(
+            Some(idx.get(p).unwrap().digest),
+            merged.tree_digest(p).unwrap(),
+            "{p}"
+        );
+    }
+}

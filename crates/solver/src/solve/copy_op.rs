@@ -7,7 +7,7 @@ use whittle_graph::{Copy, Download};
 impl Solver<'_> {
     pub(super) fn copy(
         &self,
-        _v: VertexId,
+        v: VertexId,
         vx: &Vertex,
         c: &Copy<VertexId>,
         onto: &Output,
@@ -40,10 +40,11 @@ impl Solver<'_> {
             .map(|f| (f.name.clone(), f.content.clone()))
             .collect();
         let owner_key = format!("{chown:?}");
-        // The source is in the key by the content of what is selected, not by its key: a
-        // builder stage that ran again but made the same files keeps the copy cached.
+        // The source is in the key by the content of what is selected, not by its key or its
+        // definition (`key_definition`): a builder stage that ran again but made the same
+        // files keeps the copy cached.
         let key = cache_key(
-            &vx.digest,
+            &self.graph.key_definition(v),
             &[&onto.key],
             &[src_id.as_bytes(), owner_key.as_bytes()],
         );

@@ -68,10 +68,11 @@ impl Solver<'_> {
         dir.join(format!("{}.stat", &h[..32]))
     }
 
-    /// What a `COPY --from` reads, for its cache key: the content digest of each copied path
-    /// in the source stage (so a change elsewhere in that stage keeps the COPY cached, as in
-    /// BuildKit), memoized per source snapshot and path. Wildcard sources fall back to the
-    /// whole stage's identity.
+    /// What a `COPY --from` reads, for its cache key: each source pattern with the paths the
+    /// copy's own selector picks (wildcards, links followed: [`copy::Source::select`]) and the
+    /// Merkle digest of each ([`Merged::tree_digest`], the context's scheme). A change elsewhere
+    /// in that stage keeps the COPY cached, as in BuildKit. Digests are memoized per source
+    /// snapshot and path.
     pub(super) fn copied_content(
         &self,
         st: &Output,
@@ -79,37 +80,55 @@ impl Solver<'_> {
         sources: &[String],
         files: &mut serde_json::Map<String, Value>,
     ) -> std::result::Result<String, String> {
+        let src = copy::Source::Merged(merged);
         let mut id = String::new();
-        for src in sources {
-            let digest = if src.contains(['*', '?', '[']) {
-                format!("stage:{}", st.content_id())
-            } else {
-                let memo = format!("tree:{}:{src}", st.content_id());
-                let known = self
-                    .store
-                    .get_cache(&memo)
-                    .map_err(|e| e.to_string())?
-                    .and_then(|rec| crate::record::decode::<TreeRecord>(&rec.result));
-                let rec = match known {
-                    Some(rec) => rec,
-                    None => {
-                        let rec = TreeRecord {
-                            digest: merged
-                                .tree_digest(src)
-                                .map_err(|e| format!("{src}: {e}"))?
-                                .map(hex::encode),
-                        };
-                        self.store
-                            .put_cache(&memo, &crate::record::encode(&rec), None)
-                            .map_err(|e| e.to_string())?;
-                        rec
-                    }
-                };
-                rec.digest.unwrap_or_else(|| "missing".to_string())
-            };
-            id.push_str(&format!("{src}={digest}\n"));
-            files.insert(src.clone(), json!(digest));
+        for pattern in sources {
+            id.push_str(pattern);
+            id.push('\n');
+            // A source that is not there is keyed as missing; the copy then says what is wrong.
+            let selected = src.select(pattern).unwrap_or_else(|_| {
+                let p = crate::merged::components(pattern).join("/");
+                vec![(p.clone(), p)]
+            });
+            for (shown, read) in selected {
+                let digest = self.tree_record(st, merged, &read)?;
+                id.push_str(&format!("{shown}={digest}\n"));
+                files.insert(shown, json!(digest));
+            }
         }
         Ok(id)
+    }
+
+    /// The digest of one path of a snapshot stack, remembered in the cache by the stack's
+    /// chain id (a snapshot never changes).
+    fn tree_record(
+        &self,
+        st: &Output,
+        merged: &Merged,
+        path: &str,
+    ) -> std::result::Result<String, String> {
+        // `tree2`: the context's Merkle scheme (`tree` records used another one).
+        let memo = format!("tree2:{}:{path}", st.content_id());
+        let known = self
+            .store
+            .get_cache(&memo)
+            .map_err(|e| e.to_string())?
+            .and_then(|rec| crate::record::decode::<TreeRecord>(&rec.result));
+        let rec = match known {
+            Some(rec) => rec,
+            None => {
+                let rec = TreeRecord {
+                    digest: merged
+                        .tree_digest(path)
+                        .map_err(|e| format!("/{path}: {e}"))?
+                        .map(hex::encode),
+                };
+                self.store
+                    .put_cache(&memo, &crate::record::encode(&rec), None)
+                    .map_err(|e| e.to_string())?;
+                rec
+            }
+        };
+        Ok(rec.digest.unwrap_or_else(|| "missing".to_string()))
     }
 }
