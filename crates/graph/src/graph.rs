@@ -87,28 +87,31 @@ impl Graph {
         &self.images[self.target]
     }
 
-    /// The definition digest a vertex's cache key starts from: its definition digest, except
-    /// that the input a copy reads files from is named [`CONTENT_INPUT`] instead of by its
-    /// definition. The solver keys a copy by the digests of exactly the files it selects, so a
-    /// builder stage that changed (a new ARG, another RUN line) but made the same files keeps
-    /// the copy, and everything after it, cached, as in BuildKit.
+    /// The definition digest a vertex's cache key starts from: the vertex's own operation with
+    /// every input named by a placeholder instead of by its definition. The solver puts the
+    /// inputs' cache keys into the key beside it, and for the input a copy reads files from,
+    /// the digests of exactly the files it selects ([`CONTENT_INPUT`]) instead. So a builder
+    /// stage that changed (a new ARG, another RUN line) but made the same files keeps the copy,
+    /// and every step after it, cached, as in BuildKit; with the inputs' definitions in the
+    /// key, any change upstream would reach every step below it.
     pub fn key_definition(&self, id: VertexId) -> String {
         let v = self.vertex(id);
-        match &v.op {
-            Op::Copy(c) => {
-                let from = c.from;
-                definition_digest(&v.op.map_inputs(&mut |i: &VertexId| {
-                    if *i == from {
-                        CONTENT_INPUT.to_string()
-                    } else {
-                        self.vertex(*i).digest.clone()
-                    }
-                }))
+        let content = match &v.op {
+            Op::Copy(c) => Some(c.from),
+            _ => None,
+        };
+        definition_digest(&v.op.map_inputs(&mut |i: &VertexId| {
+            if Some(*i) == content {
+                CONTENT_INPUT.to_string()
+            } else {
+                KEYED_INPUT.to_string()
             }
-            _ => v.digest.clone(),
-        }
+        }))
     }
 }
+
+/// How [`Graph::key_definition`] names an input whose cache key is part of the key.
+pub const KEYED_INPUT: &str = "input";
 
 /// How [`Graph::key_definition`] names an input that is keyed by content.
 pub const CONTENT_INPUT: &str = "content";

@@ -483,14 +483,14 @@ impl Solver<'_> {
         };
         match &vx.op {
             Op::Scratch => Ok(Output {
-                key: cache_key(&vx.digest, &[], &[]),
+                key: cache_key(&self.graph.key_definition(v), &[], &[]),
                 ..Output::default()
             }),
             Op::Image(s) => self.image_source(vx, s),
             Op::Context(c) => {
                 let (root, index) = self.local_dir(c.name.as_deref())?;
                 Ok(Output {
-                    key: cache_key(&vx.digest, &[], &[]),
+                    key: cache_key(&self.graph.key_definition(v), &[], &[]),
                     local: Some((root, index)),
                     ..Output::default()
                 })
@@ -522,7 +522,7 @@ impl Solver<'_> {
                     }
                 }
                 Ok(Output {
-                    key: cache_key(&vx.digest, &keys, &[]),
+                    key: cache_key(&self.graph.key_definition(v), &keys, &[]),
                     added: m.inputs.len() > 1,
                     layers,
                     ..Output::default()
@@ -829,12 +829,12 @@ impl Solver<'_> {
     /// work in it.
     fn mkdir(
         &self,
-        _v: VertexId,
+        v: VertexId,
         vx: &Vertex,
         m: &whittle_graph::Mkdir<VertexId>,
         below: &Output,
     ) -> Result<Output> {
-        let key = cache_key(&vx.digest, &[&below.key], &[]);
+        let key = cache_key(&self.graph.key_definition(v), &[&below.key], &[]);
         let merged = below.merged();
         let exists = merged
             .resolve(&m.path, true)

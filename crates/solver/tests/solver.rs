@@ -397,13 +397,17 @@ fn a_graph_made_without_its_base_images_config_is_refused() {
     }
 }
 
+/// Recorded from the lab's BuildKit (docker 20.10.24): `FROM lab/busybox:1 AS b`, `ARG V`,
+/// `RUN mkdir /out && echo same > /out/lib1.so && echo "$V" > /out/build.log`, then a stage
+/// with `COPY --from=b /out/*.so /lib/` and `RUN echo after > /after`. Building with V=1 then
+/// V=2, the builder's RUN runs again, and the COPY and the RUN after it are both CACHED.
 #[test]
 fn a_wildcard_copy_from_a_stage_is_keyed_by_what_it_selects() {
     let e = env();
     // Stage a writes two .so files and a log; the log changes with V, the libraries do not.
     let df = "FROM scratch AS a\nARG V\nRUN [\"write\", \"/out/lib1.so\", \"one\"]\n\
               RUN [\"write\", \"/out/lib2.so\", \"two\"]\nRUN [\"env\", \"/out/build.log\"]\n\
-              FROM scratch\nCOPY --from=a /out/*.so /lib/\n";
+              FROM scratch\nCOPY --from=a /out/*.so /lib/\nRUN [\"write\", \"/after\", \"x\"]\n";
     solve(&e, &graph(df, &[("V", "1")]), |_| {}).result.unwrap();
     let o = solve(&e, &graph(df, &[("V", "2")]), |_| {});
     let r = o.result.unwrap();
@@ -416,6 +420,7 @@ fn a_wildcard_copy_from_a_stage_is_keyed_by_what_it_selects() {
         "the files the wildcard selects did not change: {:?}",
         o.steps
     );
+    assert_eq!(o.steps["RUN [\"write\",\"/after\",\"x\"]"], "cached");
     assert_eq!(image_file(&e, &r, "/lib/lib1.so").unwrap(), "one");
     assert!(image_file(&e, &r, "/lib/build.log").is_none());
     // A selected file that changes misses.

@@ -78,7 +78,7 @@ impl Solver<'_> {
     /// hit downloads nothing; without it the content is downloaded and its digest is the key.
     pub(super) fn download(
         &self,
-        _v: VertexId,
+        v: VertexId,
         vx: &Vertex,
         d: &Download<VertexId>,
         onto: &Output,
@@ -119,7 +119,7 @@ impl Solver<'_> {
         let (chown, chmod) = copy_settings(&d.owner, users, onto).map_err(fail)?;
         let owner_key = format!("{chown:?}");
         let key = cache_key(
-            &vx.digest,
+            &self.graph.key_definition(v),
             &[&onto.key],
             &[id.as_bytes(), owner_key.as_bytes()],
         );

@@ -8,7 +8,7 @@ use whittle_graph::{Exec, MountKind as GMount, Sharing};
 impl Solver<'_> {
     pub(super) fn exec(
         &self,
-        _v: VertexId,
+        v: VertexId,
         vx: &Vertex,
         e: &Exec<VertexId>,
         inputs: &HashMap<VertexId, Arc<Output>>,
@@ -67,7 +67,7 @@ impl Solver<'_> {
             self.opts.epoch
         );
         let key = cache_key(
-            &vx.digest,
+            &self.graph.key_definition(v),
             &input_keys,
             &[mount_ids.as_bytes(), settings.as_bytes()],
         );
