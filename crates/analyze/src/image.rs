@@ -13,8 +13,6 @@ pub const MAX_DOCUMENT: u64 = 8 << 20;
 
 const ANN_REF_NAME: &str = "org.opencontainers.image.ref.name";
 const ANN_IMAGE_NAME: &str = "io.containerd.image.name";
-const MT_INDEX: &str = "application/vnd.oci.image.index.v1+json";
-const MT_DOCKER_LIST: &str = "application/vnd.docker.distribution.manifest.list.v2+json";
 
 /// Where a layer's blob is.
 #[derive(Clone, Debug)]
@@ -282,9 +280,8 @@ fn manifest_of(src: &dyn Source, desc: &Descriptor, depth: usize) -> Result<Mani
     }
     let bytes = need(src, &blob_path(&desc.digest)?)?;
     let m: serde_json::Value = parse(&bytes, &format!("manifest {}", desc.digest))?;
-    let is_index = desc.media_type == MT_INDEX
-        || desc.media_type == MT_DOCKER_LIST
-        || m.get("manifests").is_some();
+    let is_index =
+        whittle_oci::media_type::is_index(&desc.media_type) || m.get("manifests").is_some();
     if is_index {
         let idx: Index = parse(&bytes, &format!("index {}", desc.digest))?;
         let pick = idx

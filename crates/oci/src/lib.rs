@@ -5,6 +5,7 @@
 #![cfg_attr(test, allow(clippy::unwrap_used))]
 
 mod digest;
+pub mod media_type;
 mod platform;
 
 pub use digest::{chain_id, Digest, DigestParseError};

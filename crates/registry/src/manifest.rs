@@ -3,30 +3,15 @@
 
 use crate::error::{RegistryError, Result};
 use serde::Deserialize;
-use whittle_layer::Digest;
-use whittle_oci::Platform;
-use whittle_store::{MEDIA_TYPE_INDEX, MEDIA_TYPE_MANIFEST};
+use whittle_oci::media_type::{self, OCI_INDEX, OCI_MANIFEST};
+use whittle_oci::{Digest, Platform};
 
-/// Docker schema 2 manifest.
-pub const DOCKER_MANIFEST: &str = "application/vnd.docker.distribution.manifest.v2+json";
-/// Docker manifest list.
-pub const DOCKER_LIST: &str = "application/vnd.docker.distribution.manifest.list.v2+json";
-/// Docker schema 1 manifests, refused.
-const SCHEMA1: &[&str] = &[
-    "application/vnd.docker.distribution.manifest.v1+json",
-    "application/vnd.docker.distribution.manifest.v1+prettyjws",
-];
 /// What we ask registries for.
-pub const ACCEPT: &str = "application/vnd.oci.image.index.v1+json, application/vnd.oci.image.manifest.v1+json, application/vnd.docker.distribution.manifest.list.v2+json;q=0.9, application/vnd.docker.distribution.manifest.v2+json;q=0.9";
+pub const ACCEPT: &str = media_type::MANIFEST_ACCEPT;
 /// Largest manifest or index accepted from a registry.
 pub const MAX_MANIFEST: u64 = 4 << 20;
 /// Largest image config accepted from a registry.
 pub const MAX_CONFIG: u64 = 8 << 20;
-
-const CONFIG_TYPES: &[&str] = &[
-    "application/vnd.oci.image.config.v1+json",
-    "application/vnd.docker.container.image.v1+json",
-];
 
 #[derive(Deserialize)]
 #[serde(rename_all = "camelCase")]
@@ -128,7 +113,7 @@ pub fn parse(bytes: &[u8], content_type: Option<&str>, what: &str) -> Result<Doc
     let ct = content_type
         .map(|c| c.split(';').next().unwrap_or("").trim().to_string())
         .filter(|c| !c.is_empty() && c != "application/json" && c != "text/plain");
-    if ct.as_deref().is_some_and(|c| SCHEMA1.contains(&c)) {
+    if ct.as_deref().is_some_and(media_type::is_schema1) {
         return Err(RegistryError::Schema1 {
             reference: what.to_string(),
         });
@@ -158,10 +143,10 @@ pub fn parse(bytes: &[u8], content_type: Option<&str>, what: &str) -> Result<Doc
         }
         (Some(a), _) => a.clone(),
         (None, Some(b)) => b.clone(),
-        (None, None) if raw.manifests.is_some() => MEDIA_TYPE_INDEX.to_string(),
-        (None, None) => MEDIA_TYPE_MANIFEST.to_string(),
+        (None, None) if raw.manifests.is_some() => OCI_INDEX.to_string(),
+        (None, None) => OCI_MANIFEST.to_string(),
     };
-    if mt == MEDIA_TYPE_INDEX || mt == DOCKER_LIST {
+    if media_type::is_index(&mt) {
         let list = raw
             .manifests
             .ok_or_else(|| bad("an index without manifests".into()))?;
@@ -174,7 +159,7 @@ pub fn parse(bytes: &[u8], content_type: Option<&str>, what: &str) -> Result<Doc
             manifests,
         });
     }
-    if mt != MEDIA_TYPE_MANIFEST && mt != DOCKER_MANIFEST {
+    if !media_type::is_image_manifest(&mt) {
         return Err(bad(format!("unsupported media type {mt}")));
     }
     let config = descriptor(
@@ -182,7 +167,7 @@ pub fn parse(bytes: &[u8], content_type: Option<&str>, what: &str) -> Result<Doc
             .ok_or_else(|| bad("an image manifest without config".into()))?,
         what,
     )?;
-    if !CONFIG_TYPES.contains(&config.media_type.as_str()) {
+    if !media_type::is_config(&config.media_type) {
         return Err(bad(format!(
             "config media type {:?} is not an image config",
             config.media_type
@@ -201,10 +186,7 @@ pub fn parse(bytes: &[u8], content_type: Option<&str>, what: &str) -> Result<Doc
         .map(|d| descriptor(d, what))
         .collect::<Result<Vec<_>>>()?;
     for l in &layers {
-        let ok = l.media_type.starts_with("application/vnd.oci.image.layer.")
-            || l.media_type
-                .starts_with("application/vnd.docker.image.rootfs.");
-        if !ok {
+        if !media_type::is_layer(&l.media_type) {
             return Err(bad(format!(
                 "layer {} has media type {:?}, not a filesystem layer",
                 l.digest, l.media_type
@@ -276,6 +258,7 @@ pub fn platforms(manifests: &[Descriptor]) -> String {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use whittle_oci::media_type::DOCKER_MANIFEST;
 
     fn d(n: u8) -> String {
         format!("sha256:{}", format!("{n:02x}").repeat(32))
@@ -309,7 +292,7 @@ mod tests {
         assert_eq!(config.size, 10);
         assert_eq!(layers[0].digest.to_string(), d(2));
         // Content-Type and body disagree.
-        assert!(parse(m.as_bytes(), Some(MEDIA_TYPE_MANIFEST), "x").is_err());
+        assert!(parse(m.as_bytes(), Some(OCI_MANIFEST), "x").is_err());
         // Bad digest, negative size, non-layer media type.
         for bad in [
             m.replace(&d(2), "sha256:zz"),
@@ -326,7 +309,7 @@ mod tests {
     #[test]
     fn selects_platforms() {
         let e = |a: &str, v: Option<&str>, n: u8| Descriptor {
-            media_type: MEDIA_TYPE_MANIFEST.into(),
+            media_type: OCI_MANIFEST.into(),
             digest: d(n).parse().unwrap(),
             size: 1,
             platform: Some(Platform {

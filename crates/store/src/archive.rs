@@ -10,7 +10,6 @@ use crate::blobs::MAX_DOCUMENT;
 use crate::error::{Result, StoreError};
 use crate::images::{
     index_entry, index_json, ImageRecord, IndexEntry, IndexJson, ANN_IMAGE_NAME, ANN_REF_NAME,
-    MEDIA_TYPE_DOCKER_LIST, MEDIA_TYPE_INDEX,
 };
 use crate::reference::Reference;
 use crate::store::Store;
@@ -19,10 +18,8 @@ use std::collections::{BTreeMap, HashMap};
 use std::fs::File;
 use std::io::{self, BufReader, Read, Write};
 use std::path::Path;
-use whittle_layer::{
-    decompress, detect, Detected, Digest, MEDIA_TYPE_LAYER_GZIP, MEDIA_TYPE_LAYER_TAR,
-    MEDIA_TYPE_LAYER_ZSTD,
-};
+use whittle_layer::{decompress, detect, Detected};
+use whittle_oci::{media_type, Digest};
 
 /// Output format of [`save`].
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -311,10 +308,10 @@ fn load_images(store: &Store, input: &Path, pending: &mut Pending) -> Result<Vec
                             diff_ids[i]
                         )));
                     }
-                    MEDIA_TYPE_LAYER_TAR
+                    media_type::OCI_LAYER_TAR
                 }
-                Detected::Gzip => MEDIA_TYPE_LAYER_GZIP,
-                Detected::Zstd => MEDIA_TYPE_LAYER_ZSTD,
+                Detected::Gzip => media_type::OCI_LAYER_GZIP,
+                Detected::Zstd => media_type::OCI_LAYER_ZSTD,
             };
             layers.push((d.clone(), mt.to_string(), store.blob_size(&d)?));
         }
@@ -446,7 +443,7 @@ fn load_descriptor(
         StoreError::InvalidImage(format!("bad digest {:?} in an index", desc.digest))
     })?;
     src.ensure(store, &d)?;
-    if desc.media_type == MEDIA_TYPE_INDEX || desc.media_type == MEDIA_TYPE_DOCKER_LIST {
+    if media_type::is_index(&desc.media_type) {
         if depth > 4 {
             return Err(StoreError::InvalidImage("indexes nested too deep".into()));
         }

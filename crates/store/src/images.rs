@@ -9,17 +9,12 @@ use serde::{Deserialize, Serialize};
 use std::collections::BTreeMap;
 use whittle_layer::Digest;
 
-/// OCI image manifest media type.
-pub const MEDIA_TYPE_MANIFEST: &str = "application/vnd.oci.image.manifest.v1+json";
-/// OCI image index media type.
-pub const MEDIA_TYPE_INDEX: &str = "application/vnd.oci.image.index.v1+json";
-/// OCI image config media type.
-pub const MEDIA_TYPE_CONFIG: &str = "application/vnd.oci.image.config.v1+json";
-/// Docker schema 2 manifest (accepted on input).
-pub const MEDIA_TYPE_DOCKER_MANIFEST: &str = "application/vnd.docker.distribution.manifest.v2+json";
-/// Docker manifest list (accepted on input).
-pub const MEDIA_TYPE_DOCKER_LIST: &str =
-    "application/vnd.docker.distribution.manifest.list.v2+json";
+use whittle_oci::media_type;
+/// The media types the store names, as before (they live in `whittle_oci::media_type`).
+pub use whittle_oci::media_type::{
+    OCI_CONFIG as MEDIA_TYPE_CONFIG, OCI_INDEX as MEDIA_TYPE_INDEX,
+    OCI_MANIFEST as MEDIA_TYPE_MANIFEST,
+};
 
 /// A stored image: its manifest and what the manifest references.
 #[derive(Clone, Debug, Serialize, Deserialize, PartialEq, Eq)]
@@ -159,7 +154,7 @@ impl Store {
             Some(mt) => mt.to_string(),
             None => MEDIA_TYPE_MANIFEST.to_string(),
         };
-        if media_type != MEDIA_TYPE_MANIFEST && media_type != MEDIA_TYPE_DOCKER_MANIFEST {
+        if !media_type::is_image_manifest(&media_type) {
             return Err(StoreError::InvalidImage(format!(
                 "{manifest} has media type {media_type}, not an image manifest"
             )));

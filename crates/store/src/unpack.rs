@@ -72,7 +72,7 @@ impl Store {
                 blob: blob.clone(),
                 media_type: manifest["layers"][n]["mediaType"]
                     .as_str()
-                    .unwrap_or(whittle_layer::MEDIA_TYPE_LAYER_GZIP)
+                    .unwrap_or(whittle_oci::media_type::OCI_LAYER_GZIP)
                     .to_string(),
                 size: manifest["layers"][n]["size"].as_u64().unwrap_or(0),
                 diff_id: diff.clone(),
