@@ -30,7 +30,7 @@ impl From<Digest> for String {
 
 /// Why a string is not a digest we accept.
 #[derive(Debug, thiserror::Error)]
-#[error("invalid digest {0:?}: expected sha256:<64 lowercase hex digits>")]
+#[error("bad digest {0:?}: expected sha256:<64 lowercase hex digits>")]
 pub struct DigestParseError(pub String);
 
 impl Digest {

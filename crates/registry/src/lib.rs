@@ -1,7 +1,8 @@
 //! The registry client: pull and push images by the OCI distribution spec, with docker's
 //! reference normalisation, credentials and TLS rules.
 //!
-//! - [`ImageRef`]: `alpine` → `docker.io/library/alpine:latest`; `name:tag@sha256:…` pins.
+//! - [`ImageRef`] (`whittle_oci::Reference`): `alpine` → `docker.io/library/alpine:latest`;
+//!   `name:tag@sha256:…` pins.
 //! - [`pull`] / [`ensure_image`]: manifest or index (→ the platform's manifest), config and
 //!   layers streamed into the store through digest-checking writers, layers in parallel; blobs
 //!   the store has are not fetched; a failed or interrupted pull leaves no blob behind that did
@@ -29,11 +30,15 @@ pub use client::{Client, ClientOptions};
 pub use error::{RegistryError, Result};
 pub use pull::pull;
 pub use push::push_image;
-pub use reference::{is_loopback, ImageRef, DOCKER_HUB};
+pub use reference::{api_host, is_loopback};
 pub use whittle_oci::Platform;
+/// The image reference type (`whittle_oci::Reference`) under the name this crate has always
+/// used, so callers naming `whittle_registry::ImageRef` keep compiling.
+pub use whittle_oci::Reference as ImageRef;
+pub use whittle_oci::DOCKER_HUB;
 
 use std::sync::Arc;
-use whittle_layer::Digest;
+use whittle_oci::Digest;
 use whittle_store::{ImageRecord, Store};
 
 /// Progress of a pull or push, for the CLI to render.
@@ -187,7 +192,7 @@ pub fn local_image(
             return Ok(None);
         }
         let bytes = store.read_document(d)?;
-        let m = match manifest::parse(&bytes, None, &r.to_string()) {
+        let m = match manifest::parse(&bytes, None, &r.canonical()) {
             Ok(m) => m,
             Err(_) => return Ok(None),
         };
@@ -206,10 +211,9 @@ pub fn local_image(
             Err(e) => Err(e.into()),
         };
     }
-    let Some(tag) = r.local_tag() else {
+    let Some(name) = r.local_tag().and_then(|t| t.tag_key()) else {
         return Ok(None);
     };
-    let name = tag.to_string();
     let Some(found) = store.images()?.into_iter().find(|t| t.tags.contains(&name)) else {
         return Ok(None);
     };
@@ -237,11 +241,11 @@ pub fn ensure_image(
         let have = stored_platforms(store, r)?;
         Ok(if have.is_empty() {
             pull_error.unwrap_or(RegistryError::NotInStore {
-                reference: r.to_string(),
+                reference: r.canonical(),
             })
         } else {
             RegistryError::WrongPlatform {
-                reference: r.to_string(),
+                reference: r.canonical(),
                 wanted: platform.to_string(),
                 have: have.join(", "),
                 pull_error: pull_error.map(Box::new),
@@ -286,11 +290,11 @@ pub fn stored_platforms(store: &Store, r: &ImageRef) -> Result<Vec<String>> {
             return Ok(Vec::new());
         }
         let bytes = store.read_document(d)?;
-        return Ok(match manifest::parse(&bytes, None, &r.to_string()) {
+        return Ok(match manifest::parse(&bytes, None, &r.canonical()) {
             Ok(manifest::Document::Index { manifests, .. }) => manifests
                 .iter()
                 .filter(|e| store.has_blob(&e.digest))
-                .filter_map(|e| e.platform.as_ref().map(ToString::to_string))
+                .filter_map(|e| e.platform.as_ref().map(|p| p.platform().to_string()))
                 .collect(),
             Ok(manifest::Document::Image { .. }) => match store.put_image(d) {
                 Ok(rec) => vec![platform_of(&rec)?],
@@ -299,10 +303,9 @@ pub fn stored_platforms(store: &Store, r: &ImageRef) -> Result<Vec<String>> {
             Err(_) => Vec::new(),
         });
     }
-    let Some(tag) = r.local_tag() else {
+    let Some(name) = r.local_tag().and_then(|t| t.tag_key()) else {
         return Ok(Vec::new());
     };
-    let name = tag.to_string();
     match store.images()?.into_iter().find(|t| t.tags.contains(&name)) {
         Some(found) => Ok(vec![platform_of(&found.image)?]),
         None => Ok(Vec::new()),

@@ -4,11 +4,11 @@
 use crate::client::{header, scope, Client, ReqBody};
 use crate::error::{RegistryError, Result};
 use crate::manifest::{self, Descriptor, Document, MAX_MANIFEST};
-use crate::reference::ImageRef;
+use crate::ImageRef;
 use crate::{Event, PullOptions};
 use std::io::{Read, Write};
 use ureq::http::Method;
-use whittle_layer::Digest;
+use whittle_oci::Digest;
 use whittle_oci::Platform;
 use whittle_store::{ImageRecord, Store, StoreError};
 
@@ -97,7 +97,7 @@ pub(crate) struct Resolved {
 
 pub(crate) fn resolve(client: &Client, r: &ImageRef, platform: &Platform) -> Result<Resolved> {
     let top = fetch_manifest(client, r, &r.reference())?;
-    let name = r.to_string();
+    let name = r.canonical();
     match manifest::parse(&top.bytes, top.content_type.as_deref(), &name)? {
         Document::Image { config, layers, .. } => Ok(Resolved {
             manifest: top,
@@ -243,7 +243,7 @@ pub fn pull(
     let client = Client::connect(&r.registry, &opts.client)?;
     let res = resolve(&client, r, platform)?;
     opts.emit(Event::Resolved {
-        reference: r.to_string(),
+        reference: r.canonical(),
         digest: res.manifest.digest.clone(),
     });
     let mut todo: Vec<&Descriptor> = Vec::new();

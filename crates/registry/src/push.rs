@@ -5,10 +5,10 @@
 use crate::client::{header, scope, urlencode, Client, ReqBody};
 use crate::error::{RegistryError, Result};
 use crate::manifest::{self, Descriptor, Document};
-use crate::reference::ImageRef;
+use crate::ImageRef;
 use crate::{Event, PushOptions};
 use ureq::http::Method;
-use whittle_layer::Digest;
+use whittle_oci::Digest;
 use whittle_store::{ImageRecord, Store};
 
 /// Upload attempts per blob (each starts a fresh upload session, or resumes a chunked one).
@@ -315,7 +315,7 @@ pub fn push_image(
 ) -> Result<Digest> {
     let _lease = store.lease()?;
     let bytes = store.read_document(&image.manifest)?;
-    let name = target.to_string();
+    let name = target.canonical();
     let (media_type, config, layers) =
         match manifest::parse(&bytes, None, &format!("local image {}", image.manifest))? {
             Document::Image {

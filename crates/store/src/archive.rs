@@ -8,10 +8,7 @@
 
 use crate::blobs::MAX_DOCUMENT;
 use crate::error::{Result, StoreError};
-use crate::images::{
-    index_entry, index_json, ImageRecord, IndexEntry, IndexJson, ANN_IMAGE_NAME, ANN_REF_NAME,
-};
-use crate::reference::Reference;
+use crate::images::{index_entry, index_json, ImageRecord, ANN_IMAGE_NAME, ANN_REF_NAME};
 use crate::store::Store;
 use serde::Deserialize;
 use std::collections::{BTreeMap, HashMap};
@@ -19,7 +16,8 @@ use std::fs::File;
 use std::io::{self, BufReader, Read, Write};
 use std::path::Path;
 use whittle_layer::{decompress, detect, Detected};
-use whittle_oci::{media_type, Digest};
+use whittle_oci::Reference;
+use whittle_oci::{media_type, Descriptor, Digest, Index, Manifest, PlatformSpec};
 
 /// Output format of [`save`].
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -381,8 +379,8 @@ fn tag_all<'a>(
     pending.written.push(img.manifest.clone());
     let mut tags = Vec::new();
     for n in names {
-        let r = Reference::parse(n)?;
-        let s = r.to_string();
+        let r = Reference::parse_tag(n)?;
+        let s = crate::images::tag_key(&r)?;
         pending.tags.push((r, img.manifest.clone()));
         if !tags.contains(&s) {
             tags.push(s);
@@ -408,7 +406,7 @@ fn load_index(
     extra_tags: Option<&HashMap<Digest, Vec<String>>>,
     pending: &mut Pending,
 ) -> Result<Vec<LoadedImage>> {
-    let index: IndexJson =
+    let index: Index =
         serde_json::from_slice(idx).map_err(|e| StoreError::json("index.json", e))?;
     let mut out: Vec<LoadedImage> = Vec::new();
     for desc in &index.manifests {
@@ -432,22 +430,20 @@ struct Place<'a> {
 
 fn load_descriptor(
     store: &Store,
-    desc: &IndexEntry,
+    desc: &Descriptor,
     src: &Source<'_>,
     at: &Place<'_>,
     out: &mut Vec<LoadedImage>,
     pending: &mut Pending,
 ) -> Result<()> {
     let (names, extra_tags, depth) = (at.names, at.extra_tags, at.depth);
-    let d: Digest = desc.digest.parse().map_err(|_| {
-        StoreError::InvalidImage(format!("bad digest {:?} in an index", desc.digest))
-    })?;
+    let d = desc.digest.clone();
     src.ensure(store, &d)?;
     if media_type::is_index(&desc.media_type) {
         if depth > 4 {
             return Err(StoreError::InvalidImage("indexes nested too deep".into()));
         }
-        let nested: IndexJson = serde_json::from_slice(&store.read_document(&d)?)
+        let nested: Index = serde_json::from_slice(&store.read_document(&d)?)
             .map_err(|e| StoreError::json(format!("index {d}"), e))?;
         // Every image of a multi-platform index is loaded; its names go to the one for this
         // machine's platform (linux/<arch>), else to the first.
@@ -467,20 +463,14 @@ fn load_descriptor(
         }
         return Ok(());
     }
-    let m: oci_spec::image::ImageManifest = serde_json::from_slice(&store.read_document(&d)?)
+    let m: Manifest = serde_json::from_slice(&store.read_document(&d)?)
         .map_err(|e| StoreError::json(format!("manifest {d}"), e))?;
-    let parse = |x: &oci_spec::image::Digest| -> Result<Digest> {
-        x.to_string()
-            .parse()
-            .map_err(|_| StoreError::InvalidImage(format!("bad digest {x} in manifest {d}")))
-    };
-    let cfg = parse(m.config().digest())?;
+    let cfg = m.config.digest;
     src.ensure(store, &cfg)?;
     let mut layers = Vec::new();
-    for l in m.layers() {
-        let ld = parse(l.digest())?;
-        src.ensure(store, &ld)?;
-        layers.push(ld);
+    for l in m.layers {
+        src.ensure(store, &l.digest)?;
+        layers.push(l.digest);
     }
     verify_diff_ids(store, &store.read_document(&cfg)?, &layers)?;
     let img = store.put_image(&d)?;
@@ -518,8 +508,8 @@ pub fn host_architecture() -> &'static str {
     }
 }
 
-fn is_host_platform(p: Option<&serde_json::Value>) -> bool {
-    p.is_some_and(|p| p["os"] == "linux" && p["architecture"] == host_architecture())
+fn is_host_platform(p: Option<&PlatformSpec>) -> bool {
+    p.is_some_and(|p| p.os == "linux" && p.architecture == host_architecture())
 }
 
 fn header(size: u64, dir: bool) -> tar::Header {
@@ -566,7 +556,7 @@ pub fn save<W: Write>(
         let mut h = header(size, false);
         b.append_data(&mut h, &path, f).map_err(wr)?;
     }
-    let entries: Vec<IndexEntry> = images
+    let entries: Vec<Descriptor> = images
         .iter()
         .map(|(r, i)| index_entry(i, r.as_ref()))
         .collect();

@@ -41,12 +41,12 @@ pub fn run(args: PullArgs, root: Option<&Path>) -> anyhow::Result<ExitCode> {
         progress: progress(args.quiet, "downloading"),
     };
     let rec = whittle_registry::ensure_image(&store, &r, &platform, PullPolicy::Always, &opts)
-        .with_context(|| format!("pulling {r}"))?;
+        .with_context(|| format!("pulling {}", r.canonical()))?;
     if args.quiet {
         println!("{}", rec.manifest);
     } else {
         println!("Digest: {}", rec.manifest);
-        println!("Pulled {r}");
+        println!("Pulled {}", r.canonical());
     }
     Ok(ExitCode::SUCCESS)
 }

@@ -61,8 +61,8 @@ pub fn run(args: PushArgs, root: Option<&Path>) -> anyhow::Result<ExitCode> {
     };
     let digest = whittle_registry::push_image(&store, &img.image, &dest, &opts).with_context(
         || match &args.destination {
-            Some(_) => format!("pushing {} to {dest}", args.image),
-            None => format!("pushing {dest}"),
+            Some(_) => format!("pushing {} to {}", args.image, dest.canonical()),
+            None => format!("pushing {}", dest.canonical()),
         },
     )?;
     if let Some(f) = &args.digestfile {

@@ -17,7 +17,7 @@ pub struct TagArgs {
 
 /// Runs `whittle tag`.
 pub fn run(args: TagArgs, root: Option<&Path>) -> anyhow::Result<ExitCode> {
-    let target = Reference::parse(&args.target).context("the new tag")?;
+    let target = Reference::parse_tag(&args.target).context("the new tag")?;
     let store = open(root)?;
     let img = store.resolve(&args.source)?;
     store.tag(&target, &img.image.manifest)?;
