@@ -217,12 +217,9 @@ pub fn local_image(
     let Some(found) = store.images()?.into_iter().find(|t| t.tags.contains(&name)) else {
         return Ok(None);
     };
-    let (_, cfg) = store.manifest_and_config(&found.image)?;
-    let os = cfg.get("os").and_then(|v| v.as_str()).unwrap_or("linux");
-    let arch = cfg
-        .get("architecture")
-        .and_then(|v| v.as_str())
-        .unwrap_or("");
+    let cfg = store.image_config(&found.image)?;
+    let os = cfg.os.get().map_or("linux", String::as_str);
+    let arch = cfg.architecture.get().map_or("", String::as_str);
     let same = os == platform.os && (arch.is_empty() || arch == platform.arch);
     Ok(same.then_some(found.image))
 }
@@ -272,16 +269,11 @@ pub fn ensure_image(
 /// for a tag, the tagged image's; for a digest of an index, those of its stored entries.
 pub fn stored_platforms(store: &Store, r: &ImageRef) -> Result<Vec<String>> {
     let platform_of = |image: &ImageRecord| -> Result<String> {
-        let (_, cfg) = store.manifest_and_config(image)?;
-        let field = |k: &str| {
-            cfg.get(k)
-                .and_then(|v| v.as_str())
-                .unwrap_or("")
-                .to_string()
-        };
-        let mut p = format!("{}/{}", field("os"), field("architecture"));
-        if !field("variant").is_empty() {
-            p = format!("{p}/{}", field("variant"));
+        let cfg = store.image_config(image)?;
+        let field = |f: &whittle_oci::Field<String>| f.get().cloned().unwrap_or_default();
+        let mut p = format!("{}/{}", field(&cfg.os), field(&cfg.architecture));
+        if !field(&cfg.variant).is_empty() {
+            p = format!("{p}/{}", field(&cfg.variant));
         }
         Ok(p)
     };

@@ -17,7 +17,7 @@ use std::io::{self, BufReader, Read, Write};
 use std::path::Path;
 use whittle_layer::{decompress, detect, Detected};
 use whittle_oci::Reference;
-use whittle_oci::{media_type, Descriptor, Digest, Index, Manifest, PlatformSpec};
+use whittle_oci::{media_type, Descriptor, Digest, ImageConfig, Index, Manifest, PlatformSpec};
 
 /// Output format of [`save`].
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -271,17 +271,9 @@ fn load_images(store: &Store, input: &Path, pending: &mut Pending) -> Result<Vec
                 store.read_document(&d)?
             }
         };
-        let cfg: serde_json::Value = serde_json::from_slice(&cfg_bytes)
+        let cfg = ImageConfig::from_slice(&cfg_bytes)
             .map_err(|err| StoreError::json(format!("config {}", e.config), err))?;
-        let diff_ids: Vec<String> = cfg
-            .pointer("/rootfs/diff_ids")
-            .and_then(|v| v.as_array())
-            .map(|a| {
-                a.iter()
-                    .filter_map(|x| x.as_str().map(str::to_string))
-                    .collect()
-            })
-            .unwrap_or_default();
+        let diff_ids = cfg.diff_ids();
         if diff_ids.len() != e.layers.len() {
             return Err(StoreError::InvalidImage(format!(
                 "config {} lists {} diff ids for {} layers",
@@ -300,7 +292,7 @@ fn load_images(store: &Store, input: &Path, pending: &mut Pending) -> Result<Vec
                 .map_err(|err| StoreError::io("read", store.blob_path(&d), err))?;
             let mt = match kind {
                 Detected::None => {
-                    if d.as_str() != diff_ids[i] {
+                    if d != diff_ids[i] {
                         return Err(StoreError::InvalidImage(format!(
                             "layer {l} hashes to {d} but the config says {}",
                             diff_ids[i]
@@ -334,9 +326,8 @@ fn load_images(store: &Store, input: &Path, pending: &mut Pending) -> Result<Vec
 /// (one streaming pass each; the blob digest itself was checked when it was written), so an
 /// archive whose config and layers disagree is refused before anything refers to it.
 fn verify_diff_ids(store: &Store, config: &[u8], layers: &[Digest]) -> Result<()> {
-    let cfg: serde_json::Value =
-        serde_json::from_slice(config).map_err(|e| StoreError::json("image config", e))?;
-    let Some(diff_ids) = cfg.pointer("/rootfs/diff_ids").and_then(|v| v.as_array()) else {
+    let cfg = ImageConfig::from_slice(config).map_err(|e| StoreError::json("image config", e))?;
+    let Some(diff_ids) = cfg.rootfs.get().and_then(|r| r.diff_ids.get()) else {
         return Err(StoreError::InvalidImage(
             "image config has no rootfs.diff_ids".into(),
         ));
@@ -349,7 +340,7 @@ fn verify_diff_ids(store: &Store, config: &[u8], layers: &[Digest]) -> Result<()
         )));
     }
     for (i, (layer, want)) in layers.iter().zip(diff_ids).enumerate() {
-        if want.as_str() == Some(layer.as_str()) {
+        if want == layer {
             // An uncompressed layer: its blob digest, checked when it was stored, is the diff id.
             continue;
         }
@@ -360,7 +351,7 @@ fn verify_diff_ids(store: &Store, config: &[u8], layers: &[Digest]) -> Result<()
         io::copy(&mut h, &mut io::sink())
             .map_err(|e| StoreError::io("decompress", store.blob_path(layer), e))?;
         let (_, got, _) = h.finish();
-        if want.as_str() != Some(got.as_str()) {
+        if *want != got {
             return Err(StoreError::InvalidImage(format!(
                 "layer {i} ({layer}) uncompresses to {got} but the config says {want}"
             )));

@@ -62,9 +62,6 @@ pub enum StoreError {
     /// An image still has tags or dependants.
     #[error("{0}")]
     Conflict(String),
-    /// An OCI spec document failed to build or parse.
-    #[error("OCI document: {0}")]
-    Oci(#[from] oci_spec::OciSpecError),
 }
 
 impl StoreError {

@@ -7,7 +7,7 @@ use redb::{Database, ReadableDatabase, ReadableTable};
 use serde::{Deserialize, Serialize};
 use std::collections::BTreeMap;
 use whittle_oci::Reference;
-use whittle_oci::{Descriptor, Digest, Index, Manifest};
+use whittle_oci::{Descriptor, Digest, ImageConfig, Index, Manifest};
 
 use whittle_oci::media_type;
 /// The media types the store names, as before (they live in `whittle_oci::media_type`).
@@ -154,7 +154,7 @@ impl Store {
             size += self.blob_size(&l.digest)?;
             layers.push(l.digest);
         }
-        let cfg: serde_json::Value = serde_json::from_slice(&self.read_document(&config)?)
+        let cfg = ImageConfig::from_slice(&self.read_document(&config)?)
             .map_err(|e| StoreError::json(format!("config {config}"), e))?;
         let rec = ImageRecord {
             manifest: manifest.clone(),
@@ -163,10 +163,7 @@ impl Store {
             config,
             layers,
             size,
-            created: cfg
-                .get("created")
-                .and_then(|c| c.as_str())
-                .map(str::to_string),
+            created: cfg.created.get().cloned(),
             added: now(),
         };
         let json = to_json(&rec)?;
@@ -403,7 +400,20 @@ impl Store {
         Err(StoreError::ImageNotFound(what.to_string()))
     }
 
-    /// The manifest and config of an image, parsed.
+    /// The manifest of an image.
+    pub fn manifest(&self, img: &ImageRecord) -> Result<Manifest> {
+        serde_json::from_slice(&self.read_document(&img.manifest)?)
+            .map_err(|e| StoreError::json(format!("manifest {}", img.manifest), e))
+    }
+
+    /// The config of an image, typed (unknown fields kept; see `whittle_oci::ImageConfig`).
+    pub fn image_config(&self, img: &ImageRecord) -> Result<ImageConfig> {
+        ImageConfig::from_slice(&self.read_document(&img.config)?)
+            .map_err(|e| StoreError::json(format!("config {}", img.config), e))
+    }
+
+    /// The manifest and config of an image as JSON values, for showing them as they are
+    /// (`inspect`).
     pub fn manifest_and_config(
         &self,
         img: &ImageRecord,
@@ -417,14 +427,11 @@ impl Store {
 
     /// The config's history, each step matched with the layer it produced, newest first.
     pub fn history(&self, img: &ImageRecord) -> Result<Vec<HistoryEntry>> {
-        let cfg: oci_spec::image::ImageConfiguration =
-            serde_json::from_slice(&self.read_document(&img.config)?)
-                .map_err(|e| StoreError::json(format!("config {}", img.config), e))?;
+        let cfg = self.image_config(img)?;
         let mut layers = img.layers.iter();
         let mut out = Vec::new();
-        let history = cfg.history().clone().unwrap_or_default();
-        for h in &history {
-            let layer = if h.empty_layer().unwrap_or(false) {
+        for h in cfg.history() {
+            let layer = if h.is_empty_layer() {
                 None
             } else {
                 layers.next().cloned()
@@ -434,9 +441,9 @@ impl Store {
                 None => 0,
             };
             out.push(HistoryEntry {
-                created: h.created().clone(),
-                created_by: h.created_by().clone(),
-                comment: h.comment().clone(),
+                created: h.created.get().cloned(),
+                created_by: h.created_by.get().cloned(),
+                comment: h.comment.get().cloned(),
                 layer,
                 size,
             });
