@@ -9,7 +9,8 @@ use std::hint::black_box;
 use std::path::Path;
 use whittle_analyze::{analyze, Input, Options};
 use whittle_layer::{write_layer, WriteOptions};
-use whittle_store::{Reference, Store};
+use whittle_oci::Reference;
+use whittle_store::Store;
 
 fn fill(d: &Path, layer: usize) {
     for i in 0..10_000usize {

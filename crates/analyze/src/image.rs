@@ -3,18 +3,15 @@
 
 use crate::error::{AnalyzeError, Result};
 use serde::Deserialize;
-use std::collections::BTreeMap;
 use std::io::Read;
 use std::path::PathBuf;
-use whittle_layer::Digest;
+use whittle_oci::{Descriptor, Digest, Index, Manifest};
 
 /// Largest manifest, index or config read (as the store's limit).
 pub const MAX_DOCUMENT: u64 = 8 << 20;
 
 const ANN_REF_NAME: &str = "org.opencontainers.image.ref.name";
 const ANN_IMAGE_NAME: &str = "io.containerd.image.name";
-const MT_INDEX: &str = "application/vnd.oci.image.index.v1+json";
-const MT_DOCKER_LIST: &str = "application/vnd.docker.distribution.manifest.list.v2+json";
 
 /// Where a layer's blob is.
 #[derive(Clone, Debug)]
@@ -84,38 +81,6 @@ pub trait Source {
     fn doc(&self, path: &str) -> Result<Option<Vec<u8>>>;
     /// Where a blob is, by its path in the layout; with its size.
     fn blob(&self, path: &str) -> Result<(Loc, u64)>;
-}
-
-/// A content descriptor.
-#[derive(Deserialize, Clone, Debug)]
-#[serde(rename_all = "camelCase")]
-pub struct Descriptor {
-    #[serde(default)]
-    media_type: String,
-    digest: String,
-    #[serde(default)]
-    size: u64,
-    #[serde(default)]
-    annotations: BTreeMap<String, String>,
-    #[serde(default)]
-    platform: Option<serde_json::Value>,
-}
-
-#[derive(Deserialize)]
-struct Index {
-    #[serde(default)]
-    manifests: Vec<Descriptor>,
-}
-
-#[derive(Deserialize)]
-struct Manifest {
-    #[serde(default, rename = "mediaType")]
-    media_type: Option<String>,
-    config: Descriptor,
-    #[serde(default)]
-    layers: Vec<Descriptor>,
-    #[serde(default)]
-    manifests: Option<Vec<Descriptor>>,
 }
 
 #[derive(Deserialize)]
@@ -198,7 +163,7 @@ pub fn resolve(
                         names(d)
                             .first()
                             .map(|s| s.to_string())
-                            .unwrap_or_else(|| d.digest.clone())
+                            .unwrap_or_else(|| d.digest.to_string())
                     })
                     .collect();
                 return Err(AnalyzeError::InvalidImage(format!(
@@ -280,11 +245,10 @@ fn manifest_of(src: &dyn Source, desc: &Descriptor, depth: usize) -> Result<Mani
     if depth > 4 {
         return Err(AnalyzeError::InvalidImage("indexes nested too deep".into()));
     }
-    let bytes = need(src, &blob_path(&desc.digest)?)?;
+    let bytes = need(src, &blob_path(desc.digest.as_str())?)?;
     let m: serde_json::Value = parse(&bytes, &format!("manifest {}", desc.digest))?;
-    let is_index = desc.media_type == MT_INDEX
-        || desc.media_type == MT_DOCKER_LIST
-        || m.get("manifests").is_some();
+    let is_index =
+        whittle_oci::media_type::is_index(&desc.media_type) || m.get("manifests").is_some();
     if is_index {
         let idx: Index = parse(&bytes, &format!("index {}", desc.digest))?;
         let pick = idx
@@ -293,19 +257,18 @@ fn manifest_of(src: &dyn Source, desc: &Descriptor, depth: usize) -> Result<Mani
             .find(|d| {
                 d.platform
                     .as_ref()
-                    .is_some_and(|p| p["os"] == "linux" && p["architecture"] == host_arch())
+                    .is_some_and(|p| p.os == "linux" && p.architecture == host_arch())
             })
             .or_else(|| idx.manifests.first())
             .ok_or_else(|| AnalyzeError::InvalidImage(format!("index {} is empty", desc.digest)))?;
         return manifest_of(src, pick, depth + 1);
     }
     let m: Manifest = parse(&bytes, &format!("manifest {}", desc.digest))?;
-    if m.manifests.is_some() {
+    if m.extra.contains_key("manifests") {
         return Err(AnalyzeError::InvalidImage(
             "an index where a manifest was expected".into(),
         ));
     }
-    let _ = &m.media_type;
     Ok(m)
 }
 
@@ -321,14 +284,15 @@ fn from_manifest(
             limit: max_layers as u64,
         });
     }
-    let config: serde_json::Value = parse(&need(src, &blob_path(&m.config.digest)?)?, "config")?;
+    let config: serde_json::Value =
+        parse(&need(src, &blob_path(m.config.digest.as_str())?)?, "config")?;
     let mut layers = Vec::new();
     let mut locs = Vec::new();
     for l in &m.layers {
-        let (loc, size) = src.blob(&blob_path(&l.digest)?)?;
+        let (loc, size) = src.blob(&blob_path(l.digest.as_str())?)?;
         layers.push(LayerMeta {
-            id: l.digest.trim_start_matches("sha256:").to_string(),
-            digest: Some(l.digest.clone()),
+            id: l.digest.hex().to_string(),
+            digest: Some(l.digest.to_string()),
             media_type: Some(l.media_type.clone()),
             blob_size: Some(if l.size > 0 { l.size } else { size }),
             ..LayerMeta::default()

@@ -8,7 +8,8 @@ use std::fs::{self, File};
 use std::io::Write;
 use std::path::Path;
 use whittle_analyze::{analyze, AnalyzeError, CiRules, Input, Limits, Options, RuleStatus};
-use whittle_store::{save, ArchiveFormat, Reference, Store};
+use whittle_oci::Reference;
+use whittle_store::{save, ArchiveFormat, Store};
 
 fn three(s: &Store) {
     image(

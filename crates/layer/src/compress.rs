@@ -51,10 +51,11 @@ impl Default for Compression {
 impl Compression {
     /// The OCI media type of a layer compressed this way.
     pub fn media_type(&self) -> &'static str {
+        use whittle_oci::media_type;
         match self {
-            Compression::None => crate::MEDIA_TYPE_LAYER_TAR,
-            Compression::Gzip { .. } => crate::MEDIA_TYPE_LAYER_GZIP,
-            Compression::Zstd { .. } => crate::MEDIA_TYPE_LAYER_ZSTD,
+            Compression::None => media_type::OCI_LAYER_TAR,
+            Compression::Gzip { .. } => media_type::OCI_LAYER_GZIP,
+            Compression::Zstd { .. } => media_type::OCI_LAYER_ZSTD,
         }
     }
 }

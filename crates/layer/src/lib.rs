@@ -23,9 +23,8 @@ pub use write::{
     default_epoch, write_layer, LayerInfo, SourceKind, WriteOptions, OPAQUE_MARKER, WHITEOUT_PREFIX,
 };
 
-/// Media type of an uncompressed OCI layer.
-pub const MEDIA_TYPE_LAYER_TAR: &str = "application/vnd.oci.image.layer.v1.tar";
-/// Media type of a gzip OCI layer.
-pub const MEDIA_TYPE_LAYER_GZIP: &str = "application/vnd.oci.image.layer.v1.tar+gzip";
-/// Media type of a zstd OCI layer.
-pub const MEDIA_TYPE_LAYER_ZSTD: &str = "application/vnd.oci.image.layer.v1.tar+zstd";
+/// Layer media types, named here as before (they live in `whittle_oci::media_type`).
+pub use whittle_oci::media_type::{
+    OCI_LAYER_GZIP as MEDIA_TYPE_LAYER_GZIP, OCI_LAYER_TAR as MEDIA_TYPE_LAYER_TAR,
+    OCI_LAYER_ZSTD as MEDIA_TYPE_LAYER_ZSTD,
+};

@@ -37,7 +37,7 @@ impl Credentials {
 
 /// The key docker uses for a registry in its config file and with credential helpers.
 pub fn config_key(registry: &str) -> String {
-    if registry == crate::reference::DOCKER_HUB {
+    if registry == crate::DOCKER_HUB {
         "https://index.docker.io/v1/".to_string()
     } else {
         registry.to_string()
@@ -52,7 +52,7 @@ fn key_host(key: &str) -> &str {
         .unwrap_or(key);
     let h = k.split('/').next().unwrap_or(k);
     if h == "index.docker.io" || h == "registry-1.docker.io" {
-        crate::reference::DOCKER_HUB
+        crate::DOCKER_HUB
     } else {
         h
     }

@@ -2,12 +2,15 @@
 //! the CLI can print it as is.
 
 use std::path::PathBuf;
-use whittle_layer::Digest;
+use whittle_oci::Digest;
 
 /// Errors of pulls, pushes and logins.
 #[derive(Debug, thiserror::Error)]
 pub enum RegistryError {
     /// An image reference does not parse.
+    #[error(transparent)]
+    Reference(#[from] whittle_oci::ReferenceError),
+    /// A request cannot be made for a reference.
     #[error("invalid image reference {reference:?}: {reason}")]
     InvalidReference {
         /// What was given.

@@ -1,7 +1,8 @@
 //! The registry client: pull and push images by the OCI distribution spec, with docker's
 //! reference normalisation, credentials and TLS rules.
 //!
-//! - [`ImageRef`]: `alpine` → `docker.io/library/alpine:latest`; `name:tag@sha256:…` pins.
+//! - [`Reference`] (`whittle_oci::Reference`): `alpine` → `docker.io/library/alpine:latest`;
+//!   `name:tag@sha256:…` pins.
 //! - [`pull`] / [`ensure_image`]: manifest or index (→ the platform's manifest), config and
 //!   layers streamed into the store through digest-checking writers, layers in parallel; blobs
 //!   the store has are not fetched; a failed or interrupted pull leaves no blob behind that did
@@ -29,11 +30,15 @@ pub use client::{Client, ClientOptions};
 pub use error::{RegistryError, Result};
 pub use pull::pull;
 pub use push::push_image;
-pub use reference::{is_loopback, ImageRef, DOCKER_HUB};
+pub use reference::{api_host, is_loopback};
 pub use whittle_oci::Platform;
+/// The image reference type (`whittle_oci::Reference`) under the name this crate has always
+/// used.
+pub use whittle_oci::Reference;
+pub use whittle_oci::DOCKER_HUB;
 
 use std::sync::Arc;
-use whittle_layer::Digest;
+use whittle_oci::Digest;
 use whittle_store::{ImageRecord, Store};
 
 /// Progress of a pull or push, for the CLI to render.
@@ -179,7 +184,7 @@ impl std::str::FromStr for PullPolicy {
 /// or a stored index's entry for the platform), else by tag when its config is for the platform.
 pub fn local_image(
     store: &Store,
-    r: &ImageRef,
+    r: &Reference,
     platform: &Platform,
 ) -> Result<Option<ImageRecord>> {
     if let Some(d) = &r.digest {
@@ -187,7 +192,7 @@ pub fn local_image(
             return Ok(None);
         }
         let bytes = store.read_document(d)?;
-        let m = match manifest::parse(&bytes, None, &r.to_string()) {
+        let m = match manifest::parse(&bytes, None, &r.canonical()) {
             Ok(m) => m,
             Err(_) => return Ok(None),
         };
@@ -206,19 +211,15 @@ pub fn local_image(
             Err(e) => Err(e.into()),
         };
     }
-    let Some(tag) = r.local_tag() else {
+    let Some(name) = r.local_tag().and_then(|t| t.tag_key()) else {
         return Ok(None);
     };
-    let name = tag.to_string();
     let Some(found) = store.images()?.into_iter().find(|t| t.tags.contains(&name)) else {
         return Ok(None);
     };
-    let (_, cfg) = store.manifest_and_config(&found.image)?;
-    let os = cfg.get("os").and_then(|v| v.as_str()).unwrap_or("linux");
-    let arch = cfg
-        .get("architecture")
-        .and_then(|v| v.as_str())
-        .unwrap_or("");
+    let cfg = store.image_config(&found.image)?;
+    let os = cfg.os.get().map_or("linux", String::as_str);
+    let arch = cfg.architecture.get().map_or("", String::as_str);
     let same = os == platform.os && (arch.is_empty() || arch == platform.arch);
     Ok(same.then_some(found.image))
 }
@@ -227,7 +228,7 @@ pub fn local_image(
 /// is what `FROM` and `whittle pull` use.
 pub fn ensure_image(
     store: &Store,
-    r: &ImageRef,
+    r: &Reference,
     platform: &Platform,
     policy: PullPolicy,
     opts: &PullOptions,
@@ -237,11 +238,11 @@ pub fn ensure_image(
         let have = stored_platforms(store, r)?;
         Ok(if have.is_empty() {
             pull_error.unwrap_or(RegistryError::NotInStore {
-                reference: r.to_string(),
+                reference: r.canonical(),
             })
         } else {
             RegistryError::WrongPlatform {
-                reference: r.to_string(),
+                reference: r.canonical(),
                 wanted: platform.to_string(),
                 have: have.join(", "),
                 pull_error: pull_error.map(Box::new),
@@ -266,18 +267,13 @@ pub fn ensure_image(
 
 /// The platforms (`os/arch[/variant]`) the store holds `r` for, whatever platform was asked:
 /// for a tag, the tagged image's; for a digest of an index, those of its stored entries.
-pub fn stored_platforms(store: &Store, r: &ImageRef) -> Result<Vec<String>> {
+pub fn stored_platforms(store: &Store, r: &Reference) -> Result<Vec<String>> {
     let platform_of = |image: &ImageRecord| -> Result<String> {
-        let (_, cfg) = store.manifest_and_config(image)?;
-        let field = |k: &str| {
-            cfg.get(k)
-                .and_then(|v| v.as_str())
-                .unwrap_or("")
-                .to_string()
-        };
-        let mut p = format!("{}/{}", field("os"), field("architecture"));
-        if !field("variant").is_empty() {
-            p = format!("{p}/{}", field("variant"));
+        let cfg = store.image_config(image)?;
+        let field = |f: &whittle_oci::Field<String>| f.get().cloned().unwrap_or_default();
+        let mut p = format!("{}/{}", field(&cfg.os), field(&cfg.architecture));
+        if !field(&cfg.variant).is_empty() {
+            p = format!("{p}/{}", field(&cfg.variant));
         }
         Ok(p)
     };
@@ -286,11 +282,11 @@ pub fn stored_platforms(store: &Store, r: &ImageRef) -> Result<Vec<String>> {
             return Ok(Vec::new());
         }
         let bytes = store.read_document(d)?;
-        return Ok(match manifest::parse(&bytes, None, &r.to_string()) {
+        return Ok(match manifest::parse(&bytes, None, &r.canonical()) {
             Ok(manifest::Document::Index { manifests, .. }) => manifests
                 .iter()
                 .filter(|e| store.has_blob(&e.digest))
-                .filter_map(|e| e.platform.as_ref().map(ToString::to_string))
+                .filter_map(|e| e.platform.as_ref().map(|p| p.platform().to_string()))
                 .collect(),
             Ok(manifest::Document::Image { .. }) => match store.put_image(d) {
                 Ok(rec) => vec![platform_of(&rec)?],
@@ -299,10 +295,9 @@ pub fn stored_platforms(store: &Store, r: &ImageRef) -> Result<Vec<String>> {
             Err(_) => Vec::new(),
         });
     }
-    let Some(tag) = r.local_tag() else {
+    let Some(name) = r.local_tag().and_then(|t| t.tag_key()) else {
         return Ok(Vec::new());
     };
-    let name = tag.to_string();
     match store.images()?.into_iter().find(|t| t.tags.contains(&name)) {
         Some(found) => Ok(vec![platform_of(&found.image)?]),
         None => Ok(Vec::new()),

@@ -2,82 +2,40 @@
 //! checked as untrusted input: media types, digests and sizes.
 
 use crate::error::{RegistryError, Result};
+use serde::de::IgnoredAny;
 use serde::Deserialize;
-use whittle_layer::Digest;
-use whittle_oci::Platform;
-use whittle_store::{MEDIA_TYPE_INDEX, MEDIA_TYPE_MANIFEST};
+use whittle_oci::media_type::{self, OCI_INDEX, OCI_MANIFEST};
+use whittle_oci::{Index, Manifest, Platform};
 
-/// Docker schema 2 manifest.
-pub const DOCKER_MANIFEST: &str = "application/vnd.docker.distribution.manifest.v2+json";
-/// Docker manifest list.
-pub const DOCKER_LIST: &str = "application/vnd.docker.distribution.manifest.list.v2+json";
-/// Docker schema 1 manifests, refused.
-const SCHEMA1: &[&str] = &[
-    "application/vnd.docker.distribution.manifest.v1+json",
-    "application/vnd.docker.distribution.manifest.v1+prettyjws",
-];
 /// What we ask registries for.
-pub const ACCEPT: &str = "application/vnd.oci.image.index.v1+json, application/vnd.oci.image.manifest.v1+json, application/vnd.docker.distribution.manifest.list.v2+json;q=0.9, application/vnd.docker.distribution.manifest.v2+json;q=0.9";
+pub const ACCEPT: &str = media_type::MANIFEST_ACCEPT;
 /// Largest manifest or index accepted from a registry.
 pub const MAX_MANIFEST: u64 = 4 << 20;
 /// Largest image config accepted from a registry.
 pub const MAX_CONFIG: u64 = 8 << 20;
 
-const CONFIG_TYPES: &[&str] = &[
-    "application/vnd.oci.image.config.v1+json",
-    "application/vnd.docker.container.image.v1+json",
-];
-
+/// What is read of a document before it is parsed as what it says it is.
 #[derive(Deserialize)]
 #[serde(rename_all = "camelCase")]
-struct RawDescriptor {
-    #[serde(default)]
-    media_type: String,
-    digest: String,
-    size: i64,
-    #[serde(default)]
-    platform: Option<RawPlatform>,
-}
-
-#[derive(Deserialize, Clone)]
-struct RawPlatform {
-    #[serde(default)]
-    os: String,
-    #[serde(default)]
-    architecture: String,
-    #[serde(default)]
-    variant: Option<String>,
-}
-
-#[derive(Deserialize)]
-#[serde(rename_all = "camelCase")]
-struct RawDoc {
+struct Probe {
     #[serde(default)]
     schema_version: Option<i64>,
     #[serde(default)]
     media_type: Option<String>,
     #[serde(default)]
-    config: Option<RawDescriptor>,
+    config: Option<IgnoredAny>,
     #[serde(default)]
-    layers: Option<Vec<RawDescriptor>>,
+    layers: Option<IgnoredAny>,
     #[serde(default)]
-    manifests: Option<Vec<RawDescriptor>>,
+    manifests: Option<IgnoredAny>,
 }
 
-/// A checked descriptor.
-#[derive(Clone, Debug, PartialEq, Eq)]
-pub struct Descriptor {
-    /// Media type.
-    pub media_type: String,
-    /// Content digest.
-    pub digest: Digest,
-    /// Size in bytes.
-    pub size: u64,
-    /// Platform (index entries).
-    pub platform: Option<Platform>,
-}
+/// A descriptor (whittle_oci's: unknown fields kept, sha256 digests, sizes not negative).
+pub use whittle_oci::Descriptor;
 
 /// A parsed manifest or index.
+// One is parsed per pull or push: the size of the config descriptor inline does not matter.
+#[allow(clippy::large_enum_variant)]
 #[derive(Clone, Debug)]
 pub enum Document {
     /// An image manifest (OCI or Docker schema 2).
@@ -98,37 +56,13 @@ pub enum Document {
     },
 }
 
-fn descriptor(d: RawDescriptor, what: &str) -> Result<Descriptor> {
-    let bad = |reason: String| RegistryError::InvalidManifest {
-        what: what.to_string(),
-        reason,
-    };
-    let digest: Digest = d
-        .digest
-        .parse()
-        .map_err(|_| bad(format!("unsupported or invalid digest {:?}", d.digest)))?;
-    if d.size < 0 {
-        return Err(bad(format!("negative size for {digest}")));
-    }
-    Ok(Descriptor {
-        media_type: d.media_type,
-        digest,
-        size: d.size as u64,
-        platform: d.platform.map(|p| Platform {
-            os: p.os,
-            arch: p.architecture,
-            variant: p.variant.filter(|v| !v.is_empty()),
-        }),
-    })
-}
-
 /// Parses a manifest or index given the `Content-Type` it came with (which may be missing or
 /// generic). Schema 1 is refused with [`RegistryError::Schema1`].
 pub fn parse(bytes: &[u8], content_type: Option<&str>, what: &str) -> Result<Document> {
     let ct = content_type
         .map(|c| c.split(';').next().unwrap_or("").trim().to_string())
         .filter(|c| !c.is_empty() && c != "application/json" && c != "text/plain");
-    if ct.as_deref().is_some_and(|c| SCHEMA1.contains(&c)) {
+    if ct.as_deref().is_some_and(media_type::is_schema1) {
         return Err(RegistryError::Schema1 {
             reference: what.to_string(),
         });
@@ -137,7 +71,7 @@ pub fn parse(bytes: &[u8], content_type: Option<&str>, what: &str) -> Result<Doc
         what: what.to_string(),
         reason,
     };
-    let raw: RawDoc =
+    let raw: Probe =
         serde_json::from_slice(bytes).map_err(|e| bad(format!("not a manifest: {e}")))?;
     if raw.schema_version == Some(1) {
         return Err(RegistryError::Schema1 {
@@ -158,31 +92,32 @@ pub fn parse(bytes: &[u8], content_type: Option<&str>, what: &str) -> Result<Doc
         }
         (Some(a), _) => a.clone(),
         (None, Some(b)) => b.clone(),
-        (None, None) if raw.manifests.is_some() => MEDIA_TYPE_INDEX.to_string(),
-        (None, None) => MEDIA_TYPE_MANIFEST.to_string(),
+        (None, None) if raw.manifests.is_some() => OCI_INDEX.to_string(),
+        (None, None) => OCI_MANIFEST.to_string(),
     };
-    if mt == MEDIA_TYPE_INDEX || mt == DOCKER_LIST {
-        let list = raw
-            .manifests
-            .ok_or_else(|| bad("an index without manifests".into()))?;
-        let manifests = list
-            .into_iter()
-            .map(|d| descriptor(d, what))
-            .collect::<Result<Vec<_>>>()?;
+    if media_type::is_index(&mt) {
+        if raw.manifests.is_none() {
+            return Err(bad("an index without manifests".into()));
+        }
+        let index: Index =
+            serde_json::from_slice(bytes).map_err(|e| bad(format!("not an index: {e}")))?;
         return Ok(Document::Index {
             media_type: mt,
-            manifests,
+            manifests: index.manifests,
         });
     }
-    if mt != MEDIA_TYPE_MANIFEST && mt != DOCKER_MANIFEST {
+    if !media_type::is_image_manifest(&mt) {
         return Err(bad(format!("unsupported media type {mt}")));
     }
-    let config = descriptor(
-        raw.config
-            .ok_or_else(|| bad("an image manifest without config".into()))?,
-        what,
-    )?;
-    if !CONFIG_TYPES.contains(&config.media_type.as_str()) {
+    if raw.config.is_none() {
+        return Err(bad("an image manifest without config".into()));
+    }
+    if raw.layers.is_none() {
+        return Err(bad("an image manifest without layers".into()));
+    }
+    let Manifest { config, layers, .. } =
+        serde_json::from_slice(bytes).map_err(|e| bad(format!("not an image manifest: {e}")))?;
+    if !media_type::is_config(&config.media_type) {
         return Err(bad(format!(
             "config media type {:?} is not an image config",
             config.media_type
@@ -194,17 +129,8 @@ pub fn parse(bytes: &[u8], content_type: Option<&str>, what: &str) -> Result<Doc
             limit: MAX_CONFIG,
         });
     }
-    let layers = raw
-        .layers
-        .ok_or_else(|| bad("an image manifest without layers".into()))?
-        .into_iter()
-        .map(|d| descriptor(d, what))
-        .collect::<Result<Vec<_>>>()?;
     for l in &layers {
-        let ok = l.media_type.starts_with("application/vnd.oci.image.layer.")
-            || l.media_type
-                .starts_with("application/vnd.docker.image.rootfs.");
-        if !ok {
+        if !media_type::is_layer(&l.media_type) {
             return Err(bad(format!(
                 "layer {} has media type {:?}, not a filesystem layer",
                 l.digest, l.media_type
@@ -234,10 +160,15 @@ pub fn select_platform<'a>(manifests: &'a [Descriptor], want: &Platform) -> Opti
         .filter(|d| {
             d.platform
                 .as_ref()
-                .is_some_and(|p| p.os == want.os && p.arch == want.arch)
+                .is_some_and(|p| p.os == want.os && p.architecture == want.arch)
         })
         .collect();
-    let variant = |d: &Descriptor| d.platform.as_ref().and_then(|p| p.variant.clone());
+    let variant = |d: &Descriptor| {
+        d.platform
+            .as_ref()
+            .and_then(|p| p.variant.clone())
+            .filter(|v| !v.is_empty())
+    };
     let wanted = want.variant.as_deref().or(default_variant(&want.arch));
     if let Some(v) = wanted {
         if let Some(d) = candidates.iter().find(|d| variant(d).as_deref() == Some(v)) {
@@ -264,7 +195,7 @@ pub fn platforms(manifests: &[Descriptor]) -> String {
     let v: Vec<String> = manifests
         .iter()
         .filter_map(|d| d.platform.as_ref())
-        .map(Platform::to_string)
+        .map(|p| p.platform().to_string())
         .collect();
     if v.is_empty() {
         "no platforms".into()
@@ -276,6 +207,8 @@ pub fn platforms(manifests: &[Descriptor]) -> String {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use whittle_oci::media_type::DOCKER_MANIFEST;
+    use whittle_oci::PlatformSpec;
 
     fn d(n: u8) -> String {
         format!("sha256:{}", format!("{n:02x}").repeat(32))
@@ -309,7 +242,7 @@ mod tests {
         assert_eq!(config.size, 10);
         assert_eq!(layers[0].digest.to_string(), d(2));
         // Content-Type and body disagree.
-        assert!(parse(m.as_bytes(), Some(MEDIA_TYPE_MANIFEST), "x").is_err());
+        assert!(parse(m.as_bytes(), Some(OCI_MANIFEST), "x").is_err());
         // Bad digest, negative size, non-layer media type.
         for bad in [
             m.replace(&d(2), "sha256:zz"),
@@ -326,14 +259,12 @@ mod tests {
     #[test]
     fn selects_platforms() {
         let e = |a: &str, v: Option<&str>, n: u8| Descriptor {
-            media_type: MEDIA_TYPE_MANIFEST.into(),
-            digest: d(n).parse().unwrap(),
-            size: 1,
-            platform: Some(Platform {
+            platform: Some(PlatformSpec::from(&Platform {
                 os: "linux".into(),
                 arch: a.into(),
                 variant: v.map(str::to_string),
-            }),
+            })),
+            ..Descriptor::new(OCI_MANIFEST, d(n).parse().unwrap(), 1)
         };
         let list = vec![
             e("amd64", None, 1),

@@ -4,12 +4,12 @@
 use crate::client::{header, scope, Client, ReqBody};
 use crate::error::{RegistryError, Result};
 use crate::manifest::{self, Descriptor, Document, MAX_MANIFEST};
-use crate::reference::ImageRef;
 use crate::{Event, PullOptions};
 use std::io::{Read, Write};
 use ureq::http::Method;
-use whittle_layer::Digest;
+use whittle_oci::Digest;
 use whittle_oci::Platform;
+use whittle_oci::Reference;
 use whittle_store::{ImageRecord, Store, StoreError};
 
 /// Blob download attempts (after a broken connection the rest is asked for with `Range`).
@@ -28,7 +28,7 @@ pub(crate) fn manifest_url(client: &Client, repository: &str, reference: &str) -
 
 /// GETs a manifest by tag or digest and checks it: size cap, and its digest against the pinned
 /// digest or the registry's `Docker-Content-Digest`.
-pub(crate) fn fetch_manifest(client: &Client, r: &ImageRef, reference: &str) -> Result<Fetched> {
+pub(crate) fn fetch_manifest(client: &Client, r: &Reference, reference: &str) -> Result<Fetched> {
     let url = manifest_url(client, &r.repository, reference);
     let what = format!("manifest {reference}");
     let resp = client.send(
@@ -95,9 +95,9 @@ pub(crate) struct Resolved {
     pub index: Option<Fetched>,
 }
 
-pub(crate) fn resolve(client: &Client, r: &ImageRef, platform: &Platform) -> Result<Resolved> {
+pub(crate) fn resolve(client: &Client, r: &Reference, platform: &Platform) -> Result<Resolved> {
     let top = fetch_manifest(client, r, &r.reference())?;
-    let name = r.to_string();
+    let name = r.canonical();
     match manifest::parse(&top.bytes, top.content_type.as_deref(), &name)? {
         Document::Image { config, layers, .. } => Ok(Resolved {
             manifest: top,
@@ -235,7 +235,7 @@ pub(crate) fn download_blob(
 /// Pulls `r` for `platform` into the store and tags it (when the reference has a tag).
 pub fn pull(
     store: &Store,
-    r: &ImageRef,
+    r: &Reference,
     platform: &Platform,
     opts: &PullOptions,
 ) -> Result<ImageRecord> {
@@ -243,7 +243,7 @@ pub fn pull(
     let client = Client::connect(&r.registry, &opts.client)?;
     let res = resolve(&client, r, platform)?;
     opts.emit(Event::Resolved {
-        reference: r.to_string(),
+        reference: r.canonical(),
         digest: res.manifest.digest.clone(),
     });
     let mut todo: Vec<&Descriptor> = Vec::new();

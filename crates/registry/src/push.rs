@@ -5,10 +5,10 @@
 use crate::client::{header, scope, urlencode, Client, ReqBody};
 use crate::error::{RegistryError, Result};
 use crate::manifest::{self, Descriptor, Document};
-use crate::reference::ImageRef;
 use crate::{Event, PushOptions};
 use ureq::http::Method;
-use whittle_layer::Digest;
+use whittle_oci::Digest;
+use whittle_oci::Reference;
 use whittle_store::{ImageRecord, Store};
 
 /// Upload attempts per blob (each starts a fresh upload session, or resumes a chunked one).
@@ -35,14 +35,14 @@ fn blob_exists(client: &Client, repo: &str, d: &Digest, scope: &str) -> Result<b
 }
 
 /// Repositories on the same registry that the store's tags say hold `d`.
-fn mount_sources(store: &Store, target: &ImageRef, d: &Digest) -> Result<Vec<String>> {
+fn mount_sources(store: &Store, target: &Reference, d: &Digest) -> Result<Vec<String>> {
     let mut out = Vec::new();
     for img in store.images()? {
         if !img.image.blobs().any(|b| b == d) {
             continue;
         }
         for t in &img.tags {
-            if let Ok(r) = ImageRef::parse(t) {
+            if let Ok(r) = Reference::parse(t) {
                 if r.registry == target.registry
                     && r.repository != target.repository
                     && !out.contains(&r.repository)
@@ -248,7 +248,7 @@ fn upload_chunked(
 fn push_blob(
     client: &Client,
     store: &Store,
-    target: &ImageRef,
+    target: &Reference,
     d: &Descriptor,
     opts: &PushOptions,
 ) -> Result<()> {
@@ -310,12 +310,12 @@ fn push_blob(
 pub fn push_image(
     store: &Store,
     image: &ImageRecord,
-    target: &ImageRef,
+    target: &Reference,
     opts: &PushOptions,
 ) -> Result<Digest> {
     let _lease = store.lease()?;
     let bytes = store.read_document(&image.manifest)?;
-    let name = target.to_string();
+    let name = target.canonical();
     let (media_type, config, layers) =
         match manifest::parse(&bytes, None, &format!("local image {}", image.manifest))? {
             Document::Image {

@@ -9,7 +9,8 @@ use std::net::{TcpListener, TcpStream};
 use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex};
 use whittle_layer::Digest;
-use whittle_registry::{ClientOptions, ImageRef, Platform, PullOptions, RegistryError};
+use whittle_oci::Reference;
+use whittle_registry::{ClientOptions, Platform, PullOptions, RegistryError};
 use whittle_store::Store;
 
 #[derive(Default)]
@@ -362,8 +363,8 @@ impl Fake {
         (md, ld)
     }
 
-    fn reference(&self, tag: &str) -> ImageRef {
-        ImageRef::parse(&format!("127.0.0.1:{}/lib/app:{tag}", self.port)).unwrap()
+    fn reference(&self, tag: &str) -> Reference {
+        Reference::parse(&format!("127.0.0.1:{}/lib/app:{tag}", self.port)).unwrap()
     }
 }
 

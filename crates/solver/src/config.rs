@@ -1,9 +1,10 @@
-//! The image config (OCI, with Docker's extensions `Healthcheck`, `Shell`, `OnBuild`) made by
-//! applying a build graph's config changes, and its history, written the way BuildKit writes
-//! them.
+//! The image config (`whittle_oci::ImageConfig`: OCI, with Docker's extensions `Healthcheck`,
+//! `Shell`, `OnBuild`, and whatever else the base image's config holds) made by applying a
+//! build graph's config changes, and its history, written the way BuildKit writes them.
 
-use serde_json::{json, Value};
+use serde_json::json;
 use whittle_graph::{ConfigChange, Platform};
+use whittle_oci::{ContainerConfig, Field, Healthcheck, History, ImageConfig, RootFs};
 
 /// The PATH BuildKit sets for Linux images that have none.
 const DEFAULT_PATH: &str = "/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin";
@@ -28,59 +29,51 @@ pub fn rfc3339(secs: u64) -> String {
 }
 
 /// A fresh config for `FROM scratch`.
-pub fn scratch(platform: &Platform) -> Value {
-    let mut v = json!({
-        "architecture": platform.arch,
-        "os": platform.os,
+pub fn scratch(platform: &Platform) -> ImageConfig {
+    ImageConfig {
+        architecture: Field::Set(platform.arch.clone()),
+        os: Field::Set(platform.os.clone()),
+        variant: platform.variant.clone().into(),
         // BuildKit's empty image: PATH, and "/" as the working directory.
-        "config": {"Env": [format!("PATH={DEFAULT_PATH}")], "WorkingDir": "/"},
-        "rootfs": {"type": "layers", "diff_ids": []},
-        "history": [],
-    });
-    if let Some(var) = &platform.variant {
-        v["variant"] = json!(var);
+        config: Field::Set(ContainerConfig {
+            env: Field::Set(vec![format!("PATH={DEFAULT_PATH}")]),
+            working_dir: Field::Set("/".into()),
+            ..ContainerConfig::default()
+        }),
+        rootfs: Field::Set(RootFs {
+            kind: Field::Set("layers".into()),
+            diff_ids: Field::Set(Vec::new()),
+            ..RootFs::default()
+        }),
+        history: Field::Set(Vec::new()),
+        ..ImageConfig::default()
     }
-    v
 }
 
-/// Makes sure `doc` is an object with a `config` object.
-fn ensure_config(doc: &mut Value) {
-    if !doc.is_object() {
-        *doc = json!({});
-    }
-    if !doc["config"].is_object() {
-        doc["config"] = json!({});
-    }
+/// A Docker duration (nanoseconds, an `int64` in Go) from the graph's.
+fn nanos(v: u64) -> i64 {
+    i64::try_from(v).unwrap_or(i64::MAX)
 }
 
 /// Applies one change of the build graph to the config. History entries are applied by the
 /// caller, which knows whether their layer is empty (see [`push_history`]).
-pub fn apply(doc: &mut Value, change: &ConfigChange) {
+///
+/// Every change but `Author` makes sure there is a `config` object (an absent or `null` one
+/// becomes `{}`), as BuildKit's image config always has one.
+pub fn apply(cfg: &mut ImageConfig, change: &ConfigChange) {
     if let ConfigChange::Author { name } = change {
-        doc["author"] = json!(name);
+        cfg.author = Field::Set(name.clone());
         return;
     }
-    ensure_config(doc);
-    let Some(c) = doc.get_mut("config").and_then(Value::as_object_mut) else {
-        return;
-    };
-    let object = |c: &mut serde_json::Map<String, Value>, k: &str| {
-        let e = c.entry(k).or_insert_with(|| json!({}));
-        if !e.is_object() {
-            *e = json!({});
-        }
-    };
+    let c = cfg.config.get_or_default();
     match change {
-        ConfigChange::ClearOnBuild => {
-            c.remove("OnBuild");
-        }
+        ConfigChange::ClearOnBuild => c.on_build = Field::Absent,
         ConfigChange::Env { vars } => {
             let mut env: Vec<(String, String)> = c
-                .get("Env")
-                .and_then(Value::as_array)
+                .env
+                .get()
                 .map(|a| {
                     a.iter()
-                        .filter_map(Value::as_str)
                         .map(|kv| match kv.split_once('=') {
                             Some((k, v)) => (k.to_string(), v.to_string()),
                             None => (kv.to_string(), String::new()),
@@ -94,103 +87,77 @@ pub fn apply(doc: &mut Value, change: &ConfigChange) {
                     None => env.push((k.clone(), v.clone())),
                 }
             }
-            c.insert(
-                "Env".into(),
-                json!(env
-                    .iter()
-                    .map(|(k, v)| format!("{k}={v}"))
-                    .collect::<Vec<_>>()),
-            );
+            c.env = Field::Set(env.iter().map(|(k, v)| format!("{k}={v}")).collect());
         }
         ConfigChange::Labels { labels } => {
-            object(c, "Labels");
+            let l = c.labels.get_or_default();
             for (k, v) in labels {
-                c["Labels"][k] = json!(v);
+                l.insert(k.clone(), v.clone());
             }
         }
-        ConfigChange::WorkingDir { path } => {
-            c.insert("WorkingDir".into(), json!(path));
-        }
-        ConfigChange::User { user } => {
-            c.insert("User".into(), json!(user));
-        }
+        ConfigChange::WorkingDir { path } => c.working_dir = Field::Set(path.clone()),
+        ConfigChange::User { user } => c.user = Field::Set(user.clone()),
         ConfigChange::ExposedPorts { ports } => {
-            object(c, "ExposedPorts");
+            let e = c.exposed_ports.get_or_default();
             for p in ports {
-                c["ExposedPorts"][p] = json!({});
+                e.insert(p.clone(), json!({}));
             }
         }
         ConfigChange::Volumes { paths } => {
-            object(c, "Volumes");
+            let v = c.volumes.get_or_default();
             for p in paths {
-                c["Volumes"][p] = json!({});
+                v.insert(p.clone(), json!({}));
             }
         }
-        ConfigChange::Cmd { args } => {
-            c.insert("Cmd".into(), json!(args));
-        }
+        ConfigChange::Cmd { args } => c.cmd = Field::Set(args.clone()),
         ConfigChange::Entrypoint { args, reset_cmd } => {
-            if args.is_empty() {
-                c.insert("Entrypoint".into(), Value::Null);
+            c.entrypoint = if args.is_empty() {
+                Field::Null
             } else {
-                c.insert("Entrypoint".into(), json!(args));
-            }
+                Field::Set(args.clone())
+            };
             if *reset_cmd {
-                c.insert("Cmd".into(), Value::Null);
+                c.cmd = Field::Null;
             }
         }
         ConfigChange::Healthcheck { check } => {
-            let mut h = json!({"Test": check.test});
-            for (k, v) in [
-                ("Interval", check.interval),
-                ("Timeout", check.timeout),
-                ("StartPeriod", check.start_period),
-                ("StartInterval", check.start_interval),
-            ] {
+            let positive = |v: u64| {
                 if v > 0 {
-                    h[k] = json!(v);
+                    Field::Set(nanos(v))
+                } else {
+                    Field::Absent
                 }
-            }
-            if check.retries > 0 {
-                h["Retries"] = json!(check.retries);
-            }
-            c.insert("Healthcheck".into(), h);
+            };
+            c.healthcheck = Field::Set(Healthcheck {
+                test: Field::Set(check.test.clone()),
+                interval: positive(check.interval),
+                timeout: positive(check.timeout),
+                start_period: positive(check.start_period),
+                start_interval: positive(check.start_interval),
+                retries: positive(u64::from(check.retries)),
+                ..Healthcheck::default()
+            });
         }
-        ConfigChange::StopSignal { signal } => {
-            c.insert("StopSignal".into(), json!(signal));
-        }
-        ConfigChange::Shell { shell } => {
-            c.insert("Shell".into(), json!(shell));
-        }
-        ConfigChange::OnBuild { trigger } => {
-            let e = c.entry("OnBuild").or_insert_with(|| json!([]));
-            if !e.is_array() {
-                *e = json!([]);
-            }
-            if let Some(a) = e.as_array_mut() {
-                a.push(json!(trigger));
-            }
-        }
+        ConfigChange::StopSignal { signal } => c.stop_signal = Field::Set(signal.clone()),
+        ConfigChange::Shell { shell } => c.shell = Field::Set(shell.clone()),
+        ConfigChange::OnBuild { trigger } => c.on_build.get_or_default().push(trigger.clone()),
         ConfigChange::Author { .. } | ConfigChange::History { .. } => {}
     }
 }
 
 /// Appends a history entry.
-pub fn push_history(doc: &mut Value, created: &str, created_by: &str, empty_layer: bool) {
-    if !doc["history"].is_array() {
-        doc["history"] = json!([]);
-    }
-    let mut h = json!({
-        "created": created,
-        "created_by": created_by,
-        "comment": "buildkit.dockerfile.v0",
+pub fn push_history(cfg: &mut ImageConfig, created: &str, created_by: &str, empty_layer: bool) {
+    cfg.history.get_or_default().push(History {
+        created: Field::Set(created.to_string()),
+        created_by: Field::Set(created_by.to_string()),
+        comment: Field::Set("buildkit.dockerfile.v0".to_string()),
+        empty_layer: if empty_layer {
+            Field::Set(true)
+        } else {
+            Field::Absent
+        },
+        ..History::default()
     });
-    if empty_layer {
-        h["empty_layer"] = json!(true);
-    }
-    if let Some(a) = doc["history"].as_array_mut() {
-        a.push(h);
-    }
 }
 
 #[cfg(test)]
@@ -206,7 +173,9 @@ mod tests {
 
     #[test]
     fn entrypoint_resets_inherited_cmd() {
-        let mut d = json!({"config": {"Cmd": ["bash"]}});
+        let cmd = |d: &ImageConfig| d.container().map(|c| c.cmd.clone());
+        let mut d: ImageConfig =
+            serde_json::from_value(json!({"config": {"Cmd": ["bash"]}})).unwrap();
         apply(
             &mut d,
             &ConfigChange::Entrypoint {
@@ -214,9 +183,11 @@ mod tests {
                 reset_cmd: true,
             },
         );
-        assert_eq!(d["config"]["Cmd"], Value::Null);
-        assert_eq!(d["config"]["Entrypoint"], json!(["/app"]));
-        let mut d = json!({});
+        assert_eq!(cmd(&d), Some(Field::Null));
+        let c = |d: &ImageConfig| serde_json::to_value(d).unwrap()["config"].clone();
+        assert_eq!(c(&d)["Cmd"], serde_json::Value::Null);
+        assert_eq!(c(&d)["Entrypoint"], json!(["/app"]));
+        let mut d = ImageConfig::default();
         apply(
             &mut d,
             &ConfigChange::Env {
@@ -229,25 +200,22 @@ mod tests {
                 vars: vec![("A".into(), "2".into()), ("B".into(), "x".into())],
             },
         );
-        assert_eq!(d["config"]["Env"], json!(["A=2", "B=x"]));
+        assert_eq!(c(&d)["Env"], json!(["A=2", "B=x"]));
         apply(
             &mut d,
             &ConfigChange::ExposedPorts {
                 ports: vec!["80/tcp".into(), "53/udp".into()],
             },
         );
-        assert_eq!(
-            d["config"]["ExposedPorts"],
-            json!({"80/tcp": {}, "53/udp": {}})
-        );
+        assert_eq!(c(&d)["ExposedPorts"], json!({"80/tcp": {}, "53/udp": {}}));
         apply(
             &mut d,
             &ConfigChange::OnBuild {
                 trigger: "RUN x".into(),
             },
         );
-        assert_eq!(d["config"]["OnBuild"], json!(["RUN x"]));
+        assert_eq!(c(&d)["OnBuild"], json!(["RUN x"]));
         apply(&mut d, &ConfigChange::ClearOnBuild);
-        assert_eq!(d["config"].get("OnBuild"), None);
+        assert_eq!(c(&d).get("OnBuild"), None);
     }
 }

@@ -205,7 +205,7 @@ pub(crate) struct Output {
     /// The vertex added a layer (its history entry is not empty).
     added: bool,
     /// An image source's config.
-    config: Option<Value>,
+    config: Option<whittle_oci::ImageConfig>,
     /// A context source: its directory and index.
     local: Option<(PathBuf, Arc<Index>)>,
 }
@@ -548,7 +548,7 @@ impl Solver<'_> {
         &self,
         reference: &str,
         manifest: Option<&str>,
-    ) -> Result<(ImageRecord, Value, Vec<Layer>)> {
+    ) -> Result<(ImageRecord, whittle_oci::ImageConfig, Vec<Layer>)> {
         let img = match manifest.and_then(|m| m.parse::<Digest>().ok()) {
             Some(manifest) => self
                 .store

@@ -8,21 +8,16 @@
 
 use crate::blobs::MAX_DOCUMENT;
 use crate::error::{Result, StoreError};
-use crate::images::{
-    index_entry, index_json, ImageRecord, IndexEntry, IndexJson, ANN_IMAGE_NAME, ANN_REF_NAME,
-    MEDIA_TYPE_DOCKER_LIST, MEDIA_TYPE_INDEX,
-};
-use crate::reference::Reference;
+use crate::images::{index_entry, index_json, ImageRecord, ANN_IMAGE_NAME, ANN_REF_NAME};
 use crate::store::Store;
 use serde::Deserialize;
 use std::collections::{BTreeMap, HashMap};
 use std::fs::File;
 use std::io::{self, BufReader, Read, Write};
 use std::path::Path;
-use whittle_layer::{
-    decompress, detect, Detected, Digest, MEDIA_TYPE_LAYER_GZIP, MEDIA_TYPE_LAYER_TAR,
-    MEDIA_TYPE_LAYER_ZSTD,
-};
+use whittle_layer::{decompress, detect, Detected};
+use whittle_oci::Reference;
+use whittle_oci::{media_type, Descriptor, Digest, ImageConfig, Index, Manifest, PlatformSpec};
 
 /// Output format of [`save`].
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -276,17 +271,9 @@ fn load_images(store: &Store, input: &Path, pending: &mut Pending) -> Result<Vec
                 store.read_document(&d)?
             }
         };
-        let cfg: serde_json::Value = serde_json::from_slice(&cfg_bytes)
+        let cfg = ImageConfig::from_slice(&cfg_bytes)
             .map_err(|err| StoreError::json(format!("config {}", e.config), err))?;
-        let diff_ids: Vec<String> = cfg
-            .pointer("/rootfs/diff_ids")
-            .and_then(|v| v.as_array())
-            .map(|a| {
-                a.iter()
-                    .filter_map(|x| x.as_str().map(str::to_string))
-                    .collect()
-            })
-            .unwrap_or_default();
+        let diff_ids = cfg.diff_ids();
         if diff_ids.len() != e.layers.len() {
             return Err(StoreError::InvalidImage(format!(
                 "config {} lists {} diff ids for {} layers",
@@ -305,16 +292,16 @@ fn load_images(store: &Store, input: &Path, pending: &mut Pending) -> Result<Vec
                 .map_err(|err| StoreError::io("read", store.blob_path(&d), err))?;
             let mt = match kind {
                 Detected::None => {
-                    if d.as_str() != diff_ids[i] {
+                    if d != diff_ids[i] {
                         return Err(StoreError::InvalidImage(format!(
                             "layer {l} hashes to {d} but the config says {}",
                             diff_ids[i]
                         )));
                     }
-                    MEDIA_TYPE_LAYER_TAR
+                    media_type::OCI_LAYER_TAR
                 }
-                Detected::Gzip => MEDIA_TYPE_LAYER_GZIP,
-                Detected::Zstd => MEDIA_TYPE_LAYER_ZSTD,
+                Detected::Gzip => media_type::OCI_LAYER_GZIP,
+                Detected::Zstd => media_type::OCI_LAYER_ZSTD,
             };
             layers.push((d.clone(), mt.to_string(), store.blob_size(&d)?));
         }
@@ -339,9 +326,8 @@ fn load_images(store: &Store, input: &Path, pending: &mut Pending) -> Result<Vec
 /// (one streaming pass each; the blob digest itself was checked when it was written), so an
 /// archive whose config and layers disagree is refused before anything refers to it.
 fn verify_diff_ids(store: &Store, config: &[u8], layers: &[Digest]) -> Result<()> {
-    let cfg: serde_json::Value =
-        serde_json::from_slice(config).map_err(|e| StoreError::json("image config", e))?;
-    let Some(diff_ids) = cfg.pointer("/rootfs/diff_ids").and_then(|v| v.as_array()) else {
+    let cfg = ImageConfig::from_slice(config).map_err(|e| StoreError::json("image config", e))?;
+    let Some(diff_ids) = cfg.rootfs.get().and_then(|r| r.diff_ids.get()) else {
         return Err(StoreError::InvalidImage(
             "image config has no rootfs.diff_ids".into(),
         ));
@@ -354,7 +340,7 @@ fn verify_diff_ids(store: &Store, config: &[u8], layers: &[Digest]) -> Result<()
         )));
     }
     for (i, (layer, want)) in layers.iter().zip(diff_ids).enumerate() {
-        if want.as_str() == Some(layer.as_str()) {
+        if want == layer {
             // An uncompressed layer: its blob digest, checked when it was stored, is the diff id.
             continue;
         }
@@ -365,7 +351,7 @@ fn verify_diff_ids(store: &Store, config: &[u8], layers: &[Digest]) -> Result<()
         io::copy(&mut h, &mut io::sink())
             .map_err(|e| StoreError::io("decompress", store.blob_path(layer), e))?;
         let (_, got, _) = h.finish();
-        if want.as_str() != Some(got.as_str()) {
+        if *want != got {
             return Err(StoreError::InvalidImage(format!(
                 "layer {i} ({layer}) uncompresses to {got} but the config says {want}"
             )));
@@ -384,8 +370,8 @@ fn tag_all<'a>(
     pending.written.push(img.manifest.clone());
     let mut tags = Vec::new();
     for n in names {
-        let r = Reference::parse(n)?;
-        let s = r.to_string();
+        let r = Reference::parse_tag(n)?;
+        let s = crate::images::tag_key(&r)?;
         pending.tags.push((r, img.manifest.clone()));
         if !tags.contains(&s) {
             tags.push(s);
@@ -411,7 +397,7 @@ fn load_index(
     extra_tags: Option<&HashMap<Digest, Vec<String>>>,
     pending: &mut Pending,
 ) -> Result<Vec<LoadedImage>> {
-    let index: IndexJson =
+    let index: Index =
         serde_json::from_slice(idx).map_err(|e| StoreError::json("index.json", e))?;
     let mut out: Vec<LoadedImage> = Vec::new();
     for desc in &index.manifests {
@@ -435,22 +421,20 @@ struct Place<'a> {
 
 fn load_descriptor(
     store: &Store,
-    desc: &IndexEntry,
+    desc: &Descriptor,
     src: &Source<'_>,
     at: &Place<'_>,
     out: &mut Vec<LoadedImage>,
     pending: &mut Pending,
 ) -> Result<()> {
     let (names, extra_tags, depth) = (at.names, at.extra_tags, at.depth);
-    let d: Digest = desc.digest.parse().map_err(|_| {
-        StoreError::InvalidImage(format!("bad digest {:?} in an index", desc.digest))
-    })?;
+    let d = desc.digest.clone();
     src.ensure(store, &d)?;
-    if desc.media_type == MEDIA_TYPE_INDEX || desc.media_type == MEDIA_TYPE_DOCKER_LIST {
+    if media_type::is_index(&desc.media_type) {
         if depth > 4 {
             return Err(StoreError::InvalidImage("indexes nested too deep".into()));
         }
-        let nested: IndexJson = serde_json::from_slice(&store.read_document(&d)?)
+        let nested: Index = serde_json::from_slice(&store.read_document(&d)?)
             .map_err(|e| StoreError::json(format!("index {d}"), e))?;
         // Every image of a multi-platform index is loaded; its names go to the one for this
         // machine's platform (linux/<arch>), else to the first.
@@ -470,20 +454,14 @@ fn load_descriptor(
         }
         return Ok(());
     }
-    let m: oci_spec::image::ImageManifest = serde_json::from_slice(&store.read_document(&d)?)
+    let m: Manifest = serde_json::from_slice(&store.read_document(&d)?)
         .map_err(|e| StoreError::json(format!("manifest {d}"), e))?;
-    let parse = |x: &oci_spec::image::Digest| -> Result<Digest> {
-        x.to_string()
-            .parse()
-            .map_err(|_| StoreError::InvalidImage(format!("bad digest {x} in manifest {d}")))
-    };
-    let cfg = parse(m.config().digest())?;
+    let cfg = m.config.digest;
     src.ensure(store, &cfg)?;
     let mut layers = Vec::new();
-    for l in m.layers() {
-        let ld = parse(l.digest())?;
-        src.ensure(store, &ld)?;
-        layers.push(ld);
+    for l in m.layers {
+        src.ensure(store, &l.digest)?;
+        layers.push(l.digest);
     }
     verify_diff_ids(store, &store.read_document(&cfg)?, &layers)?;
     let img = store.put_image(&d)?;
@@ -521,8 +499,8 @@ pub fn host_architecture() -> &'static str {
     }
 }
 
-fn is_host_platform(p: Option<&serde_json::Value>) -> bool {
-    p.is_some_and(|p| p["os"] == "linux" && p["architecture"] == host_architecture())
+fn is_host_platform(p: Option<&PlatformSpec>) -> bool {
+    p.is_some_and(|p| p.os == "linux" && p.architecture == host_architecture())
 }
 
 fn header(size: u64, dir: bool) -> tar::Header {
@@ -569,7 +547,7 @@ pub fn save<W: Write>(
         let mut h = header(size, false);
         b.append_data(&mut h, &path, f).map_err(wr)?;
     }
-    let entries: Vec<IndexEntry> = images
+    let entries: Vec<Descriptor> = images
         .iter()
         .map(|(r, i)| index_entry(i, r.as_ref()))
         .collect();

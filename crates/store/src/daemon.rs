@@ -11,12 +11,12 @@
 
 use crate::archive::{save, ArchiveFormat};
 use crate::images::ImageRecord;
-use crate::reference::Reference;
 use crate::store::Store;
 use std::io::{self, BufRead, BufReader, Read, Write};
 use std::net::TcpStream;
 use std::os::unix::net::UnixStream;
 use std::time::Duration;
+use whittle_oci::Reference;
 
 /// The default daemon socket.
 pub const DEFAULT_DOCKER_SOCKET: &str = "/var/run/docker.sock";

@@ -2,7 +2,7 @@
 
 use std::io;
 use std::path::PathBuf;
-use whittle_layer::Digest;
+use whittle_oci::Digest;
 
 /// Errors of store operations.
 #[derive(Debug, thiserror::Error)]
@@ -53,18 +53,15 @@ pub enum StoreError {
     /// A short id matches several images.
     #[error("{0} matches several images; give more of the id")]
     Ambiguous(String),
-    /// An image reference cannot be used as a tag.
-    #[error("invalid image reference {0:?}: {1}")]
-    InvalidReference(String, &'static str),
+    /// An image reference does not parse, or cannot be used as a tag.
+    #[error(transparent)]
+    InvalidReference(#[from] whittle_oci::ReferenceError),
     /// A manifest or archive is not something we can store.
     #[error("invalid image: {0}")]
     InvalidImage(String),
     /// An image still has tags or dependants.
     #[error("{0}")]
     Conflict(String),
-    /// An OCI spec document failed to build or parse.
-    #[error("OCI document: {0}")]
-    Oci(#[from] oci_spec::OciSpecError),
 }
 
 impl StoreError {

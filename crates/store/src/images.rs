@@ -2,24 +2,19 @@
 //! are listed in.
 
 use crate::error::{Result, StoreError};
-use crate::reference::Reference;
 use crate::store::{db_err, now, parse, to_json, write_atomic, Store, IMAGES, TAGS};
 use redb::{Database, ReadableDatabase, ReadableTable};
 use serde::{Deserialize, Serialize};
 use std::collections::BTreeMap;
-use whittle_layer::Digest;
+use whittle_oci::Reference;
+use whittle_oci::{Descriptor, Digest, ImageConfig, Index, Manifest};
 
-/// OCI image manifest media type.
-pub const MEDIA_TYPE_MANIFEST: &str = "application/vnd.oci.image.manifest.v1+json";
-/// OCI image index media type.
-pub const MEDIA_TYPE_INDEX: &str = "application/vnd.oci.image.index.v1+json";
-/// OCI image config media type.
-pub const MEDIA_TYPE_CONFIG: &str = "application/vnd.oci.image.config.v1+json";
-/// Docker schema 2 manifest (accepted on input).
-pub const MEDIA_TYPE_DOCKER_MANIFEST: &str = "application/vnd.docker.distribution.manifest.v2+json";
-/// Docker manifest list (accepted on input).
-pub const MEDIA_TYPE_DOCKER_LIST: &str =
-    "application/vnd.docker.distribution.manifest.list.v2+json";
+use whittle_oci::media_type;
+/// The media types the store names, as before (they live in `whittle_oci::media_type`).
+pub use whittle_oci::media_type::{
+    OCI_CONFIG as MEDIA_TYPE_CONFIG, OCI_INDEX as MEDIA_TYPE_INDEX,
+    OCI_MANIFEST as MEDIA_TYPE_MANIFEST,
+};
 
 /// A stored image: its manifest and what the manifest references.
 #[derive(Clone, Debug, Serialize, Deserialize, PartialEq, Eq)]
@@ -79,57 +74,45 @@ pub struct HistoryEntry {
     pub size: u64,
 }
 
-/// index.json as we write it. Our own type rather than oci-spec's `ImageIndex` because that one
-/// keeps annotations in a `HashMap`, whose random order would make index.json (and saved
-/// archives) differ from run to run.
-#[derive(Serialize, Deserialize)]
-#[serde(rename_all = "camelCase")]
-pub(crate) struct IndexJson {
-    pub schema_version: u32,
-    #[serde(default)]
-    pub media_type: String,
-    pub manifests: Vec<IndexEntry>,
-}
-
-#[derive(Serialize, Deserialize, Clone)]
-#[serde(rename_all = "camelCase")]
-pub(crate) struct IndexEntry {
-    pub media_type: String,
-    pub digest: String,
-    pub size: u64,
-    #[serde(skip_serializing_if = "BTreeMap::is_empty", default)]
-    pub annotations: BTreeMap<String, String>,
-    #[serde(skip_serializing_if = "Option::is_none", default)]
-    pub platform: Option<serde_json::Value>,
-}
-
 /// Annotation with the tag part of a reference (what skopeo and umoci use to pick an image).
 pub(crate) const ANN_REF_NAME: &str = "org.opencontainers.image.ref.name";
 /// Annotation with the full name (what docker and containerd use).
 pub(crate) const ANN_IMAGE_NAME: &str = "io.containerd.image.name";
 
-pub(crate) fn index_json(entries: Vec<IndexEntry>) -> Result<Vec<u8>> {
-    let idx = IndexJson {
-        schema_version: 2,
-        media_type: MEDIA_TYPE_INDEX.to_string(),
-        manifests: entries,
-    };
+/// index.json (`whittle_oci::Index`: annotations in key order, so index.json and saved archives
+/// are the same from run to run).
+pub(crate) fn index_json(entries: Vec<Descriptor>) -> Result<Vec<u8>> {
+    let idx = Index::new(MEDIA_TYPE_INDEX, entries);
     serde_json::to_vec(&idx).map_err(|e| StoreError::json("index.json", e))
 }
 
-pub(crate) fn index_entry(img: &ImageRecord, reference: Option<&Reference>) -> IndexEntry {
+pub(crate) fn index_entry(img: &ImageRecord, reference: Option<&Reference>) -> Descriptor {
     let mut annotations = BTreeMap::new();
     if let Some(r) = reference {
-        annotations.insert(ANN_REF_NAME.to_string(), r.tag.clone());
+        if let Some(tag) = &r.tag {
+            annotations.insert(ANN_REF_NAME.to_string(), tag.clone());
+        }
         annotations.insert(ANN_IMAGE_NAME.to_string(), r.to_string());
     }
-    IndexEntry {
-        media_type: img.media_type.clone(),
-        digest: img.manifest.to_string(),
-        size: img.manifest_size,
+    Descriptor {
         annotations,
-        platform: None,
+        ..Descriptor::new(
+            img.media_type.clone(),
+            img.manifest.clone(),
+            img.manifest_size,
+        )
     }
+}
+
+/// The key of a tag in the tags table: the familiar `name:tag` (how every store database has
+/// keyed them). A reference pinned by digest, or without a tag, is not a tag.
+pub(crate) fn tag_key(reference: &Reference) -> Result<String> {
+    reference.tag_key().ok_or_else(|| {
+        StoreError::InvalidReference(whittle_oci::ReferenceError {
+            reference: reference.to_string(),
+            problem: whittle_oci::ReferenceProblem::DigestNotTag,
+        })
+    })
 }
 
 impl Store {
@@ -153,31 +136,25 @@ impl Store {
             }
         }
         let bytes = self.read_document(manifest)?;
-        let m: oci_spec::image::ImageManifest = serde_json::from_slice(&bytes)
+        let m: Manifest = serde_json::from_slice(&bytes)
             .map_err(|e| StoreError::json(format!("manifest {manifest}"), e))?;
-        let media_type = match m.media_type() {
-            Some(mt) => mt.to_string(),
-            None => MEDIA_TYPE_MANIFEST.to_string(),
-        };
-        if media_type != MEDIA_TYPE_MANIFEST && media_type != MEDIA_TYPE_DOCKER_MANIFEST {
+        let media_type = m
+            .media_type
+            .clone()
+            .unwrap_or_else(|| MEDIA_TYPE_MANIFEST.to_string());
+        if !media_type::is_image_manifest(&media_type) {
             return Err(StoreError::InvalidImage(format!(
                 "{manifest} has media type {media_type}, not an image manifest"
             )));
         }
-        let digest = |d: &oci_spec::image::Digest| -> Result<Digest> {
-            d.to_string()
-                .parse::<Digest>()
-                .map_err(|e| StoreError::InvalidImage(format!("manifest {manifest}: {e}")))
-        };
-        let config = digest(m.config().digest())?;
+        let config = m.config.digest;
         let mut size = bytes.len() as u64 + self.blob_size(&config)?;
         let mut layers = Vec::new();
-        for l in m.layers() {
-            let d = digest(l.digest())?;
-            size += self.blob_size(&d)?;
-            layers.push(d);
+        for l in m.layers {
+            size += self.blob_size(&l.digest)?;
+            layers.push(l.digest);
         }
-        let cfg: serde_json::Value = serde_json::from_slice(&self.read_document(&config)?)
+        let cfg = ImageConfig::from_slice(&self.read_document(&config)?)
             .map_err(|e| StoreError::json(format!("config {config}"), e))?;
         let rec = ImageRecord {
             manifest: manifest.clone(),
@@ -186,10 +163,7 @@ impl Store {
             config,
             layers,
             size,
-            created: cfg
-                .get("created")
-                .and_then(|c| c.as_str())
-                .map(str::to_string),
+            created: cfg.created.get().cloned(),
             added: now(),
         };
         let json = to_json(&rec)?;
@@ -228,44 +202,17 @@ impl Store {
         layers: &[(Digest, String, u64)],
         annotations: &BTreeMap<String, String>,
     ) -> Result<ImageRecord> {
-        use oci_spec::image::{DescriptorBuilder, ImageManifestBuilder, MediaType};
         let config = self.put_bytes(config_json)?;
-        let od = |d: &Digest| -> Result<oci_spec::image::Digest> {
-            d.as_str()
-                .parse()
-                .map_err(|_| StoreError::InvalidImage(format!("bad digest {d}")))
-        };
-        let mut descs = Vec::new();
-        for (d, mt, size) in layers {
-            descs.push(
-                DescriptorBuilder::default()
-                    .media_type(MediaType::from(mt.as_str()))
-                    .digest(od(d)?)
-                    .size(*size)
-                    .build()?,
-            );
-        }
-        let manifest = ImageManifestBuilder::default()
-            .schema_version(2u32)
-            .media_type(MediaType::ImageManifest)
-            .config(
-                DescriptorBuilder::default()
-                    .media_type(MediaType::ImageConfig)
-                    .digest(od(&config)?)
-                    .size(config_json.len() as u64)
-                    .build()?,
-            )
-            .layers(descs)
-            .build()?;
-        let mut manifest = manifest;
-        if !annotations.is_empty() {
-            manifest.set_annotations(Some(
-                annotations
-                    .iter()
-                    .map(|(k, v)| (k.clone(), v.clone()))
-                    .collect(),
-            ));
-        }
+        let layers = layers
+            .iter()
+            .map(|(d, mt, size)| Descriptor::new(mt.clone(), d.clone(), *size))
+            .collect();
+        let mut manifest = Manifest::new(
+            MEDIA_TYPE_MANIFEST,
+            Descriptor::new(MEDIA_TYPE_CONFIG, config, config_json.len() as u64),
+            layers,
+        );
+        manifest.annotations = annotations.clone();
         let bytes = serde_json::to_vec(&manifest).map_err(|e| StoreError::json("manifest", e))?;
         let md = self.put_bytes(&bytes)?;
         self.put_image(&md)
@@ -276,7 +223,7 @@ impl Store {
         // Under a lease: prune must not remove the image between the check below and the
         // commit, which would leave a tag naming nothing.
         let _lease = self.lease()?;
-        let name = reference.to_string();
+        let name = tag_key(reference)?;
         // Already so (every rebuild tags its image again): nothing to write or fsync.
         let same = self.with_read(|tx| {
             let t = tx.open_table(TAGS).map_err(db_err)?;
@@ -316,7 +263,7 @@ impl Store {
                     if images.get(manifest.as_str()).map_err(db_err)?.is_none() {
                         return Err(StoreError::ImageNotFound(manifest.to_string()));
                     }
-                    t.insert(r.to_string().as_str(), manifest.as_str())
+                    t.insert(tag_key(r)?.as_str(), manifest.as_str())
                         .map_err(db_err)?;
                 }
             }
@@ -352,7 +299,7 @@ impl Store {
 
     /// Removes a tag; returns the manifest it pointed at.
     pub fn untag(&self, reference: &Reference) -> Result<Option<Digest>> {
-        let name = reference.to_string();
+        let name = tag_key(reference)?;
         self.with_db(|db| {
             let tx = db.begin_write().map_err(db_err)?;
             let old = {
@@ -428,8 +375,7 @@ impl Store {
     /// the manifest digest, at least 4 hex digits).
     pub fn resolve(&self, what: &str) -> Result<TaggedImage> {
         let all = self.images()?;
-        if let Ok(r) = Reference::parse(what) {
-            let name = r.to_string();
+        if let Some(name) = Reference::parse_tag(what).ok().and_then(|r| r.tag_key()) {
             if let Some(t) = all.iter().find(|t| t.tags.contains(&name)) {
                 return Ok(t.clone());
             }
@@ -454,7 +400,20 @@ impl Store {
         Err(StoreError::ImageNotFound(what.to_string()))
     }
 
-    /// The manifest and config of an image, parsed.
+    /// The manifest of an image.
+    pub fn manifest(&self, img: &ImageRecord) -> Result<Manifest> {
+        serde_json::from_slice(&self.read_document(&img.manifest)?)
+            .map_err(|e| StoreError::json(format!("manifest {}", img.manifest), e))
+    }
+
+    /// The config of an image, typed (unknown fields kept; see `whittle_oci::ImageConfig`).
+    pub fn image_config(&self, img: &ImageRecord) -> Result<ImageConfig> {
+        ImageConfig::from_slice(&self.read_document(&img.config)?)
+            .map_err(|e| StoreError::json(format!("config {}", img.config), e))
+    }
+
+    /// The manifest and config of an image as JSON values, for showing them as they are
+    /// (`inspect`).
     pub fn manifest_and_config(
         &self,
         img: &ImageRecord,
@@ -468,14 +427,11 @@ impl Store {
 
     /// The config's history, each step matched with the layer it produced, newest first.
     pub fn history(&self, img: &ImageRecord) -> Result<Vec<HistoryEntry>> {
-        let cfg: oci_spec::image::ImageConfiguration =
-            serde_json::from_slice(&self.read_document(&img.config)?)
-                .map_err(|e| StoreError::json(format!("config {}", img.config), e))?;
+        let cfg = self.image_config(img)?;
         let mut layers = img.layers.iter();
         let mut out = Vec::new();
-        let history = cfg.history().clone().unwrap_or_default();
-        for h in &history {
-            let layer = if h.empty_layer().unwrap_or(false) {
+        for h in cfg.history() {
+            let layer = if h.is_empty_layer() {
                 None
             } else {
                 layers.next().cloned()
@@ -485,9 +441,9 @@ impl Store {
                 None => 0,
             };
             out.push(HistoryEntry {
-                created: h.created().clone(),
-                created_by: h.created_by().clone(),
-                comment: h.comment().clone(),
+                created: h.created.get().cloned(),
+                created_by: h.created_by.get().cloned(),
+                comment: h.comment.get().cloned(),
                 layer,
                 size,
             });
@@ -543,7 +499,7 @@ impl Store {
                 continue;
             };
             let img: ImageRecord = parse("image record", rec.value())?;
-            let r = Reference::parse(k.value())?;
+            let r = Reference::parse_tag(k.value())?;
             entries.push(index_entry(&img, Some(&r)));
         }
         write_atomic(&self.root, "index.json", &index_json(entries)?)

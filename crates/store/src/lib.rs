@@ -37,7 +37,6 @@ mod gc;
 mod images;
 mod lock;
 mod output;
-mod reference;
 mod snapshots;
 mod store;
 mod unpack;
@@ -54,8 +53,7 @@ pub use images::{
 };
 pub use lock::FileLock;
 pub use output::OutputFile;
-pub use reference::{valid_domain, valid_path_component, Reference};
 pub use snapshots::{SnapshotDir, SnapshotRecord};
 pub use store::{default_root, Lease, Store, WriteBatch};
 pub use unpack::UnpackedLayer;
-pub use whittle_layer::Digest;
+pub use whittle_oci::Digest;

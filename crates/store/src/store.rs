@@ -428,7 +428,7 @@ pub(crate) fn db_err<E: Into<redb::Error>>(e: E) -> StoreError {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::reference::Reference;
+    use whittle_oci::Reference;
 
     #[test]
     fn default_root_rules() {

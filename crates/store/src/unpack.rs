@@ -4,7 +4,7 @@ use crate::error::{Result, StoreError};
 use crate::images::ImageRecord;
 use crate::store::Store;
 use std::path::PathBuf;
-use whittle_layer::Digest;
+use whittle_oci::{media_type, Digest, ImageConfig};
 
 /// One layer of an image, extracted as a snapshot directory in overlayfs format.
 #[derive(Clone, Debug, PartialEq, Eq)]
@@ -38,12 +38,10 @@ impl Store {
         &self,
         img: &ImageRecord,
         on_extract: &(dyn Fn(usize, usize, &Digest) + Sync),
-    ) -> Result<(serde_json::Value, Vec<UnpackedLayer>)> {
-        let (manifest, cfg) = self.manifest_and_config(img)?;
-        let diff_ids: Vec<Digest> = cfg["rootfs"]["diff_ids"]
-            .as_array()
-            .map(|a| a.iter().filter_map(|d| d.as_str()?.parse().ok()).collect())
-            .unwrap_or_default();
+    ) -> Result<(ImageConfig, Vec<UnpackedLayer>)> {
+        let manifest = self.manifest(img)?;
+        let cfg = self.image_config(img)?;
+        let diff_ids = cfg.diff_ids();
         if diff_ids.len() != img.layers.len() {
             return Err(StoreError::InvalidImage(format!(
                 "image {} has {} layers but {} diff ids in its config",
@@ -56,8 +54,8 @@ impl Store {
         let mut out = Vec::with_capacity(total);
         let mut missing = Vec::new();
         let mut parent: Option<Digest> = None;
-        for (n, (blob, diff)) in img.layers.iter().zip(&diff_ids).enumerate() {
-            let chain = whittle_layer::chain_id(parent.as_ref(), diff);
+        for (n, (blob, diff)) in img.layers.iter().zip(diff_ids).enumerate() {
+            let chain = whittle_oci::chain_id(parent.as_ref(), diff);
             // A build's snapshot keeps the build's mtimes; the image is what its layer holds,
             // so such a layer is used from its own extraction, under a derived id.
             let snap = match self.snapshot(&chain)? {
@@ -70,11 +68,12 @@ impl Store {
             }
             out.push(UnpackedLayer {
                 blob: blob.clone(),
-                media_type: manifest["layers"][n]["mediaType"]
-                    .as_str()
-                    .unwrap_or(whittle_layer::MEDIA_TYPE_LAYER_GZIP)
+                media_type: manifest
+                    .layers
+                    .get(n)
+                    .map_or(media_type::OCI_LAYER_GZIP, |l| l.media_type.as_str())
                     .to_string(),
-                size: manifest["layers"][n]["size"].as_u64().unwrap_or(0),
+                size: manifest.layers.get(n).map_or(0, |l| l.size),
                 diff_id: diff.clone(),
                 chain_id: chain.clone(),
                 snapshot: snap,

@@ -6,7 +6,8 @@
 use std::io::Write;
 use std::process::{Command, Stdio};
 use std::time::{Duration, Instant};
-use whittle_store::{Digest, Reference, Store};
+use whittle_oci::Reference;
+use whittle_store::{Digest, Store};
 
 const CHILD_ENV: &str = "WHITTLE_CRASH_CHILD_ROOT";
 

@@ -5,6 +5,7 @@ use std::fs;
 use std::io::{Read, Write};
 use std::path::Path;
 use whittle_layer::{write_layer, Compression, WriteOptions};
+use whittle_oci::Reference;
 use whittle_store::*;
 
 fn store() -> (tempfile::TempDir, Store) {

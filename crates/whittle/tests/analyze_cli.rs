@@ -6,7 +6,8 @@ use assert_cmd::Command;
 use std::fs;
 use std::path::Path;
 use whittle_layer::{write_layer, WriteOptions};
-use whittle_store::{Reference, Store};
+use whittle_oci::Reference;
+use whittle_store::Store;
 
 /// Stores a three-layer image in which `/a` is written three times (100, 200, 300 bytes) and a
 /// file with an escape sequence in its name is written twice.

@@ -281,7 +281,7 @@ fn store_with_image(root: &Path, name: &str, arch: &str, user: &str) -> String {
         .write_image(&serde_json::to_vec(&cfg).expect("json"), &[])
         .expect("write image");
     s.tag(
-        &whittle_store::Reference::parse(name).expect("name"),
+        &whittle_oci::Reference::parse(name).expect("name"),
         &img.manifest,
     )
     .expect("tag");

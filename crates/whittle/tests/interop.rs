@@ -7,7 +7,8 @@ use std::os::unix::fs::symlink;
 use std::path::{Path, PathBuf};
 use std::process::Command;
 use whittle_layer::{write_layer, Compression, WriteOptions};
-use whittle_store::{Reference, Store};
+use whittle_oci::Reference;
+use whittle_store::Store;
 
 /// The tools, or None with a printed reason when they are missing and we may skip (not root
 /// and not CI). As root or in CI a missing tool is a failure: run scripts/deps.sh.

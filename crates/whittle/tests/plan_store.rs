@@ -4,7 +4,8 @@
 
 use assert_cmd::Command;
 use std::fs;
-use whittle_store::{Reference, Store};
+use whittle_oci::Reference;
+use whittle_store::Store;
 
 fn seed(root: &std::path::Path) {
     let s = Store::open(root).unwrap();

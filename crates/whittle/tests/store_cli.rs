@@ -6,7 +6,8 @@ use assert_cmd::Command;
 use std::fs;
 use std::path::Path;
 use whittle_layer::{write_layer, WriteOptions};
-use whittle_store::{Reference, Store};
+use whittle_oci::Reference;
+use whittle_store::Store;
 
 /// Puts a small two-layer image in the store at `root` and tags it.
 fn seed_image(root: &Path, tag: &str) -> whittle_store::ImageRecord {

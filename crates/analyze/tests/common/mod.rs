@@ -9,7 +9,8 @@ use std::os::unix::fs::PermissionsExt;
 use std::path::Path;
 use whittle_analyze::{analyze, Analysis, Input, Options};
 use whittle_layer::{write_layer, WriteOptions};
-use whittle_store::{Reference, Store};
+use whittle_oci::Reference;
+use whittle_store::Store;
 
 /// A store in a temporary directory.
 pub fn store() -> (tempfile::TempDir, Store) {

@@ -22,9 +22,10 @@ pub use spec::{Dest, OutputSpec, SpecError};
 use crate::merged::Merged;
 use std::io::Write;
 use std::path::PathBuf;
-use whittle_registry::{ImageRef, PushOptions, RegistryError};
+use whittle_oci::Reference;
+use whittle_registry::{PushOptions, RegistryError};
 use whittle_store::daemon::{DaemonError, DockerHost};
-use whittle_store::{ArchiveFormat, ImageRecord, OutputFile, Reference, Store, StoreError};
+use whittle_store::{ArchiveFormat, ImageRecord, OutputFile, Store, StoreError};
 
 /// What the exporters read: the store, the image (when one was written), and the image's
 /// files as the stack of snapshot directories the build left (valid while the caller holds
@@ -55,14 +56,7 @@ pub enum ExportError {
         what: &'static str,
         name: String,
         #[source]
-        source: Box<StoreError>,
-    },
-    #[error("{what}: {name:?} is not an image name")]
-    BadRemoteName {
-        what: &'static str,
-        name: String,
-        #[source]
-        source: Box<RegistryError>,
+        source: whittle_oci::ReferenceError,
     },
     #[error("--push needs a name to push to: give -t NAME:TAG")]
     PushUnnamed,
@@ -131,10 +125,10 @@ pub fn exporters(
 ) -> Result<Vec<Box<dyn Exporter>>, ExportError> {
     let mut out: Vec<Box<dyn Exporter>> = Vec::new();
     let store_name = |what: &'static str, n: &str| {
-        Reference::parse(n).map_err(|source| ExportError::BadName {
+        Reference::parse_tag(n).map_err(|source| ExportError::BadName {
             what,
             name: n.to_string(),
-            source: Box::new(source),
+            source,
         })
     };
     let mut remote: Vec<String> = Vec::new();
@@ -177,10 +171,10 @@ pub fn exporters(
     remote.sort();
     remote.dedup();
     for name in remote {
-        let target = ImageRef::parse(&name).map_err(|source| ExportError::BadRemoteName {
+        let target = Reference::parse(&name).map_err(|source| ExportError::BadName {
             what: "the name to push to",
             name: name.clone(),
-            source: Box::new(source),
+            source,
         })?;
         out.push(Box::new(Registry {
             target,
@@ -373,7 +367,7 @@ impl Exporter for Daemon {
 /// The image pushed to one name (blobs the registry already has are skipped, so a second name
 /// costs a manifest).
 pub struct Registry {
-    pub target: ImageRef,
+    pub target: Reference,
     pub options: PushOptions,
 }
 
@@ -391,6 +385,6 @@ impl Exporter for Registry {
                 name: self.target.to_string(),
                 source: Box::new(source),
             })?;
-        Ok(vec![format!("pushed {}@{digest}", self.target)])
+        Ok(vec![format!("pushed {}@{digest}", self.target.canonical())])
     }
 }

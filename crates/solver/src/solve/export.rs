@@ -5,10 +5,11 @@
 use super::*;
 use crate::record::BlobRecord;
 use whittle_graph::{ConfigBase, ConfigChange};
+use whittle_oci::{Field, ImageConfig, RootFs};
 
 impl Solver<'_> {
     /// The config (history included) of the graph's image `i`.
-    fn image_config(&self, i: usize, done: &HashMap<VertexId, Arc<Output>>) -> Result<Value> {
+    fn image_config(&self, i: usize, done: &HashMap<VertexId, Arc<Output>>) -> Result<ImageConfig> {
         let img = self
             .graph
             .images
@@ -54,11 +55,11 @@ impl Solver<'_> {
             message: "exporting layers".into(),
         });
         let mut descs = Vec::new();
-        let mut diff_ids = Vec::new();
+        let mut diff_ids: Vec<Digest> = Vec::new();
         for l in &root.layers {
             if let Some((d, media, size)) = &l.blob {
                 descs.push((d.clone(), media.clone(), *size));
-                diff_ids.push(l.diff_id.to_string());
+                diff_ids.push(l.diff_id.clone());
                 continue;
             }
             let ckey = format!(
@@ -78,7 +79,7 @@ impl Solver<'_> {
                     self.opts.compression.media_type().to_string(),
                     b.size,
                 ));
-                diff_ids.push(b.diff.to_string());
+                diff_ids.push(b.diff);
                 continue;
             }
             let w = self.store.blob_writer(None)?;
@@ -104,14 +105,18 @@ impl Solver<'_> {
             self.store
                 .put_cache(&ckey, &crate::record::encode(&rec), None)?;
             descs.push((digest, info.media_type.to_string(), size));
-            diff_ids.push(info.diff_id.to_string());
+            diff_ids.push(info.diff_id.clone());
         }
         let mut cfg = self.image_config(self.graph.target, done)?;
-        cfg["rootfs"] = json!({"type": "layers", "diff_ids": diff_ids});
-        cfg["created"] = json!(self.created());
+        cfg.rootfs = Field::Set(RootFs {
+            kind: Field::Set("layers".into()),
+            diff_ids: Field::Set(diff_ids),
+            ..RootFs::default()
+        });
+        cfg.created = Field::Set(self.created());
         let p = &target.platform;
-        cfg["architecture"] = json!(p.arch);
-        cfg["os"] = json!(p.os);
+        cfg.architecture = Field::Set(p.arch.clone());
+        cfg.os = Field::Set(p.os.clone());
         if !self.opts.labels.is_empty() {
             crate::config::apply(
                 &mut cfg,
@@ -120,7 +125,8 @@ impl Solver<'_> {
                 },
             );
         }
-        let bytes = serde_json::to_vec(&cfg)?;
+        // Sorted keys, compact: the bytes whittle has always written for a config.
+        let bytes = cfg.to_json()?;
         Ok(self
             .store
             .write_image_annotated(&bytes, &descs, &self.opts.annotations)?)

@@ -8,9 +8,9 @@ use std::path::{Path, PathBuf};
 use std::process::ExitCode;
 use std::time::Instant;
 use whittle_dockerfile::{PlanOptions, Platform};
+use whittle_oci::Reference;
 use whittle_solver::export::{Built, ExportEnv, OutputSpec, SpecError};
 use whittle_solver::{BuildError, BuildOptions, Event, Progress};
-use whittle_store::Reference;
 
 #[derive(clap::Args)]
 pub struct BuildArgs {
@@ -228,7 +228,7 @@ fn named_contexts(
             anyhow::bail!("--build-context {name}: given twice");
         }
         let ctx = if let Some(r) = value.strip_prefix("docker-image://") {
-            whittle_registry::ImageRef::parse(r).with_context(|| {
+            Reference::parse(r).with_context(|| {
                 format!("--build-context {name}: {r:?} is not an image reference")
             })?;
             NamedContext::Image(r.to_string())
@@ -545,7 +545,7 @@ pub fn run(mut args: BuildArgs, root: Option<&Path>) -> anyhow::Result<ExitCode>
     let tags: Vec<Reference> = args
         .tags
         .iter()
-        .map(|t| Reference::parse(t).with_context(|| format!("-t {t:?} is not a valid name")))
+        .map(|t| Reference::parse_tag(t).with_context(|| format!("-t {t:?} is not a valid name")))
         .collect::<anyhow::Result<_>>()?;
     let _stdin_context = if args.context == Path::new("-") {
         if args.file.as_deref() == Some(Path::new("-")) {

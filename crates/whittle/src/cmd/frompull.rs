@@ -10,7 +10,8 @@ use anyhow::Context;
 use std::collections::HashMap;
 use whittle_dockerfile::plan::{Base, Op, Source};
 use whittle_dockerfile::{Plan, Platform};
-use whittle_registry::{ImageRef, PullOptions, PullPolicy};
+use whittle_oci::Reference;
+use whittle_registry::{PullOptions, PullPolicy};
 use whittle_store::{Digest, Store};
 
 /// The images the plan's needed stages read, with the platform each is wanted for and a
@@ -86,7 +87,7 @@ pub fn ensure_images(
     };
     let mut resolved = HashMap::new();
     for (reference, platform, what) in wanted(plan)? {
-        let r = ImageRef::parse(&reference).with_context(|| what.clone())?;
+        let r = Reference::parse(&reference).with_context(|| what.clone())?;
         let img = whittle_registry::ensure_image(store, &r, &platform, policy, &opts)
             .with_context(|| what.clone())?;
         resolved.insert(image_key(&reference, &platform), img.manifest);

@@ -5,7 +5,8 @@ use super::storeutil::open;
 use anyhow::Context;
 use std::path::Path;
 use std::process::ExitCode;
-use whittle_registry::{ImageRef, Platform, PullOptions, PullPolicy};
+use whittle_oci::Reference;
+use whittle_registry::{Platform, PullOptions, PullPolicy};
 
 /// Pull an image (or the image for one platform of a multi-platform index) from a registry.
 #[derive(clap::Args)]
@@ -28,7 +29,7 @@ pub struct PullArgs {
 /// Runs `whittle pull`.
 pub fn run(args: PullArgs, root: Option<&Path>) -> anyhow::Result<ExitCode> {
     let store = open(root)?;
-    let r = ImageRef::parse(&args.image)?;
+    let r = Reference::parse(&args.image)?;
     let platform = match &args.platform {
         Some(p) => {
             Platform::parse(p).with_context(|| format!("--platform {p:?} is not a platform"))?
@@ -41,12 +42,12 @@ pub fn run(args: PullArgs, root: Option<&Path>) -> anyhow::Result<ExitCode> {
         progress: progress(args.quiet, "downloading"),
     };
     let rec = whittle_registry::ensure_image(&store, &r, &platform, PullPolicy::Always, &opts)
-        .with_context(|| format!("pulling {r}"))?;
+        .with_context(|| format!("pulling {}", r.canonical()))?;
     if args.quiet {
         println!("{}", rec.manifest);
     } else {
         println!("Digest: {}", rec.manifest);
-        println!("Pulled {r}");
+        println!("Pulled {}", r.canonical());
     }
     Ok(ExitCode::SUCCESS)
 }

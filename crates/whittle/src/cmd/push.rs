@@ -5,7 +5,8 @@ use super::storeutil::open;
 use anyhow::Context;
 use std::path::Path;
 use std::process::ExitCode;
-use whittle_registry::{ImageRef, PushOptions};
+use whittle_oci::Reference;
+use whittle_registry::PushOptions;
 
 /// Push an image to a registry: blobs the registry has are skipped, the manifest goes last and
 /// the pushed digest is the local one.
@@ -41,11 +42,11 @@ pub fn run(args: PushArgs, root: Option<&Path>) -> anyhow::Result<ExitCode> {
     let img = store.resolve(&args.image)?;
     let dest_name = args.destination.as_deref().unwrap_or(&args.image);
     let dest =
-        ImageRef::parse(dest_name).with_context(|| format!("the destination {dest_name:?}"))?;
+        Reference::parse(dest_name).with_context(|| format!("the destination {dest_name:?}"))?;
     let mut also = Vec::new();
     if args.all_tags {
         for t in &img.tags {
-            if let Ok(r) = ImageRef::parse(t) {
+            if let Ok(r) = Reference::parse(t) {
                 if r.registry == dest.registry && r.repository == dest.repository {
                     also.extend(r.tag);
                 }
@@ -61,8 +62,8 @@ pub fn run(args: PushArgs, root: Option<&Path>) -> anyhow::Result<ExitCode> {
     };
     let digest = whittle_registry::push_image(&store, &img.image, &dest, &opts).with_context(
         || match &args.destination {
-            Some(_) => format!("pushing {} to {dest}", args.image),
-            None => format!("pushing {dest}"),
+            Some(_) => format!("pushing {} to {}", args.image, dest.canonical()),
+            None => format!("pushing {}", dest.canonical()),
         },
     )?;
     if let Some(f) = &args.digestfile {

@@ -3,7 +3,8 @@
 use super::storeutil::open;
 use std::path::Path;
 use std::process::ExitCode;
-use whittle_store::{Reference, StoreError};
+use whittle_oci::Reference;
+use whittle_store::StoreError;
 
 /// Remove images. A name removes that tag (and the image once no tag is left); an id removes
 /// the image and all its tags (with --force when it has several).
@@ -24,12 +25,12 @@ pub fn run(args: RmiArgs, root: Option<&Path>) -> anyhow::Result<ExitCode> {
     for what in &args.images {
         let res: anyhow::Result<()> = (|| {
             let t = store.resolve(what)?;
-            let by_tag = Reference::parse(what)
+            let by_tag = Reference::parse_tag(what)
                 .ok()
-                .map(|r| r.to_string())
-                .filter(|r| t.tags.contains(r));
-            if let Some(tag) = by_tag {
-                store.untag(&Reference::parse(&tag)?)?;
+                .filter(|r| r.tag_key().is_some_and(|k| t.tags.contains(&k)));
+            if let Some(r) = by_tag {
+                store.untag(&r)?;
+                let tag = r.to_string();
                 println!("Untagged: {tag}");
                 if t.tags.len() > 1 {
                     return Ok(());

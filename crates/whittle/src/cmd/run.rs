@@ -5,10 +5,10 @@
 use super::flags::NetworkMode;
 use anyhow::{bail, Context};
 use clap::Args;
-use serde_json::Value;
 use std::io::Write;
 use std::path::{Path, PathBuf};
 use std::process::ExitCode;
+use whittle_oci::{ContainerConfig, Field, ImageConfig};
 use whittle_runtime::{
     CancelToken, ContainerSpec, Engine, Network, Rootfs, Runtime, Stdin, Stream,
 };
@@ -53,23 +53,26 @@ pub struct RunArgs {
     command: Vec<String>,
 }
 
-fn strings(v: &Value) -> Vec<String> {
-    v.as_array()
-        .map(|a| {
-            a.iter()
-                .filter_map(|s| s.as_str().map(String::from))
-                .collect()
-        })
-        .unwrap_or_default()
+fn strings(v: &Field<Vec<String>>) -> Vec<String> {
+    v.get().cloned().unwrap_or_default()
+}
+
+/// A string field that is set and not empty.
+fn non_empty(v: &Field<String>) -> Option<String> {
+    v.get().filter(|s| !s.is_empty()).cloned()
 }
 
 /// The command line Docker would run: `--entrypoint` drops the image's Cmd; otherwise the
 /// image's Entrypoint followed by the given command or, without one, the image's Cmd.
-fn command_line(cfg: &Value, entrypoint: Option<&str>, command: &[String]) -> Vec<String> {
+fn command_line(
+    cfg: &ContainerConfig,
+    entrypoint: Option<&str>,
+    command: &[String],
+) -> Vec<String> {
     let (ep, default_cmd) = match entrypoint {
         Some("") => (Vec::new(), Vec::new()),
         Some(e) => (vec![e.to_string()], Vec::new()),
-        None => (strings(&cfg["Entrypoint"]), strings(&cfg["Cmd"])),
+        None => (strings(&cfg.entrypoint), strings(&cfg.cmd)),
     };
     let mut out = ep;
     out.extend(if command.is_empty() {
@@ -81,7 +84,10 @@ fn command_line(cfg: &Value, entrypoint: Option<&str>, command: &[String]) -> Ve
 }
 
 /// The image's snapshot dirs, top-most first, extracting the layers not yet extracted.
-fn snapshots(store: &Store, reference: &str) -> anyhow::Result<(Value, Vec<PathBuf>, Digest)> {
+fn snapshots(
+    store: &Store,
+    reference: &str,
+) -> anyhow::Result<(ImageConfig, Vec<PathBuf>, Digest)> {
     let img = store
         .resolve(reference)
         .with_context(|| format!("no image {reference:?} in the store"))?
@@ -97,7 +103,8 @@ pub fn run(args: RunArgs, root: Option<&Path>) -> anyhow::Result<ExitCode> {
     let _ = args.rm;
     let store = super::storeutil::open(root)?;
     let (cfg, mut lower, id) = snapshots(&store, &args.image)?;
-    let c = &cfg["config"];
+    let c = cfg.container().cloned().unwrap_or_default();
+    let c = &c;
     let argv = command_line(c, args.entrypoint.as_deref(), &args.command);
     if argv.is_empty() {
         bail!("no command: the image has no Entrypoint or Cmd; give one after the image name");
@@ -110,7 +117,7 @@ pub fn run(args: RunArgs, root: Option<&Path>) -> anyhow::Result<ExitCode> {
     // The upper dir: an uncommitted snapshot dir, removed (with every change) when dropped.
     let upper = store.prepare_snapshot()?;
 
-    let mut env = strings(&c["Env"]);
+    let mut env = strings(&c.env);
     for e in &args.env {
         let kv = if e.contains('=') {
             e.clone()
@@ -135,19 +142,9 @@ pub fn run(args: RunArgs, root: Option<&Path>) -> anyhow::Result<ExitCode> {
     spec.cwd = args
         .workdir
         .clone()
-        .or_else(|| {
-            c["WorkingDir"]
-                .as_str()
-                .filter(|s| !s.is_empty())
-                .map(String::from)
-        })
+        .or_else(|| non_empty(&c.working_dir))
         .unwrap_or_else(|| "/".into());
-    spec.user = args.user.clone().or_else(|| {
-        c["User"]
-            .as_str()
-            .filter(|s| !s.is_empty())
-            .map(String::from)
-    });
+    spec.user = args.user.clone().or_else(|| non_empty(&c.user));
     spec.hostname = id.hex().chars().take(12).collect();
     let engine = match args.runtime.as_str() {
         "builtin" => Engine::BuiltIn,
@@ -208,7 +205,9 @@ mod tests {
 
     #[test]
     fn command_line_follows_docker() {
-        let cfg = serde_json::json!({"Entrypoint": ["/entry"], "Cmd": ["default"]});
+        let config =
+            |v: serde_json::Value| -> ContainerConfig { serde_json::from_value(v).unwrap() };
+        let cfg = config(serde_json::json!({"Entrypoint": ["/entry"], "Cmd": ["default"]}));
         assert_eq!(command_line(&cfg, None, &[]), vec!["/entry", "default"]);
         assert_eq!(command_line(&cfg, None, &["x".into()]), vec!["/entry", "x"]);
         assert_eq!(command_line(&cfg, Some("sh"), &[]), vec!["sh"]);
@@ -217,9 +216,9 @@ mod tests {
             vec!["sh", "-c", "id"]
         );
         assert_eq!(
-            command_line(&serde_json::json!({"Cmd": ["sh"]}), None, &[]),
+            command_line(&config(serde_json::json!({"Cmd": ["sh"]})), None, &[]),
             vec!["sh"]
         );
-        assert!(command_line(&serde_json::json!({}), None, &[]).is_empty());
+        assert!(command_line(&config(serde_json::json!({})), None, &[]).is_empty());
     }
 }

@@ -4,7 +4,8 @@ use super::storeutil::open;
 use std::io::{IsTerminal, Write};
 use std::path::{Path, PathBuf};
 use std::process::ExitCode;
-use whittle_store::{ArchiveFormat, Reference};
+use whittle_oci::Reference;
+use whittle_store::ArchiveFormat;
 
 /// Save images to a tar archive: docker-archive (loads with `docker load`) or oci-archive.
 #[derive(clap::Args)]
@@ -33,9 +34,9 @@ pub fn run(args: SaveArgs, root: Option<&Path>) -> anyhow::Result<ExitCode> {
     for what in &args.images {
         let t = store.resolve(what)?;
         // Named by a tag: keep that name in the archive; by id: no name.
-        let r = Reference::parse(what)
+        let r = Reference::parse_tag(what)
             .ok()
-            .filter(|r| t.tags.contains(&r.to_string()));
+            .filter(|r| r.tag_key().is_some_and(|k| t.tags.contains(&k)));
         images.push((r, t.image));
     }
     let format = match args.format {

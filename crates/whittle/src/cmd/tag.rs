@@ -4,7 +4,7 @@ use super::storeutil::open;
 use anyhow::Context;
 use std::path::Path;
 use std::process::ExitCode;
-use whittle_store::Reference;
+use whittle_oci::Reference;
 
 /// Create a tag TARGET that refers to SOURCE.
 #[derive(clap::Args)]
@@ -17,7 +17,7 @@ pub struct TagArgs {
 
 /// Runs `whittle tag`.
 pub fn run(args: TagArgs, root: Option<&Path>) -> anyhow::Result<ExitCode> {
-    let target = Reference::parse(&args.target).context("the new tag")?;
+    let target = Reference::parse_tag(&args.target).context("the new tag")?;
     let store = open(root)?;
     let img = store.resolve(&args.source)?;
     store.tag(&target, &img.image.manifest)?;

@@ -6,7 +6,8 @@ use std::fs;
 use std::os::unix::fs::{symlink, PermissionsExt};
 use std::path::{Path, PathBuf};
 use whittle_layer::{write_layer, WriteOptions};
-use whittle_store::{Reference, Store};
+use whittle_oci::Reference;
+use whittle_store::Store;
 
 /// True when running as root; outside CI a test without it is skipped with a message, in CI
 /// (which runs as root) it fails.
