@@ -594,6 +594,8 @@ fn a_chunked_push_goes_on_from_where_the_registry_says_it_stands() {
         client: options(t.path(), f.port, "YWxpY2U6cHc=").client,
         chunk_size: Some(64 * 1024),
         jobs: 1,
+        // The layer goes as stored (it is not a tar; this test is about chunks).
+        compression: whittle_layer::Compression::None,
         ..whittle_registry::PushOptions::default()
     };
     let d = whittle_registry::push_image(&store, &img, &f.reference("pushed"), &opts).unwrap();
