@@ -10,8 +10,9 @@
 //!   user wasted percent (the first layer counts as the base image), the inefficient files;
 //! - findings beyond dive (`findings/`), each with its bytes, the layer that caused it and a
 //!   fix: files deleted, hidden or overwritten by a later layer, the same content in several
-//!   layers, package-manager caches, compiler toolchains, docs, setuid and world-writable
-//!   files, secrets;
+//!   layers, package-manager caches, compiler toolchains, docs, test suites, unstripped
+//!   binaries, stale Python bytecode, dynamically linked programs without their loader or
+//!   libraries, setuid and world-writable files, secrets;
 //! - [`CiRules`]: dive's `--ci` rules.
 //!
 //! The JSON form of an [`Analysis`] is a superset of dive's JSON export. No CLI logic lives
@@ -32,6 +33,7 @@
 mod archive;
 pub mod ci;
 mod efficiency;
+mod elf;
 mod error;
 pub mod findings;
 mod image;
