@@ -15,6 +15,8 @@
 //!   libraries, setuid and world-writable files, secrets;
 //! - [`CiRules`]: dive's `--ci` rules.
 //!
+//! [`diff()`] compares two images' final filesystems (`whittle diff`).
+//!
 //! The JSON form of an [`Analysis`] is a superset of dive's JSON export. No CLI logic lives
 //! here: `whittle analyze` parses arguments, calls [`analyze`] and renders.
 //!
@@ -32,6 +34,7 @@
 
 mod archive;
 pub mod ci;
+pub mod diff;
 mod efficiency;
 mod elf;
 mod error;
@@ -46,6 +49,7 @@ mod tarx;
 mod tree;
 
 pub use ci::{CiReport, CiRules, RuleResult, RuleStatus};
+pub use diff::{diff, Diff, DiffOptions};
 pub use error::{AnalyzeError, Result};
 pub use input::Input;
 pub use report::{Analysis, FileReference, Finding, FindingKind, FindingPath, ImageSummary, Layer};
