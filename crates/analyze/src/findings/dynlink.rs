@@ -140,20 +140,28 @@ pub fn find(m: &Merged, out: &mut Vec<Finding>) {
     }
     for ((layer, interp, what), acc) in groups {
         let n = acc.files;
-        let programs = if n == 1 {
-            "a dynamically linked program".to_string()
+        let (programs, need, fail) = if n == 1 {
+            (
+                "a dynamically linked program".to_string(),
+                "needs",
+                "it fails",
+            )
         } else {
-            format!("{n} dynamically linked programs")
+            (
+                format!("{n} dynamically linked programs"),
+                "need",
+                "they fail",
+            )
         };
         let title = if interp {
             format!(
-                "{programs} added by layer {layer} need the loader {what}, which the image \
-                 lacks: they fail with \"no such file or directory\""
+                "{programs} added by layer {layer} {need} the loader {what}, which the image \
+                 lacks: {fail} with \"no such file or directory\""
             )
         } else {
             format!(
-                "{programs} added by layer {layer} need {what}, which the image lacks: they \
-                 fail with \"cannot open shared object file\""
+                "{programs} added by layer {layer} {need} {what}, which the image lacks: \
+                 {fail} with \"cannot open shared object file\""
             )
         };
         out.push(finding(
