@@ -88,6 +88,9 @@ pub struct ElfInfo {
     pub named: bool,
     /// Built by Go (a `Go` note, or `.gopclntab`/`.go.buildinfo` sections).
     pub go: bool,
+    /// Made for another system than Linux (`EI_OSABI` neither 0, System V, nor 3, Linux: a
+    /// FreeBSD program, say), so Linux's loader rules do not apply.
+    pub foreign_os: bool,
 }
 
 /// A region of the file kept after the prefix.
@@ -142,6 +145,7 @@ impl Fmt {
 /// The ELF header fields used here.
 struct Header {
     fmt: Fmt,
+    os_abi: u8,
     elf_type: ElfType,
     phoff: u64,
     phentsize: u64,
@@ -180,6 +184,7 @@ fn header(b: &[u8]) -> Option<Header> {
     };
     Some(Header {
         fmt: f,
+        os_abi: *b.get(7)?,
         elf_type,
         phoff,
         phentsize: f.u16(b, rest)?,
@@ -442,6 +447,7 @@ impl Probe {
             debug_bytes: 0,
             named: false,
             go: false,
+            foreign_os: !matches!(h.os_abi, 0 | 3),
         };
         let mut dynamic = None;
         for p in &phdrs {

@@ -113,6 +113,13 @@ fn stripped_binaries_and_object_files_are_not_unstripped() {
                 bytes(d, "usr/lib/crt1.o", &obj, 0o644);
                 // Not ELF, though it starts like one.
                 bytes(d, "notes.txt", b"\x7fELF is a format\n", 0o644);
+                // A test fixture.
+                let fixture = elf(&ElfSpec {
+                    symbols: 100,
+                    debug: 4000,
+                    ..ElfSpec::default()
+                });
+                bytes(d, "usr/share/go/src/debug/testdata/x.elf", &fixture, 0o644);
                 bytes(
                     d,
                     "later-stripped",
@@ -201,6 +208,18 @@ fn dynamic_programs_that_can_start() {
                 // Through a link in a default directory.
                 symlink(d, "usr/lib/libextra.so", "/opt/app/lib/libapp.so.1");
                 bytes(d, "static", &stat, 0o755);
+                // A FreeBSD program, and a fixture of a test suite: not meant to run here.
+                let bsd = elf(&ElfSpec {
+                    interp: Some("/libexec/ld-elf.so.1"),
+                    freebsd: true,
+                    ..ElfSpec::default()
+                });
+                bytes(d, "opt/bsd-tool", &bsd, 0o755);
+                let fixture = elf(&ElfSpec {
+                    interp: Some("/lib/ld-musl-x86_64.so.1"),
+                    ..ElfSpec::default()
+                });
+                bytes(d, "src/debug/elf/testdata/exec", &fixture, 0o644);
             }),
         ],
     );

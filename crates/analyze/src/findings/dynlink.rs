@@ -12,8 +12,10 @@
 //! or `DT_RPATH` directory (`$ORIGIN` expanded), or anywhere else in the image: that last rule
 //! keeps out libraries found through `/etc/ld.so.conf.d` or `LD_LIBRARY_PATH`, which this
 //! analysis does not read, at the cost of missing a library present in the wrong place.
+//! Programs for another system (`EI_OSABI` FreeBSD, ...) and test fixtures (below a `testdata`
+//! directory) are not judged.
 
-use super::{finding, Acc};
+use super::{finding, is_fixture, Acc};
 use crate::elf::ElfType;
 use crate::merge::Merged;
 use crate::path;
@@ -94,7 +96,10 @@ pub fn find(m: &Merged, out: &mut Vec<Finding>) {
         let Facts::Elf(e) = &**facts else {
             continue;
         };
-        if !matches!(e.elf_type, ElfType::Executable | ElfType::Shared) {
+        if !matches!(e.elf_type, ElfType::Executable | ElfType::Shared)
+            || e.foreign_os
+            || is_fixture(key)
+        {
             continue;
         }
         let Some(interp) = &e.interp else {

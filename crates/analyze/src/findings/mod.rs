@@ -139,6 +139,12 @@ pub fn collect(m: &Merged, meta: &ImageMeta, min_bytes: u64) -> Vec<Finding> {
     out
 }
 
+/// Whether a file is a test fixture (below a `testdata` directory, Go's convention and
+/// others'): fixture binaries are not meant to run or to be stripped.
+pub fn is_fixture(key: &[u8]) -> bool {
+    crate::path::components(key).any(|c| c == b"testdata")
+}
+
 /// Components of a key, for the path rules.
 pub fn comps(key: &[u8]) -> Vec<&[u8]> {
     path::components(key).collect()

@@ -2,9 +2,10 @@
 //! (`SHT_SYMTAB` and its string table) or debug sections (`.debug_*`, `.zdebug_*`), which
 //! nothing needs at run time. The bytes are those sections' sizes (what `strip` removes; a
 //! debug section is counted only when the section names could be read, see `elf.rs`). Object
-//! files (`ET_REL`) need their symbols and are left out. One finding per layer.
+//! files (`ET_REL`) need their symbols and are left out, as are test fixtures (below a
+//! `testdata` directory). One finding per layer.
 
-use super::{finding, Acc};
+use super::{finding, is_fixture, Acc};
 use crate::elf::ElfType;
 use crate::merge::Merged;
 use crate::path;
@@ -31,7 +32,7 @@ pub fn find(m: &Merged, out: &mut Vec<Finding>) {
             continue;
         }
         let bytes = e.symtab_bytes.saturating_add(e.debug_bytes);
-        if bytes == 0 || m.tree.added_by(key, *layer).is_none() {
+        if bytes == 0 || is_fixture(key) || m.tree.added_by(key, *layer).is_none() {
             continue;
         }
         let g = groups.entry(*layer).or_default();

@@ -132,6 +132,8 @@ pub struct ElfSpec {
     pub pad: usize,
     /// Name a `.gopclntab` section (as Go's linker does).
     pub go: bool,
+    /// Mark it FreeBSD's (`EI_OSABI` 9).
+    pub freebsd: bool,
 }
 
 /// The bytes of a minimal 64-bit little-endian ELF file built from `spec`: a header, program
@@ -144,6 +146,9 @@ pub fn elf(spec: &ElfSpec) -> Vec<u8> {
     }
     let mut b = vec![0u8; 1024];
     put(&mut b, 0, b"\x7fELF\x02\x01\x01");
+    if spec.freebsd {
+        b[7] = 9;
+    }
     put(
         &mut b,
         16,
