@@ -10,9 +10,12 @@
 //!   user wasted percent (the first layer counts as the base image), the inefficient files;
 //! - findings beyond dive (`findings/`), each with its bytes, the layer that caused it and a
 //!   fix: files deleted, hidden or overwritten by a later layer, the same content in several
-//!   layers, package-manager caches, compiler toolchains, docs, setuid and world-writable
-//!   files, secrets;
+//!   layers, package-manager caches, compiler toolchains, docs, test suites, unstripped
+//!   binaries, stale Python bytecode, dynamically linked programs without their loader or
+//!   libraries, setuid and world-writable files, secrets;
 //! - [`CiRules`]: dive's `--ci` rules.
+//!
+//! [`diff()`] compares two images' final filesystems (`whittle diff`).
 //!
 //! The JSON form of an [`Analysis`] is a superset of dive's JSON export. No CLI logic lives
 //! here: `whittle analyze` parses arguments, calls [`analyze`] and renders.
@@ -31,7 +34,9 @@
 
 mod archive;
 pub mod ci;
+pub mod diff;
 mod efficiency;
+mod elf;
 mod error;
 pub mod findings;
 mod image;
@@ -44,6 +49,7 @@ mod tarx;
 mod tree;
 
 pub use ci::{CiReport, CiRules, RuleResult, RuleStatus};
+pub use diff::{diff, Diff, DiffOptions};
 pub use error::{AnalyzeError, Result};
 pub use input::Input;
 pub use report::{Analysis, FileReference, Finding, FindingKind, FindingPath, ImageSummary, Layer};

@@ -16,7 +16,7 @@
 use crate::efficiency::{Efficiency, Score};
 use crate::findings::secrets::{self, SecretKind};
 use crate::path;
-use crate::scan::{target_of, Kind, LayerScan};
+use crate::scan::{target_of, Facts, Kind, LayerScan};
 use crate::tree::{Node, Tree};
 use std::collections::{BTreeMap, HashMap, HashSet};
 use std::sync::Arc;
@@ -111,6 +111,10 @@ pub struct Merged {
     pub secrets: Vec<SecretHit>,
     /// `.git` directories: (layer, directory) → (files, bytes) in that layer.
     pub git: GitDirs,
+    /// What the probes learnt about regular files: (layer, path, facts), in layer order. A
+    /// later layer may have replaced or removed the file: [`Tree::added_by`] says whether the
+    /// final image holds this one.
+    pub facts: Vec<(usize, Arc<[u8]>, Box<Facts>)>,
 }
 
 fn node_of(e: &crate::scan::Entry, layer: usize) -> Node {
@@ -122,6 +126,7 @@ fn node_of(e: &crate::scan::Entry, layer: usize) -> Node {
         size: e.size,
         hash: e.hash,
         link: e.link.clone(),
+        mtime: e.mtime,
         layer,
         dive_dir: e.kind == Kind::Dir,
         hidden: false,
@@ -137,8 +142,14 @@ pub fn merge(scans: Vec<LayerScan>) -> Merged {
     let mut contents: HashMap<[u8; 16], Vec<Copy>> = HashMap::new();
     let mut secret_hits = Vec::new();
     let mut git = GitDirs::new();
+    let mut facts = Vec::new();
 
-    for (li, scan) in scans.into_iter().enumerate() {
+    for (li, mut scan) in scans.into_iter().enumerate() {
+        for e in &mut scan.entries {
+            if let Some(f) = e.facts.take() {
+                facts.push((li, e.key.clone(), f));
+            }
+        }
         let mut st = LayerStats {
             size: scan.size,
             tar_bytes: scan.tar_bytes,
@@ -279,6 +290,7 @@ pub fn merge(scans: Vec<LayerScan>) -> Merged {
                                 size: 0,
                                 hash: [0; 16],
                                 link: None,
+                                mtime: 0,
                                 layer: li,
                                 dive_dir: false,
                                 hidden: false,
@@ -334,5 +346,6 @@ pub fn merge(scans: Vec<LayerScan>) -> Merged {
         copies,
         secrets: secret_hits,
         git,
+        facts,
     }
 }

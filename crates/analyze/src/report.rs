@@ -128,6 +128,14 @@ pub enum FindingKind {
     Toolchain,
     /// Documentation and man pages.
     Docs,
+    /// Test suites (Python's, npm packages').
+    Tests,
+    /// ELF binaries with symbol tables or debug sections.
+    Unstripped,
+    /// Python bytecode that is never used as it is (no source, or a stale timestamp).
+    StaleBytecode,
+    /// A dynamically linked program whose loader or libraries the image lacks.
+    MissingLibrary,
     /// Setuid or setgid files.
     Setuid,
     /// World-writable files or directories without the sticky bit.

@@ -3,11 +3,17 @@
 //! files, a content hash. Layers are scanned independently of each other (in parallel); the
 //! merge in `merge.rs` stacks them.
 //!
+//! While a regular file streams past (it is hashed anyway), two probes look at it: ELF files
+//! get their interpreter, needed libraries and symbol/debug section sizes (`elf.rs`, which keeps
+//! a bounded part of the file), and `.pyc` files their 16-byte header (`findings/bytecode.rs`).
+//!
 //! The `tar` crate is used in raw mode, and PAX and GNU long-name records are applied here,
 //! because the crate reads those records whole into memory whatever size their header claims:
 //! here each is capped at [`Limits::max_extension`](crate::Limits) bytes.
 
+use crate::elf::{self, ElfInfo};
 use crate::error::{AnalyzeError, Result};
+use crate::findings::bytecode::{self, Pyc};
 use crate::findings::secrets::{self, SecretKind};
 use crate::path::{self, PathProblem};
 use crate::tarx;
@@ -56,13 +62,27 @@ pub struct Entry {
     pub gid: u64,
     /// Size as the tar header gives it (what dive counts: 0 for links and directories).
     pub size: u64,
-    /// Hard link: key of the target.
+    /// Hard link: key of the target; symbolic link: the target as written (not normalised: it
+    /// may be relative, and is resolved inside the root when followed, see `tree.rs`).
     pub link: Option<Arc<[u8]>>,
+    /// Modification time (seconds since 1970, from the tar header).
+    pub mtime: u64,
     /// Regular file: the first 128 bits of the SHA-256 of its content; symlink: of its target
     /// (zero otherwise).
     pub hash: [u8; 16],
     /// Regular file that looks like a secret, by name and first bytes.
     pub secret: Option<SecretKind>,
+    /// What the probes learnt from a regular file's content (ELF and `.pyc` files).
+    pub facts: Option<Box<Facts>>,
+}
+
+/// What the probes learnt from a regular file's content.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum Facts {
+    /// An ELF file.
+    Elf(ElfInfo),
+    /// A Python bytecode file's header.
+    Pyc(Pyc),
 }
 
 /// A whiteout: its own key, and the key of what it deletes.
@@ -197,7 +217,8 @@ pub fn scan_layer<R: Read>(
             Some(g) => g,
             None => h.gid().unwrap_or(0),
         };
-        let link = if kind == Kind::HardLink {
+        let mtime = h.mtime().unwrap_or(0);
+        let mut link = if kind == Kind::HardLink {
             match tarx::link_of(&entry, &mut ext).map(|l| path::normalize(&l, limits.max_path)) {
                 Some(Ok(Some(k))) => Some(Arc::from(k)),
                 _ => None,
@@ -207,14 +228,21 @@ pub fn scan_layer<R: Read>(
         };
         let mut hash = [0u8; 16];
         let mut secret = None;
+        let mut facts = None;
         if kind == Kind::Symlink {
             if let Some(t) = tarx::link_of(&entry, &mut ext) {
                 hash.copy_from_slice(&Sha256::digest(&t)[..16]);
+                if t.len() <= limits.max_path {
+                    link = Some(Arc::from(t));
+                }
             }
         }
         if kind == Kind::File {
             let want = secrets::wants_prefix(&key, size);
+            let want_pyc = bytecode::wants_header(&key);
             let mut prefix: Vec<u8> = Vec::new();
+            let mut pyc_header: Vec<u8> = Vec::new();
+            let mut probe = elf::Probe::new(size);
             let mut hasher = Sha256::new();
             loop {
                 let n = match entry.read(&mut buf) {
@@ -228,10 +256,25 @@ pub fn scan_layer<R: Read>(
                     let take = n.min(secrets::PREFIX - prefix.len());
                     prefix.extend_from_slice(&buf[..take]);
                 }
+                if want_pyc && pyc_header.len() < bytecode::HEADER {
+                    let take = n.min(bytecode::HEADER - pyc_header.len());
+                    pyc_header.extend_from_slice(&buf[..take]);
+                }
+                if let Some(p) = probe.as_mut() {
+                    p.feed(&buf[..n]);
+                    if p.done() {
+                        probe = None;
+                    }
+                }
             }
             let full = hasher.finalize();
             hash.copy_from_slice(&full[..16]);
             secret = secrets::classify(&key, size, &prefix);
+            facts = match probe.and_then(elf::Probe::finish) {
+                Some(e) => Some(Box::new(Facts::Elf(e))),
+                None if want_pyc => bytecode::parse(&pyc_header).map(|p| Box::new(Facts::Pyc(p))),
+                None => None,
+            };
         }
         let key: Arc<[u8]> = Arc::from(key);
         if kind == Kind::Whiteout {
@@ -246,8 +289,10 @@ pub fn scan_layer<R: Read>(
             gid,
             size,
             link,
+            mtime,
             hash,
             secret,
+            facts,
         });
     }
     out.tar_bytes = ar.into_inner().count;

@@ -24,8 +24,10 @@ pub struct Node {
     pub size: u64,
     /// Content hash of a regular file.
     pub hash: [u8; 16],
-    /// Hard link target.
+    /// Hard link: the target's key; symbolic link: the target as written.
     pub link: Option<Arc<[u8]>>,
+    /// Modification time.
+    pub mtime: u64,
     /// Index of the layer whose entry this is.
     pub layer: usize,
     /// dive's `IsDir` of the node's payload: false for a directory that the last layer touching
@@ -103,6 +105,61 @@ impl Tree {
         self.map.iter().filter(|(_, n)| !n.hidden)
     }
 
+    /// The node at `key` in the real view when layer `layer` put it there (the final image
+    /// holds that layer's file, not a later one's).
+    pub fn added_by(&self, key: &[u8], layer: usize) -> Option<&Node> {
+        self.map.get(key).filter(|n| !n.hidden && n.layer == layer)
+    }
+
+    /// Follows `key` through symbolic links, inside the root (an absolute target starts again
+    /// at the image's root, `..` stops there), as the kernel would inside the container: the
+    /// key of what it names and its node in the real view, or `None` when it does not exist, a
+    /// link loops, or more than 40 links are followed (the kernel's limit).
+    pub fn resolve(&self, key: &[u8]) -> Option<(Vec<u8>, &Node)> {
+        let mut todo: Vec<Vec<u8>> = path::components(key)
+            .filter(|c| !c.is_empty())
+            .map(<[u8]>::to_vec)
+            .collect();
+        todo.reverse();
+        let mut cur: Vec<u8> = Vec::new();
+        let mut hops = 0;
+        while let Some(c) = todo.pop() {
+            match c.as_slice() {
+                b"" | b"." => continue,
+                b".." => {
+                    let cut = cur.iter().rposition(|&b| b == path::SEP).unwrap_or(0);
+                    cur.truncate(cut);
+                    continue;
+                }
+                _ => {}
+            }
+            let mut next = cur.clone();
+            if !next.is_empty() {
+                next.push(path::SEP);
+            }
+            next.extend_from_slice(&c);
+            let n = self.map.get(next.as_slice()).filter(|n| !n.hidden)?;
+            if n.kind == Kind::Symlink {
+                hops += 1;
+                if hops > 40 {
+                    return None;
+                }
+                let target = n.link.as_deref()?;
+                if target.starts_with(b"/") {
+                    cur.clear();
+                }
+                todo.extend(target.split(|&b| b == b'/').rev().map(<[u8]>::to_vec));
+                continue;
+            }
+            cur = next;
+        }
+        if cur.is_empty() {
+            return None; // the root itself
+        }
+        let n = self.map.get(cur.as_slice())?;
+        Some((cur, n))
+    }
+
     /// Number of nodes (both views).
     pub fn len(&self) -> usize {
         self.map.len()
@@ -122,10 +179,41 @@ mod tests {
             size,
             hash: [0; 16],
             link: None,
+            mtime: 0,
             layer: 0,
             dive_dir: false,
             hidden: false,
         }
+    }
+
+    #[test]
+    fn resolves_symlinks_inside_the_root() {
+        let mut t = Tree::default();
+        let link = |to: &str| Node {
+            kind: Kind::Symlink,
+            link: Some(Arc::from(to.as_bytes())),
+            ..node(0)
+        };
+        let dir = Node {
+            kind: Kind::Dir,
+            ..node(0)
+        };
+        t.insert(Arc::from(path::key("usr")), dir.clone());
+        t.insert(Arc::from(path::key("usr/lib")), dir.clone());
+        t.insert(Arc::from(path::key("usr/lib/ld.so")), node(5));
+        t.insert(Arc::from(path::key("lib")), link("usr/lib"));
+        t.insert(Arc::from(path::key("lib64")), link("/usr/../../lib"));
+        t.insert(Arc::from(path::key("loop")), link("loop/x"));
+        t.insert(
+            Arc::from(path::key("usr/lib/up")),
+            link("../../../../usr/lib/ld.so"),
+        );
+        let r = |p: &str| t.resolve(&path::key(p)).map(|(k, _)| path::display(&k));
+        assert_eq!(r("lib64/ld.so").as_deref(), Some("/usr/lib/ld.so"));
+        assert_eq!(r("lib/up").as_deref(), Some("/usr/lib/ld.so"));
+        assert_eq!(r("lib64/missing"), None);
+        assert_eq!(r("loop"), None, "a loop ends at the hop limit");
+        assert_eq!(r("usr/lib").as_deref(), Some("/usr/lib"));
     }
 
     #[test]

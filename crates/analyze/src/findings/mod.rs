@@ -2,13 +2,17 @@
 //! and a fix. Each kind of finding has its own module; they read what `merge.rs` recorded and
 //! the final filesystem.
 
+pub mod bytecode;
 pub mod caches;
 pub mod docs;
 pub mod duplicates;
+pub mod dynlink;
 pub mod perms;
 pub mod secrets;
 pub mod superseded;
+pub mod tests_dirs;
 pub mod toolchains;
+pub mod unstripped;
 
 use crate::image::ImageMeta;
 use crate::merge::Merged;
@@ -77,7 +81,7 @@ pub fn finding(
     }
 }
 
-/// Every finding, secrets first, then by bytes, largest first; size findings of 0 bytes or
+/// Every finding, secrets first, then programs that cannot start, then by bytes, largest first; size findings of 0 bytes or
 /// under `min_bytes` are left out.
 pub fn collect(m: &Merged, meta: &ImageMeta, min_bytes: u64) -> Vec<Finding> {
     let mut out = Vec::new();
@@ -87,11 +91,18 @@ pub fn collect(m: &Merged, meta: &ImageMeta, min_bytes: u64) -> Vec<Finding> {
     caches::find(m, &mut out);
     toolchains::find(m, &mut out);
     docs::find(m, &mut out);
+    tests_dirs::find(m, &mut out);
+    unstripped::find(m, &mut out);
+    bytecode::find(m, &mut out);
+    dynlink::find(m, &mut out);
     perms::find(m, &mut out);
     out.retain(|f| {
         matches!(
             f.kind,
-            FindingKind::Secret | FindingKind::Setuid | FindingKind::WorldWritable
+            FindingKind::Secret
+                | FindingKind::MissingLibrary
+                | FindingKind::Setuid
+                | FindingKind::WorldWritable
         ) || (f.bytes > 0 && f.bytes >= min_bytes)
     });
     let layers = meta.layers.len().max(m.stats.len());
@@ -101,7 +112,10 @@ pub fn collect(m: &Merged, meta: &ImageMeta, min_bytes: u64) -> Vec<Finding> {
             .related_layer
             .and_then(|r| meta.layers.get(r))
             .and_then(|l| l.created_by.clone());
-        if f.layer == 0 && layers > 1 && f.kind != FindingKind::Secret {
+        if f.layer == 0
+            && layers > 1
+            && !matches!(f.kind, FindingKind::Secret | FindingKind::MissingLibrary)
+        {
             f.fix.push_str(
                 " This comes from the first layer, usually the base image's: a slimmer base \
                  (a -slim, alpine or distroless variant) or a rebuilt base avoids it.",
@@ -110,8 +124,9 @@ pub fn collect(m: &Merged, meta: &ImageMeta, min_bytes: u64) -> Vec<Finding> {
     }
     let rank = |k: FindingKind| match k {
         FindingKind::Secret => 0,
-        FindingKind::Setuid | FindingKind::WorldWritable => 2,
-        _ => 1,
+        FindingKind::MissingLibrary => 1,
+        FindingKind::Setuid | FindingKind::WorldWritable => 3,
+        _ => 2,
     };
     out.sort_by(|a, b| {
         rank(a.kind)
@@ -122,6 +137,12 @@ pub fn collect(m: &Merged, meta: &ImageMeta, min_bytes: u64) -> Vec<Finding> {
             .then(a.title.cmp(&b.title))
     });
     out
+}
+
+/// Whether a file is a test fixture (below a `testdata` directory, Go's convention and
+/// others'): fixture binaries are not meant to run or to be stripped.
+pub fn is_fixture(key: &[u8]) -> bool {
+    crate::path::components(key).any(|c| c == b"testdata")
 }
 
 /// Components of a key, for the path rules.

@@ -1,5 +1,6 @@
 //! Text rendering of `whittle analyze`: layers, dive's figures and inefficient files (as dive
-//! prints them in CI mode), findings with their fixes, and the CI results.
+//! prints them in CI mode), findings with their fixes, and the CI results. [`render_short`] is
+//! the summary and findings alone, which `whittle build --analyze` prints.
 
 use super::storeutil::human_size;
 use std::io::{self, Write};
@@ -40,6 +41,26 @@ fn percent(v: f64) -> String {
 
 /// Writes the analysis.
 pub fn render(w: &mut dyn Write, a: &Analysis) -> io::Result<()> {
+    header(w, a)?;
+    writeln!(w)?;
+    layers(w, a)?;
+    writeln!(w)?;
+    figures(w, a)?;
+    inefficient_files(w, a)?;
+    writeln!(w)?;
+    findings(w, a)
+}
+
+/// Writes the summary (size, dive's figures) and the findings, without the layer table and the
+/// inefficient files.
+pub fn render_short(w: &mut dyn Write, a: &Analysis) -> io::Result<()> {
+    header(w, a)?;
+    figures(w, a)?;
+    writeln!(w)?;
+    findings(w, a)
+}
+
+fn header(w: &mut dyn Write, a: &Analysis) -> io::Result<()> {
     let img = &a.image;
     writeln!(w, "Image: {}", clean(&img.name))?;
     let total = match img.blob_size_bytes {
@@ -55,8 +76,10 @@ pub fn render(w: &mut dyn Write, a: &Analysis) -> io::Result<()> {
         "Total size: {total} in {} layers, {} files",
         a.layer.len(),
         img.files
-    )?;
-    writeln!(w)?;
+    )
+}
+
+fn layers(w: &mut dyn Write, a: &Analysis) -> io::Result<()> {
     writeln!(w, "Layers:")?;
     writeln!(
         w,
@@ -75,7 +98,11 @@ pub fn render(w: &mut dyn Write, a: &Analysis) -> io::Result<()> {
             shorten(&l.command.replace('\n', " "), 80)
         )?;
     }
-    writeln!(w)?;
+    Ok(())
+}
+
+fn figures(w: &mut dyn Write, a: &Analysis) -> io::Result<()> {
+    let img = &a.image;
     writeln!(w, "  efficiency: {:.4} %", img.efficiency_score * 100.0)?;
     writeln!(
         w,
@@ -87,7 +114,11 @@ pub fn render(w: &mut dyn Write, a: &Analysis) -> io::Result<()> {
         w,
         "  userWastedPercent: {}",
         percent(img.user_wasted_percent)
-    )?;
+    )
+}
+
+fn inefficient_files(w: &mut dyn Write, a: &Analysis) -> io::Result<()> {
+    let img = &a.image;
     writeln!(w, "Inefficient Files:")?;
     writeln!(w, "{:>5}  {:>12}  File Path", "Count", "Wasted Space")?;
     if img.file_reference.is_empty() {
@@ -109,7 +140,10 @@ pub fn render(w: &mut dyn Write, a: &Analysis) -> io::Result<()> {
             img.file_reference.len() - MAX_ROWS
         )?;
     }
-    writeln!(w)?;
+    Ok(())
+}
+
+fn findings(w: &mut dyn Write, a: &Analysis) -> io::Result<()> {
     writeln!(w, "Findings:")?;
     if a.findings.is_empty() {
         writeln!(w, "None")?;

@@ -96,6 +96,11 @@ pub struct BuildArgs {
     /// Print only the image id.
     #[arg(short = 'q', long)]
     pub quiet: bool,
+    /// After the build, print the image's analysis to standard error: its size, dive's
+    /// efficiency figures and the findings with their fixes (`whittle analyze`'s text without
+    /// the layer table and the inefficient files).
+    #[arg(long)]
+    pub analyze: bool,
     /// Progress output: auto, plain, tty, quiet or rawjson (one JSON event per line).
     #[arg(long, value_enum, default_value = "auto")]
     pub progress: ProgressMode,
@@ -895,7 +900,29 @@ pub fn run(mut args: BuildArgs, root: Option<&Path>) -> anyhow::Result<ExitCode>
             let _ = writeln!(err, "tagged {t}");
         }
     }
+    if args.analyze {
+        analyze_built(&store, res.image.as_ref())?;
+    }
     Ok(ExitCode::SUCCESS)
+}
+
+/// `--analyze`: the built image's summary and findings, on standard error (standard output may
+/// carry an archive or the id).
+fn analyze_built(
+    store: &whittle_store::Store,
+    image: Option<&whittle_store::ImageRecord>,
+) -> anyhow::Result<()> {
+    let Some(img) = image else {
+        eprintln!("--analyze: the build wrote files only, no image to analyse");
+        return Ok(());
+    };
+    let input = whittle_analyze::Input::Store(img.manifest.to_string());
+    let a = whittle_analyze::analyze(&input, Some(store), &whittle_analyze::Options::default())
+        .context("analysing the built image (--analyze)")?;
+    let mut err = std::io::stderr().lock();
+    writeln!(err)?;
+    super::analyze_text::render_short(&mut err, &a)?;
+    Ok(())
 }
 
 /// `-q`, or `--progress quiet`.

@@ -5,6 +5,7 @@ pub mod analyze;
 pub mod analyze_text;
 pub mod build;
 pub mod check;
+pub mod diff;
 pub mod flags;
 pub mod frompull;
 pub mod fsck;
