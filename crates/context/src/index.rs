@@ -144,6 +144,38 @@ impl MemoryStatCache {
     }
 }
 
+impl MemoryStatCache {
+    /// The files whose content changed since the cache was loaded, as the scan of `index`
+    /// found them (new files and edits; a `touch` is not a change), and the files it knew that
+    /// are gone, sorted. `None` when nothing was loaded: without a previous scan, every file
+    /// would look new. Names the files behind a miss of a large `COPY`.
+    pub fn changed_since_load(&self, index: &Index) -> Option<Vec<String>> {
+        if self.loaded.is_empty() {
+            return None;
+        }
+        let before = |p: &str| {
+            self.loaded
+                .binary_search_by(|(q, _, _)| q.as_str().cmp(p))
+                .ok()
+                .map(|i| self.loaded[i].2)
+        };
+        let mut out: Vec<String> = self
+            .added
+            .iter()
+            .filter(|(p, (_, d))| before(p) != Some(*d))
+            .map(|(p, _)| p.clone())
+            .collect();
+        out.extend(
+            self.loaded
+                .iter()
+                .filter(|(p, _, _)| index.get(p).is_none())
+                .map(|(p, _, _)| p.clone()),
+        );
+        out.sort();
+        Some(out)
+    }
+}
+
 /// First bytes of a saved stat cache; a new layout gets a new magic.
 const CACHE_MAGIC: &[u8] = b"whittle-statcache-1\n";
 

@@ -208,6 +208,9 @@ pub(crate) struct Output {
     config: Option<whittle_oci::ImageConfig>,
     /// A context source: its directory and index.
     local: Option<(PathBuf, Arc<Index>)>,
+    /// A context source: the files whose content changed since its last scan (see
+    /// `MemoryStatCache::changed_since_load`), to name them when a large COPY misses.
+    changes: Option<Arc<Vec<String>>>,
 }
 
 impl Output {
@@ -488,8 +491,9 @@ impl Solver<'_> {
             }),
             Op::Image(s) => self.image_source(vx, s),
             Op::Context(c) => {
-                let (root, index) = self.local_dir(c.name.as_deref())?;
+                let (root, index, changes) = self.local_dir(c.name.as_deref())?;
                 Ok(Output {
+                    changes,
                     key: cache_key(&self.graph.key_definition(v), &[], &[]),
                     local: Some((root, index)),
                     ..Output::default()
@@ -909,7 +913,9 @@ fn explain_files(
     index: &Index,
     path: &str,
     digest: &str,
+    changes: Option<&[String]>,
     out: &mut serde_json::Map<String, Value>,
+    notes: &mut serde_json::Map<String, Value>,
 ) {
     const MAX: usize = 2000;
     let is_dir = index
@@ -933,8 +939,30 @@ fn explain_files(
     } else {
         path.to_string()
     };
+    // Too many files to list: the directory's digest stands for them, and the files the
+    // context's last scan saw change below it are noted, to name them if this misses.
+    if let Some(changes) = changes {
+        let prefix = if path.is_empty() {
+            String::new()
+        } else {
+            format!("{path}/")
+        };
+        let below: Vec<&String> = changes.iter().filter(|p| p.starts_with(&prefix)).collect();
+        if !below.is_empty() {
+            notes.insert(
+                name.clone(),
+                json!({
+                    "paths": below.iter().take(NAMED_CHANGES).collect::<Vec<_>>(),
+                    "more": below.len().saturating_sub(NAMED_CHANGES),
+                }),
+            );
+        }
+    }
     out.insert(name, json!(digest));
 }
+
+/// How many changed files a miss explanation names before "and N more".
+const NAMED_CHANGES: usize = 5;
 
 /// Why a step missed the cache: what differs from the same step's inputs in the last build.
 pub(crate) fn explain_miss(last: Option<&Value>, now: &Value) -> String {
@@ -948,6 +976,15 @@ pub(crate) fn explain_miss(last: Option<&Value>, now: &Value) -> String {
             last["instruction"].as_str().unwrap_or("?")
         ));
     }
+    let vars = |v: &Value| -> Vec<String> {
+        v.as_array()
+            .map(|a| {
+                a.iter()
+                    .filter_map(|x| x.as_str().map(str::to_string))
+                    .collect()
+            })
+            .unwrap_or_default()
+    };
     let empty = serde_json::Map::new();
     let (old, new) = (
         last["files"].as_object().unwrap_or(&empty),
@@ -957,7 +994,20 @@ pub(crate) fn explain_miss(last: Option<&Value>, now: &Value) -> String {
     for (p, d) in new {
         match old.get(p) {
             Some(o) if o == d => {}
-            Some(_) => changed.push(format!("{p} changed")),
+            Some(_) => match now["changed"].get(p) {
+                // A directory too large to list, with the files its last scan saw change.
+                Some(note) => {
+                    let paths = vars(&note["paths"]);
+                    let more = note["more"].as_u64().unwrap_or(0);
+                    let more = if more > 0 {
+                        format!(" and {more} more")
+                    } else {
+                        String::new()
+                    };
+                    changed.push(format!("{p} changed: {}{more}", paths.join(", ")));
+                }
+                None => changed.push(format!("{p} changed")),
+            },
             None => changed.push(format!("{p} added")),
         }
     }
@@ -974,15 +1024,6 @@ pub(crate) fn explain_miss(last: Option<&Value>, now: &Value) -> String {
         };
         reasons.push(format!("{}{more}", changed.join(", ")));
     }
-    let vars = |v: &Value| -> Vec<String> {
-        v.as_array()
-            .map(|a| {
-                a.iter()
-                    .filter_map(|x| x.as_str().map(str::to_string))
-                    .collect()
-            })
-            .unwrap_or_default()
-    };
     let (oe, ne) = (vars(&last["env"]), vars(&now["env"]));
     let mut names: Vec<String> = ne
         .iter()

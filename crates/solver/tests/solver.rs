@@ -458,3 +458,35 @@ fn the_context_and_a_snapshot_digest_the_same_files_the_same() {
         );
     }
 }
+
+#[test]
+fn a_large_copy_that_misses_names_the_files_that_changed() {
+    let e = env();
+    // More files than a step record lists one by one.
+    for i in 0..2100 {
+        let d = e.context.join(format!("pkg{:02}", i / 100));
+        std::fs::create_dir_all(&d).unwrap();
+        std::fs::write(d.join(format!("f{i:04}.txt")), format!("{i}\n")).unwrap();
+    }
+    let g = graph("FROM scratch\nCOPY . /data/\n", &[]);
+    solve(&e, &g, |_| {}).result.unwrap();
+    std::fs::write(e.context.join("pkg07/f0742.txt"), "edited\n").unwrap();
+    let o = solve(&e, &g, |_| {});
+    o.result.unwrap();
+    assert_eq!(
+        o.steps["COPY . /data/"],
+        "miss: the build context changed: pkg07/f0742.txt"
+    );
+    // Several: five are named, then how many more.
+    for i in [1, 2, 3, 4, 5, 6, 7] {
+        std::fs::write(e.context.join(format!("pkg00/f000{i}.txt")), "x\n").unwrap();
+    }
+    std::fs::remove_file(e.context.join("pkg20/f2099.txt")).unwrap();
+    let o = solve(&e, &g, |_| {});
+    o.result.unwrap();
+    assert_eq!(
+        o.steps["COPY . /data/"],
+        "miss: the build context changed: pkg00/f0001.txt, pkg00/f0002.txt, pkg00/f0003.txt, \
+         pkg00/f0004.txt, pkg00/f0005.txt and 3 more"
+    );
+}

@@ -20,10 +20,12 @@ impl Solver<'_> {
         // of exactly what the copy selects.
         let merged_src;
         let mut files = serde_json::Map::new();
+        let mut notes = serde_json::Map::new();
+        let changes = from.changes.as_deref().map(Vec::as_slice);
         let (src, src_id): (copy::Source, String) = match &from.local {
             Some((root, index)) => (
                 copy::Source::Context { root, index },
-                local_source_id(index, root, &c.sources, &mut files),
+                local_source_id(index, root, &c.sources, changes, &mut files, &mut notes),
             ),
             None => {
                 merged_src = from.merged();
@@ -52,7 +54,7 @@ impl Solver<'_> {
             vx,
             onto,
             key,
-            json!({"files": files, "owner": owner_key}),
+            json!({"files": files, "owner": owner_key, "changed": notes}),
             |dir, below, _| {
                 let req = CopyRequest {
                     keyword: kw,
@@ -173,7 +175,9 @@ fn local_source_id(
     index: &Index,
     root: &Path,
     sources: &[String],
+    changes: Option<&[String]>,
     files: &mut serde_json::Map<String, Value>,
+    notes: &mut serde_json::Map<String, Value>,
 ) -> String {
     let mut id = String::new();
     for s in sources {
@@ -181,7 +185,7 @@ fn local_source_id(
         id.push('\n');
         for (p, d) in fingerprint(index, root, s) {
             id.push_str(&format!("{p}={d}\n"));
-            explain_files(index, &p, &d, files);
+            explain_files(index, &p, &d, changes, files, notes);
         }
     }
     id

@@ -5,10 +5,13 @@
 use super::*;
 use crate::record::TreeRecord;
 
+/// The files of a context whose content changed since its last scan.
+pub(super) type Changes = Option<Arc<Vec<String>>>;
+
 impl Solver<'_> {
     /// The build context's index (scanned with its stat cache, which is rewritten only when
     /// something changed: new digests, or files gone).
-    pub(super) fn context_index(&self) -> Result<Arc<Index>> {
+    pub(super) fn context_index(&self) -> Result<(Arc<Index>, Changes)> {
         let cache_file = self.stat_cache_file();
         let mut cache = MemoryStatCache::load(&cache_file);
         let idx = Index::scan(
@@ -18,18 +21,26 @@ impl Solver<'_> {
             self.opts.jobs,
         )
         .map_err(|e| BuildError::Context(e.to_string()))?;
+        let changes = cache.changed_since_load(&idx).map(Arc::new);
         if idx.stats.files_hashed > 0 || cache.len() != idx.stats.files {
             let _ = cache.save(&cache_file, &idx);
         }
-        Ok(Arc::new(idx))
+        Ok((Arc::new(idx), changes))
     }
 
-    /// A local directory copies and bind mounts read (the build context, or a named one) and
-    /// its index. The graph has one context vertex per directory, so each is scanned once.
-    pub(super) fn local_dir(&self, name: Option<&str>) -> Result<(PathBuf, Arc<Index>)> {
+    /// A local directory copies and bind mounts read (the build context, or a named one), its
+    /// index, and for the build context the files changed since its last scan. The graph has
+    /// one context vertex per directory, so each is scanned once.
+    pub(super) fn local_dir(&self, name: Option<&str>) -> Result<(PathBuf, Arc<Index>, Changes)> {
         match name {
-            Some(name) => self.named_index(name),
-            None => Ok((self.opts.context.clone(), self.context_index()?)),
+            Some(name) => {
+                let (root, idx) = self.named_index(name)?;
+                Ok((root, idx, None))
+            }
+            None => {
+                let (idx, changes) = self.context_index()?;
+                Ok((self.opts.context.clone(), idx, changes))
+            }
         }
     }
 
