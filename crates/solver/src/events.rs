@@ -14,14 +14,9 @@ pub enum Event {
         line: usize,
     },
     /// The step's result came from the cache; `reason` is set when it missed instead.
-    StepCached {
-        id: usize,
-    },
+    StepCached { id: usize },
     /// Why a step could not use the cache (for `--progress=plain`).
-    StepMiss {
-        id: usize,
-        reason: String,
-    },
+    StepMiss { id: usize, reason: String },
     /// One line of a RUN step's output.
     StepLog {
         id: usize,
@@ -31,6 +26,10 @@ pub enum Event {
     StepDone {
         id: usize,
         elapsed: Duration,
+        /// Where the time went, in order: `fill` (running the RUN, copying the files), `diff`
+        /// (reading the new files to hash the layer), `commit` (sizing, syncing and
+        /// publishing the snapshot). Shown by `--progress=plain` and `rawjson`.
+        phases: Vec<(&'static str, Duration)>,
     },
     StepFailed {
         id: usize,
@@ -38,9 +37,7 @@ pub enum Event {
         error: String,
     },
     /// Something that is not a step (resolving base images, exporting).
-    Note {
-        message: String,
-    },
+    Note { message: String },
 }
 
 /// Receives events; called from several threads at once.

@@ -739,6 +739,7 @@ impl Solver<'_> {
                 let _permit = self.jobs.acquire();
                 let sd = self.store.prepare_snapshot()?;
                 let merged = below.merged();
+                let fill_start = Instant::now();
                 if let Err(message) = fill(sd.path(), &merged, id) {
                     self.progress.event(Event::StepFailed {
                         id,
@@ -747,7 +748,8 @@ impl Solver<'_> {
                     });
                     return Err(self.step_error(vx, message));
                 }
-                let layer = self.commit(sd, below)?;
+                let mut phases = vec![("fill", fill_start.elapsed())];
+                let layer = self.commit(sd, below, &mut phases)?;
                 let record = match &layer {
                     Some(l) => StepRecord::Layer {
                         chain: l.chain_id.clone(),
@@ -765,6 +767,7 @@ impl Solver<'_> {
                 self.progress.event(Event::StepDone {
                     id,
                     elapsed: started.elapsed(),
+                    phases,
                 });
                 layer
             }
@@ -793,7 +796,12 @@ impl Solver<'_> {
     /// object. Its layer clamps them to the epoch; a snapshot whose mtimes differ from its
     /// layer's is marked, so an image is run (and built upon) from a copy that holds exactly
     /// what ships (`Store::unpack_image`).
-    fn commit(&self, mut sd: whittle_store::SnapshotDir, below: &Output) -> Result<Option<Layer>> {
+    fn commit(
+        &self,
+        mut sd: whittle_store::SnapshotDir,
+        below: &Output,
+        phases: &mut Vec<(&'static str, std::time::Duration)>,
+    ) -> Result<Option<Layer>> {
         let is_empty = std::fs::read_dir(sd.path())
             .map(|mut d| d.next().is_none())
             .unwrap_or(true);
@@ -807,6 +815,7 @@ impl Solver<'_> {
             source: SourceKind::OverlayUpper,
             exclude: Vec::new(),
         };
+        let t = Instant::now();
         let (info, _) =
             whittle_layer::write_layer(sd.path(), &opts, std::io::sink()).map_err(|source| {
                 BuildError::Layer {
@@ -814,12 +823,15 @@ impl Solver<'_> {
                     source,
                 }
             })?;
+        phases.push(("diff", t.elapsed()));
         if info.mtimes_clamped > 0 {
             sd.mark_local_mtimes();
         }
         let parent = below.layers.last().map(|l| l.chain_id.clone());
         let chain = chain_id(parent.as_ref(), &info.diff_id);
+        let t = Instant::now();
         sd.commit(&chain, parent.as_ref(), &info.diff_id)?;
+        phases.push(("commit", t.elapsed()));
         Ok(Some(Layer {
             dir: self.store.snapshot_path(&chain),
             chain_id: chain,

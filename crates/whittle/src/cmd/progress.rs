@@ -59,8 +59,21 @@ impl Progress for Plain {
                     .unwrap_or(0.0);
                 self.line(format!("#{id} {t:.3} {line}"));
             }
-            Event::StepDone { id, elapsed } => {
-                self.line(format!("#{id} DONE {:.1}s", elapsed.as_secs_f64()))
+            Event::StepDone {
+                id,
+                elapsed,
+                phases,
+            } => {
+                let phases: Vec<String> = phases
+                    .iter()
+                    .map(|(name, d)| format!("{name} {:.2}s", d.as_secs_f64()))
+                    .collect();
+                let phases = if phases.is_empty() {
+                    String::new()
+                } else {
+                    format!(" ({})", phases.join(", "))
+                };
+                self.line(format!("#{id} DONE {:.1}s{phases}", elapsed.as_secs_f64()))
             }
             Event::StepFailed { id, elapsed, error } => self.line(format!(
                 "#{id} ERROR after {:.1}s: {}",
@@ -166,7 +179,7 @@ impl Progress for Tty {
                     }
                 }
             }
-            Event::StepDone { id, elapsed } => {
+            Event::StepDone { id, elapsed, .. } => {
                 self.finish(id, "✓", &format!("DONE {:.1}s", elapsed.as_secs_f64()))
             }
             Event::StepFailed { id, elapsed, .. } => self.finish(
@@ -211,8 +224,18 @@ impl Progress for RawJson {
             }
             Event::StepLog { id, stderr, line } => serde_json::json!({"event": "log", "step": id,
                 "stream": if stderr { "stderr" } else { "stdout" }, "line": line}),
-            Event::StepDone { id, elapsed } => serde_json::json!({"event": "done", "step": id,
-                "seconds": elapsed.as_secs_f64()}),
+            Event::StepDone {
+                id,
+                elapsed,
+                phases,
+            } => {
+                let phases: serde_json::Map<String, serde_json::Value> = phases
+                    .iter()
+                    .map(|(name, d)| (name.to_string(), serde_json::json!(d.as_secs_f64())))
+                    .collect();
+                serde_json::json!({"event": "done", "step": id,
+                    "seconds": elapsed.as_secs_f64(), "phases": phases})
+            }
             Event::StepFailed { id, elapsed, error } => serde_json::json!({"event": "failed",
                 "step": id, "seconds": elapsed.as_secs_f64(), "error": error}),
             Event::Note { message } => serde_json::json!({"event": "note", "message": message}),
