@@ -75,18 +75,23 @@ fn lowered(path: &Path) -> Result<Graph, String> {
     whittle_dockerfile::lower(&plan, &FixedImages).map_err(|e| e.to_string())
 }
 
-/// One line per case: the target's root digest (what its keys are built on), a digest of the
-/// whole graph as JSON (config changes, history and origins included), and the vertex count.
+/// One line per case: the target's root digest, a digest of the whole graph as JSON (config
+/// changes, history and origins included), the vertex count, and a digest of every vertex's
+/// key definition (`Graph::key_definition`, what its cache key starts from).
 fn line(name: &str, g: &Result<Graph, String>) -> String {
     match g {
         Ok(g) => {
             let root = &g.vertex(g.target_image().root).digest;
             let json = serde_json::to_vec(g).unwrap();
+            let keys: String = (0..g.vertices.len())
+                .map(|i| g.key_definition(whittle_graph::VertexId(i)) + "\n")
+                .collect();
             format!(
-                "{name} root={} graph={} vertices={}",
+                "{name} root={} graph={} vertices={} keys={}",
                 &root.trim_start_matches("sha256:")[..16],
                 &hex(Sha256::digest(&json))[..16],
-                g.vertices.len()
+                g.vertices.len(),
+                &hex(Sha256::digest(keys.as_bytes()))[..16],
             )
         }
         Err(_) => format!("{name} error"),
