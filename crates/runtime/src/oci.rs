@@ -506,3 +506,36 @@ pub(crate) fn helper(
     let e = crate::sys::execve(&runtime, &args, &env);
     Err(fail(format!("exec {}", plan.runtime.display()), e))
 }
+
+/// Stops a container that an OCI runtime runs: SIGKILL to the container's init process, the
+/// pid 1 of its PID namespace, so the kernel kills every other process in it. Killing the
+/// runtime's own process (`runc run` in the foreground) is not enough: its container would go
+/// on running, reparented. The runtime runs in the helper's mount namespace, where its state
+/// directory is, so the state is read through `/proc/<runtime pid>/root` (a `runc delete` from
+/// here would not find the container). Best effort, for a cancel.
+pub(crate) fn force_stop(plan: &crate::init::OciPlan, runtime_pid: i32) {
+    let state = std::path::Path::new("/proc")
+        .join(runtime_pid.to_string())
+        .join("root")
+        .join(
+            plan.state_root
+                .strip_prefix("/")
+                .unwrap_or(&plan.state_root),
+        )
+        .join(&plan.id)
+        .join("state.json");
+    let Ok(text) = std::fs::read(&state) else {
+        return;
+    };
+    let Ok(v) = serde_json::from_slice::<serde_json::Value>(&text) else {
+        return;
+    };
+    let Some(pid) = v["init_process_pid"]
+        .as_i64()
+        .and_then(|p| i32::try_from(p).ok())
+        .and_then(rustix::process::Pid::from_raw)
+    else {
+        return;
+    };
+    let _ = rustix::process::kill_process(pid, rustix::process::Signal::KILL);
+}

@@ -419,7 +419,7 @@ impl Runtime {
         let mut reports = Vec::new();
         loop {
             if !wait_readable(status.as_fd(), cancel)? {
-                child.kill();
+                stop(cfg, pid, &child);
                 child.wait()?;
                 return Err(Error::Cancelled);
             }
@@ -510,7 +510,7 @@ impl Runtime {
             crate::tty::copy_size(&master);
             crate::tty::proxy(&master, &child.pidfd, cancel)?;
             if cancel.is_cancelled() {
-                child.kill();
+                stop(cfg, pid, &child);
                 child.wait()?;
                 return Err(Error::Cancelled);
             }
@@ -518,7 +518,7 @@ impl Runtime {
         } else {
             let cancelled = pump(out_r, err_r, &child, sink, cancel)?;
             if cancelled {
-                child.kill();
+                stop(cfg, pid, &child);
                 child.wait()?;
                 return Err(Error::Cancelled);
             }
@@ -718,6 +718,15 @@ impl Child {
             }
         }
     }
+}
+
+/// Stops a cancelled container: under an OCI runtime, through the runtime first (its
+/// container would outlive the runtime's own process), then the process we started.
+fn stop(cfg: &InitConfig, pid: i32, child: &Child) {
+    if let Some(plan) = &cfg.oci {
+        crate::oci::force_stop(plan, pid);
+    }
+    child.kill();
 }
 
 impl Drop for Child {

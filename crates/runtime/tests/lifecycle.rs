@@ -46,38 +46,42 @@ fn cancel_kills_every_process_of_the_container() {
     if !privileged() {
         return;
     }
-    let f = Fixture::new();
-    let rt = f.rt(&Engine::BuiltIn);
-    let token = format!("8{}", std::process::id());
-    let (t1, t2) = (format!("{token}1"), format!("{token}2"));
-    let (w1, w2) = (t1.clone(), t2.clone());
-    let cancel = CancelToken::new().unwrap();
-    let c2 = cancel.clone();
-    let canceller = std::thread::spawn(move || {
-        wait_until(Duration::from_secs(10), || {
-            !sleepers(&w1).is_empty() && !sleepers(&w2).is_empty()
+    // Under runc too: killing the runtime's own process would leave its container running.
+    for (n, engine) in engines().into_iter().enumerate() {
+        let f = Fixture::new();
+        let rt = f.rt(&engine);
+        let token = format!("8{}{n}", std::process::id());
+        let (t1, t2) = (format!("{token}1"), format!("{token}2"));
+        let (w1, w2) = (t1.clone(), t2.clone());
+        let cancel = CancelToken::new().unwrap();
+        let c2 = cancel.clone();
+        let canceller = std::thread::spawn(move || {
+            wait_until(Duration::from_secs(10), || {
+                !sleepers(&w1).is_empty() && !sleepers(&w2).is_empty()
+            });
+            c2.cancel();
         });
-        c2.cancel();
-    });
-    let spec = sh(
-        f.overlay("up"),
-        &format!("sleep {t1} & sleep {t2}; echo not reached"),
-    );
-    let start = Instant::now();
-    // (The canceller waits for both sleeps, so the cancel lands mid-run, not before it.)
-    let r = rt.run(&spec, &mut |_: Stream, _: &[u8]| {}, &cancel);
-    canceller.join().unwrap();
-    assert!(matches!(r, Err(Error::Cancelled)), "{r:?}");
-    assert!(
-        start.elapsed() < Duration::from_secs(8),
-        "cancel took {:?}",
-        start.elapsed()
-    );
-    assert!(
-        sleepers(&t1).is_empty() && sleepers(&t2).is_empty(),
-        "container processes survived the cancel"
-    );
-    assert!(host_mounts_under(f.tmp.path()).is_empty());
+        let spec = sh(
+            f.overlay("up"),
+            &format!("sleep {t1} & sleep {t2}; echo not reached"),
+        );
+        let start = Instant::now();
+        // (The canceller waits for both sleeps, so the cancel lands mid-run, not before it.)
+        let r = rt.run(&spec, &mut |_: Stream, _: &[u8]| {}, &cancel);
+        canceller.join().unwrap();
+        assert!(matches!(r, Err(Error::Cancelled)), "{engine:?}: {r:?}");
+        assert!(
+            start.elapsed() < Duration::from_secs(8),
+            "{engine:?}: cancel took {:?}",
+            start.elapsed()
+        );
+        assert!(
+            wait_until(Duration::from_secs(2), || sleepers(&t1).is_empty()
+                && sleepers(&t2).is_empty()),
+            "{engine:?}: container processes survived the cancel"
+        );
+        assert!(host_mounts_under(f.tmp.path()).is_empty(), "{engine:?}");
+    }
 }
 
 /// Not a test on its own: the process that `kill_9_of_the_caller_leaves_nothing_behind` starts
