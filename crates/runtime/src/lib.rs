@@ -20,6 +20,7 @@
 //! `// SAFETY:` comment.
 #![allow(unsafe_code)]
 
+pub mod doctor;
 mod error;
 mod init;
 mod mounts;

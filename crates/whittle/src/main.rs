@@ -38,6 +38,9 @@ enum Command {
     /// Show where an image's bytes go (dive's efficiency and wasted bytes) and findings that say
     /// how to cut them; `--ci` checks dive's CI rules.
     Analyze(cmd::analyze::AnalyzeArgs),
+    /// Say what this machine allows (user namespaces, subordinate ids, overlay in a user
+    /// namespace, the RUN network, emulation) and the command that fixes each missing piece.
+    Doctor(cmd::doctor::DoctorArgs),
     /// Show what changed between two images: files added, removed and changed, and the size
     /// difference per directory.
     Diff(cmd::diff::DiffArgs),
@@ -79,6 +82,7 @@ fn main() -> ExitCode {
         Command::Inspect(args) => cmd::inspect::run(args, cli.root.as_deref()),
         Command::History(args) => cmd::history::run(args, cli.root.as_deref()),
         Command::Analyze(args) => cmd::analyze::run(args, cli.root.as_deref()),
+        Command::Doctor(args) => cmd::doctor::run(args),
         Command::Diff(args) => cmd::diff::run(args, cli.root.as_deref()),
         Command::Load(args) => cmd::load::run(args, cli.root.as_deref()),
         Command::Save(args) => cmd::save::run(args, cli.root.as_deref()),

@@ -6,6 +6,7 @@ pub mod analyze_text;
 pub mod build;
 pub mod check;
 pub mod diff;
+pub mod doctor;
 pub mod flags;
 pub mod frompull;
 pub mod fsck;
