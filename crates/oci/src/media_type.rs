@@ -23,6 +23,8 @@ pub const DOCKER_MANIFEST: &str = "application/vnd.docker.distribution.manifest.
 pub const DOCKER_MANIFEST_LIST: &str = "application/vnd.docker.distribution.manifest.list.v2+json";
 /// Docker image config.
 pub const DOCKER_CONFIG: &str = "application/vnd.docker.container.image.v1+json";
+/// Uncompressed Docker layer.
+pub const DOCKER_LAYER_TAR: &str = "application/vnd.docker.image.rootfs.diff.tar";
 /// gzip-compressed Docker layer.
 pub const DOCKER_LAYER_GZIP: &str = "application/vnd.docker.image.rootfs.diff.tar.gzip";
 /// What every Docker layer media type starts with (also foreign layers).
@@ -54,6 +56,11 @@ pub fn is_schema1(media_type: &str) -> bool {
 /// An image config (OCI or Docker).
 pub fn is_config(media_type: &str) -> bool {
     media_type == OCI_CONFIG || media_type == DOCKER_CONFIG
+}
+
+/// An uncompressed filesystem layer (OCI or Docker).
+pub fn is_uncompressed_layer(media_type: &str) -> bool {
+    media_type == OCI_LAYER_TAR || media_type == DOCKER_LAYER_TAR
 }
 
 /// A filesystem layer (any OCI or Docker layer type, compressed or not).

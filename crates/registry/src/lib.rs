@@ -134,6 +134,10 @@ pub struct PushOptions {
     pub also_tags: Vec<String>,
     /// Progress sink.
     pub progress: Option<ProgressFn>,
+    /// How layers stored uncompressed (a base loaded from a docker archive) are compressed
+    /// before they leave (once, deterministically: `Store::with_compressed_layers`); layers
+    /// already compressed go as they are. `Compression::None` pushes them as stored.
+    pub compression: whittle_layer::Compression,
 }
 
 impl Default for PushOptions {
@@ -144,6 +148,7 @@ impl Default for PushOptions {
             chunk_size: None,
             also_tags: Vec::new(),
             progress: None,
+            compression: whittle_layer::Compression::default(),
         }
     }
 }

@@ -306,7 +306,8 @@ fn push_blob(
 }
 
 /// Pushes a stored image to `target` (and to the extra tags of `opts`); returns the manifest
-/// digest, which is the local one.
+/// digest: the local one, unless layers stored uncompressed were compressed for the push
+/// (`opts.compression`), which gives the image another manifest.
 pub fn push_image(
     store: &Store,
     image: &ImageRecord,
@@ -314,6 +315,8 @@ pub fn push_image(
     opts: &PushOptions,
 ) -> Result<Digest> {
     let _lease = store.lease()?;
+    let threads = std::thread::available_parallelism().map_or(1, |n| n.get());
+    let image = &store.with_compressed_layers(image, opts.compression, threads)?;
     let bytes = store.read_document(&image.manifest)?;
     let name = target.canonical();
     let (media_type, config, layers) =

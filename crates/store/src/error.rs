@@ -62,6 +62,10 @@ pub enum StoreError {
     /// An image still has tags or dependants.
     #[error("{0}")]
     Conflict(String),
+
+    /// Asked for what the image's format cannot hold (e.g. zstd layers in a Docker manifest).
+    #[error("{0}")]
+    Unsupported(String),
 }
 
 impl StoreError {

@@ -31,6 +31,7 @@ pub mod archive;
 mod blobs;
 mod cache;
 mod cache_mounts;
+mod compressed;
 pub mod daemon;
 mod error;
 mod gc;

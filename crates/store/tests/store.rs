@@ -739,3 +739,60 @@ fn a_load_that_fails_tags_nothing_and_leaves_no_image() {
     assert_eq!(loaded[0].tags, vec!["ok:1", "ok:2"]);
     assert_eq!(s.images().unwrap().len(), 1);
 }
+
+#[test]
+fn uncompressed_layers_are_compressed_once_and_deterministically() {
+    let (_t, s) = store();
+    let img = make_image(&s, 3, Compression::None);
+    let m = s.manifest(&img).unwrap();
+    assert_eq!(
+        m.layers[0].media_type,
+        whittle_oci::media_type::OCI_LAYER_TAR
+    );
+    let gz = s
+        .with_compressed_layers(&img, Compression::default(), 1)
+        .unwrap();
+    assert_ne!(gz.manifest, img.manifest);
+    assert_eq!(gz.config, img.config, "the config (and diff ids) stay");
+    let gm = s.manifest(&gz).unwrap();
+    assert_eq!(
+        gm.layers[0].media_type,
+        whittle_oci::media_type::OCI_LAYER_GZIP
+    );
+    assert!(gm.layers[0].size < m.layers[0].size / 4, "{gm:?}");
+    // The blob decompresses to the original layer.
+    let mut plain = Vec::new();
+    let (_, mut r) = whittle_layer::decompress(std::io::BufReader::new(
+        s.open_blob(&gm.layers[0].digest).unwrap(),
+    ))
+    .unwrap();
+    r.read_to_end(&mut plain).unwrap();
+    assert_eq!(Digest::of_bytes(&plain), m.layers[0].digest);
+    // Remembered, and the same bytes with any number of threads (a fresh store).
+    assert_eq!(
+        s.with_compressed_layers(&img, Compression::default(), 4)
+            .unwrap()
+            .manifest,
+        gz.manifest
+    );
+    let (_t2, s2) = store();
+    let img2 = make_image(&s2, 3, Compression::None);
+    assert_eq!(img2.manifest, img.manifest);
+    let gz2 = s2
+        .with_compressed_layers(&img2, Compression::default(), 4)
+        .unwrap();
+    assert_eq!(gz2.manifest, gz.manifest);
+    // Compressed layers are kept; no compression asked keeps the image.
+    assert_eq!(
+        s.with_compressed_layers(&gz, Compression::Zstd { level: 3 }, 1)
+            .unwrap()
+            .manifest,
+        gz.manifest
+    );
+    assert_eq!(
+        s.with_compressed_layers(&img, Compression::None, 1)
+            .unwrap()
+            .manifest,
+        img.manifest
+    );
+}

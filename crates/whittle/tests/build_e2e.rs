@@ -537,6 +537,110 @@ fn file_outputs_come_from_the_snapshots_and_write_no_image() {
     );
 }
 
+/// The layer media types of the one image in an OCI archive.
+fn oci_archive_layer_types(file: &Path) -> Vec<String> {
+    let mut blobs = std::collections::HashMap::new();
+    let mut index = None;
+    for e in tar::Archive::new(fs::File::open(file).unwrap())
+        .entries()
+        .unwrap()
+    {
+        let mut e = e.unwrap();
+        let p = e.path().unwrap().display().to_string();
+        let mut data = Vec::new();
+        std::io::Read::read_to_end(&mut e, &mut data).unwrap();
+        if p == "index.json" {
+            index = Some(data);
+        } else if let Some(h) = p.strip_prefix("blobs/sha256/") {
+            if data.len() < 100_000 {
+                blobs.insert(h.to_string(), data);
+            }
+        }
+    }
+    let doc = |hex: &str| -> serde_json::Value { serde_json::from_slice(&blobs[hex]).unwrap() };
+    let index: serde_json::Value = serde_json::from_slice(&index.unwrap()).unwrap();
+    let m = doc(&index["manifests"][0]["digest"].as_str().unwrap()[7..]);
+    m["layers"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|l| l["mediaType"].as_str().unwrap().to_string())
+        .collect()
+}
+
+#[test]
+fn layers_stored_uncompressed_leave_compressed() {
+    if !is_root() {
+        return;
+    }
+    let e = env();
+    common::seed_busybox_with(
+        &e.root,
+        "test/plain:1",
+        serde_json::json!({"Cmd": ["sh"]}),
+        whittle_layer::WriteOptions {
+            compression: whittle_layer::Compression::None,
+            ..whittle_layer::WriteOptions::default()
+        },
+    );
+    fs::write(
+        e.ctx.join("Dockerfile"),
+        "FROM test/plain:1\nRUN echo hi > /hi\n",
+    )
+    .unwrap();
+    let dir = e.ctx.parent().unwrap().to_path_buf();
+    let (oci, docker, zstd) = (dir.join("a.oci"), dir.join("a.docker"), dir.join("z.oci"));
+    let (ok, _, err) = build(
+        &e,
+        &[
+            "-t",
+            "plain:out",
+            "-o",
+            &format!("type=oci,dest={}", oci.display()),
+            "-o",
+            &format!("type=docker,dest={}", docker.display()),
+        ],
+    );
+    assert!(ok, "{err}");
+    let gz = "application/vnd.oci.image.layer.v1.tar+gzip";
+    assert_eq!(oci_archive_layer_types(&oci), [gz, gz]);
+    // A docker archive keeps the base as stored, as `docker save` writes it.
+    assert_eq!(
+        oci_archive_layer_types(&docker),
+        ["application/vnd.oci.image.layer.v1.tar", gz]
+    );
+    // The store keeps the image as built; the same export again gives the same archive.
+    let again = dir.join("b.oci");
+    let (ok, _, err) = build(
+        &e,
+        &[
+            "-t",
+            "plain:out",
+            "-o",
+            &format!("type=oci,dest={}", again.display()),
+        ],
+    );
+    assert!(ok, "{err}");
+    assert!(
+        fs::read(&oci).unwrap() == fs::read(&again).unwrap(),
+        "the second OCI archive differs from the first"
+    );
+    let (ok, _, err) = build(
+        &e,
+        &[
+            "--compression",
+            "zstd",
+            "-o",
+            &format!("type=oci,dest={}", zstd.display()),
+        ],
+    );
+    assert!(ok, "{err}");
+    let zs = "application/vnd.oci.image.layer.v1.tar+zstd";
+    assert_eq!(oci_archive_layer_types(&zstd), [zs, zs]);
+    let (ok, _, err) = build(&e, &["--compression", "gzip", "--compression-level", "12"]);
+    assert!(!ok && err.contains("gzip levels are 0 to 9"), "{err}");
+}
+
 #[test]
 fn tty_progress_view_in_a_terminal() {
     if !is_root() {

@@ -279,6 +279,66 @@ fn push_then_pull_round_trips_over_plain_http() {
 }
 
 #[test]
+fn layers_stored_uncompressed_are_pushed_compressed() {
+    if tools().is_none() {
+        return;
+    }
+    let (reg, _) = Registry::start(None);
+    let t = tempfile::tempdir().unwrap();
+    let a = t.path().join("a");
+    let name = format!("{}/whittle/plain:1", reg.host());
+    // As a base loaded from a `docker save` archive is stored.
+    common::seed_busybox_with(
+        &a,
+        &name,
+        serde_json::json!({"Cmd": ["sh"]}),
+        WriteOptions {
+            compression: whittle_layer::Compression::None,
+            ..WriteOptions::default()
+        },
+    );
+    let local = manifest_of(&a, &name);
+    let pushed = ok(whittle(&a, t.path()).args(["push", &name]));
+    assert_ne!(
+        pushed.trim(),
+        local,
+        "the compressed image has its own manifest"
+    );
+    let raw = ok(skopeo().args([
+        "inspect",
+        "--raw",
+        "--tls-verify=false",
+        &format!("docker://{name}"),
+    ]));
+    let m: serde_json::Value = serde_json::from_str(&raw).unwrap();
+    let layer = &m["layers"][0];
+    assert_eq!(
+        layer["mediaType"],
+        "application/vnd.oci.image.layer.v1.tar+gzip"
+    );
+    let plain = Store::open(&a).unwrap();
+    let stored = plain.resolve(&name).unwrap().image;
+    let stored_size = plain.manifest(&stored).unwrap().layers[0].size;
+    assert!(
+        layer["size"].as_u64().unwrap() < stored_size * 3 / 4,
+        "{layer} against {stored_size} bytes stored"
+    );
+    // Compressed once: pushed again, the same digest and nothing uploaded.
+    let out = whittle(&a, t.path())
+        .args(["push", &name])
+        .output()
+        .unwrap();
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert!(out.status.success() && !err.contains("uploading"), "{err}");
+    assert_eq!(String::from_utf8_lossy(&out.stdout).trim(), pushed.trim());
+    // `--compression uncompressed` pushes the layers as stored.
+    let other = format!("{}/whittle/plain:raw", reg.host());
+    let raw_digest =
+        ok(whittle(&a, t.path()).args(["push", "--compression", "uncompressed", &name, &other]));
+    assert_eq!(raw_digest.trim(), local);
+}
+
+#[test]
 fn skopeo_and_umoci_read_what_whittle_pushes() {
     if tools().is_none() || !common::privileged("umoci unpack") {
         return;

@@ -108,8 +108,12 @@ impl From<DaemonError> for ExportError {
 /// What the exporters need from outside the build: how to push, and which daemon to load into.
 #[derive(Clone, Default)]
 pub struct ExportEnv {
-    /// For registry outputs (`client` and `progress` matter; `also_tags` is ignored).
+    /// For registry outputs (`client` and `progress` matter; `also_tags` is ignored, and
+    /// `compression` is replaced by the one below).
     pub push: PushOptions,
+    /// How layers stored uncompressed are compressed when the image is pushed or written as an
+    /// OCI archive (`Store::with_compressed_layers`).
+    pub compression: whittle_layer::Compression,
     /// For daemon outputs: resolved by the caller from `DOCKER_HOST` before the build.
     pub docker: Option<DockerHost>,
 }
@@ -143,6 +147,7 @@ pub fn exporters(
         match o {
             OutputSpec::Image => {}
             OutputSpec::Archive { format, dest, name } => out.push(Box::new(Archive {
+                compression: env.compression,
                 format: *format,
                 dest: dest.clone(),
                 name: match name {
@@ -178,7 +183,10 @@ pub fn exporters(
         })?;
         out.push(Box::new(Registry {
             target,
-            options: env.push.clone(),
+            options: PushOptions {
+                compression: env.compression,
+                ..env.push.clone()
+            },
         }));
     }
     let wanted = out.iter().any(|e| e.needs_image())
@@ -224,7 +232,10 @@ impl Exporter for StoreImage {
 }
 
 /// An OCI or docker archive of the image, to a file (replaced only once complete) or stdout.
+/// An OCI archive gets layers stored uncompressed compressed (`compression`); a docker
+/// archive keeps them as they are, as `docker save` writes them.
 pub struct Archive {
+    pub compression: whittle_layer::Compression,
     pub format: ArchiveFormat,
     pub dest: Dest,
     pub name: Option<Reference>,
@@ -242,7 +253,17 @@ impl Exporter for Archive {
         true
     }
     fn export(&self, built: &Built<'_>) -> Result<Vec<String>, ExportError> {
-        let pair = [(self.name.clone(), image(built, self)?.clone())];
+        let img = image(built, self)?;
+        let img = match self.format {
+            ArchiveFormat::Oci => {
+                let threads = std::thread::available_parallelism().map_or(1, |n| n.get());
+                built
+                    .store
+                    .with_compressed_layers(img, self.compression, threads)?
+            }
+            ArchiveFormat::Docker => img.clone(),
+        };
+        let pair = [(self.name.clone(), img)];
         let write_err = |source| ExportError::Write {
             dest: self.dest.to_string(),
             source,

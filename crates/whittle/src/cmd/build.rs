@@ -138,6 +138,8 @@ pub struct BuildArgs {
     // Boxed: the flags are rarely given and `BuildArgs` is already the largest command.
     #[command(flatten)]
     pub transport: Box<super::regutil::TransportArgs>,
+    #[command(flatten)]
+    pub compression: Box<super::flags::CompressionArgs>,
 }
 
 /// buildx flags for features whittle does not have yet. Hidden from `--help`; a build that
@@ -611,7 +613,9 @@ pub fn run(mut args: BuildArgs, root: Option<&Path>) -> anyhow::Result<ExitCode>
     }
     // Checked before building: a bad name, a push with nowhere to go or an unusable
     // DOCKER_HOST would waste the build.
+    let compression = args.compression.compression()?;
     let env = ExportEnv {
+        compression,
         push: whittle_registry::PushOptions {
             client: args.transport.client_options(),
             progress: super::regutil::progress(quiet_flag(&args), "uploading"),
@@ -690,6 +694,7 @@ pub fn run(mut args: BuildArgs, root: Option<&Path>) -> anyhow::Result<ExitCode>
         }
     };
     let mut bo = BuildOptions::new(args.context.clone());
+    bo.compression = compression;
     bo.dockerfile = src.name.clone();
     bo.ignore = load_ignore(&args.context, args.file.as_deref())?;
     bo.no_cache = args.no_cache;

@@ -8,8 +8,9 @@ use std::process::ExitCode;
 use whittle_oci::Reference;
 use whittle_registry::PushOptions;
 
-/// Push an image to a registry: blobs the registry has are skipped, the manifest goes last and
-/// the pushed digest is the local one.
+/// Push an image to a registry: blobs the registry has are skipped, the manifest goes last.
+/// Layers stored uncompressed are compressed first (`--compression`), once: the pushed digest
+/// is then that of the compressed image; otherwise it is the local one.
 #[derive(clap::Args)]
 pub struct PushArgs {
     /// Local image (name[:tag], id or digest); also the destination unless DESTINATION is given.
@@ -32,6 +33,8 @@ pub struct PushArgs {
     /// Print only the digest.
     #[arg(short, long)]
     quiet: bool,
+    #[command(flatten)]
+    compression: super::flags::CompressionArgs,
     #[command(flatten)]
     transport: TransportArgs,
 }
@@ -59,6 +62,7 @@ pub fn run(args: PushArgs, root: Option<&Path>) -> anyhow::Result<ExitCode> {
         chunk_size: args.chunk_size,
         also_tags: also,
         progress: progress(args.quiet, "uploading"),
+        compression: args.compression.compression()?,
     };
     let digest = whittle_registry::push_image(&store, &img.image, &dest, &opts).with_context(
         || match &args.destination {

@@ -53,11 +53,17 @@ pub fn busybox_rootfs(d: &Path) {
 /// Stores the busybox rootfs as image `name` in the store at `root`, with `config` as the
 /// image config's `config` object.
 pub fn seed_busybox(root: &Path, name: &str, config: serde_json::Value) {
+    seed_busybox_with(root, name, config, WriteOptions::default())
+}
+
+/// [`seed_busybox`] with its layer written with `opts` (e.g. uncompressed, as a base loaded
+/// from a `docker save` archive is stored).
+pub fn seed_busybox_with(root: &Path, name: &str, config: serde_json::Value, opts: WriteOptions) {
     let s = Store::open(root).unwrap();
     let rootfs = tempfile::tempdir().unwrap();
     busybox_rootfs(rootfs.path());
     let w = s.blob_writer(None).unwrap();
-    let (info, w) = write_layer(rootfs.path(), &WriteOptions::default(), w).unwrap();
+    let (info, w) = write_layer(rootfs.path(), &opts, w).unwrap();
     w.commit().unwrap();
     let cfg = serde_json::json!({
         "architecture": whittle_dockerfile::Platform::host().arch, "os": "linux",
