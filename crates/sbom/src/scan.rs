@@ -240,8 +240,9 @@ fn go_purl(path: &str, version: &str) -> String {
     }
 }
 
-/// The packages of a Go binary: the main module, each dependency (a replacement with a
-/// version takes its place, as in the binary), and the standard library.
+/// The packages of a Go binary: the main module, each dependency (a replacement by another
+/// module takes its place; a replacement by a directory, recorded as `(devel)`, keeps the
+/// required path and version, the only version anyone can look up), and the standard library.
 pub fn go_packages(bi: &crate::gobuildinfo::BuildInfo, location: &str) -> Vec<Package> {
     let mut out = Vec::new();
     let mut push = |path: &str, version: &str| {
@@ -258,7 +259,7 @@ pub fn go_packages(bi: &crate::gobuildinfo::BuildInfo, location: &str) -> Vec<Pa
     }
     for d in &bi.deps {
         match &d.replace {
-            Some(r) if !r.version.is_empty() => push(&r.path, &r.version),
+            Some(r) if !r.version.is_empty() && r.version != "(devel)" => push(&r.path, &r.version),
             _ => push(&d.path, &d.version),
         }
     }

@@ -38,6 +38,8 @@ enum Command {
     /// Show where an image's bytes go (dive's efficiency and wasted bytes) and findings that say
     /// how to cut them; `--ci` checks dive's CI rules.
     Analyze(cmd::analyze::AnalyzeArgs),
+    /// List the packages an image holds as an SBOM (SPDX 2.3 or CycloneDX 1.5 JSON, or a table).
+    Sbom(cmd::sbom::SbomArgs),
     /// Show the steps that made an image and each layer's size.
     History(cmd::history::HistoryArgs),
     /// Load images from a docker-archive, oci-archive or OCI layout directory.
@@ -76,6 +78,7 @@ fn main() -> ExitCode {
         Command::Inspect(args) => cmd::inspect::run(args, cli.root.as_deref()),
         Command::History(args) => cmd::history::run(args, cli.root.as_deref()),
         Command::Analyze(args) => cmd::analyze::run(args, cli.root.as_deref()),
+        Command::Sbom(args) => cmd::sbom::run(args, cli.root.as_deref()),
         Command::Load(args) => cmd::load::run(args, cli.root.as_deref()),
         Command::Save(args) => cmd::save::run(args, cli.root.as_deref()),
         Command::Prune(args) => cmd::prune::run(args, cli.root.as_deref()),
