@@ -72,6 +72,10 @@ pub struct ImageMeta {
     pub name: String,
     /// Its layers, bottom first.
     pub layers: Vec<LayerMeta>,
+    /// The config's `created` (RFC 3339), when it has one.
+    pub created: Option<String>,
+    /// Digest of the config blob (the image id), `sha256:<hex>`.
+    pub config_digest: Option<String>,
 }
 
 /// A source of an image layout's documents and blobs: an OCI directory or an archive.
@@ -209,7 +213,8 @@ pub fn resolve(
             limit: max_layers as u64,
         });
     }
-    let config: serde_json::Value = parse(&need(src, &e.config)?, &e.config)?;
+    let config_bytes = need(src, &e.config)?;
+    let config: serde_json::Value = parse(&config_bytes, &e.config)?;
     let mut layers = Vec::new();
     let mut locs = Vec::new();
     for l in &e.layers {
@@ -236,7 +241,19 @@ pub fn resolve(
         (Some(t), None) if !t.is_empty() => format!("{name} ({})", t[0]),
         _ => name,
     };
-    Ok((fill_config(ImageMeta { name, layers }, &config), locs))
+    let meta = ImageMeta {
+        name,
+        layers,
+        config_digest: Some(sha256_of(&config_bytes)),
+        ..ImageMeta::default()
+    };
+    Ok((fill_config(meta, &config), locs))
+}
+
+/// `sha256:<hex>` of some bytes.
+fn sha256_of(bytes: &[u8]) -> String {
+    use sha2::Digest as _;
+    format!("sha256:{}", hex::encode(sha2::Sha256::digest(bytes)))
 }
 
 /// The image manifest a descriptor leads to (through nested indexes: this machine's platform,
@@ -299,7 +316,13 @@ fn from_manifest(
         });
         locs.push(loc);
     }
-    Ok((fill_config(ImageMeta { name, layers }, &config), locs))
+    let meta = ImageMeta {
+        name,
+        layers,
+        config_digest: Some(m.config.digest.to_string()),
+        ..ImageMeta::default()
+    };
+    Ok((fill_config(meta, &config), locs))
 }
 
 /// Adds diff ids and history to the layers from an image config.
@@ -314,6 +337,10 @@ pub fn fill_config(mut meta: ImageMeta, config: &serde_json::Value) -> ImageMeta
         l.diff_id = diff_ids.get(i).cloned().flatten();
         l.created_by = history.get(i).cloned().flatten();
     }
+    meta.created = config
+        .get("created")
+        .and_then(|c| c.as_str())
+        .map(str::to_string);
     meta
 }
 

@@ -79,14 +79,25 @@ pub fn load(
     store: Option<&Store>,
     opts: &Options,
 ) -> Result<(ImageMeta, Vec<LayerScan>)> {
-    let max_layers = opts.limits.max_layers;
+    let (meta, locs) = locate(input, store, &opts.limits)?;
+    let scans = scan_all(&meta, &locs, opts)?;
+    Ok((meta, scans))
+}
+
+/// Finds an image: its metadata and where each layer's blob is.
+pub fn locate(
+    input: &Input,
+    store: Option<&Store>,
+    limits: &crate::Limits,
+) -> Result<(ImageMeta, Vec<Loc>)> {
+    let max_layers = limits.max_layers;
     let (meta, locs) = match input {
         Input::Store(name) => {
             let store = store.ok_or_else(|| AnalyzeError::NeedStore(name.clone()))?;
             from_store(store, name, max_layers)?
         }
         Input::DockerArchive(p) | Input::OciArchive(p) => {
-            let a = Archive::open(p, opts.limits.max_extension)?;
+            let a = Archive::open(p, limits.max_extension)?;
             let prefix = if matches!(input, Input::DockerArchive(_)) {
                 "docker-archive:"
             } else {
@@ -103,8 +114,7 @@ pub fn load(
             image::resolve(&d, reference.as_deref(), name, max_layers)?
         }
     };
-    let scans = scan_all(&meta, &locs, opts)?;
-    Ok((meta, scans))
+    Ok((meta, locs))
 }
 
 fn from_store(store: &Store, name: &str, max_layers: usize) -> Result<(ImageMeta, Vec<Loc>)> {
@@ -145,6 +155,8 @@ fn from_store(store: &Store, name: &str, max_layers: usize) -> Result<(ImageMeta
             ImageMeta {
                 name: shown,
                 layers,
+                config_digest: Some(t.image.config.to_string()),
+                ..ImageMeta::default()
             },
             &config,
         ),

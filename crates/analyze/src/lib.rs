@@ -41,6 +41,7 @@ mod error;
 pub mod findings;
 mod image;
 mod input;
+pub mod layers;
 mod merge;
 pub mod path;
 mod report;

@@ -44,6 +44,8 @@ enum Command {
     /// Show what changed between two images: files added, removed and changed, and the size
     /// difference per directory.
     Diff(cmd::diff::DiffArgs),
+    /// List the packages an image holds as an SBOM (SPDX 2.3 or CycloneDX 1.5 JSON, or a table).
+    Sbom(cmd::sbom::SbomArgs),
     /// Show the steps that made an image and each layer's size.
     History(cmd::history::HistoryArgs),
     /// Load images from a docker-archive, oci-archive or OCI layout directory.
@@ -84,6 +86,7 @@ fn main() -> ExitCode {
         Command::Analyze(args) => cmd::analyze::run(args, cli.root.as_deref()),
         Command::Doctor(args) => cmd::doctor::run(args),
         Command::Diff(args) => cmd::diff::run(args, cli.root.as_deref()),
+        Command::Sbom(args) => cmd::sbom::run(args, cli.root.as_deref()),
         Command::Load(args) => cmd::load::run(args, cli.root.as_deref()),
         Command::Save(args) => cmd::save::run(args, cli.root.as_deref()),
         Command::Prune(args) => cmd::prune::run(args, cli.root.as_deref()),

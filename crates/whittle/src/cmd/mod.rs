@@ -24,6 +24,7 @@ pub mod regutil;
 pub mod rmi;
 pub mod run;
 pub mod save;
+pub mod sbom;
 pub mod storeutil;
 pub mod tag;
 
