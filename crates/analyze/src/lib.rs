@@ -52,7 +52,9 @@ pub use ci::{CiReport, CiRules, RuleResult, RuleStatus};
 pub use diff::{diff, Diff, DiffOptions};
 pub use error::{AnalyzeError, Result};
 pub use input::Input;
-pub use report::{Analysis, FileReference, Finding, FindingKind, FindingPath, ImageSummary, Layer};
+pub use report::{
+    Analysis, FileReference, Finding, FindingKind, FindingPath, ImageSummary, Layer, LayerOrigin,
+};
 
 use scan::Kind;
 use whittle_store::Store;
@@ -121,6 +123,7 @@ fn build(meta: image::ImageMeta, scans: Vec<scan::LayerScan>, opts: &Options) ->
         .map(|(i, st)| {
             let lm = meta.layers.get(i).cloned().unwrap_or_default();
             let created_by = lm.created_by.clone();
+            let origin = lm.origin.clone();
             let command = created_by
                 .as_deref()
                 .map(|c| c.strip_prefix("/bin/sh -c ").unwrap_or(c).to_string())
@@ -132,6 +135,7 @@ fn build(meta: image::ImageMeta, scans: Vec<scan::LayerScan>, opts: &Options) ->
                 size_bytes: st.size,
                 command,
                 created_by,
+                origin,
                 blob_digest: lm.digest,
                 blob_size_bytes: lm.blob_size,
                 media_type: lm.media_type,
