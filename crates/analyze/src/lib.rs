@@ -15,7 +15,9 @@
 //!   libraries, setuid and world-writable files, secrets;
 //! - [`CiRules`]: dive's `--ci` rules.
 //!
-//! [`diff()`] compares two images' final filesystems (`whittle diff`).
+//! [`diff()`] compares two images' final filesystems (`whittle diff`). [`analyze_with_map`]
+//! also maps the final filesystem, and [`html::render`] writes the analysis as one
+//! self-contained HTML page with a treemap of that map.
 //!
 //! The JSON form of an [`Analysis`] is a superset of dive's JSON export. No CLI logic lives
 //! here: `whittle analyze` parses arguments, calls [`analyze`] and renders.
@@ -39,6 +41,8 @@ mod efficiency;
 mod elf;
 mod error;
 pub mod findings;
+mod fsmap;
+pub mod html;
 mod image;
 mod input;
 mod merge;
@@ -51,6 +55,7 @@ mod tree;
 pub use ci::{CiReport, CiRules, RuleResult, RuleStatus};
 pub use diff::{diff, Diff, DiffOptions};
 pub use error::{AnalyzeError, Result};
+pub use fsmap::{FsMap, MapKind, MapNode, MapOptions};
 pub use input::Input;
 pub use report::{
     Analysis, FileReference, Finding, FindingKind, FindingPath, ImageSummary, Layer, LayerOrigin,
@@ -110,11 +115,31 @@ impl Default for Options {
 /// Analyses an image. `store` is needed for [`Input::Store`] only.
 pub fn analyze(input: &Input, store: Option<&Store>, opts: &Options) -> Result<Analysis> {
     let (meta, scans) = input::load(input, store, opts)?;
-    Ok(build(meta, scans, opts))
+    Ok(build(meta, scans, opts, None).0)
 }
 
-fn build(meta: image::ImageMeta, scans: Vec<scan::LayerScan>, opts: &Options) -> Analysis {
+/// Analyses an image and maps its final filesystem (sizes, and the layer that last wrote each
+/// file) for [`html::render`]'s treemap, bounded by `map`.
+pub fn analyze_with_map(
+    input: &Input,
+    store: Option<&Store>,
+    opts: &Options,
+    map: &MapOptions,
+) -> Result<(Analysis, FsMap)> {
+    let (meta, scans) = input::load(input, store, opts)?;
+    let (a, m) = build(meta, scans, opts, Some(map));
+    let m = m.unwrap_or_else(|| fsmap::build(&tree::Tree::default(), map));
+    Ok((a, m))
+}
+
+fn build(
+    meta: image::ImageMeta,
+    scans: Vec<scan::LayerScan>,
+    opts: &Options,
+    map: Option<&MapOptions>,
+) -> (Analysis, Option<FsMap>) {
     let m = merge::merge(scans);
+    let fs_map = map.map(|o| fsmap::build(&m.tree, o));
     let findings = findings::collect(&m, &meta, opts.min_finding_bytes);
     let layer: Vec<Layer> = m
         .stats
@@ -180,7 +205,7 @@ fn build(meta: image::ImageMeta, scans: Vec<scan::LayerScan>, opts: &Options) ->
             file: path::display(&f.key),
         })
         .collect();
-    Analysis {
+    let a = Analysis {
         layer,
         image: ImageSummary {
             name: meta.name,
@@ -195,5 +220,6 @@ fn build(meta: image::ImageMeta, scans: Vec<scan::LayerScan>, opts: &Options) ->
             files,
         },
         findings,
-    }
+    };
+    (a, fs_map)
 }
