@@ -3,8 +3,9 @@
 # Idempotent and quiet when everything is already there. Never starts services.
 set -euo pipefail
 # slirp4netns and passt (pasta): the isolated network of RUN steps; the tests drive both.
+# chromium: renders `whittle analyze --format html` headless in the HTML test.
 PKGS=(busybox-static skopeo umoci jq runc pigz zstd debootstrap docker-registry apache2-utils openssl
-      slirp4netns passt)
+      slirp4netns passt chromium)
 missing=()
 for p in "${PKGS[@]}"; do
   dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q 'ok installed' || missing+=("$p")

@@ -5,7 +5,7 @@ use crate::error::{AnalyzeError, Result};
 use serde::Deserialize;
 use std::io::Read;
 use std::path::PathBuf;
-use whittle_oci::{Descriptor, Digest, Index, Manifest};
+use whittle_oci::{Descriptor, Digest, Index, LayerOrigin, Manifest, LAYERS_ANNOTATION};
 
 /// Largest manifest, index or config read (as the store's limit).
 pub const MAX_DOCUMENT: u64 = 8 << 20;
@@ -63,6 +63,8 @@ pub struct LayerMeta {
     pub diff_id: Option<String>,
     /// `created_by` of the history entry matched to this layer.
     pub created_by: Option<String>,
+    /// The Dockerfile step that made it, from whittle's `dev.whittle.layers` annotation.
+    pub origin: Option<LayerOrigin>,
 }
 
 /// What the analysis needs to know about an image besides its layers' content.
@@ -316,13 +318,33 @@ fn from_manifest(
         });
         locs.push(loc);
     }
-    let meta = ImageMeta {
-        name,
-        layers,
-        config_digest: Some(m.config.digest.to_string()),
-        ..ImageMeta::default()
+    let meta = fill_config(
+        ImageMeta {
+            name,
+            layers,
+            config_digest: Some(m.config.digest.to_string()),
+            ..ImageMeta::default()
+        },
+        &config,
+    );
+    Ok((
+        fill_origins(meta, m.annotations.get(LAYERS_ANNOTATION)),
+        locs,
+    ))
+}
+
+/// Adds to the layers the Dockerfile steps that made them, from the value of the manifest's
+/// [`LAYERS_ANNOTATION`] (ignored unless it is a list with one entry per layer).
+pub fn fill_origins(mut meta: ImageMeta, annotation: Option<&String>) -> ImageMeta {
+    let Some(list) =
+        annotation.and_then(|v| whittle_oci::parse_layer_origins(v, meta.layers.len()))
+    else {
+        return meta;
     };
-    Ok((fill_config(meta, &config), locs))
+    for (l, o) in meta.layers.iter_mut().zip(list) {
+        l.origin = o;
+    }
+    meta
 }
 
 /// Adds diff ids and history to the layers from an image config.

@@ -150,18 +150,21 @@ fn from_store(store: &Store, name: &str, max_layers: usize) -> Result<(ImageMeta
         locs.push(Loc::File(store.blob_path(d)));
     }
     let shown = t.tags.first().cloned().unwrap_or_else(|| name.to_string());
-    Ok((
-        image::fill_config(
-            ImageMeta {
-                name: shown,
-                layers,
-                config_digest: Some(t.image.config.to_string()),
-                ..ImageMeta::default()
-            },
-            &config,
-        ),
-        locs,
-    ))
+    let meta = image::fill_config(
+        ImageMeta {
+            name: shown,
+            layers,
+            config_digest: Some(t.image.config.to_string()),
+            ..ImageMeta::default()
+        },
+        &config,
+    );
+    let origins = manifest
+        .pointer("/annotations")
+        .and_then(|a| a.get(whittle_oci::LAYERS_ANNOTATION))
+        .and_then(|v| v.as_str())
+        .map(str::to_string);
+    Ok((image::fill_origins(meta, origins.as_ref()), locs))
 }
 
 /// Scans every layer, `opts.threads` at a time.

@@ -15,7 +15,9 @@
 //!   libraries, setuid and world-writable files, secrets;
 //! - [`CiRules`]: dive's `--ci` rules.
 //!
-//! [`diff()`] compares two images' final filesystems (`whittle diff`).
+//! [`diff()`] compares two images' final filesystems (`whittle diff`). [`analyze_with_map`]
+//! also maps the final filesystem, and [`html::render`] writes the analysis as one
+//! self-contained HTML page with a treemap of that map.
 //!
 //! The JSON form of an [`Analysis`] is a superset of dive's JSON export. No CLI logic lives
 //! here: `whittle analyze` parses arguments, calls [`analyze`] and renders.
@@ -39,6 +41,8 @@ mod efficiency;
 mod elf;
 mod error;
 pub mod findings;
+mod fsmap;
+pub mod html;
 mod image;
 mod input;
 pub mod layers;
@@ -52,8 +56,11 @@ mod tree;
 pub use ci::{CiReport, CiRules, RuleResult, RuleStatus};
 pub use diff::{diff, Diff, DiffOptions};
 pub use error::{AnalyzeError, Result};
+pub use fsmap::{FsMap, MapKind, MapNode, MapOptions};
 pub use input::Input;
-pub use report::{Analysis, FileReference, Finding, FindingKind, FindingPath, ImageSummary, Layer};
+pub use report::{
+    Analysis, FileReference, Finding, FindingKind, FindingPath, ImageSummary, Layer, LayerOrigin,
+};
 
 use scan::Kind;
 use whittle_store::Store;
@@ -109,11 +116,31 @@ impl Default for Options {
 /// Analyses an image. `store` is needed for [`Input::Store`] only.
 pub fn analyze(input: &Input, store: Option<&Store>, opts: &Options) -> Result<Analysis> {
     let (meta, scans) = input::load(input, store, opts)?;
-    Ok(build(meta, scans, opts))
+    Ok(build(meta, scans, opts, None).0)
 }
 
-fn build(meta: image::ImageMeta, scans: Vec<scan::LayerScan>, opts: &Options) -> Analysis {
+/// Analyses an image and maps its final filesystem (sizes, and the layer that last wrote each
+/// file) for [`html::render`]'s treemap, bounded by `map`.
+pub fn analyze_with_map(
+    input: &Input,
+    store: Option<&Store>,
+    opts: &Options,
+    map: &MapOptions,
+) -> Result<(Analysis, FsMap)> {
+    let (meta, scans) = input::load(input, store, opts)?;
+    let (a, m) = build(meta, scans, opts, Some(map));
+    let m = m.unwrap_or_else(|| fsmap::build(&tree::Tree::default(), map));
+    Ok((a, m))
+}
+
+fn build(
+    meta: image::ImageMeta,
+    scans: Vec<scan::LayerScan>,
+    opts: &Options,
+    map: Option<&MapOptions>,
+) -> (Analysis, Option<FsMap>) {
     let m = merge::merge(scans);
+    let fs_map = map.map(|o| fsmap::build(&m.tree, o));
     let findings = findings::collect(&m, &meta, opts.min_finding_bytes);
     let layer: Vec<Layer> = m
         .stats
@@ -122,6 +149,7 @@ fn build(meta: image::ImageMeta, scans: Vec<scan::LayerScan>, opts: &Options) ->
         .map(|(i, st)| {
             let lm = meta.layers.get(i).cloned().unwrap_or_default();
             let created_by = lm.created_by.clone();
+            let origin = lm.origin.clone();
             let command = created_by
                 .as_deref()
                 .map(|c| c.strip_prefix("/bin/sh -c ").unwrap_or(c).to_string())
@@ -133,6 +161,7 @@ fn build(meta: image::ImageMeta, scans: Vec<scan::LayerScan>, opts: &Options) ->
                 size_bytes: st.size,
                 command,
                 created_by,
+                origin,
                 blob_digest: lm.digest,
                 blob_size_bytes: lm.blob_size,
                 media_type: lm.media_type,
@@ -177,7 +206,7 @@ fn build(meta: image::ImageMeta, scans: Vec<scan::LayerScan>, opts: &Options) ->
             file: path::display(&f.key),
         })
         .collect();
-    Analysis {
+    let a = Analysis {
         layer,
         image: ImageSummary {
             name: meta.name,
@@ -192,5 +221,6 @@ fn build(meta: image::ImageMeta, scans: Vec<scan::LayerScan>, opts: &Options) ->
             files,
         },
         findings,
-    }
+    };
+    (a, fs_map)
 }

@@ -4,6 +4,7 @@
 //! `fileReference` with `count`, `sizeBytes`, `file`), plus whittle's own fields and `findings`.
 
 use serde::{Serialize, Serializer};
+pub use whittle_oci::LayerOrigin;
 
 /// Everything the analysis found.
 #[derive(Clone, Debug, Serialize)]
@@ -33,6 +34,10 @@ pub struct Layer {
     pub command: String,
     /// The history's `created_by` as written.
     pub created_by: Option<String>,
+    /// The Dockerfile step that made the layer (`file`, `line`, `stage`), for images whittle
+    /// built (its manifest's `dev.whittle.layers` annotation); left out when unknown.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub origin: Option<LayerOrigin>,
     /// Blob digest.
     pub blob_digest: Option<String>,
     /// Blob size as stored (compressed).
@@ -159,11 +164,17 @@ pub struct Finding {
     pub layer: usize,
     /// That layer's history `created_by`.
     pub created_by: Option<String>,
+    /// That layer's Dockerfile step, when known (see [`Layer::origin`]).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub origin: Option<LayerOrigin>,
     /// The other layer involved: the one that deleted, overwrote or hid the files, or the
     /// earlier layer holding the same content.
     pub related_layer: Option<usize>,
     /// That layer's `created_by`.
     pub related_created_by: Option<String>,
+    /// That layer's Dockerfile step, when known.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub related_origin: Option<LayerOrigin>,
     /// Examples, largest first (at most 10).
     pub paths: Vec<FindingPath>,
     /// What to do about it.

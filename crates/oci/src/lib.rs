@@ -9,6 +9,7 @@
 mod config;
 mod descriptor;
 mod digest;
+mod layer_origin;
 mod manifest;
 pub mod media_type;
 mod platform;
@@ -17,6 +18,9 @@ mod reference;
 pub use config::{ContainerConfig, Field, Healthcheck, History, ImageConfig, RootFs};
 pub use descriptor::{Descriptor, PlatformSpec};
 pub use digest::{chain_id, Digest, DigestParseError};
+pub use layer_origin::{
+    layer_origins_json, parse_layer_origins, LayerOrigin, LAYERS_ANNOTATION, MAX_LAYERS_ANNOTATION,
+};
 pub use manifest::{Index, Manifest};
 pub use platform::Platform;
 pub use reference::{

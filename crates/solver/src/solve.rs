@@ -193,6 +193,9 @@ pub(crate) struct Layer {
     pub(crate) dir: PathBuf,
     /// (digest, media type, size) of the blob, for base-image layers.
     pub(crate) blob: Option<(Digest, String, u64)>,
+    /// The Dockerfile step that made the layer (none for a base image's layers): its stage's
+    /// label and its line. Written into the manifest's `dev.whittle.layers` annotation.
+    pub(crate) made_by: Option<(String, usize)>,
 }
 
 /// A vertex's result.
@@ -581,6 +584,7 @@ impl Solver<'_> {
                 diff_id: u.diff_id,
                 dir: u.dir,
                 blob: Some((u.blob, u.media_type, u.size)),
+                made_by: None,
             })
             .collect();
         Ok((img, cfg, layers))
@@ -733,6 +737,7 @@ impl Solver<'_> {
                     chain_id: chain,
                     diff_id: diff,
                     blob: None,
+                    made_by: None,
                 })
             }
             None => {
@@ -775,7 +780,9 @@ impl Solver<'_> {
         self.store
             .flush_writes_if_older(std::time::Duration::from_secs(2))?;
         let added = match added {
-            Some(l) => {
+            Some(mut l) => {
+                // A vertex without origins (none so far) gets no line rather than a made-up one.
+                l.made_by = (!vx.origins.is_empty()).then(|| (origin.label.clone(), origin.line));
                 layers.push(l);
                 true
             }
@@ -837,6 +844,7 @@ impl Solver<'_> {
             chain_id: chain,
             diff_id: info.diff_id,
             blob: None,
+            made_by: None,
         }))
     }
 

@@ -74,8 +74,10 @@ pub fn finding(
         files: acc.files,
         layer,
         created_by: None,
+        origin: None,
         related_layer,
         related_created_by: None,
+        related_origin: None,
         paths: acc.paths,
         fix,
     }
@@ -107,11 +109,12 @@ pub fn collect(m: &Merged, meta: &ImageMeta, min_bytes: u64) -> Vec<Finding> {
     });
     let layers = meta.layers.len().max(m.stats.len());
     for f in &mut out {
-        f.created_by = meta.layers.get(f.layer).and_then(|l| l.created_by.clone());
-        f.related_created_by = f
-            .related_layer
-            .and_then(|r| meta.layers.get(r))
-            .and_then(|l| l.created_by.clone());
+        let own = meta.layers.get(f.layer);
+        f.created_by = own.and_then(|l| l.created_by.clone());
+        f.origin = own.and_then(|l| l.origin.clone());
+        let related = f.related_layer.and_then(|r| meta.layers.get(r));
+        f.related_created_by = related.and_then(|l| l.created_by.clone());
+        f.related_origin = related.and_then(|l| l.origin.clone());
         if f.layer == 0
             && layers > 1
             && !matches!(f.kind, FindingKind::Secret | FindingKind::MissingLibrary)

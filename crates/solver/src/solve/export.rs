@@ -1,11 +1,15 @@
 //! Exporting the target: its config made from the graph's config changes (on the config of the
 //! image or stage it starts from), its layers tarred and compressed once (remembered by diff
 //! id), the config and the manifest written into the store.
+//!
+//! The manifest gets the annotation [`LAYERS_ANNOTATION`]: for each layer, the Dockerfile, line
+//! and stage that made it (`whittle analyze` shows them). It goes on the manifest, not into the
+//! config or its history, which stay byte for byte what BuildKit writes.
 
 use super::*;
 use crate::record::BlobRecord;
 use whittle_graph::{ConfigBase, ConfigChange};
-use whittle_oci::{Field, ImageConfig, RootFs};
+use whittle_oci::{Field, ImageConfig, LayerOrigin, RootFs, LAYERS_ANNOTATION};
 
 impl Solver<'_> {
     /// The config (history included) of the graph's image `i`.
@@ -56,6 +60,13 @@ impl Solver<'_> {
         });
         let mut descs = Vec::new();
         let mut diff_ids: Vec<Digest> = Vec::new();
+        let mut annotations = self.opts.annotations.clone();
+        if let Some(v) = self.layers_annotation(&root.layers) {
+            // A user's `--annotation` of the same name wins.
+            annotations
+                .entry(LAYERS_ANNOTATION.to_string())
+                .or_insert(v);
+        }
         for l in &root.layers {
             if let Some((d, media, size)) = &l.blob {
                 descs.push((d.clone(), media.clone(), *size));
@@ -129,6 +140,40 @@ impl Solver<'_> {
         let bytes = cfg.to_json()?;
         Ok(self
             .store
-            .write_image_annotated(&bytes, &descs, &self.opts.annotations)?)
+            .write_image_annotated(&bytes, &descs, &annotations)?)
+    }
+
+    /// The value of [`LAYERS_ANNOTATION`] for these layers (`None` when no step made one).
+    fn layers_annotation(&self, layers: &[Layer]) -> Option<String> {
+        let file = self.dockerfile_label();
+        let list: Vec<Option<LayerOrigin>> = layers
+            .iter()
+            .map(|l| {
+                l.made_by.as_ref().map(|(stage, line)| LayerOrigin {
+                    file: file.clone(),
+                    line: *line,
+                    stage: stage.clone(),
+                })
+            })
+            .collect();
+        whittle_oci::layer_origins_json(&list)
+    }
+
+    /// The Dockerfile as the annotation names it: its path inside the context when it is
+    /// there, else its file name (a path outside the context would put the builder's
+    /// directories into the image and change its digest from one checkout to the next).
+    fn dockerfile_label(&self) -> String {
+        let p = std::path::Path::new(&self.opts.dockerfile);
+        if let Ok(rel) = p.strip_prefix(&self.opts.context) {
+            if !rel.as_os_str().is_empty() {
+                return rel.to_string_lossy().into_owned();
+            }
+        }
+        if p.is_absolute() || p.starts_with("..") {
+            if let Some(name) = p.file_name() {
+                return name.to_string_lossy().into_owned();
+            }
+        }
+        self.opts.dockerfile.clone()
     }
 }

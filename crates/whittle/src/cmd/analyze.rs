@@ -1,5 +1,6 @@
 //! `whittle analyze IMAGE`: where an image's bytes go (dive's figures) and how to cut them
-//! (findings with fixes). Thin: parses, calls `whittle_analyze`, renders (`analyze_text.rs`).
+//! (findings with fixes). Thin: parses, calls `whittle_analyze`, renders (`analyze_text.rs`;
+//! HTML: `whittle_analyze::html`).
 
 use super::analyze_text;
 use super::storeutil::open;
@@ -16,6 +17,9 @@ pub enum Format {
     Text,
     /// A superset of dive's JSON export (`layer`, `image`), plus `findings` (and `ci`).
     Json,
+    /// One self-contained HTML page (no network use): a treemap of the final filesystem
+    /// coloured by layer, the layers, dive's figures and the findings.
+    Html,
 }
 
 /// Show where an image's bytes go, dive's efficiency figures, and findings with fixes.
@@ -27,6 +31,9 @@ pub struct AnalyzeArgs {
     /// Output format.
     #[arg(long, value_enum, default_value = "text")]
     format: Format,
+    /// Write the output to FILE instead of standard output.
+    #[arg(short = 'o', long = "output", value_name = "FILE")]
+    output: Option<PathBuf>,
     /// Check dive's CI rules and exit 1 when one is broken (or misconfigured).
     #[arg(long)]
     ci: bool,
@@ -89,12 +96,29 @@ pub fn run(args: AnalyzeArgs, root: Option<&Path>) -> anyhow::Result<ExitCode> {
         Input::Store(_) => Some(open(root)?),
         _ => None,
     };
-    let analysis = whittle_analyze::analyze(&input, store.as_ref(), &opts)
+    let (analysis, map) = if args.format == Format::Html {
+        let (a, m) = whittle_analyze::analyze_with_map(
+            &input,
+            store.as_ref(),
+            &opts,
+            &whittle_analyze::MapOptions::default(),
+        )
         .with_context(|| format!("analysing {}", args.image))?;
+        (a, Some(m))
+    } else {
+        let a = whittle_analyze::analyze(&input, store.as_ref(), &opts)
+            .with_context(|| format!("analysing {}", args.image))?;
+        (a, None)
+    };
     let ci = rules.map(|r| r.evaluate(&analysis));
-    let mut out = std::io::stdout().lock();
-    match args.format {
-        Format::Json => {
+    let mut out: Box<dyn Write> = match &args.output {
+        Some(p) => Box::new(std::io::BufWriter::new(
+            std::fs::File::create(p).with_context(|| format!("creating {}", p.display()))?,
+        )),
+        None => Box::new(std::io::stdout().lock()),
+    };
+    match (args.format, &map) {
+        (Format::Json, _) => {
             let mut v = serde_json::to_value(&analysis)?;
             if let (Some(ci), Some(obj)) = (&ci, v.as_object_mut()) {
                 obj.insert("ci".into(), serde_json::to_value(ci)?);
@@ -102,7 +126,14 @@ pub fn run(args: AnalyzeArgs, root: Option<&Path>) -> anyhow::Result<ExitCode> {
             serde_json::to_writer_pretty(&mut out, &v)?;
             writeln!(out)?;
         }
-        Format::Text => {
+        (Format::Html, Some(m)) => {
+            whittle_analyze::html::render(&mut out, &analysis, m)?;
+            if let Some(ci) = &ci {
+                // The page has no CI section: the results go to stderr, the exit code holds.
+                analyze_text::render_ci(&mut std::io::stderr().lock(), ci)?;
+            }
+        }
+        (Format::Text | Format::Html, _) => {
             analyze_text::render(&mut out, &analysis)?;
             if let Some(ci) = &ci {
                 analyze_text::render_ci(&mut out, ci)?;

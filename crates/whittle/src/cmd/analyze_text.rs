@@ -4,7 +4,7 @@
 
 use super::storeutil::human_size;
 use std::io::{self, Write};
-use whittle_analyze::{Analysis, CiReport, RuleStatus};
+use whittle_analyze::{Analysis, CiReport, LayerOrigin, RuleStatus};
 
 /// How many inefficient files and finding paths are printed.
 const MAX_ROWS: usize = 20;
@@ -29,6 +29,17 @@ fn shorten(s: &str, max: usize) -> String {
         return s;
     }
     s.chars().take(max.saturating_sub(1)).collect::<String>() + "…"
+}
+
+/// What made a layer: `Dockerfile:12 (stage builder) RUN make` when whittle built the image,
+/// else the history's command; on one line.
+fn step(origin: Option<&LayerOrigin>, command: &str) -> String {
+    let command = command.replace('\n', " ");
+    match origin {
+        Some(o) if command.is_empty() => o.to_string(),
+        Some(o) => format!("{o} {command}"),
+        None => command,
+    }
 }
 
 fn percent(v: f64) -> String {
@@ -95,7 +106,7 @@ fn layers(w: &mut dyn Write, a: &Analysis) -> io::Result<()> {
             l.files_added,
             l.files_changed,
             l.files_removed,
-            shorten(&l.command.replace('\n', " "), 80)
+            shorten(&step(l.origin.as_ref(), &l.command), 80)
         )?;
     }
     Ok(())
@@ -160,16 +171,21 @@ fn findings(w: &mut dyn Write, a: &Analysis) -> io::Result<()> {
             human_size(f.bytes),
             f.files
         )?;
-        if let Some(by) = &f.created_by {
+        if f.created_by.is_some() || f.origin.is_some() {
+            let by = f.created_by.as_deref().unwrap_or_default();
             writeln!(
                 w,
                 "    layer {}: {}",
                 f.layer,
-                shorten(&by.replace('\n', " "), 100)
+                shorten(&step(f.origin.as_ref(), by), 100)
             )?;
         }
-        if let (Some(r), Some(by)) = (f.related_layer, &f.related_created_by) {
-            writeln!(w, "    layer {r}: {}", shorten(&by.replace('\n', " "), 100))?;
+        if let Some(r) = f.related_layer {
+            if f.related_created_by.is_some() || f.related_origin.is_some() {
+                let by = f.related_created_by.as_deref().unwrap_or_default();
+                let shown = step(f.related_origin.as_ref(), by);
+                writeln!(w, "    layer {r}: {}", shorten(&shown, 100))?;
+            }
         }
         for p in f.paths.iter().take(5) {
             writeln!(w, "    {:>9}  {}", human_size(p.bytes), clean(&p.path))?;

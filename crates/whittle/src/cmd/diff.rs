@@ -1,7 +1,6 @@
 //! `whittle diff IMAGE_A IMAGE_B`: files added, removed and changed between two images, and the
 //! size difference per directory. Thin: parses, calls `whittle_analyze::diff`, renders.
 
-use super::analyze::Format;
 use super::storeutil::{human_size, open};
 use anyhow::Context;
 use std::io::{self, Write};
@@ -12,6 +11,15 @@ use whittle_analyze::{Input, Options};
 
 /// Show what changed between two images: files added, removed and changed, and the size
 /// difference per directory.
+/// Output format.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, clap::ValueEnum)]
+pub enum Format {
+    /// For a terminal.
+    Text,
+    /// JSON.
+    Json,
+}
+
 #[derive(clap::Args)]
 pub struct DiffArgs {
     /// The first image ("before"): name[:tag], id or digest in the store; docker-archive:FILE;
