@@ -11,7 +11,7 @@ const MAX_ROWS: usize = 20;
 
 /// Image-supplied text with control characters escaped, so paths and history lines cannot
 /// drive the terminal.
-fn clean(s: &str) -> String {
+pub(crate) fn clean(s: &str) -> String {
     s.chars()
         .map(|c| {
             if c.is_control() {

@@ -1,6 +1,7 @@
 //! `whittle diff IMAGE_A IMAGE_B`: files added, removed and changed between two images, and the
 //! size difference per directory. Thin: parses, calls `whittle_analyze::diff`, renders.
 
+use super::analyze_text::clean;
 use super::storeutil::{human_size, open};
 use anyhow::Context;
 use std::io::{self, Write};
@@ -71,19 +72,6 @@ pub fn run(args: DiffArgs, root: Option<&Path>) -> anyhow::Result<ExitCode> {
     }
     out.flush()?;
     Ok(ExitCode::SUCCESS)
-}
-
-/// Image-supplied text with control characters escaped.
-fn clean(s: &str) -> String {
-    s.chars()
-        .map(|c| {
-            if c.is_control() {
-                c.escape_default().to_string()
-            } else {
-                c.to_string()
-            }
-        })
-        .collect()
 }
 
 fn signed_size(d: i64) -> String {
