@@ -153,6 +153,11 @@ impl MemoryStatCache {
         if self.loaded.is_empty() {
             return None;
         }
+        // Every build asks: when nothing was hashed and the file count is the same, no file
+        // is new (it would have been hashed) and so none is gone, without a lookup per file.
+        if self.added.is_empty() && index.stats.files == self.loaded.len() {
+            return Some(Vec::new());
+        }
         let before = |p: &str| {
             self.loaded
                 .binary_search_by(|(q, _, _)| q.as_str().cmp(p))
@@ -663,6 +668,41 @@ mod tests {
             fs::write(&file, bad).unwrap();
             assert!(MemoryStatCache::load(&file).is_empty());
         }
+    }
+
+    #[test]
+    fn changes_since_the_last_scan_are_edits_new_and_gone_files_not_touches() {
+        let t = tempfile::tempdir().unwrap();
+        for n in ["a", "b", "c"] {
+            fs::write(t.path().join(n), n).unwrap();
+        }
+        let saved = tempfile::tempdir().unwrap();
+        let file = saved.path().join("ctx.stat");
+        let rescan = |c: &mut MemoryStatCache| -> Option<Vec<String>> {
+            let idx = scan(t.path(), "", c);
+            let changed = c.changed_since_load(&idx);
+            c.save(&file, &idx).unwrap();
+            *c = MemoryStatCache::load(&file);
+            changed
+        };
+        let mut c = MemoryStatCache::default();
+        assert_eq!(rescan(&mut c), None, "no previous scan: unknown");
+        assert_eq!(rescan(&mut c), Some(vec![]), "nothing changed");
+        // A touch changes the stat key but not the content.
+        let f = fs::File::options()
+            .append(true)
+            .open(t.path().join("a"))
+            .unwrap();
+        f.set_modified(std::time::SystemTime::now() + std::time::Duration::from_secs(9))
+            .unwrap();
+        assert_eq!(rescan(&mut c), Some(vec![]));
+        fs::write(t.path().join("b"), "edited").unwrap();
+        fs::write(t.path().join("d"), "new").unwrap();
+        fs::remove_file(t.path().join("c")).unwrap();
+        assert_eq!(
+            rescan(&mut c),
+            Some(vec!["b".to_string(), "c".to_string(), "d".to_string()])
+        );
     }
 
     #[test]

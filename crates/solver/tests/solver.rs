@@ -490,3 +490,25 @@ fn a_large_copy_that_misses_names_the_files_that_changed() {
          pkg00/f0004.txt, pkg00/f0005.txt and 3 more"
     );
 }
+
+#[test]
+fn a_step_that_ran_reports_where_its_time_went() {
+    let e = env();
+    std::fs::write(e.context.join("f"), "x").unwrap();
+    let g = graph("FROM scratch\nCOPY f /f\n", &[]);
+    let rec = Recorder::default();
+    let opts = BuildOptions::new(e.context.clone());
+    let cancel = CancelToken::new().unwrap();
+    build(&g, &opts, &e.store, &Fake::default(), &rec, &cancel).unwrap();
+    let phases: Vec<Vec<&str>> = rec
+        .0
+        .lock()
+        .unwrap()
+        .iter()
+        .filter_map(|ev| match ev {
+            Event::StepDone { phases, .. } => Some(phases.iter().map(|(n, _)| *n).collect()),
+            _ => None,
+        })
+        .collect();
+    assert_eq!(phases, [["fill", "diff", "commit"]]);
+}
