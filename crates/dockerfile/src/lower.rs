@@ -210,6 +210,7 @@ impl<'a> Lowering<'a> {
                     Op::Run { shell, .. } => shell.first().cloned(),
                     _ => None,
                 },
+                platform: None,
             };
             self.step(step, origin, &platform, &mut st, &mut changes)?;
         }

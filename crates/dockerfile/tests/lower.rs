@@ -142,3 +142,60 @@ fn steps_the_graph_cannot_express_are_errors_at_their_line() {
         assert!(e.to_string().contains("line 3"), "{e}");
     }
 }
+
+/// The graph of `text` for `target`, built on linux/amd64.
+fn lower_for(text: &str, target: &str) -> Graph {
+    let df = whittle_dockerfile::parse(text).unwrap();
+    let opts = PlanOptions {
+        target_platform: Platform::parse(target).unwrap(),
+        build_platform: Platform::parse("linux/amd64").unwrap(),
+        ..PlanOptions::default()
+    };
+    let plan = whittle_dockerfile::plan_with(&df, &opts, &Base).unwrap();
+    whittle_dockerfile::lower(&plan, &Base).unwrap()
+}
+
+#[test]
+fn merged_platform_graphs_share_what_is_the_same_for_each() {
+    let text = "FROM --platform=$BUILDPLATFORM app:1 AS build\nRUN make deps\nARG TARGETARCH\n\
+                RUN make ARCH=$TARGETARCH\nFROM app:1 AS run\nCOPY --from=build /out /out\n\
+                FROM run\nCMD [\"/out\"]\n";
+    let amd = lower_for(text, "linux/amd64");
+    let arm = lower_for(text, "linux/arm64");
+    let (na, nb) = (amd.vertices.len(), arm.vertices.len());
+    let g = Graph::merge(vec![amd, arm]);
+    // The builder's base and `make deps` are one vertex each; the rest is per platform.
+    let deps: Vec<_> = g
+        .vertices
+        .iter()
+        .filter(|v| matches!(&v.op, Op::Exec(e) if e.args.iter().any(|a| a == "make deps")))
+        .collect();
+    assert_eq!(deps.len(), 1);
+    assert_eq!(g.vertices.len(), na + nb - 2);
+    // Its origins: the same stage on the build platform, for two targets.
+    let labels: Vec<String> = deps[0].origins.iter().map(|o| o.progress_label()).collect();
+    assert_eq!(
+        labels,
+        ["[linux/amd64 build 1/3]", "[linux/amd64->arm64 build 1/3]"]
+    );
+    let makes = execs(&g)
+        .iter()
+        .filter(|e| e.args.iter().any(|a| a.starts_with("make ARCH")))
+        .count();
+    assert_eq!(makes, 2);
+    // Two targets; the second's images point into the second half (stage and vertices).
+    assert_eq!(g.targets.len(), 2);
+    assert_eq!(g.targets[1].platform.to_string(), "linux/arm64");
+    let t = &g.images[g.targets[1].image];
+    match t.base {
+        whittle_graph::ConfigBase::Stage { image } => {
+            assert!(image >= g.images.len() / 2, "{image}");
+            assert_eq!(g.images[image].platform.to_string(), "linux/arm64");
+        }
+        ref other => panic!("{other:?}"),
+    }
+    // Every input of every vertex comes before it.
+    for (i, v) in g.vertices.iter().enumerate() {
+        assert!(v.op.inputs().iter().all(|d| d.0 < i));
+    }
+}

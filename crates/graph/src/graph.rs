@@ -40,13 +40,30 @@ pub struct Origin {
     /// The SHELL program in effect (what `--on-failure=shell` opens for a failed RUN).
     #[serde(skip_serializing_if = "Option::is_none", default)]
     pub shell: Option<String>,
+    /// The platform of the stage, in a graph of several platforms (progress names it, as
+    /// BuildKit does: `[linux/arm64 builder 2/4]`, and `linux/amd64->arm64` for a stage on
+    /// the build platform that builds for arm64).
+    #[serde(skip_serializing_if = "Option::is_none", default)]
+    pub platform: Option<String>,
 }
 
 impl Origin {
-    /// `[label step/steps]`, as progress shows it.
+    /// `[label step/steps]`, as progress shows it (`[platform label step/steps]` in a build of
+    /// several platforms).
     pub fn progress_label(&self) -> String {
-        format!("[{} {}/{}]", self.label, self.step, self.steps)
+        match &self.platform {
+            Some(p) => format!("[{p} {} {}/{}]", self.label, self.step, self.steps),
+            None => format!("[{} {}/{}]", self.label, self.step, self.steps),
+        }
     }
+}
+
+/// An image the graph builds: the target stage for one platform.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Target {
+    pub platform: Platform,
+    /// An index into [`Graph::images`].
+    pub image: usize,
 }
 
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
@@ -60,17 +77,18 @@ pub struct Vertex {
     pub origins: Vec<Origin>,
 }
 
-/// A build graph for one target on one platform.
+/// A build graph: the target stage for one platform, or for several ([`Graph::merge`]), in
+/// one graph so that what the platforms share is one vertex and runs once.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct Graph {
     pub version: u32,
-    pub platform: Platform,
     /// Each after the vertices it reads.
     pub vertices: Vec<Vertex>,
-    /// The stages the target needs, each after the stages it is based on.
+    /// The stages the targets need, each after the stages it is based on.
     pub images: Vec<StageImage>,
-    /// The target, an index into `images`.
-    pub target: usize,
+    /// The images to build, one per platform, in the order the platforms were asked for
+    /// (never empty).
+    pub targets: Vec<Target>,
     /// Images the frontend did not know: the environment of steps on them lacks the image's
     /// ENV, so the solver refuses such a graph.
     #[serde(skip_serializing_if = "Vec::is_empty", default)]
@@ -82,9 +100,77 @@ impl Graph {
         &self.vertices[id.0]
     }
 
-    /// The target stage's image.
+    /// The first target's image (the only one of a single-platform graph).
     pub fn target_image(&self) -> &StageImage {
-        &self.images[self.target]
+        &self.images[self.targets[0].image]
+    }
+
+    /// The first target's platform.
+    pub fn platform(&self) -> &Platform {
+        &self.targets[0].platform
+    }
+
+    /// One graph for several platforms' graphs: their vertices interned together, so an
+    /// operation that is the same for several platforms (a stage pinned to `$BUILDPLATFORM`,
+    /// a context) is one vertex, and their targets in order. In a graph of more than one
+    /// platform, each origin names its stage's platform.
+    pub fn merge(graphs: Vec<Graph>) -> Graph {
+        let several = graphs.len() > 1;
+        let mut b = Builder::new();
+        let mut images: Vec<StageImage> = Vec::new();
+        let mut targets = Vec::new();
+        let mut unresolved: Vec<String> = Vec::new();
+        for g in graphs {
+            // A stage on another platform than the target's (`FROM --platform=$BUILDPLATFORM`)
+            // is named as BuildKit names it: `linux/amd64->arm64`.
+            let target = g.targets.first().map(|t| t.platform.clone());
+            let stage_platform = |stage: usize| {
+                let p = &g.images.iter().find(|i| i.stage == stage)?.platform;
+                Some(match &target {
+                    Some(t) if t != p => {
+                        let arch = match &t.variant {
+                            Some(v) => format!("{}/{v}", t.arch),
+                            None => t.arch.clone(),
+                        };
+                        format!("{p}->{arch}")
+                    }
+                    _ => p.to_string(),
+                })
+            };
+            let mut map: Vec<VertexId> = Vec::with_capacity(g.vertices.len());
+            for v in &g.vertices {
+                let op = v.op.map_inputs(&mut |i: &VertexId| map[i.0]);
+                let mut id = None;
+                for o in &v.origins {
+                    let mut o = o.clone();
+                    if several {
+                        o.platform = stage_platform(o.stage);
+                    }
+                    id = Some(b.add(op.clone(), Some(o)));
+                }
+                map.push(id.unwrap_or_else(|| b.add(op, None)));
+            }
+            let offset = images.len();
+            for img in &g.images {
+                images.push(img.map_vertices(&|v| map[v.0], offset));
+            }
+            for t in &g.targets {
+                targets.push(Target {
+                    platform: t.platform.clone(),
+                    image: t.image + offset,
+                });
+            }
+            unresolved.extend(g.unresolved_images.iter().cloned());
+        }
+        unresolved.sort();
+        unresolved.dedup();
+        Graph {
+            version: VERSION,
+            vertices: b.vertices,
+            images,
+            targets,
+            unresolved_images: unresolved,
+        }
     }
 
     /// The definition digest a vertex's cache key starts from: the vertex's own operation with
@@ -182,10 +268,12 @@ impl Builder {
     ) -> Graph {
         Graph {
             version: VERSION,
-            platform,
             vertices: self.vertices,
             images,
-            target,
+            targets: vec![Target {
+                platform,
+                image: target,
+            }],
             unresolved_images,
         }
     }

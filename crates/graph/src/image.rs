@@ -21,6 +21,35 @@ pub struct StageImage {
     pub changes: Vec<ConfigChange>,
 }
 
+impl StageImage {
+    /// The same image with its vertices renamed by `f` and the images it is based on moved by
+    /// `offset` (for [`crate::Graph::merge`]).
+    pub fn map_vertices(&self, f: &impl Fn(VertexId) -> VertexId, offset: usize) -> StageImage {
+        StageImage {
+            root: f(self.root),
+            base: match self.base {
+                ConfigBase::Scratch => ConfigBase::Scratch,
+                ConfigBase::Image { vertex } => ConfigBase::Image { vertex: f(vertex) },
+                ConfigBase::Stage { image } => ConfigBase::Stage {
+                    image: image + offset,
+                },
+            },
+            changes: self
+                .changes
+                .iter()
+                .map(|c| match c {
+                    ConfigChange::History { created_by, layer } => ConfigChange::History {
+                        created_by: created_by.clone(),
+                        layer: layer.map(f),
+                    },
+                    other => other.clone(),
+                })
+                .collect(),
+            ..self.clone()
+        }
+    }
+}
+
 /// The config a stage starts from.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(tag = "from", rename_all = "lowercase")]

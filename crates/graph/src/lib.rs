@@ -22,7 +22,8 @@ mod op;
 pub use chmod::valid_chmod;
 pub use dot::to_dot;
 pub use graph::{
-    definition_digest, definition_digest_at, Builder, Graph, Origin, Vertex, VertexId, VERSION,
+    definition_digest, definition_digest_at, Builder, Graph, Origin, Target, Vertex, VertexId,
+    VERSION,
 };
 pub use image::{ConfigBase, ConfigChange, Healthcheck, StageImage};
 pub use op::{

@@ -12,7 +12,7 @@ mod digest;
 mod layer_origin;
 mod manifest;
 pub mod media_type;
-mod platform;
+pub mod platform;
 mod reference;
 
 pub use config::{ContainerConfig, Field, Healthcheck, History, ImageConfig, RootFs};

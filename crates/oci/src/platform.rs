@@ -62,6 +62,53 @@ impl Platform {
     }
 }
 
+/// The variant an architecture has when none is named (`arm64` is `v8`, `arm` is `v7`).
+pub fn default_variant(arch: &str) -> Option<&'static str> {
+    match arch {
+        "arm64" => Some("v8"),
+        "arm" => Some("v7"),
+        _ => None,
+    }
+}
+
+/// Picks the item for `want` among items with platforms, as containerd's matcher does: the
+/// same OS and architecture, the exact variant first, then the architecture's default variant
+/// (an entry without a variant counts as it), then any variant when none was asked for. Items
+/// without a platform (attestation manifests have `unknown/unknown`) never match.
+pub fn select<'a, T>(
+    items: &'a [T],
+    want: &Platform,
+    platform_of: impl Fn(&T) -> Option<Platform>,
+) -> Option<&'a T> {
+    let candidates: Vec<(&T, Option<String>)> = items
+        .iter()
+        .filter_map(|i| {
+            let p = platform_of(i)?;
+            (p.os == want.os && p.arch == want.arch)
+                .then(|| (i, p.variant.filter(|v| !v.is_empty())))
+        })
+        .collect();
+    let wanted = want.variant.as_deref().or(default_variant(&want.arch));
+    if let Some(v) = wanted {
+        if let Some((i, _)) = candidates.iter().find(|(_, var)| var.as_deref() == Some(v)) {
+            return Some(i);
+        }
+        if default_variant(&want.arch) == Some(v) {
+            if let Some((i, _)) = candidates.iter().find(|(_, var)| var.is_none()) {
+                return Some(i);
+            }
+        }
+        if want.variant.is_some() {
+            return None;
+        }
+    }
+    candidates
+        .iter()
+        .find(|(_, var)| var.is_none())
+        .or(candidates.first())
+        .map(|(i, _)| *i)
+}
+
 impl std::fmt::Display for Platform {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         write!(f, "{}/{}", self.os, self.arch)?;
@@ -85,5 +132,28 @@ mod tests {
         assert_eq!(p("linux/arm").as_deref(), Some("linux/arm/v7"));
         assert_eq!(p("linux//"), None);
         assert_eq!(p("linux/a b"), None);
+    }
+
+    #[test]
+    fn select_prefers_the_exact_then_the_default_variant() {
+        let ps: Vec<Platform> = ["linux/amd64", "linux/arm/v6", "linux/arm/v7", "linux/arm64"]
+            .iter()
+            .filter_map(|s| Platform::parse(s))
+            .collect();
+        let pick = |w: &str| {
+            let want = Platform::parse(w).unwrap();
+            select(&ps, &want, |p| Some(p.clone())).map(ToString::to_string)
+        };
+        assert_eq!(pick("linux/arm/v6").as_deref(), Some("linux/arm/v6"));
+        assert_eq!(pick("linux/arm").as_deref(), Some("linux/arm/v7"));
+        assert_eq!(pick("linux/arm64/v8").as_deref(), Some("linux/arm64"));
+        assert_eq!(pick("linux/amd64").as_deref(), Some("linux/amd64"));
+        assert_eq!(pick("linux/s390x"), None);
+        assert_eq!(pick("linux/arm/v5"), None);
+        // Items without a platform never match.
+        assert_eq!(
+            select(&ps, &Platform::host(), |_| None::<Platform>).map(|_| ()),
+            None
+        );
     }
 }

@@ -29,7 +29,7 @@ pub use auth::{Credentials, DockerConfig};
 pub use client::{Client, ClientOptions};
 pub use error::{RegistryError, Result};
 pub use pull::pull;
-pub use push::push_image;
+pub use push::{push_image, push_index};
 pub use reference::{api_host, is_loopback};
 pub use whittle_oci::Platform;
 /// The image reference type (`whittle_oci::Reference`) under the name this crate has always
@@ -219,14 +219,15 @@ pub fn local_image(
     let Some(name) = r.local_tag().and_then(|t| t.tag_key()) else {
         return Ok(None);
     };
-    let Some(found) = store.images()?.into_iter().find(|t| t.tags.contains(&name)) else {
+    if store.tag_target(&Reference::parse_tag(&name)?)?.is_none() {
         return Ok(None);
-    };
-    let cfg = store.image_config(&found.image)?;
-    let os = cfg.os.get().map_or("linux", String::as_str);
-    let arch = cfg.architecture.get().map_or("", String::as_str);
-    let same = os == platform.os && (arch.is_empty() || arch == platform.arch);
-    Ok(same.then_some(found.image))
+    }
+    match store.resolve_platform(&name, platform) {
+        Ok(t) => Ok(Some(t.image)),
+        Err(whittle_store::StoreError::NoPlatform { .. })
+        | Err(whittle_store::StoreError::ImageNotFound(_)) => Ok(None),
+        Err(e) => Err(e.into()),
+    }
 }
 
 /// Makes sure the store has `r` for `platform`, pulling as `policy` says, and returns it. This
@@ -303,10 +304,18 @@ pub fn stored_platforms(store: &Store, r: &Reference) -> Result<Vec<String>> {
     let Some(name) = r.local_tag().and_then(|t| t.tag_key()) else {
         return Ok(Vec::new());
     };
-    match store.images()?.into_iter().find(|t| t.tags.contains(&name)) {
-        Some(found) => Ok(vec![platform_of(&found.image)?]),
-        None => Ok(Vec::new()),
+    let mut out = Vec::new();
+    for found in store
+        .images()?
+        .into_iter()
+        .filter(|t| t.tags.contains(&name))
+    {
+        let p = platform_of(&found.image)?;
+        if !out.contains(&p) {
+            out.push(p);
+        }
     }
+    Ok(out)
 }
 
 /// Checks credentials against a registry and saves them in the docker config.

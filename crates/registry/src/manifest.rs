@@ -144,50 +144,12 @@ pub fn parse(bytes: &[u8], content_type: Option<&str>, what: &str) -> Result<Doc
     })
 }
 
-fn default_variant(arch: &str) -> Option<&'static str> {
-    match arch {
-        "arm64" => Some("v8"),
-        "arm" => Some("v7"),
-        _ => None,
-    }
-}
-
-/// Picks the index entry for `want` (exact variant first, then the architecture's default
-/// variant, then any variant when none was asked for).
+/// Picks the index entry for `want` ([`whittle_oci::platform::select`]: exact variant first,
+/// then the architecture's default variant, then any variant when none was asked for).
 pub fn select_platform<'a>(manifests: &'a [Descriptor], want: &Platform) -> Option<&'a Descriptor> {
-    let candidates: Vec<&Descriptor> = manifests
-        .iter()
-        .filter(|d| {
-            d.platform
-                .as_ref()
-                .is_some_and(|p| p.os == want.os && p.architecture == want.arch)
-        })
-        .collect();
-    let variant = |d: &Descriptor| {
-        d.platform
-            .as_ref()
-            .and_then(|p| p.variant.clone())
-            .filter(|v| !v.is_empty())
-    };
-    let wanted = want.variant.as_deref().or(default_variant(&want.arch));
-    if let Some(v) = wanted {
-        if let Some(d) = candidates.iter().find(|d| variant(d).as_deref() == Some(v)) {
-            return Some(d);
-        }
-        if default_variant(&want.arch) == Some(v) {
-            if let Some(d) = candidates.iter().find(|d| variant(d).is_none()) {
-                return Some(d);
-            }
-        }
-        if want.variant.is_some() {
-            return None;
-        }
-    }
-    candidates
-        .iter()
-        .find(|d| variant(d).is_none())
-        .or(candidates.first())
-        .copied()
+    whittle_oci::platform::select(manifests, want, |d| {
+        d.platform.as_ref().map(|p| p.platform())
+    })
 }
 
 /// `os/arch[/variant]` of every entry that has a platform.

@@ -268,13 +268,25 @@ pub fn pull(
     whittle_par::try_for_each(&todo, opts.jobs.clamp(1, 8), |d| {
         download_blob(&client, store, &r.repository, d, opts)
     })?;
-    if let Some(idx) = &res.index {
-        store.put_bytes(&idx.bytes)?;
-    }
     let md = store.put_bytes(&res.manifest.bytes)?;
     let rec = store.put_image(&md)?;
+    // From an index, the tag names the index (as the registry's tag does), so that pulling
+    // another platform of it later keeps both under the one tag.
+    let target = match &res.index {
+        Some(idx) => {
+            let d = store.put_bytes(&idx.bytes)?;
+            match store.put_index(&d) {
+                Ok(ix) => ix.digest,
+                // A Docker manifest list with entries whittle cannot read as an index: keep the
+                // image alone, as before.
+                Err(StoreError::Json { .. } | StoreError::InvalidImage(_)) => rec.manifest.clone(),
+                Err(e) => return Err(e.into()),
+            }
+        }
+        None => rec.manifest.clone(),
+    };
     if let Some(t) = r.local_tag() {
-        store.tag(&t, &rec.manifest)?;
+        store.tag(&t, &target)?;
     }
     Ok(rec)
 }

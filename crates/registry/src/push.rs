@@ -9,7 +9,7 @@ use crate::{Event, PushOptions};
 use ureq::http::Method;
 use whittle_oci::Digest;
 use whittle_oci::Reference;
-use whittle_store::{ImageRecord, Store};
+use whittle_store::{ImageRecord, IndexRecord, Store};
 
 /// Upload attempts per blob (each starts a fresh upload session, or resumes a chunked one).
 const UPLOAD_ATTEMPTS: u32 = 3;
@@ -353,10 +353,25 @@ pub fn push_image(
     whittle_par::try_for_each(&todo, opts.jobs.clamp(1, 8), |d| {
         push_blob(&client, store, target, d, opts)
     })?;
+    put_manifest(&client, target, &media_type, &bytes, &image.manifest, opts)?;
+    Ok(image.manifest.clone())
+}
+
+/// PUTs a manifest or index under the target's tag (its digest without one) and
+/// `opts.also_tags`, checking the digest the registry says it stored.
+fn put_manifest(
+    client: &Client,
+    target: &Reference,
+    media_type: &str,
+    bytes: &[u8],
+    digest: &Digest,
+    opts: &PushOptions,
+) -> Result<()> {
+    let sc = scope(&target.repository, true);
     let mut refs: Vec<String> = Vec::new();
-    match (&target.tag, &target.digest) {
-        (Some(t), _) => refs.push(t.clone()),
-        (None, _) => refs.push(image.manifest.to_string()),
+    match &target.tag {
+        Some(t) => refs.push(t.clone()),
+        None => refs.push(digest.to_string()),
     }
     for t in &opts.also_tags {
         if !refs.contains(t) {
@@ -364,13 +379,13 @@ pub fn push_image(
         }
     }
     for reference in refs {
-        let url = crate::pull::manifest_url(&client, &target.repository, &reference);
+        let url = crate::pull::manifest_url(client, &target.repository, &reference);
         let what = format!("manifest {reference}");
         let resp = client.send(
             Method::PUT,
             &url,
-            &[("content-type", media_type.clone())],
-            ReqBody::Bytes(&bytes),
+            &[("content-type", media_type.to_string())],
+            ReqBody::Bytes(bytes),
             &sc,
             &target.repository,
             &what,
@@ -378,12 +393,12 @@ pub fn push_image(
         )?;
         let resp = client.check(resp, &target.repository, &what)?;
         if let Some(got) = header(&resp, "docker-content-digest") {
-            if got != image.manifest.as_str() {
+            if got != digest.as_str() {
                 return Err(RegistryError::DigestMismatch {
                     registry: client.registry().to_string(),
                     repository: target.repository.clone(),
                     what: "manifest",
-                    expected: image.manifest.clone(),
+                    expected: digest.clone(),
                     actual: got
                         .parse()
                         .unwrap_or_else(|_| Digest::of_bytes(got.as_bytes())),
@@ -397,8 +412,74 @@ pub fn push_image(
         };
         opts.emit(Event::ManifestPushed {
             reference: shown,
-            digest: image.manifest.clone(),
+            digest: digest.clone(),
         });
     }
-    Ok(image.manifest.clone())
+    Ok(())
+}
+
+/// Pushes a multi-platform image: each platform's image by digest (its layers compressed as
+/// for [`push_image`], which gives those images new digests, so the index is written again
+/// over them when any changed), then the index under the target's tags. Every platform must
+/// be in the store.
+pub fn push_index(
+    store: &Store,
+    index: &IndexRecord,
+    target: &Reference,
+    opts: &PushOptions,
+) -> Result<Digest> {
+    let _lease = store.lease()?;
+    let name = target.canonical();
+    let mut images = Vec::new();
+    for m in &index.manifests {
+        let img = store
+            .put_image(&m.manifest)
+            .map_err(|_| RegistryError::InvalidManifest {
+                what: name.clone(),
+                reason: format!(
+                    "its {} image {} is not in the store: pull or build that platform first, or \
+                 push one platform",
+                    m.platform
+                        .as_ref()
+                        .map_or_else(|| "unnamed".to_string(), ToString::to_string),
+                    m.manifest
+                ),
+            })?;
+        images.push(img);
+    }
+    let by_digest = Reference {
+        tag: None,
+        digest: None,
+        ..target.clone()
+    };
+    let member_opts = PushOptions {
+        also_tags: Vec::new(),
+        ..opts.clone()
+    };
+    let mut pushed = Vec::new();
+    for img in &images {
+        let d = push_image(store, img, &by_digest, &member_opts)?;
+        pushed.push(store.put_image(&d)?);
+    }
+    let index = if pushed
+        .iter()
+        .zip(&images)
+        .all(|(a, b)| a.manifest == b.manifest)
+    {
+        index.clone()
+    } else {
+        let refs: Vec<&ImageRecord> = pushed.iter().collect();
+        store.write_image_index(&refs, &Default::default())?
+    };
+    let bytes = store.read_document(&index.digest)?;
+    let client = Client::connect(&target.registry, &opts.client)?;
+    put_manifest(
+        &client,
+        target,
+        &index.media_type,
+        &bytes,
+        &index.digest,
+        opts,
+    )?;
+    Ok(index.digest)
 }

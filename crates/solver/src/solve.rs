@@ -177,13 +177,26 @@ type Result<T> = std::result::Result<T, BuildError>;
 /// What a build produced.
 #[derive(Debug, Clone)]
 pub struct BuildResult {
-    /// The image, when [`BuildOptions::image`] asked for one.
+    /// The image, when [`BuildOptions::image`] asked for one: the only platform's, or for a
+    /// graph of several platforms, the first's.
     pub image: Option<ImageRecord>,
-    /// The target's files: the snapshot directories of its layers, read as one tree. They stay
-    /// while the caller holds a store lease (prune leaves leased stores alone).
+    /// The first target's files: the snapshot directories of its layers, read as one tree.
+    /// They stay while the caller holds a store lease (prune leaves leased stores alone).
     pub rootfs: Merged,
+    /// Every target, in the graph's order (one for a single-platform build).
+    pub platforms: Vec<PlatformResult>,
+    /// The index of the platforms' images, for a graph of several platforms.
+    pub index: Option<whittle_store::IndexRecord>,
     pub steps_run: usize,
     pub steps_cached: usize,
+}
+
+/// What a build produced for one platform.
+#[derive(Debug, Clone)]
+pub struct PlatformResult {
+    pub platform: whittle_oci::Platform,
+    pub image: Option<ImageRecord>,
+    pub rootfs: Merged,
 }
 
 #[derive(Debug, Clone)]
@@ -331,14 +344,35 @@ pub fn build(
         used_keys: Mutex::new(Vec::new()),
     };
     let done = solver.run_vertices()?;
-    let image = if opts.image {
-        Some(solver.export(&done)?)
+    let mut platforms = Vec::new();
+    for t in &graph.targets {
+        let image = if opts.image {
+            Some(solver.export(t, &done)?)
+        } else {
+            None
+        };
+        let rootfs = graph
+            .images
+            .get(t.image)
+            .and_then(|img| done.get(&img.root))
+            .map(|o| o.merged())
+            .unwrap_or_default();
+        platforms.push(PlatformResult {
+            platform: t.platform.clone(),
+            image,
+            rootfs,
+        });
+    }
+    let index = if opts.image && platforms.len() > 1 {
+        let images: Vec<&ImageRecord> = platforms.iter().filter_map(|p| p.image.as_ref()).collect();
+        Some(store.write_image_index(&images, &Default::default())?)
     } else {
         None
     };
-    let rootfs = done
-        .get(&graph.target_image().root)
-        .map(|o| o.merged())
+    let image = platforms.first().and_then(|p| p.image.clone());
+    let rootfs = platforms
+        .first()
+        .map(|p| p.rootfs.clone())
         .unwrap_or_default();
     batch.finish()?;
     let used = solver
@@ -350,6 +384,8 @@ pub fn build(
     Ok(BuildResult {
         image,
         rootfs,
+        platforms,
+        index,
         steps_run: solver.run.load(Ordering::Relaxed),
         steps_cached: solver.cached.load(Ordering::Relaxed),
     })
@@ -371,20 +407,22 @@ pub(crate) struct Solver<'a> {
     used_keys: Mutex<Vec<String>>,
 }
 
-/// The vertices the target needs: its filesystem, and the image sources whose configs its
-/// image (and the stages it is based on) start from.
+/// The vertices the targets need: their filesystems, and the image sources whose configs
+/// their images (and the stages they are based on) start from.
 pub fn needed(graph: &Graph) -> BTreeSet<VertexId> {
     let mut roots = Vec::new();
-    let mut image = Some(graph.target);
-    while let Some(i) = image.take() {
-        let Some(img) = graph.images.get(i) else {
-            break;
-        };
-        roots.push(img.root);
-        match img.base {
-            whittle_graph::ConfigBase::Image { vertex } => roots.push(vertex),
-            whittle_graph::ConfigBase::Stage { image: j } if j < i => image = Some(j),
-            _ => {}
+    for t in &graph.targets {
+        let mut image = Some(t.image);
+        while let Some(i) = image.take() {
+            let Some(img) = graph.images.get(i) else {
+                break;
+            };
+            roots.push(img.root);
+            match img.base {
+                whittle_graph::ConfigBase::Image { vertex } => roots.push(vertex),
+                whittle_graph::ConfigBase::Stage { image: j } if j < i => image = Some(j),
+                _ => {}
+            }
         }
     }
     let mut seen = BTreeSet::new();
@@ -611,6 +649,7 @@ impl Solver<'_> {
                 line: 0,
                 instruction: vx.op.kind().to_string(),
                 shell: None,
+                platform: None,
             }),
         }
     }

@@ -8,7 +8,10 @@
 
 use crate::blobs::MAX_DOCUMENT;
 use crate::error::{Result, StoreError};
-use crate::images::{index_entry, index_json, ImageRecord, ANN_IMAGE_NAME, ANN_REF_NAME};
+use crate::images::{
+    index_entry, index_entry_for, index_json, ImageRecord, ANN_IMAGE_NAME, ANN_REF_NAME,
+};
+use crate::indexes::IndexRecord;
 use crate::store::Store;
 use serde::Deserialize;
 use std::collections::{BTreeMap, HashMap};
@@ -436,21 +439,46 @@ fn load_descriptor(
         }
         let nested: Index = serde_json::from_slice(&store.read_document(&d)?)
             .map_err(|e| StoreError::json(format!("index {d}"), e))?;
-        // Every image of a multi-platform index is loaded; its names go to the one for this
-        // machine's platform (linux/<arch>), else to the first.
-        let named = nested
-            .manifests
-            .iter()
-            .position(|m| is_host_platform(m.platform.as_ref()))
-            .unwrap_or(0);
-        for (i, m) in nested.manifests.iter().enumerate() {
-            let n: &[String] = if i == named { names } else { &[] };
+        // Every image of a multi-platform index is loaded, and its names go to the index, so
+        // the store keeps all its platforms under them. Nested indexes (an index of indexes)
+        // are loaded too; only the outermost one is named.
+        for m in nested.manifests.iter() {
             let inner = Place {
-                names: n,
+                names: &[],
                 extra_tags,
                 depth: depth + 1,
             };
             load_descriptor(store, m, src, &inner, out, pending)?;
+        }
+        if names.is_empty() {
+            return Ok(());
+        }
+        let ix = store.put_index(&d)?;
+        let mut tags = Vec::new();
+        for n in names {
+            let r = Reference::parse_tag(n)?;
+            let key = crate::images::tag_key(&r)?;
+            pending.tags.push((r, ix.digest.clone()));
+            if !tags.contains(&key) {
+                tags.push(key);
+            }
+        }
+        // Shown on the host's image (else the first), as the image these names give here.
+        let shown = nested
+            .manifests
+            .iter()
+            .position(|m| is_host_platform(m.platform.as_ref()))
+            .unwrap_or(0);
+        if let Some(o) = nested
+            .manifests
+            .get(shown)
+            .and_then(|m| out.iter_mut().find(|o| o.manifest == m.digest))
+        {
+            for t in tags {
+                if !o.tags.contains(&t) {
+                    o.tags.push(t);
+                }
+            }
         }
         return Ok(());
     }
@@ -527,8 +555,52 @@ pub fn save<W: Write>(
     format: ArchiveFormat,
     out: W,
 ) -> Result<W> {
+    save_with_indexes(store, images, &[], format, out)
+}
+
+/// [`save`] with multi-platform images too: each `(name, index)` becomes an index entry of
+/// `index.json` (the index blob, every image it lists and their blobs are written). Only OCI
+/// archives can hold them, and every platform of the index must be in the store.
+pub fn save_with_indexes<W: Write>(
+    store: &Store,
+    images: &[(Option<Reference>, ImageRecord)],
+    indexes: &[(Option<Reference>, IndexRecord)],
+    format: ArchiveFormat,
+    out: W,
+) -> Result<W> {
     let _lease = store.lease()?;
-    let mut blobs: Vec<&Digest> = images.iter().flat_map(|(_, i)| i.blobs()).collect();
+    if format == ArchiveFormat::Docker && !indexes.is_empty() {
+        return Err(StoreError::Unsupported(
+            "a docker archive holds one platform per image: save a multi-platform image as an \
+             OCI archive, or pick one platform"
+                .into(),
+        ));
+    }
+    let mut members: Vec<ImageRecord> = Vec::new();
+    for (r, ix) in indexes {
+        for m in &ix.manifests {
+            let img = store.put_image(&m.manifest).map_err(|_| {
+                StoreError::InvalidImage(format!(
+                    "{} is only partly in the store: its {} image {} is missing (pull that \
+                     platform first, or save one platform)",
+                    r.as_ref()
+                        .map_or_else(|| ix.digest.to_string(), ToString::to_string),
+                    m.platform
+                        .as_ref()
+                        .map_or_else(|| "unnamed".to_string(), ToString::to_string),
+                    m.manifest
+                ))
+            })?;
+            members.push(img);
+        }
+    }
+    let mut blobs: Vec<&Digest> = images
+        .iter()
+        .map(|(_, i)| i)
+        .chain(members.iter())
+        .flat_map(|i| i.blobs())
+        .chain(indexes.iter().map(|(_, ix)| &ix.digest))
+        .collect();
     blobs.sort();
     blobs.dedup();
     let wr = |e: io::Error| StoreError::io("write", "archive", e);
@@ -550,6 +622,11 @@ pub fn save<W: Write>(
     let entries: Vec<Descriptor> = images
         .iter()
         .map(|(r, i)| index_entry(i, r.as_ref()))
+        .chain(
+            indexes
+                .iter()
+                .map(|(r, ix)| index_entry_for(&ix.media_type, &ix.digest, ix.size, r.as_ref())),
+        )
         .collect();
     let idx = index_json(entries)?;
     let mut h = header(idx.len() as u64, false);

@@ -50,6 +50,13 @@ pub enum StoreError {
     /// No image matches a name or id.
     #[error("no such image: {0}")]
     ImageNotFound(String),
+    /// The image is not in the store for the platform asked for.
+    #[error("{image} is not in the store for {platform} (it is for: {available}): pull or build it for {platform}, or ask for one of those platforms")]
+    NoPlatform {
+        image: String,
+        platform: String,
+        available: String,
+    },
     /// A short id matches several images.
     #[error("{0} matches several images; give more of the id")]
     Ambiguous(String),

@@ -192,6 +192,13 @@ impl Store {
             r.temp_removed += 1;
         }
         r.temp_removed += self.remove_root_temp_files()?.len() as u64;
+        // Untagged indexes (their images are untagged then too, unless tagged themselves).
+        let tagged_indexes = self.tagged_indexes()?;
+        for ix in self.indexes()? {
+            if !tagged_indexes.contains(&ix.digest) {
+                self.remove_index(&ix.digest)?;
+            }
+        }
         // Untagged images.
         for t in self.images()? {
             if t.tags.is_empty() {
@@ -204,6 +211,7 @@ impl Store {
             .images()?
             .iter()
             .flat_map(|t| t.image.blobs().cloned().collect::<Vec<_>>())
+            .chain(tagged_indexes)
             .collect();
         let dir = self.blob_dir();
         for e in fs::read_dir(&dir).map_err(|e| StoreError::io("list", dir.clone(), e))? {

@@ -2,12 +2,15 @@
 //! are listed in.
 
 use crate::error::{Result, StoreError};
+use crate::indexes::IndexRecord;
+use crate::store::INDEXES;
 use crate::store::{db_err, now, parse, to_json, write_atomic, Store, IMAGES, TAGS};
 use redb::{Database, ReadableDatabase, ReadableTable};
 use serde::{Deserialize, Serialize};
 use std::collections::BTreeMap;
+use std::collections::HashMap;
 use whittle_oci::Reference;
-use whittle_oci::{Descriptor, Digest, ImageConfig, Index, Manifest};
+use whittle_oci::{Descriptor, Digest, ImageConfig, Index, Manifest, Platform};
 
 use whittle_oci::media_type;
 /// The media types the store names, as before (they live in `whittle_oci::media_type`).
@@ -35,6 +38,26 @@ pub struct ImageRecord {
     pub created: Option<String>,
     /// When it entered this store (seconds since 1970).
     pub added: u64,
+    /// The platform its config names (None when the config names no architecture).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub platform: Option<Platform>,
+}
+
+/// The platform an image config names: `os/architecture[/variant]`, None without an
+/// architecture.
+pub fn config_platform(cfg: &ImageConfig) -> Option<Platform> {
+    let arch = cfg.architecture.get().filter(|a| !a.is_empty())?;
+    let os = cfg
+        .os
+        .get()
+        .filter(|o| !o.is_empty())
+        .map_or("linux", String::as_str);
+    let variant = cfg.variant.get().filter(|v| !v.is_empty());
+    let text = match variant {
+        Some(v) => format!("{os}/{arch}/{v}"),
+        None => format!("{os}/{arch}"),
+    };
+    Platform::parse(&text)
 }
 
 impl ImageRecord {
@@ -55,8 +78,10 @@ impl ImageRecord {
 pub struct TaggedImage {
     /// The image.
     pub image: ImageRecord,
-    /// Its tags (`repository:tag`), sorted.
+    /// Its tags (`repository:tag`), sorted: its own, and those of the indexes it is in.
     pub tags: Vec<String>,
+    /// The tagged index its tags come through, when they come through one.
+    pub index: Option<Digest>,
 }
 
 /// One line of an image's history.
@@ -87,6 +112,16 @@ pub(crate) fn index_json(entries: Vec<Descriptor>) -> Result<Vec<u8>> {
 }
 
 pub(crate) fn index_entry(img: &ImageRecord, reference: Option<&Reference>) -> Descriptor {
+    index_entry_for(&img.media_type, &img.manifest, img.manifest_size, reference)
+}
+
+/// An index.json entry for a manifest or an index, annotated with its name.
+pub(crate) fn index_entry_for(
+    media_type: &str,
+    digest: &Digest,
+    size: u64,
+    reference: Option<&Reference>,
+) -> Descriptor {
     let mut annotations = BTreeMap::new();
     if let Some(r) = reference {
         if let Some(tag) = &r.tag {
@@ -96,12 +131,17 @@ pub(crate) fn index_entry(img: &ImageRecord, reference: Option<&Reference>) -> D
     }
     Descriptor {
         annotations,
-        ..Descriptor::new(
-            img.media_type.clone(),
-            img.manifest.clone(),
-            img.manifest_size,
-        )
+        ..Descriptor::new(media_type.to_string(), digest.clone(), size)
     }
+}
+
+/// What a tag names.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum TagTarget {
+    /// One image (its manifest digest).
+    Image(Digest),
+    /// An index of several platforms' images.
+    Index(IndexRecord),
 }
 
 /// The key of a tag in the tags table: the familiar `name:tag` (how every store database has
@@ -165,6 +205,7 @@ impl Store {
             size,
             created: cfg.created.get().cloned(),
             added: now(),
+            platform: config_platform(&cfg),
         };
         let json = to_json(&rec)?;
         self.with_db(|db| {
@@ -237,7 +278,10 @@ impl Store {
             let tx = db.begin_write().map_err(db_err)?;
             {
                 let images = tx.open_table(IMAGES).map_err(db_err)?;
-                if images.get(manifest.as_str()).map_err(db_err)?.is_none() {
+                let indexes = tx.open_table(INDEXES).map_err(db_err)?;
+                if images.get(manifest.as_str()).map_err(db_err)?.is_none()
+                    && indexes.get(manifest.as_str()).map_err(db_err)?.is_none()
+                {
                     return Err(StoreError::ImageNotFound(manifest.to_string()));
                 }
                 let mut t = tx.open_table(TAGS).map_err(db_err)?;
@@ -258,9 +302,12 @@ impl Store {
             let tx = db.begin_write().map_err(db_err)?;
             {
                 let images = tx.open_table(IMAGES).map_err(db_err)?;
+                let indexes = tx.open_table(INDEXES).map_err(db_err)?;
                 let mut t = tx.open_table(TAGS).map_err(db_err)?;
                 for (r, manifest) in tags {
-                    if images.get(manifest.as_str()).map_err(db_err)?.is_none() {
+                    if images.get(manifest.as_str()).map_err(db_err)?.is_none()
+                        && indexes.get(manifest.as_str()).map_err(db_err)?.is_none()
+                    {
                         return Err(StoreError::ImageNotFound(manifest.to_string()));
                     }
                     t.insert(tag_key(r)?.as_str(), manifest.as_str())
@@ -281,10 +328,15 @@ impl Store {
             let tx = db.begin_write().map_err(db_err)?;
             {
                 let t = tx.open_table(TAGS).map_err(db_err)?;
+                let indexes = tx.open_table(INDEXES).map_err(db_err)?;
                 let mut tagged = std::collections::HashSet::new();
                 for e in t.iter().map_err(db_err)? {
                     let (_, v) = e.map_err(db_err)?;
                     tagged.insert(v.value().to_string());
+                    if let Some(ix) = indexes.get(v.value()).map_err(db_err)? {
+                        let ix: IndexRecord = parse("index record", ix.value())?;
+                        tagged.extend(ix.manifests.iter().map(|m| m.manifest.to_string()));
+                    }
                 }
                 let mut images = tx.open_table(IMAGES).map_err(db_err)?;
                 for m in manifests {
@@ -345,18 +397,33 @@ impl Store {
         })
     }
 
-    /// Every image with its tags, newest first.
+    /// Every image with its tags (an image in a tagged index has the index's tags), newest
+    /// first.
     pub fn images(&self) -> Result<Vec<TaggedImage>> {
-        self.with_read(|tx| {
+        let mut out = self.with_read(|tx| {
             let images = tx.open_table(IMAGES).map_err(db_err)?;
             let tags = tx.open_table(TAGS).map_err(db_err)?;
+            let indexes = tx.open_table(INDEXES).map_err(db_err)?;
             let mut by_manifest: BTreeMap<String, Vec<String>> = BTreeMap::new();
+            let mut via: HashMap<String, Digest> = HashMap::new();
             for e in tags.iter().map_err(db_err)? {
                 let (k, v) = e.map_err(db_err)?;
-                by_manifest
-                    .entry(v.value().to_string())
-                    .or_default()
-                    .push(k.value().to_string());
+                let tag = k.value().to_string();
+                if let Some(ix) = indexes.get(v.value()).map_err(db_err)? {
+                    let ix: IndexRecord = parse("index record", ix.value())?;
+                    for m in &ix.manifests {
+                        by_manifest
+                            .entry(m.manifest.to_string())
+                            .or_default()
+                            .push(tag.clone());
+                        via.insert(m.manifest.to_string(), ix.digest.clone());
+                    }
+                } else {
+                    by_manifest
+                        .entry(v.value().to_string())
+                        .or_default()
+                        .push(tag);
+                }
             }
             let mut out = Vec::new();
             for e in images.iter().map_err(db_err)? {
@@ -364,20 +431,112 @@ impl Store {
                 let image: ImageRecord = parse("image record", v.value())?;
                 let mut tags = by_manifest.remove(k.value()).unwrap_or_default();
                 tags.sort();
-                out.push(TaggedImage { image, tags });
+                tags.dedup();
+                let index = via.remove(k.value());
+                out.push(TaggedImage { image, tags, index });
             }
             out.sort_by(|a, b| b.image.added.cmp(&a.image.added).then(a.tags.cmp(&b.tags)));
             Ok(out)
-        })
+        })?;
+        // Records written before the store kept platforms: read them from the config.
+        for t in &mut out {
+            if t.image.platform.is_none() {
+                t.image.platform = self
+                    .image_config(&t.image)
+                    .ok()
+                    .and_then(|c| config_platform(&c));
+            }
+        }
+        Ok(out)
+    }
+
+    /// What a tag names: None when it is not a tag of this store.
+    pub fn tag_target(&self, reference: &Reference) -> Result<Option<TagTarget>> {
+        let Some(name) = reference.tag_key() else {
+            return Ok(None);
+        };
+        let target = self.with_read(|tx| {
+            let t = tx.open_table(TAGS).map_err(db_err)?;
+            let v = t.get(name.as_str()).map_err(db_err)?;
+            Ok(v.map(|v| v.value().to_string()))
+        })?;
+        let Some(target) = target else {
+            return Ok(None);
+        };
+        let d: Digest = target
+            .parse()
+            .map_err(|e| StoreError::InvalidImage(format!("tag {name}: {e}")))?;
+        Ok(Some(match self.index_record(&d)? {
+            Some(ix) => TagTarget::Index(ix),
+            None => TagTarget::Image(d),
+        }))
     }
 
     /// Finds an image by tag (`name[:tag]`), full digest, or id prefix (of the config digest or
-    /// the manifest digest, at least 4 hex digits).
+    /// the manifest digest, at least 4 hex digits). A tag of an index gives the host platform's
+    /// image (else the first platform in the store); a tag of one image gives that image,
+    /// whatever its platform.
     pub fn resolve(&self, what: &str) -> Result<TaggedImage> {
+        self.resolve_in(what, &Platform::host(), false)
+    }
+
+    /// [`Store::resolve`] for a platform: a tag of an index gives that platform's image, and
+    /// an image of another platform is an error naming the platforms there are.
+    pub fn resolve_platform(&self, what: &str, platform: &Platform) -> Result<TaggedImage> {
+        self.resolve_in(what, platform, true)
+    }
+
+    fn resolve_in(&self, what: &str, platform: &Platform, strict: bool) -> Result<TaggedImage> {
         let all = self.images()?;
-        if let Some(name) = Reference::parse_tag(what).ok().and_then(|r| r.tag_key()) {
-            if let Some(t) = all.iter().find(|t| t.tags.contains(&name)) {
-                return Ok(t.clone());
+        let by_manifest = |d: &Digest| all.iter().find(|t| t.image.manifest == *d);
+        let wrong = |available: Vec<String>| StoreError::NoPlatform {
+            image: what.to_string(),
+            platform: platform.to_string(),
+            available: if available.is_empty() {
+                "none".into()
+            } else {
+                available.join(", ")
+            },
+        };
+        if let Ok(r) = Reference::parse_tag(what) {
+            match self.tag_target(&r)? {
+                Some(TagTarget::Image(d)) => {
+                    if let Some(t) = by_manifest(&d) {
+                        let other = t.image.platform.as_ref().filter(|p| {
+                            whittle_oci::platform::select(&[(*p).clone()], platform, |p| {
+                                Some(p.clone())
+                            })
+                            .is_none()
+                        });
+                        if let (true, Some(p)) = (strict, other) {
+                            return Err(wrong(vec![p.to_string()]));
+                        }
+                        return Ok(t.clone());
+                    }
+                }
+                Some(TagTarget::Index(ix)) => {
+                    let present: Vec<_> = ix
+                        .manifests
+                        .iter()
+                        .filter(|m| by_manifest(&m.manifest).is_some())
+                        .cloned()
+                        .collect();
+                    // Not strict: another platform when the one asked for is not here, as for
+                    // a tag of one image.
+                    let chosen =
+                        whittle_oci::platform::select(&present, platform, |m| m.platform.clone())
+                            .or(if strict { None } else { present.first() });
+                    return match chosen.and_then(|m| by_manifest(&m.manifest)) {
+                        Some(t) => Ok(t.clone()),
+                        None => Err(wrong(
+                            present
+                                .iter()
+                                .filter_map(|m| m.platform.as_ref().map(ToString::to_string))
+                                .collect(),
+                        )),
+                    };
+                }
+                None => {}
             }
         }
         let hex = what.strip_prefix("sha256:").unwrap_or(what);
@@ -472,10 +631,13 @@ impl Store {
                 Err(e) => return Err(db_err(e)),
             };
             let images = tx.open_table(IMAGES).map_err(db_err)?;
+            let indexes = tx.open_table(INDEXES).map_err(db_err)?;
             let mut out = Vec::new();
             for e in tags.iter().map_err(db_err)? {
                 let (k, v) = e.map_err(db_err)?;
-                if images.get(v.value()).map_err(db_err)?.is_none() {
+                if images.get(v.value()).map_err(db_err)?.is_none()
+                    && indexes.get(v.value()).map_err(db_err)?.is_none()
+                {
                     let d = v
                         .value()
                         .parse::<Digest>()
@@ -492,14 +654,26 @@ impl Store {
         let tx = db.begin_read().map_err(db_err)?;
         let tags = tx.open_table(TAGS).map_err(db_err)?;
         let images = tx.open_table(IMAGES).map_err(db_err)?;
+        let indexes = tx.open_table(INDEXES).map_err(db_err)?;
         let mut entries = Vec::new();
         for e in tags.iter().map_err(db_err)? {
             let (k, v) = e.map_err(db_err)?;
+            let r = Reference::parse_tag(k.value())?;
+            if let Some(ix) = indexes.get(v.value()).map_err(db_err)? {
+                let ix: IndexRecord = parse("index record", ix.value())?;
+                let mut d = index_entry_for(&ix.media_type, &ix.digest, ix.size, Some(&r));
+                // Readers that walk the layout expect what an entry names to be there.
+                if ix.manifests.iter().any(|m| !self.has_blob(&m.manifest)) {
+                    d.annotations
+                        .insert("dev.whittle.partial".into(), "true".into());
+                }
+                entries.push(d);
+                continue;
+            }
             let Some(rec) = images.get(v.value()).map_err(db_err)? else {
                 continue;
             };
             let img: ImageRecord = parse("image record", rec.value())?;
-            let r = Reference::parse_tag(k.value())?;
             entries.push(index_entry(&img, Some(&r)));
         }
         write_atomic(&self.root, "index.json", &index_json(entries)?)

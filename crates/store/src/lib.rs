@@ -7,7 +7,7 @@
 //! oci-layout, index.json   OCI image layout (index.json lists tagged images; skopeo/umoci read it)
 //! blobs/sha256/<hex>       content-addressed blobs, written temp -> fsync -> rename
 //! tmp/                     temp files of blobs being written (dropped by fsck/prune)
-//! meta.redb                tags, images, snapshots, cache records, cache mounts
+//! meta.redb                tags, images, indexes, snapshots, cache records, cache mounts
 //! snapshots/<hex>          extracted snapshot dirs keyed by chain id (tmp-* while being made)
 //! cache-mounts/<hex>       persistent RUN --mount=type=cache dirs
 //! locks/                   flock files
@@ -36,22 +36,24 @@ pub mod daemon;
 mod error;
 mod gc;
 mod images;
+mod indexes;
 mod lock;
 mod output;
 mod snapshots;
 mod store;
 mod unpack;
 
-pub use archive::{load, save, ArchiveFormat, LoadedImage};
+pub use archive::{load, save, save_with_indexes, ArchiveFormat, LoadedImage};
 pub use blobs::BlobWriter;
 pub use cache::CacheRecord;
 pub use cache_mounts::CacheMount;
 pub use error::{Result, StoreError};
 pub use gc::{FsckReport, PruneOptions, PruneReport};
 pub use images::{
-    HistoryEntry, ImageRecord, TaggedImage, MEDIA_TYPE_CONFIG, MEDIA_TYPE_INDEX,
-    MEDIA_TYPE_MANIFEST,
+    config_platform, HistoryEntry, ImageRecord, TagTarget, TaggedImage, MEDIA_TYPE_CONFIG,
+    MEDIA_TYPE_INDEX, MEDIA_TYPE_MANIFEST,
 };
+pub use indexes::{IndexMember, IndexRecord};
 pub use lock::FileLock;
 pub use output::OutputFile;
 pub use snapshots::{SnapshotDir, SnapshotRecord};

@@ -18,6 +18,7 @@ pub(crate) const IMAGES: TableDefinition<&str, &str> = TableDefinition::new("ima
 pub(crate) const SNAPSHOTS: TableDefinition<&str, &str> = TableDefinition::new("snapshots");
 pub(crate) const CACHE: TableDefinition<&str, &str> = TableDefinition::new("cache");
 pub(crate) const CACHE_MOUNTS: TableDefinition<&str, &str> = TableDefinition::new("cache_mounts");
+pub(crate) const INDEXES: TableDefinition<&str, &str> = TableDefinition::new("indexes");
 
 pub(crate) fn now() -> u64 {
     SystemTime::now()
@@ -211,7 +212,7 @@ impl Store {
         // transaction is enough and nothing is fsynced.
         let complete = s
             .with_read(|tx| {
-                Ok([TAGS, IMAGES, SNAPSHOTS, CACHE, CACHE_MOUNTS]
+                Ok([TAGS, IMAGES, SNAPSHOTS, CACHE, CACHE_MOUNTS, INDEXES]
                     .into_iter()
                     .all(|t| tx.open_table(t).is_ok()))
             })
@@ -221,7 +222,7 @@ impl Store {
         }
         s.with_db(|db| {
             let tx = db.begin_write().map_err(db_err)?;
-            for t in [TAGS, IMAGES, SNAPSHOTS, CACHE, CACHE_MOUNTS] {
+            for t in [TAGS, IMAGES, SNAPSHOTS, CACHE, CACHE_MOUNTS, INDEXES] {
                 tx.open_table(t).map_err(db_err)?;
             }
             tx.commit().map_err(db_err)?;
@@ -246,7 +247,7 @@ impl Store {
         {
             let db = Database::create(&tmp).map_err(db_err)?;
             let tx = db.begin_write().map_err(db_err)?;
-            for t in [TAGS, IMAGES, SNAPSHOTS, CACHE, CACHE_MOUNTS] {
+            for t in [TAGS, IMAGES, SNAPSHOTS, CACHE, CACHE_MOUNTS, INDEXES] {
                 tx.open_table(t).map_err(db_err)?;
             }
             tx.commit().map_err(db_err)?;

@@ -16,6 +16,12 @@ fn store() -> (tempfile::TempDir, Store) {
 
 /// Builds a one-layer image from generated files; returns its record.
 fn make_image(s: &Store, seed: u8, compression: Compression) -> ImageRecord {
+    make_image_for(s, seed, compression, "amd64")
+}
+
+/// [`make_image`] for an architecture (`arm64`, `arm/v7`).
+fn make_image_for(s: &Store, seed: u8, compression: Compression, arch: &str) -> ImageRecord {
+    let (arch, variant) = arch.split_once('/').unwrap_or((arch, ""));
     let src = tempfile::tempdir().unwrap();
     fs::create_dir(src.path().join("bin")).unwrap();
     fs::write(
@@ -38,7 +44,8 @@ fn make_image(s: &Store, seed: u8, compression: Compression) -> ImageRecord {
     assert_eq!(size, info.size);
     let config = serde_json::json!({
         "created": "2024-01-01T00:00:00Z",
-        "architecture": "amd64",
+        "architecture": arch,
+        "variant": variant,
         "os": "linux",
         "config": {"Cmd": ["/bin/tool"]},
         "rootfs": {"type": "layers", "diff_ids": [info.diff_id.to_string()]},
@@ -453,7 +460,7 @@ fn read_all(p: &Path) -> Vec<u8> {
 }
 
 #[test]
-fn multi_platform_index_tags_the_host_image() {
+fn a_multi_platform_layout_loads_every_platform_under_its_name() {
     let (t, a) = store();
     let other = make_image(&a, 7, Compression::default());
     let host = make_image(&a, 8, Compression::default());
@@ -487,11 +494,20 @@ fn multi_platform_index_tags_the_host_image() {
         b.resolve("multi/arch:1").unwrap().image.manifest,
         host.manifest
     );
+    // Both platforms stay under the name.
     assert!(b
         .images()
         .unwrap()
         .iter()
-        .any(|i| i.image.manifest == other.manifest && i.tags.is_empty()));
+        .any(|i| i.image.manifest == other.manifest && i.tags == ["multi/arch:1"]));
+    let s390x = whittle_oci::Platform::parse("linux/s390x").unwrap();
+    assert_eq!(
+        b.resolve_platform("multi/arch:1", &s390x)
+            .unwrap()
+            .image
+            .manifest,
+        other.manifest
+    );
 }
 
 #[test]
@@ -795,4 +811,86 @@ fn uncompressed_layers_are_compressed_once_and_deterministically() {
             .manifest,
         img.manifest
     );
+}
+
+#[test]
+fn an_index_keeps_several_platforms_under_one_tag() {
+    let (_t, s) = store();
+    let amd = make_image_for(&s, 1, Compression::None, "amd64");
+    let arm = make_image_for(&s, 2, Compression::None, "arm64");
+    let v7 = make_image_for(&s, 3, Compression::None, "arm/v7");
+    assert_eq!(arm.platform.as_ref().unwrap().to_string(), "linux/arm64");
+    assert_eq!(v7.platform.as_ref().unwrap().to_string(), "linux/arm/v7");
+    let ix = s
+        .write_image_index(&[&amd, &arm, &v7], &Default::default())
+        .unwrap();
+    let plats: Vec<String> = ix.platforms().iter().map(ToString::to_string).collect();
+    assert_eq!(plats, ["linux/amd64", "linux/arm64", "linux/arm/v7"]);
+    let r = Reference::parse_tag("multi:1").unwrap();
+    s.tag(&r, &ix.digest).unwrap();
+
+    // Every platform's image carries the tag; the tag names the index.
+    let all = s.images().unwrap();
+    assert_eq!(all.len(), 3);
+    assert!(all
+        .iter()
+        .all(|t| t.tags == ["multi:1"] && t.index.as_ref() == Some(&ix.digest)));
+    assert_eq!(
+        s.tag_target(&r).unwrap(),
+        Some(TagTarget::Index(ix.clone()))
+    );
+
+    // By platform; the host's by default.
+    let p = |x: &str| whittle_oci::Platform::parse(x).unwrap();
+    let got = |x: &str| s.resolve_platform("multi:1", &p(x)).unwrap().image.manifest;
+    assert_eq!(got("linux/arm64"), arm.manifest);
+    assert_eq!(got("linux/arm"), v7.manifest);
+    assert_eq!(got("linux/amd64"), amd.manifest);
+    assert_eq!(s.resolve("multi:1").unwrap().image.manifest, amd.manifest);
+    let e = s
+        .resolve_platform("multi:1", &p("linux/s390x"))
+        .unwrap_err()
+        .to_string();
+    assert!(
+        e.contains("linux/s390x") && e.contains("linux/amd64, linux/arm64, linux/arm/v7"),
+        "{e}"
+    );
+    // A single image of another platform: resolve takes it, resolve_platform refuses.
+    s.tag(&Reference::parse_tag("armonly:1").unwrap(), &arm.manifest)
+        .unwrap();
+    assert_eq!(s.resolve("armonly:1").unwrap().image.manifest, arm.manifest);
+    assert!(s.resolve_platform("armonly:1", &p("linux/amd64")).is_err());
+    // An index of other platforms only: resolve takes the first, resolve_platform refuses.
+    let ix2 = s
+        .write_image_index(&[&arm, &v7], &Default::default())
+        .unwrap();
+    s.tag(&Reference::parse_tag("arms:1").unwrap(), &ix2.digest)
+        .unwrap();
+    assert_eq!(s.resolve("arms:1").unwrap().image.manifest, arm.manifest);
+    assert!(s.resolve_platform("arms:1", &p("linux/amd64")).is_err());
+    s.untag(&Reference::parse_tag("arms:1").unwrap()).unwrap();
+
+    // index.json names the index, so layout readers see one tagged index.
+    let layout: serde_json::Value =
+        serde_json::from_slice(&fs::read(s.root().join("index.json")).unwrap()).unwrap();
+    let entry = layout["manifests"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|m| m["digest"] == ix.digest.to_string())
+        .unwrap();
+    assert_eq!(entry["mediaType"], MEDIA_TYPE_INDEX);
+
+    // Prune keeps a tagged index and its images; untagged, they all go.
+    s.untag(&Reference::parse_tag("armonly:1").unwrap())
+        .unwrap();
+    s.prune(&PruneOptions::default()).unwrap();
+    assert_eq!(s.images().unwrap().len(), 3);
+    assert!(s.has_blob(&ix.digest));
+    s.untag(&r).unwrap();
+    s.prune(&PruneOptions::default()).unwrap();
+    assert!(s.images().unwrap().is_empty());
+    assert!(s.indexes().unwrap().is_empty());
+    assert!(!s.has_blob(&ix.digest));
+    assert!(s.fsck(false).unwrap().dangling_tags.is_empty());
 }

@@ -52,7 +52,8 @@ fn json_is_the_graph_with_shared_vertices() {
     }
     // The target's config changes, history included.
     let images = g["images"].as_array().unwrap();
-    let target = &images[g["target"].as_u64().unwrap() as usize];
+    let target = &images[g["targets"][0]["image"].as_u64().unwrap() as usize];
+    assert_eq!(g["targets"][0]["platform"]["os"], "linux");
     assert!(target["changes"]
         .as_array()
         .unwrap()

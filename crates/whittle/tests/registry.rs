@@ -451,6 +451,105 @@ fn a_multi_arch_index_pushed_by_skopeo_pulls_the_right_platform() {
         "{e}"
     );
     assert_eq!(store_contents(&d), (0, 0));
+
+    // The other platform pulled into the same store: both stay under the one tag, and the
+    // tag pushes back as the very same index.
+    ok(whittle(&a, t.path()).args(["pull", "--platform", &format!("linux/{other}"), &name]));
+    let s = Store::open(&a).unwrap();
+    let tagged = s.images().unwrap();
+    let tagged: Vec<_> = tagged.iter().filter(|i| i.tags.contains(&name)).collect();
+    assert_eq!(tagged.len(), 2, "{tagged:?}");
+    let o = whittle_oci::Platform::parse(&format!("linux/{other}")).unwrap();
+    assert_eq!(
+        s.resolve_platform(&name, &o).unwrap().image.manifest,
+        oi.manifest
+    );
+    let copy = format!("{}/multi/copy:1", reg.host());
+    let pushed = ok(whittle(&a, t.path()).args(["push", "-q", &name, &copy]));
+    assert_eq!(pushed.trim(), index_digest.to_string());
+    let raw = ok(skopeo().args([
+        "inspect",
+        "--raw",
+        "--tls-verify=false",
+        &format!("docker://{copy}"),
+    ]));
+    assert_eq!(raw.as_bytes(), &index[..]);
+}
+
+#[test]
+fn a_multi_platform_build_pushes_an_index_that_skopeo_copies_whole() {
+    if tools().is_none() || !common::privileged("whittle build") {
+        return;
+    }
+    let (reg, t, a, base) = registry_and_image("base/busybox:1", serde_json::json!({}));
+    let home = t.path();
+    let ctx = home.join("ctx");
+    fs::create_dir_all(&ctx).unwrap();
+    fs::write(
+        ctx.join("Dockerfile"),
+        format!(
+            "FROM --platform=$BUILDPLATFORM {base} AS build\nARG TARGETARCH\n\
+             RUN echo $TARGETARCH > /arch\nFROM scratch\nCOPY --from=build /arch /arch\n"
+        ),
+    )
+    .unwrap();
+    let app = format!("{}/app/multi:1", reg.host());
+    let out = whittle(&a, home)
+        .args([
+            "build",
+            "--network=none",
+            "--platform",
+            "linux/amd64,linux/arm64",
+            "--push",
+            "-t",
+            &app,
+        ])
+        .arg(&ctx)
+        .output()
+        .unwrap();
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert!(out.status.success(), "{err}");
+    let raw = ok(skopeo().args([
+        "inspect",
+        "--raw",
+        "--tls-verify=false",
+        &format!("docker://{app}"),
+    ]));
+    let index: serde_json::Value = serde_json::from_str(&raw).unwrap();
+    assert_eq!(
+        index["mediaType"],
+        "application/vnd.oci.image.index.v1+json"
+    );
+    let archs: Vec<&str> = index["manifests"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|m| m["platform"]["architecture"].as_str().unwrap())
+        .collect();
+    assert_eq!(archs, ["amd64", "arm64"]);
+    let pushed = whittle_oci::Digest::of_bytes(raw.as_bytes());
+    assert!(err.contains(&format!("pushed {app}@{pushed}")), "{err}");
+    // skopeo copies every platform into an OCI layout; whittle loads it back whole.
+    let layout = home.join("layout");
+    ok(skopeo().args([
+        "copy",
+        "--all",
+        "--src-tls-verify=false",
+        &format!("docker://{app}"),
+        &format!("oci:{}:app/multi:1", layout.display()),
+    ]));
+    let b = home.join("b");
+    ok(whittle(&b, home).args(["load", "-i"]).arg(&layout));
+    let s = Store::open(&b).unwrap();
+    assert_eq!(s.images().unwrap().len(), 2);
+    let arm64 = whittle_oci::Platform::parse("linux/arm64").unwrap();
+    let img = s.resolve_platform("app/multi:1", &arm64);
+    assert!(img.is_ok(), "{:?}", s.images().unwrap());
+    // And a fresh store pulls each platform of it by name.
+    let c = home.join("c");
+    ok(whittle(&c, home).args(["pull", "--platform", "linux/arm64", &app]));
+    let got = common::image_file(&c, &app, "arch");
+    assert_eq!(got.as_deref(), Some(&b"arm64\n"[..]));
 }
 
 #[test]

@@ -22,10 +22,34 @@ pub use spec::{Dest, OutputSpec, SpecError};
 use crate::merged::Merged;
 use std::io::Write;
 use std::path::PathBuf;
+use whittle_oci::Platform;
 use whittle_oci::Reference;
 use whittle_registry::{PushOptions, RegistryError};
 use whittle_store::daemon::{DaemonError, DockerHost};
-use whittle_store::{ArchiveFormat, ImageRecord, OutputFile, Store, StoreError};
+use whittle_store::{ArchiveFormat, ImageRecord, IndexRecord, OutputFile, Store, StoreError};
+
+/// `index` with its images' uncompressed layers compressed (a new index over the new images
+/// when any changed), for an OCI archive.
+fn compressed_index(
+    store: &Store,
+    index: &IndexRecord,
+    compression: whittle_layer::Compression,
+    threads: usize,
+) -> Result<IndexRecord, ExportError> {
+    let mut images = Vec::new();
+    let mut changed = false;
+    for m in &index.manifests {
+        let img = store.put_image(&m.manifest)?;
+        let c = store.with_compressed_layers(&img, compression, threads)?;
+        changed |= c.manifest != img.manifest;
+        images.push(c);
+    }
+    if !changed {
+        return Ok(index.clone());
+    }
+    let refs: Vec<&ImageRecord> = images.iter().collect();
+    Ok(store.write_image_index(&refs, &Default::default())?)
+}
 
 /// What the exporters read: the store, the image (when one was written), and the image's
 /// files as the stack of snapshot directories the build left (valid while the caller holds
@@ -36,6 +60,46 @@ pub struct Built<'a> {
     pub rootfs: &'a Merged,
     /// The build's epoch: file mtimes are clamped to it, as in the image's layers.
     pub epoch: u64,
+    /// A build of several platforms: the index of their images (when images were written),
+    /// and each platform's files. Empty for a build of one platform, which `image` and
+    /// `rootfs` describe.
+    pub index: Option<&'a IndexRecord>,
+    pub platforms: &'a [(Platform, Merged)],
+}
+
+impl Built<'_> {
+    /// The trees to write as files: the one tree, or one per platform, each in a directory
+    /// named as buildx names them (`linux_amd64`, `linux_arm_v7`).
+    fn trees(&self) -> Vec<(Option<String>, &Merged)> {
+        if self.platforms.len() > 1 {
+            self.platforms
+                .iter()
+                .map(|(p, m)| (Some(p.to_string().replace('/', "_")), m))
+                .collect()
+        } else {
+            vec![(None, self.rootfs)]
+        }
+    }
+}
+
+/// Refuses, before the build, outputs that cannot hold several platforms: a docker archive
+/// and a docker daemon hold one image per name.
+pub fn check_platforms(outputs: &[OutputSpec], platforms: usize) -> Result<(), ExportError> {
+    if platforms < 2 {
+        return Ok(());
+    }
+    for o in outputs {
+        let what = match o {
+            OutputSpec::Daemon(_) => "loading into a docker daemon (--load, -o type=docker)",
+            OutputSpec::Archive {
+                format: ArchiveFormat::Docker,
+                ..
+            } => "a docker archive (-o type=docker,dest=...)",
+            _ => continue,
+        };
+        return Err(ExportError::OnePlatform(what));
+    }
+    Ok(())
 }
 
 /// One destination of a build.
@@ -66,6 +130,8 @@ pub enum ExportError {
     NoDaemon,
     #[error("{0} needs the image, and the build wrote none")]
     NoImage(String),
+    #[error("{0} holds one platform, and this build makes several: build one --platform at a time for it, or write an OCI archive (-o type=oci,dest=FILE) or push (--push), which keep every platform")]
+    OnePlatform(&'static str),
     #[error(transparent)]
     Store(Box<StoreError>),
     #[error(transparent)]
@@ -223,9 +289,12 @@ impl Exporter for StoreImage {
         true
     }
     fn export(&self, built: &Built<'_>) -> Result<Vec<String>, ExportError> {
-        let img = image(built, self)?;
+        let target = match built.index {
+            Some(ix) => &ix.digest,
+            None => &image(built, self)?.manifest,
+        };
         for n in &self.names {
-            built.store.tag(n, &img.manifest)?;
+            built.store.tag(n, target)?;
         }
         Ok(Vec::new())
     }
@@ -253,17 +322,27 @@ impl Exporter for Archive {
         true
     }
     fn export(&self, built: &Built<'_>) -> Result<Vec<String>, ExportError> {
-        let img = image(built, self)?;
-        let img = match self.format {
-            ArchiveFormat::Oci => {
-                let threads = std::thread::available_parallelism().map_or(1, |n| n.get());
-                built
-                    .store
-                    .with_compressed_layers(img, self.compression, threads)?
+        let threads = std::thread::available_parallelism().map_or(1, |n| n.get());
+        let (pair, indexes) = match (built.index, self.format) {
+            (Some(ix), ArchiveFormat::Oci) => {
+                let index = compressed_index(built.store, ix, self.compression, threads)?;
+                (Vec::new(), vec![(self.name.clone(), index)])
             }
-            ArchiveFormat::Docker => img.clone(),
+            (Some(_), ArchiveFormat::Docker) => {
+                return Err(ExportError::OnePlatform("a docker archive"))
+            }
+            (None, ArchiveFormat::Oci) => {
+                let img = image(built, self)?;
+                let img = built
+                    .store
+                    .with_compressed_layers(img, self.compression, threads)?;
+                (vec![(self.name.clone(), img)], Vec::new())
+            }
+            (None, ArchiveFormat::Docker) => (
+                vec![(self.name.clone(), image(built, self)?.clone())],
+                Vec::new(),
+            ),
         };
-        let pair = [(self.name.clone(), img)];
         let write_err = |source| ExportError::Write {
             dest: self.dest.to_string(),
             source,
@@ -271,14 +350,26 @@ impl Exporter for Archive {
         match &self.dest {
             Dest::Stdout => {
                 let out = std::io::stdout().lock();
-                whittle_store::archive::save(built.store, &pair, self.format, out)?
-                    .flush()
-                    .map_err(write_err)?;
+                whittle_store::archive::save_with_indexes(
+                    built.store,
+                    &pair,
+                    &indexes,
+                    self.format,
+                    out,
+                )?
+                .flush()
+                .map_err(write_err)?;
             }
             Dest::Path(p) => {
                 let f = OutputFile::create(p)?;
                 let w = std::io::BufWriter::with_capacity(1 << 20, f);
-                let w = whittle_store::archive::save(built.store, &pair, self.format, w)?;
+                let w = whittle_store::archive::save_with_indexes(
+                    built.store,
+                    &pair,
+                    &indexes,
+                    self.format,
+                    w,
+                )?;
                 w.into_inner()
                     .map_err(|e| write_err(e.into_error()))?
                     .commit()?;
@@ -301,7 +392,13 @@ impl Exporter for Local {
         false
     }
     fn export(&self, built: &Built<'_>) -> Result<Vec<String>, ExportError> {
-        copy_tree(built.rootfs, &self.dir, built.epoch)?;
+        for (sub, tree) in built.trees() {
+            let dir = match sub {
+                Some(s) => self.dir.join(s),
+                None => self.dir.clone(),
+            };
+            copy_tree(tree, &dir, built.epoch)?;
+        }
         Ok(Vec::new())
     }
 }
@@ -328,7 +425,13 @@ impl Exporter for Tar {
             dest: tmp_root.display().to_string(),
             source,
         })?;
-        copy_tree(built.rootfs, tmp.path(), built.epoch)?;
+        for (sub, tree) in built.trees() {
+            let dir = match sub {
+                Some(s) => tmp.path().join(s),
+                None => tmp.path().to_path_buf(),
+            };
+            copy_tree(tree, &dir, built.epoch)?;
+        }
         let opts = whittle_layer::WriteOptions {
             compression: whittle_layer::Compression::None,
             epoch: built.epoch,
@@ -378,6 +481,9 @@ impl Exporter for Daemon {
         true
     }
     fn export(&self, built: &Built<'_>) -> Result<Vec<String>, ExportError> {
+        if built.index.is_some() {
+            return Err(ExportError::OnePlatform("a docker daemon"));
+        }
         let img = image(built, self)?;
         let said =
             whittle_store::daemon::load_into_daemon(built.store, &self.host, img, &self.names)?;
@@ -400,12 +506,19 @@ impl Exporter for Registry {
         true
     }
     fn export(&self, built: &Built<'_>) -> Result<Vec<String>, ExportError> {
-        let img = image(built, self)?;
-        let digest = whittle_registry::push_image(built.store, img, &self.target, &self.options)
-            .map_err(|source| ExportError::Push {
-                name: self.target.to_string(),
-                source: Box::new(source),
-            })?;
+        let pushed = match built.index {
+            Some(ix) => whittle_registry::push_index(built.store, ix, &self.target, &self.options),
+            None => whittle_registry::push_image(
+                built.store,
+                image(built, self)?,
+                &self.target,
+                &self.options,
+            ),
+        };
+        let digest = pushed.map_err(|source| ExportError::Push {
+            name: self.target.to_string(),
+            source: Box::new(source),
+        })?;
         Ok(vec![format!("pushed {}@{digest}", self.target.canonical())])
     }
 }

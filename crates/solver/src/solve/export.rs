@@ -49,9 +49,17 @@ impl Solver<'_> {
         Ok(cfg)
     }
 
-    /// Writes the target as an image into the store.
-    pub(super) fn export(&self, done: &HashMap<VertexId, Arc<Output>>) -> Result<ImageRecord> {
-        let target = self.graph.target_image();
+    /// Writes a target as an image into the store.
+    pub(super) fn export(
+        &self,
+        t: &whittle_graph::Target,
+        done: &HashMap<VertexId, Arc<Output>>,
+    ) -> Result<ImageRecord> {
+        let target = self
+            .graph
+            .images
+            .get(t.image)
+            .ok_or_else(|| BuildError::Graph(format!("there is no image {}", t.image)))?;
         let root = done
             .get(&target.root)
             .ok_or_else(|| BuildError::Graph("the target produced nothing".into()))?;
@@ -118,16 +126,17 @@ impl Solver<'_> {
             descs.push((digest, info.media_type.to_string(), size));
             diff_ids.push(info.diff_id.clone());
         }
-        let mut cfg = self.image_config(self.graph.target, done)?;
+        let mut cfg = self.image_config(t.image, done)?;
         cfg.rootfs = Field::Set(RootFs {
             kind: Field::Set("layers".into()),
             diff_ids: Field::Set(diff_ids),
             ..RootFs::default()
         });
         cfg.created = Field::Set(self.created());
-        let p = &target.platform;
+        let p = &t.platform;
         cfg.architecture = Field::Set(p.arch.clone());
         cfg.os = Field::Set(p.os.clone());
+        cfg.variant = p.variant.clone().into();
         if !self.opts.labels.is_empty() {
             crate::config::apply(
                 &mut cfg,

@@ -84,8 +84,9 @@ pub struct BuildArgs {
     /// Metadata label for the image, `KEY=VALUE` (repeatable).
     #[arg(long = "label", value_name = "KEY=VALUE")]
     pub labels: Vec<String>,
-    /// The target platform; only the host's is supported for now.
-    #[arg(long)]
+    /// The target platforms, comma-separated (`linux/amd64,linux/arm64`): one image each,
+    /// under one image index when there are several. Default: the host's.
+    #[arg(long, value_name = "OS/ARCH[/VARIANT],...")]
     pub platform: Option<String>,
     /// Write the image id to this file.
     #[arg(long)]
@@ -588,21 +589,7 @@ pub fn run(mut args: BuildArgs, root: Option<&Path>) -> anyhow::Result<ExitCode>
     }
     refuse_unsupported(&args.unsupported)?;
     let host = Platform::host();
-    if let Some(p) = &args.platform {
-        if p.contains(',') {
-            anyhow::bail!(
-                "--platform {p}: building several platforms into one image index is not \
-                 supported yet; build for one platform ({host}) at a time"
-            );
-        }
-        let want =
-            Platform::parse(p).with_context(|| format!("--platform {p:?} is not a platform"))?;
-        if want != host {
-            anyhow::bail!(
-                "--platform {want}: only the host platform ({host}) can be built for now"
-            );
-        }
-    }
+    let platforms = parse_platforms(args.platform.as_deref())?;
     let mut outputs = args.outputs.clone();
     if args.load {
         outputs.push(OutputSpec::Daemon(None));
@@ -632,6 +619,7 @@ pub fn run(mut args: BuildArgs, root: Option<&Path>) -> anyhow::Result<ExitCode>
             None
         },
     };
+    whittle_solver::export::check_platforms(&outputs, platforms.len())?;
     let exporters = whittle_solver::export::exporters(&outputs, &tags, args.push, &env)?;
     let store = super::storeutil::open(root)?;
     let df = match whittle_dockerfile::parse(&src.text) {
@@ -642,20 +630,6 @@ pub fn run(mut args: BuildArgs, root: Option<&Path>) -> anyhow::Result<ExitCode>
         }
     };
     let (named_contexts, named_dirs) = named_contexts(&args.build_contexts, &store)?;
-    let opts = PlanOptions {
-        target: args.target.clone(),
-        build_args: resolve_build_args(&args.build_args),
-        named_contexts,
-        ..PlanOptions::default()
-    };
-    let mut images = StoreImages::new(store.clone());
-    let mut plan = match whittle_dockerfile::plan_with(&df, &opts, &images) {
-        Ok(p) => p,
-        Err(e) => {
-            eprint!("{}", e.render(&src.name, &src.text));
-            return Ok(ExitCode::from(1));
-        }
-    };
     // `--network host` is the user's own choice of the host network for every RUN: as buildx
     // does, it grants network.host.
     let mut allow = args.allow.clone();
@@ -664,40 +638,65 @@ pub fn run(mut args: BuildArgs, root: Option<&Path>) -> anyhow::Result<ExitCode>
     {
         allow.push(whittle_solver::Entitlement::NetworkHost);
     }
-    // Entitlements before pulling anything (the solver checks again, after ONBUILD triggers of
-    // the pulled images are known).
-    let graph = match lower(&plan, &images) {
-        Ok(g) => g,
-        Err(e) => {
-            report_build_error(&e, &src.name, &src.text);
-            return Ok(ExitCode::from(1));
-        }
-    };
-    if let Err(e) = whittle_solver::entitlements::check(&graph, &allow) {
-        report_build_error(&e, &src.name, &src.text);
-        return Ok(ExitCode::from(1));
-    }
-    // Pull progress is plain lines: not in quiet mode, nor among rawjson events.
-    let quiet_pull = quiet_flag(&args) || args.progress == ProgressMode::Rawjson;
-    images.pinned =
-        super::frompull::ensure_images(&plan, &store, args.pull, &args.transport, quiet_pull)?;
-    if !images.pinned.is_empty() {
-        // Again, with the configs (ENV, WORKDIR, USER, ONBUILD) of exactly these images.
-        plan = match whittle_dockerfile::plan_with(&df, &opts, &images) {
+    // One plan and graph per platform, merged into one graph: what the platforms share (a
+    // stage pinned to $BUILDPLATFORM, the context) is one vertex and runs once.
+    let mut plans = Vec::new();
+    let mut graphs = Vec::new();
+    for platform in &platforms {
+        let opts = PlanOptions {
+            target: args.target.clone(),
+            build_args: resolve_build_args(&args.build_args),
+            named_contexts: named_contexts.clone(),
+            target_platform: platform.clone(),
+            build_platform: host.clone(),
+        };
+        let mut images = StoreImages::new(store.clone());
+        let mut plan = match whittle_dockerfile::plan_with(&df, &opts, &images) {
             Ok(p) => p,
             Err(e) => {
                 eprint!("{}", e.render(&src.name, &src.text));
                 return Ok(ExitCode::from(1));
             }
         };
-    }
-    let graph = match lower(&plan, &images) {
-        Ok(g) => g,
-        Err(e) => {
+        // Entitlements before pulling anything (the solver checks again, after ONBUILD
+        // triggers of the pulled images are known).
+        let graph = match lower(&plan, &images) {
+            Ok(g) => g,
+            Err(e) => {
+                report_build_error(&e, &src.name, &src.text);
+                return Ok(ExitCode::from(1));
+            }
+        };
+        if let Err(e) = whittle_solver::entitlements::check(&graph, &allow) {
             report_build_error(&e, &src.name, &src.text);
             return Ok(ExitCode::from(1));
         }
-    };
+        // Pull progress is plain lines: not in quiet mode, nor among rawjson events.
+        let quiet_pull = quiet_flag(&args) || args.progress == ProgressMode::Rawjson;
+        images.pinned =
+            super::frompull::ensure_images(&plan, &store, args.pull, &args.transport, quiet_pull)?;
+        if !images.pinned.is_empty() {
+            // Again, with the configs (ENV, WORKDIR, USER, ONBUILD) of exactly these images.
+            plan = match whittle_dockerfile::plan_with(&df, &opts, &images) {
+                Ok(p) => p,
+                Err(e) => {
+                    eprint!("{}", e.render(&src.name, &src.text));
+                    return Ok(ExitCode::from(1));
+                }
+            };
+        }
+        let graph = match lower(&plan, &images) {
+            Ok(g) => g,
+            Err(e) => {
+                report_build_error(&e, &src.name, &src.text);
+                return Ok(ExitCode::from(1));
+            }
+        };
+        plans.push(plan);
+        graphs.push(graph);
+    }
+    let plan = &plans[0];
+    let graph = whittle_graph::Graph::merge(graphs);
     let mut bo = BuildOptions::new(args.context.clone());
     bo.compression = compression;
     bo.dockerfile = src.name.clone();
@@ -720,8 +719,8 @@ pub fn run(mut args: BuildArgs, root: Option<&Path>) -> anyhow::Result<ExitCode>
     }
     // `--build-arg SOURCE_DATE_EPOCH=N` sets the build's epoch, as in BuildKit (the variable in
     // whittle's own environment already did); empty means unset.
-    if let Some((_, v)) = opts
-        .build_args
+    let build_args = resolve_build_args(&args.build_args);
+    if let Some((_, v)) = build_args
         .iter()
         .rev()
         .find(|(k, v)| k == "SOURCE_DATE_EPOCH" && !v.trim().is_empty())
@@ -842,11 +841,21 @@ pub fn run(mut args: BuildArgs, root: Option<&Path>) -> anyhow::Result<ExitCode>
             return Ok(ExitCode::from(1));
         }
     };
+    let trees: Vec<(Platform, whittle_solver::merged::Merged)> = if res.platforms.len() > 1 {
+        res.platforms
+            .iter()
+            .map(|p| (p.platform.clone(), p.rootfs.clone()))
+            .collect()
+    } else {
+        Vec::new()
+    };
     let built = Built {
         store: &store,
         image: res.image.as_ref(),
         rootfs: &res.rootfs,
         epoch: bo.epoch,
+        index: res.index.as_ref(),
+        platforms: &trees,
     };
     for e in &exporters {
         let said = e
@@ -858,15 +867,29 @@ pub fn run(mut args: BuildArgs, root: Option<&Path>) -> anyhow::Result<ExitCode>
             }
         }
     }
-    let id = res.image.as_ref().map(|i| i.config.to_string());
+    // A build of several platforms is known by its index's digest, as buildx reports it.
+    let id = match &res.index {
+        Some(ix) => Some(ix.digest.to_string()),
+        None => res.image.as_ref().map(|i| i.config.to_string()),
+    };
     if let (Some(f), Some(img)) = (&args.metadata_file, &res.image) {
-        let meta = serde_json::json!({
+        let mut meta = serde_json::json!({
             "containerimage.digest": img.manifest.to_string(),
             "containerimage.config.digest": img.config.to_string(),
             "image.name": tags.iter().map(ToString::to_string).collect::<Vec<_>>().join(","),
             "whittle.steps.run": res.steps_run,
             "whittle.steps.cached": res.steps_cached,
         });
+        if let Some(ix) = &res.index {
+            meta["containerimage.digest"] = ix.digest.to_string().into();
+            meta.as_object_mut()
+                .map(|m| m.remove("containerimage.config.digest"));
+            meta["containerimage.descriptor"] = serde_json::json!({
+                "mediaType": ix.media_type,
+                "digest": ix.digest.to_string(),
+                "size": ix.size,
+            });
+        }
         std::fs::write(f, serde_json::to_vec_pretty(&meta)?)
             .with_context(|| format!("writing {}", f.display()))?;
     }
@@ -880,13 +903,25 @@ pub fn run(mut args: BuildArgs, root: Option<&Path>) -> anyhow::Result<ExitCode>
         }
     } else {
         let mut err = std::io::stderr();
-        let what = match &res.image {
-            Some(img) => format!(
+        let what = match (&res.index, &res.image) {
+            (Some(ix), _) => format!(
+                "{} for {}",
+                ix.digest,
+                res.platforms
+                    .iter()
+                    .map(|p| p.platform.to_string())
+                    .collect::<Vec<_>>()
+                    .join(", ")
+            ),
+            (None, Some(img)) => format!(
                 "{} ({})",
                 img.config,
                 super::storeutil::human_size(img.size)
             ),
-            None => "the files".to_string(),
+            (None, None) if res.platforms.len() > 1 => {
+                format!("the files for {} platforms", res.platforms.len())
+            }
+            (None, None) => "the files".to_string(),
         };
         let _ = writeln!(
             err,
@@ -923,6 +958,27 @@ fn analyze_built(
     writeln!(err)?;
     super::analyze_text::render_short(&mut err, &a)?;
     Ok(())
+}
+
+/// The platforms of `--platform` (a comma-separated list, duplicates dropped), the host's
+/// without it.
+fn parse_platforms(flag: Option<&str>) -> anyhow::Result<Vec<Platform>> {
+    let Some(list) = flag else {
+        return Ok(vec![Platform::host()]);
+    };
+    let mut out: Vec<Platform> = Vec::new();
+    for p in list.split(',').map(str::trim).filter(|p| !p.is_empty()) {
+        let want = Platform::parse(p).with_context(|| {
+            format!("--platform {p:?} is not a platform: write os/arch[/variant], e.g. linux/arm64")
+        })?;
+        if !out.contains(&want) {
+            out.push(want);
+        }
+    }
+    if out.is_empty() {
+        anyhow::bail!("--platform is empty: give os/arch[/variant], e.g. linux/arm64");
+    }
+    Ok(out)
 }
 
 /// `-q`, or `--progress quiet`.

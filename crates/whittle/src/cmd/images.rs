@@ -35,7 +35,7 @@ pub fn run(args: ImagesArgs, root: Option<&Path>) -> anyhow::Result<ExitCode> {
             d.hex()[..12].to_string()
         }
     };
-    let mut rows: Vec<[String; 5]> = Vec::new();
+    let mut rows: Vec<[String; 6]> = Vec::new();
     let mut json = Vec::new();
     for t in &images {
         let img = &t.image;
@@ -45,6 +45,8 @@ pub fn run(args: ImagesArgs, root: Option<&Path>) -> anyhow::Result<ExitCode> {
             "RepoTags": t.tags,
             "Created": img.created,
             "Size": img.size,
+            "Platform": img.platform.as_ref().map(ToString::to_string),
+            "Index": t.index.as_ref().map(ToString::to_string),
         }));
         let mut tags: Vec<(String, String)> = t
             .tags
@@ -62,6 +64,9 @@ pub fn run(args: ImagesArgs, root: Option<&Path>) -> anyhow::Result<ExitCode> {
                 repo,
                 tag,
                 id(&img.config),
+                img.platform
+                    .as_ref()
+                    .map_or_else(|| "-".to_string(), ToString::to_string),
                 ago(img.created.as_deref()),
                 human_size(img.size),
             ]);
@@ -81,7 +86,14 @@ pub fn run(args: ImagesArgs, root: Option<&Path>) -> anyhow::Result<ExitCode> {
         }
         Format::Table => {
             super::storeutil::print_table(
-                &["REPOSITORY", "TAG", "IMAGE ID", "CREATED", "SIZE"],
+                &[
+                    "REPOSITORY",
+                    "TAG",
+                    "IMAGE ID",
+                    "PLATFORM",
+                    "CREATED",
+                    "SIZE",
+                ],
                 &rows,
             );
         }

@@ -30,6 +30,10 @@ pub struct PushArgs {
     /// Write the pushed manifest digest to FILE.
     #[arg(long, value_name = "FILE")]
     digestfile: Option<std::path::PathBuf>,
+    /// Push only this platform of a multi-platform image (default: the whole index, when
+    /// every platform of it is in the store; else the host's image).
+    #[arg(long, value_name = "OS/ARCH[/VARIANT]")]
+    platform: Option<String>,
     /// Print only the digest.
     #[arg(short, long)]
     quiet: bool,
@@ -42,7 +46,45 @@ pub struct PushArgs {
 /// Runs `whittle push`.
 pub fn run(args: PushArgs, root: Option<&Path>) -> anyhow::Result<ExitCode> {
     let store = open(root)?;
-    let img = store.resolve(&args.image)?;
+    let platform = args
+        .platform
+        .as_deref()
+        .map(|p| {
+            whittle_oci::Platform::parse(p)
+                .ok_or_else(|| anyhow::anyhow!("--platform {p:?} is not a platform"))
+        })
+        .transpose()?;
+    let img = match &platform {
+        Some(p) => store.resolve_platform(&args.image, p)?,
+        None => store.resolve(&args.image)?,
+    };
+    // A tag of an index pushes the index, when all its platforms are here (a pull keeps only
+    // the platforms asked for).
+    let index = match (&platform, Reference::parse_tag(&args.image)) {
+        (None, Ok(r)) => match store.tag_target(&r)? {
+            Some(whittle_store::TagTarget::Index(ix))
+                if ix.manifests.iter().all(|m| store.has_blob(&m.manifest)) =>
+            {
+                Some(ix)
+            }
+            Some(whittle_store::TagTarget::Index(_)) => {
+                if !args.quiet {
+                    eprintln!(
+                        "note: only some platforms of {} are in the store: pushing the {} image \
+                         alone",
+                        args.image,
+                        img.image
+                            .platform
+                            .as_ref()
+                            .map_or_else(|| "host's".to_string(), ToString::to_string)
+                    );
+                }
+                None
+            }
+            _ => None,
+        },
+        _ => None,
+    };
     let dest_name = args.destination.as_deref().unwrap_or(&args.image);
     let dest =
         Reference::parse(dest_name).with_context(|| format!("the destination {dest_name:?}"))?;
@@ -64,12 +106,14 @@ pub fn run(args: PushArgs, root: Option<&Path>) -> anyhow::Result<ExitCode> {
         progress: progress(args.quiet, "uploading"),
         compression: args.compression.compression()?,
     };
-    let digest = whittle_registry::push_image(&store, &img.image, &dest, &opts).with_context(
-        || match &args.destination {
-            Some(_) => format!("pushing {} to {}", args.image, dest.canonical()),
-            None => format!("pushing {}", dest.canonical()),
-        },
-    )?;
+    let pushed = match &index {
+        Some(ix) => whittle_registry::push_index(&store, ix, &dest, &opts),
+        None => whittle_registry::push_image(&store, &img.image, &dest, &opts),
+    };
+    let digest = pushed.with_context(|| match &args.destination {
+        Some(_) => format!("pushing {} to {}", args.image, dest.canonical()),
+        None => format!("pushing {}", dest.canonical()),
+    })?;
     if let Some(f) = &args.digestfile {
         std::fs::write(f, digest.as_str()).with_context(|| format!("writing {}", f.display()))?;
     }
