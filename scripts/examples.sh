@@ -204,6 +204,29 @@ for n in "${names[@]}"; do
 
   # Each example's own checks.
   case $n in
+    go-scratch)
+      # Cross-compiled for two platforms in one build (the BUILDPLATFORM pattern): native steps
+      # only, the toolchain stage's steps before ARG TARGETARCH once, one index, each binary
+      # an ELF of its platform's machine (e_machine: 0x3e x86-64, 0xb7 aarch64).
+      rm -rf "$WORK/multi"
+      if build "$n" "$lg.multi.log" --platform linux/amd64,linux/arm64 -t "$tag:multi" \
+          -o "type=local,dest=$WORK/multi" "$ctx"; then
+        log "$n: built for linux/amd64,linux/arm64 in ${ELAPSED}s"
+        machine() { od -An -tx1 -j18 -N2 "$1" 2>/dev/null | tr -d ' \n'; }
+        [ "$(machine "$WORK/multi/linux_amd64/hello")" = 3e00 ] \
+          || fail "$n" "linux_amd64/hello is not an x86-64 ELF" "$lg.multi.log"
+        [ "$(machine "$WORK/multi/linux_arm64/hello")" = b700 ] \
+          || fail "$n" "linux_arm64/hello is not an aarch64 ELF" "$lg.multi.log"
+        downloads=$(grep -Ec '^#[0-9]+ \[[^]]*\] RUN go mod download$' "$lg.multi.log")
+        [ "$downloads" -le 1 ] \
+          || fail "$n" "go mod download ran $downloads times for two platforms" "$lg.multi.log"
+        w images | grep -q "^whittle-example/go-scratch *multi .*linux/arm64" \
+          || fail "$n" "whittle images does not show the arm64 image of $tag:multi"
+      else
+        fail "$n" "the two-platform build failed" "$lg.multi.log"
+      fi
+      rm -rf "$WORK/multi"
+      ;;
     target-debug)
       out=$(w run --rm "$tag:builder" sh -c '/src/check.sh && ls /out' 2>&1) \
         && printf '%s' "$out" | grep -q '^check passed' \

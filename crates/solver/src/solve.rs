@@ -68,8 +68,12 @@ pub struct BuildOptions {
     pub extra_hosts: Vec<(String, String)>,
     /// `--security-opt seccomp=unconfined`: RUN steps without the seccomp filter.
     pub seccomp_unconfined: bool,
-    /// `--annotation`s on the image manifest.
+    /// `--annotation`s on every image manifest.
     pub annotations: std::collections::BTreeMap<String, String>,
+    /// `--annotation manifest[PLATFORM]:K=V`: on that platform's manifest only.
+    pub platform_annotations: Vec<(whittle_oci::Platform, String, String)>,
+    /// `--annotation index:K=V`: on the index of a build of several platforms.
+    pub index_annotations: std::collections::BTreeMap<String, String>,
     /// Timestamps in the image (created, history) and the mtime clamp of layers.
     pub epoch: u64,
     pub compression: Compression,
@@ -102,6 +106,8 @@ impl BuildOptions {
                 .unwrap_or(1),
             labels: Vec::new(),
             annotations: Default::default(),
+            platform_annotations: Vec::new(),
+            index_annotations: Default::default(),
             ulimits: Vec::new(),
             shm_size: None,
             extra_hosts: Vec::new(),
@@ -365,7 +371,7 @@ pub fn build(
     }
     let index = if opts.image && platforms.len() > 1 {
         let images: Vec<&ImageRecord> = platforms.iter().filter_map(|p| p.image.as_ref()).collect();
-        Some(store.write_image_index(&images, &Default::default())?)
+        Some(store.write_image_index(&images, &opts.index_annotations)?)
     } else {
         None
     };

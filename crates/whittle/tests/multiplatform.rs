@@ -64,6 +64,10 @@ fn several_platforms_build_into_one_index() {
             &format!("type=oci,dest={}", oci.display()),
             "-o",
             &format!("type=local,dest={}", files.display()),
+            "--annotation",
+            "index:org.opencontainers.image.title=multi",
+            "--annotation",
+            "manifest[linux/arm64]:only=arm64",
             ctx,
         ],
     );
@@ -110,6 +114,21 @@ fn several_platforms_build_into_one_index() {
     let plats: Vec<String> = ix.platforms().iter().map(ToString::to_string).collect();
     assert_eq!(plats, ["linux/amd64", "linux/arm64", "linux/arm/v7"]);
     let v7 = Platform::parse("linux/arm/v7").unwrap();
+    let index: serde_json::Value =
+        serde_json::from_slice(&s.read_document(&ix.digest).unwrap()).unwrap();
+    assert_eq!(
+        index["annotations"]["org.opencontainers.image.title"],
+        "multi"
+    );
+    let only = |p: &str| {
+        let img = s
+            .resolve_platform("multi:1", &Platform::parse(p).unwrap())
+            .unwrap()
+            .image;
+        s.manifest(&img).unwrap().annotations.get("only").cloned()
+    };
+    assert_eq!(only("linux/arm64").as_deref(), Some("arm64"));
+    assert_eq!(only("linux/amd64"), None);
     let img = s.resolve_platform("multi:1", &v7).unwrap().image;
     let cfg = s.image_config(&img).unwrap();
     assert_eq!(cfg.architecture.get().map(String::as_str), Some("arm"));
@@ -169,6 +188,10 @@ fn several_platforms_build_into_one_index() {
             THREE,
             "-t",
             "multi:2",
+            "--annotation",
+            "index:org.opencontainers.image.title=multi",
+            "--annotation",
+            "manifest[linux/arm64]:only=arm64",
             ctx,
         ],
     );
@@ -212,6 +235,11 @@ fn several_platforms_build_into_one_index() {
             .image
             .manifest
     );
+    // rmi of one name keeps the index the other name still names; of the last, removes all.
+    let out = whittle(&e.root, &["rmi", "multi:2"]);
+    assert!(out.ok, "{}", out.stderr);
+    assert_eq!(s.indexes().unwrap().len(), 1);
+    assert!(s.resolve_platform("multi:1", &arm64).is_ok());
     // A docker archive holds one platform: the host's, or the one asked for.
     let one = e.tmp.path().join("one.tar");
     let out = whittle(
@@ -226,6 +254,14 @@ fn several_platforms_build_into_one_index() {
         ],
     );
     assert!(out.ok, "{}", out.stderr);
+    let out = whittle(&e.root, &["rmi", "multi:1"]);
+    assert!(out.ok, "{}", out.stderr);
+    assert!(s.indexes().unwrap().is_empty());
+    let left = s.images().unwrap();
+    assert!(
+        left.iter().all(|t| t.tags == ["test/busybox:1"]),
+        "{left:?}"
+    );
 }
 
 #[test]

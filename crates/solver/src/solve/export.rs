@@ -69,6 +69,11 @@ impl Solver<'_> {
         let mut descs = Vec::new();
         let mut diff_ids: Vec<Digest> = Vec::new();
         let mut annotations = self.opts.annotations.clone();
+        for (p, k, v) in &self.opts.platform_annotations {
+            if *p == t.platform {
+                annotations.insert(k.clone(), v.clone());
+            }
+        }
         if let Some(v) = self.layers_annotation(&root.layers) {
             // A user's `--annotation` of the same name wins.
             annotations

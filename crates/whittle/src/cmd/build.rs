@@ -305,9 +305,18 @@ fn import_oci_layout(
     }
 }
 
-/// One `--annotation`: `KEY=VALUE` or `TYPES[PLATFORM]:KEY=VALUE`. Only manifest
-/// annotations exist for a single-platform image; one for another platform is skipped (`None`).
-fn parse_annotation(a: &str, host: &Platform) -> anyhow::Result<Option<(String, String)>> {
+/// Where an `--annotation` goes.
+#[derive(Debug, PartialEq)]
+enum AnnotationTarget {
+    /// Every image's manifest, or only that platform's.
+    Manifest(Option<Platform>),
+    /// The image index (a build of several platforms).
+    Index,
+}
+
+/// One `--annotation`: `KEY=VALUE` or `TYPES[PLATFORM]:KEY=VALUE` (types `manifest`, `index`),
+/// as buildx takes it: one entry per type.
+fn parse_annotation(a: &str) -> anyhow::Result<Vec<(AnnotationTarget, String, String)>> {
     let (kv_start, typed) = match a.find(':') {
         // A type prefix ends before the `=`; a `:` after it is part of the value.
         Some(i) if a[..i].find('=').is_none() => (i + 1, Some(&a[..i])),
@@ -316,7 +325,14 @@ fn parse_annotation(a: &str, host: &Platform) -> anyhow::Result<Option<(String, 
     let Some((k, v)) = a[kv_start..].split_once('=').filter(|(k, _)| !k.is_empty()) else {
         anyhow::bail!("--annotation {a:?}: expected KEY=VALUE or manifest:KEY=VALUE");
     };
-    if let Some(t) = typed {
+    let Some(t) = typed else {
+        return Ok(vec![(
+            AnnotationTarget::Manifest(None),
+            k.to_string(),
+            v.to_string(),
+        )]);
+    };
+    {
         let (types, platform) = match t.split_once('[') {
             Some((types, rest)) => {
                 let p = rest.strip_suffix(']').with_context(|| {
@@ -328,19 +344,24 @@ fn parse_annotation(a: &str, host: &Platform) -> anyhow::Result<Option<(String, 
             }
             None => (t, None),
         };
+        let mut out = Vec::new();
         for ty in types.split(',') {
-            if ty != "manifest" {
-                anyhow::bail!(
-                    "--annotation {a:?}: only manifest annotations are supported ({ty} annotations \
-                     need an image index, which a single-platform build does not make)"
-                );
-            }
+            let target = match ty {
+                "manifest" => AnnotationTarget::Manifest(platform.clone()),
+                "index" if platform.is_none() => AnnotationTarget::Index,
+                "index" => anyhow::bail!(
+                    "--annotation {a:?}: an index annotation is for the whole index, not one \
+                     platform: write index:KEY=VALUE"
+                ),
+                _ => anyhow::bail!(
+                    "--annotation {a:?}: the annotation types are manifest and index ({ty} \
+                     annotations, on descriptors, are not supported)"
+                ),
+            };
+            out.push((target, k.to_string(), v.to_string()));
         }
-        if platform.is_some_and(|p| p != *host) {
-            return Ok(None);
-        }
+        Ok(out)
     }
-    Ok(Some((k.to_string(), v.to_string())))
 }
 
 /// A `--ulimit` value: `NAME=SOFT[:HARD]`, -1 for unlimited.
@@ -777,8 +798,21 @@ pub fn run(mut args: BuildArgs, root: Option<&Path>) -> anyhow::Result<ExitCode>
     let ssh_agents = whittle_solver::ssh::SshAgents::start(&args.ssh)?;
     bo.ssh = ssh_agents.sockets();
     for a in &args.annotations {
-        if let Some((k, v)) = parse_annotation(a, &Platform::host())? {
-            bo.annotations.insert(k, v);
+        for (target, k, v) in parse_annotation(a)? {
+            match target {
+                AnnotationTarget::Manifest(None) => {
+                    bo.annotations.insert(k, v);
+                }
+                // One for a platform this build does not make goes nowhere, as in buildx.
+                AnnotationTarget::Manifest(Some(p)) => bo.platform_annotations.push((p, k, v)),
+                AnnotationTarget::Index if platforms.len() < 2 => anyhow::bail!(
+                    "--annotation {a:?}: index annotations need an image index, which a build \
+                     of one platform does not make (build with --platform A,B)"
+                ),
+                AnnotationTarget::Index => {
+                    bo.index_annotations.insert(k, v);
+                }
+            }
         }
     }
     for l in &args.labels {

@@ -29,9 +29,28 @@ pub fn run(args: RmiArgs, root: Option<&Path>) -> anyhow::Result<ExitCode> {
                 .ok()
                 .filter(|r| r.tag_key().is_some_and(|k| t.tags.contains(&k)));
             if let Some(r) = by_tag {
+                let target = store.tag_target(&r)?;
                 store.untag(&r)?;
                 let tag = r.to_string();
                 println!("Untagged: {tag}");
+                // A multi-platform image: every platform's image that no tag names any more.
+                if let Some(whittle_store::TagTarget::Index(ix)) = target {
+                    let left = store.images()?;
+                    for m in &ix.manifests {
+                        let untagged = left
+                            .iter()
+                            .any(|i| i.image.manifest == m.manifest && i.tags.is_empty());
+                        if untagged {
+                            store.remove_image(&m.manifest)?;
+                            println!("Deleted: {}", m.manifest);
+                        }
+                    }
+                    if !left.iter().any(|i| i.index.as_ref() == Some(&ix.digest)) {
+                        store.remove_index(&ix.digest)?;
+                        println!("Deleted: {}", ix.digest);
+                    }
+                    return Ok(());
+                }
                 if t.tags.len() > 1 {
                     return Ok(());
                 }

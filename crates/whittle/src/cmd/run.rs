@@ -46,6 +46,10 @@ pub struct RunArgs {
     /// Container runtime: `builtin`, or an OCI runtime (`runc`, `crun`, a path).
     #[arg(long, default_value = "builtin", value_name = "RUNTIME")]
     runtime: String,
+    /// The platform of a multi-platform image to run (default: the host's, else the first
+    /// in the store). A foreign platform runs under emulation (`whittle binfmt`).
+    #[arg(long, value_name = "OS/ARCH[/VARIANT]")]
+    platform: Option<String>,
     /// Image (name[:tag], id or digest).
     image: String,
     /// Command and arguments (default: the image's Cmd).
@@ -87,11 +91,14 @@ fn command_line(
 fn snapshots(
     store: &Store,
     reference: &str,
+    platform: Option<&whittle_oci::Platform>,
 ) -> anyhow::Result<(ImageConfig, Vec<PathBuf>, Digest)> {
-    let img = store
-        .resolve(reference)
-        .with_context(|| format!("no image {reference:?} in the store"))?
-        .image;
+    let img = match platform {
+        Some(p) => store.resolve_platform(reference, p),
+        None => store.resolve(reference),
+    }
+    .with_context(|| format!("no image {reference:?} in the store"))?
+    .image;
     let (cfg, layers) = store
         .unpack_image(&img, &|_, _, _| {})
         .with_context(|| format!("unpacking {reference}"))?;
@@ -102,7 +109,15 @@ fn snapshots(
 pub fn run(args: RunArgs, root: Option<&Path>) -> anyhow::Result<ExitCode> {
     let _ = args.rm;
     let store = super::storeutil::open(root)?;
-    let (cfg, mut lower, id) = snapshots(&store, &args.image)?;
+    let platform = args
+        .platform
+        .as_deref()
+        .map(|p| {
+            whittle_oci::Platform::parse(p)
+                .with_context(|| format!("--platform {p:?} is not a platform"))
+        })
+        .transpose()?;
+    let (cfg, mut lower, id) = snapshots(&store, &args.image, platform.as_ref())?;
     let c = cfg.container().cloned().unwrap_or_default();
     let c = &c;
     let argv = command_line(c, args.entrypoint.as_deref(), &args.command);

@@ -195,10 +195,6 @@ fn flags_for_what_is_not_supported_yet_are_refused_with_a_sentence() {
             vec!["--attest", "type=sbom"],
             "attestations are not supported yet",
         ),
-        (
-            vec!["--platform", "linux/amd64,linux/arm64"],
-            "several platforms into one image index",
-        ),
     ] {
         let mut args = vec!["build"];
         args.extend(flag.iter().copied());
@@ -264,7 +260,7 @@ fn annotations_go_on_the_manifest() {
     let r = whittle(&e.root, &["build", "--annotation", "index:a=b", &ctx]);
     assert!(!r.ok);
     assert!(
-        r.stderr.contains("only manifest annotations"),
+        r.stderr.contains("index annotations need an image index"),
         "{}",
         r.stderr
     );
