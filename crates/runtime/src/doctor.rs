@@ -332,13 +332,14 @@ fn binfmt(h: &dyn Host) -> Check {
         .into_iter()
         .filter(|p| elf::arch_of(p).is_some_and(|a| Some(a) != elf::host_arch()))
         .collect();
+    // (The host's 32-bit compat partner running natively is no emulation.)
     let (mut fixed, mut without, mut errors) = (Vec::new(), Vec::new(), Vec::new());
     for p in &foreign {
         match binfmt::status(h, dir, p) {
             Ok(Emulation::Emulated {
                 fix_binary: true, ..
-            })
-            | Ok(Emulation::Native) => fixed.push(p.to_string()),
+            }) => fixed.push(p.to_string()),
+            Ok(Emulation::Native) => {}
             Ok(Emulation::Emulated { handler, .. }) => without.push(format!("{p} ({handler})")),
             Err(e) => errors.push(e),
         }
@@ -375,17 +376,18 @@ fn binfmt(h: &dyn Host) -> Check {
         );
     }
     if fixed.is_empty() {
+        // qemu-user-static installs every interpreter: one found means the package is there.
         let apt = if errors.iter().any(|e| {
             matches!(
                 e.missing,
                 Missing::NoHandler {
-                    qemu_installed: false
+                    qemu_installed: true
                 }
             )
         }) {
-            "sudo apt-get install qemu-user-static\n"
-        } else {
             ""
+        } else {
+            "sudo apt-get install qemu-user-static\n"
         };
         return missing(
             id,
@@ -399,7 +401,7 @@ fn binfmt(h: &dyn Host) -> Check {
         title,
         Status::Ok,
         format!(
-            "{} run here ({} not: `whittle binfmt` lists them)",
+            "{} emulated with the F flag ({} other platforms not: `whittle binfmt` lists them)",
             fixed.join(", "),
             errors.len()
         ),
@@ -613,6 +615,28 @@ mod tests {
         f.files.remove("/proc/sys/fs/binfmt_misc/status");
         let b = by_id(&diagnose(&f), "binfmt");
         assert!(b.fix.unwrap().contains("mount -t binfmt_misc"));
+    }
+
+    #[test]
+    fn binfmt_wants_an_emulator_not_just_the_compat_platform() {
+        let mut f = good();
+        f.files.remove("/proc/sys/fs/binfmt_misc/qemu-aarch64");
+        f.programs.push("qemu-aarch64-static");
+        let b = by_id(&diagnose(&f), "binfmt");
+        assert_eq!(b.status, Status::Missing, "{b:?}");
+        assert_eq!(b.fix.as_deref(), Some("sudo whittle binfmt --install"));
+        f.programs.clear();
+        let b = by_id(&diagnose(&f), "binfmt");
+        assert!(b
+            .fix
+            .unwrap()
+            .starts_with("sudo apt-get install qemu-user-static\n"));
+        let ok = by_id(&diagnose(&good()), "binfmt");
+        assert!(
+            ok.detail
+                .starts_with("linux/arm64 emulated with the F flag"),
+            "{ok:?}"
+        );
     }
 
     #[test]

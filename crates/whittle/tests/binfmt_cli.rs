@@ -124,7 +124,7 @@ fn install_then_run_arm64_and_arm_v7_images() {
 }
 
 #[test]
-fn unknown_platforms_and_non_root_are_refused_with_a_reason() {
+fn unknown_platforms_are_refused_with_a_reason() {
     let t = tempfile::tempdir().unwrap();
     let out = whittle(t.path(), &["binfmt", "--install", "linux/sparc64"]);
     assert!(!out.ok);
@@ -137,4 +137,58 @@ fn unknown_platforms_and_non_root_are_refused_with_a_reason() {
     let out = whittle(t.path(), &["binfmt", "--install", "not a platform"]);
     assert!(!out.ok);
     assert!(out.stderr.contains("is not a platform"), "{}", out.stderr);
+}
+
+#[test]
+fn registering_needs_root() {
+    if !rustix::process::geteuid().is_root() {
+        // Already unprivileged: the refusal is what this user gets.
+        let t = tempfile::tempdir().unwrap();
+        let out = whittle(t.path(), &["binfmt", "--install", "linux/arm64"]);
+        assert!(
+            !out.ok && out.stderr.contains("needs root"),
+            "{}",
+            out.stderr
+        );
+        return;
+    }
+    // As nobody, from a copy nobody can reach (the build tree may be under /root).
+    use std::os::unix::fs::PermissionsExt;
+    let dir = tempfile::tempdir().unwrap();
+    std::fs::set_permissions(dir.path(), std::fs::Permissions::from_mode(0o755)).unwrap();
+    let copy = dir.path().join("whittle");
+    std::fs::copy(env!("CARGO_BIN_EXE_whittle"), &copy).unwrap();
+    std::fs::set_permissions(&copy, std::fs::Permissions::from_mode(0o755)).unwrap();
+    for args in [
+        &["binfmt", "--install", "linux/arm64"][..],
+        &["binfmt", "--uninstall"],
+    ] {
+        let out = std::process::Command::new("setpriv")
+            .args(["--reuid=65534", "--regid=65534", "--clear-groups"])
+            .arg(&copy)
+            .args(args)
+            .current_dir("/")
+            .output()
+            .unwrap();
+        let err = String::from_utf8_lossy(&out.stderr);
+        assert!(!out.status.success(), "{args:?}");
+        assert!(
+            err.contains("needs root: run `sudo whittle binfmt"),
+            "{args:?}: {err}"
+        );
+    }
+    // Reading the status needs nothing.
+    let out = std::process::Command::new("setpriv")
+        .args(["--reuid=65534", "--regid=65534", "--clear-groups"])
+        .arg(&copy)
+        .arg("binfmt")
+        .current_dir("/")
+        .output()
+        .unwrap();
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    assert!(String::from_utf8_lossy(&out.stdout).contains("linux/amd64"));
 }
