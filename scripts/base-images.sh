@@ -25,6 +25,9 @@
 #   jre:     whittle-test/jre:bookworm            debian + default-jre-headless
 #   busybox-linux-arm64:  whittle-test/busybox:1-arm64   busybox for linux/arm64 (arm64 .deb)
 #   busybox-linux-arm-v7: whittle-test/busybox:1-arm-v7  busybox for linux/arm/v7 (armhf .deb)
+#   debian-linux-arm64:   whittle-test/debian:bookworm-slim-arm64  debian for linux/arm64:
+#            debootstrap --foreign, second stage and apt under emulation (not built by default:
+#            needs `whittle binfmt --install linux/arm64` first; a few minutes)
 #   busybox-multi: the three busybox images as one image index, whittle-test/busybox:1, in the
 #            OCI layout oci-multi/ (not built by default; prints the layout's path last)
 # The images built on debian have two layers: debian's (shared, same digest) and what apt added.
@@ -62,11 +65,15 @@ STD_PATH=/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin
 # apt-get options in the chroots: plain output, keep existing config files without asking
 APT_OPTS="-o Dpkg::Use-Pty=0 -o Dpkg::Options::=--force-confdef -o Dpkg::Options::=--force-confold"
 
-ALL_IMAGES=(busybox debian golang rust python cc jdk jre busybox-linux-arm64 busybox-linux-arm-v7)
+ALL_IMAGES=(busybox debian golang rust python cc jdk jre busybox-linux-arm64 busybox-linux-arm-v7
+            debian-linux-arm64)
+# Built only when named: it needs emulation set up (whittle binfmt --install linux/arm64).
+NOT_BY_DEFAULT=(debian-linux-arm64)
 declare -A REF=(
   [busybox]=whittle-test/busybox:1
   [busybox-linux-arm64]=whittle-test/busybox:1-arm64
   [busybox-linux-arm-v7]=whittle-test/busybox:1-arm-v7
+  [debian-linux-arm64]=whittle-test/debian:bookworm-slim-arm64
   [debian]=whittle-test/debian:bookworm-slim
   [golang]=whittle-test/golang:bookworm
   [rust]=whittle-test/rust:bookworm
@@ -76,7 +83,7 @@ declare -A REF=(
   [jre]=whittle-test/jre:bookworm
 )
 # Images of another platform: OCI platform (architecture[/variant]) and Debian architecture.
-declare -A PLATFORM=([busybox-linux-arm64]=arm64 [busybox-linux-arm-v7]=arm/v7)
+declare -A PLATFORM=([busybox-linux-arm64]=arm64 [busybox-linux-arm-v7]=arm/v7 [debian-linux-arm64]=arm64)
 declare -A DEB_ARCH=([busybox-linux-arm64]=arm64 [busybox-linux-arm-v7]=armhf)
 # busybox-multi: the image index's reference and its images, in index order.
 MULTI_REF=whittle-test/busybox:1
@@ -481,11 +488,13 @@ host_uri() {  # $1: "" for the main archive, "-security" for the security archiv
 in_chroot() {
   local root=$1 script=$2 rc=0 n=${#MOUNTS[@]} made_resolv="" logf
   logf="$(dirname "$root")/chroot.log"
-  mkdir -p "$CACHE/debs/apt/partial" "$CACHE/debs/lists/partial"
+  # Another architecture's apt lists go elsewhere: apt drops list files its sources do not name.
+  local lists=$CACHE/debs/lists${CHROOT_ARCH:+-$CHROOT_ARCH}
+  mkdir -p "$CACHE/debs/apt/partial" "$lists/partial"
   do_mount -t proc proc "$root/proc"
   do_mount --bind /dev "$root/dev"
   do_mount --bind "$CACHE/debs/apt" "$root/var/cache/apt/archives"
-  do_mount --bind "$CACHE/debs/lists" "$root/var/lib/apt/lists"
+  do_mount --bind "$lists" "$root/var/lib/apt/lists"
   if [ ! -e "$root/etc/resolv.conf" ]; then : > "$root/etc/resolv.conf"; made_resolv=1; fi
   do_mount --bind /etc/resolv.conf "$root/etc/resolv.conf"
   printf '#!/bin/sh\n# whittle base-images: no services in image builds\nexit 101\n' > "$root/usr/sbin/policy-rc.d"
@@ -605,29 +614,46 @@ build_busybox-linux-arm-v7() { build_foreign_busybox busybox-linux-arm-v7 "$1"; 
 
 # ---------------------------------------------------------------------------- debian
 # debootstrap's result, cached as a tarball (its .debs go to the shared apt cache).
-debootstrap_tarball() {
-  local tb="$CACHE/debootstrap/$SUITE-minbase.tar"
+debootstrap_tarball() {  # [DEBIAN_ARCH]: another architecture, finished under emulation
+  local arch=${1:-}
+  local tb="$CACHE/debootstrap/$SUITE-minbase${arch:+-$arch}.tar"
   if [ -s "$tb" ] && [ -z "${FORCE_DEBOOTSTRAP:-}" ]; then echo "$tb"; return; fi
-  local d="$CACHE/work/debootstrap"
-  step "debian: debootstrap --variant=minbase $SUITE $MIRROR (downloads ~90 packages)"
+  local d="$CACHE/work/debootstrap${arch:+-$arch}"
   rm -rf "$d"; mkdir -p "$d" "$CACHE/debootstrap" "$CACHE/debs/apt"
-  debootstrap --variant=minbase "$SUITE" "$d/rootfs" "$MIRROR" > "$d/debootstrap.log" 2>&1 \
-    || { tail -n 30 "$d/debootstrap.log" >&2; die "debootstrap failed; full log: $d/debootstrap.log"; }
+  if [ -z "$arch" ]; then
+    step "debian: debootstrap --variant=minbase $SUITE $MIRROR (downloads ~90 packages)"
+    debootstrap --variant=minbase "$SUITE" "$d/rootfs" "$MIRROR" > "$d/debootstrap.log" 2>&1 \
+      || { tail -n 30 "$d/debootstrap.log" >&2; die "debootstrap failed; full log: $d/debootstrap.log"; }
+  else
+    step "debian ($arch): debootstrap --foreign --arch=$arch --variant=minbase $SUITE $MIRROR"
+    debootstrap --foreign --arch="$arch" --variant=minbase "$SUITE" "$d/rootfs" "$MIRROR" \
+      > "$d/debootstrap.log" 2>&1 \
+      || { tail -n 30 "$d/debootstrap.log" >&2; die "debootstrap --foreign failed; full log: $d/debootstrap.log"; }
+    # The second stage runs the image's own programs: it needs a binfmt_misc handler with the
+    # F flag (the interpreter is not inside the chroot).
+    chroot "$d/rootfs" /bin/true 2>/dev/null \
+      || die "$arch programs do not run here: register qemu's handlers with \`whittle binfmt --install\` (needs qemu-user-static)"
+    step "debian ($arch): debootstrap --second-stage under emulation (a few minutes)"
+    chroot "$d/rootfs" /debootstrap/debootstrap --second-stage >> "$d/debootstrap.log" 2>&1 \
+      || { undo_mounts_under "$d"; tail -n 30 "$d/debootstrap.log" >&2; die "debootstrap --second-stage failed; full log: $d/debootstrap.log"; }
+    undo_mounts_under "$d"
+  fi
   mv -f "$d"/rootfs/var/cache/apt/archives/*.deb "$CACHE/debs/apt/" 2>/dev/null || true
-  step "debian: caching the debootstrap result as $tb"
+  step "debian${arch:+ ($arch)}: caching the debootstrap result as $tb"
   tar -C "$d/rootfs" --create --file "$tb.tmp" --numeric-owner --xattrs .
   mv "$tb.tmp" "$tb"
   rm -rf "$d"
   echo "$tb"
 }
 
-build_debian() {
-  local w=$1 d=$1/rootfs tb
-  tb=$(debootstrap_tarball)
-  step "debian: unpacking $tb"
+build_debian-linux-arm64() { CHROOT_ARCH=arm64 build_debian "$1" debian-linux-arm64 arm64; }
+build_debian() {  # WORK_DIR [NAME DEBIAN_ARCH]: the host's debian, or NAME for DEBIAN_ARCH
+  local w=$1 name=${2:-debian} d=$1/rootfs tb
+  tb=$(debootstrap_tarball "${3:-}")
+  step "$name: unpacking $tb"
   mkdir -p "$d"
   tar -C "$d" --extract --file "$tb" --numeric-owner --xattrs
-  step "debian: apt sources, slim dpkg/apt configuration"
+  step "$name: apt sources, slim dpkg/apt configuration"
   rm -f "$d/etc/apt/sources.list"
   {
     printf 'Types: deb\nURIs: %s\nSuites: %s %s-updates\nComponents: main\nSigned-By: /usr/share/keyrings/debian-archive-keyring.gpg\n' \
@@ -656,9 +682,9 @@ Dir::Cache::srcpkgcache "";
 EOF
   printf 'Acquire::Languages "none";\n' > "$d/etc/apt/apt.conf.d/docker-no-languages"
   printf 'Apt::AutoRemove::SuggestsImportant "false";\n' > "$d/etc/apt/apt.conf.d/docker-autoremove-suggests"
-  step "debian: apt-get upgrade from $SUITE-updates and -security"
+  step "$name: apt-get upgrade from $SUITE-updates and -security"
   in_chroot "$d" "apt-get update -qq && apt-get -y -qq $APT_OPTS upgrade >/dev/null"
-  step "debian: slimming (docs, manuals, locales, apt lists, logs, device nodes)"
+  step "$name: slimming (docs, manuals, locales, apt lists, logs, device nodes)"
   find "$d/usr/share/doc" -mindepth 1 ! -type d ! -name copyright -delete
   find "$d/usr/share/doc" -mindepth 1 -type d -empty -delete
   rm -rf "$d"/usr/share/{man,groff,info,lintian,linda}/*
@@ -669,7 +695,7 @@ EOF
   chmod 1777 "$d/run/lock"
   rm -f "$d"/etc/hostname "$d"/etc/machine-id      # the runtime provides them
   mk_layer "$d" "$w/layer.tar"
-  pack_image debian "$(spec_json "$(config_json '["bash"]' "PATH=$STD_PATH")" \
+  pack_image "$name" "$(spec_json "$(config_json '["bash"]' "PATH=$STD_PATH")" \
     "debootstrap --variant=minbase $SUITE, apt-get upgrade, slimmed")" "$w/layer.tar"
 }
 
@@ -830,7 +856,11 @@ main() {
   local -a req=("$@") names=()
   local -A want=()
   local n k found multi=""
-  [ ${#req[@]} -gt 0 ] || req=("${ALL_IMAGES[@]}")
+  if [ ${#req[@]} -eq 0 ]; then
+    for n in "${ALL_IMAGES[@]}"; do
+      [[ " ${NOT_BY_DEFAULT[*]} " == *" $n "* ]] || req+=("$n")
+    done
+  fi
   for n in "${req[@]}"; do
     if [ "$n" = busybox-multi ]; then
       multi=1
