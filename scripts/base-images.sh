@@ -577,6 +577,8 @@ foreign_deb() {
       || { foreign_apt update >/dev/null && (cd "$dd" && foreign_apt download "$pkg:$arch" >/dev/null); } \
       || die "apt-get download $pkg:$arch failed (private apt state in $CACHE/debs/foreign)"
     have=("$dd/${pkg}"_*_"$arch".deb)
+    # The .deb is what is kept; the lists (40 MB) are fetched again if another is needed.
+    find "$CACHE/debs/foreign/state/lists" -mindepth 1 -maxdepth 1 -type f -delete
   fi
   printf '%s\n' "${have[@]}" | sort -V | tail -n 1
 }
