@@ -4,7 +4,8 @@
 # There is no image registry on the machines whittle is developed on (only Debian's package
 # mirror), so the base images are made here from Debian packages: busybox-static for a tiny
 # image, `debootstrap --variant=minbase` for a slim Debian, apt in a chroot for the toolchain
-# images, and unpacked .debs for a distroless-like runtime without a shell.
+# images, and unpacked .debs for a distroless-like runtime without a shell. busybox also comes
+# for arm64 and arm/v7, from those architectures' busybox-static .debs (multi-platform tests).
 #
 # Usage:
 #   scripts/base-images.sh [NAME...]      build the named images (default: all); names are the
@@ -22,6 +23,13 @@
 #   cc:      whittle-test/cc:bookworm             distroless-like: libc, libgcc, CA certs, tzdata
 #   jdk:     whittle-test/jdk:bookworm            debian + default-jdk-headless maven
 #   jre:     whittle-test/jre:bookworm            debian + default-jre-headless
+#   busybox-linux-arm64:  whittle-test/busybox:1-arm64   busybox for linux/arm64 (arm64 .deb)
+#   busybox-linux-arm-v7: whittle-test/busybox:1-arm-v7  busybox for linux/arm/v7 (armhf .deb)
+#   debian-linux-arm64:   whittle-test/debian:bookworm-slim-arm64  debian for linux/arm64:
+#            debootstrap --foreign, second stage and apt under emulation (not built by default:
+#            needs `whittle binfmt --install linux/arm64` first; a few minutes)
+#   busybox-multi: the three busybox images as one image index, whittle-test/busybox:1, in the
+#            OCI layout oci-multi/ (not built by default; prints the layout's path last)
 # The images built on debian have two layers: debian's (shared, same digest) and what apt added.
 #
 # Output, outside the repository, under ${WHITTLE_IMAGE_CACHE:-/var/cache/whittle-test/images}:
@@ -29,7 +37,11 @@
 #                         <id>/layer.tar uncompressed, repositories); load with `whittle load -i`
 #   oci/                  one OCI image layout holding all of them, each tagged with an
 #                         org.opencontainers.image.ref.name annotation (the full reference)
+#   oci-multi/            busybox-multi: index.json tags one image index (amd64, arm64, arm/v7
+#                         manifests, each with its platform) as whittle-test/busybox:1
 #   debootstrap/          the cached debootstrap result;  debs/  downloaded .debs and apt lists
+#                         (debs/foreign/: a private apt state for arm64/armhf; the host's dpkg
+#                         architectures and apt lists are never changed)
 #   rootfs/debian/        debian's layer unpacked, the lower dir of the derived images' builds
 # The path of each archive is printed on standard output, one a line; progress goes to stderr.
 #
@@ -53,9 +65,15 @@ STD_PATH=/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin
 # apt-get options in the chroots: plain output, keep existing config files without asking
 APT_OPTS="-o Dpkg::Use-Pty=0 -o Dpkg::Options::=--force-confdef -o Dpkg::Options::=--force-confold"
 
-ALL_IMAGES=(busybox debian golang rust python cc jdk jre)
+ALL_IMAGES=(busybox debian golang rust python cc jdk jre busybox-linux-arm64 busybox-linux-arm-v7
+            debian-linux-arm64)
+# Built only when named: it needs emulation set up (whittle binfmt --install linux/arm64).
+NOT_BY_DEFAULT=(debian-linux-arm64)
 declare -A REF=(
   [busybox]=whittle-test/busybox:1
+  [busybox-linux-arm64]=whittle-test/busybox:1-arm64
+  [busybox-linux-arm-v7]=whittle-test/busybox:1-arm-v7
+  [debian-linux-arm64]=whittle-test/debian:bookworm-slim-arm64
   [debian]=whittle-test/debian:bookworm-slim
   [golang]=whittle-test/golang:bookworm
   [rust]=whittle-test/rust:bookworm
@@ -64,6 +82,12 @@ declare -A REF=(
   [jdk]=whittle-test/jdk:bookworm
   [jre]=whittle-test/jre:bookworm
 )
+# Images of another platform: OCI platform (architecture[/variant]) and Debian architecture.
+declare -A PLATFORM=([busybox-linux-arm64]=arm64 [busybox-linux-arm-v7]=arm/v7 [debian-linux-arm64]=arm64)
+declare -A DEB_ARCH=([busybox-linux-arm64]=arm64 [busybox-linux-arm-v7]=armhf)
+# busybox-multi: the image index's reference and its images, in index order.
+MULTI_REF=whittle-test/busybox:1
+MULTI_IMAGES=(busybox busybox-linux-arm64 busybox-linux-arm-v7)
 # Packages apt adds on top of debian for the derived images.
 declare -A APT_PKGS=(
   [golang]="golang-go ca-certificates"
@@ -115,11 +139,13 @@ trap 'exit 143' TERM
 #                                 (the layers are also hard-linked into OCI_DIR's blobs)
 #   oci-sync OCI_DIR ARCHIVE...   make the OCI layout hold each archive's image under its
 #                                 RepoTags (skipped when already there), drop unreferenced blobs
+#   oci-index OCI_DIR REF ARCHIVE...  an OCI layout whose index.json tags one image index REF
+#                                 listing each archive's manifest with its platform
 #   diff-ids ARCHIVE              the image's diff_ids, one a line
 #   whiteouts UPPER LOWER         overlayfs upper dir -> OCI whiteouts (.wh.NAME, .wh..wh..opq)
 #   summary ARCHIVE...            reference, size, config digest and layers of each archive
 read -r -d '' PYHELPER <<'PY' || true
-import hashlib, io, json, os, stat, sys, tarfile, time
+import hashlib, io, json, os, shutil, stat, sys, tarfile, time
 
 CHUNK = 1 << 20
 
@@ -149,6 +175,7 @@ def tinfo(name, size, epoch, mode=0o644, kind=tarfile.REGTYPE):
 def pack(archive, oci, ref, arch, epoch, spec, *layers):
     epoch = int(epoch)
     spec = json.loads(spec)
+    arch, _, variant = arch.partition("/")  # "arm/v7": architecture and variant
     created = time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime(epoch))
     diff_ids = ["sha256:" + sha256_file(l) for l in layers]
     config = {
@@ -160,6 +187,8 @@ def pack(archive, oci, ref, arch, epoch, spec, *layers):
         "history": [{"created": created, "created_by": c, "comment": "scripts/base-images.sh"}
                     for c in spec["history"]],
     }
+    if variant:
+        config["variant"] = variant
     if len(config["history"]) != len(layers):
         sys.exit("pack: need one history entry per layer")
     cfg = dumps(config)
@@ -227,14 +256,74 @@ def diff_ids(archive):
 MT_MANIFEST = "application/vnd.oci.image.manifest.v1+json"
 MT_CONFIG = "application/vnd.oci.image.config.v1+json"
 MT_LAYER = "application/vnd.oci.image.layer.v1.tar"
+MT_INDEX = "application/vnd.oci.image.index.v1+json"
 REF_NAME = "org.opencontainers.image.ref.name"
 
-def oci_sync(oci, *archives):
+def put_blob(blobs, data):
+    hexd = hashlib.sha256(data).hexdigest()
+    p = os.path.join(blobs, hexd)
+    if not os.path.exists(p):
+        write_atomic(p, data)
+    return {"digest": "sha256:" + hexd, "size": len(data)}
+
+def put_image(blobs, archive, tar, m, cfg):
+    # The archive's layers (checked against the config's diff_ids), config and manifest into
+    # blobs; returns the manifest's digest and size.
+    layers = []
+    for name, want in zip(m["Layers"], json.loads(cfg)["rootfs"]["diff_ids"]):
+        hexd = want.split(":", 1)[1]
+        p = os.path.join(blobs, hexd)
+        member = tar.getmember(name)
+        if not os.path.exists(p):
+            src, h, tmp = tar.extractfile(member), hashlib.sha256(), p + ".tmp"
+            with open(tmp, "wb") as out:
+                for b in iter(lambda: src.read(CHUNK), b""):
+                    h.update(b)
+                    out.write(b)
+            if h.hexdigest() != hexd:
+                os.unlink(tmp)
+                sys.exit(f"{archive}: {name} hashes to sha256:{h.hexdigest()}, config says {want}")
+            os.replace(tmp, p)
+        layers.append({"mediaType": MT_LAYER, "digest": want, "size": member.size})
+    c = put_blob(blobs, cfg)
+    man = {"schemaVersion": 2, "mediaType": MT_MANIFEST,
+           "config": {"mediaType": MT_CONFIG, **c}, "layers": layers}
+    return put_blob(blobs, dumps(man))
+
+def new_layout(oci):
     blobs = os.path.join(oci, "blobs", "sha256")
     os.makedirs(blobs, exist_ok=True)
     layout = os.path.join(oci, "oci-layout")
     if not os.path.exists(layout):
         write_atomic(layout, b'{"imageLayoutVersion":"1.0.0"}')
+    return blobs
+
+def oci_index(oci, ref, *archives):
+    # A fresh layout each time (cheap: busybox-sized), so no stale blob stays behind.
+    tmp = oci + ".tmp"
+    if os.path.exists(tmp):
+        shutil.rmtree(tmp)
+    blobs = new_layout(tmp)
+    manifests = []
+    for archive in archives:
+        tar, m, cfg = read_archive(archive)
+        c = json.loads(cfg)
+        platform = {"architecture": c["architecture"], "os": c["os"]}
+        if c.get("variant"):
+            platform["variant"] = c["variant"]
+        md = put_image(blobs, archive, tar, m, cfg)
+        manifests.append({"mediaType": MT_MANIFEST, **md, "platform": platform})
+    idx = {"schemaVersion": 2, "mediaType": MT_INDEX, "manifests": manifests}
+    d = put_blob(blobs, dumps(idx))
+    top = {"schemaVersion": 2, "mediaType": MT_INDEX,
+           "manifests": [{"mediaType": MT_INDEX, **d, "annotations": {REF_NAME: ref}}]}
+    write_atomic(os.path.join(tmp, "index.json"), dumps(top))
+    if os.path.exists(oci):
+        shutil.rmtree(oci)
+    os.replace(tmp, oci)
+
+def oci_sync(oci, *archives):
+    blobs = new_layout(oci)
     index_path = os.path.join(oci, "index.json")
     if os.path.exists(index_path):
         with open(index_path) as f:
@@ -242,12 +331,6 @@ def oci_sync(oci, *archives):
     else:
         index = {"schemaVersion": 2, "mediaType": "application/vnd.oci.image.index.v1+json",
                  "manifests": []}
-    def put(data):
-        hexd = hashlib.sha256(data).hexdigest()
-        p = os.path.join(blobs, hexd)
-        if not os.path.exists(p):
-            write_atomic(p, data)
-        return {"digest": "sha256:" + hexd, "size": len(data)}
     def config_of(desc):
         try:
             with open(os.path.join(blobs, desc["digest"].split(":", 1)[1]), "rb") as f:
@@ -265,26 +348,7 @@ def oci_sync(oci, *archives):
         have = {d.get("annotations", {}).get(REF_NAME): config_of(d) for d in index["manifests"]}
         if refs and all(have.get(r) == cfg_digest for r in refs):
             continue  # already there with all its blobs
-        layers = []
-        for name, want in zip(m["Layers"], json.loads(cfg)["rootfs"]["diff_ids"]):
-            hexd = want.split(":", 1)[1]
-            p = os.path.join(blobs, hexd)
-            member = tar.getmember(name)
-            if not os.path.exists(p):
-                src, h, tmp = tar.extractfile(member), hashlib.sha256(), p + ".tmp"
-                with open(tmp, "wb") as out:
-                    for b in iter(lambda: src.read(CHUNK), b""):
-                        h.update(b)
-                        out.write(b)
-                if h.hexdigest() != hexd:
-                    os.unlink(tmp)
-                    sys.exit(f"{archive}: {name} hashes to sha256:{h.hexdigest()}, config says {want}")
-                os.replace(tmp, p)
-            layers.append({"mediaType": MT_LAYER, "digest": want, "size": member.size})
-        c = put(cfg)
-        man = {"schemaVersion": 2, "mediaType": MT_MANIFEST,
-               "config": {"mediaType": MT_CONFIG, **c}, "layers": layers}
-        md = put(dumps(man))
+        md = put_image(blobs, archive, tar, m, cfg)
         index["manifests"] = [d for d in index["manifests"]
                               if d.get("annotations", {}).get(REF_NAME) not in refs]
         for r in refs:
@@ -345,7 +409,7 @@ def summary(*archives):
         for d, s in zip(json.loads(cfg)["rootfs"]["diff_ids"], sizes):
             print(f"    layer {d}  {s/1e6:.1f} MB")
 
-cmds = {"pack": pack, "oci-sync": oci_sync, "diff-ids": diff_ids, "whiteouts": whiteouts,
+cmds = {"pack": pack, "oci-sync": oci_sync, "oci-index": oci_index, "diff-ids": diff_ids, "whiteouts": whiteouts,
         "summary": summary}
 cmds[sys.argv[1]](*sys.argv[2:])
 PY
@@ -379,7 +443,8 @@ oci_arch() {  # OCI/Go name of the host architecture
 pack_image() {
   local name=$1 spec=$2; shift 2
   step "$name: writing archives/$name.tar and oci/"
-  py pack "$CACHE/archives/$name.tar" "$CACHE/oci" "${REF[$name]}" "$(oci_arch)" "$EPOCH" "$spec" "$@"
+  py pack "$CACHE/archives/$name.tar" "$CACHE/oci" "${REF[$name]}" "${PLATFORM[$name]:-$(oci_arch)}" \
+    "$EPOCH" "$spec" "$@"
   py oci-sync "$CACHE/oci" "$CACHE/archives/$name.tar"
 }
 
@@ -423,11 +488,13 @@ host_uri() {  # $1: "" for the main archive, "-security" for the security archiv
 in_chroot() {
   local root=$1 script=$2 rc=0 n=${#MOUNTS[@]} made_resolv="" logf
   logf="$(dirname "$root")/chroot.log"
-  mkdir -p "$CACHE/debs/apt/partial" "$CACHE/debs/lists/partial"
+  # Another architecture's apt lists go elsewhere: apt drops list files its sources do not name.
+  local lists=$CACHE/debs/lists${CHROOT_ARCH:+-$CHROOT_ARCH}
+  mkdir -p "$CACHE/debs/apt/partial" "$lists/partial"
   do_mount -t proc proc "$root/proc"
   do_mount --bind /dev "$root/dev"
   do_mount --bind "$CACHE/debs/apt" "$root/var/cache/apt/archives"
-  do_mount --bind "$CACHE/debs/lists" "$root/var/lib/apt/lists"
+  do_mount --bind "$lists" "$root/var/lib/apt/lists"
   if [ ! -e "$root/etc/resolv.conf" ]; then : > "$root/etc/resolv.conf"; made_resolv=1; fi
   do_mount --bind /etc/resolv.conf "$root/etc/resolv.conf"
   printf '#!/bin/sh\n# whittle base-images: no services in image builds\nexit 101\n' > "$root/usr/sbin/policy-rc.d"
@@ -481,31 +548,114 @@ build_busybox() {
     "busybox-static $(dpkg-query -W -f='${Version}' busybox-static): /bin/busybox --install -s")" "$w/layer.tar"
 }
 
+# ---------------------------------------------------------------------------- foreign busybox
+# apt-get with a private state (lists, cache, an empty dpkg status) for arm64 and armhf under
+# debs/foreign: downloads other architectures' .debs without `dpkg --add-architecture`, so the
+# host's apt and dpkg never see those architectures. Only $SUITE main, the suite the host's
+# busybox-static comes from.
+foreign_apt() {
+  local a=$CACHE/debs/foreign
+  mkdir -p "$a/state/lists/partial" "$a/cache/archives/partial" "$a/debs"
+  [ -e "$a/state/status" ] || : > "$a/state/status"
+  printf 'deb [signed-by=/usr/share/keyrings/debian-archive-keyring.gpg] %s %s main\n' \
+    "$MIRROR" "$SUITE" > "$a/sources.list"
+  apt-get -q -o Dir::State="$a/state" -o Dir::State::status="$a/state/status" \
+    -o Dir::Cache="$a/cache" -o Dir::Etc::SourceList="$a/sources.list" \
+    -o Dir::Etc::SourceParts=/dev/null -o Dir::Etc::Preferences=/dev/null \
+    -o Dir::Etc::PreferencesParts=/dev/null -o APT::Architecture=arm64 \
+    -o APT::Architectures::=arm64 -o APT::Architectures::=armhf -o Acquire::Languages=none \
+    -o Acquire::GzipIndexes=true -o APT::Sandbox::User=root "$@"
+}
+
+# foreign_deb PACKAGE DEBIAN_ARCH: the path of that architecture's .deb, downloaded once.
+foreign_deb() {
+  local pkg=$1 arch=$2 dd=$CACHE/debs/foreign/debs
+  mkdir -p "$dd"
+  local -a have=("$dd/${pkg}"_*_"$arch".deb)
+  if [ ${#have[@]} -eq 0 ]; then
+    (cd "$dd" && foreign_apt download "$pkg:$arch" >/dev/null 2>&1) \
+      || { foreign_apt update >/dev/null && (cd "$dd" && foreign_apt download "$pkg:$arch" >/dev/null); } \
+      || die "apt-get download $pkg:$arch failed (private apt state in $CACHE/debs/foreign)"
+    have=("$dd/${pkg}"_*_"$arch".deb)
+    # The .deb is what is kept; the lists (40 MB) are fetched again if another is needed.
+    find "$CACHE/debs/foreign/state/lists" -mindepth 1 -maxdepth 1 -type f -delete
+  fi
+  printf '%s\n' "${have[@]}" | sort -V | tail -n 1
+}
+
+# busybox for another platform: the same layout as build_busybox, from that architecture's
+# busybox-static .deb. Its applet links are the ones it lists itself, asked through
+# qemu-user-static run as a plain program (no binfmt_misc needed to build the image).
+build_foreign_busybox() {
+  local name=$1 w=$2 d=$2/rootfs deb qemu version applet
+  local arch=${DEB_ARCH[$name]}
+  case $arch in arm64) qemu=qemu-aarch64-static ;; armhf) qemu=qemu-arm-static ;;
+    *) die "$name: no qemu for $arch" ;; esac
+  command -v "$qemu" >/dev/null || die "$qemu is missing (scripts/deps.sh installs qemu-user-static)"
+  step "$name: busybox-static:$arch from $MIRROR"
+  deb=$(foreign_deb busybox-static "$arch")
+  version=$(dpkg-deb -f "$deb" Version)
+  [ "$(dpkg-deb -f "$deb" Architecture)" = "$arch" ] || die "$deb is not for $arch"
+  mkdir -p "$w/deb" "$d"/{bin,sbin,usr/bin,usr/sbin,etc,root,home,tmp,var/tmp,dev,proc,sys}
+  chmod 1777 "$d/tmp" "$d/var/tmp"; chmod 700 "$d/root"
+  dpkg-deb -x "$deb" "$w/deb"
+  install -m 755 "$w/deb/bin/busybox" "$d/bin/busybox"
+  # What `busybox --install -s` makes: /bin/busybox links, existing files kept.
+  while read -r applet; do
+    [ -e "$d/$applet" ] || [ -L "$d/$applet" ] || ln -s /bin/busybox "$d/$applet"
+  done < <("$qemu" "$d/bin/busybox" --list-full)
+  [ -L "$d/bin/sh" ] || die "$name: busybox --list-full gave no bin/sh"
+  printf '%s\n' 'root:x:0:0:root:/root:/bin/sh' 'nobody:x:65534:65534:nobody:/home:/bin/false' > "$d/etc/passwd"
+  printf '%s\n' 'root:x:0:' 'nogroup:x:65534:' > "$d/etc/group"
+  mk_layer "$d" "$w/layer.tar"
+  pack_image "$name" "$(spec_json "$(config_json '["sh"]' "PATH=$STD_PATH")" \
+    "busybox-static:$arch $version: /bin/busybox --install -s")" "$w/layer.tar"
+}
+build_busybox-linux-arm64() { build_foreign_busybox busybox-linux-arm64 "$1"; }
+build_busybox-linux-arm-v7() { build_foreign_busybox busybox-linux-arm-v7 "$1"; }
+
 # ---------------------------------------------------------------------------- debian
 # debootstrap's result, cached as a tarball (its .debs go to the shared apt cache).
-debootstrap_tarball() {
-  local tb="$CACHE/debootstrap/$SUITE-minbase.tar"
+debootstrap_tarball() {  # [DEBIAN_ARCH]: another architecture, finished under emulation
+  local arch=${1:-}
+  local tb="$CACHE/debootstrap/$SUITE-minbase${arch:+-$arch}.tar"
   if [ -s "$tb" ] && [ -z "${FORCE_DEBOOTSTRAP:-}" ]; then echo "$tb"; return; fi
-  local d="$CACHE/work/debootstrap"
-  step "debian: debootstrap --variant=minbase $SUITE $MIRROR (downloads ~90 packages)"
+  local d="$CACHE/work/debootstrap${arch:+-$arch}"
   rm -rf "$d"; mkdir -p "$d" "$CACHE/debootstrap" "$CACHE/debs/apt"
-  debootstrap --variant=minbase "$SUITE" "$d/rootfs" "$MIRROR" > "$d/debootstrap.log" 2>&1 \
-    || { tail -n 30 "$d/debootstrap.log" >&2; die "debootstrap failed; full log: $d/debootstrap.log"; }
+  if [ -z "$arch" ]; then
+    step "debian: debootstrap --variant=minbase $SUITE $MIRROR (downloads ~90 packages)"
+    debootstrap --variant=minbase "$SUITE" "$d/rootfs" "$MIRROR" > "$d/debootstrap.log" 2>&1 \
+      || { tail -n 30 "$d/debootstrap.log" >&2; die "debootstrap failed; full log: $d/debootstrap.log"; }
+  else
+    step "debian ($arch): debootstrap --foreign --arch=$arch --variant=minbase $SUITE $MIRROR"
+    debootstrap --foreign --arch="$arch" --variant=minbase "$SUITE" "$d/rootfs" "$MIRROR" \
+      > "$d/debootstrap.log" 2>&1 \
+      || { tail -n 30 "$d/debootstrap.log" >&2; die "debootstrap --foreign failed; full log: $d/debootstrap.log"; }
+    # The second stage runs the image's own programs: it needs a binfmt_misc handler with the
+    # F flag (the interpreter is not inside the chroot).
+    chroot "$d/rootfs" /bin/true 2>/dev/null \
+      || die "$arch programs do not run here: register qemu's handlers with \`whittle binfmt --install\` (needs qemu-user-static)"
+    step "debian ($arch): debootstrap --second-stage under emulation (a few minutes)"
+    chroot "$d/rootfs" /debootstrap/debootstrap --second-stage >> "$d/debootstrap.log" 2>&1 \
+      || { undo_mounts_under "$d"; tail -n 30 "$d/debootstrap.log" >&2; die "debootstrap --second-stage failed; full log: $d/debootstrap.log"; }
+    undo_mounts_under "$d"
+  fi
   mv -f "$d"/rootfs/var/cache/apt/archives/*.deb "$CACHE/debs/apt/" 2>/dev/null || true
-  step "debian: caching the debootstrap result as $tb"
+  step "debian${arch:+ ($arch)}: caching the debootstrap result as $tb"
   tar -C "$d/rootfs" --create --file "$tb.tmp" --numeric-owner --xattrs .
   mv "$tb.tmp" "$tb"
   rm -rf "$d"
   echo "$tb"
 }
 
-build_debian() {
-  local w=$1 d=$1/rootfs tb
-  tb=$(debootstrap_tarball)
-  step "debian: unpacking $tb"
+build_debian-linux-arm64() { CHROOT_ARCH=arm64 build_debian "$1" debian-linux-arm64 arm64; }
+build_debian() {  # WORK_DIR [NAME DEBIAN_ARCH]: the host's debian, or NAME for DEBIAN_ARCH
+  local w=$1 name=${2:-debian} d=$1/rootfs tb
+  tb=$(debootstrap_tarball "${3:-}")
+  step "$name: unpacking $tb"
   mkdir -p "$d"
   tar -C "$d" --extract --file "$tb" --numeric-owner --xattrs
-  step "debian: apt sources, slim dpkg/apt configuration"
+  step "$name: apt sources, slim dpkg/apt configuration"
   rm -f "$d/etc/apt/sources.list"
   {
     printf 'Types: deb\nURIs: %s\nSuites: %s %s-updates\nComponents: main\nSigned-By: /usr/share/keyrings/debian-archive-keyring.gpg\n' \
@@ -534,9 +684,9 @@ Dir::Cache::srcpkgcache "";
 EOF
   printf 'Acquire::Languages "none";\n' > "$d/etc/apt/apt.conf.d/docker-no-languages"
   printf 'Apt::AutoRemove::SuggestsImportant "false";\n' > "$d/etc/apt/apt.conf.d/docker-autoremove-suggests"
-  step "debian: apt-get upgrade from $SUITE-updates and -security"
+  step "$name: apt-get upgrade from $SUITE-updates and -security"
   in_chroot "$d" "apt-get update -qq && apt-get -y -qq $APT_OPTS upgrade >/dev/null"
-  step "debian: slimming (docs, manuals, locales, apt lists, logs, device nodes)"
+  step "$name: slimming (docs, manuals, locales, apt lists, logs, device nodes)"
   find "$d/usr/share/doc" -mindepth 1 ! -type d ! -name copyright -delete
   find "$d/usr/share/doc" -mindepth 1 -type d -empty -delete
   rm -rf "$d"/usr/share/{man,groff,info,lintian,linda}/*
@@ -547,7 +697,7 @@ EOF
   chmod 1777 "$d/run/lock"
   rm -f "$d"/etc/hostname "$d"/etc/machine-id      # the runtime provides them
   mk_layer "$d" "$w/layer.tar"
-  pack_image debian "$(spec_json "$(config_json '["bash"]' "PATH=$STD_PATH")" \
+  pack_image "$name" "$(spec_json "$(config_json '["bash"]' "PATH=$STD_PATH")" \
     "debootstrap --variant=minbase $SUITE, apt-get upgrade, slimmed")" "$w/layer.tar"
 }
 
@@ -707,14 +857,23 @@ main() {
   # before the images on top of it.
   local -a req=("$@") names=()
   local -A want=()
-  local n k found
-  [ ${#req[@]} -gt 0 ] || req=("${ALL_IMAGES[@]}")
+  local n k found multi=""
+  if [ ${#req[@]} -eq 0 ]; then
+    for n in "${ALL_IMAGES[@]}"; do
+      [[ " ${NOT_BY_DEFAULT[*]} " == *" $n "* ]] || req+=("$n")
+    done
+  fi
   for n in "${req[@]}"; do
+    if [ "$n" = busybox-multi ]; then
+      multi=1
+      for k in "${MULTI_IMAGES[@]}"; do want[$k]=1; done
+      continue
+    fi
     found=""
     for k in "${ALL_IMAGES[@]}"; do
       if [ "$n" = "$k" ] || [ "$n" = "${REF[$k]}" ]; then found=$k; fi
     done
-    [ -n "$found" ] || die "unknown image '$n' (known: ${ALL_IMAGES[*]} or their references)"
+    [ -n "$found" ] || die "unknown image '$n' (known: ${ALL_IMAGES[*]} busybox-multi or their references)"
     want[$found]=1
   done
   for k in "${ALL_IMAGES[@]}"; do [ -z "${want[$k]:-}" ] || names+=("$k"); done
@@ -747,6 +906,15 @@ main() {
   for n in "${names[@]}"; do archives+=("$CACHE/archives/$n.tar"); done
   py oci-sync "$CACHE/oci" "${archives[@]}"
   for a in "${archives[@]}"; do echo "$a"; done
+  if [ -n "$multi" ]; then
+    step "busybox-multi: oci-multi/ with the image index $MULTI_REF"
+    archives=()
+    for n in "${MULTI_IMAGES[@]}"; do archives+=("$CACHE/archives/$n.tar"); done
+    py oci-index "$CACHE/oci-multi" "$MULTI_REF" "${archives[@]}"
+    skopeo inspect --raw "oci:$CACHE/oci-multi:$MULTI_REF" >/dev/null \
+      || die "skopeo does not accept oci:$CACHE/oci-multi:$MULTI_REF"
+    echo "$CACHE/oci-multi"
+  fi
 }
 
 main "$@"

@@ -22,6 +22,13 @@ pub trait Host {
     fn setuid_root(&self, path: &Path) -> bool;
     /// The effective uid, and the user's name if `/etc/passwd` knows it.
     fn user(&self) -> (u32, Option<String>);
+    /// The names in a directory, in the order the file system lists them (binfmt_misc lists
+    /// its handlers in the order the kernel tries them).
+    fn list(&self, dir: &str) -> Option<Vec<String>>;
+    /// Whether a path exists (following symbolic links).
+    fn exists(&self, path: &Path) -> bool;
+    /// Whether the kernel runs the host's 32-bit compat programs (386 on amd64, arm on arm64).
+    fn compat32(&self) -> bool;
 }
 
 /// How a check came out.
@@ -318,49 +325,45 @@ fn network(h: &dyn Host) -> Check {
 }
 
 fn binfmt(h: &dyn Host) -> Check {
+    use crate::binfmt::{self, elf, Emulation, Missing};
     let (id, title) = ("binfmt", "emulation of other platforms");
-    if h.read("/proc/sys/fs/binfmt_misc/status").is_none() {
+    let dir = binfmt::BINFMT_MISC;
+    let foreign: Vec<_> = elf::known_platforms()
+        .into_iter()
+        .filter(|p| elf::arch_of(p).is_some_and(|a| Some(a) != elf::host_arch()))
+        .collect();
+    // (The host's 32-bit compat partner running natively is no emulation.)
+    let (mut fixed, mut without, mut errors) = (Vec::new(), Vec::new(), Vec::new());
+    for p in &foreign {
+        match binfmt::status(h, dir, p) {
+            Ok(Emulation::Emulated {
+                fix_binary: true, ..
+            }) => fixed.push(p.to_string()),
+            Ok(Emulation::Native) => {}
+            Ok(Emulation::Emulated { handler, .. }) => without.push(format!("{p} ({handler})")),
+            Err(e) => errors.push(e),
+        }
+    }
+    if errors.iter().any(|e| e.missing == Missing::NotMounted) {
         return missing(
             id,
             title,
             "binfmt_misc is not mounted: RUN steps for other platforms cannot run".into(),
-            "sudo mount -t binfmt_misc binfmt_misc /proc/sys/fs/binfmt_misc\n\
-             sudo apt-get install qemu-user-static binfmt-support"
+            "sudo apt-get install qemu-user-static\n\
+             sudo mount -t binfmt_misc binfmt_misc /proc/sys/fs/binfmt_misc\n\
+             sudo whittle binfmt --install"
                 .into(),
         );
     }
-    let handlers: Vec<&str> = ["qemu-aarch64", "qemu-arm", "qemu-x86_64", "qemu-riscv64"]
-        .into_iter()
-        .filter(|q| {
-            h.read(&format!("/proc/sys/fs/binfmt_misc/{q}"))
-                .is_some_and(|t| t.lines().next() == Some("enabled"))
-        })
-        .collect();
-    let fixed: Vec<&str> = handlers
-        .iter()
-        .copied()
-        .filter(|q| {
-            h.read(&format!("/proc/sys/fs/binfmt_misc/{q}"))
-                .is_some_and(|t| {
-                    t.lines()
-                        .any(|l| l.starts_with("flags:") && l[6..].contains('F'))
-                })
-        })
-        .collect();
-    if handlers.is_empty() {
+    if let Some(e) = errors.iter().find(|e| e.missing == Missing::Disabled) {
         return missing(
             id,
             title,
-            "no qemu handler is registered: RUN steps for other platforms cannot run".into(),
-            "sudo apt-get install qemu-user-static binfmt-support".into(),
+            "binfmt_misc is disabled: RUN steps for other platforms cannot run".into(),
+            e.fix.join("\n"),
         );
     }
-    if fixed.len() < handlers.len() {
-        let without: Vec<&str> = handlers
-            .iter()
-            .copied()
-            .filter(|q| !fixed.contains(q))
-            .collect();
+    if !without.is_empty() {
         return missing(
             id,
             title,
@@ -369,16 +372,39 @@ fn binfmt(h: &dyn Host) -> Check {
                  container, where it is not",
                 without.join(", ")
             ),
-            "sudo apt-get install --reinstall qemu-user-static (Debian registers its handlers \
-             with the F flag)"
-                .into(),
+            "sudo whittle binfmt --install".into(),
+        );
+    }
+    if fixed.is_empty() {
+        // qemu-user-static installs every interpreter: one found means the package is there.
+        let apt = if errors.iter().any(|e| {
+            matches!(
+                e.missing,
+                Missing::NoHandler {
+                    qemu_installed: true
+                }
+            )
+        }) {
+            ""
+        } else {
+            "sudo apt-get install qemu-user-static\n"
+        };
+        return missing(
+            id,
+            title,
+            "no emulator is registered: RUN steps for other platforms cannot run".into(),
+            format!("{apt}sudo whittle binfmt --install"),
         );
     }
     check(
         id,
         title,
         Status::Ok,
-        format!("{} registered with the F flag", handlers.join(", ")),
+        format!(
+            "{} emulated with the F flag ({} other platforms not: `whittle binfmt` lists them)",
+            fixed.join(", "),
+            errors.len()
+        ),
     )
 }
 
@@ -435,6 +461,22 @@ impl Host for RealHost {
         });
         (uid, name)
     }
+
+    fn list(&self, dir: &str) -> Option<Vec<String>> {
+        std::fs::read_dir(dir)
+            .ok()?
+            .map(|e| e.map(|e| e.file_name().to_string_lossy().into_owned()))
+            .collect::<Result<_, _>>()
+            .ok()
+    }
+
+    fn exists(&self, path: &Path) -> bool {
+        path.exists()
+    }
+
+    fn compat32(&self) -> bool {
+        crate::sys::kernel_runs_compat32()
+    }
 }
 
 #[cfg(test)]
@@ -472,7 +514,29 @@ mod tests {
         fn user(&self) -> (u32, Option<String>) {
             (self.uid, (self.uid != 0).then(|| "ci".to_string()))
         }
+        fn list(&self, dir: &str) -> Option<Vec<String>> {
+            let prefix = format!("{dir}/");
+            let mut names: Vec<String> = self
+                .files
+                .keys()
+                .filter_map(|k| k.strip_prefix(&prefix))
+                .map(str::to_string)
+                .collect();
+            names.sort();
+            Some(names)
+        }
+        fn exists(&self, path: &Path) -> bool {
+            self.files.contains_key(path.to_str().unwrap_or_default())
+        }
+        fn compat32(&self) -> bool {
+            true
+        }
     }
+
+    /// What Debian's qemu-user-static registers for aarch64.
+    const QEMU_AARCH64: &str = "enabled\ninterpreter /usr/libexec/qemu-binfmt/aarch64-binfmt-P\n\
+        flags: POF\noffset 0\nmagic 7f454c460201010000000000000000000200b700\n\
+        mask ffffffffffffff00fffffffffffffffffeffffff\n";
 
     fn good() -> Fake {
         Fake {
@@ -482,10 +546,7 @@ mod tests {
                 ("/etc/subuid", "ci:100000:65536\n"),
                 ("/etc/subgid", "ci:100000:65536\n"),
                 ("/proc/sys/fs/binfmt_misc/status", "enabled\n"),
-                (
-                    "/proc/sys/fs/binfmt_misc/qemu-aarch64",
-                    "enabled\ninterpreter /usr/libexec/qemu-binfmt/aarch64-binfmt-P\nflags: POCF\n",
-                ),
+                ("/proc/sys/fs/binfmt_misc/qemu-aarch64", QEMU_AARCH64),
             ]),
             ok_commands: vec!["true", "userxattr"],
             programs: vec!["newuidmap", "newgidmap", "pasta"],
@@ -521,7 +582,9 @@ mod tests {
         f.ok_commands = vec!["true"];
         f.files.insert(
             "/proc/sys/fs/binfmt_misc/qemu-aarch64",
-            "enabled\nflags: POC\n",
+            "enabled\ninterpreter /usr/libexec/qemu-binfmt/aarch64-binfmt-P\nflags: PO\n\
+             offset 0\nmagic 7f454c460201010000000000000000000200b700\n\
+             mask ffffffffffffff00fffffffffffffffffeffffff\n",
         );
         let checks = diagnose(&f);
         let fix = |id: &str| by_id(&checks, id).fix.unwrap_or_default();
@@ -552,6 +615,28 @@ mod tests {
         f.files.remove("/proc/sys/fs/binfmt_misc/status");
         let b = by_id(&diagnose(&f), "binfmt");
         assert!(b.fix.unwrap().contains("mount -t binfmt_misc"));
+    }
+
+    #[test]
+    fn binfmt_wants_an_emulator_not_just_the_compat_platform() {
+        let mut f = good();
+        f.files.remove("/proc/sys/fs/binfmt_misc/qemu-aarch64");
+        f.programs.push("qemu-aarch64-static");
+        let b = by_id(&diagnose(&f), "binfmt");
+        assert_eq!(b.status, Status::Missing, "{b:?}");
+        assert_eq!(b.fix.as_deref(), Some("sudo whittle binfmt --install"));
+        f.programs.clear();
+        let b = by_id(&diagnose(&f), "binfmt");
+        assert!(b
+            .fix
+            .unwrap()
+            .starts_with("sudo apt-get install qemu-user-static\n"));
+        let ok = by_id(&diagnose(&good()), "binfmt");
+        assert!(
+            ok.detail
+                .starts_with("linux/arm64 emulated with the F flag"),
+            "{ok:?}"
+        );
     }
 
     #[test]

@@ -33,6 +33,21 @@ pub enum Error {
     /// The user-mode network stack (slirp4netns or pasta) failed to set up the network.
     #[error("network helper {helper}: {message}")]
     Network { helper: PathBuf, message: String },
+    /// The spec's platform is foreign and this machine cannot emulate it (no binfmt_misc
+    /// handler, or one without the F flag): the message names the commands that fix it.
+    #[error(transparent)]
+    Emulation(#[from] crate::binfmt::EmulationError),
+    /// The command is a program of another architecture than the spec's platform (for
+    /// example the host's own in an image that says it is arm64): never run in its place.
+    #[error(
+        "{program} is a linux/{arch} program, but the image is for {platform}: refusing to run \
+         it (the image's platform does not match its contents)"
+    )]
+    ForeignProgram {
+        program: String,
+        arch: String,
+        platform: String,
+    },
     /// The run was cancelled; every process of the container was killed.
     #[error("cancelled")]
     Cancelled,

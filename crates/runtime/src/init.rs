@@ -68,6 +68,12 @@ pub(crate) enum Report {
     NotFound(String),
     /// `USER` did not resolve.
     User { user: String, reason: String },
+    /// The command is a program of another architecture than the spec's platform.
+    ForeignProgram {
+        program: String,
+        arch: String,
+        platform: String,
+    },
     /// Anything else.
     Failed(String),
     /// The network helper did not get the isolated network ready.
@@ -698,6 +704,15 @@ pub(crate) fn final_env(spec: &ContainerSpec, user: &ResolvedUser) -> Vec<String
     env
 }
 
+/// The first bytes of a file (as many as the kernel looks at to pick a binary format).
+pub(crate) fn first_bytes(f: std::fs::File) -> Option<Vec<u8>> {
+    let mut buf = Vec::with_capacity(crate::binfmt::elf::HEADER_LEN);
+    f.take(crate::binfmt::elf::HEADER_LEN as u64)
+        .read_to_end(&mut buf)
+        .ok()?;
+    Some(buf)
+}
+
 /// Finds the executable like execvp would, inside the entered root.
 pub(crate) fn find_executable(arg0: &str, env: &[String]) -> Option<PathBuf> {
     use std::os::unix::fs::PermissionsExt;
@@ -773,6 +788,20 @@ fn exec_process(
         .first()
         .ok_or_else(|| Report::Failed("empty command".into()))?;
     let exe = find_executable(arg0, &env).ok_or_else(|| Report::NotFound(arg0.clone()))?;
+    if let Some(platform) = &spec.platform {
+        let head = |p: &str| first_bytes(std::fs::File::open(p).ok()?);
+        if let Some(arch) = std::fs::File::open(&exe)
+            .ok()
+            .and_then(first_bytes)
+            .and_then(|h| crate::binfmt::elf::foreign_program(platform, &h, &head))
+        {
+            return Err(Report::ForeignProgram {
+                program: exe.display().to_string(),
+                arch: arch.oci.into(),
+                platform: platform.to_string(),
+            });
+        }
+    }
     let args = spec.args.iter().map(cstr).collect::<Result<Vec<_>, _>>()?;
     let envc = env.iter().map(cstr).collect::<Result<Vec<_>, _>>()?;
     let exe = cstr(exe.as_os_str().as_bytes())?;

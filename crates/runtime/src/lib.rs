@@ -7,6 +7,9 @@
 //! - [`Runtime::run`] runs it with the built-in runtime (new mount/pid/uts/ipc/net namespaces,
 //!   overlay rootfs mounted inside the container's own mount namespace, Docker-like hardening)
 //!   or hands it, as an OCI bundle, to `runc`/`crun` ([`Engine::Oci`]).
+//! - A spec with a foreign [`ContainerSpec::platform`] runs only when a binfmt_misc handler
+//!   with the F flag emulates it ([`binfmt`]); otherwise [`Runtime::run`] refuses with
+//!   [`Error::Emulation`], naming the fix.
 //! - Programs that use the runtime must call [`run_init_if_requested`] first thing in `main`:
 //!   the container's first process is the program itself re-executed as the init helper (see
 //!   the `init` module for why).
@@ -20,6 +23,7 @@
 //! `// SAFETY:` comment.
 #![allow(unsafe_code)]
 
+pub mod binfmt;
 pub mod doctor;
 mod error;
 mod init;

@@ -305,7 +305,12 @@ fn read_in_root(root: rustix::fd::BorrowedFd<'_>, path: &str) -> Option<String> 
     Some(s)
 }
 
-fn executable_in_root(root: rustix::fd::BorrowedFd<'_>, arg0: &str, env: &[String]) -> bool {
+/// The path (inside the root) of the executable `arg0` names, looked up as execvp would.
+fn executable_in_root(
+    root: rustix::fd::BorrowedFd<'_>,
+    arg0: &str,
+    env: &[String],
+) -> Option<String> {
     let candidates: Vec<String> = if arg0.contains('/') {
         vec![arg0.to_string()]
     } else {
@@ -319,7 +324,7 @@ fn executable_in_root(root: rustix::fd::BorrowedFd<'_>, arg0: &str, env: &[Strin
             .map(|d| format!("{d}/{arg0}"))
             .collect()
     };
-    candidates.iter().any(|c| {
+    candidates.into_iter().find(|c| {
         rustix::fs::openat2(
             root,
             c.as_str(),
@@ -334,6 +339,19 @@ fn executable_in_root(root: rustix::fd::BorrowedFd<'_>, arg0: &str, env: &[Strin
         })
         .unwrap_or(false)
     })
+}
+
+/// The first bytes of a file inside the root (resolved there, never on the host).
+fn first_bytes_in_root(root: rustix::fd::BorrowedFd<'_>, path: &str) -> Option<Vec<u8>> {
+    let fd = rustix::fs::openat2(
+        root,
+        path,
+        OFlags::RDONLY | OFlags::CLOEXEC,
+        Mode::empty(),
+        ResolveFlags::IN_ROOT,
+    )
+    .ok()?;
+    crate::init::first_bytes(std::fs::File::from(fd))
 }
 
 /// The helper in OCI mode (runs in a private mount namespace of its own).
@@ -468,8 +486,19 @@ pub(crate) fn helper(
         .args
         .first()
         .ok_or_else(|| Report::Failed("empty command".into()))?;
-    if !executable_in_root(root.as_fd(), arg0, &env) {
-        return Err(Report::NotFound(arg0.clone()));
+    let exe = executable_in_root(root.as_fd(), arg0, &env)
+        .ok_or_else(|| Report::NotFound(arg0.clone()))?;
+    if let Some(platform) = &spec.platform {
+        let head = |p: &str| first_bytes_in_root(root.as_fd(), p);
+        if let Some(arch) =
+            head(&exe).and_then(|h| crate::binfmt::elf::foreign_program(platform, &h, &head))
+        {
+            return Err(Report::ForeignProgram {
+                program: exe,
+                arch: arch.oci.into(),
+                platform: platform.to_string(),
+            });
+        }
     }
     let oci = to_oci_spec(spec, &cfg.root, &user, env, &prepared)
         .map_err(|e| Report::Failed(e.to_string()))?;

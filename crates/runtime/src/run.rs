@@ -92,6 +92,8 @@ pub struct Runtime {
     legacy_overlay: bool,
     /// The user-mode network stack for [`Network::Isolated`].
     net: Option<NetHelper>,
+    /// Where binfmt_misc is mounted (read for foreign platforms).
+    binfmt_dir: String,
 }
 
 static COUNTER: AtomicU64 = AtomicU64::new(0);
@@ -115,6 +117,7 @@ impl Runtime {
             state_dir: PathBuf::from("/run/whittle"),
             legacy_overlay: false,
             net: NetHelper::find(),
+            binfmt_dir: crate::binfmt::BINFMT_MISC.into(),
         }
     }
 
@@ -152,6 +155,24 @@ impl Runtime {
         &self.engine
     }
 
+    /// Reads binfmt_misc's handlers from `dir` instead of `/proc/sys/fs/binfmt_misc`, to test
+    /// the emulation check against a made-up registry.
+    #[doc(hidden)]
+    pub fn binfmt_dir(mut self, dir: impl Into<String>) -> Self {
+        self.binfmt_dir = dir.into();
+        self
+    }
+
+    /// How this machine runs `platform`'s programs, as [`Runtime::run`] checks it for a spec
+    /// with that platform: natively, or emulated through a binfmt_misc handler with the F flag;
+    /// an error (naming the fix) when neither. Callers may ask before a build to fail early.
+    pub fn emulation(
+        &self,
+        platform: &whittle_oci::Platform,
+    ) -> std::result::Result<crate::binfmt::Emulation, crate::binfmt::EmulationError> {
+        crate::binfmt::require(&crate::doctor::RealHost, &self.binfmt_dir, platform)
+    }
+
     /// Runs `spec` to completion, streaming output to `sink`. Blocks the calling thread, which
     /// the container is tied to: if the thread (or the process) dies, the container is killed.
     pub fn run(
@@ -171,6 +192,11 @@ impl Runtime {
         }
         if spec.network == Network::Isolated && self.net.is_none() {
             return Err(Error::NoNetworkHelper);
+        }
+        // A foreign platform runs only under working emulation: checked before anything is
+        // created, for both engines (the kernel decides at exec, whoever execs).
+        if let Some(platform) = &spec.platform {
+            self.emulation(platform)?;
         }
         for m in &spec.mounts {
             if !m.target.starts_with('/') {
@@ -481,6 +507,15 @@ impl Runtime {
                     None => Error::Setup(m),
                 },
                 Report::User { user, reason } => Error::User { user, reason },
+                Report::ForeignProgram {
+                    program,
+                    arch,
+                    platform,
+                } => Error::ForeignProgram {
+                    program,
+                    arch,
+                    platform,
+                },
                 Report::Failed(m) => match &cfg.oci {
                     Some(o) => Error::Oci {
                         runtime: o.runtime.clone(),

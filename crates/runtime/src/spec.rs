@@ -44,6 +44,14 @@ pub struct ContainerSpec {
     /// syscalls such as `ptrace`, `personality` and `unshare` for the process.
     #[serde(default)]
     pub seccomp_unconfined: bool,
+    /// The platform the image's programs are built for (the image config's `os`,
+    /// `architecture` and `variant`); `None` means the host's. A foreign one runs under
+    /// binfmt_misc emulation: the runtime checks a handler with the F flag is registered
+    /// before it creates the container and refuses otherwise ([`crate::Error::Emulation`]),
+    /// and the init helper refuses a command that is a program for another architecture
+    /// than this one (so the host's own programs never run in its place).
+    #[serde(default)]
+    pub platform: Option<whittle_oci::Platform>,
 }
 
 impl ContainerSpec {
@@ -81,6 +89,7 @@ impl ContainerSpec {
             primary_gid_in_groups: false,
             extra_hosts: Vec::new(),
             seccomp_unconfined: false,
+            platform: None,
         }
     }
 }

@@ -291,3 +291,35 @@ pub fn take_inherited_fd(fd: RawFd) -> io::Result<OwnedFd> {
     // SAFETY: the fd is open (checked above) and, by the helper protocol, nobody else owns it.
     Ok(unsafe { OwnedFd::from_raw_fd(fd) })
 }
+
+/// Whether the kernel runs the host's 32-bit compat programs: on x86_64 the IA-32 emulation
+/// (`CONFIG_IA32_EMULATION`, which adds the `abi.vsyscall32` sysctl), on arm64 32-bit EL0
+/// (asked by switching this thread to `PER_LINUX32`, which the kernel refuses without it, and
+/// back). Other hosts: no.
+pub fn kernel_runs_compat32() -> bool {
+    #[cfg(target_arch = "x86_64")]
+    {
+        std::path::Path::new("/proc/sys/abi/vsyscall32").exists()
+    }
+    #[cfg(target_arch = "aarch64")]
+    {
+        const PER_LINUX32: libc::c_ulong = 0x0008;
+        const QUERY: libc::c_ulong = 0xffff_ffff;
+        // SAFETY: personality(2) only changes this thread's execution domain flags; the old
+        // value is restored at once, and nothing in between depends on it.
+        unsafe {
+            let old = libc::personality(QUERY);
+            if old < 0 {
+                return false;
+            }
+            let ok = libc::personality(PER_LINUX32) >= 0
+                && libc::personality(QUERY) as libc::c_ulong & 0xff == PER_LINUX32;
+            libc::personality(old as libc::c_ulong);
+            ok
+        }
+    }
+    #[cfg(not(any(target_arch = "x86_64", target_arch = "aarch64")))]
+    {
+        false
+    }
+}

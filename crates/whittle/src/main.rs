@@ -41,6 +41,9 @@ enum Command {
     /// Say what this machine allows (user namespaces, subordinate ids, overlay in a user
     /// namespace, the RUN network, emulation) and the command that fixes each missing piece.
     Doctor(cmd::doctor::DoctorArgs),
+    /// Show how this machine runs other platforms' programs (native, emulated by which
+    /// binfmt_misc handler, missing); `--install` registers qemu's handlers with the F flag.
+    Binfmt(cmd::binfmt::BinfmtArgs),
     /// Show what changed between two images: files added, removed and changed, and the size
     /// difference per directory.
     Diff(cmd::diff::DiffArgs),
@@ -85,6 +88,7 @@ fn main() -> ExitCode {
         Command::History(args) => cmd::history::run(args, cli.root.as_deref()),
         Command::Analyze(args) => cmd::analyze::run(args, cli.root.as_deref()),
         Command::Doctor(args) => cmd::doctor::run(args),
+        Command::Binfmt(args) => cmd::binfmt::run(args),
         Command::Diff(args) => cmd::diff::run(args, cli.root.as_deref()),
         Command::Sbom(args) => cmd::sbom::run(args, cli.root.as_deref()),
         Command::Load(args) => cmd::load::run(args, cli.root.as_deref()),

@@ -3,6 +3,7 @@
 
 pub mod analyze;
 pub mod analyze_text;
+pub mod binfmt;
 pub mod build;
 pub mod check;
 pub mod diff;

@@ -87,6 +87,18 @@ fn command_line(
     out
 }
 
+/// The platform the image's config names (`os`, `architecture`, `variant`); none when it
+/// names no architecture.
+fn image_platform(cfg: &ImageConfig) -> Option<whittle_oci::Platform> {
+    let os = non_empty(&cfg.os).unwrap_or_else(|| "linux".into());
+    let arch = non_empty(&cfg.architecture)?;
+    let text = match non_empty(&cfg.variant) {
+        Some(v) => format!("{os}/{arch}/{v}"),
+        None => format!("{os}/{arch}"),
+    };
+    whittle_oci::Platform::parse(&text)
+}
+
 /// The image's snapshot dirs, top-most first, extracting the layers not yet extracted.
 fn snapshots(
     store: &Store,
@@ -161,6 +173,8 @@ pub fn run(args: RunArgs, root: Option<&Path>) -> anyhow::Result<ExitCode> {
         .unwrap_or_else(|| "/".into());
     spec.user = args.user.clone().or_else(|| non_empty(&c.user));
     spec.hostname = id.hex().chars().take(12).collect();
+    // A foreign image runs under emulation, or not at all (the runtime checks).
+    spec.platform = image_platform(&cfg);
     let engine = match args.runtime.as_str() {
         "builtin" => Engine::BuiltIn,
         other => Engine::Oci(PathBuf::from(other)),
@@ -235,5 +249,21 @@ mod tests {
             vec!["sh"]
         );
         assert!(command_line(&config(serde_json::json!({})), None, &[]).is_empty());
+    }
+
+    #[test]
+    fn the_platform_comes_from_the_config() {
+        let cfg = |v: serde_json::Value| ImageConfig::from_slice(v.to_string().as_bytes()).unwrap();
+        let p = |v| image_platform(&cfg(v)).map(|p| p.to_string());
+        assert_eq!(
+            p(serde_json::json!({"architecture": "arm", "variant": "v7", "os": "linux"}))
+                .as_deref(),
+            Some("linux/arm/v7")
+        );
+        assert_eq!(
+            p(serde_json::json!({"architecture": "arm64"})).as_deref(),
+            Some("linux/arm64")
+        );
+        assert_eq!(p(serde_json::json!({"os": "linux"})), None);
     }
 }
