@@ -6,37 +6,8 @@
 
 mod common;
 
-use common::whittle;
+use common::{base_image, qemu_installed, whittle};
 use std::path::{Path, PathBuf};
-
-/// The docker archive of base image `name`, made by scripts/base-images.sh when missing.
-fn base_image(name: &str) -> PathBuf {
-    let cache = std::env::var("WHITTLE_IMAGE_CACHE")
-        .unwrap_or_else(|_| "/var/cache/whittle-test/images".into());
-    let a = PathBuf::from(cache).join(format!("archives/{name}.tar"));
-    if !a.exists() {
-        let script = Path::new(env!("CARGO_MANIFEST_DIR")).join("../../scripts/base-images.sh");
-        let st = std::process::Command::new("bash")
-            .arg(script)
-            .arg(name)
-            .status()
-            .unwrap();
-        assert!(st.success(), "scripts/base-images.sh {name} failed");
-    }
-    a
-}
-
-fn qemu_installed() -> bool {
-    if Path::new("/usr/bin/qemu-aarch64-static").exists() {
-        return true;
-    }
-    assert!(
-        std::env::var_os("CI").is_none(),
-        "qemu-user-static missing in CI (scripts/deps.sh installs it)"
-    );
-    eprintln!("skipped: qemu-user-static is not installed (scripts/deps.sh)");
-    false
-}
 
 fn runtimes() -> Vec<&'static str> {
     if Path::new("/usr/sbin/runc").exists() || Path::new("/usr/bin/runc").exists() {

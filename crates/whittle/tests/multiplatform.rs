@@ -5,7 +5,7 @@
 
 mod common;
 
-use common::{env, privileged, whittle};
+use common::{busybox_multi_layout, env, privileged, qemu_installed, whittle};
 use std::fs;
 use whittle_oci::{Platform, Reference};
 use whittle_store::{Store, TagTarget};
@@ -319,6 +319,128 @@ fn a_base_image_without_the_platform_asked_for_is_named() {
     assert!(
         out.stderr.contains("linux/arm64") && out.stderr.contains(&host),
         "{}",
+        out.stderr
+    );
+}
+
+#[test]
+fn run_steps_of_other_platforms_run_emulated_on_each_platforms_base() {
+    if !privileged("building images") || !qemu_installed() {
+        return;
+    }
+    let t = tempfile::tempdir().unwrap();
+    let root = t.path().join("store");
+    // whittle's qemu handlers (idempotent: kept when they work).
+    let out = whittle(
+        &root,
+        &["binfmt", "--install", "linux/arm64", "linux/arm/v7"],
+    );
+    assert!(out.ok, "{}", out.stderr);
+    // A multi-platform base: every platform stays under its one name.
+    let layout = busybox_multi_layout();
+    let out = whittle(&root, &["load", "-i", layout.to_str().unwrap()]);
+    assert!(out.ok, "{}", out.stderr);
+    let images = whittle(&root, &["images"]);
+    assert_eq!(
+        images
+            .stdout
+            .lines()
+            .filter(|l| l.starts_with("whittle-test/busybox "))
+            .count(),
+        3,
+        "{}",
+        images.stdout
+    );
+    let ctx = t.path().join("ctx");
+    fs::create_dir_all(&ctx).unwrap();
+    fs::write(
+        ctx.join("Dockerfile"),
+        "FROM whittle-test/busybox:1\nARG TARGETPLATFORM\nRUN echo \"$(uname -m) $TARGETPLATFORM\" > /arch\n",
+    )
+    .unwrap();
+    let files = t.path().join("files");
+    let out = whittle(
+        &root,
+        &[
+            "build",
+            "--progress=plain",
+            "--network=none",
+            "--pull=never",
+            "--platform",
+            THREE,
+            "-t",
+            "emulated:1",
+            "-o",
+            &format!("type=local,dest={}", files.display()),
+            ctx.to_str().unwrap(),
+        ],
+    );
+    assert!(out.ok, "{}", out.stderr);
+    let read = |p: &str| fs::read_to_string(files.join(p).join("arch")).unwrap();
+    assert_eq!(read("linux_amd64"), "x86_64 linux/amd64\n");
+    assert_eq!(read("linux_arm64"), "aarch64 linux/arm64\n");
+    assert_eq!(read("linux_arm_v7"), "armv7l linux/arm/v7\n");
+    // whittle run --platform runs that platform's image, emulated.
+    let out = whittle(
+        &root,
+        &[
+            "run",
+            "--rm",
+            "--network=none",
+            "--platform",
+            "linux/arm64",
+            "emulated:1",
+            "cat",
+            "/arch",
+        ],
+    );
+    assert!(out.ok, "{}", out.stderr);
+    assert_eq!(out.stdout, "aarch64 linux/arm64\n");
+    // A platform whose emulation is missing (no s390x handler is registered) fails before
+    // anything runs, naming the step and the command that fixes it.
+    {
+        let s = Store::open(&root).unwrap();
+        let empty = tempfile::tempdir().unwrap();
+        let w = s.blob_writer(None).unwrap();
+        let (info, w) = whittle_layer::write_layer(empty.path(), &Default::default(), w).unwrap();
+        w.commit().unwrap();
+        let cfg = serde_json::json!({"architecture": "s390x", "os": "linux",
+            "rootfs": {"type": "layers", "diff_ids": [info.diff_id.to_string()]}});
+        let img = s
+            .write_image(
+                &serde_json::to_vec(&cfg).unwrap(),
+                &[(info.digest, info.media_type.to_string(), info.size)],
+            )
+            .unwrap();
+        s.tag(
+            &Reference::parse_tag("s390x/base:1").unwrap(),
+            &img.manifest,
+        )
+        .unwrap();
+    }
+    fs::write(ctx.join("Dockerfile"), "FROM s390x/base:1\nRUN true\n").unwrap();
+    let out = whittle(
+        &root,
+        &[
+            "build",
+            "--progress=plain",
+            "--network=none",
+            "--pull=never",
+            "--platform",
+            "linux/s390x",
+            ctx.to_str().unwrap(),
+        ],
+    );
+    assert!(!out.ok);
+    assert!(
+        out.stderr.contains("linux/s390x") && out.stderr.contains("whittle binfmt --install"),
+        "{}",
+        out.stderr
+    );
+    assert!(out.stderr.contains("Dockerfile:2"), "{}", out.stderr);
+    assert!(
+        !out.stderr.contains("#1 "),
+        "nothing may run: {}",
         out.stderr
     );
 }

@@ -105,6 +105,9 @@ impl Solver<'_> {
                 spec.shm_size = self.opts.shm_size;
                 spec.extra_hosts = self.opts.extra_hosts.clone();
                 spec.seccomp_unconfined = self.opts.seccomp_unconfined;
+                // The stage's platform: a foreign one runs under binfmt emulation, checked by
+                // the runtime, and never as the host's own programs.
+                spec.platform = Some(e.platform.clone());
                 let mut _held = Vec::new();
                 let mut tmp_dirs = Vec::new();
                 let mut _agents = Vec::new();

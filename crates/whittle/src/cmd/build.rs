@@ -776,6 +776,30 @@ pub fn run(mut args: BuildArgs, root: Option<&Path>) -> anyhow::Result<ExitCode>
     bo.allow = allow;
     let runtime = whittle_runtime::Runtime::new(whittle_runtime::Engine::BuiltIn)
         .context("starting the container runtime")?;
+    // RUN steps of a foreign platform need emulation: checked before anything runs, naming
+    // the first such step and the commands that make it work.
+    let mut checked: Vec<&Platform> = Vec::new();
+    for v in whittle_solver::needed(&graph) {
+        let vx = graph.vertex(v);
+        let whittle_graph::Op::Exec(e) = &vx.op else {
+            continue;
+        };
+        if e.platform == host || checked.contains(&&e.platform) {
+            continue;
+        }
+        checked.push(&e.platform);
+        if let Err(err) = runtime.emulation(&e.platform) {
+            let o = vx.origins.first();
+            let step = BuildError::Step {
+                stage: o.map_or_else(String::new, |o| o.label.clone()),
+                line: o.map_or(0, |o| o.line),
+                summary: o.map_or_else(String::new, |o| o.instruction.clone()),
+                message: err.to_string(),
+            };
+            report_build_error(&step, &src.name, &src.text);
+            return Ok(ExitCode::from(1));
+        }
+    }
     let mut network_warning = None;
     bo.network = match args.network {
         NetworkMode::Default => match runtime.network_helper() {

@@ -90,13 +90,7 @@ fn command_line(
 /// The platform the image's config names (`os`, `architecture`, `variant`); none when it
 /// names no architecture.
 fn image_platform(cfg: &ImageConfig) -> Option<whittle_oci::Platform> {
-    let os = non_empty(&cfg.os).unwrap_or_else(|| "linux".into());
-    let arch = non_empty(&cfg.architecture)?;
-    let text = match non_empty(&cfg.variant) {
-        Some(v) => format!("{os}/{arch}/{v}"),
-        None => format!("{os}/{arch}"),
-    };
-    whittle_oci::Platform::parse(&text)
+    whittle_store::config_platform(cfg)
 }
 
 /// The image's snapshot dirs, top-most first, extracting the layers not yet extracted.

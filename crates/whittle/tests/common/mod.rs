@@ -172,3 +172,53 @@ pub fn image_file(root: &Path, name: &str, path: &str) -> Option<Vec<u8>> {
 pub fn root_or_skip(what: &str) -> bool {
     privileged(what)
 }
+
+/// The directory of scripts/base-images.sh's images (`archives/`, `oci/`, `oci-multi/`).
+pub fn image_cache() -> PathBuf {
+    PathBuf::from(
+        std::env::var("WHITTLE_IMAGE_CACHE")
+            .unwrap_or_else(|_| "/var/cache/whittle-test/images".into()),
+    )
+}
+
+/// Runs scripts/base-images.sh for `name` unless `made` exists.
+fn make_base_image(name: &str, made: &Path) {
+    if !made.exists() {
+        let script = Path::new(env!("CARGO_MANIFEST_DIR")).join("../../scripts/base-images.sh");
+        let st = std::process::Command::new("bash")
+            .arg(script)
+            .arg(name)
+            .stdout(std::process::Stdio::null())
+            .status()
+            .unwrap();
+        assert!(st.success(), "scripts/base-images.sh {name} failed");
+    }
+}
+
+/// The docker archive of base image `name`, made by scripts/base-images.sh when missing.
+pub fn base_image(name: &str) -> PathBuf {
+    let a = image_cache().join(format!("archives/{name}.tar"));
+    make_base_image(name, &a);
+    a
+}
+
+/// The OCI layout holding `whittle-test/busybox:1` for linux/amd64, linux/arm64 and
+/// linux/arm/v7 under one index (scripts/base-images.sh busybox-multi).
+pub fn busybox_multi_layout() -> PathBuf {
+    let d = image_cache().join("oci-multi");
+    make_base_image("busybox-multi", &d.join("index.json"));
+    d
+}
+
+/// Whether Debian's qemu-user-static is installed (in CI it must be: scripts/deps.sh).
+pub fn qemu_installed() -> bool {
+    if Path::new("/usr/bin/qemu-aarch64-static").exists() {
+        return true;
+    }
+    assert!(
+        std::env::var_os("CI").is_none(),
+        "qemu-user-static missing in CI (scripts/deps.sh installs it)"
+    );
+    eprintln!("skipped: qemu-user-static is not installed (scripts/deps.sh)");
+    false
+}
