@@ -52,6 +52,7 @@ mod report;
 mod scan;
 mod tarx;
 mod tree;
+pub mod tui;
 
 pub use ci::{CiReport, CiRules, RuleResult, RuleStatus};
 pub use diff::{diff, Diff, DiffOptions};
@@ -133,12 +134,36 @@ pub fn analyze_with_map(
     Ok((a, m))
 }
 
+/// Analyses an image for the interactive view (`whittle analyze -i`): the analysis and the
+/// view's state, with the last layer selected.
+pub fn analyze_interactive(
+    input: &Input,
+    store: Option<&Store>,
+    opts: &Options,
+) -> Result<tui::App> {
+    let (meta, scans) = input::load(input, store, opts)?;
+    let layers: Vec<tui::ViewLayer> = scans.iter().map(tui::ViewLayer::from_scan).collect();
+    let (a, _, wasted) = build_all(meta, scans, opts, None);
+    Ok(tui::App::new(a, layers, wasted))
+}
+
 fn build(
     meta: image::ImageMeta,
     scans: Vec<scan::LayerScan>,
     opts: &Options,
     map: Option<&MapOptions>,
 ) -> (Analysis, Option<FsMap>) {
+    let (a, m, _) = build_all(meta, scans, opts, map);
+    (a, m)
+}
+
+/// The analysis, the map when asked for, and the keys of dive's inefficient paths.
+fn build_all(
+    meta: image::ImageMeta,
+    scans: Vec<scan::LayerScan>,
+    opts: &Options,
+    map: Option<&MapOptions>,
+) -> (Analysis, Option<FsMap>, Vec<std::sync::Arc<[u8]>>) {
     let m = merge::merge(scans);
     let fs_map = map.map(|o| fsmap::build(&m.tree, o));
     let findings = findings::collect(&m, &meta, opts.min_finding_bytes);
@@ -222,5 +247,6 @@ fn build(
         },
         findings,
     };
-    (a, fs_map)
+    let wasted = m.score.files.iter().map(|f| f.key.clone()).collect();
+    (a, fs_map, wasted)
 }

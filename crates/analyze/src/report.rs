@@ -19,7 +19,7 @@ pub struct Analysis {
 }
 
 /// One layer.
-#[derive(Clone, Debug, Serialize)]
+#[derive(Clone, Debug, Default, Serialize)]
 #[serde(rename_all = "camelCase")]
 pub struct Layer {
     /// Position, 0 at the bottom.
@@ -65,7 +65,7 @@ pub struct Layer {
 }
 
 /// Image totals and dive's figures.
-#[derive(Clone, Debug, Serialize)]
+#[derive(Clone, Debug, Default, Serialize)]
 #[serde(rename_all = "camelCase")]
 pub struct ImageSummary {
     /// How the image was named.

@@ -12,7 +12,7 @@
 //! Everything from the image (names, paths, history, titles that quote paths) goes through
 //! [`text::esc`]; the page's script reads only attributes this module wrote (layer numbers).
 
-mod text;
+pub(crate) mod text;
 pub mod treemap;
 
 use crate::fsmap::FsMap;

@@ -54,6 +54,10 @@ pub struct AnalyzeArgs {
     /// Layers read at once (default: the number of cores).
     #[arg(long, value_name = "N")]
     jobs: Option<usize>,
+    /// Browse the image in the terminal: layers, and the file tree as of the selected layer
+    /// with what it added, changed and removed marked (? in the view lists the keys).
+    #[arg(short = 'i', long, conflicts_with_all = ["output", "ci", "format"])]
+    interactive: bool,
 }
 
 /// The CI rules from the defaults, the `.dive-ci` file and the flags.
@@ -80,6 +84,27 @@ fn ci_rules(args: &AnalyzeArgs) -> anyhow::Result<CiRules> {
     Ok(rules)
 }
 
+/// `whittle analyze -i`: the view runs in the library; here only the terminal check comes
+/// first, so a redirected run fails before the image is read.
+fn interactive(
+    image: &str,
+    input: &Input,
+    store: Option<&whittle_store::Store>,
+    opts: &Options,
+) -> anyhow::Result<ExitCode> {
+    use std::io::IsTerminal;
+    if !std::io::stdout().is_terminal() {
+        anyhow::bail!(
+            "whittle analyze -i needs a terminal on standard output; without -i it prints a \
+             report (--format text, json or html) that can be redirected"
+        );
+    }
+    let mut app = whittle_analyze::analyze_interactive(input, store, opts)
+        .with_context(|| format!("analysing {image}"))?;
+    whittle_analyze::tui::run(&mut app)?;
+    Ok(ExitCode::SUCCESS)
+}
+
 /// Runs `whittle analyze`.
 pub fn run(args: AnalyzeArgs, root: Option<&Path>) -> anyhow::Result<ExitCode> {
     let input = Input::parse(&args.image)?;
@@ -96,6 +121,9 @@ pub fn run(args: AnalyzeArgs, root: Option<&Path>) -> anyhow::Result<ExitCode> {
         Input::Store(_) => Some(open(root)?),
         _ => None,
     };
+    if args.interactive {
+        return interactive(&args.image, &input, store.as_ref(), &opts);
+    }
     let (analysis, map) = if args.format == Format::Html {
         let (a, m) = whittle_analyze::analyze_with_map(
             &input,
