@@ -35,6 +35,7 @@
 #![cfg_attr(test, allow(clippy::unwrap_used))]
 
 mod archive;
+mod cache;
 pub mod ci;
 pub mod diff;
 mod efficiency;
@@ -48,6 +49,7 @@ mod input;
 pub mod layers;
 mod merge;
 pub mod path;
+mod remote;
 mod report;
 mod scan;
 mod tarx;
@@ -100,6 +102,12 @@ pub struct Options {
     pub min_finding_bytes: u64,
     /// Bounds.
     pub limits: Limits,
+    /// Use and fill the per-layer summary cache of the store (`cache.rs`) for images in the
+    /// store (default true).
+    pub cache: bool,
+    /// How to reach registries, for `docker://REF` images (default: the environment's
+    /// certificates and credentials, plain HTTP for loopback registries only).
+    pub registry: whittle_registry::ClientOptions,
 }
 
 impl Default for Options {
@@ -110,6 +118,8 @@ impl Default for Options {
                 .unwrap_or(1),
             min_finding_bytes: 1024,
             limits: Limits::default(),
+            cache: true,
+            registry: whittle_registry::ClientOptions::default(),
         }
     }
 }

@@ -26,7 +26,8 @@ pub enum Format {
 #[derive(clap::Args)]
 pub struct AnalyzeArgs {
     /// Image: name[:tag], id or digest in the store; docker-archive:FILE; oci-archive:FILE;
-    /// oci:DIR[:NAME]. Archives and layouts are read in place, not added to the store.
+    /// oci:DIR[:NAME]; docker://REF or registry:REF (read from the registry). Archives,
+    /// layouts and registry images are read in place, not added to the store.
     image: String,
     /// Output format.
     #[arg(long, value_enum, default_value = "text")]
@@ -58,6 +59,8 @@ pub struct AnalyzeArgs {
     /// with what it added, changed and removed marked (? in the view lists the keys).
     #[arg(short = 'i', long, conflicts_with_all = ["output", "ci", "format"])]
     interactive: bool,
+    #[command(flatten)]
+    transport: super::regutil::TransportArgs,
 }
 
 /// The CI rules from the defaults, the `.dive-ci` file and the flags.
@@ -112,6 +115,7 @@ pub fn run(args: AnalyzeArgs, root: Option<&Path>) -> anyhow::Result<ExitCode> {
     if let Some(j) = args.jobs {
         opts.threads = j.max(1);
     }
+    opts.registry = args.transport.client_options();
     let rules = if args.ci {
         Some(ci_rules(&args)?)
     } else {
