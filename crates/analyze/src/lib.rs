@@ -62,7 +62,8 @@ pub use error::{AnalyzeError, Result};
 pub use fsmap::{FsMap, MapKind, MapNode, MapOptions};
 pub use input::Input;
 pub use report::{
-    Analysis, FileReference, Finding, FindingKind, FindingPath, ImageSummary, Layer, LayerOrigin,
+    clean, Analysis, FileReference, Finding, FindingKind, FindingPath, ImageSummary, Layer,
+    LayerOrigin,
 };
 
 use scan::Kind;

@@ -197,3 +197,17 @@ impl Analysis {
         self.findings.iter().filter(move |f| f.kind == kind)
     }
 }
+
+/// Image-supplied text (paths, history lines) with control characters escaped, so it cannot
+/// drive a terminal: what the text report, `whittle diff` and the interactive view print.
+pub fn clean(s: &str) -> String {
+    s.chars()
+        .map(|c| {
+            if c.is_control() {
+                c.escape_default().to_string()
+            } else {
+                c.to_string()
+            }
+        })
+        .collect()
+}

@@ -118,18 +118,7 @@ impl Row<'_> {
     }
 }
 
-/// Image-supplied text with control characters escaped, so it cannot drive the terminal.
-pub fn clean(s: &str) -> String {
-    s.chars()
-        .flat_map(|c| {
-            if c.is_control() {
-                c.escape_default().collect::<Vec<_>>()
-            } else {
-                vec![c]
-            }
-        })
-        .collect()
-}
+pub use crate::report::clean;
 
 impl App {
     /// The view of an analysed image: the analysis, the image's layers as the view needs them
