@@ -1,8 +1,10 @@
 #!/usr/bin/env bash
 # Analysis benchmark: `whittle analyze` on the base images of scripts/base-images.sh (docker
 # archives read in place, and the same images loaded into a scratch store), wall time and peak
-# RSS, best of three warm runs; with COLD=1 (root) the page cache is dropped before one more
-# run per image. Usage: bench/analyze.sh [NAME...] (default: jdk rust golang python)
+# RSS, medians of three runs. Store images: "warm" has the per-layer summary cache filled (the
+# layers are not read); "uncached" is the cache removed before each run (page cache warm). With
+# COLD=1 (root), "cold" runs remove the cache and drop the page cache before each run.
+# Usage: bench/analyze.sh [NAME...] (default: jdk rust golang python)
 set -euo pipefail
 cd "$(dirname "$0")/.."
 CACHE=${WHITTLE_IMAGE_CACHE:-/var/cache/whittle-test/images}
@@ -18,13 +20,19 @@ row() { printf '%-40s %8s s %8s MB peak RSS  %s\n' "$@"; }
 measure() { # prints "seconds maxrss_kb"
   /usr/bin/time -f '%e %M' "$W" --root "$STORE" analyze --format json "$1" 2>&1 >/dev/null | tail -1
 }
-best_of_3() {
-  local best="" t
+drop_cache() { rm -rf "$STORE/analyze-cache"; }
+drop_page_cache() { sync && echo 3 > /proc/sys/vm/drop_caches; }
+# median_of_3 INPUT [BEFORE...]: runs BEFORE (commands) ahead of each run; prints the run with
+# the median time.
+median_of_3() {
+  local input=$1 t runs=()
+  shift
   for _ in 1 2 3; do
-    t=$(measure "$1")
-    if [ -z "$best" ] || awk -v a="${t%% *}" -v b="${best%% *}" 'BEGIN{exit !(a<b)}'; then best=$t; fi
+    for b in "$@"; do $b; done
+    t=$(measure "$input")
+    runs+=("$t")
   done
-  echo "$best"
+  printf '%s\n' "${runs[@]}" | sort -n -k1,1 | sed -n 2p
 }
 
 echo "== $(nproc) cores, $(date -u '+%Y-%m-%d %H:%M UTC')"
@@ -38,12 +46,17 @@ for n in "${NAMES[@]}"; do
   "$W" --root "$STORE" load -i "$a" >/dev/null
   ref=$(tar -xOf "$a" manifest.json | sed -n 's/.*"RepoTags":\["\([^"]*\)".*/\1/p')
   for input in "docker-archive:$a" "$ref"; do
+    label="$n ($mb MB) ${input%%:*}"
     if [ "${COLD:-0}" = 1 ]; then
-      sync && echo 3 > /proc/sys/vm/drop_caches
-      t=$(measure "$input")
-      row "$n ($mb MB) cold ${input%%:*}" "${t%% *}" "$(( ${t##* } / 1000 ))"
+      t=$(median_of_3 "$input" drop_cache drop_page_cache)
+      row "$label cold" "${t%% *}" "$(( ${t##* } / 1000 ))"
     fi
-    t=$(best_of_3 "$input")
-    row "$n ($mb MB) warm ${input%%:*}" "${t%% *}" "$(( ${t##* } / 1000 ))"
+    if [ "$input" = "$ref" ]; then
+      t=$(median_of_3 "$input" drop_cache)
+      row "$label uncached" "${t%% *}" "$(( ${t##* } / 1000 ))"
+      measure "$input" >/dev/null # fills the cache
+    fi
+    t=$(median_of_3 "$input")
+    row "$label warm" "${t%% *}" "$(( ${t##* } / 1000 ))"
   done
 done

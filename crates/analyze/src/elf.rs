@@ -55,7 +55,7 @@ const DT_RPATH: u64 = 15;
 const DT_RUNPATH: u64 = 29;
 
 /// `e_type`.
-#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+#[derive(serde::Serialize, serde::Deserialize, Clone, Copy, Debug, PartialEq, Eq)]
 pub enum ElfType {
     /// `ET_REL`: an object file (needs its symbols).
     Relocatable,
@@ -68,7 +68,7 @@ pub enum ElfType {
 }
 
 /// What was learnt about one ELF file.
-#[derive(Clone, Debug, PartialEq, Eq)]
+#[derive(serde::Serialize, serde::Deserialize, Clone, Debug, PartialEq, Eq)]
 pub struct ElfInfo {
     /// Its type.
     pub elf_type: ElfType,

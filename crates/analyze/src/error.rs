@@ -19,6 +19,9 @@ pub enum AnalyzeError {
     /// The content store failed (image not found, blob missing, ...).
     #[error(transparent)]
     Store(#[from] whittle_store::StoreError),
+    /// Reading an image from a registry failed.
+    #[error(transparent)]
+    Registry(#[from] whittle_registry::RegistryError),
     /// A layer's stream is not a readable (optionally compressed) tar.
     #[error("layer {layer}: {source}")]
     Layer {

@@ -27,6 +27,8 @@ pub enum Loc {
         /// Its length.
         len: u64,
     },
+    /// A blob on a registry, downloaded as it is read.
+    Remote(std::sync::Arc<crate::remote::RemoteBlob>),
 }
 
 impl Loc {
@@ -44,6 +46,7 @@ impl Loc {
                     .map_err(|e| AnalyzeError::io("seek", file, e))?;
                 Ok(Box::new(f.take(*len)))
             }
+            Loc::Remote(b) => b.open(),
         }
     }
 }

@@ -2,6 +2,7 @@
 //! `oci:DIR[:NAME]`) and reading it: its metadata, then every layer scanned, several at once.
 
 use crate::archive::{Archive, Dir};
+use crate::cache::SummaryCache;
 use crate::error::{AnalyzeError, Result};
 use crate::image::{self, ImageMeta, LayerMeta, Loc};
 use crate::scan::{scan_layer, LayerScan};
@@ -29,11 +30,15 @@ pub enum Input {
         /// Which image.
         reference: Option<String>,
     },
+    /// `docker://REF` or `registry:REF`: an image on a registry (for this machine's platform
+    /// when REF names an index), read without being stored.
+    Registry(String),
 }
 
 impl Input {
     /// Parses an `IMAGE` argument. Anything without one of the transport prefixes is an image
-    /// in the store; a registry reference is refused (not supported yet).
+    /// in the store: a registry is only reached when asked for by `docker://` or `registry:`,
+    /// never because a name is missing from the store.
     pub fn parse(s: &str) -> Result<Input> {
         let nonempty = |rest: &str, what: &str| -> Result<PathBuf> {
             if rest.is_empty() {
@@ -61,13 +66,18 @@ impl Input {
                 reference,
             });
         }
-        for t in ["docker://", "registry:", "docker-daemon:"] {
-            if s.starts_with(t) {
-                return Err(AnalyzeError::InvalidInput(format!(
-                    "{s}: analysing from a registry or daemon is not supported yet; \
-                     `whittle pull` it, then analyse the image from the store"
-                )));
+        for t in ["docker://", "registry:"] {
+            if let Some(rest) = s.strip_prefix(t) {
+                whittle_oci::Reference::parse(rest)
+                    .map_err(|e| AnalyzeError::InvalidInput(format!("{s}: {e}")))?;
+                return Ok(Input::Registry(rest.to_string()));
             }
+        }
+        if s.starts_with("docker-daemon:") {
+            return Err(AnalyzeError::InvalidInput(format!(
+                "{s}: analysing from a docker daemon is not supported; `docker save` it and \
+                 analyse docker-archive:FILE"
+            )));
         }
         Ok(Input::Store(s.to_string()))
     }
@@ -79,16 +89,37 @@ pub fn load(
     store: Option<&Store>,
     opts: &Options,
 ) -> Result<(ImageMeta, Vec<LayerScan>)> {
-    let (meta, locs) = locate(input, store, &opts.limits)?;
-    let scans = scan_all(&meta, &locs, opts)?;
+    let (meta, locs) = locate_with(input, store, &opts.limits, &opts.registry)?;
+    // Only a store's layers are cached: their blob digests were checked as they were stored.
+    let cache = match (input, store) {
+        (Input::Store(_), Some(s)) if opts.cache => Some(SummaryCache::in_store(s.root())),
+        _ => None,
+    };
+    let scans = scan_all(&meta, &locs, opts, cache.as_ref())?;
     Ok((meta, scans))
 }
 
-/// Finds an image: its metadata and where each layer's blob is.
+/// Finds an image: its metadata and where each layer's blob is (registries reached with the
+/// default client options).
 pub fn locate(
     input: &Input,
     store: Option<&Store>,
     limits: &crate::Limits,
+) -> Result<(ImageMeta, Vec<Loc>)> {
+    locate_with(
+        input,
+        store,
+        limits,
+        &whittle_registry::ClientOptions::default(),
+    )
+}
+
+/// [`locate`] with the client options for registries.
+pub fn locate_with(
+    input: &Input,
+    store: Option<&Store>,
+    limits: &crate::Limits,
+    client: &whittle_registry::ClientOptions,
 ) -> Result<(ImageMeta, Vec<Loc>)> {
     let max_layers = limits.max_layers;
     let (meta, locs) = match input {
@@ -113,6 +144,7 @@ pub fn locate(
             };
             image::resolve(&d, reference.as_deref(), name, max_layers)?
         }
+        Input::Registry(r) => crate::remote::resolve(r, client, max_layers)?,
     };
     Ok((meta, locs))
 }
@@ -167,8 +199,14 @@ fn from_store(store: &Store, name: &str, max_layers: usize) -> Result<(ImageMeta
     Ok((image::fill_origins(meta, origins.as_ref()), locs))
 }
 
-/// Scans every layer, `opts.threads` at a time.
-fn scan_all(meta: &ImageMeta, locs: &[Loc], opts: &Options) -> Result<Vec<LayerScan>> {
+/// Scans every layer, `opts.threads` at a time; with a cache, a layer summarised before (same
+/// diff id, same blob) is read from it instead, and others are summarised into it.
+fn scan_all(
+    meta: &ImageMeta,
+    locs: &[Loc],
+    opts: &Options,
+    cache: Option<&SummaryCache>,
+) -> Result<Vec<LayerScan>> {
     let budget = AtomicU64::new(0);
     let slots: Vec<Mutex<Option<LayerScan>>> = locs.iter().map(|_| Mutex::new(None)).collect();
     let items: Vec<usize> = (0..locs.len()).collect();
@@ -180,8 +218,32 @@ fn scan_all(meta: &ImageMeta, locs: &[Loc], opts: &Options) -> Result<Vec<LayerS
                 meta.layers.get(i).map(|l| l.id.as_str()).unwrap_or("")
             ),
         };
+        let lm = meta.layers.get(i);
+        let key = match (cache, lm) {
+            (Some(c), Some(l)) => match (l.diff_id.as_deref(), l.digest.as_deref()) {
+                (Some(d), Some(b)) => Some((c, d, b)),
+                _ => None,
+            },
+            _ => None,
+        };
+        if let Some(s) = key.and_then(|(c, d, b)| c.get(d, b)) {
+            let n = s.tar_entries;
+            if budget.fetch_add(n, std::sync::atomic::Ordering::Relaxed) + n
+                > opts.limits.max_entries
+            {
+                return Err(AnalyzeError::Limit {
+                    what: format!("layer {label}: tar entries in the image"),
+                    limit: opts.limits.max_entries,
+                });
+            }
+            *slots[i].lock().unwrap_or_else(|p| p.into_inner()) = Some(s);
+            return Ok(());
+        }
         let r = locs[i].open()?;
-        let s = scan_layer(r, &label, &opts.limits, &budget)?;
+        let s = scan_layer(r, &label, &opts.limits, &budget, key.is_some())?;
+        if let Some((c, d, b)) = key {
+            c.put(d, b, &s);
+        }
         *slots[i].lock().unwrap_or_else(|p| p.into_inner()) = Some(s);
         Ok(())
     })?;
@@ -225,6 +287,16 @@ mod tests {
             }
         );
         assert!(Input::parse("docker-archive:").is_err());
-        assert!(Input::parse("docker://alpine").is_err());
+        assert_eq!(
+            Input::parse("docker://alpine").unwrap(),
+            Input::Registry("alpine".into())
+        );
+        assert_eq!(
+            Input::parse("registry:127.0.0.1:5000/app:1").unwrap(),
+            Input::Registry("127.0.0.1:5000/app:1".into())
+        );
+        assert!(Input::parse("docker://").is_err());
+        assert!(Input::parse("docker://UPPER/case").is_err());
+        assert!(Input::parse("docker-daemon:app").is_err());
     }
 }

@@ -194,6 +194,8 @@ impl ImageLayers {
                 f(&e, &mut io::empty())?;
             }
         }
+        // To the end: a blob from a registry checks its digest only there.
+        io::copy(&mut ar.into_inner(), &mut io::sink()).map_err(lerr)?;
         Ok(())
     }
 }

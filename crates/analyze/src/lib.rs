@@ -35,6 +35,7 @@
 #![cfg_attr(test, allow(clippy::unwrap_used))]
 
 mod archive;
+mod cache;
 pub mod ci;
 pub mod diff;
 mod efficiency;
@@ -48,10 +49,12 @@ mod input;
 pub mod layers;
 mod merge;
 pub mod path;
+mod remote;
 mod report;
 mod scan;
 mod tarx;
 mod tree;
+pub mod tui;
 
 pub use ci::{CiReport, CiRules, RuleResult, RuleStatus};
 pub use diff::{diff, Diff, DiffOptions};
@@ -59,7 +62,8 @@ pub use error::{AnalyzeError, Result};
 pub use fsmap::{FsMap, MapKind, MapNode, MapOptions};
 pub use input::Input;
 pub use report::{
-    Analysis, FileReference, Finding, FindingKind, FindingPath, ImageSummary, Layer, LayerOrigin,
+    clean, Analysis, FileReference, Finding, FindingKind, FindingPath, ImageSummary, Layer,
+    LayerOrigin,
 };
 
 use scan::Kind;
@@ -99,6 +103,12 @@ pub struct Options {
     pub min_finding_bytes: u64,
     /// Bounds.
     pub limits: Limits,
+    /// Use and fill the per-layer summary cache of the store (`cache.rs`) for images in the
+    /// store (default true).
+    pub cache: bool,
+    /// How to reach registries, for `docker://REF` images (default: the environment's
+    /// certificates and credentials, plain HTTP for loopback registries only).
+    pub registry: whittle_registry::ClientOptions,
 }
 
 impl Default for Options {
@@ -109,6 +119,8 @@ impl Default for Options {
                 .unwrap_or(1),
             min_finding_bytes: 1024,
             limits: Limits::default(),
+            cache: true,
+            registry: whittle_registry::ClientOptions::default(),
         }
     }
 }
@@ -133,12 +145,36 @@ pub fn analyze_with_map(
     Ok((a, m))
 }
 
+/// Analyses an image for the interactive view (`whittle analyze -i`): the analysis and the
+/// view's state, with the last layer selected.
+pub fn analyze_interactive(
+    input: &Input,
+    store: Option<&Store>,
+    opts: &Options,
+) -> Result<tui::App> {
+    let (meta, scans) = input::load(input, store, opts)?;
+    let layers: Vec<tui::ViewLayer> = scans.iter().map(tui::ViewLayer::from_scan).collect();
+    let (a, _, wasted) = build_all(meta, scans, opts, None);
+    Ok(tui::App::new(a, layers, wasted))
+}
+
 fn build(
     meta: image::ImageMeta,
     scans: Vec<scan::LayerScan>,
     opts: &Options,
     map: Option<&MapOptions>,
 ) -> (Analysis, Option<FsMap>) {
+    let (a, m, _) = build_all(meta, scans, opts, map);
+    (a, m)
+}
+
+/// The analysis, the map when asked for, and the keys of dive's inefficient paths.
+fn build_all(
+    meta: image::ImageMeta,
+    scans: Vec<scan::LayerScan>,
+    opts: &Options,
+    map: Option<&MapOptions>,
+) -> (Analysis, Option<FsMap>, Vec<std::sync::Arc<[u8]>>) {
     let m = merge::merge(scans);
     let fs_map = map.map(|o| fsmap::build(&m.tree, o));
     let findings = findings::collect(&m, &meta, opts.min_finding_bytes);
@@ -222,5 +258,6 @@ fn build(
         },
         findings,
     };
-    (a, fs_map)
+    let wasted = m.score.files.iter().map(|f| f.key.clone()).collect();
+    (a, fs_map, wasted)
 }

@@ -19,7 +19,7 @@ pub struct Analysis {
 }
 
 /// One layer.
-#[derive(Clone, Debug, Serialize)]
+#[derive(Clone, Debug, Default, Serialize)]
 #[serde(rename_all = "camelCase")]
 pub struct Layer {
     /// Position, 0 at the bottom.
@@ -65,7 +65,7 @@ pub struct Layer {
 }
 
 /// Image totals and dive's figures.
-#[derive(Clone, Debug, Serialize)]
+#[derive(Clone, Debug, Default, Serialize)]
 #[serde(rename_all = "camelCase")]
 pub struct ImageSummary {
     /// How the image was named.
@@ -196,4 +196,18 @@ impl Analysis {
     pub fn findings_of(&self, kind: FindingKind) -> impl Iterator<Item = &Finding> {
         self.findings.iter().filter(move |f| f.kind == kind)
     }
+}
+
+/// Image-supplied text (paths, history lines) with control characters escaped, so it cannot
+/// drive a terminal: what the text report, `whittle diff` and the interactive view print.
+pub fn clean(s: &str) -> String {
+    s.chars()
+        .map(|c| {
+            if c.is_control() {
+                c.escape_default().to_string()
+            } else {
+                c.to_string()
+            }
+        })
+        .collect()
 }

@@ -31,7 +31,7 @@ pub const WHITEOUT_META: &[u8] = b".wh..wh.";
 pub const OPAQUE: &[u8] = b".wh..wh..opq";
 
 /// What an entry is.
-#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+#[derive(serde::Serialize, serde::Deserialize, Clone, Copy, Debug, PartialEq, Eq)]
 pub enum Kind {
     /// A regular file.
     File,
@@ -48,7 +48,7 @@ pub enum Kind {
 }
 
 /// One entry of a layer.
-#[derive(Clone, Debug)]
+#[derive(serde::Serialize, serde::Deserialize, Clone, Debug)]
 pub struct Entry {
     /// Normalised path (see `path.rs`); for a whiteout, the whiteout's own name.
     pub key: Arc<[u8]>,
@@ -77,7 +77,7 @@ pub struct Entry {
 }
 
 /// What the probes learnt from a regular file's content.
-#[derive(Clone, Debug, PartialEq, Eq)]
+#[derive(serde::Serialize, serde::Deserialize, Clone, Debug, PartialEq, Eq)]
 pub enum Facts {
     /// An ELF file.
     Elf(ElfInfo),
@@ -89,7 +89,7 @@ pub enum Facts {
 pub type Whiteout = (Arc<[u8]>, Arc<[u8]>);
 
 /// What one layer holds.
-#[derive(Debug, Default)]
+#[derive(serde::Serialize, serde::Deserialize, Debug, Default)]
 pub struct LayerScan {
     /// Entries sorted by key, one per key (the last one in the tar wins, as on extraction).
     /// Opaque markers and other `.wh..wh.` metadata are not entries (dive drops them too).
@@ -104,6 +104,10 @@ pub struct LayerScan {
     pub tar_bytes: u64,
     /// Tar entries read (PAX and GNU records not counted).
     pub tar_entries: u64,
+    /// `sha256:<hex>` of the whole uncompressed stream (the layer's diff id), when asked for
+    /// (to check a diff id before caching under it). Not cached.
+    #[serde(skip)]
+    pub stream_digest: Option<String>,
 }
 
 impl LayerScan {
@@ -113,27 +117,34 @@ impl LayerScan {
     }
 }
 
-/// Counts bytes read through it.
+/// Counts bytes read through it, and hashes them when asked to.
 struct Counting<R> {
     inner: R,
     count: u64,
+    hasher: Option<Sha256>,
 }
 
 impl<R: Read> Read for Counting<R> {
     fn read(&mut self, buf: &mut [u8]) -> io::Result<usize> {
         let n = self.inner.read(buf)?;
         self.count += n as u64;
+        if let Some(h) = self.hasher.as_mut() {
+            h.update(&buf[..n]);
+        }
         Ok(n)
     }
 }
 
 /// Scans one layer stream. `layer` names it in errors; `budget` counts entries across all
-/// layers of the image against [`Limits::max_entries`].
+/// layers of the image against [`Limits::max_entries`]. With `digest`, the whole uncompressed
+/// stream is hashed too (its end past the tar's end-of-archive included) into
+/// [`LayerScan::stream_digest`].
 pub fn scan_layer<R: Read>(
     r: R,
     layer: &str,
     limits: &Limits,
     budget: &AtomicU64,
+    digest: bool,
 ) -> Result<LayerScan> {
     let lerr = |e: io::Error| AnalyzeError::Layer {
         layer: layer.to_string(),
@@ -144,6 +155,7 @@ pub fn scan_layer<R: Read>(
     let mut ar = tar::Archive::new(Counting {
         inner: dec,
         count: 0,
+        hasher: digest.then(Sha256::new),
     });
     let mut out = LayerScan::default();
     let mut raw_entries: Vec<Entry> = Vec::new();
@@ -295,7 +307,25 @@ pub fn scan_layer<R: Read>(
             facts,
         });
     }
-    out.tar_bytes = ar.into_inner().count;
+    let mut rest = ar.into_inner();
+    out.tar_bytes = rest.count;
+    // Read to the end: the padding after the end-of-archive blocks belongs to the diff id, and
+    // a blob that checks its digest as it ends (from a registry) is checked only then.
+    let mut hasher = rest.hasher.take();
+    loop {
+        let n = match rest.inner.read(&mut buf) {
+            Ok(0) => break,
+            Ok(n) => n,
+            Err(e) if e.kind() == io::ErrorKind::Interrupted => continue,
+            Err(e) => return Err(lerr(e)),
+        };
+        if let Some(h) = hasher.as_mut() {
+            h.update(&buf[..n]);
+        }
+    }
+    if let Some(h) = hasher {
+        out.stream_digest = Some(format!("sha256:{}", hex::encode(h.finalize())));
+    }
     // Sort by key; of entries with the same key the last one wins, as when extracting.
     raw_entries.sort_by(|a, b| a.key.cmp(&b.key));
     let mut entries: Vec<Entry> = Vec::with_capacity(raw_entries.len());

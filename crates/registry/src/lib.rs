@@ -23,6 +23,7 @@ mod error;
 pub mod manifest;
 mod pull;
 mod push;
+mod read;
 mod reference;
 
 pub use auth::{Credentials, DockerConfig};
@@ -30,6 +31,7 @@ pub use client::{Client, ClientOptions};
 pub use error::{RegistryError, Result};
 pub use pull::pull;
 pub use push::{push_image, push_index};
+pub use read::{open_blob, read_image, BlobReader, RemoteImage};
 pub use reference::{api_host, is_loopback};
 pub use whittle_oci::Platform;
 /// The image reference type (`whittle_oci::Reference`) under the name this crate has always

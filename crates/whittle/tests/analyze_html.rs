@@ -90,7 +90,10 @@ fn whittle(root: &Path, args: &[&str]) -> std::process::Output {
 }
 
 fn run_chromium(bin: &str, profile: &Path, extra: &[&str], page: &Path) -> std::process::Output {
-    let url = format!("file://{}", page.display());
+    run_chromium_url(bin, profile, extra, &format!("file://{}", page.display()))
+}
+
+fn run_chromium_url(bin: &str, profile: &Path, extra: &[&str], url: &str) -> std::process::Output {
     std::process::Command::new("timeout")
         .arg("120")
         .arg(bin)
@@ -188,10 +191,40 @@ fn the_page_renders_in_chromium() {
         .split("id=\"whittle-ready\"")
         .nth(1)
         .and_then(|s| s.split("rects=").nth(1))
-        .and_then(|s| s.split('<').next())
+        .and_then(|s| s.split(['<', ' ']).next())
         .and_then(|n| n.parse().ok())
         .unwrap();
     assert!(rects >= 5, "the treemap drew {rects} rectangles");
+
+    // Drill-down: unzoomed at first, the breadcrumb only the root; a fragment naming a directory
+    // (what a click sets) zooms into it, with the way back in the breadcrumb.
+    assert!(dom.contains("zoom=/<"), "{}", ready_text(&dom));
+    assert!(dom.contains("data-zoom=\"/\""));
+    assert!(dom.contains("data-path=\"/usr/lib\""));
+    let url = format!("file://{}#%2Fusr%2Flib", page.display());
+    let z = run_chromium_url(bin, &profile, &["--dump-dom"], &url);
+    assert!(z.status.success());
+    let z = String::from_utf8_lossy(&z.stdout).into_owned();
+    assert!(z.contains("zoom=/usr/lib<"), "{}", ready_text(&z));
+    assert!(z.contains("data-zoom=\"/usr/lib\""));
+    assert!(
+        !z.contains("viewBox=\"0 0 1200 720\""),
+        "the view box changed"
+    );
+    let crumbs = z
+        .split("id=\"treemap-crumbs\"")
+        .nth(1)
+        .and_then(|s| s.split("</nav>").next())
+        .unwrap()
+        .to_string();
+    assert!(crumbs.contains("href=\"#%2F\""), "{crumbs}");
+    assert!(crumbs.contains("href=\"#%2Fusr\">usr</a>"), "{crumbs}");
+    assert!(crumbs.contains("<b>lib</b>"), "{crumbs}");
+    // A fragment naming nothing shows the whole map.
+    let url = format!("file://{}#%2Fnope", page.display());
+    let n = run_chromium_url(bin, &profile, &["--dump-dom"], &url);
+    let n = String::from_utf8_lossy(&n.stdout).into_owned();
+    assert!(n.contains("zoom=/<"), "{}", ready_text(&n));
 
     let shot = tmp.path().join("shot.png");
     let arg = format!("--screenshot={}", shot.display());
@@ -209,4 +242,13 @@ fn the_page_renders_in_chromium() {
         "the screenshot is blank or nearly: {} colours",
         colours.len()
     );
+}
+
+fn ready_text(dom: &str) -> String {
+    dom.split("id=\"whittle-ready\"")
+        .nth(1)
+        .unwrap_or(dom)
+        .chars()
+        .take(200)
+        .collect()
 }

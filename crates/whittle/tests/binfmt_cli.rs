@@ -7,7 +7,7 @@
 mod common;
 
 use common::{base_image, qemu_installed, whittle};
-use std::path::{Path, PathBuf};
+use std::path::Path;
 
 fn runtimes() -> Vec<&'static str> {
     if Path::new("/usr/sbin/runc").exists() || Path::new("/usr/bin/runc").exists() {

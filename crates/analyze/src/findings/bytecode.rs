@@ -25,7 +25,7 @@ use std::collections::BTreeMap;
 pub const HEADER: usize = 16;
 
 /// How a `.pyc` says it is checked against its source.
-#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+#[derive(serde::Serialize, serde::Deserialize, Clone, Copy, Debug, PartialEq, Eq)]
 pub enum Check {
     /// Timestamp-based: the source's mtime and, from Python 3.3, its size.
     Timestamp {
@@ -39,7 +39,7 @@ pub enum Check {
 }
 
 /// A `.pyc` header.
-#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+#[derive(serde::Serialize, serde::Deserialize, Clone, Copy, Debug, PartialEq, Eq)]
 pub struct Pyc {
     /// Python's magic number (its version).
     pub magic: u16,

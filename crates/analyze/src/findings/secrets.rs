@@ -18,7 +18,9 @@ pub const PREFIX: usize = 4096;
 const MAX_SIZE: u64 = 64 * 1024;
 
 /// Why a file looks like a secret.
-#[derive(Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord, Hash)]
+#[derive(
+    serde::Serialize, serde::Deserialize, Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord, Hash,
+)]
 pub enum SecretKind {
     /// A `.env` file (not `.env.example` and the like).
     DotEnv,

@@ -12,7 +12,7 @@
 //! Everything from the image (names, paths, history, titles that quote paths) goes through
 //! [`text::esc`]; the page's script reads only attributes this module wrote (layer numbers).
 
-mod text;
+pub(crate) mod text;
 pub mod treemap;
 
 use crate::fsmap::FsMap;
@@ -103,7 +103,8 @@ fn treemap_section(s: &mut String, a: &Analysis, map: &FsMap) {
         "<section id=\"treemap\"><h2>Final filesystem by layer</h2><p class=\"muted\">Each \
          rectangle is a file or directory, its area its size, its colour the layer that last \
          wrote it (closed directories and gathered small entries: the layer holding most of \
-         their bytes). Hover for the path; hover or click a layer to pick out its files. \
+         their bytes). Hover for the path; hover or click a layer to pick out its files; click a \
+         directory to zoom into it, and the path above the map to go back. \
          {} files in {} nodes (small entries gathered per directory).</p>\
          <div id=\"legend\">",
         map.root.files, map.nodes
@@ -115,7 +116,7 @@ fn treemap_section(s: &mut String, a: &Analysis, map: &FsMap) {
             i = l.index
         );
     }
-    s.push_str("</div>");
+    s.push_str("</div><nav id=\"treemap-crumbs\" aria-label=\"zoomed directory\"></nav>");
     s.push_str(&treemap::svg(map, &a.layer));
     s.push_str("</section>");
 }

@@ -3,7 +3,8 @@
 //! children; files, closed directories and gathered small entries are filled with the colour
 //! of their layer (class `lN`, `data-l="N"` for the page's script). Names and paths are escaped;
 //! every rectangle has a `<title>` with its path, size and layer. The map is bounded (see
-//! `fsmap.rs`), so the SVG is too.
+//! `fsmap.rs`), so the SVG is too. Each open directory is a `<g>` with its path (`data-path`)
+//! and its box (`data-box`, `x y w h`), which the page's script zooms to (drill-down).
 
 use super::text::{esc, esc_short, size};
 use crate::fsmap::{FsMap, MapKind, MapNode};
@@ -149,8 +150,9 @@ fn node(s: &mut String, n: &MapNode, r: Rect, layers: &[Layer]) {
     if n.kind == MapKind::Dir && !n.children.is_empty() {
         let _ = write!(
             s,
-            "<g><rect class=\"d\" x=\"{x:.1}\" y=\"{y:.1}\" width=\"{w:.1}\" height=\"{h:.1}\">\
-             <title>{}</title></rect>",
+            "<g data-path=\"{}\" data-box=\"{x:.1} {y:.1} {w:.1} {h:.1}\"><rect class=\"d\" \
+             x=\"{x:.1}\" y=\"{y:.1}\" width=\"{w:.1}\" height=\"{h:.1}\"><title>{}</title></rect>",
+            esc(&n.path),
             tooltip(n, layers)
         );
         let head = if h > 40.0 && w > 40.0 { 13.0 } else { 1.0 };

@@ -26,7 +26,8 @@ pub enum Format {
 #[derive(clap::Args)]
 pub struct AnalyzeArgs {
     /// Image: name[:tag], id or digest in the store; docker-archive:FILE; oci-archive:FILE;
-    /// oci:DIR[:NAME]. Archives and layouts are read in place, not added to the store.
+    /// oci:DIR[:NAME]; docker://REF or registry:REF (read from the registry). Archives,
+    /// layouts and registry images are read in place, not added to the store.
     image: String,
     /// Output format.
     #[arg(long, value_enum, default_value = "text")]
@@ -54,6 +55,12 @@ pub struct AnalyzeArgs {
     /// Layers read at once (default: the number of cores).
     #[arg(long, value_name = "N")]
     jobs: Option<usize>,
+    /// Browse the image in the terminal: layers, and the file tree as of the selected layer
+    /// with what it added, changed and removed marked (? in the view lists the keys).
+    #[arg(short = 'i', long, conflicts_with_all = ["output", "ci", "format"])]
+    interactive: bool,
+    #[command(flatten)]
+    transport: super::regutil::TransportArgs,
 }
 
 /// The CI rules from the defaults, the `.dive-ci` file and the flags.
@@ -80,6 +87,27 @@ fn ci_rules(args: &AnalyzeArgs) -> anyhow::Result<CiRules> {
     Ok(rules)
 }
 
+/// `whittle analyze -i`: the view runs in the library; here only the terminal check comes
+/// first, so a redirected run fails before the image is read.
+fn interactive(
+    image: &str,
+    input: &Input,
+    store: Option<&whittle_store::Store>,
+    opts: &Options,
+) -> anyhow::Result<ExitCode> {
+    use std::io::IsTerminal;
+    if !std::io::stdout().is_terminal() {
+        anyhow::bail!(
+            "whittle analyze -i needs a terminal on standard output; without -i it prints a \
+             report (--format text, json or html) that can be redirected"
+        );
+    }
+    let mut app = whittle_analyze::analyze_interactive(input, store, opts)
+        .with_context(|| format!("analysing {image}"))?;
+    whittle_analyze::tui::run(&mut app)?;
+    Ok(ExitCode::SUCCESS)
+}
+
 /// Runs `whittle analyze`.
 pub fn run(args: AnalyzeArgs, root: Option<&Path>) -> anyhow::Result<ExitCode> {
     let input = Input::parse(&args.image)?;
@@ -87,6 +115,7 @@ pub fn run(args: AnalyzeArgs, root: Option<&Path>) -> anyhow::Result<ExitCode> {
     if let Some(j) = args.jobs {
         opts.threads = j.max(1);
     }
+    opts.registry = args.transport.client_options();
     let rules = if args.ci {
         Some(ci_rules(&args)?)
     } else {
@@ -96,6 +125,9 @@ pub fn run(args: AnalyzeArgs, root: Option<&Path>) -> anyhow::Result<ExitCode> {
         Input::Store(_) => Some(open(root)?),
         _ => None,
     };
+    if args.interactive {
+        return interactive(&args.image, &input, store.as_ref(), &opts);
+    }
     let (analysis, map) = if args.format == Format::Html {
         let (a, m) = whittle_analyze::analyze_with_map(
             &input,

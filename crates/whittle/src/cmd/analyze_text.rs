@@ -12,15 +12,7 @@ const MAX_ROWS: usize = 20;
 /// Image-supplied text with control characters escaped, so paths and history lines cannot
 /// drive the terminal.
 pub(crate) fn clean(s: &str) -> String {
-    s.chars()
-        .map(|c| {
-            if c.is_control() {
-                c.escape_default().to_string()
-            } else {
-                c.to_string()
-            }
-        })
-        .collect()
+    whittle_analyze::clean(s)
 }
 
 fn shorten(s: &str, max: usize) -> String {
