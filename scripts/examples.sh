@@ -222,6 +222,15 @@ for n in "${names[@]}"; do
           || fail "$n" "go mod download ran $downloads times for two platforms" "$lg.multi.log"
         w images | grep -q "^whittle-example/go-scratch *multi .*linux/arm64" \
           || fail "$n" "whittle images does not show the arm64 image of $tag:multi"
+        # The arm64 image runs here under emulation (whittle's qemu handlers, registered once).
+        if w binfmt --install linux/arm64 >"$lg.binfmt.log" 2>&1; then
+          out=$(w run --rm --platform linux/arm64 "$tag:multi" 2>&1)
+          printf '%s\n' "$out" | sed "s/^/    $n (arm64)> /" >&2
+          printf '%s' "$out" | grep -Eq "${EXPECT[$n]}" \
+            || fail "$n" "whittle run --platform linux/arm64 $tag:multi printed: $out"
+        else
+          fail "$n" "whittle binfmt --install linux/arm64 failed" "$lg.binfmt.log"
+        fi
       else
         fail "$n" "the two-platform build failed" "$lg.multi.log"
       fi

@@ -472,6 +472,25 @@ fn default_network_runs(graph: &whittle_graph::Graph) -> usize {
         .count()
 }
 
+/// Plans the Dockerfile with what `images` knows of its base images and lowers the plan to
+/// the build graph. An error is printed with its Dockerfile line, and is the exit code.
+fn plan_and_lower(
+    df: &whittle_dockerfile::Dockerfile,
+    opts: &PlanOptions,
+    images: &StoreImages,
+    src: &super::plan::DockerfileText,
+) -> Result<(whittle_dockerfile::Plan, whittle_graph::Graph), ExitCode> {
+    let plan = whittle_dockerfile::plan_with(df, opts, images).map_err(|e| {
+        eprint!("{}", e.render(&src.name, &src.text));
+        ExitCode::from(1)
+    })?;
+    let graph = lower(&plan, images).map_err(|e| {
+        report_build_error(&e, &src.name, &src.text);
+        ExitCode::from(1)
+    })?;
+    Ok((plan, graph))
+}
+
 /// Lowers the plan to the build graph; a step the graph cannot express is a build error at
 /// its line.
 fn lower(
@@ -672,22 +691,12 @@ pub fn run(mut args: BuildArgs, root: Option<&Path>) -> anyhow::Result<ExitCode>
             build_platform: host.clone(),
         };
         let mut images = StoreImages::new(store.clone());
-        let mut plan = match whittle_dockerfile::plan_with(&df, &opts, &images) {
-            Ok(p) => p,
-            Err(e) => {
-                eprint!("{}", e.render(&src.name, &src.text));
-                return Ok(ExitCode::from(1));
-            }
+        let (mut plan, mut graph) = match plan_and_lower(&df, &opts, &images, &src) {
+            Ok(pg) => pg,
+            Err(code) => return Ok(code),
         };
         // Entitlements before pulling anything (the solver checks again, after ONBUILD
         // triggers of the pulled images are known).
-        let graph = match lower(&plan, &images) {
-            Ok(g) => g,
-            Err(e) => {
-                report_build_error(&e, &src.name, &src.text);
-                return Ok(ExitCode::from(1));
-            }
-        };
         if let Err(e) = whittle_solver::entitlements::check(&graph, &allow) {
             report_build_error(&e, &src.name, &src.text);
             return Ok(ExitCode::from(1));
@@ -698,21 +707,11 @@ pub fn run(mut args: BuildArgs, root: Option<&Path>) -> anyhow::Result<ExitCode>
             super::frompull::ensure_images(&plan, &store, args.pull, &args.transport, quiet_pull)?;
         if !images.pinned.is_empty() {
             // Again, with the configs (ENV, WORKDIR, USER, ONBUILD) of exactly these images.
-            plan = match whittle_dockerfile::plan_with(&df, &opts, &images) {
-                Ok(p) => p,
-                Err(e) => {
-                    eprint!("{}", e.render(&src.name, &src.text));
-                    return Ok(ExitCode::from(1));
-                }
+            (plan, graph) = match plan_and_lower(&df, &opts, &images, &src) {
+                Ok(pg) => pg,
+                Err(code) => return Ok(code),
             };
         }
-        let graph = match lower(&plan, &images) {
-            Ok(g) => g,
-            Err(e) => {
-                report_build_error(&e, &src.name, &src.text);
-                return Ok(ExitCode::from(1));
-            }
-        };
         plans.push(plan);
         graphs.push(graph);
     }
