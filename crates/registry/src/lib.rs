@@ -30,8 +30,8 @@ pub use auth::{Credentials, DockerConfig};
 pub use client::{Client, ClientOptions};
 pub use error::{RegistryError, Result};
 pub use pull::pull;
-pub use push::{push_image, push_index};
-pub use read::{open_blob, read_image, BlobReader, RemoteImage};
+pub use push::{push_artifact, push_image, push_index};
+pub use read::{open_blob, read_image, read_manifest, BlobReader, RemoteImage};
 pub use reference::{api_host, is_loopback};
 pub use whittle_oci::Platform;
 /// The image reference type (`whittle_oci::Reference`) under the name this crate has always

@@ -334,13 +334,29 @@ pub fn push_image(
             }
         };
     let client = Client::connect(&target.registry, &opts.client)?;
+    let blobs: Vec<Descriptor> = std::iter::once(config).chain(layers).collect();
+    push_blobs(&client, store, target, &blobs, opts)?;
+    put_manifest(&client, target, &media_type, &bytes, &image.manifest, opts)?;
+    Ok(image.manifest.clone())
+}
+
+/// HEADs every blob of `blobs` at `target`'s repository and uploads (or mounts) the ones it
+/// lacks from the store, several at once. Only the blobs the registry lacks must be in the
+/// store.
+fn push_blobs(
+    client: &Client,
+    store: &Store,
+    target: &Reference,
+    blobs: &[Descriptor],
+    opts: &PushOptions,
+) -> Result<()> {
     let sc = scope(&target.repository, true);
     let mut todo: Vec<Descriptor> = Vec::new();
-    for d in std::iter::once(&config).chain(layers.iter()) {
+    for d in blobs {
         if todo.iter().any(|t| t.digest == d.digest) {
             continue;
         }
-        if blob_exists(&client, &target.repository, &d.digest, &sc)? {
+        if blob_exists(client, &target.repository, &d.digest, &sc)? {
             opts.emit(Event::BlobExists {
                 digest: d.digest.clone(),
                 size: d.size,
@@ -351,10 +367,29 @@ pub fn push_image(
     }
     todo.sort_by_key(|d| std::cmp::Reverse(d.size));
     whittle_par::try_for_each(&todo, opts.jobs.clamp(1, 8), |d| {
-        push_blob(&client, store, target, d, opts)
-    })?;
-    put_manifest(&client, target, &media_type, &bytes, &image.manifest, opts)?;
-    Ok(image.manifest.clone())
+        push_blob(client, store, target, d, opts)
+    })
+}
+
+/// Pushes a document that is not an image built here (an artifact such as whittle's build
+/// cache, `whittle-remote-cache`): the blobs it names as [`push_image`] pushes an image's
+/// (HEAD first; only those the registry lacks are uploaded, and those must be in the store),
+/// then `manifest` (of `media_type`) under the target's tag, or its digest without one.
+/// Returns the manifest's digest.
+pub fn push_artifact(
+    store: &Store,
+    target: &Reference,
+    blobs: &[Descriptor],
+    media_type: &str,
+    manifest: &[u8],
+    opts: &PushOptions,
+) -> Result<Digest> {
+    let _lease = store.lease()?;
+    let client = Client::connect(&target.registry, &opts.client)?;
+    push_blobs(&client, store, target, blobs, opts)?;
+    let digest = Digest::of_bytes(manifest);
+    put_manifest(&client, target, media_type, manifest, &digest, opts)?;
+    Ok(digest)
 }
 
 /// PUTs a manifest or index under the target's tag (its digest without one) and

@@ -5,7 +5,7 @@
 use crate::client::{scope, Client, ReqBody};
 use crate::error::{RegistryError, Result};
 use crate::manifest::{Descriptor, MAX_CONFIG};
-use crate::pull::{resolve, Fetched};
+use crate::pull::{fetch_manifest, resolve, Fetched};
 use sha2::{Digest as _, Sha256};
 use std::io::{self, Read};
 use ureq::http::Method;
@@ -142,4 +142,13 @@ pub fn open_blob(client: &Client, repo: &str, d: &Descriptor) -> Result<BlobRead
         got: 0,
         checked: false,
     })
+}
+
+/// A manifest or index as the registry serves it for `r` (its tag, or its digest when
+/// pinned): at most `manifest::MAX_MANIFEST` bytes, the digest checked against the pinned one
+/// or the registry's `Docker-Content-Digest`. Returns the bytes, their digest and the
+/// `Content-Type`. Nothing is parsed: the caller knows what it expects.
+pub fn read_manifest(client: &Client, r: &Reference) -> Result<(Vec<u8>, Digest, Option<String>)> {
+    let f = fetch_manifest(client, r, &r.reference())?;
+    Ok((f.bytes, f.digest, f.content_type))
 }

@@ -15,6 +15,8 @@ pub enum Event {
     },
     /// The step's result came from the cache; `reason` is set when it missed instead.
     StepCached { id: usize },
+    /// The step's result came from an imported cache (`--cache-from`), named by `from`.
+    StepCachedFrom { id: usize, from: String },
     /// Why a step could not use the cache (for `--progress=plain`).
     StepMiss { id: usize, reason: String },
     /// One line of a RUN step's output.

@@ -29,7 +29,10 @@ use whittle_store::{ImageRecord, Store};
 mod copy_op;
 mod exec_op;
 mod export;
+mod remote;
 mod sources;
+
+pub use remote::CacheExport;
 
 /// How to build.
 #[derive(Debug, Clone)]
@@ -87,6 +90,14 @@ pub struct BuildOptions {
     /// Write the target as an image into the store (compressing its new layers). Off when
     /// every output reads only the files (`-o DIR`, `-o type=tar`): see [`crate::export`].
     pub image: bool,
+    /// An output reads the target's files ([`BuildResult::rootfs`]): layers found in an
+    /// imported cache are then unpacked for it. Off when every output reads only the image.
+    pub files: bool,
+    /// `--cache-from`: caches to look a key up in when the store's cache misses (see
+    /// `solve/remote.rs`).
+    pub cache_from: Vec<Arc<whittle_remote_cache::Imported>>,
+    /// `--cache-to`: where the build's cache records go when it is done.
+    pub cache_to: Vec<CacheExport>,
 }
 
 impl BuildOptions {
@@ -117,6 +128,9 @@ impl BuildOptions {
             dockerfile: "Dockerfile".into(),
             on_failure_shell: false,
             image: true,
+            files: true,
+            cache_from: Vec::new(),
+            cache_to: Vec::new(),
         }
     }
 }
@@ -176,6 +190,13 @@ pub enum BuildError {
     Graph(String),
     #[error("the build was cancelled")]
     Cancelled,
+    /// A layer of an imported cache failed a check when it was fetched: the build starts
+    /// again without it (it never fails a build).
+    #[error("{0}")]
+    CacheImport(String),
+    /// `--cache-to` could not write the cache.
+    #[error("exporting the build cache: {0}")]
+    CacheExport(String),
 }
 
 type Result<T> = std::result::Result<T, BuildError>;
@@ -215,6 +236,9 @@ pub(crate) struct Layer {
     /// The Dockerfile step that made the layer (none for a base image's layers): its stage's
     /// label and its line. Written into the manifest's `dev.whittle.layers` annotation.
     pub(crate) made_by: Option<(String, usize)>,
+    /// A layer found in an imported cache: its files are unpacked, and its blob fetched, only
+    /// when something reads them (`solve/remote.rs`).
+    pub(crate) lazy: Option<Arc<remote::Lazy>>,
 }
 
 /// A vertex's result.
@@ -348,8 +372,11 @@ pub fn build(
         jobs: Jobs::new(opts.jobs),
         empty_dir: empty.path().to_path_buf(),
         used_keys: Mutex::new(Vec::new()),
+        remote: remote::State::default(),
     };
-    let done = solver.run_vertices()?;
+    // A layer of an imported cache that fails its checks when fetched is refused and the
+    // build starts again: what was built meanwhile is in the store's cache by then.
+    let done = solver.run_with_imports()?;
     let mut platforms = Vec::new();
     for t in &graph.targets {
         let image = if opts.image {
@@ -380,6 +407,8 @@ pub fn build(
         .first()
         .map(|p| p.rootfs.clone())
         .unwrap_or_default();
+    solver.export_cache(&done)?;
+    solver.report_imports();
     batch.finish()?;
     let used = solver
         .used_keys
@@ -411,6 +440,8 @@ pub(crate) struct Solver<'a> {
     empty_dir: PathBuf,
     /// Cache records this build used, marked used in one transaction at the end.
     used_keys: Mutex<Vec<String>>,
+    /// Imported caches' layers unpacked so far, and what an export of the cache needs.
+    remote: remote::State,
 }
 
 /// The vertices the targets need: their filesystems, and the image sources whose configs
@@ -446,7 +477,7 @@ impl Solver<'_> {
     /// ready, so no thread waits on others, and a vertex that is the only one that can run
     /// runs on the scheduler's thread: a 36-step chain costs no spawn at all. Stops starting vertices at the first failure and cancels the
     /// running ones.
-    fn run_vertices(&self) -> Result<HashMap<VertexId, Arc<Output>>> {
+    pub(crate) fn run_vertices(&self) -> Result<HashMap<VertexId, Arc<Output>>> {
         let needed = needed(self.graph);
         for &v in &needed {
             if self.graph.vertex(v).op.inputs().iter().any(|i| i.0 >= v.0) {
@@ -505,10 +536,14 @@ impl Solver<'_> {
                         done.insert(v, Arc::new(out));
                     }
                     Err(e) => {
+                        // A refused imported layer restarts the build: the running steps
+                        // finish (and are recorded), nothing new starts.
+                        if !matches!(e, BuildError::CacheImport(_)) {
+                            self.cancel.cancel();
+                        }
                         if failed.is_none() {
                             failed = Some(e);
                         }
-                        self.cancel.cancel();
                     }
                 }
             }
@@ -629,6 +664,7 @@ impl Solver<'_> {
                 dir: u.dir,
                 blob: Some((u.blob, u.media_type, u.size)),
                 made_by: None,
+                lazy: None,
             })
             .collect();
         Ok((img, cfg, layers))
@@ -686,15 +722,20 @@ impl Solver<'_> {
             })
     }
 
-    /// Looks a key up in the cache. `Some(None)`: cached, produced no layer.
+    /// Looks a key up in the store's cache, then in the imported caches (`--cache-from`).
+    /// A miss is explained by the same step's inputs in the last build here, else in the
+    /// imported caches (`step` names the step there).
+    #[allow(clippy::too_many_arguments)]
     fn lookup(
         &self,
         vx: &Vertex,
         key: &str,
         id: usize,
         identity: &str,
+        step: &str,
         inputs: &Value,
-    ) -> Result<Option<Option<(Digest, Digest)>>> {
+        below: &Output,
+    ) -> Result<Option<remote::Cached>> {
         if self.no_cache_for(vx) {
             self.progress.event(Event::StepMiss {
                 id,
@@ -702,36 +743,54 @@ impl Solver<'_> {
             });
             return Ok(None);
         }
-        let Some(rec) = self.store.get_cache(key)? else {
-            let last = self
+        let mut pruned = false;
+        if let Some(rec) = self.store.get_cache(key)? {
+            if let Ok(mut used) = self.used_keys.lock() {
+                used.push(key.to_string());
+            }
+            match StepRecord::decode(&rec.result) {
+                Some(StepRecord::Empty) => return Ok(Some(remote::Cached::Local(None))),
+                Some(StepRecord::Layer { chain, diff }) => {
+                    let dir = self.store.snapshot_path(&chain);
+                    if dir.is_dir() && self.store.has_snapshot(&chain)? {
+                        return Ok(Some(remote::Cached::Local(Some(Layer {
+                            dir,
+                            chain_id: chain,
+                            diff_id: diff,
+                            blob: None,
+                            made_by: None,
+                            lazy: None,
+                        }))));
+                    }
+                    pruned = true;
+                }
+                // A record this version cannot read: built again, and overwritten.
+                None => {}
+            }
+        }
+        let unused = match self.imported(key, below) {
+            Ok(hit) => return Ok(Some(hit)),
+            Err(why) => why,
+        };
+        let reason = if pruned {
+            "the cached snapshot was pruned".to_string()
+        } else {
+            let last = match self
                 .store
                 .get_cache(identity)?
-                .and_then(|r| serde_json::from_str::<Value>(&r.result).ok());
-            self.progress.event(Event::StepMiss {
-                id,
-                reason: explain_miss(last.as_ref(), inputs),
-            });
-            return Ok(None);
+                .and_then(|r| serde_json::from_str::<Value>(&r.result).ok())
+            {
+                Some(v) => Some(v),
+                None => self.imported_explanation(step),
+            };
+            explain_miss(last.as_ref(), inputs)
         };
-        if let Ok(mut used) = self.used_keys.lock() {
-            used.push(key.to_string());
-        }
-        match StepRecord::decode(&rec.result) {
-            Some(StepRecord::Empty) => Ok(Some(None)),
-            Some(StepRecord::Layer { chain, diff }) => {
-                let dir = self.store.snapshot_path(&chain);
-                if !dir.is_dir() || !self.store.has_snapshot(&chain)? {
-                    self.progress.event(Event::StepMiss {
-                        id,
-                        reason: "the cached snapshot was pruned".into(),
-                    });
-                    return Ok(None);
-                }
-                Ok(Some(Some((chain, diff))))
-            }
-            // A record this version cannot read: built again, and overwritten.
-            None => Ok(None),
-        }
+        let reason = match unused {
+            Some(why) => format!("{reason} ({why})"),
+            None => reason,
+        };
+        self.progress.event(Event::StepMiss { id, reason });
+        Ok(None)
     }
 
     /// A vertex that may add a layer onto `below`: cache lookup, else `fill` a fresh
@@ -743,6 +802,7 @@ impl Solver<'_> {
         below: &Output,
         key: String,
         inputs: Value,
+        reads: &[&Output],
         fill: impl FnOnce(&Path, &Merged, usize) -> std::result::Result<(), String>,
     ) -> Result<Output> {
         let origin = self.origin(vx);
@@ -772,20 +832,34 @@ impl Solver<'_> {
                 .as_bytes()
             ))
         );
+        // The same step in another runner's cache (its context lives elsewhere).
+        let step = remote::step_id(
+            &self.opts.dockerfile,
+            origin.stage,
+            &origin.progress_label(),
+        );
+        self.note_step(&step, &inputs);
         let mut layers = below.layers.clone();
-        let added = match self.lookup(vx, &key, id, &identity, &inputs)? {
+        let added = match self.lookup(vx, &key, id, &identity, &step, &inputs, below)? {
             Some(hit) => {
                 self.cached.fetch_add(1, Ordering::Relaxed);
-                self.progress.event(Event::StepCached { id });
-                hit.map(|(chain, diff)| Layer {
-                    dir: self.store.snapshot_path(&chain),
-                    chain_id: chain,
-                    diff_id: diff,
-                    blob: None,
-                    made_by: None,
-                })
+                match hit {
+                    remote::Cached::Local(l) => {
+                        self.progress.event(Event::StepCached { id });
+                        l
+                    }
+                    remote::Cached::Imported(l, from) => {
+                        self.progress.event(Event::StepCachedFrom { id, from });
+                        l
+                    }
+                }
             }
             None => {
+                // The files this step reads, unpacked if they came from an imported cache.
+                self.ensure_files(below)?;
+                for o in reads {
+                    self.ensure_files(o)?;
+                }
                 let _permit = self.jobs.acquire();
                 let sd = self.store.prepare_snapshot()?;
                 let merged = below.merged();
@@ -890,6 +964,7 @@ impl Solver<'_> {
             diff_id: info.diff_id,
             blob: None,
             made_by: None,
+            lazy: None,
         }))
     }
 
@@ -904,12 +979,18 @@ impl Solver<'_> {
         below: &Output,
     ) -> Result<Output> {
         let key = cache_key(&self.graph.key_definition(v), &[&below.key], &[]);
+        // On layers of an imported cache whose record is known, the record says (whether the
+        // directory existed or not); otherwise the files answer.
+        if !(self.is_lazy(below) && self.imported_has(&key)) {
+            self.ensure_files(below)?;
+        }
         let merged = below.merged();
-        let exists = merged
-            .resolve(&m.path, true)
-            .ok()
-            .and_then(|p| merged.locate(&p))
-            .is_some_and(|(_, md)| md.is_dir());
+        let exists = !self.is_lazy(below)
+            && merged
+                .resolve(&m.path, true)
+                .ok()
+                .and_then(|p| merged.locate(&p))
+                .is_some_and(|(_, md)| md.is_dir());
         if exists {
             return Ok(Output {
                 layers: below.layers.clone(),
@@ -919,7 +1000,7 @@ impl Solver<'_> {
         }
         let path = m.path.clone();
         let owner = m.owner.clone();
-        self.layer_step(vx, below, key, json!({}), |dir, below, _| {
+        self.layer_step(vx, below, key, json!({}), &[], |dir, below, _| {
             let rel = below
                 .resolve(&path, true)
                 .unwrap_or_else(|_| path.trim_start_matches('/').to_string());

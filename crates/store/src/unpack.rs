@@ -107,6 +107,31 @@ impl Store {
         snapshot: &Digest,
         parent: Option<&Digest>,
     ) -> Result<()> {
+        self.extract_layer_snapshot(&layer.blob, &layer.diff_id, snapshot, parent)
+    }
+
+    /// Extracts the layer blob `blob` (in the store) into a new snapshot (overlay whiteouts)
+    /// and commits it as `snapshot` on `parent`, after checking that the tar hashes to
+    /// `diff_id`: a blob that does not is refused ([`StoreError::InvalidImage`]) and leaves
+    /// nothing behind. For layers known by a record rather than an image (an imported build
+    /// cache).
+    pub fn extract_layer_snapshot(
+        &self,
+        blob: &Digest,
+        diff_id: &Digest,
+        snapshot: &Digest,
+        parent: Option<&Digest>,
+    ) -> Result<()> {
+        let layer = UnpackedLayer {
+            blob: blob.clone(),
+            media_type: String::new(),
+            size: 0,
+            diff_id: diff_id.clone(),
+            chain_id: snapshot.clone(),
+            snapshot: snapshot.clone(),
+            dir: self.snapshot_path(snapshot),
+        };
+        let layer = &layer;
         let sd = self.prepare_snapshot()?;
         let f = self.open_blob(&layer.blob)?;
         let opts = whittle_layer::ExtractOptions {

@@ -29,12 +29,24 @@ impl Solver<'_> {
             ),
             None => {
                 merged_src = from.merged();
-                let id = self
-                    .copied_content(from, &merged_src, &c.sources, &mut files)
-                    .map_err(fail)?;
+                // From an imported stage, the selection recorded with the cache keys the copy
+                // without its files.
+                let id = match self.imported_selection(from, &c.sources, &mut files) {
+                    Some(id) => id,
+                    None => {
+                        self.ensure_files(from)?;
+                        self.copied_content(from, &merged_src, &c.sources, &mut files)
+                            .map_err(fail)?
+                    }
+                };
+                self.note_selection(from, &c.sources, &id, &files);
                 (copy::Source::Merged(&merged_src), id)
             }
         };
+        if c.owner.chown.is_some() {
+            // --chown names are looked up in the stage's files.
+            self.ensure_files(users.unwrap_or(onto))?;
+        }
         let (chown, chmod) = copy_settings(&c.owner, users, onto).map_err(fail)?;
         let inline: Vec<(String, String)> = c
             .inline
@@ -55,6 +67,7 @@ impl Solver<'_> {
             onto,
             key,
             json!({"files": files, "owner": owner_key, "changed": notes}),
+            &[from],
             |dir, below, _| {
                 let req = CopyRequest {
                     keyword: kw,
@@ -118,6 +131,9 @@ impl Solver<'_> {
             files.insert(url.clone(), json!(digest));
             names.push(name);
         }
+        if d.owner.chown.is_some() {
+            self.ensure_files(users.unwrap_or(onto))?;
+        }
         let (chown, chmod) = copy_settings(&d.owner, users, onto).map_err(fail)?;
         let owner_key = format!("{chown:?}");
         let key = cache_key(
@@ -130,6 +146,7 @@ impl Solver<'_> {
             onto,
             key,
             json!({"files": files, "owner": owner_key}),
+            &[],
             |dir, below, _| {
                 use std::os::unix::fs::PermissionsExt;
                 for (url, name) in d.urls.iter().zip(&names) {

@@ -32,9 +32,11 @@ impl Solver<'_> {
         // the filesystem of a stage or image.
         let mut mount_ids = String::new();
         let mut input_keys = vec![root.key.as_str()];
+        let mut reads: Vec<&Output> = Vec::new();
         for m in &e.mounts {
             if let GMount::Bind { from, source, .. } = &m.kind {
                 let src = input(from)?;
+                reads.push(src);
                 input_keys.push(src.key.as_str());
                 match &src.local {
                     Some((dir, idx)) => {
@@ -81,6 +83,7 @@ impl Solver<'_> {
             key,
             json!({"env": env, "workdir": e.cwd, "user": e.user, "mounts": mount_ids,
                    "settings": settings}),
+            &reads,
             |upper, below, id| {
                 let lower: Vec<PathBuf> = if below.layers().is_empty() {
                     vec![self.empty_dir.clone()]

@@ -146,16 +146,14 @@ pub struct BuildArgs {
     pub transport: Box<super::regutil::TransportArgs>,
     #[command(flatten)]
     pub compression: Box<super::flags::CompressionArgs>,
+    #[command(flatten)]
+    pub cache: Box<super::cache_flags::CacheArgs>,
 }
 
 /// buildx flags for features whittle does not have yet. Hidden from `--help`; a build that
 /// passes one stops with a sentence saying what is missing, never "unexpected argument".
 #[derive(clap::Args, Default)]
 pub struct UnsupportedArgs {
-    #[arg(long = "cache-to", hide = true)]
-    pub cache_to: Vec<String>,
-    #[arg(long = "cache-from", hide = true)]
-    pub cache_from: Vec<String>,
     #[arg(long, hide = true, num_args = 0..=1, require_equals = true, default_missing_value = "true")]
     pub sbom: Option<String>,
     #[arg(long, hide = true, num_args = 0..=1, require_equals = true, default_missing_value = "true")]
@@ -172,18 +170,6 @@ fn refuse_unsupported(u: &UnsupportedArgs) -> anyhow::Result<()> {
         v.as_deref()
             .is_none_or(|v| matches!(v, "false" | "0" | "mode=none" | "disabled=true"))
     };
-    if let Some(v) = u.cache_to.first() {
-        anyhow::bail!(
-            "--cache-to {v}: exporting the build cache is not supported yet; whittle keeps its \
-             cache in the local store (whittle prune manages it). Drop the flag."
-        );
-    }
-    if let Some(v) = u.cache_from.first() {
-        anyhow::bail!(
-            "--cache-from {v}: importing a build cache is not supported yet; whittle uses its \
-             local store's cache. Drop the flag."
-        );
-    }
     if !off(&u.sbom) {
         anyhow::bail!(
             "--sbom: SBOM attestations are not supported yet; build without it (or --sbom=false)"
@@ -862,6 +848,8 @@ pub fn run(mut args: BuildArgs, root: Option<&Path>) -> anyhow::Result<ExitCode>
     bo.image = exporters.iter().any(|e| e.needs_image())
         || args.iidfile.is_some()
         || args.metadata_file.is_some();
+    bo.files = exporters.iter().any(|e| !e.needs_image());
+    (bo.cache_from, bo.cache_to) = args.cache.open(&env.push, quiet_flag(&args))?;
     let quiet = quiet_flag(&args);
     let tty_view = match args.progress {
         ProgressMode::Tty => true,

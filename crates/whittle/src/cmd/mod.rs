@@ -5,6 +5,7 @@ pub mod analyze;
 pub mod analyze_text;
 pub mod binfmt;
 pub mod build;
+pub mod cache_flags;
 pub mod check;
 pub mod diff;
 pub mod doctor;

@@ -49,6 +49,9 @@ impl Progress for Plain {
                 self.line(format!("#{id} {label} {}", safe(&summary)));
             }
             Event::StepCached { id } => self.line(format!("#{id} CACHED")),
+            Event::StepCachedFrom { id, from } => {
+                self.line(format!("#{id} CACHED from {}", safe(&from)))
+            }
             Event::StepMiss { id, reason } => self.line(format!("#{id} cache miss: {reason}")),
             Event::StepLog { id, line, .. } => {
                 let t = self
@@ -170,6 +173,9 @@ impl Progress for Tty {
                 }
             }
             Event::StepCached { id } => self.finish(id, "✓", "CACHED"),
+            Event::StepCachedFrom { id, from } => {
+                self.finish(id, "✓", &format!("CACHED from {}", safe(&from)))
+            }
             Event::StepMiss { .. } => {}
             Event::StepLog { id, line, .. } => {
                 if let Ok(s) = self.steps.lock() {
@@ -219,6 +225,9 @@ impl Progress for RawJson {
             } => serde_json::json!({"event": "started", "step": id, "stage": stage,
                 "label": label, "instruction": summary, "line": line}),
             Event::StepCached { id } => serde_json::json!({"event": "cached", "step": id}),
+            Event::StepCachedFrom { id, from } => {
+                serde_json::json!({"event": "cached", "step": id, "from": from})
+            }
             Event::StepMiss { id, reason } => {
                 serde_json::json!({"event": "miss", "step": id, "reason": reason})
             }

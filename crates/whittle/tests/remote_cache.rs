@@ -1,0 +1,363 @@
+//! `--cache-to` / `--cache-from` between two runners (two fresh stores with the same busybox
+//! base) through Debian's `docker-registry` on 127.0.0.1, whose access log counts the blobs
+//! runner B downloads, and through an OCI layout directory. RUN steps need root.
+#![allow(clippy::unwrap_used)]
+
+mod common;
+
+use std::fs;
+use std::net::{TcpListener, TcpStream};
+use std::path::{Path, PathBuf};
+use std::process::{Child, Command};
+use std::time::{Duration, Instant};
+use whittle_store::Store;
+
+fn have_registry() -> bool {
+    if Path::new("/usr/bin/docker-registry").is_file() {
+        return true;
+    }
+    let must = rustix::process::geteuid().is_root() || std::env::var_os("CI").is_some();
+    assert!(!must, "docker-registry is missing: run scripts/deps.sh");
+    eprintln!("skipped: docker-registry not installed (run scripts/deps.sh as root)");
+    false
+}
+
+/// A docker-registry on 127.0.0.1 with its access log in a file (to count blob downloads);
+/// killed on drop.
+struct Registry {
+    child: Child,
+    port: u16,
+    dir: tempfile::TempDir,
+}
+
+impl Registry {
+    fn start() -> Registry {
+        let dir = tempfile::tempdir().unwrap();
+        let port = TcpListener::bind("127.0.0.1:0")
+            .unwrap()
+            .local_addr()
+            .unwrap()
+            .port();
+        let cfg = format!(
+            "version: 0.1\nlog:\n  level: error\nstorage:\n  filesystem:\n    rootdirectory: {}\nhttp:\n  addr: 127.0.0.1:{port}\n",
+            dir.path().join("data").display()
+        );
+        fs::write(dir.path().join("config.yml"), cfg).unwrap();
+        let child = Command::new("docker-registry")
+            .arg("serve")
+            .arg(dir.path().join("config.yml"))
+            .stdout(fs::File::create(dir.path().join("access.log")).unwrap())
+            .stderr(fs::File::create(dir.path().join("registry.log")).unwrap())
+            .spawn()
+            .unwrap();
+        let start = Instant::now();
+        while TcpStream::connect(("127.0.0.1", port)).is_err() {
+            assert!(start.elapsed() < Duration::from_secs(20), "no registry");
+            std::thread::sleep(Duration::from_millis(50));
+        }
+        Registry { child, port, dir }
+    }
+
+    fn host(&self) -> String {
+        format!("127.0.0.1:{}", self.port)
+    }
+
+    fn blob_file(&self, digest: &str) -> PathBuf {
+        let hex = digest.strip_prefix("sha256:").unwrap();
+        self.dir
+            .path()
+            .join("data/docker/registry/v2/blobs/sha256")
+            .join(&hex[..2])
+            .join(hex)
+            .join("data")
+    }
+
+    /// Access-log lines so far (to take a mark before a build).
+    fn log(&self) -> Vec<String> {
+        fs::read_to_string(self.dir.path().join("access.log"))
+            .unwrap_or_default()
+            .lines()
+            .map(str::to_string)
+            .collect()
+    }
+
+    /// The blobs downloaded (GET answered 200) after `mark` lines of the log: digest, bytes.
+    fn blob_gets(&self, mark: usize) -> Vec<(String, u64)> {
+        self.log()
+            .iter()
+            .skip(mark)
+            .filter_map(|l| {
+                let req = l.split('"').nth(1)?;
+                let rest = l.split('"').nth(2)?;
+                let path = req.strip_prefix("GET ")?;
+                let digest = path.split("/blobs/").nth(1)?.split(' ').next()?;
+                let mut it = rest.split_whitespace();
+                (it.next()? == "200").then_some(())?;
+                Some((digest.to_string(), it.next()?.parse().ok()?))
+            })
+            .collect()
+    }
+}
+
+impl Drop for Registry {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+/// A multi-stage build: the builder makes a file and 2 MiB the image never sees; the final
+/// stage copies one file of it next to one of the context's.
+const DOCKERFILE: &str = "FROM test/busybox:1 AS builder
+WORKDIR /src
+COPY a.txt .
+RUN cat a.txt > out.txt && echo built >> out.txt
+RUN head -c 2097152 /dev/urandom > /src/junk
+FROM test/busybox:1
+COPY b.txt /b.txt
+COPY --from=builder /src/out.txt /out.txt
+RUN cat /out.txt /b.txt > /all.txt
+";
+
+/// A runner: a fresh store with the busybox base and the context.
+fn runner(dockerfile: &str) -> common::Env {
+    let e = common::env();
+    fs::write(e.ctx.join("Dockerfile"), dockerfile).unwrap();
+    fs::write(e.ctx.join("a.txt"), "from a\n").unwrap();
+    fs::write(e.ctx.join("b.txt"), "from b\n").unwrap();
+    e
+}
+
+fn build(e: &common::Env, extra: &[&str]) -> common::Out {
+    let ctx = e.ctx.to_string_lossy().into_owned();
+    let mut args = vec!["build", "--progress=plain", "--network=none", "-t", "app:1"];
+    args.extend_from_slice(extra);
+    args.push(&ctx);
+    let out = common::whittle(&e.root, &args);
+    assert!(out.ok, "build failed:\n{}", out.stderr);
+    out
+}
+
+fn image(e: &common::Env) -> whittle_store::ImageRecord {
+    Store::open(&e.root)
+        .unwrap()
+        .resolve("app:1")
+        .unwrap()
+        .image
+}
+
+fn count(s: &str, pat: &str) -> usize {
+    s.lines().filter(|l| l.contains(pat)).count()
+}
+
+#[test]
+fn runner_b_builds_warm_from_runner_a_and_downloads_only_the_image_layers() {
+    if !common::privileged("RUN steps") || !have_registry() {
+        return;
+    }
+    let reg = Registry::start();
+    let cache = format!("{}/app/cache:main", reg.host());
+    let a = runner(DOCKERFILE);
+    let out = build(
+        &a,
+        &["--cache-to", &format!("type=registry,ref={cache},mode=max")],
+    );
+    assert!(
+        out.stderr.contains("exported the build cache"),
+        "{}",
+        out.stderr
+    );
+    let a_img = image(&a);
+
+    // A second export of the same build uploads no layer again.
+    let out = build(
+        &a,
+        &["--cache-to", &format!("type=registry,ref={cache},mode=max")],
+    );
+    assert!(!out.stderr.contains("uploading"), "{}", out.stderr);
+
+    // Runner B: fresh store, same base. Every step comes from A's cache.
+    let b = runner(DOCKERFILE);
+    let mark = reg.log().len();
+    let out = build(&b, &["--cache-from", &format!("type=registry,ref={cache}")]);
+    eprintln!("{}", out.stderr);
+    assert!(!out.stderr.contains("cache miss"), "{}", out.stderr);
+    assert_eq!(
+        count(&out.stderr, &format!("CACHED from {cache}")),
+        7,
+        "{}",
+        out.stderr
+    );
+    assert!(
+        out.stderr.contains("0 steps run, 7 cached"),
+        "{}",
+        out.stderr
+    );
+    let b_img = image(&b);
+    assert_eq!(b_img.manifest, a_img.manifest, "the same image as A's");
+
+    // What B downloaded: the cache config and the layers the image has and the base lacks;
+    // nothing of the builder stage (its 2 MiB layer least of all).
+    let base = Store::open(&b.root)
+        .unwrap()
+        .resolve("test/busybox:1")
+        .unwrap()
+        .image;
+    let want: Vec<String> = b_img
+        .layers
+        .iter()
+        .filter(|l| !base.layers.contains(l))
+        .map(ToString::to_string)
+        .collect();
+    let gets = reg.blob_gets(mark);
+    let layers: Vec<&(String, u64)> = gets
+        .iter()
+        .filter(|(d, _)| b_img.layers.iter().any(|l| l.as_str() == d))
+        .collect();
+    let mut got: Vec<String> = layers.iter().map(|(d, _)| d.clone()).collect();
+    got.sort();
+    let mut want_sorted = want.clone();
+    want_sorted.sort();
+    assert_eq!(got, want_sorted, "blob GETs: {gets:?}");
+    let others: Vec<&(String, u64)> = gets
+        .iter()
+        .filter(|(d, _)| !b_img.layers.iter().any(|l| l.as_str() == d))
+        .collect();
+    assert_eq!(others.len(), 1, "only the cache config besides: {gets:?}");
+    let layer_bytes: u64 = layers.iter().map(|(_, n)| n).sum();
+    let s = Store::open(&b.root).unwrap();
+    let expected: u64 = want
+        .iter()
+        .map(|d| s.blob_size(&d.parse().unwrap()).unwrap())
+        .sum();
+    assert_eq!(layer_bytes, expected);
+    assert!(layer_bytes < 1 << 20, "no builder junk: {layer_bytes}");
+    eprintln!(
+        "runner B downloaded {} bytes of layers and a {}-byte cache config",
+        layer_bytes, others[0].1
+    );
+
+    // A one-file edit on B: the COPY of that file misses (explained from A's record of the
+    // step), the steps after it run, the builder stage stays cached.
+    fs::write(b.ctx.join("b.txt"), "edited\n").unwrap();
+    let out = build(&b, &["--cache-from", &format!("type=registry,ref={cache}")]);
+    eprintln!("{}", out.stderr);
+    assert!(
+        out.stderr.contains("cache miss: b.txt changed"),
+        "{}",
+        out.stderr
+    );
+    assert!(
+        out.stderr.contains("3 steps run, 4 cached"),
+        "{}",
+        out.stderr
+    );
+    assert_eq!(
+        common::image_file(&b.root, "app:1", "all.txt").unwrap(),
+        b"from a\nbuilt\nedited\n"
+    );
+}
+
+/// Builds `DOCKERFILE` on a fresh runner with `--cache-from from`; checks the image is A's
+/// and the output names the problem.
+fn builds_correctly(from: &str, a_img: &whittle_store::ImageRecord, warning: &str) -> String {
+    let b = runner(DOCKERFILE);
+    let out = build(&b, &["--cache-from", from]);
+    eprintln!("{}", out.stderr);
+    assert!(out.stderr.contains("warning"), "{}", out.stderr);
+    assert!(out.stderr.contains(warning), "{}", out.stderr);
+    assert_eq!(image(&b).manifest, a_img.manifest, "a correct image");
+    out.stderr
+}
+
+#[test]
+fn broken_caches_build_correctly_with_a_warning() {
+    if !common::privileged("RUN steps") || !have_registry() {
+        return;
+    }
+    let reg = Registry::start();
+    let a = runner(DOCKERFILE);
+    let tampered = format!("{}/app/cache:tampered", reg.host());
+    let local = a.tmp.path().join("layout");
+    build(
+        &a,
+        &[
+            "--cache-to",
+            &format!("type=registry,ref={tampered},mode=max"),
+            "--cache-to",
+            &format!("type=local,dest={},mode=max", local.display()),
+        ],
+    );
+    let a_img = image(&a);
+    let top = a_img.layers.last().unwrap().to_string();
+
+    // Tampered: the image's top layer's bytes changed in the registry.
+    let f = reg.blob_file(&top);
+    let mut bytes = fs::read(&f).unwrap();
+    let n = bytes.len();
+    bytes[n / 2] ^= 0xff;
+    fs::write(&f, bytes).unwrap();
+    builds_correctly(&format!("type=registry,ref={tampered}"), &a_img, &top);
+
+    // Missing: the layer of `COPY b.txt` is gone (the registry's data file deleted).
+    let reg2 = Registry::start();
+    let missing2 = format!("{}/app/cache:main", reg2.host());
+    build(
+        &a,
+        &[
+            "--cache-to",
+            &format!("type=registry,ref={missing2},mode=max"),
+        ],
+    );
+    let second = a_img.layers[a_img.layers.len() - 3].to_string();
+    fs::remove_file(reg2.blob_file(&second)).unwrap();
+    builds_correctly(&format!("type=registry,ref={missing2}"), &a_img, &second);
+
+    // Wrong media type: the layout's manifest says zstd for a gzip layer.
+    let index: serde_json::Value =
+        serde_json::from_slice(&fs::read(local.join("index.json")).unwrap()).unwrap();
+    let mdigest = index["manifests"][0]["digest"]
+        .as_str()
+        .unwrap()
+        .to_string();
+    let mpath = local.join("blobs/sha256").join(&mdigest[7..]);
+    let mut m: serde_json::Value = serde_json::from_slice(&fs::read(&mpath).unwrap()).unwrap();
+    for l in m["layers"].as_array_mut().unwrap() {
+        l["mediaType"] = "application/vnd.oci.image.layer.v1.tar+zstd".into();
+    }
+    let mbytes = serde_json::to_vec(&m).unwrap();
+    let md = whittle_oci::Digest::of_bytes(&mbytes);
+    fs::write(local.join("blobs/sha256").join(md.hex()), &mbytes).unwrap();
+    let mut index = index;
+    index["manifests"][0]["digest"] = md.to_string().into();
+    index["manifests"][0]["size"] = mbytes.len().into();
+    fs::write(
+        local.join("index.json"),
+        serde_json::to_vec(&index).unwrap(),
+    )
+    .unwrap();
+    builds_correctly(
+        &format!("type=local,src={}", local.display()),
+        &a_img,
+        "media type",
+    );
+
+    // Not a cache at all: an image; and a cache of another Dockerfile.
+    let other = runner("FROM test/busybox:1\nCOPY a.txt /elsewhere.txt\n");
+    let foreign = format!("{}/app/other:main", reg.host());
+    build(
+        &other,
+        &["--cache-to", &format!("type=registry,ref={foreign}")],
+    );
+    builds_correctly(
+        &format!("type=registry,ref={foreign}"),
+        &a_img,
+        "none of its",
+    );
+    // A reference that is not there.
+    builds_correctly(
+        &format!("type=registry,ref={}/app/nothing:here", reg.host()),
+        &a_img,
+        "building without it",
+    );
+}
