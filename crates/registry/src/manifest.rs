@@ -130,7 +130,10 @@ pub fn parse(bytes: &[u8], content_type: Option<&str>, what: &str) -> Result<Doc
         });
     }
     for l in &layers {
-        if !media_type::is_layer(&l.media_type) {
+        // An attestation manifest's layers are in-toto statements (BuildKit's attestation
+        // storage); never chosen as a platform's image, they are pushed and copied as they are.
+        if !media_type::is_layer(&l.media_type) && l.media_type != whittle_oci::attestation::IN_TOTO
+        {
             return Err(bad(format!(
                 "layer {} has media type {:?}, not a filesystem layer",
                 l.digest, l.media_type

@@ -502,6 +502,14 @@ pub fn push_index(
         .all(|(a, b)| a.manifest == b.manifest)
     {
         index.clone()
+    } else if index.has_attestations() {
+        // The attestations' statements name the images' digests, which compressing changed:
+        // they would describe images that are not pushed.
+        return Err(RegistryError::InvalidManifest {
+            what: name,
+            reason: "compressing its images' uncompressed layers changed their digests, which its attestations name: build it again with compressed layers (the default), then push"
+                .into(),
+        });
     } else {
         let refs: Vec<&ImageRecord> = pushed.iter().collect();
         store.write_image_index(&refs, &Default::default())?

@@ -32,6 +32,7 @@ mod export;
 mod remote;
 mod sources;
 
+pub use export::dockerfile_label;
 pub use remote::CacheExport;
 
 /// How to build.
@@ -214,6 +215,9 @@ pub struct BuildResult {
     pub platforms: Vec<PlatformResult>,
     /// The index of the platforms' images, for a graph of several platforms.
     pub index: Option<whittle_store::IndexRecord>,
+    /// The build context's digest (the Merkle digest of its files after `.dockerignore`, in
+    /// `whittle_context::merkle`'s scheme), when a step read it: for provenance.
+    pub context_digest: Option<Digest>,
     pub steps_run: usize,
     pub steps_cached: usize,
 }
@@ -409,6 +413,18 @@ pub fn build(
         .unwrap_or_default();
     solver.export_cache(&done)?;
     solver.report_imports();
+    let context_digest = graph
+        .vertices
+        .iter()
+        .enumerate()
+        .find_map(|(i, vx)| match &vx.op {
+            Op::Context(c) if c.name.is_none() => done
+                .get(&VertexId(i))
+                .and_then(|o| o.local.as_ref())
+                .and_then(|(_, ix)| ix.get(""))
+                .map(|e| Digest::from_sha256(e.digest)),
+            _ => None,
+        });
     batch.finish()?;
     let used = solver
         .used_keys
@@ -421,6 +437,7 @@ pub fn build(
         rootfs,
         platforms,
         index,
+        context_digest,
         steps_run: solver.run.load(Ordering::Relaxed),
         steps_cached: solver.cached.load(Ordering::Relaxed),
     })

@@ -82,6 +82,9 @@ pub struct TaggedImage {
     pub tags: Vec<String>,
     /// The tagged index its tags come through, when they come through one.
     pub index: Option<Digest>,
+    /// When that index lists it as an attestation manifest: the image it describes. Such a
+    /// manifest is not an image to run or list (see `attestations.rs`).
+    pub attests: Option<Digest>,
 }
 
 /// One line of an image's history.
@@ -406,6 +409,7 @@ impl Store {
             let indexes = tx.open_table(INDEXES).map_err(db_err)?;
             let mut by_manifest: BTreeMap<String, Vec<String>> = BTreeMap::new();
             let mut via: HashMap<String, Digest> = HashMap::new();
+            let mut attests: HashMap<String, Digest> = HashMap::new();
             for e in tags.iter().map_err(db_err)? {
                 let (k, v) = e.map_err(db_err)?;
                 let tag = k.value().to_string();
@@ -417,6 +421,9 @@ impl Store {
                             .or_default()
                             .push(tag.clone());
                         via.insert(m.manifest.to_string(), ix.digest.clone());
+                        if let Some(of) = &m.attests {
+                            attests.insert(m.manifest.to_string(), of.clone());
+                        }
                     }
                 } else {
                     by_manifest
@@ -433,7 +440,13 @@ impl Store {
                 tags.sort();
                 tags.dedup();
                 let index = via.remove(k.value());
-                out.push(TaggedImage { image, tags, index });
+                let attests = attests.remove(k.value());
+                out.push(TaggedImage {
+                    image,
+                    tags,
+                    index,
+                    attests,
+                });
             }
             out.sort_by(|a, b| b.image.added.cmp(&a.image.added).then(a.tags.cmp(&b.tags)));
             Ok(out)
@@ -515,9 +528,9 @@ impl Store {
                     }
                 }
                 Some(TagTarget::Index(ix)) => {
+                    // Attestation manifests are never an image to choose.
                     let present: Vec<_> = ix
-                        .manifests
-                        .iter()
+                        .images()
                         .filter(|m| by_manifest(&m.manifest).is_some())
                         .cloned()
                         .collect();

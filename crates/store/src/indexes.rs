@@ -36,6 +36,10 @@ pub struct IndexMember {
     pub size: u64,
     /// None for entries without a platform, or with `unknown/unknown` (attestations).
     pub platform: Option<Platform>,
+    /// For an attestation manifest (BuildKit's `vnd.docker.reference.type:
+    /// attestation-manifest`): the image manifest it describes. Never an image to run.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub attests: Option<Digest>,
 }
 
 impl IndexRecord {
@@ -50,6 +54,23 @@ impl IndexRecord {
             .iter()
             .filter_map(|m| m.platform.clone())
             .collect()
+    }
+
+    /// Its entries that are images (not attestation manifests), in index order.
+    pub fn images(&self) -> impl Iterator<Item = &IndexMember> {
+        self.manifests.iter().filter(|m| m.attests.is_none())
+    }
+
+    /// The attestation manifest of the image `manifest`, when the index lists one.
+    pub fn attestation_of(&self, manifest: &Digest) -> Option<&IndexMember> {
+        self.manifests
+            .iter()
+            .find(|m| m.attests.as_ref() == Some(manifest))
+    }
+
+    /// Whether it lists attestation manifests.
+    pub fn has_attestations(&self) -> bool {
+        self.manifests.iter().any(|m| m.attests.is_some())
     }
 }
 
@@ -67,6 +88,7 @@ fn member_of(d: &Descriptor) -> Option<IndexMember> {
         media_type: d.media_type.clone(),
         size: d.size,
         platform,
+        attests: whittle_oci::attestation::attests(d),
     })
 }
 
@@ -117,27 +139,9 @@ impl Store {
         images: &[&ImageRecord],
         annotations: &BTreeMap<String, String>,
     ) -> Result<IndexRecord> {
-        let mut entries = Vec::new();
-        for img in images {
-            let p = img.platform.as_ref().ok_or_else(|| {
-                StoreError::InvalidImage(format!(
-                    "image {} has no platform in its config, so it cannot go into an index",
-                    img.manifest
-                ))
-            })?;
-            let mut d = Descriptor::new(
-                img.media_type.clone(),
-                img.manifest.clone(),
-                img.manifest_size,
-            );
-            d.platform = Some(PlatformSpec::from(p));
-            entries.push(d);
-        }
-        let mut idx = Index::new(MEDIA_TYPE_INDEX, entries);
-        idx.annotations = annotations.clone();
-        let bytes = serde_json::to_vec(&idx).map_err(|e| StoreError::json("index", e))?;
-        let d = self.put_bytes(&bytes)?;
-        self.put_index(&d)
+        let entries: Vec<crate::IndexEntry<'_>> =
+            images.iter().map(|i| crate::IndexEntry::Image(i)).collect();
+        self.write_index_of(&entries, annotations)
     }
 
     /// The record of an index, if it is one the store knows.

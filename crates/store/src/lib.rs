@@ -28,6 +28,7 @@
 #![cfg_attr(test, allow(clippy::unwrap_used))]
 
 pub mod archive;
+mod attestations;
 mod blobs;
 mod cache;
 mod cache_mounts;
@@ -44,6 +45,7 @@ mod store;
 mod unpack;
 
 pub use archive::{load, save, save_with_indexes, ArchiveFormat, LoadedImage};
+pub use attestations::{IndexEntry, StatementRef, MAX_STATEMENT};
 pub use blobs::BlobWriter;
 pub use cache::CacheRecord;
 pub use cache_mounts::CacheMount;

@@ -820,3 +820,97 @@ fn build_from_a_digest_copy_from_an_image_and_push() {
     );
     assert!(e.contains("--push needs a name"), "{e}");
 }
+
+#[test]
+fn a_build_with_attestations_pushes_them_and_skopeo_copies_them_whole() {
+    if tools().is_none() || !common::privileged("whittle build") {
+        return;
+    }
+    let (reg, t, a, base) = registry_and_image("base/busybox:1", serde_json::json!({}));
+    let home = t.path();
+    let ctx = home.join("ctx");
+    fs::create_dir_all(&ctx).unwrap();
+    fs::write(ctx.join("f"), "x\n").unwrap();
+    fs::write(ctx.join("Dockerfile"), format!("FROM {base}\nCOPY f /f\n")).unwrap();
+    let app = format!("{}/app/attested:1", reg.host());
+    let out = whittle(&a, home)
+        .args(["build", "--sbom", "--provenance", "--push", "-t", &app])
+        .arg(&ctx)
+        .output()
+        .unwrap();
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert!(out.status.success(), "{err}");
+    let raw = ok(skopeo().args([
+        "inspect",
+        "--raw",
+        "--tls-verify=false",
+        &format!("docker://{app}"),
+    ]));
+    let index: serde_json::Value = serde_json::from_str(&raw).unwrap();
+    let entries = index["manifests"].as_array().unwrap();
+    assert_eq!(entries.len(), 2, "{raw}");
+    let image = entries[0]["digest"].as_str().unwrap();
+    let att = &entries[1];
+    assert_eq!(att["platform"]["os"], "unknown");
+    assert_eq!(
+        att["annotations"]["vnd.docker.reference.type"],
+        "attestation-manifest"
+    );
+    assert_eq!(att["annotations"]["vnd.docker.reference.digest"], image);
+    // The attestation manifest and its statements are on the registry.
+    let am = ok(skopeo().args([
+        "inspect",
+        "--raw",
+        "--tls-verify=false",
+        &format!(
+            "docker://{}/app/attested@{}",
+            reg.host(),
+            att["digest"].as_str().unwrap()
+        ),
+    ]));
+    let am: serde_json::Value = serde_json::from_str(&am).unwrap();
+    let types: Vec<&str> = am["layers"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|l| {
+            l["annotations"]["in-toto.io/predicate-type"]
+                .as_str()
+                .unwrap()
+        })
+        .collect();
+    assert_eq!(
+        types,
+        [
+            "https://spdx.dev/Document",
+            "https://slsa.dev/provenance/v1"
+        ]
+    );
+    for l in am["layers"].as_array().unwrap() {
+        assert!(reg.blob_file(l["digest"].as_str().unwrap()).is_file());
+    }
+    // skopeo copies the index whole, digests unchanged; whittle loads it back with the
+    // attestation manifest kept as one, not listed as an image.
+    let layout = home.join("layout");
+    ok(skopeo().args([
+        "copy",
+        "--all",
+        "--src-tls-verify=false",
+        &format!("docker://{app}"),
+        &format!("oci:{}:app/attested:1", layout.display()),
+    ]));
+    let top: serde_json::Value =
+        serde_json::from_slice(&fs::read(layout.join("index.json")).unwrap()).unwrap();
+    assert_eq!(
+        top["manifests"][0]["digest"],
+        whittle_oci::Digest::of_bytes(raw.as_bytes()).to_string()
+    );
+    let b = home.join("b");
+    ok(whittle(&b, home).args(["load", "-i"]).arg(&layout));
+    let listed = ok(whittle(&b, home).args(["images", "--format", "json"]));
+    let rows: serde_json::Value = serde_json::from_str(&listed).unwrap();
+    let rows = rows.as_array().unwrap();
+    assert_eq!(rows.len(), 1, "{listed}");
+    assert_eq!(rows[0]["Digest"], image);
+    assert!(rows[0]["Attestations"]["Manifest"].is_string(), "{listed}");
+}

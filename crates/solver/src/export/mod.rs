@@ -47,6 +47,10 @@ fn compressed_index(
     if !changed {
         return Ok(index.clone());
     }
+    if index.has_attestations() {
+        // Its attestations name the images' old digests.
+        return Err(ExportError::AttestedUncompressed);
+    }
     let refs: Vec<&ImageRecord> = images.iter().collect();
     Ok(store.write_image_index(&refs, &Default::default())?)
 }
@@ -62,7 +66,9 @@ pub struct Built<'a> {
     pub epoch: u64,
     /// A build of several platforms: the index of their images (when images were written),
     /// and each platform's files. Empty for a build of one platform, which `image` and
-    /// `rootfs` describe.
+    /// `rootfs` describe. A build with attestations has an index for one platform too (its
+    /// image and its attestation manifest, as buildx writes it); outputs that hold no
+    /// attestations (docker archive, daemon) then take `image` alone.
     pub index: Option<&'a IndexRecord>,
     pub platforms: &'a [(Platform, Merged)],
 }
@@ -128,6 +134,8 @@ pub enum ExportError {
     RegistryUnnamed,
     #[error("loading into a docker daemon needs to know which one: no DOCKER_HOST was resolved")]
     NoDaemon,
+    #[error("the image's layers are stored uncompressed, and compressing them would change the digests its attestations name: build with compressed layers (the default) for an OCI archive with attestations")]
+    AttestedUncompressed,
     #[error("{0} needs the image, and the build wrote none")]
     NoImage(String),
     #[error("{0} holds one platform, and this build makes several: build one --platform at a time for it, or write an OCI archive (-o type=oci,dest=FILE) or push (--push), which keep every platform")]
@@ -328,6 +336,12 @@ impl Exporter for Archive {
                 let index = compressed_index(built.store, ix, self.compression, threads)?;
                 (Vec::new(), vec![(self.name.clone(), index)])
             }
+            // One platform under an index only for its attestations: a docker archive holds
+            // no attestations (as buildx's docker exporter), so the image goes alone.
+            (Some(_), ArchiveFormat::Docker) if built.platforms.len() < 2 => (
+                vec![(self.name.clone(), image(built, self)?.clone())],
+                Vec::new(),
+            ),
             (Some(_), ArchiveFormat::Docker) => {
                 return Err(ExportError::OnePlatform("a docker archive"))
             }
@@ -481,7 +495,9 @@ impl Exporter for Daemon {
         true
     }
     fn export(&self, built: &Built<'_>) -> Result<Vec<String>, ExportError> {
-        if built.index.is_some() {
+        // An index of one platform has it for its attestations, which a docker daemon (without
+        // the containerd store) does not keep: the image is loaded alone, as buildx does.
+        if built.platforms.len() > 1 {
             return Err(ExportError::OnePlatform("a docker daemon"));
         }
         let img = image(built, self)?;

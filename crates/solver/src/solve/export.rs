@@ -173,21 +173,25 @@ impl Solver<'_> {
         whittle_oci::layer_origins_json(&list)
     }
 
-    /// The Dockerfile as the annotation names it: its path inside the context when it is
-    /// there, else its file name (a path outside the context would put the builder's
-    /// directories into the image and change its digest from one checkout to the next).
     fn dockerfile_label(&self) -> String {
-        let p = std::path::Path::new(&self.opts.dockerfile);
-        if let Ok(rel) = p.strip_prefix(&self.opts.context) {
-            if !rel.as_os_str().is_empty() {
-                return rel.to_string_lossy().into_owned();
-            }
-        }
-        if p.is_absolute() || p.starts_with("..") {
-            if let Some(name) = p.file_name() {
-                return name.to_string_lossy().into_owned();
-            }
-        }
-        self.opts.dockerfile.clone()
+        dockerfile_label(self.opts)
     }
+}
+
+/// The Dockerfile as the image's annotation and provenance name it: its path inside the
+/// context when it is there, else its file name (a path outside the context would put the
+/// builder's directories into the image and change its digest from one checkout to the next).
+pub fn dockerfile_label(opts: &BuildOptions) -> String {
+    let p = std::path::Path::new(&opts.dockerfile);
+    if let Ok(rel) = p.strip_prefix(&opts.context) {
+        if !rel.as_os_str().is_empty() {
+            return rel.to_string_lossy().into_owned();
+        }
+    }
+    if p.is_absolute() || p.starts_with("..") {
+        if let Some(name) = p.file_name() {
+            return name.to_string_lossy().into_owned();
+        }
+    }
+    opts.dockerfile.clone()
 }

@@ -137,10 +137,22 @@ pub struct BuildArgs {
     /// nothing is built.
     #[arg(long)]
     pub check: bool,
-    /// Flags of `docker buildx build` that whittle does not honour yet, accepted only so that
-    /// the refusal can say so (see `refuse_unsupported`).
-    #[command(flatten)]
-    pub unsupported: Box<UnsupportedArgs>,
+    /// Attach an SPDX SBOM of each image as an in-toto attestation, as buildx does:
+    /// `--sbom`, `--sbom=false`, `--sbom=scan-stages=true`. The image then goes under an
+    /// image index with its attestation manifest, even for one platform.
+    #[arg(long, value_name = "true|false|KEY=VALUE,...", num_args = 0..=1,
+          require_equals = true, default_missing_value = "true")]
+    pub sbom: Option<String>,
+    /// Attach SLSA provenance v1 of each image: `--provenance` (mode=min),
+    /// `--provenance=mode=max` (also build arguments, secret-looking values redacted; secret
+    /// values never), `--provenance=false`, `builder-id=URI`. Off unless asked for.
+    #[arg(long, value_name = "true|false|mode=min|max,...", num_args = 0..=1,
+          require_equals = true, default_missing_value = "true")]
+    pub provenance: Option<String>,
+    /// An attestation, buildx's long form (repeatable): `type=sbom[,scan-stages=true]`,
+    /// `type=provenance[,mode=min|max]`.
+    #[arg(long, value_name = "type=sbom|provenance[,KEY=VALUE...]")]
+    pub attest: Vec<String>,
     // Boxed: the flags are rarely given and `BuildArgs` is already the largest command.
     #[command(flatten)]
     pub transport: Box<super::regutil::TransportArgs>,
@@ -148,43 +160,6 @@ pub struct BuildArgs {
     pub compression: Box<super::flags::CompressionArgs>,
     #[command(flatten)]
     pub cache: Box<super::cache_flags::CacheArgs>,
-}
-
-/// buildx flags for features whittle does not have yet. Hidden from `--help`; a build that
-/// passes one stops with a sentence saying what is missing, never "unexpected argument".
-#[derive(clap::Args, Default)]
-pub struct UnsupportedArgs {
-    #[arg(long, hide = true, num_args = 0..=1, require_equals = true, default_missing_value = "true")]
-    pub sbom: Option<String>,
-    #[arg(long, hide = true, num_args = 0..=1, require_equals = true, default_missing_value = "true")]
-    pub provenance: Option<String>,
-    #[arg(long, hide = true)]
-    pub attest: Vec<String>,
-}
-
-/// Refuses what `UnsupportedArgs` holds, except values that ask for what whittle already does
-/// (`--sbom=false`, `--provenance=false`: no attestations; CI scripts pass them to get a plain
-/// image manifest).
-fn refuse_unsupported(u: &UnsupportedArgs) -> anyhow::Result<()> {
-    let off = |v: &Option<String>| {
-        v.as_deref()
-            .is_none_or(|v| matches!(v, "false" | "0" | "mode=none" | "disabled=true"))
-    };
-    if !off(&u.sbom) {
-        anyhow::bail!(
-            "--sbom: SBOM attestations are not supported yet; build without it (or --sbom=false)"
-        );
-    }
-    if !off(&u.provenance) {
-        anyhow::bail!(
-            "--provenance: provenance attestations are not supported yet; build without it (or \
-             --provenance=false, which is what whittle gives: a plain image manifest)"
-        );
-    }
-    if let Some(v) = u.attest.first() {
-        anyhow::bail!("--attest {v}: attestations are not supported yet; drop the flag");
-    }
-    Ok(())
 }
 
 fn parse_output(s: &str) -> Result<OutputSpec, SpecError> {
@@ -613,7 +588,11 @@ pub fn run(mut args: BuildArgs, root: Option<&Path>) -> anyhow::Result<ExitCode>
             args.context.display()
         );
     }
-    refuse_unsupported(&args.unsupported)?;
+    let mut attest = whittle_attest::Request::parse(
+        args.sbom.as_deref(),
+        args.provenance.as_deref(),
+        &args.attest,
+    )?;
     let host = Platform::host();
     let platforms = parse_platforms(args.platform.as_deref())?;
     let mut outputs = args.outputs.clone();
@@ -847,9 +826,42 @@ pub fn run(mut args: BuildArgs, root: Option<&Path>) -> anyhow::Result<ExitCode>
     // asked for reads it.
     bo.image = exporters.iter().any(|e| e.needs_image())
         || args.iidfile.is_some()
-        || args.metadata_file.is_some();
+        || args.metadata_file.is_some()
+        || !attest.is_empty();
     bo.files = exporters.iter().any(|e| !e.needs_image());
     (bo.cache_from, bo.cache_to) = args.cache.open(&env.push, quiet_flag(&args))?;
+    // BuildKit's build argument for scan-stages.
+    if let Some(s) = attest.sbom.as_mut() {
+        if build_args
+            .iter()
+            .any(|(k, v)| k == "BUILDKIT_SBOM_SCAN_STAGE" && matches!(v.as_str(), "true" | "1"))
+        {
+            s.scan_stages = true;
+        }
+        if s.scan_stages {
+            eprintln!(
+                "note: --sbom scan-stages: whittle does not catalogue builder stages yet; the \
+                 SBOM describes the final image and names the stage each copied layer came from"
+            );
+        }
+    }
+    if !attest.is_empty()
+        && outputs.iter().any(|o| {
+            matches!(
+                o,
+                OutputSpec::Daemon(_)
+                    | OutputSpec::Archive {
+                        format: whittle_store::ArchiveFormat::Docker,
+                        ..
+                    }
+            )
+        })
+    {
+        eprintln!(
+            "note: a docker archive or daemon (--load) holds no attestations: it gets the image \
+             alone, as buildx's docker exporter does without the containerd image store"
+        );
+    }
     let quiet = quiet_flag(&args);
     let tty_view = match args.progress {
         ProgressMode::Tty => true,
@@ -886,6 +898,43 @@ pub fn run(mut args: BuildArgs, root: Option<&Path>) -> anyhow::Result<ExitCode>
             return Ok(ExitCode::from(1));
         }
     };
+    let attached = if attest.is_empty() {
+        None
+    } else {
+        let inputs = super::attest::Inputs {
+            request: &attest,
+            names: &tags,
+            facts: whittle_attest::BuildFacts {
+                dockerfile: whittle_solver::solve::dockerfile_label(&bo),
+                dockerfile_digest: Some(whittle_oci::Digest::of_bytes(src.text.as_bytes())),
+                context_digest: res.context_digest.clone(),
+                build_args: build_args.clone(),
+                labels: bo.labels.clone(),
+                target: args.target.clone(),
+                secret_ids: {
+                    let mut ids: Vec<String> = bo.secrets.keys().cloned().collect();
+                    ids.sort();
+                    ids
+                },
+                ssh_ids: args.ssh.iter().map(|s| s.id.clone()).collect(),
+                builder_platform: Some(host.clone()),
+                epoch: (bo.epoch > 0).then_some(bo.epoch),
+                network: super::attest::network(&graph),
+                steps: super::attest::steps(plan),
+            },
+            copies: super::attest::copies(plan),
+            index_annotations: &bo.index_annotations,
+            threads: bo.jobs,
+        };
+        Some(
+            super::attest::attach(&store, &graph, &res, &inputs)
+                .context("making the attestations")?,
+        )
+    };
+    let index = attached
+        .as_ref()
+        .map(|a| a.index.clone())
+        .or_else(|| res.index.clone());
     let trees: Vec<(Platform, whittle_solver::merged::Merged)> = if res.platforms.len() > 1 {
         res.platforms
             .iter()
@@ -899,7 +948,7 @@ pub fn run(mut args: BuildArgs, root: Option<&Path>) -> anyhow::Result<ExitCode>
         image: res.image.as_ref(),
         rootfs: &res.rootfs,
         epoch: bo.epoch,
-        index: res.index.as_ref(),
+        index: index.as_ref(),
         platforms: &trees,
     };
     for e in &exporters {
@@ -912,8 +961,18 @@ pub fn run(mut args: BuildArgs, root: Option<&Path>) -> anyhow::Result<ExitCode>
             }
         }
     }
+    // Local outputs get the attestations as files next to the image's files, as buildx writes
+    // them (the tar output does not: see docs/attestations.md).
+    if let Some(a) = &attached {
+        for o in &outputs {
+            if let OutputSpec::Local(dir) = o {
+                super::attest::write_local(dir, a, bo.epoch)
+                    .with_context(|| format!("writing the attestations into {}", dir.display()))?;
+            }
+        }
+    }
     // A build of several platforms is known by its index's digest, as buildx reports it.
-    let id = match &res.index {
+    let id = match &index {
         Some(ix) => Some(ix.digest.to_string()),
         None => res.image.as_ref().map(|i| i.config.to_string()),
     };
@@ -925,7 +984,7 @@ pub fn run(mut args: BuildArgs, root: Option<&Path>) -> anyhow::Result<ExitCode>
             "whittle.steps.run": res.steps_run,
             "whittle.steps.cached": res.steps_cached,
         });
-        if let Some(ix) = &res.index {
+        if let Some(ix) = &index {
             meta["containerimage.digest"] = ix.digest.to_string().into();
             meta.as_object_mut()
                 .map(|m| m.remove("containerimage.config.digest"));
@@ -948,7 +1007,7 @@ pub fn run(mut args: BuildArgs, root: Option<&Path>) -> anyhow::Result<ExitCode>
         }
     } else {
         let mut err = std::io::stderr();
-        let what = match (&res.index, &res.image) {
+        let what = match (&index, &res.image) {
             (Some(ix), _) => format!(
                 "{} for {}",
                 ix.digest,

@@ -35,11 +35,30 @@ pub fn run(args: ImagesArgs, root: Option<&Path>) -> anyhow::Result<ExitCode> {
             d.hex()[..12].to_string()
         }
     };
+    // Attestation manifests are not images: they are shown as a mark on the image they
+    // describe (`Attestations` in JSON), not as rows.
+    let attestations: std::collections::HashMap<
+        &whittle_store::Digest,
+        &whittle_store::ImageRecord,
+    > = images
+        .iter()
+        .filter_map(|t| t.attests.as_ref().map(|of| (of, &t.image)))
+        .collect();
+    let images: Vec<&whittle_store::TaggedImage> =
+        images.iter().filter(|t| t.attests.is_none()).collect();
     let mut rows: Vec<[String; 6]> = Vec::new();
     let mut json = Vec::new();
     for t in &images {
         let img = &t.image;
+        let attested = attestations.get(&img.manifest).map(|a| {
+            let types: Vec<String> = store
+                .attestation_statements(a)
+                .map(|v| v.into_iter().map(|s| s.predicate_type).collect())
+                .unwrap_or_default();
+            serde_json::json!({"Manifest": a.manifest.to_string(), "PredicateTypes": types})
+        });
         json.push(serde_json::json!({
+            "Attestations": attested,
             "Id": img.config.to_string(),
             "Digest": img.manifest.to_string(),
             "RepoTags": t.tags,

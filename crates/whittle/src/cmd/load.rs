@@ -38,6 +38,10 @@ pub fn run(args: LoadArgs, root: Option<&Path>) -> anyhow::Result<ExitCode> {
             let tagged = store
                 .resolve(img.manifest.as_str())
                 .with_context(|| format!("finding the loaded image {}", img.manifest))?;
+            // An attestation manifest's layers are in-toto statements, not filesystems.
+            if tagged.attests.is_some() {
+                continue;
+            }
             store
                 .unpack_image(&tagged.image, &|_, _, _| {})
                 .with_context(|| format!("extracting the layers of {}", img.manifest))?;

@@ -3,6 +3,7 @@
 
 pub mod analyze;
 pub mod analyze_text;
+pub mod attest;
 pub mod binfmt;
 pub mod build;
 pub mod cache_flags;

@@ -34,6 +34,10 @@ pub struct SbomArgs {
     /// Layers read at once (default: the number of cores).
     #[arg(long, value_name = "N")]
     jobs: Option<usize>,
+    /// Catalogue the image even when it carries an SBOM attestation (`build --sbom`), which
+    /// `--format spdx-json` otherwise prints as it is.
+    #[arg(long)]
+    scan: bool,
 }
 
 /// Runs `whittle sbom`.
@@ -47,6 +51,22 @@ pub fn run(args: SbomArgs, root: Option<&Path>) -> anyhow::Result<ExitCode> {
         Input::Store(_) => Some(open(root)?),
         _ => None,
     };
+    if let (Some(store), Input::Store(name), Format::SpdxJson, false) =
+        (&store, &input, args.format, args.scan)
+    {
+        if let Some(doc) = attested_spdx(store, name)? {
+            let mut text = serde_json::to_string_pretty(&doc)?;
+            text.push('\n');
+            match &args.output {
+                Some(p) => {
+                    std::fs::write(p, text).with_context(|| format!("writing {}", p.display()))?
+                }
+                None => std::io::stdout().lock().write_all(text.as_bytes())?,
+            }
+            eprintln!("note: the SBOM attestation the image carries (--scan catalogues it again)");
+            return Ok(ExitCode::SUCCESS);
+        }
+    }
     let sbom = whittle_sbom::catalog(&input, store.as_ref(), &opts)
         .with_context(|| format!("cataloguing {}", args.image))?;
     let mut text = match args.format {
@@ -65,6 +85,35 @@ pub fn run(args: SbomArgs, root: Option<&Path>) -> anyhow::Result<ExitCode> {
         eprintln!("note: layer {}, {}: skipped: {}", n.layer, n.path, n.why);
     }
     Ok(ExitCode::SUCCESS)
+}
+
+/// The SPDX predicate of the image's SBOM attestation, when it carries one.
+fn attested_spdx(
+    store: &whittle_store::Store,
+    name: &str,
+) -> anyhow::Result<Option<serde_json::Value>> {
+    let img = store.resolve(name)?;
+    let Some(att) = store.attestation_of(&img.image.manifest)? else {
+        return Ok(None);
+    };
+    for st in store.attestation_statements(&att)? {
+        if st.predicate_type != whittle_oci::attestation::PREDICATE_SPDX {
+            continue;
+        }
+        let bytes = store.read_statement(&st.digest)?;
+        let mut v: serde_json::Value = serde_json::from_slice(&bytes)
+            .with_context(|| format!("the SBOM attestation {} is not JSON", st.digest))?;
+        // Only a statement about this very image.
+        let about = v["subject"].as_array().is_some_and(|subjects| {
+            subjects
+                .iter()
+                .any(|s| s["digest"]["sha256"].as_str() == Some(img.image.manifest.hex()))
+        });
+        if about {
+            return Ok(Some(v["predicate"].take()));
+        }
+    }
+    Ok(None)
 }
 
 /// The human table: one package a line, columns padded to the widest value (control

@@ -1,0 +1,311 @@
+//! `build --sbom --provenance` (#17): attestation manifests in the image index as BuildKit
+//! attaches them, in the store, OCI archives and local outputs; no secret value in any blob;
+//! `whittle sbom` reads the attestation; `whittle images` marks the image and lists no
+//! attestation manifest as an image. Push to a registry: tests/registry.rs.
+#![allow(clippy::unwrap_used)]
+
+mod common;
+
+use common::{env, whittle};
+use serde_json::Value;
+use std::fs;
+use std::path::Path;
+use whittle_store::{Store, TagTarget};
+
+const ARG_SECRET: &str = "argsecret-7f3a9c";
+const FILE_SECRET: &str = "filesecret-41d2e8";
+
+const DOCKERFILE: &str = "FROM test/busybox:1 AS builder
+RUN --mount=type=secret,id=tok test -s /run/secrets/tok && echo built > /out
+FROM test/busybox:1
+ARG NPM_TOKEN
+ARG VERSION
+COPY --from=builder /out /out
+";
+
+fn build(e: &common::Env, extra: &[&str], tag: &str) -> common::Out {
+    fs::write(e.ctx.join("Dockerfile"), DOCKERFILE).unwrap();
+    let secret = e.tmp.path().join("tok");
+    fs::write(&secret, FILE_SECRET).unwrap();
+    let sec = format!("id=tok,src={}", secret.display());
+    let arg = format!("NPM_TOKEN={ARG_SECRET}");
+    let ctx = e.ctx.to_string_lossy().into_owned();
+    let mut args = vec![
+        "build",
+        "--progress=plain",
+        "--network=none",
+        "--secret",
+        &sec,
+        "--build-arg",
+        &arg,
+        "--build-arg",
+        "VERSION=1.0",
+        "-t",
+        tag,
+    ];
+    args.extend_from_slice(extra);
+    args.push(&ctx);
+    whittle(&e.root, &args)
+}
+
+fn json(store: &Store, d: &whittle_store::Digest) -> Value {
+    serde_json::from_slice(&store.read_statement(d).unwrap()).unwrap()
+}
+
+/// Every blob of the store and every file under `dir`: none holds a secret value.
+fn assert_no_secret(root: &Path, dir: Option<&Path>) {
+    let mut files: Vec<std::path::PathBuf> = fs::read_dir(root.join("blobs/sha256"))
+        .unwrap()
+        .map(|e| e.unwrap().path())
+        .collect();
+    if let Some(d) = dir {
+        files.extend(fs::read_dir(d).unwrap().map(|e| e.unwrap().path()));
+    }
+    for f in files.iter().filter(|f| f.is_file()) {
+        let bytes = fs::read(f).unwrap();
+        for s in [ARG_SECRET, FILE_SECRET] {
+            assert!(
+                !bytes.windows(s.len()).any(|w| w == s.as_bytes()),
+                "{} holds {s}",
+                f.display()
+            );
+        }
+    }
+}
+
+#[test]
+fn sbom_and_provenance_are_attached_as_buildkit_attaches_them() {
+    if !common::root_or_skip("RUN steps") {
+        return;
+    }
+    let e = env();
+    // Off unless asked for: a plain build keeps its image manifest.
+    let r = build(&e, &[], "plain:1");
+    assert!(r.ok, "{}", r.stderr);
+    let store = Store::open(&e.root).unwrap();
+    let plain = match store.tag_target(&"plain:1".parse().unwrap()).unwrap() {
+        Some(TagTarget::Image(d)) => d,
+        other => panic!("{other:?}"),
+    };
+
+    let r = build(&e, &["--sbom", "--provenance=mode=max"], "app:1");
+    assert!(r.ok, "{}", r.stderr);
+    let ix = match store.tag_target(&"app:1".parse().unwrap()).unwrap() {
+        Some(TagTarget::Index(ix)) => ix,
+        other => panic!("an index for one platform, as buildx makes it: {other:?}"),
+    };
+    // The image is the plain build's: attestations do not change it.
+    let images: Vec<_> = ix.images().collect();
+    assert_eq!(images.len(), 1);
+    assert_eq!(images[0].manifest, plain);
+    let att = ix.attestation_of(&plain).expect("an attestation manifest");
+    assert_eq!(att.platform, None);
+
+    // The index entry, as BuildKit writes it.
+    let index: Value = serde_json::from_slice(&store.read_document(&ix.digest).unwrap()).unwrap();
+    let entries = index["manifests"].as_array().unwrap();
+    assert_eq!(entries.len(), 2);
+    assert_eq!(entries[0]["digest"], plain.to_string());
+    let a = &entries[1];
+    assert_eq!(
+        a["platform"],
+        serde_json::json!({"architecture": "unknown", "os": "unknown"})
+    );
+    assert_eq!(
+        a["annotations"]["vnd.docker.reference.type"],
+        "attestation-manifest"
+    );
+    assert_eq!(
+        a["annotations"]["vnd.docker.reference.digest"],
+        plain.to_string()
+    );
+    assert_eq!(a["mediaType"], "application/vnd.oci.image.manifest.v1+json");
+
+    // The attestation manifest: an OCI config naming unknown/unknown, in-toto layers.
+    let am: Value = serde_json::from_slice(&store.read_document(&att.manifest).unwrap()).unwrap();
+    assert_eq!(
+        am["config"]["mediaType"],
+        "application/vnd.oci.image.config.v1+json"
+    );
+    let cfg: Value = serde_json::from_slice(
+        &store
+            .read_document(&am["config"]["digest"].as_str().unwrap().parse().unwrap())
+            .unwrap(),
+    )
+    .unwrap();
+    assert_eq!(cfg["architecture"], "unknown");
+    assert_eq!(cfg["os"], "unknown");
+    let layers = am["layers"].as_array().unwrap();
+    let types: Vec<&str> = layers
+        .iter()
+        .map(|l| {
+            assert_eq!(l["mediaType"], "application/vnd.in-toto+json");
+            l["annotations"]["in-toto.io/predicate-type"]
+                .as_str()
+                .unwrap()
+        })
+        .collect();
+    assert_eq!(
+        types,
+        [
+            "https://spdx.dev/Document",
+            "https://slsa.dev/provenance/v1"
+        ]
+    );
+    let stmt = |i: usize| {
+        json(
+            &store,
+            &layers[i]["digest"].as_str().unwrap().parse().unwrap(),
+        )
+    };
+    let sbom = stmt(0);
+    assert_eq!(sbom["_type"], "https://in-toto.io/Statement/v1");
+    assert_eq!(sbom["subject"][0]["digest"]["sha256"], plain.hex());
+    assert!(sbom["subject"][0]["name"]
+        .as_str()
+        .unwrap()
+        .starts_with("pkg:docker/app@1?platform=linux%2F"));
+    assert_eq!(sbom["predicate"]["spdxVersion"], "SPDX-2.3");
+    let prov = stmt(1);
+    let p = &prov["predicate"];
+    let req = &p["buildDefinition"]["externalParameters"]["request"];
+    assert_eq!(req["args"]["build-arg:VERSION"], "1.0");
+    assert_eq!(req["args"]["build-arg:NPM_TOKEN"], "<redacted>");
+    assert_eq!(req["secrets"][0]["id"], "tok");
+    assert_eq!(
+        p["buildDefinition"]["externalParameters"]["configSource"]["digest"]["sha256"],
+        whittle_store::Digest::of_bytes(DOCKERFILE.as_bytes()).hex()
+    );
+    let deps = p["buildDefinition"]["resolvedDependencies"]
+        .as_array()
+        .unwrap();
+    let busybox = store.resolve("test/busybox:1").unwrap().image.manifest;
+    assert!(
+        deps.iter().any(|d| d["digest"]["sha256"] == busybox.hex()
+            && d["uri"]
+                .as_str()
+                .unwrap()
+                .starts_with("pkg:docker/test/busybox@1")),
+        "{deps:?}"
+    );
+    assert_eq!(
+        p["runDetails"]["builder"]["version"]["whittle"],
+        env!("CARGO_PKG_VERSION")
+    );
+    assert_no_secret(&e.root, None);
+
+    // The same build again, without the cache: the same bytes (the subjects name the tag, so
+    // the same tag).
+    let r = build(
+        &e,
+        &["--sbom", "--provenance=mode=max", "--no-cache"],
+        "app:1",
+    );
+    assert!(r.ok, "{}", r.stderr);
+    match store.tag_target(&"app:1".parse().unwrap()).unwrap() {
+        Some(TagTarget::Index(ix2)) => assert_eq!(ix2.digest, ix.digest),
+        other => panic!("{other:?}"),
+    }
+
+    // `whittle images`: one row for the image, marked; none for the attestation manifest.
+    let r = whittle(&e.root, &["images", "--format", "json"]);
+    assert!(r.ok, "{}", r.stderr);
+    let rows: Value = serde_json::from_str(&r.stdout).unwrap();
+    let rows = rows.as_array().unwrap();
+    assert!(!rows.iter().any(|r| r["Digest"] == att.manifest.to_string()));
+    let row = rows
+        .iter()
+        .find(|r| r["Digest"] == plain.to_string())
+        .unwrap();
+    assert_eq!(row["Attestations"]["Manifest"], att.manifest.to_string());
+    // `run`/`inspect` of the name take the image, never the attestation manifest.
+    assert_eq!(store.resolve("app:1").unwrap().image.manifest, plain);
+
+    // `whittle sbom` reads the attestation; --scan catalogues again (the same document).
+    let r = whittle(&e.root, &["sbom", "app:1", "--format", "spdx-json"]);
+    assert!(r.ok && r.stderr.contains("attestation"), "{}", r.stderr);
+    let read: Value = serde_json::from_str(&r.stdout).unwrap();
+    assert_eq!(read, sbom["predicate"]);
+    let r = whittle(
+        &e.root,
+        &["sbom", "app:1", "--format", "spdx-json", "--scan"],
+    );
+    assert!(r.ok && !r.stderr.contains("attestation"), "{}", r.stderr);
+
+    // Prune keeps a tagged index's attestation blobs.
+    let r = whittle(&e.root, &["prune"]);
+    assert!(r.ok, "{}", r.stderr);
+    for l in layers {
+        assert!(store.has_blob(&l["digest"].as_str().unwrap().parse().unwrap()));
+    }
+}
+
+#[test]
+fn oci_archives_and_local_outputs_carry_the_attestations() {
+    if !common::root_or_skip("RUN steps") {
+        return;
+    }
+    let e = env();
+    let oci = e.tmp.path().join("app.oci.tar");
+    let dir = e.tmp.path().join("out");
+    let docker = e.tmp.path().join("app.docker.tar");
+    let o1 = format!("type=oci,dest={}", oci.display());
+    let o2 = format!("type=local,dest={}", dir.display());
+    let o3 = format!("type=docker,dest={}", docker.display());
+    let r = build(
+        &e,
+        &["--sbom", "--provenance", "-o", &o1, "-o", &o2, "-o", &o3],
+        "app:1",
+    );
+    assert!(r.ok, "{}", r.stderr);
+    assert!(r.stderr.contains("holds no attestations"), "{}", r.stderr);
+    // The OCI archive: its index.json names the index, which lists the attestation manifest.
+    let x = tempfile::tempdir().unwrap();
+    let st = std::process::Command::new("tar")
+        .arg("-xf")
+        .arg(&oci)
+        .arg("-C")
+        .arg(x.path())
+        .status()
+        .unwrap();
+    assert!(st.success());
+    let top: Value =
+        serde_json::from_slice(&fs::read(x.path().join("index.json")).unwrap()).unwrap();
+    let ixd = top["manifests"][0]["digest"].as_str().unwrap();
+    let ix: Value =
+        serde_json::from_slice(&fs::read(x.path().join("blobs/sha256").join(&ixd[7..])).unwrap())
+            .unwrap();
+    let att = ix["manifests"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|m| m["annotations"]["vnd.docker.reference.type"] == "attestation-manifest")
+        .expect("an attestation manifest in the archive");
+    assert!(x
+        .path()
+        .join("blobs/sha256")
+        .join(&att["digest"].as_str().unwrap()[7..])
+        .is_file());
+    // The local output: the files, and the statements next to them naming them.
+    assert_eq!(fs::read_to_string(dir.join("out")).unwrap(), "built\n");
+    let sbom: Value =
+        serde_json::from_slice(&fs::read(dir.join("sbom.spdx.json")).unwrap()).unwrap();
+    assert_eq!(sbom["predicateType"], "https://spdx.dev/Document");
+    assert!(sbom["subject"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .any(|s| s["name"] == "out"));
+    let prov: Value =
+        serde_json::from_slice(&fs::read(dir.join("provenance.json")).unwrap()).unwrap();
+    assert_eq!(prov["predicateType"], "https://slsa.dev/provenance/v1");
+    // min: no build arguments, no secret ids.
+    let req = &prov["predicate"]["buildDefinition"]["externalParameters"]["request"];
+    assert!(
+        req.get("args").is_none() && req.get("secrets").is_none(),
+        "{req}"
+    );
+    // The docker archive holds the image alone.
+    assert!(docker.is_file());
+    assert_no_secret(&e.root, Some(&dir));
+}
