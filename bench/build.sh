@@ -27,7 +27,8 @@
 #             its own dockerd on unix:///run/whittle-bench-docker.sock with no bridge, no
 #             iptables, own data-root/exec-root under $BENCH_DIR; stopped on exit)
 #   buildah   buildah bud --layers --network=none --pull=never (own storage under $BENCH_DIR)
-# Writes bench/build-results.md (the table, the date, the machine and its load).
+# Writes bench/build-results.md (the table, the date, the machine and its load); a run of some
+# examples writes bench/build-results-NAME-NAME.md instead (RESULTS=FILE to choose).
 set -Eeuo pipefail
 cd "$(dirname "${BASH_SOURCE[0]}")/.."
 REPO=$PWD
@@ -37,7 +38,13 @@ EXAMPLES=("$@")
 RUNS=${RUNS:-5}
 EDIT_RUNS=${EDIT_RUNS:-3}
 BENCH_DIR=${BENCH_DIR:-/var/lib/whittle-bench}
-RESULTS=$REPO/bench/build-results.md
+# The full run's table is the one kept in the repository; a run of some cases writes its own
+# file, so it never replaces the full table with a few rows.
+if [ $# -eq 0 ]; then
+  RESULTS=${RESULTS:-$REPO/bench/build-results.md}
+else
+  RESULTS=${RESULTS:-$REPO/bench/build-results-$(IFS=-; echo "$*").md}
+fi
 LOAD_BEFORE=$(cut -d' ' -f1-3 /proc/loadavg)
 
 declare -A BASES=(
