@@ -31,9 +31,11 @@ mod exec_op;
 mod export;
 mod remote;
 mod sources;
+mod stages;
 
 pub use export::dockerfile_label;
 pub use remote::CacheExport;
+pub use stages::StageFiles;
 
 /// How to build.
 #[derive(Debug, Clone)]
@@ -99,6 +101,9 @@ pub struct BuildOptions {
     pub cache_from: Vec<Arc<whittle_remote_cache::Imported>>,
     /// `--cache-to`: where the build's cache records go when it is done.
     pub cache_to: Vec<CacheExport>,
+    /// Give the files of the other stages each target needs ([`PlatformResult::stages`]), for
+    /// `build --sbom=scan-stages=true`.
+    pub stage_files: bool,
 }
 
 impl BuildOptions {
@@ -132,6 +137,7 @@ impl BuildOptions {
             files: true,
             cache_from: Vec::new(),
             cache_to: Vec::new(),
+            stage_files: false,
         }
     }
 }
@@ -228,6 +234,9 @@ pub struct PlatformResult {
     pub platform: whittle_oci::Platform,
     pub image: Option<ImageRecord>,
     pub rootfs: Merged,
+    /// With [`BuildOptions::stage_files`]: the other stages the target needed, in Dockerfile
+    /// order.
+    pub stages: Vec<StageFiles>,
 }
 
 #[derive(Debug, Clone)]
@@ -394,10 +403,16 @@ pub fn build(
             .and_then(|img| done.get(&img.root))
             .map(|o| o.merged())
             .unwrap_or_default();
+        let stages = if opts.stage_files {
+            solver.stage_files(t, &done)?
+        } else {
+            Vec::new()
+        };
         platforms.push(PlatformResult {
             platform: t.platform.clone(),
             image,
             rootfs,
+            stages,
         });
     }
     let index = if opts.image && platforms.len() > 1 {

@@ -107,6 +107,7 @@ pub fn attach(
             platform: p.platform.clone(),
             image,
             materials: materials(graph, t),
+            stages: p.stages.iter().map(stage_input).collect(),
         });
     }
     let a = Attach {
@@ -118,6 +119,21 @@ pub fn attach(
         threads: inputs.threads,
     };
     Ok(whittle_attest::attach(store, &a, &images)?)
+}
+
+/// A stage's files as the SBOM of `scan-stages` reads them.
+fn stage_input(s: &whittle_solver::StageFiles) -> whittle_attest::sbom::StageInput {
+    whittle_attest::sbom::StageInput {
+        label: s.label.clone(),
+        layers: s
+            .layers
+            .iter()
+            .map(|(dir, diff_id)| whittle_sbom::DirLayer {
+                dir: dir.clone(),
+                diff_id: Some(diff_id.to_string()),
+            })
+            .collect(),
+    }
 }
 
 /// Writes the attestations as files into a local output, as BuildKit's local exporter does:

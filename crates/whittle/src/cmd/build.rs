@@ -838,12 +838,8 @@ pub fn run(mut args: BuildArgs, root: Option<&Path>) -> anyhow::Result<ExitCode>
         {
             s.scan_stages = true;
         }
-        if s.scan_stages {
-            eprintln!(
-                "note: --sbom scan-stages: whittle does not catalogue builder stages yet; the \
-                 SBOM describes the final image and names the stage each copied layer came from"
-            );
-        }
+        // Each other stage the target needs is catalogued from the files the build left.
+        bo.stage_files = s.scan_stages;
     }
     if !attest.is_empty()
         && outputs.iter().any(|o| {
