@@ -309,3 +309,82 @@ fn oci_archives_and_local_outputs_carry_the_attestations() {
     assert!(docker.is_file());
     assert_no_secret(&e.root, Some(&dir));
 }
+
+/// A Python package's metadata at `dir` in a RUN step.
+const DIST_INFO: &str = "mkdir -p /usr/lib/python3/dist-packages/{N}-1.0.dist-info && printf 'Metadata-Version: 2.1\\nName: {N}\\nVersion: 1.0\\n' > /usr/lib/python3/dist-packages/{N}-1.0.dist-info/METADATA";
+
+#[test]
+fn scan_stages_adds_an_sbom_of_each_needed_stage() {
+    if !common::root_or_skip("RUN steps") {
+        return;
+    }
+    let e = env();
+    // The builder installs two packages and removes one (a whiteout in its last layer); an
+    // unused stage is never built, so never catalogued.
+    let dockerfile = format!(
+        "FROM test/busybox:1 AS builder\nRUN {}\nRUN {}\nRUN rm -r /usr/lib/python3/dist-packages/gone-1.0.dist-info && echo built > /out\n\
+FROM test/busybox:1 AS unused\nRUN {}\n\
+FROM test/busybox:1\nCOPY --from=builder /out /out\n",
+        DIST_INFO.replace("{N}", "kept"),
+        DIST_INFO.replace("{N}", "gone"),
+        DIST_INFO.replace("{N}", "unused"),
+    );
+    fs::write(e.ctx.join("Dockerfile"), &dockerfile).unwrap();
+    let ctx = e.ctx.to_string_lossy().into_owned();
+    let dir = e.tmp.path().join("out");
+    let o = format!("type=local,dest={}", dir.display());
+    let names = |doc: &Value| -> Vec<String> {
+        doc["packages"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .skip(1)
+            .map(|p| p["name"].as_str().unwrap().to_string())
+            .collect()
+    };
+    for (flags, tag) in [
+        (vec!["--sbom=scan-stages=true"], "app:1"),
+        (
+            vec!["--sbom", "--build-arg", "BUILDKIT_SBOM_SCAN_STAGE=true"],
+            "app:2",
+        ),
+    ] {
+        let mut args = vec!["build", "--progress=plain", "--network=none", "-t", tag];
+        args.extend_from_slice(&flags);
+        args.extend_from_slice(&["-o", &o, &ctx]);
+        let r = whittle(&e.root, &args);
+        assert!(r.ok, "{}", r.stderr);
+        let store = Store::open(&e.root).unwrap();
+        let ix = match store.tag_target(&tag.parse().unwrap()).unwrap() {
+            Some(TagTarget::Index(ix)) => ix,
+            other => panic!("{other:?}"),
+        };
+        let image = ix.images().next().unwrap().manifest.clone();
+        let att = store.attestation_of(&image).unwrap().unwrap();
+        let stmts: Vec<Value> = store
+            .attestation_statements(&att)
+            .unwrap()
+            .iter()
+            .map(|s| json(&store, &s.digest))
+            .collect();
+        let types: Vec<&str> = stmts
+            .iter()
+            .map(|s| s["predicateType"].as_str().unwrap())
+            .collect();
+        assert_eq!(
+            types,
+            ["https://spdx.dev/Document", "https://spdx.dev/Document"]
+        );
+        // The image's document first (what `whittle sbom` reads), then the builder's.
+        assert!(names(&stmts[0]["predicate"]).is_empty());
+        let stage = &stmts[1]["predicate"];
+        assert_eq!(stage["name"], format!("{tag} (stage builder)"));
+        assert_eq!(names(stage), ["kept"]);
+        assert_eq!(stmts[1]["subject"][0]["digest"]["sha256"], image.hex());
+        // The local output: BuildKit's file name for the stage's document.
+        let f: Value =
+            serde_json::from_slice(&fs::read(dir.join("sbom-builder.spdx.json")).unwrap()).unwrap();
+        assert_eq!(names(&f["predicate"]), ["kept"]);
+        assert!(!dir.join("sbom-unused.spdx.json").exists());
+    }
+}
