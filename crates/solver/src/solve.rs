@@ -104,6 +104,9 @@ pub struct BuildOptions {
     /// Give the files of the other stages each target needs ([`PlatformResult::stages`]), for
     /// `build --sbom=scan-stages=true`.
     pub stage_files: bool,
+    /// Write the index of the platforms' images for a graph of several ([`BuildResult::index`]).
+    /// Off when the caller writes its own (with attestations), so only one index is written.
+    pub index: bool,
 }
 
 impl BuildOptions {
@@ -138,6 +141,7 @@ impl BuildOptions {
             cache_from: Vec::new(),
             cache_to: Vec::new(),
             stage_files: false,
+            index: true,
         }
     }
 }
@@ -219,7 +223,8 @@ pub struct BuildResult {
     pub rootfs: Merged,
     /// Every target, in the graph's order (one for a single-platform build).
     pub platforms: Vec<PlatformResult>,
-    /// The index of the platforms' images, for a graph of several platforms.
+    /// The index of the platforms' images, for a graph of several platforms (unless
+    /// [`BuildOptions::index`] is off).
     pub index: Option<whittle_store::IndexRecord>,
     /// The build context's digest (the Merkle digest of its files after `.dockerignore`, in
     /// `whittle_context::merkle`'s scheme), when a step read it: for provenance.
@@ -415,7 +420,7 @@ pub fn build(
             stages,
         });
     }
-    let index = if opts.image && platforms.len() > 1 {
+    let index = if opts.image && opts.index && platforms.len() > 1 {
         let images: Vec<&ImageRecord> = platforms.iter().filter_map(|p| p.image.as_ref()).collect();
         Some(store.write_image_index(&images, &opts.index_annotations)?)
     } else {

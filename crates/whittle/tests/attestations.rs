@@ -286,6 +286,11 @@ fn oci_archives_and_local_outputs_carry_the_attestations() {
         .join("blobs/sha256")
         .join(&att["digest"].as_str().unwrap()[7..])
         .is_file());
+    // Loaded elsewhere: the name, and no "Loaded image ID" line for the attestation manifest.
+    let fresh = e.tmp.path().join("fresh");
+    let l = whittle(&fresh, &["load", "-i", &oci.to_string_lossy()]);
+    assert!(l.ok, "{}", l.stderr);
+    assert_eq!(l.stdout.trim(), "Loaded image: app:1", "{}", l.stdout);
     // The local output: the files, and the statements next to them naming them.
     assert_eq!(fs::read_to_string(dir.join("out")).unwrap(), "built\n");
     let sbom: Value =
@@ -386,5 +391,63 @@ FROM test/busybox:1\nCOPY --from=builder /out /out\n",
             serde_json::from_slice(&fs::read(dir.join("sbom-builder.spdx.json")).unwrap()).unwrap();
         assert_eq!(names(&f["predicate"]), ["kept"]);
         assert!(!dir.join("sbom-unused.spdx.json").exists());
+    }
+}
+
+#[test]
+fn several_platforms_with_attestations_write_one_index() {
+    if !common::root_or_skip("building images") {
+        return;
+    }
+    let e = env();
+    // The builder runs on the build platform (no emulation), the image is scratch.
+    fs::write(
+        e.ctx.join("Dockerfile"),
+        format!(
+            "FROM --platform=$BUILDPLATFORM test/busybox:1 AS build\nRUN {}\nARG TARGETARCH\nRUN echo $TARGETARCH > /out\nFROM scratch\nCOPY --from=build /out /\n",
+            DIST_INFO.replace("{N}", "tool")
+        ),
+    )
+    .unwrap();
+    let ctx = e.ctx.to_string_lossy().into_owned();
+    let r = whittle(
+        &e.root,
+        &[
+            "build",
+            "--progress=plain",
+            "--network=none",
+            "--platform",
+            "linux/amd64,linux/arm64",
+            "--sbom=scan-stages=true",
+            "-t",
+            "multi:1",
+            &ctx,
+        ],
+    );
+    assert!(r.ok, "{}", r.stderr);
+    let store = Store::open(&e.root).unwrap();
+    // One index: the attestations' (the solver writes none of its own then).
+    let all = store.indexes().unwrap();
+    assert_eq!(all.len(), 1, "{all:?}");
+    let ix = match store.tag_target(&"multi:1".parse().unwrap()).unwrap() {
+        Some(TagTarget::Index(ix)) => ix,
+        other => panic!("{other:?}"),
+    };
+    assert_eq!(ix.digest, all[0].digest);
+    let images: Vec<_> = ix.images().map(|m| m.manifest.clone()).collect();
+    assert_eq!(images.len(), 2);
+    for m in &images {
+        let att = store.attestation_of(m).unwrap().unwrap();
+        let stmts = store.attestation_statements(&att).unwrap();
+        // The image's SBOM and the shared builder stage's, for each platform.
+        assert_eq!(stmts.len(), 2);
+        let stage = json(&store, &stmts[1].digest);
+        assert_eq!(stage["subject"][0]["digest"]["sha256"], m.hex());
+        assert_eq!(stage["predicate"]["name"], "multi:1 (stage build)");
+        assert!(stage["predicate"]["packages"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .any(|p| p["name"] == "tool"));
     }
 }

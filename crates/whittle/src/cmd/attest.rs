@@ -89,9 +89,8 @@ pub struct Inputs<'a> {
     pub threads: usize,
 }
 
-/// Attaches the attestations to the built images: a new index of images and attestation
-/// manifests (the solver's own index of several platforms, if it wrote one, is left untagged
-/// for prune).
+/// Attaches the attestations to the built images: the index of images and attestation
+/// manifests (the solver writes none then: `BuildOptions::index` is off).
 pub fn attach(
     store: &Store,
     graph: &Graph,

@@ -829,6 +829,9 @@ pub fn run(mut args: BuildArgs, root: Option<&Path>) -> anyhow::Result<ExitCode>
         || args.metadata_file.is_some()
         || !attest.is_empty();
     bo.files = exporters.iter().any(|e| !e.needs_image());
+    // With attestations the index is the attestations' (images, then attestation manifests):
+    // the solver's own would be a second, orphaned one.
+    bo.index = attest.is_empty();
     (bo.cache_from, bo.cache_to) = args.cache.open(&env.push, quiet_flag(&args))?;
     // BuildKit's build argument for scan-stages.
     if let Some(s) = attest.sbom.as_mut() {
