@@ -252,9 +252,22 @@ fn oci_archives_and_local_outputs_carry_the_attestations() {
     let o1 = format!("type=oci,dest={}", oci.display());
     let o2 = format!("type=local,dest={}", dir.display());
     let o3 = format!("type=docker,dest={}", docker.display());
+    let tar = e.tmp.path().join("files.tar");
+    let o4 = format!("type=tar,dest={}", tar.display());
     let r = build(
         &e,
-        &["--sbom", "--provenance", "-o", &o1, "-o", &o2, "-o", &o3],
+        &[
+            "--sbom",
+            "--provenance",
+            "-o",
+            &o1,
+            "-o",
+            &o2,
+            "-o",
+            &o3,
+            "-o",
+            &o4,
+        ],
         "app:1",
     );
     assert!(r.ok, "{}", r.stderr);
@@ -310,9 +323,46 @@ fn oci_archives_and_local_outputs_carry_the_attestations() {
         req.get("args").is_none() && req.get("secrets").is_none(),
         "{req}"
     );
+    // The tar output holds the same files as the local one, as BuildKit's tar exporter
+    // writes them.
+    let names = tar_names(&tar);
+    for f in ["out", "sbom.spdx.json", "provenance.json"] {
+        assert!(names.iter().any(|n| n == f), "{f} in {names:?}");
+    }
+    assert_eq!(
+        tar_file(&tar, "sbom.spdx.json"),
+        fs::read(dir.join("sbom.spdx.json")).unwrap()
+    );
     // The docker archive holds the image alone.
     assert!(docker.is_file());
     assert_no_secret(&e.root, Some(&dir));
+}
+
+/// The names in a tar (`./` dropped).
+fn tar_names(tar: &Path) -> Vec<String> {
+    let mut a = ::tar::Archive::new(fs::File::open(tar).unwrap());
+    a.entries()
+        .unwrap()
+        .map(|e| {
+            let p = e.unwrap().path().unwrap().to_string_lossy().into_owned();
+            p.trim_start_matches("./").trim_end_matches('/').to_string()
+        })
+        .collect()
+}
+
+/// The content of `name` in a tar.
+fn tar_file(tar: &Path, name: &str) -> Vec<u8> {
+    use std::io::Read;
+    let mut a = ::tar::Archive::new(fs::File::open(tar).unwrap());
+    for e in a.entries().unwrap() {
+        let mut e = e.unwrap();
+        if e.path().unwrap().to_string_lossy().trim_start_matches("./") == name {
+            let mut v = Vec::new();
+            e.read_to_end(&mut v).unwrap();
+            return v;
+        }
+    }
+    panic!("{name} not in {}", tar.display());
 }
 
 /// A Python package's metadata at `dir` in a RUN step.
@@ -421,10 +471,20 @@ fn several_platforms_with_attestations_write_one_index() {
             "--sbom=scan-stages=true",
             "-t",
             "multi:1",
+            "-o",
+            &format!("type=tar,dest={}", e.tmp.path().join("m.tar").display()),
             &ctx,
         ],
     );
     assert!(r.ok, "{}", r.stderr);
+    // The tar: each platform's files and attestations in its directory.
+    let names = tar_names(&e.tmp.path().join("m.tar"));
+    for p in ["linux_amd64", "linux_arm64"] {
+        for f in ["out", "sbom.spdx.json", "sbom-build.spdx.json"] {
+            let n = format!("{p}/{f}");
+            assert!(names.contains(&n), "{n} in {names:?}");
+        }
+    }
     let store = Store::open(&e.root).unwrap();
     // One index: the attestations' (the solver writes none of its own then).
     let all = store.indexes().unwrap();

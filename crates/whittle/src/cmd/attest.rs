@@ -135,21 +135,26 @@ fn stage_input(s: &whittle_solver::StageFiles) -> whittle_attest::sbom::StageInp
     }
 }
 
-/// Writes the attestations as files into a local output, as BuildKit's local exporter does:
-/// in each platform's directory when there are several.
-pub fn write_local(dir: &std::path::Path, attached: &Attached, epoch: u64) -> anyhow::Result<()> {
-    let several = attached.predicates.len() > 1;
-    for (p, preds) in &attached.predicates {
-        let d = if several {
-            dir.join(platform_dir(p))
-        } else {
-            dir.to_path_buf()
-        };
-        whittle_attest::local::write(&d, preds, epoch)?;
-    }
-    Ok(())
+/// The attestations as files of the file outputs (`-o DIR`, `-o type=tar`), as BuildKit's
+/// local and tar exporters write them: next to each platform's files.
+pub struct Files<'a> {
+    pub attached: &'a Attached,
+    pub epoch: u64,
 }
 
-fn platform_dir(p: &Platform) -> String {
-    p.to_string().replace('/', "_")
+impl whittle_solver::export::ExtraFiles for Files<'_> {
+    fn write(
+        &self,
+        dir: &std::path::Path,
+        platform: Option<&Platform>,
+    ) -> Result<(), whittle_solver::export::ExtraError> {
+        let preds = match platform {
+            Some(p) => self.attached.predicates.iter().find(|(q, _)| q == p),
+            None => self.attached.predicates.first(),
+        };
+        if let Some((_, preds)) = preds {
+            whittle_attest::local::write(dir, preds, self.epoch)?;
+        }
+        Ok(())
+    }
 }

@@ -942,6 +942,12 @@ pub fn run(mut args: BuildArgs, root: Option<&Path>) -> anyhow::Result<ExitCode>
     } else {
         Vec::new()
     };
+    // Outputs of files get the attestations as files next to the image's, as buildx writes
+    // them (local and tar).
+    let files = attached.as_ref().map(|a| super::attest::Files {
+        attached: a,
+        epoch: bo.epoch,
+    });
     let built = Built {
         store: &store,
         image: res.image.as_ref(),
@@ -949,6 +955,9 @@ pub fn run(mut args: BuildArgs, root: Option<&Path>) -> anyhow::Result<ExitCode>
         epoch: bo.epoch,
         index: index.as_ref(),
         platforms: &trees,
+        extra: files
+            .as_ref()
+            .map(|f| f as &dyn whittle_solver::export::ExtraFiles),
     };
     for e in &exporters {
         let said = e
@@ -957,16 +966,6 @@ pub fn run(mut args: BuildArgs, root: Option<&Path>) -> anyhow::Result<ExitCode>
         for line in said {
             if !quiet {
                 eprintln!("{line}");
-            }
-        }
-    }
-    // Local outputs get the attestations as files next to the image's files, as buildx writes
-    // them (the tar output does not: see docs/attestations.md).
-    if let Some(a) = &attached {
-        for o in &outputs {
-            if let OutputSpec::Local(dir) = o {
-                super::attest::write_local(dir, a, bo.epoch)
-                    .with_context(|| format!("writing the attestations into {}", dir.display()))?;
             }
         }
     }
