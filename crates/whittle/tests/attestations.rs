@@ -442,6 +442,33 @@ FROM test/busybox:1\nCOPY --from=builder /out /out\n",
         assert_eq!(names(&f["predicate"]), ["kept"]);
         assert!(!dir.join("sbom-unused.spdx.json").exists());
     }
+    // BuildKit's list form: only the stages named (a name not needed, or unknown, gives none).
+    for (value, want) in [("builder", 2), ("unused,nothere", 1), ("false", 1)] {
+        let arg = format!("BUILDKIT_SBOM_SCAN_STAGE={value}");
+        let r = whittle(
+            &e.root,
+            &[
+                "build",
+                "--progress=plain",
+                "--network=none",
+                "--sbom",
+                "--build-arg",
+                &arg,
+                "-t",
+                "app:3",
+                &ctx,
+            ],
+        );
+        assert!(r.ok, "{}", r.stderr);
+        let store = Store::open(&e.root).unwrap();
+        let image = store.resolve("app:3").unwrap().image.manifest;
+        let att = store.attestation_of(&image).unwrap().unwrap();
+        assert_eq!(
+            store.attestation_statements(&att).unwrap().len(),
+            want,
+            "{value}"
+        );
+    }
 }
 
 #[test]

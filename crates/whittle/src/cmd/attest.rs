@@ -106,7 +106,18 @@ pub fn attach(
             platform: p.platform.clone(),
             image,
             materials: materials(graph, t),
-            stages: p.stages.iter().map(stage_input).collect(),
+            stages: p
+                .stages
+                .iter()
+                .filter(|s| {
+                    inputs
+                        .request
+                        .sbom
+                        .as_ref()
+                        .is_some_and(|r| r.scans(&s.label))
+                })
+                .map(stage_input)
+                .collect(),
         });
     }
     let a = Attach {

@@ -835,11 +835,12 @@ pub fn run(mut args: BuildArgs, root: Option<&Path>) -> anyhow::Result<ExitCode>
     (bo.cache_from, bo.cache_to) = args.cache.open(&env.push, quiet_flag(&args))?;
     // BuildKit's build argument for scan-stages.
     if let Some(s) = attest.sbom.as_mut() {
-        if build_args
+        if let Some((_, v)) = build_args
             .iter()
-            .any(|(k, v)| k == "BUILDKIT_SBOM_SCAN_STAGE" && matches!(v.as_str(), "true" | "1"))
+            .rev()
+            .find(|(k, _)| k == "BUILDKIT_SBOM_SCAN_STAGE")
         {
-            s.scan_stages = true;
+            s.scan_stage_arg(v);
         }
         // Each other stage the target needs is catalogued from the files the build left.
         bo.stage_files = s.scan_stages;
