@@ -113,7 +113,7 @@ pub fn predicates(
             out.push(Predicate {
                 file_name: format!("sbom-{}.spdx.json", sbom::file_safe(&st.label)),
                 predicate_type: PREDICATE_SPDX,
-                predicate: sbom::stage_predicate(store, &input.name, st, a.threads)?,
+                predicate: sbom::stage_predicate(store, &input.name, st, a.copies, a.threads)?,
             });
         }
     }

@@ -40,6 +40,9 @@ pub struct StageInput {
     pub label: String,
     /// Its layers, bottom first.
     pub layers: Vec<whittle_sbom::DirLayer>,
+    /// The Dockerfile step that made each layer (none for a base image's), as the image's
+    /// `dev.whittle.layers` annotation says it for an image's layers.
+    pub origins: Vec<Option<LayerOrigin>>,
 }
 
 /// The SPDX JSON document (compact), from the cache when it has it.
@@ -54,23 +57,39 @@ pub fn stage_predicate(
     store: &Store,
     image_name: &str,
     stage: &StageInput,
+    copies: &BTreeMap<usize, String>,
     threads: usize,
 ) -> Result<Vec<u8>> {
     let name = format!("{image_name} (stage {})", stage.label);
+    let origins: Vec<String> = stage
+        .origins
+        .iter()
+        .map(|o| {
+            o.as_ref()
+                .map(|o| format!("{}:{}:{}", o.file, o.line, o.stage))
+                .unwrap_or_default()
+        })
+        .collect();
     let mut parts = vec!["stage", name.as_str()];
+    parts.extend(origins.iter().map(String::as_str));
     for l in &stage.layers {
         // A layer without a diff id cannot be cached by content: no cache then.
         let Some(d) = l.diff_id.as_deref() else {
-            return make_stage(&name, stage, threads);
+            return make_stage(&name, stage, copies, threads);
         };
         parts.push(d);
     }
-    cached(store, &key_of(&parts, &BTreeMap::new()), || {
-        make_stage(&name, stage, threads)
+    cached(store, &key_of(&parts, copies), || {
+        make_stage(&name, stage, copies, threads)
     })
 }
 
-fn make_stage(name: &str, stage: &StageInput, threads: usize) -> Result<Vec<u8>> {
+fn make_stage(
+    name: &str,
+    stage: &StageInput,
+    copies: &BTreeMap<usize, String>,
+    threads: usize,
+) -> Result<Vec<u8>> {
     let opts = whittle_sbom::Options {
         threads: threads.max(1),
         ..whittle_sbom::Options::default()
@@ -80,10 +99,7 @@ fn make_stage(name: &str, stage: &StageInput, threads: usize) -> Result<Vec<u8>>
             image: name.to_string(),
             source: Box::new(e),
         })?;
-    serde_json::to_vec(&whittle_sbom::spdx::to_json(&sbom)).map_err(|source| AttestError::Json {
-        what: "the SPDX document".into(),
-        source,
-    })
+    spdx_with_origins(&sbom, &stage.origins, copies)
 }
 
 /// A stage label as part of a file name: letters, digits, `.`, `-` and `_` kept, anything else
@@ -177,14 +193,24 @@ fn make(store: &Store, input: &SbomInput<'_>) -> Result<Vec<u8>> {
         .get(LAYERS_ANNOTATION)
         .and_then(|v| parse_layer_origins(v, manifest.layers.len()))
         .unwrap_or_default();
-    let mut doc = whittle_sbom::spdx::to_json(&sbom);
+    spdx_with_origins(&sbom, &origins, input.copies)
+}
+
+/// The SPDX document of `sbom`, each package's comment also naming the step that made its
+/// layer (`origins`, by layer) and the stage a `COPY --from` took it from.
+fn spdx_with_origins(
+    sbom: &whittle_sbom::Sbom,
+    origins: &[Option<LayerOrigin>],
+    copies: &BTreeMap<usize, String>,
+) -> Result<Vec<u8>> {
+    let mut doc = whittle_sbom::spdx::to_json(sbom);
     if let Some(pkgs) = doc.get_mut("packages").and_then(|p| p.as_array_mut()) {
         // packages[0] is the image; packages[n + 1] is sbom.packages[n].
         for (p, json) in sbom.packages.iter().zip(pkgs.iter_mut().skip(1)) {
             let Some(note) = origins
                 .get(p.layer)
                 .and_then(Option::as_ref)
-                .map(|o| origin_note(o, input.copies))
+                .map(|o| origin_note(o, copies))
             else {
                 continue;
             };

@@ -24,4 +24,5 @@ pub use events::{Event, Progress, Recorder, Silent};
 pub use exec::Executor;
 pub use solve::{
     build, cache_key, needed, BuildError, BuildOptions, BuildResult, PlatformResult, StageFiles,
+    StageLayer,
 };

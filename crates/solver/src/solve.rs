@@ -35,7 +35,7 @@ mod stages;
 
 pub use export::dockerfile_label;
 pub use remote::CacheExport;
-pub use stages::StageFiles;
+pub use stages::{StageFiles, StageLayer};
 
 /// How to build.
 #[derive(Debug, Clone)]

@@ -415,7 +415,10 @@ FROM test/busybox:1\nCOPY --from=builder /out /out\n",
             other => panic!("{other:?}"),
         };
         let image = ix.images().next().unwrap().manifest.clone();
-        let att = store.attestation_of(&image).unwrap().unwrap();
+        // This tag's attestation (the same image under app:1 and app:2 has one in each index).
+        let att = store
+            .put_image(&ix.attestation_of(&image).unwrap().manifest)
+            .unwrap();
         let stmts: Vec<Value> = store
             .attestation_statements(&att)
             .unwrap()
@@ -435,6 +438,12 @@ FROM test/busybox:1\nCOPY --from=builder /out /out\n",
         let stage = &stmts[1]["predicate"];
         assert_eq!(stage["name"], format!("{tag} (stage builder)"));
         assert_eq!(names(stage), ["kept"]);
+        // Its comment names the step that made its layer, as the image's document does.
+        let comment = stage["packages"][1]["comment"].as_str().unwrap();
+        assert!(
+            comment.ends_with("made by Dockerfile:2 in stage builder"),
+            "{comment}"
+        );
         assert_eq!(stmts[1]["subject"][0]["digest"]["sha256"], image.hex());
         // The local output: BuildKit's file name for the stage's document.
         let f: Value =
@@ -461,8 +470,14 @@ FROM test/busybox:1\nCOPY --from=builder /out /out\n",
         );
         assert!(r.ok, "{}", r.stderr);
         let store = Store::open(&e.root).unwrap();
-        let image = store.resolve("app:3").unwrap().image.manifest;
-        let att = store.attestation_of(&image).unwrap().unwrap();
+        let ix = match store.tag_target(&"app:3".parse().unwrap()).unwrap() {
+            Some(TagTarget::Index(ix)) => ix,
+            other => panic!("{other:?}"),
+        };
+        let image = ix.images().next().unwrap().manifest.clone();
+        let att = store
+            .put_image(&ix.attestation_of(&image).unwrap().manifest)
+            .unwrap();
         assert_eq!(
             store.attestation_statements(&att).unwrap().len(),
             want,

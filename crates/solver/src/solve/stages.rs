@@ -17,10 +17,20 @@ pub struct StageFiles {
     pub stage: usize,
     /// Its name, or `stage-N`.
     pub label: String,
-    /// Its layers, bottom first: each a snapshot directory (an overlayfs upper directory:
-    /// whiteouts are 0/0 character devices) and the digest of its tar. They stay while the
-    /// caller holds a store lease.
-    pub layers: Vec<(PathBuf, Digest)>,
+    /// Its layers, bottom first. They stay while the caller holds a store lease.
+    pub layers: Vec<StageLayer>,
+}
+
+/// One layer of a stage.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct StageLayer {
+    /// The snapshot directory (an overlayfs upper directory: whiteouts are 0/0 character
+    /// devices).
+    pub dir: PathBuf,
+    /// The digest of its tar.
+    pub diff_id: Digest,
+    /// The Dockerfile step that made it (its stage's label and line); none for a base image's.
+    pub made_by: Option<(String, usize)>,
 }
 
 impl Solver<'_> {
@@ -52,7 +62,11 @@ impl Solver<'_> {
                 layers: o
                     .layers
                     .iter()
-                    .map(|l| (l.dir.clone(), l.diff_id.clone()))
+                    .map(|l| StageLayer {
+                        dir: l.dir.clone(),
+                        diff_id: l.diff_id.clone(),
+                        made_by: l.made_by.clone(),
+                    })
                     .collect(),
             });
         }

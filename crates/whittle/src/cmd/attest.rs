@@ -116,7 +116,7 @@ pub fn attach(
                         .as_ref()
                         .is_some_and(|r| r.scans(&s.label))
                 })
-                .map(stage_input)
+                .map(|s| stage_input(s, &inputs.facts.dockerfile))
                 .collect(),
         });
     }
@@ -131,16 +131,30 @@ pub fn attach(
     Ok(whittle_attest::attach(store, &a, &images)?)
 }
 
-/// A stage's files as the SBOM of `scan-stages` reads them.
-fn stage_input(s: &whittle_solver::StageFiles) -> whittle_attest::sbom::StageInput {
+/// A stage's files as the SBOM of `scan-stages` reads them; its layers' steps named in the
+/// Dockerfile `file`, as an image's `dev.whittle.layers` annotation names them.
+fn stage_input(s: &whittle_solver::StageFiles, file: &str) -> whittle_attest::sbom::StageInput {
     whittle_attest::sbom::StageInput {
         label: s.label.clone(),
         layers: s
             .layers
             .iter()
-            .map(|(dir, diff_id)| whittle_sbom::DirLayer {
-                dir: dir.clone(),
-                diff_id: Some(diff_id.to_string()),
+            .map(|l| whittle_sbom::DirLayer {
+                dir: l.dir.clone(),
+                diff_id: Some(l.diff_id.to_string()),
+            })
+            .collect(),
+        origins: s
+            .layers
+            .iter()
+            .map(|l| {
+                l.made_by
+                    .as_ref()
+                    .map(|(stage, line)| whittle_oci::LayerOrigin {
+                        file: file.to_string(),
+                        line: *line,
+                        stage: stage.clone(),
+                    })
             })
             .collect(),
     }
