@@ -451,6 +451,14 @@ FROM test/busybox:1\nCOPY --from=builder /out /out\n",
         assert_eq!(names(&f["predicate"]), ["kept"]);
         assert!(!dir.join("sbom-unused.spdx.json").exists());
     }
+    // `whittle sbom` reads the attestation of the index the name tags (app:1 and app:2 are the
+    // same image, each with its own).
+    for tag in ["app:1", "app:2"] {
+        let r = whittle(&e.root, &["sbom", tag, "--format", "spdx-json"]);
+        assert!(r.ok, "{}", r.stderr);
+        let doc: Value = serde_json::from_str(&r.stdout).unwrap();
+        assert_eq!(doc["name"], tag);
+    }
     // BuildKit's list form: only the stages named (a name not needed, or unknown, gives none).
     for (value, want) in [("builder", 2), ("unused,nothere", 1), ("false", 1)] {
         let arg = format!("BUILDKIT_SBOM_SCAN_STAGE={value}");
