@@ -4,7 +4,8 @@
 //! `trusted.overlay.opaque` (or `user.overlay.opaque`) attribute `y`.
 //!
 //! Entries come in name order (deterministic), symbolic links are never followed (a file is
-//! opened with `O_NOFOLLOW`, and only real directories are entered), and the walk stops at
+//! opened with `O_NOFOLLOW`, on its first read: only the files a cataloger wants are opened,
+//! and only real directories are entered), and the walk stops at
 //! [`whittle_analyze::Limits::max_entries`].
 
 use crate::error::{Result, SbomError};
@@ -31,6 +32,34 @@ fn is_opaque(dir: &Path) -> bool {
             let mut buf = [0u8; 4];
             matches!(rustix::fs::lgetxattr(dir, *name, &mut buf), Ok(1) if buf[0] == b'y')
         })
+}
+
+/// A file opened on its first read: the scan reads only the files a cataloger wants, so the
+/// others cost no `open`, and one that cannot be opened fails only if it is wanted.
+struct LazyFile {
+    path: PathBuf,
+    file: Option<fs::File>,
+}
+
+impl LazyFile {
+    fn new(path: PathBuf) -> Self {
+        LazyFile { path, file: None }
+    }
+}
+
+impl Read for LazyFile {
+    fn read(&mut self, buf: &mut [u8]) -> std::io::Result<usize> {
+        let f = match &mut self.file {
+            Some(f) => f,
+            None => self.file.insert(
+                fs::OpenOptions::new()
+                    .read(true)
+                    .custom_flags(rustix::fs::OFlags::NOFOLLOW.bits() as i32)
+                    .open(&self.path)?,
+            ),
+        };
+        f.read(buf)
+    }
 }
 
 fn io_err(layer: usize, path: &Path, source: std::io::Error) -> SbomError {
@@ -106,12 +135,7 @@ pub fn walk(
             } else if ft.is_file() {
                 entry.kind = EntryKind::File;
                 entry.size = md.len();
-                let mut file = fs::OpenOptions::new()
-                    .read(true)
-                    .custom_flags(rustix::fs::OFlags::NOFOLLOW.bits() as i32)
-                    .open(&p)
-                    .map_err(|e| io_err(index, &p, e))?;
-                f(&entry, &mut file)?;
+                f(&entry, &mut LazyFile::new(p))?;
             } else if ft.is_symlink() {
                 let target = fs::read_link(&p).map_err(|e| io_err(index, &p, e))?;
                 entry.kind = EntryKind::Symlink(target.as_os_str().as_bytes().to_vec());
@@ -163,6 +187,31 @@ mod tests {
                 ("b/c/f".into(), EntryKind::File),
             ]
         );
+    }
+
+    #[test]
+    fn files_are_read_through_the_reader_and_links_are_not_opened() {
+        let d = tempfile::tempdir().unwrap();
+        fs::write(d.path().join("f"), b"content").unwrap();
+        let mut got = Vec::new();
+        walk(
+            0,
+            d.path(),
+            &whittle_analyze::Limits::default(),
+            &mut |e, r| {
+                let mut v = Vec::new();
+                r.read_to_end(&mut v).unwrap();
+                got.push((e.size, v));
+                Ok(())
+            },
+        )
+        .unwrap();
+        assert_eq!(got, [(7, b"content".to_vec())]);
+        // O_NOFOLLOW: a file that became a link is refused, not followed.
+        let dir = tempfile::tempdir().unwrap();
+        std::os::unix::fs::symlink(d.path().join("f"), dir.path().join("l")).unwrap();
+        let mut lazy = LazyFile::new(dir.path().join("l"));
+        assert!(lazy.read(&mut [0u8; 4]).is_err());
     }
 
     #[test]
