@@ -4,6 +4,8 @@
 //! For each platform's image, [`attach`] makes the predicates asked for ([`Request`]):
 //! - an SPDX 2.3 SBOM of the image (`sbom.rs`: `whittle_sbom`'s catalogers, each package's
 //!   Dockerfile step and the stage a `COPY --from` took it from; cached by manifest digest),
+//!   and with `scan-stages` one of each other stage the build needed (from its snapshot
+//!   directories, cached by their diff ids), as BuildKit's `BUILDKIT_SBOM_SCAN_STAGE` adds,
 //! - SLSA provenance v1 (`provenance.rs`: Dockerfile and context digests, base images, build
 //!   arguments in `mode=max` with secret-looking values redacted, never `--secret` values),
 //!
@@ -39,8 +41,9 @@ use whittle_store::{ImageRecord, IndexEntry, IndexRecord, Store};
 /// One predicate, before it is wrapped in a statement.
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub struct Predicate {
-    /// Its file name in a local output (`sbom.spdx.json`, `provenance.json`: BuildKit's).
-    pub file_name: &'static str,
+    /// Its file name in a local output (`sbom.spdx.json`, `sbom-STAGE.spdx.json`,
+    /// `provenance.json`: BuildKit's).
+    pub file_name: String,
     pub predicate_type: &'static str,
     /// JSON.
     pub predicate: Vec<u8>,
@@ -53,6 +56,9 @@ pub struct PlatformImage<'a> {
     pub image: &'a ImageRecord,
     /// The base images that platform's build read.
     pub materials: Vec<Material>,
+    /// With `scan-stages`: the other stages the image's build needed, each catalogued into an
+    /// SBOM of its own.
+    pub stages: Vec<sbom::StageInput>,
 }
 
 /// What the attestations are made from, besides the images.
@@ -97,14 +103,23 @@ pub fn predicates(
             threads: a.threads,
         };
         out.push(Predicate {
-            file_name: "sbom.spdx.json",
+            file_name: "sbom.spdx.json".into(),
             predicate_type: PREDICATE_SPDX,
             predicate: sbom::predicate(store, &input)?,
         });
+        // BuildKit's scanner writes one document a scanned stage, `sbom-STAGE`, each its own
+        // statement about the image.
+        for st in &img.stages {
+            out.push(Predicate {
+                file_name: format!("sbom-{}.spdx.json", sbom::file_safe(&st.label)),
+                predicate_type: PREDICATE_SPDX,
+                predicate: sbom::stage_predicate(store, &input.name, st, a.copies, a.threads)?,
+            });
+        }
     }
     if let Some(req) = &a.request.provenance {
         out.push(Predicate {
-            file_name: "provenance.json",
+            file_name: "provenance.json".into(),
             predicate_type: PREDICATE_SLSA_V1,
             predicate: provenance::predicate(req, a.facts, &img.materials),
         });

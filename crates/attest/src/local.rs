@@ -14,7 +14,7 @@ use std::path::{Path, PathBuf};
 /// Writes `predicates` as statement files into `dir` (the files already there are the
 /// subjects, except earlier attestation files).
 pub fn write(dir: &Path, predicates: &[Predicate], epoch: u64) -> Result<()> {
-    let names: Vec<&str> = predicates.iter().map(|p| p.file_name).collect();
+    let names: Vec<&str> = predicates.iter().map(|p| p.file_name.as_str()).collect();
     let mut subjects = Vec::new();
     walk(dir, dir, &names, &mut subjects)?;
     subjects.sort_by(|a, b| a.name.cmp(&b.name));
@@ -23,15 +23,15 @@ pub fn write(dir: &Path, predicates: &[Predicate], epoch: u64) -> Result<()> {
         // BuildKit indents these files.
         let v: serde_json::Value =
             serde_json::from_slice(&stmt).map_err(|source| AttestError::Json {
-                what: p.file_name.into(),
+                what: p.file_name.clone(),
                 source,
             })?;
         let mut text = serde_json::to_vec_pretty(&v).map_err(|source| AttestError::Json {
-            what: p.file_name.into(),
+            what: p.file_name.clone(),
             source,
         })?;
         text.push(b'\n');
-        let path = dir.join(p.file_name);
+        let path = dir.join(&p.file_name);
         let io = |source| AttestError::Io {
             what: "write",
             path: path.clone(),
@@ -104,7 +104,7 @@ mod tests {
         std::fs::create_dir(dir.path().join("bin")).unwrap();
         std::fs::write(dir.path().join("bin/app"), b"app").unwrap();
         let preds = [Predicate {
-            file_name: "sbom.spdx.json",
+            file_name: "sbom.spdx.json".into(),
             predicate_type: whittle_oci::attestation::PREDICATE_SPDX,
             predicate: b"{\"spdxVersion\":\"SPDX-2.3\"}".to_vec(),
         }];

@@ -23,9 +23,46 @@ pub struct Request {
 /// An SPDX SBOM of each image.
 #[derive(Clone, Debug, Default, PartialEq, Eq)]
 pub struct SbomRequest {
-    /// Also catalogue the stages the target's stage copies from (BuildKit's
+    /// Also catalogue the other stages the target needs (BuildKit's
     /// `BUILDKIT_SBOM_SCAN_STAGE`).
     pub scan_stages: bool,
+    /// Only the stages of these names (`BUILDKIT_SBOM_SCAN_STAGE=x,y`); `None`: all.
+    pub stages: Option<Vec<String>>,
+}
+
+impl SbomRequest {
+    /// Applies BuildKit's build argument `BUILDKIT_SBOM_SCAN_STAGE`: `true`/`1` every needed
+    /// stage, `false`/`0` none, else a comma-separated list of stage names.
+    pub fn scan_stage_arg(&mut self, value: &str) {
+        match value.trim() {
+            "true" | "1" => {
+                self.scan_stages = true;
+                self.stages = None;
+            }
+            "false" | "0" | "" => {
+                self.scan_stages = false;
+                self.stages = None;
+            }
+            list => {
+                self.scan_stages = true;
+                self.stages = Some(
+                    list.split(',')
+                        .map(|n| n.trim().to_string())
+                        .filter(|n| !n.is_empty())
+                        .collect(),
+                );
+            }
+        }
+    }
+
+    /// Whether the stage `label` is catalogued.
+    pub fn scans(&self, label: &str) -> bool {
+        self.scan_stages
+            && self
+                .stages
+                .as_ref()
+                .is_none_or(|names| names.iter().any(|n| n == label))
+    }
 }
 
 /// How much provenance says (BuildKit's modes).
@@ -215,6 +252,18 @@ fn parse_provenance(
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn buildkit_scan_stage_argument() {
+        let mut r = SbomRequest::default();
+        assert!(!r.scans("builder"));
+        r.scan_stage_arg("true");
+        assert!(r.scans("builder") && r.scans("other"));
+        r.scan_stage_arg("builder, deps");
+        assert!(r.scans("builder") && r.scans("deps") && !r.scans("other"));
+        r.scan_stage_arg("false");
+        assert!(!r.scans("builder"));
+    }
 
     fn p(sbom: Option<&str>, prov: Option<&str>, attest: &[&str]) -> Result<Request> {
         let a: Vec<String> = attest.iter().map(|s| s.to_string()).collect();

@@ -33,32 +33,119 @@ pub struct SbomInput<'a> {
     pub threads: usize,
 }
 
+/// A build stage's files (`scan-stages`): its snapshot directories.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct StageInput {
+    /// The stage's name, or `stage-N`.
+    pub label: String,
+    /// Its layers, bottom first.
+    pub layers: Vec<whittle_sbom::DirLayer>,
+    /// The Dockerfile step that made each layer (none for a base image's), as the image's
+    /// `dev.whittle.layers` annotation says it for an image's layers.
+    pub origins: Vec<Option<LayerOrigin>>,
+}
+
 /// The SPDX JSON document (compact), from the cache when it has it.
 pub fn predicate(store: &Store, input: &SbomInput<'_>) -> Result<Vec<u8>> {
-    let key = cache_key(input);
+    cached(store, &cache_key(input), || make(store, input))
+}
+
+/// The SPDX JSON document of a build stage the image's build needed, named `IMAGE (stage
+/// LABEL)`, from the cache when it has it (keyed by the stage's layers' diff ids: the same
+/// stage rebuilt from the cache is not read again).
+pub fn stage_predicate(
+    store: &Store,
+    image_name: &str,
+    stage: &StageInput,
+    copies: &BTreeMap<usize, String>,
+    threads: usize,
+) -> Result<Vec<u8>> {
+    let name = format!("{image_name} (stage {})", stage.label);
+    let origins: Vec<String> = stage
+        .origins
+        .iter()
+        .map(|o| {
+            o.as_ref()
+                .map(|o| format!("{}:{}:{}", o.file, o.line, o.stage))
+                .unwrap_or_default()
+        })
+        .collect();
+    let mut parts = vec!["stage", name.as_str()];
+    parts.extend(origins.iter().map(String::as_str));
+    for l in &stage.layers {
+        // A layer without a diff id cannot be cached by content: no cache then.
+        let Some(d) = l.diff_id.as_deref() else {
+            return make_stage(&name, stage, copies, threads);
+        };
+        parts.push(d);
+    }
+    cached(store, &key_of(&parts, copies), || {
+        make_stage(&name, stage, copies, threads)
+    })
+}
+
+fn make_stage(
+    name: &str,
+    stage: &StageInput,
+    copies: &BTreeMap<usize, String>,
+    threads: usize,
+) -> Result<Vec<u8>> {
+    let opts = whittle_sbom::Options {
+        threads: threads.max(1),
+        ..whittle_sbom::Options::default()
+    };
+    let sbom =
+        whittle_sbom::catalog_dirs(name, &stage.layers, &opts).map_err(|e| AttestError::Sbom {
+            image: name.to_string(),
+            source: Box::new(e),
+        })?;
+    spdx_with_origins(&sbom, &stage.origins, copies)
+}
+
+/// A stage label as part of a file name: letters, digits, `.`, `-` and `_` kept, anything else
+/// (and a leading `.`) `_`.
+pub fn file_safe(label: &str) -> String {
+    label
+        .chars()
+        .enumerate()
+        .map(|(i, c)| match c {
+            '.' if i == 0 => '_',
+            c if c.is_ascii_alphanumeric() || matches!(c, '.' | '-' | '_') => c,
+            _ => '_',
+        })
+        .collect()
+}
+
+/// The document under `key` in `<store>/attest-cache/`, else `make`'s (then cached).
+fn cached(store: &Store, key: &str, make: impl FnOnce() -> Result<Vec<u8>>) -> Result<Vec<u8>> {
     let dir = store.root().join("attest-cache");
-    let path = dir.join(&key);
+    let path = dir.join(key);
     if let Some(doc) = read_cached(&path) {
         return Ok(doc);
     }
-    let doc = make(store, input)?;
+    let doc = make()?;
     // A cache that cannot be written costs the next build a scan, nothing else.
     let _ = write_cached(&dir, &path, &doc);
     Ok(doc)
 }
 
 fn cache_key(input: &SbomInput<'_>) -> String {
+    key_of(
+        &[input.image.manifest.as_str(), input.name.as_str()],
+        input.copies,
+    )
+}
+
+fn key_of(parts: &[&str], copies: &BTreeMap<usize, String>) -> String {
     let mut h = Sha256::new();
-    for part in [
-        CACHE_VERSION,
-        env!("CARGO_PKG_VERSION"),
-        input.image.manifest.as_str(),
-        input.name.as_str(),
-    ] {
+    for part in [CACHE_VERSION, env!("CARGO_PKG_VERSION")]
+        .iter()
+        .chain(parts)
+    {
         h.update((part.len() as u64).to_le_bytes());
         h.update(part.as_bytes());
     }
-    for (line, from) in input.copies {
+    for (line, from) in copies {
         h.update((*line as u64).to_le_bytes());
         h.update((from.len() as u64).to_le_bytes());
         h.update(from.as_bytes());
@@ -106,14 +193,24 @@ fn make(store: &Store, input: &SbomInput<'_>) -> Result<Vec<u8>> {
         .get(LAYERS_ANNOTATION)
         .and_then(|v| parse_layer_origins(v, manifest.layers.len()))
         .unwrap_or_default();
-    let mut doc = whittle_sbom::spdx::to_json(&sbom);
+    spdx_with_origins(&sbom, &origins, input.copies)
+}
+
+/// The SPDX document of `sbom`, each package's comment also naming the step that made its
+/// layer (`origins`, by layer) and the stage a `COPY --from` took it from.
+fn spdx_with_origins(
+    sbom: &whittle_sbom::Sbom,
+    origins: &[Option<LayerOrigin>],
+    copies: &BTreeMap<usize, String>,
+) -> Result<Vec<u8>> {
+    let mut doc = whittle_sbom::spdx::to_json(sbom);
     if let Some(pkgs) = doc.get_mut("packages").and_then(|p| p.as_array_mut()) {
         // packages[0] is the image; packages[n + 1] is sbom.packages[n].
         for (p, json) in sbom.packages.iter().zip(pkgs.iter_mut().skip(1)) {
             let Some(note) = origins
                 .get(p.layer)
                 .and_then(Option::as_ref)
-                .map(|o| origin_note(o, input.copies))
+                .map(|o| origin_note(o, copies))
             else {
                 continue;
             };
@@ -141,6 +238,13 @@ fn origin_note(o: &LayerOrigin, copies: &BTreeMap<usize, String>) -> String {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn stage_labels_make_safe_file_names() {
+        assert_eq!(file_safe("builder"), "builder");
+        assert_eq!(file_safe("stage-2"), "stage-2");
+        assert_eq!(file_safe("../x/y"), "_._x_y");
+    }
 
     #[test]
     fn notes_name_the_step_and_the_stage_copied_from() {

@@ -14,6 +14,9 @@
 //! | Java | `*.jar`/`.war`/`.ear`: `pom.properties`, `MANIFEST.MF` | `catalog/java.rs` |
 //! | npm | `node_modules/**/package.json` | `catalog/npm.rs` |
 //!
+//! [`catalog_dirs`] reads a filesystem kept as directories, one a layer (a build stage's
+//! snapshots, for `build --sbom=scan-stages=true`), through the same scan (`dirlayer.rs`).
+//!
 //! The layers are then stacked (`stack.rs`): whiteouts, opaque directories and replaced files
 //! remove what lower layers found, and each package keeps the layer it came from. The result,
 //! an [`Sbom`], is written as SPDX 2.3 JSON (`spdx.rs`) or CycloneDX 1.5 JSON
@@ -32,6 +35,7 @@
 
 pub mod catalog;
 pub mod cyclonedx;
+mod dirlayer;
 mod elf;
 mod error;
 pub mod gobuildinfo;
@@ -41,6 +45,7 @@ mod scan;
 pub mod spdx;
 mod stack;
 
+pub use dirlayer::DirLayer;
 pub use error::{Result, SbomError};
 pub use package::{purl, Package, PackageKind};
 pub use whittle_analyze::layers::LayerInfo;
@@ -136,30 +141,85 @@ impl Sbom {
 /// Catalogues an image. `store` is needed for [`Input::Store`] only.
 pub fn catalog(input: &Input, store: Option<&Store>, opts: &Options) -> Result<Sbom> {
     let img = whittle_analyze::layers::open(input, store, &opts.limits.analyze)?;
-    let slots: Vec<Mutex<Option<scan::LayerFinds>>> =
-        img.layers.iter().map(|_| Mutex::new(None)).collect();
-    let items: Vec<usize> = (0..img.layers.len()).collect();
+    let finds = scan_layers(img.layers.len(), opts, |i| {
+        scan::scan(&img, i, &opts.limits)
+    })?;
+    Ok(assemble(
+        img.name,
+        img.config_digest,
+        img.created,
+        img.layers,
+        finds,
+    ))
+}
+
+/// Catalogues a filesystem kept as directories, one a layer, bottom first (a build stage's
+/// snapshots: see `dirlayer.rs`), named `name`. The same scan and stacking as [`catalog`]; the
+/// layers are named by their diff ids.
+pub fn catalog_dirs(name: &str, layers: &[DirLayer], opts: &Options) -> Result<Sbom> {
+    if layers.len() > opts.limits.analyze.max_layers {
+        return Err(whittle_analyze::AnalyzeError::InvalidInput(format!(
+            "{name} has {} layers, more than {}",
+            layers.len(),
+            opts.limits.analyze.max_layers
+        ))
+        .into());
+    }
+    let finds = scan_layers(layers.len(), opts, |i| {
+        let dir = &layers[i].dir;
+        scan::scan_walk(i, &opts.limits, |f| {
+            dirlayer::walk(i, dir, &opts.limits.analyze, f)
+        })
+    })?;
+    let infos = layers
+        .iter()
+        .map(|l| LayerInfo {
+            digest: None,
+            diff_id: l.diff_id.clone(),
+            created_by: None,
+        })
+        .collect();
+    Ok(assemble(name.to_string(), None, None, infos, finds))
+}
+
+/// Scans `n` layers, several at once, each with `scan_one`.
+fn scan_layers<F>(n: usize, opts: &Options, scan_one: F) -> Result<Vec<scan::LayerFinds>>
+where
+    F: Fn(usize) -> Result<scan::LayerFinds> + Sync,
+{
+    let slots: Vec<Mutex<Option<scan::LayerFinds>>> = (0..n).map(|_| Mutex::new(None)).collect();
+    let items: Vec<usize> = (0..n).collect();
     whittle_par::try_for_each(&items, opts.threads, |&i| -> Result<()> {
-        let f = scan::scan(&img, i, &opts.limits)?;
+        let f = scan_one(i)?;
         *slots[i].lock().unwrap_or_else(|p| p.into_inner()) = Some(f);
         Ok(())
     })?;
-    let finds: Vec<scan::LayerFinds> = slots
+    Ok(slots
         .into_iter()
         .map(|m| {
             m.into_inner()
                 .unwrap_or_else(|p| p.into_inner())
                 .unwrap_or_default()
         })
-        .collect();
+        .collect())
+}
+
+/// Stacks the layers' finds into the SBOM.
+fn assemble(
+    name: String,
+    image_id: Option<String>,
+    created: Option<String>,
+    layers: Vec<LayerInfo>,
+    finds: Vec<scan::LayerFinds>,
+) -> Sbom {
     let packages = stack::stack(&finds);
     let notes = finds.into_iter().flat_map(|f| f.notes).collect();
-    Ok(Sbom {
-        name: img.name,
-        image_id: img.config_digest,
-        created: img.created,
-        layers: img.layers,
+    Sbom {
+        name,
+        image_id,
+        created,
+        layers,
         packages,
         notes,
-    })
+    }
 }

@@ -11,7 +11,7 @@ use crate::{Limits, Note};
 use std::collections::HashSet;
 use std::hash::{Hash, Hasher};
 use std::io::{self, Read, Seek, Write};
-use whittle_analyze::layers::{EntryKind, ImageLayers};
+use whittle_analyze::layers::{Entry, EntryKind, ImageLayers};
 use whittle_analyze::path;
 
 /// Jars up to this size are read into memory; larger ones go to a temporary file.
@@ -77,10 +77,19 @@ fn spool(prefix: &[u8], r: &mut dyn Read, what: &str) -> Result<std::fs::File> {
     Ok(f)
 }
 
-/// Scans layer `index`.
+/// Scans layer `index` of an image.
 pub fn scan(img: &ImageLayers, index: usize, limits: &Limits) -> Result<LayerFinds> {
+    scan_walk(index, limits, |f| img.walk(index, &limits.analyze, f))
+}
+
+/// Scans the layer `index` whose entries `walk` hands, one at a time, to the function it is
+/// given (a layer tar's, or a snapshot directory's: `dirlayer.rs`).
+pub fn scan_walk<W>(index: usize, limits: &Limits, walk: W) -> Result<LayerFinds>
+where
+    W: FnOnce(&mut dyn FnMut(&Entry, &mut dyn Read) -> Result<()>) -> Result<()>,
+{
     let mut out = LayerFinds::default();
-    img.walk(index, &limits.analyze, |e, r| -> Result<()> {
+    walk(&mut |e: &Entry, r: &mut dyn Read| -> Result<()> {
         let h = key_hash(&e.key);
         match &e.kind {
             EntryKind::Whiteout(t) => {

@@ -22,4 +22,7 @@ pub mod ssh;
 pub use entitlements::Entitlement;
 pub use events::{Event, Progress, Recorder, Silent};
 pub use exec::Executor;
-pub use solve::{build, cache_key, needed, BuildError, BuildOptions, BuildResult, PlatformResult};
+pub use solve::{
+    build, cache_key, needed, BuildError, BuildOptions, BuildResult, PlatformResult, StageFiles,
+    StageLayer,
+};

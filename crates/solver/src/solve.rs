@@ -31,9 +31,11 @@ mod exec_op;
 mod export;
 mod remote;
 mod sources;
+mod stages;
 
 pub use export::dockerfile_label;
 pub use remote::CacheExport;
+pub use stages::{StageFiles, StageLayer};
 
 /// How to build.
 #[derive(Debug, Clone)]
@@ -99,6 +101,12 @@ pub struct BuildOptions {
     pub cache_from: Vec<Arc<whittle_remote_cache::Imported>>,
     /// `--cache-to`: where the build's cache records go when it is done.
     pub cache_to: Vec<CacheExport>,
+    /// Give the files of the other stages each target needs ([`PlatformResult::stages`]), for
+    /// `build --sbom=scan-stages=true`.
+    pub stage_files: bool,
+    /// Write the index of the platforms' images for a graph of several ([`BuildResult::index`]).
+    /// Off when the caller writes its own (with attestations), so only one index is written.
+    pub index: bool,
 }
 
 impl BuildOptions {
@@ -132,6 +140,8 @@ impl BuildOptions {
             files: true,
             cache_from: Vec::new(),
             cache_to: Vec::new(),
+            stage_files: false,
+            index: true,
         }
     }
 }
@@ -213,7 +223,8 @@ pub struct BuildResult {
     pub rootfs: Merged,
     /// Every target, in the graph's order (one for a single-platform build).
     pub platforms: Vec<PlatformResult>,
-    /// The index of the platforms' images, for a graph of several platforms.
+    /// The index of the platforms' images, for a graph of several platforms (unless
+    /// [`BuildOptions::index`] is off).
     pub index: Option<whittle_store::IndexRecord>,
     /// The build context's digest (the Merkle digest of its files after `.dockerignore`, in
     /// `whittle_context::merkle`'s scheme), when a step read it: for provenance.
@@ -228,6 +239,9 @@ pub struct PlatformResult {
     pub platform: whittle_oci::Platform,
     pub image: Option<ImageRecord>,
     pub rootfs: Merged,
+    /// With [`BuildOptions::stage_files`]: the other stages the target needed, in Dockerfile
+    /// order.
+    pub stages: Vec<StageFiles>,
 }
 
 #[derive(Debug, Clone)]
@@ -394,13 +408,19 @@ pub fn build(
             .and_then(|img| done.get(&img.root))
             .map(|o| o.merged())
             .unwrap_or_default();
+        let stages = if opts.stage_files {
+            solver.stage_files(t, &done)?
+        } else {
+            Vec::new()
+        };
         platforms.push(PlatformResult {
             platform: t.platform.clone(),
             image,
             rootfs,
+            stages,
         });
     }
-    let index = if opts.image && platforms.len() > 1 {
+    let index = if opts.image && opts.index && platforms.len() > 1 {
         let images: Vec<&ImageRecord> = platforms.iter().filter_map(|p| p.image.as_ref()).collect();
         Some(store.write_image_index(&images, &opts.index_annotations)?)
     } else {

@@ -5,6 +5,8 @@
 //! - [`Archive`]: an OCI or docker archive (`-o type=oci|docker,dest=...`);
 //! - [`Local`]: the image's files in a directory (`-o DIR`), copied from the build's snapshots;
 //! - [`Tar`]: the image's files as one tar (`-o type=tar`, `-o -`);
+//!
+//! (both with the [`ExtraFiles`] the caller gives, the attestations, next to the files);
 //! - [`Daemon`]: the image loaded into a docker daemon (`--load`, `-o type=docker`);
 //! - [`Registry`]: the image pushed (`--push`, `-o type=registry`).
 //!
@@ -13,9 +15,11 @@
 //! the image ([`Exporter::needs_image`]): when none does, the solver writes no image, and a
 //! build for `-o DIR` compresses nothing.
 
+mod extra;
 mod files;
 mod spec;
 
+pub use extra::{ExtraError, ExtraFiles};
 pub use files::{copy_tree, FilesError, FilesSummary};
 pub use spec::{Dest, OutputSpec, SpecError};
 
@@ -71,20 +75,41 @@ pub struct Built<'a> {
     /// attestations (docker archive, daemon) then take `image` alone.
     pub index: Option<&'a IndexRecord>,
     pub platforms: &'a [(Platform, Merged)],
+    /// Files the file outputs (`-o DIR`, `-o type=tar`) get next to each tree's: the
+    /// attestations.
+    pub extra: Option<&'a dyn ExtraFiles>,
 }
 
 impl Built<'_> {
     /// The trees to write as files: the one tree, or one per platform, each in a directory
     /// named as buildx names them (`linux_amd64`, `linux_arm_v7`).
-    fn trees(&self) -> Vec<(Option<String>, &Merged)> {
+    fn trees(&self) -> Vec<(Option<&Platform>, &Merged)> {
         if self.platforms.len() > 1 {
-            self.platforms
-                .iter()
-                .map(|(p, m)| (Some(p.to_string().replace('/', "_")), m))
-                .collect()
+            self.platforms.iter().map(|(p, m)| (Some(p), m)).collect()
         } else {
             vec![(None, self.rootfs)]
         }
+    }
+
+    /// Copies the trees under `root` (each platform's in its directory), each with the extra
+    /// files.
+    fn write_trees(&self, root: &std::path::Path) -> Result<(), ExportError> {
+        for (platform, tree) in self.trees() {
+            let dir = match platform {
+                Some(p) => root.join(p.to_string().replace('/', "_")),
+                None => root.to_path_buf(),
+            };
+            copy_tree(tree, &dir, self.epoch)?;
+            if let Some(extra) = self.extra {
+                extra
+                    .write(&dir, platform)
+                    .map_err(|source| ExportError::Extra {
+                        dest: dir.display().to_string(),
+                        source,
+                    })?;
+            }
+        }
+        Ok(())
     }
 }
 
@@ -157,6 +182,12 @@ pub enum ExportError {
         dest: String,
         #[source]
         source: whittle_layer::WriteError,
+    },
+    #[error("writing the attestations into {dest}")]
+    Extra {
+        dest: String,
+        #[source]
+        source: ExtraError,
     },
     #[error("writing {dest}: {source}")]
     Write {
@@ -406,13 +437,7 @@ impl Exporter for Local {
         false
     }
     fn export(&self, built: &Built<'_>) -> Result<Vec<String>, ExportError> {
-        for (sub, tree) in built.trees() {
-            let dir = match sub {
-                Some(s) => self.dir.join(s),
-                None => self.dir.clone(),
-            };
-            copy_tree(tree, &dir, built.epoch)?;
-        }
+        built.write_trees(&self.dir)?;
         Ok(Vec::new())
     }
 }
@@ -439,13 +464,7 @@ impl Exporter for Tar {
             dest: tmp_root.display().to_string(),
             source,
         })?;
-        for (sub, tree) in built.trees() {
-            let dir = match sub {
-                Some(s) => tmp.path().join(s),
-                None => tmp.path().to_path_buf(),
-            };
-            copy_tree(tree, &dir, built.epoch)?;
-        }
+        built.write_trees(tmp.path())?;
         let opts = whittle_layer::WriteOptions {
             compression: whittle_layer::Compression::None,
             epoch: built.epoch,

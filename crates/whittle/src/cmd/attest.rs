@@ -89,9 +89,8 @@ pub struct Inputs<'a> {
     pub threads: usize,
 }
 
-/// Attaches the attestations to the built images: a new index of images and attestation
-/// manifests (the solver's own index of several platforms, if it wrote one, is left untagged
-/// for prune).
+/// Attaches the attestations to the built images: the index of images and attestation
+/// manifests (the solver writes none then: `BuildOptions::index` is off).
 pub fn attach(
     store: &Store,
     graph: &Graph,
@@ -107,6 +106,18 @@ pub fn attach(
             platform: p.platform.clone(),
             image,
             materials: materials(graph, t),
+            stages: p
+                .stages
+                .iter()
+                .filter(|s| {
+                    inputs
+                        .request
+                        .sbom
+                        .as_ref()
+                        .is_some_and(|r| r.scans(&s.label))
+                })
+                .map(|s| stage_input(s, &inputs.facts.dockerfile))
+                .collect(),
         });
     }
     let a = Attach {
@@ -120,21 +131,55 @@ pub fn attach(
     Ok(whittle_attest::attach(store, &a, &images)?)
 }
 
-/// Writes the attestations as files into a local output, as BuildKit's local exporter does:
-/// in each platform's directory when there are several.
-pub fn write_local(dir: &std::path::Path, attached: &Attached, epoch: u64) -> anyhow::Result<()> {
-    let several = attached.predicates.len() > 1;
-    for (p, preds) in &attached.predicates {
-        let d = if several {
-            dir.join(platform_dir(p))
-        } else {
-            dir.to_path_buf()
-        };
-        whittle_attest::local::write(&d, preds, epoch)?;
+/// A stage's files as the SBOM of `scan-stages` reads them; its layers' steps named in the
+/// Dockerfile `file`, as an image's `dev.whittle.layers` annotation names them.
+fn stage_input(s: &whittle_solver::StageFiles, file: &str) -> whittle_attest::sbom::StageInput {
+    whittle_attest::sbom::StageInput {
+        label: s.label.clone(),
+        layers: s
+            .layers
+            .iter()
+            .map(|l| whittle_sbom::DirLayer {
+                dir: l.dir.clone(),
+                diff_id: Some(l.diff_id.to_string()),
+            })
+            .collect(),
+        origins: s
+            .layers
+            .iter()
+            .map(|l| {
+                l.made_by
+                    .as_ref()
+                    .map(|(stage, line)| whittle_oci::LayerOrigin {
+                        file: file.to_string(),
+                        line: *line,
+                        stage: stage.clone(),
+                    })
+            })
+            .collect(),
     }
-    Ok(())
 }
 
-fn platform_dir(p: &Platform) -> String {
-    p.to_string().replace('/', "_")
+/// The attestations as files of the file outputs (`-o DIR`, `-o type=tar`), as BuildKit's
+/// local and tar exporters write them: next to each platform's files.
+pub struct Files<'a> {
+    pub attached: &'a Attached,
+    pub epoch: u64,
+}
+
+impl whittle_solver::export::ExtraFiles for Files<'_> {
+    fn write(
+        &self,
+        dir: &std::path::Path,
+        platform: Option<&Platform>,
+    ) -> Result<(), whittle_solver::export::ExtraError> {
+        let preds = match platform {
+            Some(p) => self.attached.predicates.iter().find(|(q, _)| q == p),
+            None => self.attached.predicates.first(),
+        };
+        if let Some((_, preds)) = preds {
+            whittle_attest::local::write(dir, preds, self.epoch)?;
+        }
+        Ok(())
+    }
 }

@@ -829,21 +829,21 @@ pub fn run(mut args: BuildArgs, root: Option<&Path>) -> anyhow::Result<ExitCode>
         || args.metadata_file.is_some()
         || !attest.is_empty();
     bo.files = exporters.iter().any(|e| !e.needs_image());
+    // With attestations the index is the attestations' (images, then attestation manifests):
+    // the solver's own would be a second, orphaned one.
+    bo.index = attest.is_empty();
     (bo.cache_from, bo.cache_to) = args.cache.open(&env.push, quiet_flag(&args))?;
     // BuildKit's build argument for scan-stages.
     if let Some(s) = attest.sbom.as_mut() {
-        if build_args
+        if let Some((_, v)) = build_args
             .iter()
-            .any(|(k, v)| k == "BUILDKIT_SBOM_SCAN_STAGE" && matches!(v.as_str(), "true" | "1"))
+            .rev()
+            .find(|(k, _)| k == "BUILDKIT_SBOM_SCAN_STAGE")
         {
-            s.scan_stages = true;
+            s.scan_stage_arg(v);
         }
-        if s.scan_stages {
-            eprintln!(
-                "note: --sbom scan-stages: whittle does not catalogue builder stages yet; the \
-                 SBOM describes the final image and names the stage each copied layer came from"
-            );
-        }
+        // Each other stage the target needs is catalogued from the files the build left.
+        bo.stage_files = s.scan_stages;
     }
     if !attest.is_empty()
         && outputs.iter().any(|o| {
@@ -943,6 +943,12 @@ pub fn run(mut args: BuildArgs, root: Option<&Path>) -> anyhow::Result<ExitCode>
     } else {
         Vec::new()
     };
+    // Outputs of files get the attestations as files next to the image's, as buildx writes
+    // them (local and tar).
+    let files = attached.as_ref().map(|a| super::attest::Files {
+        attached: a,
+        epoch: bo.epoch,
+    });
     let built = Built {
         store: &store,
         image: res.image.as_ref(),
@@ -950,6 +956,9 @@ pub fn run(mut args: BuildArgs, root: Option<&Path>) -> anyhow::Result<ExitCode>
         epoch: bo.epoch,
         index: index.as_ref(),
         platforms: &trees,
+        extra: files
+            .as_ref()
+            .map(|f| f as &dyn whittle_solver::export::ExtraFiles),
     };
     for e in &exporters {
         let said = e
@@ -958,16 +967,6 @@ pub fn run(mut args: BuildArgs, root: Option<&Path>) -> anyhow::Result<ExitCode>
         for line in said {
             if !quiet {
                 eprintln!("{line}");
-            }
-        }
-    }
-    // Local outputs get the attestations as files next to the image's files, as buildx writes
-    // them (the tar output does not: see docs/attestations.md).
-    if let Some(a) = &attached {
-        for o in &outputs {
-            if let OutputSpec::Local(dir) = o {
-                super::attest::write_local(dir, a, bo.epoch)
-                    .with_context(|| format!("writing the attestations into {}", dir.display()))?;
             }
         }
     }

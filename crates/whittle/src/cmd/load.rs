@@ -49,7 +49,13 @@ pub fn run(args: LoadArgs, root: Option<&Path>) -> anyhow::Result<ExitCode> {
     }
     if !args.quiet {
         for img in &loaded {
-            if img.tags.is_empty() {
+            // An attestation manifest (BuildKit's, in an index) is no image to name.
+            let attestation = || {
+                store
+                    .resolve(img.manifest.as_str())
+                    .is_ok_and(|t| t.attests.is_some())
+            };
+            if img.tags.is_empty() && !attestation() {
                 println!("Loaded image ID: {}", img.id);
             }
             for t in &img.tags {

@@ -93,8 +93,25 @@ fn attested_spdx(
     name: &str,
 ) -> anyhow::Result<Option<serde_json::Value>> {
     let img = store.resolve(name)?;
-    let Some(att) = store.attestation_of(&img.image.manifest)? else {
-        return Ok(None);
+    // The attestation in the index this name tags, when it tags one: the same image under
+    // several tags has one in each index, their subjects naming each tag.
+    let own = match name
+        .parse::<whittle_oci::Reference>()
+        .ok()
+        .map(|r| store.tag_target(&r))
+    {
+        Some(Ok(Some(whittle_store::TagTarget::Index(ix)))) => ix
+            .attestation_of(&img.image.manifest)
+            .map(|m| store.put_image(&m.manifest))
+            .transpose()?,
+        _ => None,
+    };
+    let att = match own {
+        Some(a) => a,
+        None => match store.attestation_of(&img.image.manifest)? {
+            Some(a) => a,
+            None => return Ok(None),
+        },
     };
     for st in store.attestation_statements(&att)? {
         if st.predicate_type != whittle_oci::attestation::PREDICATE_SPDX {
