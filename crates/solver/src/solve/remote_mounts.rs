@@ -108,6 +108,25 @@ impl Solver<'_> {
         if !seen.insert(id.to_string()) {
             return;
         }
+        let any = self
+            .opts
+            .cache_from
+            .iter()
+            .any(|imp| imp.mount(id).is_some());
+        if !any {
+            return;
+        }
+        // Not fetched at all when there is something here already (checked again, under the
+        // rename, by `fill_cache_mount`).
+        let here = std::fs::read_dir(self.store.cache_mount_path(id))
+            .map(|mut d| d.next().is_some())
+            .unwrap_or(false);
+        if here {
+            self.progress.event(Event::Note {
+                message: format!("cache mount {id:?} is not empty here: kept as it is"),
+            });
+            return;
+        }
         for imp in &self.opts.cache_from {
             let Some(m) = imp.mount(id) else { continue };
             let restored = imp
