@@ -32,6 +32,12 @@ pub fn build(cfg: &CacheConfig) -> Artifact {
             .entry(&l.blob)
             .or_insert_with(|| Descriptor::new(l.media_type.clone(), l.blob.clone(), l.size));
     }
+    // Cache-mount layers are listed too, so the registry keeps them with the tag.
+    for m in &cfg.mounts {
+        layers
+            .entry(&m.blob)
+            .or_insert_with(|| Descriptor::new(m.media_type.clone(), m.blob.clone(), m.size));
+    }
     let layers: Vec<Descriptor> = layers.into_values().collect();
     let mut m = Manifest::new(
         media_type::OCI_MANIFEST,

@@ -6,7 +6,8 @@
 //!             "size":123,"diffId":"sha256:…","chainId":"sha256:…","parent":"sha256:…"}],
 //!  "records":[{"key":"sha256:…","layer":0},{"key":"sha256:…","layer":null}],
 //!  "selections":[{"key":"sha256:…","id":"…","files":{"/app":"…"}}],
-//!  "explanations":[{"step":"sha256:…","inputs":{…}}]}
+//!  "explanations":[{"step":"sha256:…","inputs":{…}}],
+//!  "mounts":[{"id":"…","blob":"sha256:…","mediaType":"…","size":123,"diffId":"sha256:…"}]}
 //! ```
 //!
 //! - A record is one vertex's result under its cache key (the solver's key: definition
@@ -19,6 +20,12 @@
 //!   source's files, so an imported builder stage is never downloaded just to key the copy.
 //! - An explanation is what a step read, keyed by the step's place in the Dockerfile, to say
 //!   why it missed (`main.go changed`) on a runner that never built it.
+//!
+//! - A mount (`--cache-to ...,mounts=true`) is the contents of a `RUN --mount=type=cache`
+//!   directory as a layer, under the mount's id (which already names the owner and mode that
+//!   make it another cache). `mounts` is optional and left out when empty, so a cache without
+//!   mounts is the same bytes as before it existed, and a reader that predates it ignores it
+//!   (its records mean what they meant): an extension of version 1, not a new version.
 //!
 //! Entries are sorted (layers by chain id, the rest by key) and written compactly, so the
 //! same cache is the same bytes. Reading checks everything ([`CacheConfig::from_slice`]).
@@ -36,6 +43,8 @@ pub const CONFIG_MEDIA_TYPE: &str = "application/vnd.whittle.cache.config.v1+jso
 pub const ARTIFACT_TYPE: &str = "application/vnd.whittle.cache.v1";
 /// The manifest annotation of an image built with inline cache (`--cache-to type=inline`).
 pub const INLINE_ANNOTATION: &str = "dev.whittle.cache.v1";
+/// The longest cache-mount id read.
+pub const MAX_MOUNT_ID: usize = 4096;
 /// The largest config read.
 pub const MAX_CONFIG: u64 = 32 << 20;
 /// The most entries of each kind read.
@@ -50,6 +59,23 @@ pub struct CacheConfig {
     pub selections: Vec<Selection>,
     #[serde(default)]
     pub explanations: Vec<Explanation>,
+    /// Cache-mount contents (`mounts=true`), sorted by id; absent when empty.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub mounts: Vec<CacheMountLayer>,
+}
+
+/// The contents of a cache mount as a layer (a tar of the directory's contents).
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct CacheMountLayer {
+    /// The mount's id as the build graph has it (`id=`, or the target, with the owner and
+    /// mode when they were given).
+    pub id: String,
+    pub blob: Digest,
+    pub media_type: String,
+    pub size: u64,
+    /// The uncompressed tar's digest, checked when it is restored.
+    pub diff_id: Digest,
 }
 
 /// A layer a record points at.
@@ -152,7 +178,18 @@ impl CacheConfig {
             layers: layers.into_values().collect(),
             selections: sels.into_values().collect(),
             explanations: expl.into_values().collect(),
+            mounts: Vec::new(),
         }
+    }
+
+    /// The same config with these cache mounts (sorted by id; the first of an id wins).
+    pub fn with_mounts(mut self, mounts: Vec<CacheMountLayer>) -> CacheConfig {
+        let mut by_id: BTreeMap<String, CacheMountLayer> = BTreeMap::new();
+        for m in mounts {
+            by_id.entry(m.id.clone()).or_insert(m);
+        }
+        self.mounts = by_id.into_values().collect();
+        self
     }
 
     /// The config's bytes: compact, fields in declaration order, entries as sorted by
@@ -183,6 +220,7 @@ impl CacheConfig {
             ("records", cfg.records.len()),
             ("selections", cfg.selections.len()),
             ("explanations", cfg.explanations.len()),
+            ("mounts", cfg.mounts.len()),
         ] {
             if n > MAX_ENTRIES {
                 return Err(FormatError::TooMany(what));
@@ -219,6 +257,23 @@ impl CacheConfig {
         for e in &cfg.explanations {
             if !is_key(&e.step) {
                 return bad(format!("explanation key {:?} is not a step key", e.step));
+            }
+        }
+        let mut ids = std::collections::BTreeSet::new();
+        for m in &cfg.mounts {
+            if m.id.is_empty() || m.id.len() > MAX_MOUNT_ID {
+                return bad(format!(
+                    "a cache mount id is empty or longer than {MAX_MOUNT_ID} bytes"
+                ));
+            }
+            if !ids.insert(m.id.as_str()) {
+                return bad(format!("cache mount {:?} is listed twice", m.id));
+            }
+            if !media_type::is_layer(&m.media_type) {
+                return bad(format!(
+                    "cache mount {:?} has media type {:?}, not a layer's",
+                    m.id, m.media_type
+                ));
             }
         }
         Ok(cfg)
@@ -269,6 +324,8 @@ mod tests {
         assert_eq!(one.to_vec(), two.to_vec());
         let back = CacheConfig::from_slice(&one.to_vec()).unwrap();
         assert_eq!(back, one);
+        // Without mounts, no `mounts` key: the bytes a cache had before they existed.
+        assert!(!String::from_utf8(one.to_vec()).unwrap().contains("mounts"));
         assert_eq!(back.records.len(), 3);
         assert!(back.records.iter().any(|r| r.layer.is_none()));
     }
@@ -310,6 +367,40 @@ mod tests {
         assert!(matches!(
             with(&|v| v["layers"][0]["blob"] = "sha256:zz".into()),
             Err(FormatError::Json(_))
+        ));
+        let mount = CacheMountLayer {
+            id: "go-build".into(),
+            blob: d('c'),
+            media_type: media_type::OCI_LAYER_GZIP.into(),
+            size: 5,
+            diff_id: d('e'),
+        };
+        let with_mount = good.clone().with_mounts(vec![mount.clone()]);
+        let mv: Value = serde_json::from_slice(&with_mount.to_vec()).unwrap();
+        let with_m = |f: &dyn Fn(&mut Value)| {
+            let mut v = mv.clone();
+            f(&mut v);
+            CacheConfig::from_slice(&serde_json::to_vec(&v).unwrap())
+        };
+        assert_eq!(with_m(&|_| {}), Ok(with_mount.clone()));
+        assert!(matches!(
+            with_m(&|v| v["mounts"][0]["mediaType"] = "text/plain".into()),
+            Err(FormatError::Inconsistent(_))
+        ));
+        assert!(matches!(
+            with_m(&|v| v["mounts"][0]["id"] = "".into()),
+            Err(FormatError::Inconsistent(_))
+        ));
+        assert!(matches!(
+            with_m(&|v| v["mounts"][0]["id"] = "x".repeat(MAX_MOUNT_ID + 1).into()),
+            Err(FormatError::Inconsistent(_))
+        ));
+        assert!(matches!(
+            with_m(&|v| {
+                let m = v["mounts"][0].clone();
+                v["mounts"].as_array_mut().unwrap().push(m);
+            }),
+            Err(FormatError::Inconsistent(_))
         ));
         assert!(matches!(
             CacheConfig::from_slice(b"{\"version\":1"),

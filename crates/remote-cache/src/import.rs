@@ -11,7 +11,7 @@
 
 use crate::artifact::{self, Found};
 use crate::error::CacheError;
-use crate::format::{CacheConfig, CacheLayer, Selection, MAX_CONFIG};
+use crate::format::{CacheConfig, CacheLayer, CacheMountLayer, Selection, MAX_CONFIG};
 use crate::layout;
 use crate::spec::CacheFrom;
 use serde_json::Value;
@@ -49,6 +49,7 @@ pub struct Imported {
     records: HashMap<String, Option<usize>>,
     selections: HashMap<String, usize>,
     explanations: HashMap<String, usize>,
+    mounts: HashMap<String, usize>,
     source: Source,
     refused: Mutex<HashSet<Digest>>,
     warnings: Vec<String>,
@@ -142,25 +143,37 @@ impl Imported {
         // A layer is used only as the manifest lists it: same digest, size and media type.
         let mut refused = HashSet::new();
         let mut warnings = Vec::new();
-        for l in &config.layers {
-            let problem = match listed.iter().find(|d| d.digest == l.blob) {
+        let check =
+            |blob: &Digest, size: u64, media: &str| match listed.iter().find(|d| &d.digest == blob)
+            {
                 None => Some("the manifest does not list it".to_string()),
-                Some(d) if d.size != l.size => Some(format!(
-                    "the manifest says {} bytes, the config {}",
-                    d.size, l.size
+                Some(d) if d.size != size => Some(format!(
+                    "the manifest says {} bytes, the config {size}",
+                    d.size
                 )),
-                Some(d) if d.media_type != l.media_type => Some(format!(
-                    "the manifest says media type {:?}, the config {:?}",
-                    d.media_type, l.media_type
+                Some(d) if d.media_type != media => Some(format!(
+                    "the manifest says media type {:?}, the config {media:?}",
+                    d.media_type
                 )),
                 Some(_) => None,
             };
-            if let Some(p) = problem {
+        for l in &config.layers {
+            if let Some(p) = check(&l.blob, l.size, &l.media_type) {
                 if refused.insert(l.blob.clone()) {
                     warnings.push(format!(
                         "cache {name}: layer {} is not used: {p}; the steps that made it are \
                          built",
                         l.blob
+                    ));
+                }
+            }
+        }
+        for m in &config.mounts {
+            if let Some(p) = check(&m.blob, m.size, &m.media_type) {
+                if refused.insert(m.blob.clone()) {
+                    warnings.push(format!(
+                        "cache {name}: cache mount {:?} ({}) is not restored: {p}",
+                        m.id, m.blob
                     ));
                 }
             }
@@ -182,6 +195,12 @@ impl Imported {
                 .iter()
                 .enumerate()
                 .map(|(n, e)| (e.step.clone(), n))
+                .collect(),
+            mounts: config
+                .mounts
+                .iter()
+                .enumerate()
+                .map(|(n, m)| (m.id.clone(), n))
                 .collect(),
             name,
             config,
@@ -270,6 +289,14 @@ impl Imported {
             .map(|e| &e.inputs)
     }
 
+    /// The contents of cache mount `id` (`mounts=true`), unless refused.
+    pub fn mount(&self, id: &str) -> Option<&CacheMountLayer> {
+        self.mounts
+            .get(id)
+            .and_then(|n| self.config.mounts.get(*n))
+            .filter(|m| !self.is_refused(&m.blob))
+    }
+
     fn is_refused(&self, blob: &Digest) -> bool {
         self.refused
             .lock()
@@ -305,9 +332,27 @@ impl Imported {
         layer: &CacheLayer,
         check_diff: bool,
     ) -> Result<u64, CacheError> {
+        let desc = Descriptor::new(layer.media_type.clone(), layer.blob.clone(), layer.size);
+        self.fetch(store, &desc, &layer.diff_id, check_diff)
+    }
+
+    /// Puts a cache mount's blob into the store, as [`Imported::fetch_blob`] does (its diff id
+    /// is checked when it is extracted).
+    pub fn fetch_mount(&self, store: &Store, m: &CacheMountLayer) -> Result<u64, CacheError> {
+        let desc = Descriptor::new(m.media_type.clone(), m.blob.clone(), m.size);
+        self.fetch(store, &desc, &m.diff_id, false)
+    }
+
+    fn fetch(
+        &self,
+        store: &Store,
+        desc: &Descriptor,
+        diff_id: &Digest,
+        check_diff: bool,
+    ) -> Result<u64, CacheError> {
         let fail = |problem: String| CacheError::Blob {
             source_name: self.name.clone(),
-            blob: layer.blob.to_string(),
+            blob: desc.digest.to_string(),
             problem,
         };
         let store_err = |source| CacheError::Store {
@@ -315,43 +360,41 @@ impl Imported {
             source: Box::new(source),
         };
         let mut fetched = 0;
-        if !store.has_blob(&layer.blob) {
-            let desc = Descriptor::new(layer.media_type.clone(), layer.blob.clone(), layer.size);
+        if !store.has_blob(&desc.digest) {
             let mut w = store
-                .blob_writer(Some(layer.blob.clone()))
+                .blob_writer(Some(desc.digest.clone()))
                 .map_err(store_err)?;
             let copied = match &self.source {
                 Source::Registry { client, reference } => {
-                    let mut r = whittle_registry::open_blob(client, &reference.repository, &desc)
+                    let mut r = whittle_registry::open_blob(client, &reference.repository, desc)
                         .map_err(registry_err(&self.name))?;
                     std::io::copy(&mut r, &mut w)
                 }
                 Source::Layout { dir } => {
-                    let p = layout::blob_path(dir, &layer.blob);
+                    let p = layout::blob_path(dir, &desc.digest);
                     let f = std::fs::File::open(&p).map_err(|e| fail(format!("{e}")))?;
-                    std::io::copy(&mut f.take(layer.size.saturating_add(1)), &mut w)
+                    std::io::copy(&mut f.take(desc.size.saturating_add(1)), &mut w)
                 }
             };
             let n = copied.map_err(|e| fail(e.to_string()))?;
-            if n != layer.size {
-                return Err(fail(format!("got {n} bytes, not {}", layer.size)));
+            if n != desc.size {
+                return Err(fail(format!("got {n} bytes, not {}", desc.size)));
             }
             w.commit().map_err(|e| fail(e.to_string()))?;
             fetched = n;
             self.downloaded.fetch_add(n, Ordering::Relaxed);
         }
         if check_diff {
-            let f = store.open_blob(&layer.blob).map_err(store_err)?;
+            let f = store.open_blob(&desc.digest).map_err(store_err)?;
             let (_, r) = whittle_layer::decompress(BufReader::with_capacity(256 * 1024, f))
                 .map_err(|e| fail(format!("cannot decompress: {e}")))?;
             let mut h = whittle_layer::HashingReader::new(r);
             std::io::copy(&mut h, &mut std::io::sink())
                 .map_err(|e| fail(format!("cannot decompress: {e}")))?;
             let (_, diff, _) = h.finish();
-            if diff != layer.diff_id {
+            if &diff != diff_id {
                 return Err(fail(format!(
-                    "its tar has diff id {diff}, the cache says {}",
-                    layer.diff_id
+                    "its tar has diff id {diff}, the cache says {diff_id}"
                 )));
             }
         }

@@ -29,6 +29,6 @@ mod layout;
 pub mod spec;
 
 pub use error::CacheError;
-pub use format::{CacheConfig, CacheLayer, CacheRecord, Explanation, Selection};
+pub use format::{CacheConfig, CacheLayer, CacheMountLayer, CacheRecord, Explanation, Selection};
 pub use import::{Hit, Imported};
 pub use spec::{CacheFrom, CacheTo, CacheToKind, Mode};

@@ -33,7 +33,8 @@ pub struct CacheTo {
     pub mode: Mode,
     /// `compression=`: how layers that are not compressed yet are; `None`: as the image's.
     pub compression: Option<Compression>,
-    /// `mounts=true`: cache mounts travel too (not implemented yet: refused).
+    /// `mounts=true`: the contents of the build's cache mounts travel too, each as a layer
+    /// (`type=registry` and `type=local` only).
     pub mounts: bool,
 }
 
@@ -155,9 +156,11 @@ impl std::str::FromStr for CacheTo {
             Some(t) => return Err(err(format!("type={t}: expected registry, local or inline"))),
             None => return Err(err("type= is missing (registry, local or inline)".into())),
         };
-        if to.mounts {
+        if to.mounts && to.kind == CacheToKind::Inline {
             return Err(err(
-                "mounts=true (cache mounts in the cache) is not implemented yet".into(),
+                "type=inline carries the image's own layers only; use type=registry or \
+                 type=local for mounts=true"
+                    .into(),
             ));
         }
         Ok(to)
@@ -224,6 +227,8 @@ mod tests {
         assert_eq!(t.kind, CacheToKind::Local("/tmp/c".into()));
         assert_eq!(t.mode, Mode::Min);
         assert!("type=inline".parse::<CacheTo>().is_ok());
+        let t: CacheTo = "type=registry,ref=x,mounts=true".parse().unwrap();
+        assert!(t.mounts);
         for bad in [
             "type=inline,mode=max",
             "type=registry",
@@ -232,7 +237,8 @@ mod tests {
             "type=registry,ref=x,mode=all",
             "ref=x",
             "type=registry,ref=x,colour=red",
-            "type=registry,ref=x,mounts=true",
+            "type=inline,mounts=true",
+            "type=registry,ref=x,mounts=yes",
             "nonsense",
         ] {
             assert!(bad.parse::<CacheTo>().is_err(), "{bad}");

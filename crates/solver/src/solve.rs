@@ -30,6 +30,7 @@ mod copy_op;
 mod exec_op;
 mod export;
 mod remote;
+mod remote_mounts;
 mod sources;
 mod stages;
 

@@ -26,11 +26,16 @@ pub struct CacheMount {
     pub lock: Option<FileLock>,
 }
 
+/// A cache mount's directory name: the id hashed (ids are free text).
+fn mount_name(id: &str) -> String {
+    Digest::of_bytes(id.as_bytes()).hex()[..32].to_string()
+}
+
 impl Store {
     /// The persistent directory of cache mount `id` (created on first use). With `exclusive`,
     /// waits for and holds a lock on it (`sharing=locked`).
     pub fn cache_mount(&self, id: &str, exclusive: bool) -> Result<CacheMount> {
-        let name = Digest::of_bytes(id.as_bytes()).hex()[..32].to_string();
+        let name = mount_name(id);
         let lock = if exclusive {
             Some(FileLock::exclusive(
                 &self.lock_path(&format!("cache-{name}.lock")),
@@ -38,7 +43,7 @@ impl Store {
         } else {
             None
         };
-        let path = self.root.join("cache-mounts").join(&name);
+        let path = self.cache_mount_path(id);
         fs::create_dir_all(&path).map_err(|e| StoreError::io("create", path.clone(), e))?;
         let t0 = now();
         self.with_db(|db| {
@@ -64,6 +69,73 @@ impl Store {
             Ok(())
         })?;
         Ok(CacheMount { path, lock })
+    }
+
+    /// Where cache mount `id`'s directory is (whether or not it exists yet).
+    pub fn cache_mount_path(&self, id: &str) -> PathBuf {
+        self.root.join("cache-mounts").join(mount_name(id))
+    }
+
+    /// Fills the directory of cache mount `id` (held by the caller: [`Store::cache_mount`])
+    /// from layer `blob` (in the store) if the directory is empty: extracted into a temp dir
+    /// beside it, checked against `diff_id`, given the empty directory's owner and mode, and
+    /// renamed over it. Returns `false`, changing nothing, when the directory is not empty
+    /// (a local cache is never overwritten, even when another build fills it meanwhile).
+    pub fn fill_cache_mount(&self, id: &str, blob: &Digest, diff_id: &Digest) -> Result<bool> {
+        let path = self.cache_mount_path(id);
+        let io = |what, p: &std::path::Path, e| StoreError::io(what, p.to_path_buf(), e);
+        let is_empty = |p: &std::path::Path| -> Result<bool> {
+            Ok(fs::read_dir(p)
+                .map_err(|e| io("read", p, e))?
+                .next()
+                .is_none())
+        };
+        if !is_empty(&path)? {
+            return Ok(false);
+        }
+        let parent = self.root.join("cache-mounts");
+        let tmp = tempfile::Builder::new()
+            .prefix(".restore-")
+            .tempdir_in(&parent)
+            .map_err(|e| io("create a temp dir in", &parent, e))?;
+        let f = self.open_blob(blob)?;
+        let sum = whittle_layer::extract_layer(
+            std::io::BufReader::with_capacity(256 * 1024, f),
+            tmp.path(),
+            &whittle_layer::ExtractOptions::default(),
+        )
+        .map_err(|e| StoreError::InvalidImage(format!("cache mount layer {blob}: {e}")))?;
+        if &sum.diff_id != diff_id {
+            return Err(StoreError::InvalidImage(format!(
+                "cache mount layer {blob} has diff id {}, not {diff_id}",
+                sum.diff_id
+            )));
+        }
+        let meta = fs::metadata(&path).map_err(|e| io("stat", &path, e))?;
+        {
+            use std::os::unix::fs::{MetadataExt, PermissionsExt};
+            fs::set_permissions(tmp.path(), fs::Permissions::from_mode(meta.mode() & 0o7777))
+                .map_err(|e| io("chmod", tmp.path(), e))?;
+            if rustix::process::geteuid().is_root() {
+                std::os::unix::fs::chown(tmp.path(), Some(meta.uid()), Some(meta.gid()))
+                    .map_err(|e| io("chown", tmp.path(), e))?;
+            }
+        }
+        // After the rename the temp dir's path is gone, and its drop has nothing to remove;
+        // after a failed one, the drop removes what was extracted.
+        match fs::rename(tmp.path(), &path) {
+            Ok(()) => Ok(true),
+            Err(e) => {
+                // Filled by another build between the check and the rename: keep theirs.
+                if e.raw_os_error() == Some(rustix::io::Errno::NOTEMPTY.raw_os_error())
+                    || e.raw_os_error() == Some(rustix::io::Errno::EXIST.raw_os_error())
+                {
+                    Ok(false)
+                } else {
+                    Err(io("rename into", &path, e))
+                }
+            }
+        }
     }
 
     pub(crate) fn cache_mounts(&self) -> Result<Vec<(String, CacheMountRecord)>> {

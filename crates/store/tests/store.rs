@@ -894,3 +894,31 @@ fn an_index_keeps_several_platforms_under_one_tag() {
     assert!(!s.has_blob(&ix.digest));
     assert!(s.fsck(false).unwrap().dangling_tags.is_empty());
 }
+
+/// A cache mount is filled from a layer only while it is empty, and only with a layer whose
+/// tar has the diff id it was given.
+#[test]
+fn fill_cache_mount_fills_an_empty_mount_only() {
+    let (t, s) = store();
+    let src = t.path().join("src");
+    fs::create_dir_all(src.join("sub")).unwrap();
+    fs::write(src.join("sub/entry"), b"cached").unwrap();
+    let w = s.blob_writer(None).unwrap();
+    let (info, w) = write_layer(&src, &WriteOptions::default(), w).unwrap();
+    let (blob, _) = w.commit().unwrap();
+    let other = whittle_oci::Digest::of_bytes(b"another tar");
+
+    let dir = s.cache_mount("go", false).unwrap().path;
+    assert_eq!(dir, s.cache_mount_path("go"));
+    // The wrong diff id: refused, the mount stays empty and nothing is left beside it.
+    assert!(s.fill_cache_mount("go", &blob, &other).is_err());
+    assert_eq!(fs::read_dir(&dir).unwrap().count(), 0);
+    assert_eq!(fs::read_dir(dir.parent().unwrap()).unwrap().count(), 1);
+    // Empty: filled.
+    assert!(s.fill_cache_mount("go", &blob, &info.diff_id).unwrap());
+    assert_eq!(fs::read(dir.join("sub/entry")).unwrap(), b"cached");
+    // Not empty any more: kept as it is.
+    fs::write(dir.join("sub/entry"), b"local").unwrap();
+    assert!(!s.fill_cache_mount("go", &blob, &info.diff_id).unwrap());
+    assert_eq!(fs::read(dir.join("sub/entry")).unwrap(), b"local");
+}

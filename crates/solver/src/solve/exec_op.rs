@@ -278,6 +278,8 @@ impl Solver<'_> {
                     .store
                     .cache_mount(id, *sharing != Sharing::Shared)
                     .map_err(|e| e.to_string())?;
+                // An imported cache's contents for it, if it is empty here (`mounts=true`).
+                self.restore_cache_mount(id);
                 let source = cm.path.clone();
                 (
                     mount(K::Cache {

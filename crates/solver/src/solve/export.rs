@@ -131,6 +131,14 @@ impl Solver<'_> {
             descs.push((digest, info.media_type.to_string(), size));
             diff_ids.push(info.diff_id.clone());
         }
+        // `--cache-to type=inline`: the cache config, made of these very blobs, on the manifest.
+        let blobs: std::collections::HashSet<&Digest> = descs.iter().map(|(d, _, _)| d).collect();
+        if let Some(v) = self.inline_cache(done, &blobs)? {
+            annotations.insert(
+                whittle_remote_cache::format::INLINE_ANNOTATION.to_string(),
+                v,
+            );
+        }
         let mut cfg = self.image_config(t.image, done)?;
         cfg.rootfs = Field::Set(RootFs {
             kind: Field::Set("layers".into()),

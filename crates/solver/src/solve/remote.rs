@@ -18,6 +18,7 @@
 use super::*;
 use crate::record::BlobRecord;
 use std::collections::HashSet;
+use whittle_remote_cache::format::INLINE_ANNOTATION;
 use whittle_remote_cache::{
     CacheConfig, CacheLayer, CacheTo, CacheToKind, Explanation, Hit, Imported, Mode, Selection,
 };
@@ -61,6 +62,8 @@ pub(crate) struct State {
     fetching: Mutex<()>,
     selections: Mutex<Vec<Selection>>,
     explanations: Mutex<Vec<Explanation>>,
+    /// Cache mounts restored from imported caches.
+    pub(super) mounts: super::remote_mounts::MountState,
 }
 
 fn contains(set: &Mutex<HashSet<Digest>>, d: &Digest) -> bool {
@@ -361,6 +364,20 @@ impl Solver<'_> {
     pub(super) fn export_cache(&self, done: &HashMap<VertexId, Arc<Output>>) -> Result<()> {
         for ce in &self.opts.cache_to {
             let t = Instant::now();
+            if ce.to.kind == CacheToKind::Inline {
+                // Written with the image's manifest ([`Solver::inline_cache`]).
+                let message = if self.opts.image {
+                    format!(
+                        "embedded the build cache in the image's manifest ({INLINE_ANNOTATION})"
+                    )
+                } else {
+                    "warning: --cache-to type=inline: this build writes no image, so no \
+                     manifest carries the cache"
+                        .to_string()
+                };
+                self.progress.event(Event::Note { message });
+                continue;
+            }
             let target = match &ce.to.kind {
                 CacheToKind::Registry(r) => Some(r),
                 _ => None,
@@ -377,25 +394,60 @@ impl Solver<'_> {
                     dir.display().to_string(),
                     whittle_remote_cache::export::to_local(self.store, &cfg, dir).map_err(err)?,
                 ),
-                CacheToKind::Inline => {
-                    return Err(BuildError::CacheExport(
-                        "--cache-to type=inline is not implemented yet: use type=registry or \
-                         type=local"
-                            .into(),
-                    ))
-                }
+                CacheToKind::Inline => continue,
             };
             self.progress.event(Event::Note {
                 message: format!(
                     "exported the build cache to {place} ({digest}): {} records, {} layers, \
-                     in {:.2}s",
+                     {} cache mounts, in {:.2}s",
                     cfg.records.len(),
                     cfg.layers.len(),
+                    cfg.mounts.len(),
                     t.elapsed().as_secs_f64()
                 ),
             });
         }
         Ok(())
+    }
+
+    /// The value of the inline-cache annotation for an image whose layers are `blobs`, when a
+    /// `--cache-to type=inline` asks for one: the `mode=min` config, its layers compressed as
+    /// the image's are (so they are the image's own blobs), and only the records whose layer
+    /// this image lists (another platform's are in its own manifest).
+    pub(super) fn inline_cache(
+        &self,
+        done: &HashMap<VertexId, Arc<Output>>,
+        blobs: &HashSet<&Digest>,
+    ) -> Result<Option<String>> {
+        if !self
+            .opts
+            .cache_to
+            .iter()
+            .any(|c| c.to.kind == CacheToKind::Inline)
+        {
+            return Ok(None);
+        }
+        let to = CacheTo {
+            kind: CacheToKind::Inline,
+            mode: Mode::Min,
+            compression: None,
+            mounts: false,
+        };
+        let all = self.cache_config(done, &to, None)?;
+        let records = all
+            .records
+            .iter()
+            .filter_map(|r| match r.layer {
+                None => Some((r.key.clone(), None)),
+                Some(n) => all
+                    .layers
+                    .get(n)
+                    .filter(|l| blobs.contains(&l.blob))
+                    .map(|l| (r.key.clone(), Some(l.clone()))),
+            })
+            .collect();
+        let cfg = CacheConfig::new(records, all.selections, all.explanations);
+        Ok(Some(whittle_remote_cache::export::inline(&cfg)))
     }
 
     /// The cache config of this build for `to`: `mode=max` every step's record, `mode=min`
@@ -463,11 +515,16 @@ impl Solver<'_> {
         fn take<T: Clone>(m: &Mutex<Vec<T>>) -> Vec<T> {
             m.lock().map(|v| v.clone()).unwrap_or_default()
         }
-        Ok(CacheConfig::new(
+        let cfg = CacheConfig::new(
             records,
             take(&self.remote.selections),
             take(&self.remote.explanations),
-        ))
+        );
+        Ok(if to.mounts {
+            cfg.with_mounts(self.cache_mount_layers(done, compression)?)
+        } else {
+            cfg
+        })
     }
 
     /// A layer's blob for the cache: an imported layer's own (fetched unless `target` is the
@@ -544,7 +601,8 @@ impl Solver<'_> {
     /// nothing.
     pub(super) fn report_imports(&self) {
         for imp in &self.opts.cache_from {
-            let message = if imp.matched() == 0 && imp.records() > 0 {
+            let mounts = self.mounts_restored_from(imp.name());
+            let message = if imp.matched() == 0 && imp.records() > 0 && mounts == 0 {
                 format!(
                     "warning: cache {}: none of its {} records matched this build (made from \
                      another Dockerfile, other build arguments or another base image?)",
@@ -553,9 +611,11 @@ impl Solver<'_> {
                 )
             } else {
                 format!(
-                    "cache {}: {} steps found, {} bytes of layers fetched",
+                    "cache {}: {} steps found, {} cache mounts restored, {} bytes of layers \
+                     fetched",
                     imp.name(),
                     imp.hits(),
+                    mounts,
                     imp.downloaded()
                 )
             };

@@ -3,16 +3,18 @@
 //! config are read); one that cannot be read is a warning, and the build goes on without it.
 
 use std::sync::Arc;
-use whittle_remote_cache::{CacheFrom, CacheTo, CacheToKind, Imported};
+use whittle_remote_cache::{CacheFrom, CacheTo, Imported};
 use whittle_solver::solve::CacheExport;
 
 #[derive(clap::Args, Default)]
 pub struct CacheArgs {
-    /// Export the build cache: `type=registry,ref=REF[,mode=min|max][,compression=gzip|zstd]`
-    /// or `type=local,dest=DIR` (an OCI layout). `mode=max` carries every stage's steps.
+    /// Export the build cache: `type=registry,ref=REF[,mode=min|max][,compression=gzip|zstd]
+    /// [,mounts=true]`, `type=local,dest=DIR` (an OCI layout), or `type=inline` (in the image's
+    /// manifest). `mode=max` carries every stage's steps; `mounts=true` the contents of the
+    /// build's `RUN --mount=type=cache` directories.
     #[arg(
         long = "cache-to",
-        value_name = "type=registry,ref=REF|type=local,dest=DIR"
+        value_name = "type=registry,ref=REF|type=local,dest=DIR|type=inline"
     )]
     pub cache_to: Vec<CacheTo>,
     /// Use a build cache another build exported (repeatable, looked up in order):
@@ -33,12 +35,6 @@ impl CacheArgs {
     ) -> anyhow::Result<(Vec<Arc<Imported>>, Vec<CacheExport>)> {
         let mut exports = Vec::new();
         for to in &self.cache_to {
-            if to.kind == CacheToKind::Inline {
-                anyhow::bail!(
-                    "--cache-to type=inline is not implemented yet: use type=registry or \
-                     type=local (docs/cache.md)"
-                );
-            }
             exports.push(CacheExport {
                 to: to.clone(),
                 push: push.clone(),
