@@ -86,50 +86,10 @@ impl Solver<'_> {
                 diff_ids.push(l.diff_id.clone());
                 continue;
             }
-            let ckey = format!(
-                "blob:{}:{}:{}",
-                l.diff_id,
-                self.opts.compression.media_type(),
-                self.opts.epoch
-            );
-            let known = self
-                .store
-                .get_cache(&ckey)?
-                .and_then(|rec| crate::record::decode::<BlobRecord>(&rec.result))
-                .filter(|b| self.store.has_blob(&b.digest));
-            if let Some(b) = known {
-                descs.push((
-                    b.digest,
-                    self.opts.compression.media_type().to_string(),
-                    b.size,
-                ));
-                diff_ids.push(b.diff);
-                continue;
-            }
-            let w = self.store.blob_writer(None)?;
-            let opts = WriteOptions {
-                compression: self.opts.compression,
-                threads: self.opts.jobs,
-                epoch: self.opts.epoch,
-                source: SourceKind::OverlayUpper,
-                exclude: Vec::new(),
-            };
-            let (info, w) = whittle_layer::write_layer(&l.dir, &opts, w).map_err(|source| {
-                BuildError::Layer {
-                    path: l.dir.clone(),
-                    source,
-                }
-            })?;
-            let (digest, size) = w.commit()?;
-            let rec = BlobRecord {
-                digest: digest.clone(),
-                size,
-                diff: info.diff_id.clone(),
-            };
-            self.store
-                .put_cache(&ckey, &crate::record::encode(&rec), None)?;
-            descs.push((digest, info.media_type.to_string(), size));
-            diff_ids.push(info.diff_id.clone());
+            let (digest, media_type, size, diff_id) =
+                self.compressed_blob(l, self.opts.compression)?;
+            descs.push((digest, media_type, size));
+            diff_ids.push(diff_id);
         }
         // `--cache-to type=inline`: the cache config, made of these very blobs, on the manifest.
         let blobs: std::collections::HashSet<&Digest> = descs.iter().map(|(d, _, _)| d).collect();
@@ -163,6 +123,57 @@ impl Solver<'_> {
         Ok(self
             .store
             .write_image_annotated(&bytes, &descs, &annotations)?)
+    }
+
+    /// A built layer's blob: compressed once per diff id, compression and epoch, remembered
+    /// in a cache record, so that the image, its pushes and the exported build cache share
+    /// one blob. Returns its digest, media type, size and diff id.
+    pub(super) fn compressed_blob(
+        &self,
+        l: &Layer,
+        compression: whittle_layer::Compression,
+    ) -> Result<(Digest, String, u64, Digest)> {
+        let ckey = format!(
+            "blob:{}:{}:{}",
+            l.diff_id,
+            compression.media_type(),
+            self.opts.epoch
+        );
+        let known = self
+            .store
+            .get_cache(&ckey)?
+            .and_then(|rec| crate::record::decode::<BlobRecord>(&rec.result))
+            .filter(|b| self.store.has_blob(&b.digest));
+        if let Some(b) = known {
+            return Ok((
+                b.digest,
+                compression.media_type().to_string(),
+                b.size,
+                b.diff,
+            ));
+        }
+        let w = self.store.blob_writer(None)?;
+        let opts = WriteOptions {
+            compression,
+            threads: self.opts.jobs,
+            epoch: self.opts.epoch,
+            source: SourceKind::OverlayUpper,
+            exclude: Vec::new(),
+        };
+        let (info, w) =
+            whittle_layer::write_layer(&l.dir, &opts, w).map_err(|source| BuildError::Layer {
+                path: l.dir.clone(),
+                source,
+            })?;
+        let (digest, size) = w.commit()?;
+        let rec = BlobRecord {
+            digest: digest.clone(),
+            size,
+            diff: info.diff_id.clone(),
+        };
+        self.store
+            .put_cache(&ckey, &crate::record::encode(&rec), None)?;
+        Ok((digest, info.media_type.to_string(), size, info.diff_id))
     }
 
     /// The value of [`LAYERS_ANNOTATION`] for these layers (`None` when no step made one).

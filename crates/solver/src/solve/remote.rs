@@ -16,7 +16,6 @@
 //!   what each step read (to explain a miss on another runner).
 
 use super::*;
-use crate::record::BlobRecord;
 use std::collections::HashSet;
 use whittle_remote_cache::format::INLINE_ANNOTATION;
 use whittle_remote_cache::{
@@ -555,46 +554,8 @@ impl Solver<'_> {
         if let Some(b) = &l.blob {
             return Ok(Some(b.clone()));
         }
-        let ckey = format!(
-            "blob:{}:{}:{}",
-            l.diff_id,
-            compression.media_type(),
-            self.opts.epoch
-        );
-        let known = self
-            .store
-            .get_cache(&ckey)?
-            .and_then(|rec| crate::record::decode::<BlobRecord>(&rec.result))
-            .filter(|b| self.store.has_blob(&b.digest));
-        if let Some(b) = known {
-            return Ok(Some((
-                b.digest,
-                compression.media_type().to_string(),
-                b.size,
-            )));
-        }
-        let w = self.store.blob_writer(None)?;
-        let opts = WriteOptions {
-            compression,
-            threads: self.opts.jobs,
-            epoch: self.opts.epoch,
-            source: SourceKind::OverlayUpper,
-            exclude: Vec::new(),
-        };
-        let (info, w) =
-            whittle_layer::write_layer(&l.dir, &opts, w).map_err(|source| BuildError::Layer {
-                path: l.dir.clone(),
-                source,
-            })?;
-        let (digest, size) = w.commit()?;
-        let rec = BlobRecord {
-            digest: digest.clone(),
-            size,
-            diff: info.diff_id.clone(),
-        };
-        self.store
-            .put_cache(&ckey, &crate::record::encode(&rec), None)?;
-        Ok(Some((digest, info.media_type.to_string(), size)))
+        let (digest, media_type, size, _) = self.compressed_blob(l, compression)?;
+        Ok(Some((digest, media_type, size)))
     }
 
     /// Says how each imported cache served the build, and warns about one that matched
