@@ -165,8 +165,15 @@ fn kill_9_of_the_caller_leaves_nothing_behind() {
         wait_until(Duration::from_secs(20), || f.path("mark/started").exists()),
         "the container never started"
     );
-    assert_eq!(sleepers(&t1).len(), 1);
-    assert_eq!(sleepers(&t2).len(), 1);
+    // `touch` can run before the backgrounded shell has exec'd `sleep`, and `sleep T2` starts
+    // after it: wait for both rather than look once.
+    assert!(
+        wait_until(Duration::from_secs(10), || sleepers(&t1).len() == 1
+            && sleepers(&t2).len() == 1),
+        "the container's two sleeps never both ran: {:?} {:?}",
+        sleepers(&t1),
+        sleepers(&t2)
+    );
     child.0.kill().unwrap(); // SIGKILL
     child.0.wait().unwrap();
     assert!(
