@@ -109,6 +109,14 @@ pub fn select<'a, T>(
         .map(|(i, _)| *i)
 }
 
+impl Platform {
+    /// Whether an item of this platform is what [`select`] would pick for `want` among items of
+    /// this platform alone.
+    pub fn matches(&self, want: &Platform) -> bool {
+        select(std::slice::from_ref(self), want, |p| Some(p.clone())).is_some()
+    }
+}
+
 impl std::fmt::Display for Platform {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         write!(f, "{}/{}", self.os, self.arch)?;

@@ -403,7 +403,28 @@ impl Store {
     /// Every image with its tags (an image in a tagged index has the index's tags), newest
     /// first.
     pub fn images(&self) -> Result<Vec<TaggedImage>> {
-        let mut out = self.with_read(|tx| {
+        let mut out = self.images_as_recorded()?;
+        for t in &mut out {
+            self.fill_platform(&mut t.image);
+        }
+        Ok(out)
+    }
+
+    /// Records written before the store kept platforms: the platform is read from the config.
+    /// Only where it is needed: a store with many such records would otherwise read every
+    /// config on each lookup.
+    fn fill_platform(&self, image: &mut ImageRecord) {
+        if image.platform.is_none() {
+            image.platform = self
+                .image_config(image)
+                .ok()
+                .and_then(|c| config_platform(&c));
+        }
+    }
+
+    /// [`Store::images`] as the records are, without reading configs.
+    fn images_as_recorded(&self) -> Result<Vec<TaggedImage>> {
+        self.with_read(|tx| {
             let images = tx.open_table(IMAGES).map_err(db_err)?;
             let tags = tx.open_table(TAGS).map_err(db_err)?;
             let indexes = tx.open_table(INDEXES).map_err(db_err)?;
@@ -450,17 +471,7 @@ impl Store {
             }
             out.sort_by(|a, b| b.image.added.cmp(&a.image.added).then(a.tags.cmp(&b.tags)));
             Ok(out)
-        })?;
-        // Records written before the store kept platforms: read them from the config.
-        for t in &mut out {
-            if t.image.platform.is_none() {
-                t.image.platform = self
-                    .image_config(&t.image)
-                    .ok()
-                    .and_then(|c| config_platform(&c));
-            }
-        }
-        Ok(out)
+        })
     }
 
     /// What a tag names: None when it is not a tag of this store.
@@ -500,7 +511,18 @@ impl Store {
     }
 
     fn resolve_in(&self, what: &str, platform: &Platform, strict: bool) -> Result<TaggedImage> {
-        let all = self.images()?;
+        let mut found = self.resolve_recorded(what, platform, strict)?;
+        self.fill_platform(&mut found.image);
+        Ok(found)
+    }
+
+    fn resolve_recorded(
+        &self,
+        what: &str,
+        platform: &Platform,
+        strict: bool,
+    ) -> Result<TaggedImage> {
+        let all = self.images_as_recorded()?;
         let by_manifest = |d: &Digest| all.iter().find(|t| t.image.manifest == *d);
         let wrong = |available: Vec<String>| StoreError::NoPlatform {
             image: what.to_string(),
@@ -515,16 +537,16 @@ impl Store {
             match self.tag_target(&r)? {
                 Some(TagTarget::Image(d)) => {
                     if let Some(t) = by_manifest(&d) {
-                        let other = t.image.platform.as_ref().filter(|p| {
-                            whittle_oci::platform::select(&[(*p).clone()], platform, |p| {
-                                Some(p.clone())
-                            })
-                            .is_none()
-                        });
-                        if let (true, Some(p)) = (strict, other) {
-                            return Err(wrong(vec![p.to_string()]));
+                        let mut t = t.clone();
+                        if strict {
+                            self.fill_platform(&mut t.image);
+                            if let Some(p) =
+                                t.image.platform.as_ref().filter(|p| !p.matches(platform))
+                            {
+                                return Err(wrong(vec![p.to_string()]));
+                            }
                         }
-                        return Ok(t.clone());
+                        return Ok(t);
                     }
                 }
                 Some(TagTarget::Index(ix)) => {
