@@ -58,6 +58,39 @@ pub enum CopyError {
 
 type Result<T> = std::result::Result<T, CopyError>;
 
+/// A file's content digest, as the context index gives it.
+pub type Digest = [u8; 32];
+
+/// The previous snapshot of the same COPY, to take unchanged files from (incremental COPY):
+/// its directory and, for each regular file it holds (path in the layer), the digest of the
+/// source it was copied from.
+pub struct Reuse<'a> {
+    pub dir: &'a Path,
+    /// Sorted by path.
+    pub digests: &'a [(String, Digest)],
+}
+
+impl Reuse<'_> {
+    fn digest(&self, rel: &str) -> Option<&Digest> {
+        self.digests
+            .binary_search_by(|(p, _)| p.as_str().cmp(rel))
+            .ok()
+            .map(|i| &self.digests[i].1)
+    }
+}
+
+/// What a copy did.
+#[derive(Debug, Default)]
+pub struct CopyOutcome {
+    /// Entries written (files, directories, links).
+    pub written: u64,
+    /// For each regular file copied from a local source: its path in the layer and the digest
+    /// of what it was copied from, sorted by path (the next build's [`Reuse`]).
+    pub digests: Vec<(String, Digest)>,
+    /// Files taken from the previous snapshot as hard links instead of copied.
+    pub reused: u64,
+}
+
 /// Where COPY reads from.
 pub enum Source<'a> {
     /// The build context: only what `.dockerignore` lets through (the index) is visible.
@@ -81,6 +114,18 @@ impl Source<'_> {
         match self {
             Source::Context { .. } => "build context",
             Source::Merged(_) => "source stage",
+        }
+    }
+
+    /// The content digest a local source's index holds for a file (content and the metadata
+    /// a COPY keeps); `None` for another stage's files, which are not indexed per file.
+    fn digest(&self, rel: &str) -> Option<Digest> {
+        match self {
+            Source::Context { index, .. } => index
+                .get(rel)
+                .filter(|e| e.kind == whittle_context::EntryKind::File)
+                .map(|e| e.digest),
+            Source::Merged(_) => None,
         }
     }
 
@@ -488,6 +533,21 @@ pub struct CopyRequest<'a> {
 /// destination stage's current filesystem, used to resolve the destination and to give
 /// parent directories their existing owner and mode. Returns the number of entries written.
 pub fn copy_into(req: &CopyRequest, src: &Source, below: &Merged, layer: &Path) -> Result<u64> {
+    copy_into_reusing(req, src, below, layer, None).map(|o| o.written)
+}
+
+/// [`copy_into`], taking each file whose source is unchanged since `reuse`'s snapshot from
+/// there as a hard link instead of copying it. A snapshot never changes once committed, so
+/// the two snapshots can share the file. A file is taken only when the source's digest is the
+/// one recorded for the same path and the old file has exactly the owner, mode, mtime and size
+/// the copy would give it (a link cannot change them: the old snapshot holds the same inode).
+pub fn copy_into_reusing(
+    req: &CopyRequest,
+    src: &Source,
+    below: &Merged,
+    layer: &Path,
+    reuse: Option<&Reuse>,
+) -> Result<CopyOutcome> {
     let excludes = if req.excludes.is_empty() {
         None
     } else {
@@ -505,7 +565,7 @@ pub fn copy_into(req: &CopyRequest, src: &Source, below: &Merged, layer: &Path) 
     if items.is_empty() && req.inline.is_empty() {
         if !req.sources.is_empty() {
             // Every source was a wildcard that matched nothing: nothing to copy.
-            return Ok(0);
+            return Ok(CopyOutcome::default());
         }
         return Err(CopyError::NoSources);
     }
@@ -534,6 +594,9 @@ pub fn copy_into(req: &CopyRequest, src: &Source, below: &Merged, layer: &Path) 
         files: Vec::new(),
         linked: std::collections::HashMap::new(),
         links: Vec::new(),
+        reuse,
+        digests: Vec::new(),
+        reused: std::sync::atomic::AtomicU64::new(0),
     };
     for (item, skip) in &items {
         let target = if req.parents {
@@ -571,7 +634,7 @@ pub fn copy_into(req: &CopyRequest, src: &Source, below: &Merged, layer: &Path) 
                 });
             }
             w.ensure_parent(&target)?;
-            w.copy_one(&item.phys, &item.md, &target)?;
+            w.copy_one(&item.phys, &item.md, &target, src.digest(&item.src))?;
             w.flush_files()?;
         }
     }
@@ -590,7 +653,16 @@ pub fn copy_into(req: &CopyRequest, src: &Source, below: &Merged, layer: &Path) 
         chown(&p, uid, gid).map_err(wr(&target))?;
         w.written += 1;
     }
-    Ok(w.written)
+    let mut digests = std::mem::take(&mut w.digests);
+    // A later source may have replaced an earlier one's file: the last copy counts.
+    digests.reverse();
+    digests.sort_by(|a, b| a.0.cmp(&b.0));
+    digests.dedup_by(|a, b| a.0 == b.0);
+    Ok(CopyOutcome {
+        written: w.written,
+        digests,
+        reused: w.reused.into_inner(),
+    })
 }
 
 /// For `COPY --parents`: the number of path components before the pivot `/./` of a source
@@ -685,6 +757,10 @@ struct Writer<'a> {
     linked: std::collections::HashMap<(u64, u64), PathBuf>,
     /// (existing copy, new link) to make once the queued files are copied.
     links: Vec<(PathBuf, PathBuf)>,
+    reuse: Option<&'a Reuse<'a>>,
+    /// See [`CopyOutcome::digests`] (unsorted here).
+    digests: Vec<(String, Digest)>,
+    reused: std::sync::atomic::AtomicU64,
 }
 
 /// One regular file of a COPY, with what the layer gets of its metadata.
@@ -696,12 +772,39 @@ struct FileJob {
     gid: u32,
     mode: u32,
     mtime: std::time::SystemTime,
+    size: u64,
+    /// The previous snapshot's file of the same path, copied from the same content.
+    previous: Option<PathBuf>,
 }
 
 impl FileJob {
+    /// Links the previous snapshot's file when it is what the copy would make; else copies.
+    fn run(&self, reused: &std::sync::atomic::AtomicU64) -> Result<()> {
+        if let Some(old) = &self.previous {
+            if self.same_as(old) && fs::hard_link(old, &self.to).is_ok() {
+                reused.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+                return Ok(());
+            }
+        }
+        self.copy()
+    }
+
+    /// Whether `old` is a regular file with exactly the owner, mode, mtime and size this copy
+    /// gives (its content is known to be the same: it was copied from the same digest).
+    fn same_as(&self, old: &Path) -> bool {
+        fs::symlink_metadata(old).is_ok_and(|m| {
+            m.file_type().is_file()
+                && m.uid() == self.uid
+                && m.gid() == self.gid
+                && m.mode() & 0o7777 == self.mode
+                && m.len() == self.size
+                && mtime_of(&m) == self.mtime
+        })
+    }
+
     /// Copies the content (copy_file_range where the kernel can), then sets owner, mode (after
     /// the owner: chown clears setuid bits) and mtime through the open file, not by path.
-    fn run(&self) -> Result<()> {
+    fn copy(&self) -> Result<()> {
         let read = |source| CopyError::Read {
             path: self.from.display().to_string(),
             source,
@@ -842,13 +945,19 @@ impl Writer<'_> {
                 // the source's owner and mode.
                 self.copy_tree(src, &s, &d, excludes, &inner)?;
             } else {
-                self.copy_one(&phys, &md, &d)?;
+                self.copy_one(&phys, &md, &d, src.digest(&s))?;
             }
         }
         Ok(())
     }
 
-    fn copy_one(&mut self, phys: &Path, md: &fs::Metadata, rel: &str) -> Result<()> {
+    fn copy_one(
+        &mut self,
+        phys: &Path,
+        md: &fs::Metadata,
+        rel: &str,
+        digest: Option<Digest>,
+    ) -> Result<()> {
         let dst = self.layer.join(names::path(rel));
         if let Ok(old) = fs::symlink_metadata(&dst) {
             if old.is_dir() && !md.is_dir() {
@@ -879,6 +988,15 @@ impl Writer<'_> {
                     }
                 }
             }
+            let previous = match (digest, self.reuse) {
+                (Some(d), Some(r)) if r.digest(rel) == Some(&d) => {
+                    Some(r.dir.join(names::path(rel)))
+                }
+                _ => None,
+            };
+            if let Some(d) = digest {
+                self.digests.push((rel.to_string(), d));
+            }
             // Copied by `flush_files`, with the other files of this source, on all cores.
             self.files.push(FileJob {
                 from: phys.to_path_buf(),
@@ -888,6 +1006,8 @@ impl Writer<'_> {
                 gid,
                 mode: self.mode(md),
                 mtime: mtime_of(md),
+                size: md.len(),
+                previous,
             });
             self.written += 1;
             return Ok(());
@@ -931,7 +1051,8 @@ impl Writer<'_> {
         let jobs = std::mem::take(&mut self.files);
         let threads = std::thread::available_parallelism().map_or(1, |n| n.get());
         // Small copies are not worth a thread each.
-        whittle_par::try_for_each(&jobs, threads.min(jobs.len() / 16 + 1), FileJob::run)?;
+        let reused = &self.reused;
+        whittle_par::try_for_each(&jobs, threads.min(jobs.len() / 16 + 1), |j| j.run(reused))?;
         for (first, link) in std::mem::take(&mut self.links) {
             let rel = link
                 .strip_prefix(self.layer)

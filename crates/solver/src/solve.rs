@@ -15,7 +15,7 @@ use crate::merged::Merged;
 use crate::record::StepRecord;
 use serde_json::{json, Value};
 use sha2::{Digest as _, Sha256};
-use std::collections::{BTreeSet, HashMap};
+use std::collections::{BTreeSet, HashMap, HashSet};
 use std::path::{Path, PathBuf};
 use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::{Arc, Condvar, Mutex};
@@ -392,6 +392,14 @@ pub fn build(
         empty_dir: empty.path().to_path_buf(),
         used_keys: Mutex::new(Vec::new()),
         remote: remote::State::default(),
+        image_layers: if opts.image {
+            image_layers(graph)
+                .into_iter()
+                .map(|v| graph.vertex(v).digest.as_str())
+                .collect()
+        } else {
+            HashSet::new()
+        },
     };
     // A layer of an imported cache that fails its checks when fetched is refused and the
     // build starts again: what was built meanwhile is in the store's cache by then.
@@ -480,6 +488,37 @@ pub(crate) struct Solver<'a> {
     used_keys: Mutex<Vec<String>>,
     /// Imported caches' layers unpacked so far, and what an export of the cache needs.
     remote: remote::State,
+    /// The definition digests of the vertices whose layers go into an exported image (see
+    /// [`image_layers`]): their commit writes the compressed blob in the same pass that
+    /// computes the diff id.
+    image_layers: HashSet<&'a str>,
+}
+
+/// The vertices whose layers end up in the targets' images: from each target image's root,
+/// down the filesystems each step is made on (a RUN's root, what a COPY, ADD or WORKDIR adds
+/// onto, every part of a merge), never into what a step only reads (a COPY's source stage, a
+/// bind mount).
+pub fn image_layers(graph: &Graph) -> BTreeSet<VertexId> {
+    let mut todo: Vec<VertexId> = graph
+        .targets
+        .iter()
+        .filter_map(|t| graph.images.get(t.image).map(|i| i.root))
+        .collect();
+    let mut seen = BTreeSet::new();
+    while let Some(v) = todo.pop() {
+        if v.0 >= graph.vertices.len() || !seen.insert(v) {
+            continue;
+        }
+        match &graph.vertex(v).op {
+            Op::Scratch | Op::Image(_) | Op::Context(_) => {}
+            Op::Exec(e) => todo.push(e.root),
+            Op::Copy(c) => todo.push(c.onto),
+            Op::Download(d) => todo.push(d.onto),
+            Op::Mkdir(m) => todo.push(m.root),
+            Op::Merge(m) => todo.extend(m.inputs.iter().copied()),
+        }
+    }
+    seen
 }
 
 /// The vertices the targets need: their filesystems, and the image sources whose configs
@@ -831,6 +870,22 @@ impl Solver<'_> {
         Ok(None)
     }
 
+    /// What names a step from one build to the next, whatever its key (hex): the context, the
+    /// Dockerfile, the stage and the step's place in it. The last build of the same step
+    /// explains a miss, and gives an incremental COPY its files.
+    pub(crate) fn step_name(&self, origin: &Origin) -> String {
+        hex::encode(Sha256::digest(
+            format!(
+                "{}\0{}\0{}\0{}",
+                self.stat_cache_file().display(),
+                self.opts.dockerfile,
+                origin.stage,
+                origin.progress_label()
+            )
+            .as_bytes(),
+        ))
+    }
+
     /// A vertex that may add a layer onto `below`: cache lookup, else `fill` a fresh
     /// directory, then commit it as a snapshot (no layer if it stayed empty) and record the
     /// result.
@@ -857,19 +912,7 @@ impl Solver<'_> {
         let mut inputs = inputs;
         inputs["instruction"] = json!(origin.instruction);
         inputs["parent"] = json!(below.key);
-        let identity = format!(
-            "explain:{}",
-            hex::encode(Sha256::digest(
-                format!(
-                    "{}\0{}\0{}\0{}",
-                    self.stat_cache_file().display(),
-                    self.opts.dockerfile,
-                    origin.stage,
-                    origin.progress_label()
-                )
-                .as_bytes()
-            ))
-        );
+        let identity = format!("explain:{}", self.step_name(&origin));
         // The same step in another runner's cache (its context lives elsewhere).
         let step = remote::step_id(
             &self.opts.dockerfile,
@@ -911,7 +954,8 @@ impl Solver<'_> {
                     return Err(self.step_error(vx, message));
                 }
                 let mut phases = vec![("fill", fill_start.elapsed())];
-                let layer = self.commit(sd, below, &mut phases)?;
+                let to_image = self.image_layers.contains(vx.digest.as_str());
+                let layer = self.commit(sd, below, to_image, &mut phases)?;
                 let record = match &layer {
                     Some(l) => StepRecord::Layer {
                         chain: l.chain_id.clone(),
@@ -960,10 +1004,16 @@ impl Solver<'_> {
     /// object. Its layer clamps them to the epoch; a snapshot whose mtimes differ from its
     /// layer's is marked, so an image is run (and built upon) from a copy that holds exactly
     /// what ships (`Store::unpack_image`).
+    ///
+    /// A layer that goes into the image (`to_image`) is compressed in the same pass that
+    /// computes its diff id, and the blob remembered as [`Solver::compressed_blob`] remembers
+    /// it: the export then reads nothing again (a one-file edit of a 170 MB COPY read and
+    /// hashed the whole tree twice).
     fn commit(
         &self,
         mut sd: whittle_store::SnapshotDir,
         below: &Output,
+        to_image: bool,
         phases: &mut Vec<(&'static str, std::time::Duration)>,
     ) -> Result<Option<Layer>> {
         let is_empty = std::fs::read_dir(sd.path())
@@ -972,21 +1022,27 @@ impl Solver<'_> {
         if is_empty {
             return Ok(None);
         }
-        let opts = WriteOptions {
-            compression: Compression::None,
-            threads: 1,
-            epoch: self.opts.epoch,
-            source: SourceKind::OverlayUpper,
-            exclude: Vec::new(),
-        };
         let t = Instant::now();
-        let (info, _) =
-            whittle_layer::write_layer(sd.path(), &opts, std::io::sink()).map_err(|source| {
-                BuildError::Layer {
+        let info = if to_image {
+            let (info, blob) = self.write_blob(sd.path(), self.opts.compression)?;
+            self.remember_blob(&info.diff_id, self.opts.compression, blob)?;
+            info
+        } else {
+            let opts = WriteOptions {
+                compression: Compression::None,
+                threads: 1,
+                epoch: self.opts.epoch,
+                source: SourceKind::OverlayUpper,
+                exclude: Vec::new(),
+            };
+            let (info, _) = whittle_layer::write_layer(sd.path(), &opts, std::io::sink()).map_err(
+                |source| BuildError::Layer {
                     path: sd.path().to_path_buf(),
                     source,
-                }
-            })?;
+                },
+            )?;
+            info
+        };
         phases.push(("diff", t.elapsed()));
         if info.mtimes_clamped > 0 {
             sd.mark_local_mtimes();

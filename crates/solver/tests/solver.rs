@@ -512,3 +512,84 @@ fn a_step_that_ran_reports_where_its_time_went() {
         .collect();
     assert_eq!(phases, [["fill", "diff", "commit"]]);
 }
+
+#[test]
+fn an_edited_copy_links_the_unchanged_files_of_its_last_snapshot() {
+    use std::os::unix::fs::{MetadataExt, PermissionsExt};
+    let e = env();
+    let c = &e.context;
+    std::fs::create_dir_all(c.join("sub")).unwrap();
+    for (p, v) in [
+        ("a.txt", "a"),
+        ("sub/b.txt", "b"),
+        ("sub/c.txt", "c"),
+        ("d.txt", "d"),
+    ] {
+        std::fs::write(c.join(p), v).unwrap();
+    }
+    let g = graph("FROM scratch\nCOPY . /data/\n", &[]);
+    let first = solve(&e, &g, |_| {}).result.unwrap();
+    let at = |r: &whittle_solver::BuildResult, p: &str| r.rootfs.locate(p).unwrap();
+    let old: HashMap<&str, (PathBuf, std::fs::Metadata)> =
+        ["a.txt", "sub/b.txt", "sub/c.txt", "d.txt"]
+            .into_iter()
+            .map(|p| (p, at(&first, &format!("data/{p}"))))
+            .collect();
+    // An edit, a mode change (a new digest) and a touch (same digest, another mtime).
+    std::fs::write(c.join("sub/b.txt"), "edited").unwrap();
+    std::fs::set_permissions(c.join("sub/c.txt"), std::fs::Permissions::from_mode(0o600)).unwrap();
+    let later = std::time::SystemTime::now() + std::time::Duration::from_secs(3600);
+    std::fs::File::options()
+        .write(true)
+        .open(c.join("d.txt"))
+        .unwrap()
+        .set_modified(later)
+        .unwrap();
+    let o = solve(&e, &g, |_| {});
+    assert!(
+        o.steps["COPY . /data/"].starts_with("miss"),
+        "{:?}",
+        o.steps
+    );
+    let second = o.result.unwrap();
+    let new = |p: &str| at(&second, &format!("data/{p}")).1;
+    assert_eq!(
+        new("a.txt").ino(),
+        old["a.txt"].1.ino(),
+        "unchanged: linked"
+    );
+    assert_ne!(new("sub/b.txt").ino(), old["sub/b.txt"].1.ino());
+    assert_ne!(new("sub/c.txt").ino(), old["sub/c.txt"].1.ino());
+    assert_eq!(new("sub/c.txt").mode() & 0o7777, 0o600);
+    assert_ne!(new("d.txt").ino(), old["d.txt"].1.ino(), "touched: copied");
+    assert_eq!(
+        new("d.txt").modified().unwrap(),
+        later,
+        "the snapshot keeps the new mtime"
+    );
+    // The old snapshot is untouched, and the new image holds the edit.
+    assert_eq!(std::fs::read_to_string(&old["sub/b.txt"].0).unwrap(), "b");
+    assert_eq!(
+        image_file(&e, &second, "/data/sub/b.txt").as_deref(),
+        Some("edited")
+    );
+    // Linking changes nothing in the image: a fresh store builds the same one.
+    let fresh = env();
+    let copy = |from: &std::path::Path, to: &std::path::Path| {
+        let ok = std::process::Command::new("cp")
+            .args(["-a", "--"])
+            .arg(from)
+            .arg(to)
+            .status()
+            .unwrap()
+            .success();
+        assert!(ok);
+    };
+    std::fs::remove_dir(&fresh.context).unwrap();
+    copy(&e.context, &fresh.context);
+    let third = solve(&fresh, &g, |_| {}).result.unwrap();
+    assert_eq!(
+        second.image.as_ref().unwrap().manifest,
+        third.image.as_ref().unwrap().manifest
+    );
+}

@@ -301,6 +301,7 @@ impl Store {
             .collect();
         r.cache_records_removed = stale.len() as u64;
         self.remove_cache_records(&stale)?;
+        self.prune_copy_manifests()?;
         r.bytes_after = self.disk_usage()?;
         r.bytes_freed = before.saturating_sub(r.bytes_after);
         Ok(r)

@@ -10,6 +10,7 @@
 //! meta.redb                tags, images, indexes, snapshots, cache records, cache mounts
 //! snapshots/<hex>          extracted snapshot dirs keyed by chain id (tmp-* while being made)
 //! cache-mounts/<hex>       persistent RUN --mount=type=cache dirs
+//! copies/<step>            incremental COPY hints: a COPY's last snapshot and its files' sources
 //! locks/                   flock files
 //! ```
 //!
@@ -33,6 +34,7 @@ mod blobs;
 mod cache;
 mod cache_mounts;
 mod compressed;
+mod copies;
 pub mod daemon;
 mod error;
 mod gc;
@@ -49,6 +51,7 @@ pub use attestations::{IndexEntry, StatementRef, MAX_STATEMENT};
 pub use blobs::BlobWriter;
 pub use cache::CacheRecord;
 pub use cache_mounts::CacheMount;
+pub use copies::CopyManifest;
 pub use error::{Result, StoreError};
 pub use gc::{FsckReport, PruneOptions, PruneReport};
 pub use images::{

@@ -62,13 +62,31 @@ impl Solver<'_> {
             &[&onto.key],
             &[src_id.as_bytes(), owner_key.as_bytes()],
         );
-        self.layer_step(
+        // Incremental COPY: the files of this step's last snapshot whose sources are unchanged
+        // are linked, not copied (local sources only: their index has each file's digest).
+        let step = self.step_name(&self.origin(vx));
+        let previous = match &src {
+            copy::Source::Context { .. } => self.store.copy_manifest(&step),
+            copy::Source::Merged(_) => None,
+        };
+        let previous_dir = previous
+            .as_ref()
+            .map(|m| self.store.snapshot_path(&m.chain));
+        let copied = Mutex::new(Vec::new());
+        let out = self.layer_step(
             vx,
             onto,
             key,
             json!({"files": files, "owner": owner_key, "changed": notes}),
             &[from],
             |dir, below, _| {
+                let reuse = previous
+                    .as_ref()
+                    .zip(previous_dir.as_deref())
+                    .map(|(m, d)| copy::Reuse {
+                        dir: d,
+                        digests: &m.files,
+                    });
                 let req = CopyRequest {
                     keyword: kw,
                     sources: &c.sources,
@@ -81,11 +99,25 @@ impl Solver<'_> {
                     unpack_archives: c.unpack,
                     keep_owner: c.keep_owner,
                 };
-                copy::copy_into(&req, &src, below, dir)
-                    .map(|_| ())
-                    .map_err(|e| e.to_string())
+                let o = copy::copy_into_reusing(&req, &src, below, dir, reuse.as_ref())
+                    .map_err(|e| e.to_string())?;
+                if let Ok(mut c) = copied.lock() {
+                    *c = o.digests;
+                }
+                Ok(())
             },
-        )
+        )?;
+        // A new snapshot: the next build of this step takes its files from it.
+        let files = copied.into_inner().unwrap_or_default();
+        if let (true, Some(l), false) = (out.added, out.layers.last(), files.is_empty()) {
+            let m = whittle_store::CopyManifest {
+                chain: l.chain_id.clone(),
+                files,
+            };
+            // Only a hint for the next build: failing to write it fails nothing.
+            let _ = self.store.put_copy_manifest(&step, &m);
+        }
+        Ok(out)
     }
 
     /// `ADD <url>... <dest>`: downloads become files of mode 0600 (as Docker), owned by root

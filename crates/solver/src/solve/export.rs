@@ -133,15 +133,9 @@ impl Solver<'_> {
         l: &Layer,
         compression: whittle_layer::Compression,
     ) -> Result<(Digest, String, u64, Digest)> {
-        let ckey = format!(
-            "blob:{}:{}:{}",
-            l.diff_id,
-            compression.media_type(),
-            self.opts.epoch
-        );
         let known = self
             .store
-            .get_cache(&ckey)?
+            .get_cache(&self.blob_key(&l.diff_id, compression))?
             .and_then(|rec| crate::record::decode::<BlobRecord>(&rec.result))
             .filter(|b| self.store.has_blob(&b.digest));
         if let Some(b) = known {
@@ -152,6 +146,27 @@ impl Solver<'_> {
                 b.diff,
             ));
         }
+        let (info, b) = self.write_blob(&l.dir, compression)?;
+        let (digest, size) = (b.digest.clone(), b.size);
+        self.remember_blob(&info.diff_id, compression, b)?;
+        Ok((digest, info.media_type.to_string(), size, info.diff_id))
+    }
+
+    /// The cache key of a layer's blob for a compression (the epoch clamps its mtimes).
+    fn blob_key(&self, diff_id: &Digest, compression: whittle_layer::Compression) -> String {
+        format!(
+            "blob:{diff_id}:{}:{}",
+            compression.media_type(),
+            self.opts.epoch
+        )
+    }
+
+    /// Tars and compresses a snapshot directory into a new blob of the store.
+    pub(super) fn write_blob(
+        &self,
+        dir: &Path,
+        compression: whittle_layer::Compression,
+    ) -> Result<(whittle_layer::LayerInfo, BlobRecord)> {
         let w = self.store.blob_writer(None)?;
         let opts = WriteOptions {
             compression,
@@ -161,19 +176,32 @@ impl Solver<'_> {
             exclude: Vec::new(),
         };
         let (info, w) =
-            whittle_layer::write_layer(&l.dir, &opts, w).map_err(|source| BuildError::Layer {
-                path: l.dir.clone(),
+            whittle_layer::write_layer(dir, &opts, w).map_err(|source| BuildError::Layer {
+                path: dir.to_path_buf(),
                 source,
             })?;
         let (digest, size) = w.commit()?;
         let rec = BlobRecord {
-            digest: digest.clone(),
+            digest,
             size,
             diff: info.diff_id.clone(),
         };
-        self.store
-            .put_cache(&ckey, &crate::record::encode(&rec), None)?;
-        Ok((digest, info.media_type.to_string(), size, info.diff_id))
+        Ok((info, rec))
+    }
+
+    /// Records which blob holds a layer compressed this way (see [`Solver::compressed_blob`]).
+    pub(super) fn remember_blob(
+        &self,
+        diff_id: &Digest,
+        compression: whittle_layer::Compression,
+        blob: BlobRecord,
+    ) -> Result<()> {
+        self.store.put_cache(
+            &self.blob_key(diff_id, compression),
+            &crate::record::encode(&blob),
+            None,
+        )?;
+        Ok(())
     }
 
     /// The value of [`LAYERS_ANNOTATION`] for these layers (`None` when no step made one).
