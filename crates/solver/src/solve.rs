@@ -1047,6 +1047,7 @@ impl Solver<'_> {
         if info.mtimes_clamped > 0 {
             sd.mark_local_mtimes();
         }
+        sd.mark_built(self.opts.epoch);
         let parent = below.layers.last().map(|l| l.chain_id.clone());
         let chain = chain_id(parent.as_ref(), &info.diff_id);
         let t = Instant::now();
