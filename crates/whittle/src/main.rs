@@ -2,6 +2,12 @@
 
 mod cmd;
 
+/// mimalloc, not glibc's malloc: a build's threads (the context scan's stat workers, the layer
+/// writers) allocate small strings by the ten thousand, and glibc's arena locks and page faults
+/// were a fifth of a no-change build's time.
+#[global_allocator]
+static GLOBAL: mimalloc::MiMalloc = mimalloc::MiMalloc;
+
 use clap::{Parser, Subcommand};
 use std::process::ExitCode;
 
