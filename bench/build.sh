@@ -8,6 +8,9 @@
 # EXAMPLE is a directory of examples/, or one of two generated cases (made under the work dir):
 #   big-context  20,000 files, 170 MB (seeded random data) copied into a busybox image
 #   many-steps   36 small steps, COPY and RUN in turns, on busybox
+#   cpu-balanced    three stages, each a CPU-bound RUN of the same length (a shell loop), copied
+#                   into one image: does the tool keep both cores busy to the end?
+#   cpu-unbalanced  the same with one long stage and two of a quarter of its length
 # Env: RUNS=N (no-change rebuilds per tool, default 5), EDIT_RUNS=N (one-file-edit rebuilds per
 #      tool, default 3), BENCH_DIR (default /var/lib/whittle-bench: every store lives there).
 #
@@ -51,17 +54,19 @@ declare -A BASES=(
   [go-scratch]="golang" [go-fat]="golang" [rust-distroless]="rust cc" [python-venv]="python"
   [java-jdk-jre]="jdk jre" [parallel-stages]="busybox debian" [target-debug]="rust cc"
   [cache-mounts]="golang" [big-context]="busybox" [many-steps]="busybox"
+  [cpu-balanced]="busybox" [cpu-unbalanced]="busybox"
 )
 declare -A EDIT=(
   [go-scratch]=main.go [go-fat]=main.go [rust-distroless]=src/main.rs [python-venv]=app/main.py
   [java-jdk-jre]=src/hello/Main.java [parallel-stages]=report.sh [target-debug]=hello.c
   [cache-mounts]=main.go [big-context]=pkg050/sub0/file10000.dat [many-steps]=f10.txt
+  [cpu-balanced]=seed.txt [cpu-unbalanced]=seed.txt
 )
 
 log() { printf '[bench %(%H:%M:%S)T] %s\n' -1 "$*" >&2; }
 die() { log "error: $*"; exit 2; }
 [ "$(id -u)" = 0 ] || die "needs root (dockerd, buildah, whittle's RUN steps)"
-generated() { case $1 in big-context|many-steps) return 0 ;; *) return 1 ;; esac; }
+generated() { case $1 in big-context|many-steps|cpu-*) return 0 ;; *) return 1 ;; esac; }
 for n in "${EXAMPLES[@]}"; do
   [ -n "${BASES[$n]:-}" ] && { generated "$n" || [ -f "examples/$n/Dockerfile" ]; } || die "unknown example '$n'"
 done
@@ -229,6 +234,20 @@ PY
           echo "COPY f$i.txt /data/"
           echo "RUN cat /data/f$i.txt >> /log && wc -l /log"
         done; } >"$dir/Dockerfile" ;;
+    cpu-balanced|cpu-unbalanced)
+      # A busybox shell loop: single-threaded, no I/O; 1,500,000 iterations take about 1.5 s here.
+      echo seed >"$dir/seed.txt"
+      local loop=${CPU_LOOP:-1500000} a b c
+      if [ "$n" = cpu-balanced ]; then a=$loop b=$loop c=$loop
+      else a=$((loop * 2)) b=$((loop / 2)) c=$((loop / 2)); fi
+      { for s in "a $a" "b $b" "c $c"; do
+          set -- $s
+          echo "FROM whittle-test/busybox:1 AS $1"
+          echo "COPY seed.txt /"
+          echo "RUN i=0; while [ \$i -lt $2 ]; do i=\$((i+1)); done; echo \$i > /$1"
+        done
+        echo 'FROM whittle-test/busybox:1'
+        for s in a b c; do echo "COPY --from=$s /$s /out/$s"; done; } >"$dir/Dockerfile" ;;
   esac
 }
 # Sizes of the final image, two ways:

@@ -63,7 +63,10 @@ pub struct BuildOptions {
     pub named_contexts: HashMap<String, PathBuf>,
     /// ssh-agent sockets by id (`--ssh`) for `RUN --mount=type=ssh` (see [`crate::ssh`]).
     pub ssh: HashMap<String, PathBuf>,
-    /// At most this many RUN/COPY steps at once.
+    /// At most this many RUN/COPY steps at once. The default is no limit, as in BuildKit:
+    /// every step whose inputs are ready runs, and the kernel shares the cores. A limit of the
+    /// core count made three balanced CPU-bound stages on 2 cores take 2 units of time instead
+    /// of 1.5 (the third ran alone, on one core, after the first two).
     pub jobs: usize,
     /// `--label`s added to the image.
     pub labels: Vec<(String, String)>,
@@ -111,6 +114,13 @@ pub struct BuildOptions {
 }
 
 impl BuildOptions {
+    /// Worker threads for one piece of work (scanning the context, compressing a layer): the
+    /// cores, or fewer with a lower `--jobs`.
+    pub fn threads(&self) -> usize {
+        let cores = std::thread::available_parallelism().map_or(1, |n| n.get());
+        self.jobs.clamp(1, cores)
+    }
+
     pub fn new(context: PathBuf) -> Self {
         BuildOptions {
             context,
@@ -122,9 +132,7 @@ impl BuildOptions {
             secrets: HashMap::new(),
             ssh: HashMap::new(),
             named_contexts: HashMap::new(),
-            jobs: std::thread::available_parallelism()
-                .map(|n| n.get())
-                .unwrap_or(1),
+            jobs: usize::MAX,
             labels: Vec::new(),
             annotations: Default::default(),
             platform_annotations: Vec::new(),

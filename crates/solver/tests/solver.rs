@@ -593,3 +593,25 @@ fn an_edited_copy_links_the_unchanged_files_of_its_last_snapshot() {
         third.image.as_ref().unwrap().manifest
     );
 }
+
+#[test]
+fn by_default_every_ready_step_runs_at_once_as_in_buildkit() {
+    let e = env();
+    let df = "FROM scratch AS a\nRUN [\"sleep\", \"300\", \"/a\"]\n\
+              FROM scratch AS b\nRUN [\"sleep\", \"300\", \"/b\"]\n\
+              FROM scratch AS c\nRUN [\"sleep\", \"300\", \"/c\"]\n\
+              FROM scratch\nCOPY --from=a /a /a\nCOPY --from=b /b /b\nCOPY --from=c /c /c\n";
+    // The defaults, whatever the number of cores (a limit of the core count ran the third
+    // CPU-bound stage alone, on one core, after the other two).
+    let o = solve(&e, &graph(df, &[]), |opts| {
+        opts.jobs = BuildOptions::new(PathBuf::new()).jobs
+    });
+    o.result.unwrap();
+    assert_eq!(o.runs.len(), 3);
+    let last_start = o.runs.iter().map(|r| r.1).max().unwrap();
+    let first_end = o.runs.iter().map(|r| r.2).min().unwrap();
+    assert!(
+        last_start < first_end,
+        "the three steps did not all run at once"
+    );
+}

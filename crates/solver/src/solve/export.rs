@@ -170,7 +170,7 @@ impl Solver<'_> {
         let w = self.store.blob_writer(None)?;
         let opts = WriteOptions {
             compression,
-            threads: self.opts.jobs,
+            threads: self.opts.threads(),
             epoch: self.opts.epoch,
             source: SourceKind::OverlayUpper,
             exclude: Vec::new(),

@@ -63,7 +63,7 @@ impl Solver<'_> {
             let w = self.store.blob_writer(None)?;
             let opts = WriteOptions {
                 compression,
-                threads: self.opts.jobs,
+                threads: self.opts.threads(),
                 epoch: u64::MAX,
                 source: SourceKind::Directory,
                 exclude: Vec::new(),

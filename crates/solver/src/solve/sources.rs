@@ -18,7 +18,7 @@ impl Solver<'_> {
             &self.opts.context,
             &self.opts.ignore,
             &mut cache,
-            self.opts.jobs,
+            self.opts.threads(),
         )
         .map_err(|e| BuildError::Context(e.to_string()))?;
         let changes = cache.changed_since_load(&idx).map(Arc::new);
@@ -58,7 +58,7 @@ impl Solver<'_> {
         };
         let mut cache = MemoryStatCache::default();
         let idx = Arc::new(
-            Index::scan(&root, &ignore, &mut cache, self.opts.jobs)
+            Index::scan(&root, &ignore, &mut cache, self.opts.threads())
                 .map_err(|e| what(e.to_string()))?,
         );
         Ok((root, idx))

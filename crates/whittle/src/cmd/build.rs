@@ -105,7 +105,8 @@ pub struct BuildArgs {
     /// Progress output: auto, plain, tty, quiet or rawjson (one JSON event per line).
     #[arg(long, value_enum, default_value = "auto")]
     pub progress: ProgressMode,
-    /// At most this many RUN/COPY steps at once (default: the number of cores).
+    /// At most this many RUN/COPY steps at once (default: no limit: every step whose inputs
+    /// are ready runs, as in BuildKit).
     #[arg(long, value_parser = super::plan::parse_jobs)]
     pub jobs: Option<usize>,
     /// What to do when a RUN fails: `error` (report it), or `shell`: first open an
@@ -924,7 +925,7 @@ pub fn run(mut args: BuildArgs, root: Option<&Path>) -> anyhow::Result<ExitCode>
             },
             copies: super::attest::copies(plan),
             index_annotations: &bo.index_annotations,
-            threads: bo.jobs,
+            threads: bo.threads(),
         };
         Some(
             super::attest::attach(&store, &graph, &res, &inputs)
