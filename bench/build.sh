@@ -72,7 +72,7 @@ for n in "${EXAMPLES[@]}"; do
 done
 
 # ----------------------------------------------------------------------------- packages
-PKGS=(docker.io buildah hyperfine jq)
+PKGS=(docker.io buildah hyperfine jq time)
 missing=()
 for p in "${PKGS[@]}"; do
   dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q 'ok installed' || missing+=("$p")
@@ -193,6 +193,8 @@ build_cmd() {
 }
 build() {
   local cmd; cmd=$(build_cmd "$@")
+  # whittle's peak RSS (KB) per example, over its cold and edit builds (/usr/bin/time)
+  [ "$1" != whittle ] || cmd="/usr/bin/time -f %M -a -o $WORK/rss-$CUR $cmd"
   if ! $cmd >"$WORK/last.log" 2>&1; then
     log "FAILED: $cmd"; tail -n 30 "$WORK/last.log" | sed 's/^/    | /' >&2
     return 1
@@ -288,6 +290,7 @@ declare -A COLD=() NOCH=() EDITT=() STAR=() SOWN=()
 failures=()
 
 for n in "${EXAMPLES[@]}"; do
+  CUR=$n
   ctx=$WORK/ctx-$n
   src=examples/$n
   if generated "$n"; then
@@ -370,6 +373,10 @@ table() {
   echo "  \`whittle images\` (whittle's compressed layers, like a registry's size), \`docker image inspect -f"
   echo "  {{.Size}}\` (bytes of the unpacked files), and the size in \`buildah images --json\`."
   echo "- ratios below each example: whittle's figure divided by the other tool's (below 1 = whittle smaller/faster)."
+  echo "- whittle's peak RSS, the largest of its cold and edit builds (\`/usr/bin/time -f %M\`):"
+  for n in "${EXAMPLES[@]}"; do
+    [ -s "$WORK/rss-$n" ] && awk -v n="$n" 'BEGIN { m = 0 } /^[0-9]+$/ { if ($1 > m) m = $1 } END { printf "  %s %.1f MB;\n", n, m / 1024 }' "$WORK/rss-$n"
+  done
   if [ ${#failures[@]} -gt 0 ]; then
     echo
     echo "Failures:"
