@@ -373,7 +373,8 @@ table() {
   echo "  \`whittle images\` (whittle's compressed layers, like a registry's size), \`docker image inspect -f"
   echo "  {{.Size}}\` (bytes of the unpacked files), and the size in \`buildah images --json\`."
   echo "- ratios below each example: whittle's figure divided by the other tool's (below 1 = whittle smaller/faster)."
-  echo "- whittle's peak RSS, the largest of its cold and edit builds (\`/usr/bin/time -f %M\`):"
+  echo "- whittle's peak RSS, the largest of its cold and edit builds (\`/usr/bin/time -f %M\`: the largest"
+  echo "  process of the build's tree, so a RUN step's program counts too, e.g. go-scratch's Go compiler):"
   for n in "${EXAMPLES[@]}"; do
     [ -s "$WORK/rss-$n" ] && awk -v n="$n" 'BEGIN { m = 0 } /^[0-9]+$/ { if ($1 > m) m = $1 } END { printf "  %s %.1f MB;\n", n, m / 1024 }' "$WORK/rss-$n"
   done

@@ -8,7 +8,8 @@
 //! blobs/sha256/<hex>       content-addressed blobs, written temp -> fsync -> rename
 //! tmp/                     temp files of blobs being written (dropped by fsck/prune)
 //! meta.redb                tags, images, indexes, snapshots, cache records, cache mounts
-//! snapshots/<hex>          extracted snapshot dirs keyed by chain id (tmp-* while being made)
+//! snapshots/<hex>          snapshot dirs keyed by chain id (tmp-* while being made, stale-* moved
+//!                          aside after a crash; see `snapshots`: they are not synced)
 //! cache-mounts/<hex>       persistent RUN --mount=type=cache dirs
 //! copies/<step>            incremental COPY hints: a COPY's last snapshot and its files' sources
 //! locks/                   flock files
