@@ -30,6 +30,7 @@ mod init;
 mod mounts;
 pub mod net;
 pub mod oci;
+pub mod rootless;
 mod run;
 pub mod seccomp;
 mod spec;
