@@ -177,8 +177,7 @@ pub fn run(args: RunArgs, root: Option<&Path>) -> anyhow::Result<ExitCode> {
     spec.network = match args.network {
         NetworkMode::None => Network::None,
         NetworkMode::Host => Network::Host,
-        NetworkMode::Default if runtime.network_helper().is_some() => Network::Isolated,
-        NetworkMode::Default => {
+        NetworkMode::Default if runtime.network_helper().is_none() => {
             eprintln!(
                 "warning: the container uses the host's network, loopback services included, \
                  because neither slirp4netns nor pasta is installed: apt-get install \
@@ -186,6 +185,16 @@ pub fn run(args: RunArgs, root: Option<&Path>) -> anyhow::Result<ExitCode> {
             );
             Network::Host
         }
+        NetworkMode::Default => match super::rootless::no_isolated_network() {
+            None => Network::Isolated,
+            Some(reason) => {
+                eprintln!(
+                    "warning: the container uses the host's network, loopback services \
+                     included, because {reason}"
+                );
+                Network::Host
+            }
+        },
     };
     spec.tty = args.tty;
     // `docker run` gives the primary gid as a supplementary group too.
