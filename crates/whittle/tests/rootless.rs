@@ -1,0 +1,350 @@
+//! Rootless mode (#18): whittle run by an ordinary user. Each test (as root) makes a user of its
+//! own with `useradd` (subordinate ids allocated from /etc/login.defs' ranges, or none), runs
+//! whittle as that user with its default store under `~/.local/share/whittle`, and removes the
+//! user (`userdel -r`, which also drops its /etc/subuid and /etc/subgid lines) when done.
+//! newuidmap/newgidmap come from Debian's `uidmap` (scripts/deps.sh).
+#![allow(clippy::unwrap_used)]
+
+mod common;
+
+use std::fs;
+use std::os::unix::fs::PermissionsExt;
+use std::os::unix::process::CommandExt;
+use std::path::{Path, PathBuf};
+use std::process::{Command, Output};
+use std::sync::atomic::{AtomicU32, Ordering};
+
+static N: AtomicU32 = AtomicU32::new(0);
+
+/// An ordinary user made for one test; removed (with its home) on drop.
+struct User {
+    name: String,
+    uid: u32,
+    gid: u32,
+    home: PathBuf,
+}
+
+impl User {
+    /// A new user; `subids`: whether it gets subordinate ids (useradd's default allocation).
+    fn new(subids: bool) -> User {
+        let name = format!(
+            "wrl{}x{}",
+            std::process::id(),
+            N.fetch_add(1, Ordering::SeqCst)
+        );
+        let home = PathBuf::from("/tmp").join(format!("{name}-home"));
+        let mut c = Command::new("useradd");
+        c.args(["--create-home", "--shell", "/bin/sh", "--home-dir"])
+            .arg(&home);
+        if !subids {
+            c.args(["-K", "SUB_UID_COUNT=0", "-K", "SUB_GID_COUNT=0"]);
+        }
+        ok(c.arg(&name));
+        let id = |flag: &str| -> u32 {
+            ok(Command::new("id").arg(flag).arg(&name))
+                .trim()
+                .parse()
+                .unwrap()
+        };
+        let user = User {
+            uid: id("-u"),
+            gid: id("-g"),
+            name,
+            home,
+        };
+        let listed = fs::read_to_string("/etc/subuid")
+            .unwrap_or_default()
+            .lines()
+            .any(|l| l.starts_with(&format!("{}:", user.name)));
+        assert_eq!(
+            listed, subids,
+            "useradd's subordinate ids for {}",
+            user.name
+        );
+        user
+    }
+
+    /// `whittle ARGS` as this user, in its home, with a clean environment.
+    fn whittle(&self, args: &[&str]) -> Command {
+        let mut c = Command::new(env!("CARGO_BIN_EXE_whittle"));
+        c.args(args)
+            .env_clear()
+            .env("HOME", &self.home)
+            .env("USER", &self.name)
+            .env("PATH", "/usr/local/bin:/usr/bin:/bin:/usr/sbin:/sbin")
+            .current_dir(&self.home)
+            .uid(self.uid)
+            .gid(self.gid);
+        c
+    }
+
+    /// A directory in the user's home with the given files, readable by the user.
+    fn context(&self, name: &str, files: &[(&str, &str)]) -> PathBuf {
+        let d = self.home.join(name);
+        for (path, text) in files {
+            let p = d.join(path);
+            fs::create_dir_all(p.parent().unwrap()).unwrap();
+            fs::write(p, text).unwrap();
+        }
+        ok(Command::new("chown")
+            .arg("-R")
+            .arg(format!("{}:{}", self.uid, self.gid))
+            .arg(&d));
+        d
+    }
+
+    fn store(&self) -> PathBuf {
+        self.home.join(".local/share/whittle")
+    }
+}
+
+impl Drop for User {
+    fn drop(&mut self) {
+        // Files in the home belong to subordinate ids too; userdel -r removes them as root.
+        let _ = Command::new("userdel")
+            .args(["--remove", "--force"])
+            .arg(&self.name)
+            .output();
+        let _ = fs::remove_dir_all(&self.home);
+    }
+}
+
+fn run(cmd: &mut Command) -> Output {
+    cmd.output().unwrap()
+}
+
+fn text(out: &Output) -> String {
+    format!(
+        "{}{}",
+        String::from_utf8_lossy(&out.stdout),
+        String::from_utf8_lossy(&out.stderr)
+    )
+}
+
+fn ok(cmd: &mut Command) -> String {
+    let out = run(cmd);
+    assert!(out.status.success(), "{cmd:?} failed:\n{}", text(&out));
+    String::from_utf8_lossy(&out.stdout).into_owned()
+}
+
+/// Root, the uidmap tools and the busybox base image; else skipped (failing in CI).
+fn ready() -> bool {
+    if !common::privileged("creating users for rootless tests") {
+        return false;
+    }
+    for t in ["newuidmap", "newgidmap", "useradd"] {
+        let found = ["/usr/bin", "/usr/sbin"]
+            .iter()
+            .any(|d| Path::new(d).join(t).exists());
+        assert!(found, "{t} is missing: scripts/deps.sh installs uidmap");
+    }
+    true
+}
+
+/// The image's layer digests and config digest, from `whittle inspect`.
+fn digests(inspect: &str) -> (Vec<String>, String) {
+    let v: serde_json::Value = serde_json::from_str(inspect).unwrap();
+    let layers = v[0]["Manifest"]["layers"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|l| l["digest"].as_str().unwrap().to_string())
+        .collect();
+    (layers, v[0]["Id"].as_str().unwrap_or_default().to_string())
+}
+
+/// Ownership by many ids, setuid bits, hard links, a fifo, whiteouts and an opaque directory:
+/// what a rootless snapshot must turn into the same tar as root's.
+const OWNERS_DOCKERFILE: &str = "FROM whittle-test/busybox:1
+COPY --chown=123:456 f.txt /app/f.txt
+RUN mkdir -p /d/sub && echo a > /d/a && ln /d/a /d/h && chown 1000:2000 /d/a \\
+ && chown 65534:65534 /d/sub && chmod 4755 /d/a && mkfifo /d/fifo \\
+ && rm /etc/group && rm -rf /home && mkdir /home && echo z > /home/z
+RUN id -u && wc -l < /proc/self/uid_map
+";
+
+#[test]
+fn rootless_build_has_root_digests_runs_and_hits_the_cache() {
+    if !ready() {
+        return;
+    }
+    let busybox = common::base_image("busybox");
+    let user = User::new(true);
+    let ctx = user.context(
+        "ctx",
+        &[("Dockerfile", OWNERS_DOCKERFILE), ("f.txt", "file\n")],
+    );
+    let ctx_s = ctx.to_str().unwrap();
+
+    // Root's build in a store of its own.
+    let root_store = tempfile::tempdir().unwrap();
+    let root = |args: &[&str]| {
+        let mut c = Command::new(env!("CARGO_BIN_EXE_whittle"));
+        c.arg("--root").arg(root_store.path()).args(args);
+        c
+    };
+    ok(&mut root(&["load", "-i", busybox.to_str().unwrap()]));
+    ok(&mut root(&[
+        "build",
+        "-q",
+        "--network",
+        "none",
+        "-t",
+        "rl/owners",
+        ctx_s,
+    ]));
+    let want = digests(&ok(&mut root(&["inspect", "rl/owners"])));
+
+    // The user's, in the default store.
+    ok(&mut user.whittle(&["load", "-i", busybox.to_str().unwrap()]));
+    let out = run(&mut user.whittle(&[
+        "build",
+        "--progress=plain",
+        "--network",
+        "none",
+        "-t",
+        "rl/owners",
+        ctx_s,
+    ]));
+    let said = text(&out);
+    assert!(out.status.success(), "rootless build failed:\n{said}");
+    // Root of the namespace, with the user's own id and 65536 subordinate ones mapped.
+    assert!(said.contains(" 0\n") && said.contains(" 2\n"), "{said}");
+    let got = digests(&ok(&mut user.whittle(&["inspect", "rl/owners"])));
+    assert_eq!(got, want, "rootless layers differ from root's");
+    assert_eq!(want.0.len(), 3);
+
+    // The store is the user's, under ~/.local/share/whittle, owned by the user on the host.
+    let md = fs::metadata(user.store().join("meta.redb")).unwrap();
+    assert_eq!(std::os::unix::fs::MetadataExt::uid(&md), user.uid);
+
+    // A second build runs nothing.
+    let out = run(&mut user.whittle(&["build", "--progress=plain", "--network", "none", ctx_s]));
+    assert!(
+        text(&out).contains("0 steps run, 3 cached"),
+        "{}",
+        text(&out)
+    );
+
+    // whittle run sees the ids the build set.
+    let shown = ok(&mut user.whittle(&[
+        "run",
+        "--rm",
+        "--network",
+        "none",
+        "rl/owners",
+        "sh",
+        "-c",
+        "stat -c '%u:%g %A' /d/a /app/f.txt /d/sub; cat /home/z; ls /etc/group 2>&1 || true",
+    ]));
+    assert!(shown.contains("1000:2000 -rwsr-xr-x"), "{shown}");
+    assert!(shown.contains("123:456"), "{shown}");
+    assert!(shown.contains("65534:65534"), "{shown}");
+    assert!(shown.contains("z\n"), "{shown}");
+    assert!(shown.contains("No such file"), "{shown}");
+}
+
+#[test]
+fn rootless_builds_cannot_read_root_only_host_files() {
+    if !ready() {
+        return;
+    }
+    let busybox = common::base_image("busybox");
+    let user = User::new(true);
+    ok(&mut user.whittle(&["load", "-i", busybox.to_str().unwrap()]));
+    let secret = "root-only-secret-6a1f";
+    for (i, dockerfile) in [
+        "FROM whittle-test/busybox:1\nCOPY secret /s\nRUN cat /s\n",
+        "FROM whittle-test/busybox:1\nRUN --mount=type=bind,target=/ctx cat /ctx/secret\n",
+    ]
+    .iter()
+    .enumerate()
+    {
+        let ctx = user.context(&format!("ctx{i}"), &[("Dockerfile", dockerfile)]);
+        // Root's file in the user's context: mode 0600, owner root.
+        let s = ctx.join("secret");
+        fs::write(&s, secret).unwrap();
+        fs::set_permissions(&s, fs::Permissions::from_mode(0o600)).unwrap();
+        std::os::unix::fs::chown(&s, Some(0), Some(0)).unwrap();
+        let out = run(&mut user.whittle(&[
+            "build",
+            "--progress=plain",
+            "--network",
+            "none",
+            ctx.to_str().unwrap(),
+        ]));
+        let said = text(&out);
+        assert!(
+            !out.status.success(),
+            "build {i} read a root-only file:\n{said}"
+        );
+        assert!(!said.contains(secret), "{said}");
+        assert!(said.contains("ermission denied"), "{said}");
+    }
+}
+
+#[test]
+fn rootless_without_subordinate_ids_maps_one_id_and_says_what_that_limits() {
+    if !ready() {
+        return;
+    }
+    let user = User::new(false);
+    // An image of root-owned files only unpacks and runs with one id.
+    let ctx = user.context(
+        "ctx",
+        &[
+            (
+                "Dockerfile",
+                "FROM scratch\nCOPY f /f\nCOPY --chown=1000 f /g\n",
+            ),
+            ("f", "x\n"),
+        ],
+    );
+    let out = run(&mut user.whittle(&[
+        "build",
+        "--progress=plain",
+        "-t",
+        "rl/one",
+        ctx.to_str().unwrap(),
+    ]));
+    let said = text(&out);
+    assert!(
+        said.contains("rootless with your own id only")
+            && said.contains("has no subordinate ids in /etc/subuid and /etc/subgid"),
+        "{said}"
+    );
+    // A file for uid 1000 cannot be made: the build fails, and says how to fix it.
+    assert!(!out.status.success(), "{said}");
+    assert!(said.contains("sudo usermod --add-subuids"), "{said}");
+}
+
+#[test]
+fn rootless_apt_get_install_on_debian() {
+    if !ready() {
+        return;
+    }
+    let debian = common::base_image("debian");
+    let user = User::new(true);
+    ok(&mut user.whittle(&["load", "-i", debian.to_str().unwrap()]));
+    let ctx = user.context(
+        "ctx",
+        &[(
+            "Dockerfile",
+            "FROM whittle-test/debian:bookworm-slim\n\
+             RUN apt-get update -qq && apt-get install -y -qq --no-install-recommends hello \
+             >/dev/null && stat -c '%U %n' /var/lib/apt/lists/partial /var/cache/apt/archives/partial\n",
+        )],
+    );
+    let out = run(&mut user.whittle(&[
+        "build",
+        "--progress=plain",
+        "-t",
+        "rl/apt",
+        ctx.to_str().unwrap(),
+    ]));
+    let said = text(&out);
+    assert!(out.status.success(), "{said}");
+    assert!(said.contains("_apt /var/lib/apt/lists/partial"), "{said}");
+    let hello = ok(&mut user.whittle(&["run", "--rm", "--network", "none", "rl/apt", "hello"]));
+    assert_eq!(hello, "Hello, world!\n");
+}
