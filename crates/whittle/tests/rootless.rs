@@ -348,3 +348,148 @@ fn rootless_apt_get_install_on_debian() {
     let hello = ok(&mut user.whittle(&["run", "--rm", "--network", "none", "rl/apt", "hello"]));
     assert_eq!(hello, "Hello, world!\n");
 }
+
+#[test]
+fn rootless_example_go_scratch_has_root_digests() {
+    if !ready() {
+        return;
+    }
+    let golang = common::base_image("golang");
+    let user = User::new(true);
+    let example = Path::new(env!("CARGO_MANIFEST_DIR")).join("../../examples/go-scratch");
+    let files: Vec<(String, String)> = fs::read_dir(&example)
+        .unwrap()
+        .map(|e| {
+            let e = e.unwrap();
+            (
+                e.file_name().to_string_lossy().into_owned(),
+                fs::read_to_string(e.path()).unwrap(),
+            )
+        })
+        .collect();
+    let refs: Vec<(&str, &str)> = files
+        .iter()
+        .map(|(n, t)| (n.as_str(), t.as_str()))
+        .collect();
+    let ctx = user.context("go-scratch", &refs);
+    let ctx_s = ctx.to_str().unwrap();
+
+    let root_store = tempfile::tempdir().unwrap();
+    let root = |args: &[&str]| {
+        let mut c = Command::new(env!("CARGO_BIN_EXE_whittle"));
+        c.arg("--root").arg(root_store.path()).args(args);
+        c
+    };
+    ok(&mut root(&["load", "-i", golang.to_str().unwrap()]));
+    ok(&mut root(&["build", "-q", "-t", "rl/go", ctx_s]));
+    let want = digests(&ok(&mut root(&["inspect", "rl/go"])));
+
+    ok(&mut user.whittle(&["load", "-i", golang.to_str().unwrap()]));
+    ok(&mut user.whittle(&["build", "-q", "-t", "rl/go", ctx_s]));
+    assert_eq!(digests(&ok(&mut user.whittle(&["inspect", "rl/go"]))), want);
+    let hello = ok(&mut user.whittle(&["run", "--rm", "--network", "none", "rl/go"]));
+    assert!(hello.starts_with("hello, world!"), "{hello}");
+}
+
+/// Debian's docker-registry on a free loopback port, storage in a temp dir; killed on drop.
+struct Registry {
+    child: std::process::Child,
+    port: u16,
+    _dir: tempfile::TempDir,
+}
+
+impl Registry {
+    fn start() -> Registry {
+        let dir = tempfile::tempdir().unwrap();
+        let port = std::net::TcpListener::bind("127.0.0.1:0")
+            .unwrap()
+            .local_addr()
+            .unwrap()
+            .port();
+        let cfg = format!(
+            "version: 0.1\nlog:\n  level: error\nstorage:\n  filesystem:\n    rootdirectory: {}\n\
+             http:\n  addr: 127.0.0.1:{port}\n",
+            dir.path().join("data").display()
+        );
+        fs::write(dir.path().join("config.yml"), cfg).unwrap();
+        let child = Command::new("docker-registry")
+            .arg("serve")
+            .arg(dir.path().join("config.yml"))
+            .stdout(std::process::Stdio::null())
+            .stderr(std::process::Stdio::null())
+            .spawn()
+            .expect("docker-registry (scripts/deps.sh)");
+        let start = std::time::Instant::now();
+        while std::net::TcpStream::connect(("127.0.0.1", port)).is_err() {
+            assert!(
+                start.elapsed().as_secs() < 20,
+                "docker-registry did not start"
+            );
+            std::thread::sleep(std::time::Duration::from_millis(50));
+        }
+        Registry {
+            child,
+            port,
+            _dir: dir,
+        }
+    }
+}
+
+impl Drop for Registry {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+#[test]
+fn rootless_push_and_pull_through_a_registry() {
+    if !ready() {
+        return;
+    }
+    let busybox = common::base_image("busybox");
+    let user = User::new(true);
+    let reg = Registry::start();
+    let ctx = user.context(
+        "ctx",
+        &[("Dockerfile", OWNERS_DOCKERFILE), ("f.txt", "file\n")],
+    );
+    let name = format!("127.0.0.1:{}/rl/owners:1", reg.port);
+    ok(&mut user.whittle(&["load", "-i", busybox.to_str().unwrap()]));
+    ok(&mut user.whittle(&[
+        "build",
+        "-q",
+        "--network",
+        "none",
+        "-t",
+        &name,
+        ctx.to_str().unwrap(),
+    ]));
+    let pushed = digests(&ok(&mut user.whittle(&["inspect", &name])));
+    ok(&mut user.whittle(&["push", &name]));
+    // A second store of the same user pulls it back and runs it.
+    let other = user.home.join("other-store");
+    let other_s = other.to_str().unwrap();
+    ok(&mut user.whittle(&["--root", other_s, "pull", &name]));
+    let pulled = digests(&ok(
+        &mut user.whittle(&["--root", other_s, "inspect", &name])
+    ));
+    // The same config (so the same diff ids); push compressed the loaded base layer, which
+    // `load` kept uncompressed, so only the built layers keep their blob digests.
+    assert_eq!(pulled.1, pushed.1);
+    assert_eq!(pulled.0[1..], pushed.0[1..]);
+    let shown = ok(&mut user.whittle(&[
+        "--root",
+        other_s,
+        "run",
+        "--rm",
+        "--network",
+        "none",
+        &name,
+        "stat",
+        "-c",
+        "%u:%g",
+        "/d/a",
+    ]));
+    assert_eq!(shown, "1000:2000\n");
+}
