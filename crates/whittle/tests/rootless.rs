@@ -493,3 +493,57 @@ fn rootless_push_and_pull_through_a_registry() {
     ]));
     assert_eq!(shown, "1000:2000\n");
 }
+
+/// The default (isolated) network of rootless RUN steps through each helper. The machine's own
+/// /dev/net/tun may be 0600 (then whittle falls back to the host's network, with a warning):
+/// the build runs in a private mount namespace where a 0666 node of the same device covers it,
+/// and with a PATH that offers only the helper under test.
+#[test]
+fn rootless_default_network_through_slirp4netns_and_pasta() {
+    if !ready() {
+        return;
+    }
+    let busybox = common::base_image("busybox");
+    let user = User::new(true);
+    ok(&mut user.whittle(&["load", "-i", busybox.to_str().unwrap()]));
+    let tun = user.home.join("tun");
+    ok(Command::new("mknod")
+        .args(["-m", "0666"])
+        .arg(&tun)
+        .args(["c", "10", "200"]));
+    for tool in ["slirp4netns", "pasta"] {
+        let bin = user.home.join(format!("bin-{tool}"));
+        fs::create_dir_all(&bin).unwrap();
+        for t in [tool, "newuidmap", "newgidmap"] {
+            std::os::unix::fs::symlink(Path::new("/usr/bin").join(t), bin.join(t)).unwrap();
+        }
+        // A new step each time (the tool is in its output), so nothing is cached.
+        let dockerfile = format!(
+            "FROM whittle-test/busybox:1\nRUN echo {tool} && ip -4 addr show eth0 && ip route\n"
+        );
+        let ctx = user.context(
+            &format!("ctx-{tool}"),
+            &[("Dockerfile", dockerfile.as_str())],
+        );
+        let script = format!(
+            "mount --bind {} /dev/net/tun && exec setpriv --reuid={} --regid={} --clear-groups \
+             env -i HOME={} PATH={} {} build --progress=plain {}",
+            tun.display(),
+            user.uid,
+            user.gid,
+            user.home.display(),
+            bin.display(),
+            env!("CARGO_BIN_EXE_whittle"),
+            ctx.display()
+        );
+        let out = run(Command::new("unshare")
+            .args(["--mount", "--propagation", "private", "sh", "-ec"])
+            .arg(&script)
+            .current_dir(&user.home));
+        let said = text(&out);
+        assert!(out.status.success(), "{tool}:\n{said}");
+        assert!(!said.contains("host's network"), "{tool}:\n{said}");
+        assert!(said.contains("inet 169.254.77.100/24"), "{tool}:\n{said}");
+        assert!(said.contains("default via 169.254.77.2"), "{tool}:\n{said}");
+    }
+}
