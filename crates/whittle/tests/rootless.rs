@@ -226,6 +226,42 @@ fn rootless_build_has_root_digests_runs_and_hits_the_cache() {
         text(&out)
     );
 
+    // -o type=tar writes root's tar; -o DIR writes files the user owns (and can remove).
+    let tar = |who: &mut Command, name: &str| {
+        let dest = user.home.join(name);
+        ok(who.args([
+            "build",
+            "-q",
+            "--network",
+            "none",
+            "-o",
+            &format!("type=tar,dest={}", dest.display()),
+            ctx_s,
+        ]));
+        fs::read(dest).unwrap()
+    };
+    let root_tar = tar(&mut root(&[]), "root.tar");
+    assert_eq!(tar(&mut user.whittle(&[]), "user.tar"), root_tar);
+    let out_dir = user.home.join("out");
+    ok(&mut user.whittle(&[
+        "build",
+        "-q",
+        "--network",
+        "none",
+        "-o",
+        &format!("type=local,dest={}", out_dir.display()),
+        ctx_s,
+    ]));
+    for f in ["d/a", "d/sub", "app/f.txt"] {
+        let md = fs::symlink_metadata(out_dir.join(f)).unwrap();
+        assert_eq!(std::os::unix::fs::MetadataExt::uid(&md), user.uid, "{f}");
+    }
+    ok(Command::new("rm")
+        .arg("-rf")
+        .arg(&out_dir)
+        .uid(user.uid)
+        .gid(user.gid));
+
     // whittle run sees the ids the build set.
     let shown = ok(&mut user.whittle(&[
         "run",
