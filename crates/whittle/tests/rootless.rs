@@ -278,6 +278,21 @@ fn rootless_build_has_root_digests_runs_and_hits_the_cache() {
     assert!(shown.contains("65534:65534"), "{shown}");
     assert!(shown.contains("z\n"), "{shown}");
     assert!(shown.contains("No such file"), "{shown}");
+    // runc (scripts/deps.sh) runs the same container inside the namespace.
+    let by_runc = ok(&mut user.whittle(&[
+        "run",
+        "--rm",
+        "--network",
+        "none",
+        "--runtime",
+        "runc",
+        "rl/owners",
+        "stat",
+        "-c",
+        "%u:%g %A",
+        "/d/a",
+    ]));
+    assert_eq!(by_runc, "1000:2000 -rwsr-xr-x\n");
 }
 
 #[test]
