@@ -293,6 +293,13 @@ fn rootless_build_has_root_digests_runs_and_hits_the_cache() {
         "/d/a",
     ]));
     assert_eq!(by_runc, "1000:2000 -rwsr-xr-x\n");
+
+    // The store's housekeeping removes what the namespace's ids own.
+    ok(&mut user.whittle(&["rmi", "rl/owners"]));
+    let pruned = ok(&mut user.whittle(&["prune"]));
+    assert!(pruned.contains("snapshots"), "{pruned}");
+    let fsck = ok(&mut user.whittle(&["fsck"]));
+    assert!(fsck.contains("store is clean"), "{fsck}");
 }
 
 #[test]
@@ -597,4 +604,40 @@ fn rootless_default_network_through_slirp4netns_and_pasta() {
         assert!(said.contains("inet 169.254.77.100/24"), "{tool}:\n{said}");
         assert!(said.contains("default via 169.254.77.2"), "{tool}:\n{said}");
     }
+
+    // A /dev/net/tun the namespace cannot open: the host's network, and the doctor's words.
+    let closed = user.home.join("tun-0600");
+    ok(Command::new("mknod")
+        .args(["-m", "0600"])
+        .arg(&closed)
+        .args(["c", "10", "200"]));
+    let ctx = user.context(
+        "ctx-closed",
+        &[(
+            "Dockerfile",
+            "FROM whittle-test/busybox:1\nRUN echo closed && ls /sys/class/net\n",
+        )],
+    );
+    let script = format!(
+        "mount --bind {} /dev/net/tun && exec setpriv --reuid={} --regid={} --clear-groups \
+         env -i HOME={} PATH=/usr/bin:/bin {} build --progress=plain {}",
+        closed.display(),
+        user.uid,
+        user.gid,
+        user.home.display(),
+        env!("CARGO_BIN_EXE_whittle"),
+        ctx.display()
+    );
+    let out = run(Command::new("unshare")
+        .args(["--mount", "--propagation", "private", "sh", "-ec"])
+        .arg(&script)
+        .current_dir(&user.home));
+    let said = text(&out);
+    assert!(out.status.success(), "{said}");
+    assert!(
+        said.contains("RUN steps use the host's network")
+            && said.contains("sudo chmod 0666 /dev/net/tun"),
+        "{said}"
+    );
+    assert!(!said.contains("169.254.77.100"), "{said}");
 }
