@@ -641,3 +641,84 @@ fn rootless_default_network_through_slirp4netns_and_pasta() {
     );
     assert!(!said.contains("169.254.77.100"), "{said}");
 }
+
+/// whittle as root of a container that has its own user namespace (a pod with
+/// `hostUsers: false`, rootless Podman): it is root already, so it enters nothing, and sees
+/// from `/proc/self/uid_map` that overlay needs `userxattr`. The "container" is util-linux's
+/// `unshare` run by the ordinary user, with its subordinate ids mapped (`--map-auto`) and a
+/// fresh /proc.
+#[test]
+fn root_of_a_user_namespaced_container_builds_root_digests() {
+    if !ready() {
+        return;
+    }
+    let busybox = common::base_image("busybox");
+    let user = User::new(true);
+    let ctx = user.context(
+        "ctx",
+        &[("Dockerfile", OWNERS_DOCKERFILE), ("f.txt", "file\n")],
+    );
+    let ctx_s = ctx.to_str().unwrap();
+    let root_store = tempfile::tempdir().unwrap();
+    let root = |args: &[&str]| {
+        let mut c = Command::new(env!("CARGO_BIN_EXE_whittle"));
+        c.arg("--root").arg(root_store.path()).args(args);
+        c
+    };
+    ok(&mut root(&["load", "-i", busybox.to_str().unwrap()]));
+    ok(&mut root(&[
+        "build",
+        "-q",
+        "--network",
+        "none",
+        "-t",
+        "rl/owners",
+        ctx_s,
+    ]));
+    let want = digests(&ok(&mut root(&["inspect", "rl/owners"])));
+
+    let store = user.home.join("pod-store");
+    let in_container = |args: &[&str]| {
+        let mut c = Command::new("unshare");
+        c.args([
+            "--map-root-user",
+            "--map-auto",
+            "--mount",
+            "--pid",
+            "--fork",
+            "--mount-proc",
+            env!("CARGO_BIN_EXE_whittle"),
+            "--root",
+        ])
+        .arg(&store)
+        .args(args)
+        .env_clear()
+        .env("HOME", &user.home)
+        .env("PATH", "/usr/bin:/bin:/usr/sbin:/sbin")
+        .current_dir(&user.home)
+        .uid(user.uid)
+        .gid(user.gid);
+        c
+    };
+    ok(&mut in_container(&[
+        "load",
+        "-i",
+        busybox.to_str().unwrap(),
+    ]));
+    let out = run(&mut in_container(&[
+        "build",
+        "--progress=plain",
+        "--network",
+        "none",
+        "-t",
+        "rl/owners",
+        ctx_s,
+    ]));
+    let said = text(&out);
+    assert!(out.status.success(), "{said}");
+    assert!(!said.contains("rootless with your own id"), "{said}");
+    assert_eq!(
+        digests(&ok(&mut in_container(&["inspect", "rl/owners"]))),
+        want
+    );
+}
