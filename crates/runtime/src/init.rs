@@ -74,6 +74,8 @@ pub(crate) enum Report {
         arch: String,
         platform: String,
     },
+    /// The overlay rootfs could not be mounted (the copying snapshotter may do instead).
+    Overlay(String),
     /// Anything else.
     Failed(String),
     /// The network helper did not get the isolated network ready.
@@ -323,7 +325,8 @@ pub(crate) fn attach_rootfs(cfg: &InitConfig) -> Result<(), Report> {
                 cfg.legacy_overlay,
                 &cfg.root,
                 &cfg.stage,
-            )?;
+            )
+            .map_err(|e| Report::Overlay(e.0))?;
         }
         Rootfs::Dir { path, .. } => {
             let t = mounts::clone_tree(path)?;

@@ -25,6 +25,7 @@
 #![allow(unsafe_code)]
 
 pub mod binfmt;
+mod copyfs;
 pub mod doctor;
 mod error;
 mod init;
