@@ -722,3 +722,162 @@ fn root_of_a_user_namespaced_container_builds_root_digests() {
         want
     );
 }
+
+/// The copying snapshotter (what runs where the kernel refuses overlay in a user namespace),
+/// forced with WHITTLE_SNAPSHOTTER=copy: root's layer digests, whittle run, no leftovers.
+#[test]
+fn rootless_copying_snapshotter_builds_root_digests() {
+    if !ready() {
+        return;
+    }
+    let busybox = common::base_image("busybox");
+    let user = User::new(true);
+    let ctx = user.context(
+        "ctx",
+        &[("Dockerfile", OWNERS_DOCKERFILE), ("f.txt", "file\n")],
+    );
+    let ctx_s = ctx.to_str().unwrap();
+    let root_store = tempfile::tempdir().unwrap();
+    let root = |args: &[&str]| {
+        let mut c = Command::new(env!("CARGO_BIN_EXE_whittle"));
+        c.arg("--root").arg(root_store.path()).args(args);
+        c
+    };
+    ok(&mut root(&["load", "-i", busybox.to_str().unwrap()]));
+    ok(&mut root(&[
+        "build",
+        "-q",
+        "--network",
+        "none",
+        "-t",
+        "rl/owners",
+        ctx_s,
+    ]));
+    let want = digests(&ok(&mut root(&["inspect", "rl/owners"])));
+
+    let copying = |args: &[&str]| {
+        let mut c = user.whittle(args);
+        c.env("WHITTLE_SNAPSHOTTER", "copy");
+        c
+    };
+    ok(&mut copying(&["load", "-i", busybox.to_str().unwrap()]));
+    let out = run(&mut copying(&[
+        "build",
+        "--progress=plain",
+        "--network",
+        "none",
+        "-t",
+        "rl/owners",
+        ctx_s,
+    ]));
+    assert!(out.status.success(), "{}", text(&out));
+    assert_eq!(digests(&ok(&mut copying(&["inspect", "rl/owners"]))), want);
+    let shown = ok(&mut copying(&[
+        "run",
+        "--rm",
+        "--network",
+        "none",
+        "rl/owners",
+        "sh",
+        "-c",
+        "stat -c '%u:%g' /d/a && echo x > /tmp/x && cat /tmp/x",
+    ]));
+    assert_eq!(shown, "1000:2000\nx\n");
+    let left = ok(Command::new("find").arg(user.store()).args([
+        "-maxdepth",
+        "3",
+        "(",
+        "-name",
+        "*.copy-*",
+        "-o",
+        "-name",
+        "*.tick",
+        ")",
+    ]));
+    assert_eq!(left, "", "the copies are removed");
+}
+
+/// An overlay mount (made by root) for the user's store, unmounted on drop.
+struct OverlayMount(PathBuf);
+
+impl Drop for OverlayMount {
+    fn drop(&mut self) {
+        let _ = Command::new("umount")
+            .arg("-l")
+            .arg(self.0.join("m"))
+            .output();
+    }
+}
+
+/// A store on overlayfs (whittle in a container whose root is an overlay) cannot be overlay's
+/// upper dir: the first refused mount switches the runtime to the copying snapshotter by
+/// itself, says so, and the layer is root's. (Whiteouts cannot be made on such a store
+/// rootless, so the step only adds and changes files.)
+#[test]
+fn rootless_falls_back_to_copies_when_overlay_is_refused() {
+    if !ready() {
+        return;
+    }
+    let busybox = common::base_image("busybox");
+    let user = User::new(true);
+    let dockerfile = "FROM whittle-test/busybox:1\nRUN mkdir -p /d && echo a > /d/a \
+                      && chown 1000:2000 /d/a && chmod 4755 /d/a && echo x >> /etc/passwd\n";
+    let ctx = user.context("ctx", &[("Dockerfile", dockerfile)]);
+    let ctx_s = ctx.to_str().unwrap();
+    let root_store = tempfile::tempdir().unwrap();
+    let root = |args: &[&str]| {
+        let mut c = Command::new(env!("CARGO_BIN_EXE_whittle"));
+        c.arg("--root").arg(root_store.path()).args(args);
+        c
+    };
+    ok(&mut root(&["load", "-i", busybox.to_str().unwrap()]));
+    ok(&mut root(&[
+        "build",
+        "-q",
+        "--network",
+        "none",
+        "-t",
+        "rl/ov",
+        ctx_s,
+    ]));
+    let want = digests(&ok(&mut root(&["inspect", "rl/ov"])));
+
+    let ov = user.home.join("ov");
+    for d in ["l", "u", "w", "m"] {
+        fs::create_dir_all(ov.join(d)).unwrap();
+    }
+    let opts = format!("lowerdir={0}/l,upperdir={0}/u,workdir={0}/w", ov.display());
+    ok(Command::new("mount")
+        .args(["-t", "overlay", "overlay", "-o", &opts])
+        .arg(ov.join("m")));
+    let _mounted = OverlayMount(ov.clone());
+    std::os::unix::fs::chown(ov.join("m"), Some(user.uid), Some(user.gid)).unwrap();
+    let store = ov.join("m/store");
+    let store_s = store.to_str().unwrap();
+    ok(&mut user.whittle(&["--root", store_s, "load", "-i", busybox.to_str().unwrap()]));
+    let out = run(&mut user.whittle(&[
+        "--root",
+        store_s,
+        "build",
+        "--progress=plain",
+        "--network",
+        "none",
+        "-t",
+        "rl/ov",
+        ctx_s,
+    ]));
+    let said = text(&out);
+    assert!(out.status.success(), "{said}");
+    assert_eq!(
+        said.matches("containers ran on copies of their layers")
+            .count(),
+        1,
+        "{said}"
+    );
+    assert_eq!(
+        digests(&ok(
+            &mut user.whittle(&["--root", store_s, "inspect", "rl/ov"])
+        )),
+        want
+    );
+}

@@ -743,6 +743,7 @@ pub fn run(mut args: BuildArgs, root: Option<&Path>) -> anyhow::Result<ExitCode>
     let runtime = whittle_runtime::Runtime::new(whittle_runtime::Engine::BuiltIn)
         .context("starting the container runtime")?
         .state_dir(store.root().join("run"));
+    let runtime = super::rootless::snapshotter(runtime);
     // RUN steps of a foreign platform need emulation: checked before anything runs, naming
     // the first such step and the commands that make it work.
     let mut checked: Vec<&Platform> = Vec::new();
@@ -903,6 +904,7 @@ pub fn run(mut args: BuildArgs, root: Option<&Path>) -> anyhow::Result<ExitCode>
     let _lease = store.lease()?;
     let result = whittle_solver::build(&graph, &bo, &store, &runtime, progress.as_ref(), &cancel);
     tty.clear();
+    super::rootless::say_if_copied(&runtime);
     let res = match result {
         Ok(r) => r,
         Err(e) => {

@@ -5,7 +5,7 @@
 
 use std::path::PathBuf;
 use whittle_runtime::doctor::{missing_piece, RealHost};
-use whittle_runtime::rootless;
+use whittle_runtime::{rootless, Runtime};
 
 /// For a non-root user: fixes the store root (the default is the user's, decided before the
 /// process becomes root in its namespace), then enters the namespace. `loud`: say what a
@@ -57,4 +57,32 @@ pub fn explain(message: &str) -> Option<String> {
 pub fn no_isolated_network() -> Option<String> {
     rootless::current()?;
     missing_piece(&RealHost, "tun").map(|c| c.sentence())
+}
+
+/// `WHITTLE_SNAPSHOTTER=copy` forces the copying snapshotter (to test it, or where overlay
+/// misbehaves); otherwise the runtime switches to it by itself when the kernel refuses overlay
+/// in the rootless namespace.
+pub fn snapshotter(runtime: Runtime) -> Runtime {
+    let forced = std::env::var("WHITTLE_SNAPSHOTTER").is_ok_and(|v| v == "copy");
+    runtime.copy_rootfs(forced)
+}
+
+/// Says once, after the containers ran, that they ran on copies because the kernel refused
+/// overlay in the user namespace (not when `WHITTLE_SNAPSHOTTER=copy` asked for it).
+pub fn say_if_copied(runtime: &Runtime) {
+    if !runtime.copies_rootfs() || std::env::var("WHITTLE_SNAPSHOTTER").is_ok_and(|v| v == "copy") {
+        return;
+    }
+    let why = missing_piece(&RealHost, "overlay-userns").map_or_else(
+        || {
+            "overlay could not be mounted in the user namespace (the store is on a file system \
+             overlay cannot write to, such as overlayfs itself)"
+                .to_string()
+        },
+        |c| c.sentence(),
+    );
+    eprintln!(
+        "note: {why}; containers ran on copies of their layers instead (slower, more disk; the \
+         layers are the same)"
+    );
 }

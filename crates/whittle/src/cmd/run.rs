@@ -173,7 +173,8 @@ pub fn run(args: RunArgs, root: Option<&Path>) -> anyhow::Result<ExitCode> {
         "builtin" => Engine::BuiltIn,
         other => Engine::Oci(PathBuf::from(other)),
     };
-    let runtime = Runtime::new(engine)?.state_dir(store.root().join("run"));
+    let runtime =
+        super::rootless::snapshotter(Runtime::new(engine)?.state_dir(store.root().join("run")));
     spec.network = match args.network {
         NetworkMode::None => Network::None,
         NetworkMode::Host => Network::Host,
@@ -225,6 +226,7 @@ pub fn run(args: RunArgs, root: Option<&Path>) -> anyhow::Result<ExitCode> {
     // Ctrl-C without a tty kills whittle, and the container dies with it (parent-death
     // signal); with a tty it reaches the container as a keystroke.
     let status = runtime.run(&spec, &mut sink, &cancel);
+    super::rootless::say_if_copied(&runtime);
     whittle_runtime::wait_for_cleanup();
     drop(upper);
     let status = status?;
