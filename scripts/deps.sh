@@ -3,11 +3,12 @@
 # Idempotent and quiet when everything is already there. Never starts services.
 set -euo pipefail
 # slirp4netns and passt (pasta): the isolated network of RUN steps; the tests drive both.
+# uidmap: newuidmap/newgidmap, the subordinate ids of rootless builds (tests/rootless.rs).
 # chromium: renders `whittle analyze --format html` headless in the HTML test.
 # qemu-user-static: emulated RUN steps and `whittle run` of arm64/arm images (the tests register
 # its interpreters with `whittle binfmt --install`), and the foreign busybox images.
 PKGS=(busybox-static skopeo umoci jq runc pigz zstd debootstrap docker-registry apache2-utils openssl
-      slirp4netns passt chromium qemu-user-static)
+      slirp4netns passt uidmap chromium qemu-user-static)
 missing=()
 for p in "${PKGS[@]}"; do
   dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q 'ok installed' || missing+=("$p")

@@ -31,7 +31,9 @@ pub enum WhiteoutMode {
     #[default]
     Apply,
     /// Turn them into overlayfs whiteouts (char device 0:0, `trusted.overlay.opaque=y`), for a
-    /// snapshot dir used as an overlay lower dir. Needs root.
+    /// snapshot dir used as an overlay lower dir. Needs root; in a user namespace (rootless,
+    /// where trusted xattrs are the host root's) opaque dirs get `user.overlay.opaque=y`, what
+    /// overlay mounted with `userxattr` reads.
     Overlay,
 }
 
@@ -575,13 +577,8 @@ impl Extractor {
                     let dfd = self
                         .open_in_root(&ppath, OFlags::RDONLY | OFlags::DIRECTORY)
                         .map_err(|e| ExtractError::io(name, "open opaque dir", e.into()))?;
-                    rustix::fs::fsetxattr(
-                        &dfd,
-                        "trusted.overlay.opaque",
-                        b"y",
-                        XattrFlags::empty(),
-                    )
-                    .map_err(|e| ExtractError::io(name, "set opaque xattr", e.into()))?;
+                    set_opaque(&dfd)
+                        .map_err(|e| ExtractError::io(name, "set opaque xattr", e.into()))?;
                 } else {
                     let t = cstr(target);
                     match remove_at(&pfd, target) {
@@ -756,6 +753,18 @@ pub(crate) fn remove_at(dir: &OwnedFd, name: &[u8]) -> io::Result<()> {
         rustix::fs::unlinkat(dir, c.as_c_str(), AtFlags::empty())?;
     }
     Ok(())
+}
+
+/// Marks a directory opaque for overlayfs: `trusted.overlay.opaque=y`, or, where the kernel
+/// refuses trusted xattrs (EPERM: a user namespace), `user.overlay.opaque=y`, which overlay reads
+/// when mounted with `userxattr` (as whittle's runtime mounts it in a user namespace).
+fn set_opaque(dir: &OwnedFd) -> rustix::io::Result<()> {
+    match rustix::fs::fsetxattr(dir, "trusted.overlay.opaque", b"y", XattrFlags::empty()) {
+        Err(rustix::io::Errno::PERM) => {
+            rustix::fs::fsetxattr(dir, "user.overlay.opaque", b"y", XattrFlags::empty())
+        }
+        r => r,
+    }
 }
 
 #[cfg(test)]

@@ -29,6 +29,8 @@ pub trait Host {
     fn exists(&self, path: &Path) -> bool;
     /// Whether the kernel runs the host's 32-bit compat programs (386 on amd64, arm on arm64).
     fn compat32(&self) -> bool;
+    /// Whether this process may open a file (a device node) for reading and writing.
+    fn open_rw(&self, path: &Path) -> bool;
 }
 
 /// How a check came out.
@@ -73,8 +75,44 @@ pub fn diagnose(h: &dyn Host) -> Vec<Check> {
         uidmap(h, root),
         overlay_in_userns(h, root),
         network(h),
+        tun(h),
         binfmt(h),
     ]
+}
+
+/// The one check `id` (`userns`, `subids`, `overlay-userns`, ...) of [`diagnose`], when it
+/// comes out missing: its detail and fix are the sentences the CLI repeats when something
+/// fails for that reason. Only that check's probes run.
+pub fn missing_piece(h: &dyn Host, id: &str) -> Option<Check> {
+    let (uid, name) = h.user();
+    let root = uid == 0;
+    let c = match id {
+        "overlay" => overlay(h),
+        "userns" => userns(h, root),
+        "subids" => subids(h, root, uid, name.as_deref()),
+        "uidmap" => uidmap(h, root),
+        "overlay-userns" => overlay_in_userns(h, root),
+        "network" => network(h),
+        "tun" => tun(h),
+        "binfmt" => binfmt(h),
+        _ => return None,
+    };
+    (c.status == Status::Missing).then_some(c)
+}
+
+impl Check {
+    /// One paragraph: what is missing and the commands that fix it.
+    pub fn sentence(&self) -> String {
+        match &self.fix {
+            Some(fix) => format!(
+                "{}: {}; to fix it: {}",
+                self.title,
+                self.detail,
+                fix.lines().collect::<Vec<_>>().join(" && ")
+            ),
+            None => format!("{}: {}", self.title, self.detail),
+        }
+    }
 }
 
 fn check(id: &'static str, title: &'static str, status: Status, detail: String) -> Check {
@@ -169,7 +207,7 @@ fn userns(h: &dyn Host, root: bool) -> Check {
             "`unshare --user` fails although no sysctl forbids it (a container or seccomp \
              profile may)"
                 .into(),
-            "run whittle where user namespaces are allowed (docs/architecture.md, rootless)".into(),
+            "run whittle where user namespaces are allowed (docs/rootless.md)".into(),
         ),
         None => missing(
             id,
@@ -182,16 +220,7 @@ fn userns(h: &dyn Host, root: bool) -> Check {
 
 /// The number of subordinate ids `file` gives `uid`/`name` (several ranges add up).
 fn subid_count(text: &str, uid: u32, name: Option<&str>) -> u64 {
-    let uid = uid.to_string();
-    text.lines()
-        .filter_map(|l| {
-            let mut f = l.trim().split(':');
-            let (who, _start, count) = (f.next()?, f.next()?, f.next()?);
-            (who == uid || Some(who) == name)
-                .then(|| count.trim().parse::<u64>().ok())
-                .flatten()
-        })
-        .sum()
+    crate::rootless::subid::total(&crate::rootless::subid::ranges(text, uid, name))
 }
 
 fn subids(h: &dyn Host, root: bool, uid: u32, name: Option<&str>) -> Check {
@@ -324,6 +353,30 @@ fn network(h: &dyn Host) -> Check {
     )
 }
 
+/// pasta and slirp4netns make the RUN network's interface through `/dev/net/tun`; an ordinary
+/// user (and root of a user namespace, which the device's owner is not) needs it world
+/// read-writable, as Debian's udev rules make it.
+fn tun(h: &dyn Host) -> Check {
+    let (id, title) = ("tun", "/dev/net/tun");
+    if h.open_rw(Path::new("/dev/net/tun")) {
+        return check(
+            id,
+            title,
+            Status::Ok,
+            "the RUN network helper can make its interface".into(),
+        );
+    }
+    missing(
+        id,
+        title,
+        "cannot be opened for reading and writing: rootless RUN steps use the host's network \
+         instead of an isolated one"
+            .into(),
+        "sudo chmod 0666 /dev/net/tun\necho 'KERNEL==\"tun\", MODE=\"0666\"' | sudo tee /etc/udev/rules.d/50-whittle-tun.rules"
+            .into(),
+    )
+}
+
 fn binfmt(h: &dyn Host) -> Check {
     use crate::binfmt::{self, elf, Emulation, Missing};
     let (id, title) = ("binfmt", "emulation of other platforms");
@@ -450,7 +503,10 @@ impl Host for RealHost {
     }
 
     fn user(&self) -> (u32, Option<String>) {
-        let uid = rustix::process::geteuid().as_raw();
+        // In whittle's rootless namespace the process is root there, but what the machine
+        // allows depends on the user on the host.
+        let uid = crate::rootless::current()
+            .map_or_else(|| rustix::process::geteuid().as_raw(), |e| e.uid);
         let name = self.read("/etc/passwd").and_then(|p| {
             p.lines().find_map(|l| {
                 let mut f = l.split(':');
@@ -476,6 +532,14 @@ impl Host for RealHost {
 
     fn compat32(&self) -> bool {
         crate::sys::kernel_runs_compat32()
+    }
+
+    fn open_rw(&self, path: &Path) -> bool {
+        std::fs::OpenOptions::new()
+            .read(true)
+            .write(true)
+            .open(path)
+            .is_ok()
     }
 }
 
@@ -531,6 +595,9 @@ mod tests {
         fn compat32(&self) -> bool {
             true
         }
+        fn open_rw(&self, path: &Path) -> bool {
+            self.exists(path)
+        }
     }
 
     /// What Debian's qemu-user-static registers for aarch64.
@@ -547,6 +614,7 @@ mod tests {
                 ("/etc/subgid", "ci:100000:65536\n"),
                 ("/proc/sys/fs/binfmt_misc/status", "enabled\n"),
                 ("/proc/sys/fs/binfmt_misc/qemu-aarch64", QEMU_AARCH64),
+                ("/dev/net/tun", ""),
             ]),
             ok_commands: vec!["true", "userxattr"],
             programs: vec!["newuidmap", "newgidmap", "pasta"],
@@ -557,6 +625,18 @@ mod tests {
 
     fn by_id(checks: &[Check], id: &str) -> Check {
         checks.iter().find(|c| c.id == id).cloned().unwrap()
+    }
+
+    #[test]
+    fn one_missing_piece_by_id_with_its_fix_in_one_sentence() {
+        let mut h = good();
+        assert_eq!(missing_piece(&h, "subids"), None);
+        h.files.insert("/etc/subuid", "");
+        let c = missing_piece(&h, "subids").expect("subids missing");
+        let s = c.sentence();
+        assert!(s.starts_with("subordinate ids: "), "{s}");
+        assert!(s.contains("to fix it: sudo usermod --add-subuids"), "{s}");
+        assert_eq!(missing_piece(&h, "no-such-check"), None);
     }
 
     #[test]
@@ -595,6 +675,12 @@ mod tests {
         assert!(fix("uidmap").contains("chmod u+s"));
         assert_eq!(by_id(&checks, "overlay-userns").status, Status::Missing);
         assert!(fix("network").contains("apt-get install passt"));
+        f.files.remove("/dev/net/tun");
+        let tun = missing_piece(&f, "tun").expect("tun missing");
+        assert!(tun
+            .fix
+            .unwrap_or_default()
+            .contains("chmod 0666 /dev/net/tun"));
         assert!(by_id(&checks, "binfmt")
             .detail
             .contains("without the F flag"));

@@ -17,6 +17,10 @@ pub enum Error {
     /// Setting up the container failed inside its namespaces (mounts, credentials, ...).
     #[error("container setup failed: {0}")]
     Setup(String),
+    /// The kernel refused to mount the overlay rootfs (in a user namespace, before Linux 5.11;
+    /// [`crate::Runtime::run`] then falls back to the copying snapshotter by itself).
+    #[error("container setup failed: cannot mount the overlay rootfs: {0}")]
+    Overlay(String),
     /// A system call in the calling process failed.
     #[error("{context}: {source}")]
     Sys {

@@ -74,6 +74,8 @@ pub(crate) enum Report {
         arch: String,
         platform: String,
     },
+    /// The overlay rootfs could not be mounted (the copying snapshotter may do instead).
+    Overlay(String),
     /// Anything else.
     Failed(String),
     /// The network helper did not get the isolated network ready.
@@ -323,7 +325,8 @@ pub(crate) fn attach_rootfs(cfg: &InitConfig) -> Result<(), Report> {
                 cfg.legacy_overlay,
                 &cfg.root,
                 &cfg.stage,
-            )?;
+            )
+            .map_err(|e| Report::Overlay(e.0))?;
         }
         Rootfs::Dir { path, .. } => {
             let t = mounts::clone_tree(path)?;
@@ -391,15 +394,31 @@ fn setup_dev(
         &[("mode", Some("755")), ("size", Some("65536k"))],
         A::MOUNT_ATTR_NOSUID | A::MOUNT_ATTR_NOEXEC,
     )?;
+    // In a user namespace (rootless) mknod of a real device is refused, and a device node on a
+    // tmpfs mounted there could not be opened anyway: the host's nodes are bound over empty
+    // files instead (as rootless Podman and runc do), once /dev is attached.
+    let mut bind_devices = Vec::new();
     for (name, major, minor) in DEVICES {
-        rustix::fs::mknodat(
+        match rustix::fs::mknodat(
             &dev,
             name,
             rustix::fs::FileType::CharacterDevice,
             Mode::from_raw_mode(0o666),
             rustix::fs::makedev(major, minor),
-        )
-        .map_err(|e| fail(format!("mknod /dev/{name}"), e))?;
+        ) {
+            Ok(()) => {}
+            Err(rustix::io::Errno::PERM) => {
+                rustix::fs::openat(
+                    &dev,
+                    name,
+                    OFlags::CREATE | OFlags::EXCL | OFlags::WRONLY | OFlags::CLOEXEC,
+                    Mode::from_raw_mode(0o666),
+                )
+                .map_err(|e| fail(format!("create /dev/{name}"), e))?;
+                bind_devices.push(name);
+            }
+            Err(e) => return Err(fail(format!("mknod /dev/{name}"), e)),
+        }
     }
     for (link, to) in [
         ("fd", "/proc/self/fd"),
@@ -425,16 +444,17 @@ fn setup_dev(
         )
         .map_err(|e| fail(format!("open /dev/{name}"), e))
     };
-    let pts = mounts::new_fs(
-        "devpts",
-        &[
-            ("newinstance", None),
-            ("ptmxmode", Some("0666")),
-            ("mode", Some("0620")),
-            ("gid", Some("5")),
-        ],
-        A::MOUNT_ATTR_NOSUID | A::MOUNT_ATTR_NOEXEC,
-    )?;
+    let pts_opts = [
+        ("newinstance", None),
+        ("ptmxmode", Some("0666")),
+        ("mode", Some("0620")),
+        ("gid", Some("5")),
+    ];
+    let pts_attrs = A::MOUNT_ATTR_NOSUID | A::MOUNT_ATTR_NOEXEC;
+    // Group tty (5) does not exist in a rootless single-id namespace: the terminals then
+    // belong to the container's root group.
+    let pts = mounts::new_fs("devpts", &pts_opts, pts_attrs)
+        .or_else(|_| mounts::new_fs("devpts", &pts_opts[..3], pts_attrs))?;
     mounts::attach(b(&pts), b(&sub("pts")?), "/dev/pts")?;
     let shm_size = format!("{}k", shm_size.unwrap_or(64 << 20).div_ceil(1024));
     let shm = mounts::new_fs(
@@ -450,6 +470,13 @@ fn setup_dev(
     )?;
     mounts::attach(b(&mq), b(&sub("mqueue")?), "/dev/mqueue")?;
     mounts::attach(b(&dev), b(&dev_dir), "/dev")?;
+    for name in bind_devices {
+        let host = Path::new("/dev").join(name);
+        let node = mounts::clone_tree_nofollow(&host)?;
+        let path = format!("/dev/{name}");
+        let at = mounts::open_in_root(r, &path, Kind::File, false, created)?;
+        mounts::attach(b(&node), b(&at), &path)?;
+    }
     Ok(())
 }
 
@@ -837,7 +864,13 @@ fn exec_process(
         .iter()
         .map(|g| rustix::process::Gid::from_raw(*g))
         .collect();
-    rustix::thread::set_thread_groups(&groups).map_err(|e| fail("setgroups", e))?;
+    match rustix::thread::set_thread_groups(&groups) {
+        Ok(()) => {}
+        // A rootless single-id namespace denies setgroups: the process keeps the one group
+        // there is.
+        Err(rustix::io::Errno::PERM) if setgroups_denied() => {}
+        Err(e) => return Err(fail("setgroups", e)),
+    }
     rustix::thread::set_thread_gid(rustix::process::Gid::from_raw(user.gid))
         .map_err(|e| fail("setgid", e))?;
     rustix::thread::set_thread_uid(rustix::process::Uid::from_raw(user.uid))
@@ -980,4 +1013,10 @@ pub(crate) fn tidy_created(upper: &Path, created: &[PathBuf]) {
             Err(_) => continue,
         }
     }
+}
+
+/// Whether this user namespace forbids setgroups (`/proc/self/setgroups` says `deny`: a
+/// single-id map written by an unprivileged process).
+fn setgroups_denied() -> bool {
+    std::fs::read_to_string("/proc/self/setgroups").is_ok_and(|s| s.trim() == "deny")
 }

@@ -14,9 +14,10 @@
 //!   the container's first process is the program itself re-executed as the init helper (see
 //!   the `init` module for why).
 //!
-//! Needs root and Linux 5.12 or later (`openat2`, `mount_setattr`, the new mount API); overlay
-//! layers are passed one by one with `lowerdir+` where the kernel has it (6.8), else as one
-//! `lowerdir=` string of short links. The seccomp profile is x86_64-only for now: elsewhere
+//! Needs root, or an ordinary user's process moved into a user namespace of its own by
+//! [`rootless::enter`] (`docs/rootless.md`), and Linux 5.12 or later (`openat2`,
+//! `mount_setattr`, the new mount API); overlay layers are passed one by one with `lowerdir+`
+//! where the kernel has it (6.8), else as one `lowerdir=` string of short links. The seccomp profile is x86_64-only for now: elsewhere
 //! containers refuse to start rather than run unfiltered.
 //!
 //! All of whittle's `unsafe` code lives in this crate (mostly in `sys`), each block with a
@@ -24,12 +25,14 @@
 #![allow(unsafe_code)]
 
 pub mod binfmt;
+mod copyfs;
 pub mod doctor;
 mod error;
 mod init;
 mod mounts;
 pub mod net;
 pub mod oci;
+pub mod rootless;
 mod run;
 pub mod seccomp;
 mod spec;

@@ -209,6 +209,8 @@ pub fn is_dir(fd: BorrowedFd<'_>) -> bool {
 }
 
 /// Mounts an overlay of `lower` (top-most first) with `upper`/`work` on the host path `target`.
+/// In a user namespace (rootless) with `userxattr`: overlay keeps its metadata (opaque dirs) in
+/// `user.overlay.*` xattrs, as the trusted ones belong to the host's root.
 ///
 /// With `lowerdir+` (Linux 6.8+) every layer is its own `fsconfig` call, so the number of
 /// layers is bounded only by overlayfs (500), not by the 4096-byte option page of `mount(2)`.
@@ -268,7 +270,13 @@ pub fn overlay(
         }
         data.push_str(&format!(",{k}={v}"));
     }
-    data.push_str(",redirect_dir=off,metacopy=off,volatile");
+    data.push_str(&format!(
+        ",redirect_dir={},metacopy=off,volatile",
+        redirect_dir()
+    ));
+    if crate::rootless::in_user_namespace() {
+        data.push_str(",userxattr");
+    }
     if data.len() >= 4096 {
         return Err(MountError(format!(
             "{} layers need a {}-byte option string, over the kernel's page",
@@ -292,6 +300,17 @@ pub fn overlay(
     r
 }
 
+/// Renamed directories are copied up whole, never recorded as redirects (a layer tar has no way
+/// to say "renamed"): `off`, or with `userxattr` (a user namespace) `nofollow`, the only mode
+/// the kernel accepts with it (`off` may mean "follow" there, per `redirect_always_follow`).
+fn redirect_dir() -> &'static str {
+    if crate::rootless::in_user_namespace() {
+        "nofollow"
+    } else {
+        "off"
+    }
+}
+
 /// `Err(None)` when the kernel has no `lowerdir+`.
 fn overlay_new_api(
     lower: &[PathBuf],
@@ -311,7 +330,7 @@ fn overlay_new_api(
     for (k, v) in [
         ("upperdir", upper.as_os_str()),
         ("workdir", work.as_os_str()),
-        ("redirect_dir", "off".as_ref()),
+        ("redirect_dir", redirect_dir().as_ref()),
         ("metacopy", "off".as_ref()),
     ] {
         fsconfig_set_string(&fs, k, v).map_err(|e| Some(err(format!("overlay option {k}"), e)))?;
@@ -321,6 +340,10 @@ fn overlay_new_api(
     // of ms on a busy disk, per step). A step's upper dir is a scratch area until the build
     // engine commits it as a layer, which is where durability belongs.
     fsconfig_set_flag(&fs, "volatile").map_err(|e| Some(err("overlay option volatile", e)))?;
+    if crate::rootless::in_user_namespace() {
+        fsconfig_set_flag(&fs, "userxattr")
+            .map_err(|e| Some(err("overlay option userxattr", e)))?;
+    }
     match fsconfig_create(&fs) {
         Ok(()) => {}
         // Before 6.5 overlayfs took fsconfig keys through the legacy adapter, which accepts any

@@ -94,6 +94,9 @@ pub struct Runtime {
     net: Option<NetHelper>,
     /// Where binfmt_misc is mounted (read for foreign platforms).
     binfmt_dir: String,
+    /// Run overlay rootfs specs on a copy instead (`copyfs`): where overlay cannot be mounted.
+    /// Shared by clones: set once by the first refused mount in a user namespace.
+    copy_rootfs: Arc<AtomicBool>,
 }
 
 static COUNTER: AtomicU64 = AtomicU64::new(0);
@@ -118,7 +121,24 @@ impl Runtime {
             legacy_overlay: false,
             net: NetHelper::find(),
             binfmt_dir: crate::binfmt::BINFMT_MISC.into(),
+            copy_rootfs: Arc::new(AtomicBool::new(false)),
         }
+    }
+
+    /// Runs [`Rootfs::Overlay`] specs in a plain directory filled from their lower dirs, and
+    /// writes what changed back into the upper dir as overlay would have (the copying
+    /// snapshotter, `copyfs`): slower and larger than overlay, the upper dir the same. In a
+    /// user namespace (rootless) the runtime switches to it by itself when the kernel refuses
+    /// overlay there (before Linux 5.11); this forces it (tests, `WHITTLE_SNAPSHOTTER=copy`).
+    pub fn copy_rootfs(self, on: bool) -> Self {
+        self.copy_rootfs.store(on, Ordering::SeqCst);
+        self
+    }
+
+    /// Whether overlay specs run on copies: forced, or since the kernel refused overlay in this
+    /// user namespace (for the caller to say so once).
+    pub fn copies_rootfs(&self) -> bool {
+        self.copy_rootfs.load(Ordering::SeqCst)
     }
 
     /// Uses `net` (or nothing: [`Network::Isolated`] is then refused) as the user-mode network
@@ -176,6 +196,33 @@ impl Runtime {
     /// Runs `spec` to completion, streaming output to `sink`. Blocks the calling thread, which
     /// the container is tied to: if the thread (or the process) dies, the container is killed.
     pub fn run(
+        &self,
+        spec: &ContainerSpec,
+        sink: &mut dyn OutputSink,
+        cancel: &CancelToken,
+    ) -> Result<ExitStatus> {
+        if spec.args.is_empty() {
+            return Err(Error::InvalidSpec("empty command".into()));
+        }
+        if let Rootfs::Overlay { lower, upper } = &spec.rootfs {
+            if self.copies_rootfs() {
+                return self.run_on_copy(spec, lower, upper, sink, cancel);
+            }
+            match self.run_prepared(spec, sink, cancel) {
+                // Refused before anything ran (the upper dir is as it was): in a user
+                // namespace that is the kernel's limit, which copies get around.
+                Err(Error::Overlay(_)) if crate::rootless::in_user_namespace() => {
+                    self.copy_rootfs.store(true, Ordering::SeqCst);
+                    return self.run_on_copy(spec, lower, upper, sink, cancel);
+                }
+                r => return r,
+            }
+        }
+        self.run_prepared(spec, sink, cancel)
+    }
+
+    /// [`Runtime::run`] of the spec as it is.
+    fn run_prepared(
         &self,
         spec: &ContainerSpec,
         sink: &mut dyn OutputSink,
@@ -281,6 +328,40 @@ impl Runtime {
         drop(work_guard);
         trace.mark("cleanup");
         result.map(|(s, _)| s)
+    }
+
+    /// [`Runtime::copy_rootfs`]: fill a sibling of `upper`, run there, diff back into `upper`.
+    fn run_on_copy(
+        &self,
+        spec: &ContainerSpec,
+        lower: &[PathBuf],
+        upper: &Path,
+        sink: &mut dyn OutputSink,
+        cancel: &CancelToken,
+    ) -> Result<ExitStatus> {
+        let name = upper
+            .file_name()
+            .map(|n| n.to_string_lossy().into_owned())
+            .unwrap_or_default();
+        let copy = upper.with_file_name(format!(
+            ".{name}.copy-{}-{}",
+            std::process::id(),
+            COUNTER.fetch_add(1, Ordering::Relaxed)
+        ));
+        let ctx = |what: &str| format!("copying snapshotter: {what} {}", copy.display());
+        std::fs::create_dir_all(upper)
+            .map_err(|e| Error::sys(format!("create {}", upper.display()), e))?;
+        std::fs::create_dir(&copy).map_err(|e| Error::sys(ctx("create"), e))?;
+        let _guard = Cleanup::new(copy.clone());
+        let stamps = crate::copyfs::fill(lower, &copy).map_err(|e| Error::sys(ctx("fill"), e))?;
+        let mut on_copy = spec.clone();
+        on_copy.rootfs = Rootfs::Dir {
+            path: copy.clone(),
+            readonly: false,
+        };
+        let status = self.run_prepared(&on_copy, sink, cancel)?;
+        crate::copyfs::diff(&copy, &stamps, upper).map_err(|e| Error::sys(ctx("diff"), e))?;
+        Ok(status)
     }
 
     fn spawn_and_wait(
@@ -516,6 +597,7 @@ impl Runtime {
                     arch,
                     platform,
                 },
+                Report::Overlay(m) => Error::Overlay(m),
                 Report::Failed(m) => match &cfg.oci {
                     Some(o) => Error::Oci {
                         runtime: o.runtime.clone(),

@@ -323,3 +323,63 @@ pub fn kernel_runs_compat32() -> bool {
         false
     }
 }
+
+/// The number of threads of this process (entries of `/proc/self/task`).
+pub fn thread_count() -> io::Result<usize> {
+    Ok(std::fs::read_dir("/proc/self/task")?.count())
+}
+
+/// Forks this process. `Ok(0)` in the child, `Ok(pid)` in the parent. Refused unless the process
+/// has a single thread: the child of a multi-threaded fork may inherit locks held by threads
+/// that do not exist in it (the allocator's, stdio's), and the rootless child allocates.
+pub fn fork_single_threaded() -> io::Result<i32> {
+    if thread_count()? != 1 {
+        return Err(io::Error::other("fork needs a single-threaded process"));
+    }
+    // SAFETY: fork has no memory-safety preconditions of its own; the process has one thread
+    // (checked above, and it cannot have started another since: only this thread runs), so the
+    // child's copy of the address space holds no lock owned by a thread it lacks.
+    let pid = unsafe { libc::fork() };
+    if pid < 0 {
+        return Err(io::Error::last_os_error());
+    }
+    Ok(pid)
+}
+
+/// Moves this process into a new user namespace (`unshare(CLONE_NEWUSER)`), where it has every
+/// capability. The kernel refuses it (EINVAL) to a multi-threaded process.
+pub fn unshare_user_namespace() -> io::Result<()> {
+    // SAFETY: unshare takes a flag word and touches no memory of ours.
+    if unsafe { libc::unshare(libc::CLONE_NEWUSER) } < 0 {
+        return Err(io::Error::last_os_error());
+    }
+    Ok(())
+}
+
+/// Waits for the child `pid` to exit and returns its exit code (128 + signal when killed).
+pub fn wait_child(pid: i32) -> io::Result<i32> {
+    let mut status: libc::c_int = 0;
+    loop {
+        // SAFETY: `status` is a live local the kernel writes the status into.
+        let r = unsafe { libc::waitpid(pid, &mut status, 0) };
+        if r >= 0 {
+            break;
+        }
+        let e = io::Error::last_os_error();
+        if e.kind() != io::ErrorKind::Interrupted {
+            return Err(e);
+        }
+    }
+    if libc::WIFEXITED(status) {
+        Ok(libc::WEXITSTATUS(status))
+    } else {
+        Ok(128 + libc::WTERMSIG(status))
+    }
+}
+
+/// Ends this process at once, without running `atexit` handlers or flushing stdio buffers it
+/// shares with its parent (the child of [`fork_single_threaded`] ends this way).
+pub fn exit_now(code: i32) -> ! {
+    // SAFETY: _exit never returns and has no preconditions.
+    unsafe { libc::_exit(code) }
+}

@@ -77,12 +77,41 @@ enum Command {
     Logout(cmd::login::LogoutArgs),
 }
 
+impl Command {
+    /// Whether the command enters the rootless user namespace when run by an ordinary user
+    /// (it touches snapshots owned by subordinate ids, or runs containers), and if so whether
+    /// it says what a single-id mapping limits. Commands that only read documents, the doctor
+    /// and credentials stay as they are.
+    fn rootless(&self) -> Option<bool> {
+        match self {
+            Command::Doctor(_)
+            | Command::Binfmt(_)
+            | Command::Login(_)
+            | Command::Logout(_)
+            | Command::Check(_)
+            | Command::Plan(_) => None,
+            Command::Build(_) | Command::Run(_) | Command::Load(_) | Command::Pull(_) => Some(true),
+            _ => Some(false),
+        }
+    }
+}
+
 fn main() -> ExitCode {
     // The runtime starts containers by re-running this binary as their init: that process
     // becomes the container here and never returns.
     whittle_runtime::run_init_if_requested();
     quiet_broken_pipe();
     let cli = Cli::parse();
+    let mut root = cli.root;
+    // Before any thread starts: a non-root user's whittle becomes root of its own user
+    // namespace (docs/rootless.md).
+    if let Some(loud) = cli.command.rootless() {
+        cmd::rootless::enter(&mut root, loud);
+    }
+    let cli = Cli {
+        root,
+        command: cli.command,
+    };
     let result = match cli.command {
         Command::Build(args) => cmd::build::run(*args, cli.root.as_deref()),
         Command::Check(args) => cmd::check::run(args, cli.root.as_deref()),

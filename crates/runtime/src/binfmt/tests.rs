@@ -105,6 +105,9 @@ impl crate::doctor::Host for Fake {
     fn compat32(&self) -> bool {
         self.compat32
     }
+    fn open_rw(&self, _: &Path) -> bool {
+        false
+    }
 }
 
 fn p(s: &str) -> Platform {

@@ -5,7 +5,7 @@
 //! What lands in the directory is what extracting the image's layers would give:
 //! - mtimes later than the build's epoch are clamped to it, as the layers clamp them (a
 //!   snapshot keeps the build's real mtimes, which make and cargo need while building);
-//! - owners are kept when running as root, modes (setuid included) and extended attributes
+//! - owners are kept when running as root (not for a rootless `-o DIR`), modes (setuid included) and extended attributes
 //!   too, except overlayfs's own;
 //! - files linked several times in one snapshot are hard links again;
 //! - device nodes and sockets are left out (counted), as extraction leaves devices out.
@@ -44,8 +44,22 @@ pub struct FilesSummary {
     pub skipped: u64,
 }
 
-/// Copies the merged tree into `dest` (created if missing). See the module docs.
+/// Copies the merged tree into `dest` (created if missing), with the image's owners when
+/// running as root. See the module docs.
 pub fn copy_tree(merged: &Merged, dest: &Path, epoch: u64) -> Result<FilesSummary, FilesError> {
+    copy_tree_with(merged, dest, epoch, rustix::process::geteuid().is_root())
+}
+
+/// [`copy_tree`], keeping the image's owners only if `owners` (and running as root).
+/// Rootless `-o DIR` passes false: the files are for the user, who could not remove files of
+/// the namespace's other ids (`docs/rootless.md`); `-o type=tar` keeps them, its tar says who
+/// owns what.
+pub fn copy_tree_with(
+    merged: &Merged,
+    dest: &Path,
+    epoch: u64,
+    owners: bool,
+) -> Result<FilesSummary, FilesError> {
     let err = |what: &'static str, path: &Path| {
         let path = path.to_path_buf();
         move |source| FilesError { what, path, source }
@@ -53,7 +67,7 @@ pub fn copy_tree(merged: &Merged, dest: &Path, epoch: u64) -> Result<FilesSummar
     fs::create_dir_all(dest).map_err(err("creating", dest))?;
     let mut c = Copier {
         epoch,
-        owners: rustix::process::geteuid().is_root(),
+        owners: owners && rustix::process::geteuid().is_root(),
         linked: HashMap::new(),
         summary: FilesSummary::default(),
     };

@@ -20,7 +20,7 @@ mod files;
 mod spec;
 
 pub use extra::{ExtraError, ExtraFiles};
-pub use files::{copy_tree, FilesError, FilesSummary};
+pub use files::{copy_tree, copy_tree_with, FilesError, FilesSummary};
 pub use spec::{Dest, OutputSpec, SpecError};
 
 use crate::merged::Merged;
@@ -92,14 +92,14 @@ impl Built<'_> {
     }
 
     /// Copies the trees under `root` (each platform's in its directory), each with the extra
-    /// files.
-    fn write_trees(&self, root: &std::path::Path) -> Result<(), ExportError> {
+    /// files; with the image's owners if `owners` (and running as root).
+    fn write_trees(&self, root: &std::path::Path, owners: bool) -> Result<(), ExportError> {
         for (platform, tree) in self.trees() {
             let dir = match platform {
                 Some(p) => root.join(p.to_string().replace('/', "_")),
                 None => root.to_path_buf(),
             };
-            copy_tree(tree, &dir, self.epoch)?;
+            copy_tree_with(tree, &dir, self.epoch, owners)?;
             if let Some(extra) = self.extra {
                 extra
                     .write(&dir, platform)
@@ -437,7 +437,8 @@ impl Exporter for Local {
         false
     }
     fn export(&self, built: &Built<'_>) -> Result<Vec<String>, ExportError> {
-        built.write_trees(&self.dir)?;
+        // In whittle's rootless namespace the directory is the user's: no other ids in it.
+        built.write_trees(&self.dir, whittle_runtime::rootless::current().is_none())?;
         Ok(Vec::new())
     }
 }
@@ -464,7 +465,7 @@ impl Exporter for Tar {
             dest: tmp_root.display().to_string(),
             source,
         })?;
-        built.write_trees(tmp.path())?;
+        built.write_trees(tmp.path(), true)?;
         let opts = whittle_layer::WriteOptions {
             compression: whittle_layer::Compression::None,
             epoch: built.epoch,

@@ -739,8 +739,12 @@ pub fn run(mut args: BuildArgs, root: Option<&Path>) -> anyhow::Result<ExitCode>
         }
     }
     bo.allow = allow;
+    // The per-container mount point lives under the store, as for `whittle run`: an ordinary
+    // user (rootless) cannot create /run/whittle.
     let runtime = whittle_runtime::Runtime::new(whittle_runtime::Engine::BuiltIn)
-        .context("starting the container runtime")?;
+        .context("starting the container runtime")?
+        .state_dir(store.root().join("run"));
+    let runtime = super::rootless::snapshotter(runtime);
     // RUN steps of a foreign platform need emulation: checked before anything runs, naming
     // the first such step and the commands that make it work.
     let mut checked: Vec<&Platform> = Vec::new();
@@ -767,11 +771,20 @@ pub fn run(mut args: BuildArgs, root: Option<&Path>) -> anyhow::Result<ExitCode>
     }
     let mut network_warning = None;
     bo.network = match args.network {
-        NetworkMode::Default => match runtime.network_helper() {
-            Some(_) => whittle_runtime::Network::Isolated,
-            None => {
+        NetworkMode::Default => match (
+            runtime.network_helper(),
+            super::rootless::no_isolated_network(),
+        ) {
+            (Some(_), None) => whittle_runtime::Network::Isolated,
+            (helper, reason) => {
                 if default_network_runs(&graph) > 0 {
-                    network_warning = Some(NO_NETWORK_HELPER_WARNING);
+                    network_warning = Some(match (helper, reason) {
+                        (Some(_), Some(r)) => format!(
+                            "warning: RUN steps use the host's network, loopback services \
+                             included, because {r}"
+                        ),
+                        _ => NO_NETWORK_HELPER_WARNING.to_string(),
+                    });
                 }
                 whittle_runtime::Network::Host
             }
@@ -883,7 +896,7 @@ pub fn run(mut args: BuildArgs, root: Option<&Path>) -> anyhow::Result<ExitCode>
         if quiet {
             eprintln!("{w}");
         } else {
-            progress.event(Event::Note { message: w.into() });
+            progress.event(Event::Note { message: w });
         }
     }
     let cancel = whittle_runtime::CancelToken::new().context("creating a cancel token")?;
@@ -892,6 +905,7 @@ pub fn run(mut args: BuildArgs, root: Option<&Path>) -> anyhow::Result<ExitCode>
     let _lease = store.lease()?;
     let result = whittle_solver::build(&graph, &bo, &store, &runtime, progress.as_ref(), &cancel);
     tty.clear();
+    super::rootless::say_if_copied(&runtime);
     let res = match result {
         Ok(r) => r,
         Err(e) => {
@@ -1141,6 +1155,7 @@ fn report_build_error(e: &BuildError, file: &str, text: &str) {
                     eprintln!("  {}", safe(l));
                 }
             }
+            rootless_hint(&tail.join("\n"));
         }
         BuildError::Step {
             stage,
@@ -1155,6 +1170,7 @@ fn report_build_error(e: &BuildError, file: &str, text: &str) {
                 safe(message)
             );
             show_line(*line);
+            rootless_hint(message);
         }
         BuildError::NotAllowed {
             stage,
@@ -1181,6 +1197,17 @@ fn report_build_error(e: &BuildError, file: &str, text: &str) {
                 ),
             }
         }
-        other => eprintln!("error: {}", safe(&other.to_string())),
+        other => {
+            let message = other.to_string();
+            eprintln!("error: {}", safe(&message));
+            rootless_hint(&message);
+        }
+    }
+}
+
+/// In rootless mode, the doctor's sentence for a missing piece that explains the failure.
+fn rootless_hint(message: &str) {
+    if let Some(h) = super::rootless::explain(message) {
+        eprintln!("hint: {h}");
     }
 }

@@ -25,6 +25,7 @@ pub mod pull;
 pub mod push;
 pub mod regutil;
 pub mod rmi;
+pub mod rootless;
 pub mod run;
 pub mod save;
 pub mod sbom;

@@ -173,12 +173,12 @@ pub fn run(args: RunArgs, root: Option<&Path>) -> anyhow::Result<ExitCode> {
         "builtin" => Engine::BuiltIn,
         other => Engine::Oci(PathBuf::from(other)),
     };
-    let runtime = Runtime::new(engine)?.state_dir(store.root().join("run"));
+    let runtime =
+        super::rootless::snapshotter(Runtime::new(engine)?.state_dir(store.root().join("run")));
     spec.network = match args.network {
         NetworkMode::None => Network::None,
         NetworkMode::Host => Network::Host,
-        NetworkMode::Default if runtime.network_helper().is_some() => Network::Isolated,
-        NetworkMode::Default => {
+        NetworkMode::Default if runtime.network_helper().is_none() => {
             eprintln!(
                 "warning: the container uses the host's network, loopback services included, \
                  because neither slirp4netns nor pasta is installed: apt-get install \
@@ -186,6 +186,16 @@ pub fn run(args: RunArgs, root: Option<&Path>) -> anyhow::Result<ExitCode> {
             );
             Network::Host
         }
+        NetworkMode::Default => match super::rootless::no_isolated_network() {
+            None => Network::Isolated,
+            Some(reason) => {
+                eprintln!(
+                    "warning: the container uses the host's network, loopback services \
+                     included, because {reason}"
+                );
+                Network::Host
+            }
+        },
     };
     spec.tty = args.tty;
     // `docker run` gives the primary gid as a supplementary group too.
@@ -216,6 +226,7 @@ pub fn run(args: RunArgs, root: Option<&Path>) -> anyhow::Result<ExitCode> {
     // Ctrl-C without a tty kills whittle, and the container dies with it (parent-death
     // signal); with a tty it reaches the container as a keystroke.
     let status = runtime.run(&spec, &mut sink, &cancel);
+    super::rootless::say_if_copied(&runtime);
     whittle_runtime::wait_for_cleanup();
     drop(upper);
     let status = status?;
