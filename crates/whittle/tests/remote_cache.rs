@@ -5,106 +5,12 @@
 
 mod common;
 
+use common::registry::{available as have_registry, Registry};
 use std::fs;
-use std::net::{TcpListener, TcpStream};
 use std::path::{Path, PathBuf};
-use std::process::{Child, Command};
-use std::time::{Duration, Instant};
+use std::process::Command;
+use std::time::Instant;
 use whittle_store::Store;
-
-fn have_registry() -> bool {
-    if Path::new("/usr/bin/docker-registry").is_file() {
-        return true;
-    }
-    let must = rustix::process::geteuid().is_root() || std::env::var_os("CI").is_some();
-    assert!(!must, "docker-registry is missing: run scripts/deps.sh");
-    eprintln!("skipped: docker-registry not installed (run scripts/deps.sh as root)");
-    false
-}
-
-/// A docker-registry on 127.0.0.1 with its access log in a file (to count blob downloads);
-/// killed on drop.
-struct Registry {
-    child: Child,
-    port: u16,
-    dir: tempfile::TempDir,
-}
-
-impl Registry {
-    fn start() -> Registry {
-        let dir = tempfile::tempdir().unwrap();
-        let port = TcpListener::bind("127.0.0.1:0")
-            .unwrap()
-            .local_addr()
-            .unwrap()
-            .port();
-        let cfg = format!(
-            "version: 0.1\nlog:\n  level: error\nstorage:\n  filesystem:\n    rootdirectory: {}\nhttp:\n  addr: 127.0.0.1:{port}\n",
-            dir.path().join("data").display()
-        );
-        fs::write(dir.path().join("config.yml"), cfg).unwrap();
-        let child = Command::new("docker-registry")
-            .arg("serve")
-            .arg(dir.path().join("config.yml"))
-            .stdout(fs::File::create(dir.path().join("access.log")).unwrap())
-            .stderr(fs::File::create(dir.path().join("registry.log")).unwrap())
-            .spawn()
-            .unwrap();
-        let start = Instant::now();
-        while TcpStream::connect(("127.0.0.1", port)).is_err() {
-            assert!(start.elapsed() < Duration::from_secs(20), "no registry");
-            std::thread::sleep(Duration::from_millis(50));
-        }
-        Registry { child, port, dir }
-    }
-
-    fn host(&self) -> String {
-        format!("127.0.0.1:{}", self.port)
-    }
-
-    fn blob_file(&self, digest: &str) -> PathBuf {
-        let hex = digest.strip_prefix("sha256:").unwrap();
-        self.dir
-            .path()
-            .join("data/docker/registry/v2/blobs/sha256")
-            .join(&hex[..2])
-            .join(hex)
-            .join("data")
-    }
-
-    /// Access-log lines so far (to take a mark before a build).
-    fn log(&self) -> Vec<String> {
-        fs::read_to_string(self.dir.path().join("access.log"))
-            .unwrap_or_default()
-            .lines()
-            .map(str::to_string)
-            .collect()
-    }
-
-    /// The blobs downloaded (GET answered 200) after `mark` lines of the log: digest, bytes.
-    fn blob_gets(&self, mark: usize) -> Vec<(String, u64)> {
-        self.log()
-            .iter()
-            .skip(mark)
-            .filter_map(|l| {
-                let req = l.split('"').nth(1)?;
-                let rest = l.split('"').nth(2)?;
-                let path = req.strip_prefix("GET ")?;
-                let digest = path.split("/blobs/").nth(1)?.split(' ').next()?;
-                let mut it = rest.split_whitespace();
-                (it.next()? == "200").then_some(())?;
-                Some((digest.to_string(), it.next()?.parse().ok()?))
-            })
-            .collect()
-    }
-}
-
-impl Drop for Registry {
-    fn drop(&mut self) {
-        let _ = self.child.kill();
-        let _ = self.child.wait();
-    }
-}
 
 /// A multi-stage build: the builder makes a file and 2 MiB the image never sees; the final
 /// stage copies one file of it next to one of the context's.
