@@ -8,7 +8,9 @@
 //!   the store has are not fetched; a failed or interrupted pull leaves no blob behind that did
 //!   not verify, so the next try simply starts again.
 //! - [`push_image`]: HEAD skips blobs the registry has, cross-repository mounts, monolithic or
-//!   chunked uploads, the manifest last under every tag; the pushed digest is the local one.
+//!   chunked uploads, the manifest last under every tag; the pushed digest is the local one. A
+//!   layer the store knows only as remote (a build cache's, `whittle_store::RemoteBlob`) is
+//!   mounted from its repository, else fetched ([`RegistryFetcher`]) and uploaded.
 //! - [`Client`]: TLS with the system roots plus `/etc/docker/certs.d/<host>/*.crt`, plain HTTP
 //!   only for loopback hosts and `--insecure-registry` ones; Basic and Bearer-token auth from
 //!   `WWW-Authenticate` challenges with tokens cached per scope; retries with backoff.
@@ -20,6 +22,7 @@
 pub mod auth;
 mod client;
 mod error;
+mod fetcher;
 pub mod manifest;
 mod pull;
 mod push;
@@ -29,6 +32,7 @@ mod reference;
 pub use auth::{Credentials, DockerConfig};
 pub use client::{Client, ClientOptions};
 pub use error::{RegistryError, Result};
+pub use fetcher::RegistryFetcher;
 pub use pull::pull;
 pub use push::{push_artifact, push_image, push_index};
 pub use read::{open_blob, read_image, read_manifest, BlobReader, RemoteImage};

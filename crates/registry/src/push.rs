@@ -1,5 +1,6 @@
 //! Pushing: every blob the registry lacks (HEAD first; a cross-repository mount when another
-//! repository of the same registry is known to have it; else a monolithic or chunked upload),
+//! repository of the same registry is known to have it, by the blob's remote record or the
+//! store's tags; else a monolithic or chunked upload, of a remote blob once it is fetched),
 //! then the manifest, once per tag, last.
 
 use crate::client::{header, scope, urlencode, Client, ReqBody};
@@ -34,9 +35,15 @@ fn blob_exists(client: &Client, repo: &str, d: &Digest, scope: &str) -> Result<b
     }
 }
 
-/// Repositories on the same registry that the store's tags say hold `d`.
+/// Repositories on the same registry that hold `d`: the one its remote record names (a build
+/// cache's layer the store never fetched), then those the store's tags say hold it.
 fn mount_sources(store: &Store, target: &Reference, d: &Digest) -> Result<Vec<String>> {
     let mut out = Vec::new();
+    if let Some(rb) = store.remote_blob(d)? {
+        if rb.registry == target.registry && rb.repository != target.repository {
+            out.push(rb.repository);
+        }
+    }
     for img in store.images()? {
         if !img.image.blobs().any(|b| b == d) {
             continue;
@@ -253,14 +260,7 @@ fn push_blob(
     opts: &PushOptions,
 ) -> Result<()> {
     let repo = &target.repository;
-    let path = store.blob_path(&d.digest);
-    let size = store.blob_size(&d.digest)?;
-    if size != d.size {
-        return Err(RegistryError::InvalidManifest {
-            what: format!("local blob {}", d.digest),
-            reason: format!("is {size} bytes, the manifest says {}", d.size),
-        });
-    }
+    // Mounts first: a blob known only as remote is not read (nor fetched) when one works.
     for from in mount_sources(store, target, &d.digest)? {
         // Otherwise the registry opened an upload session (the source lacks it after all).
         if let Ok(None) = start_upload(client, repo, &d.digest, Some(&from)) {
@@ -270,6 +270,16 @@ fn push_blob(
             });
             return Ok(());
         }
+    }
+    // Another registry, or a blob deleted there since: fetched (digest checked), then uploaded.
+    store.ensure_blob(&d.digest)?;
+    let path = store.blob_path(&d.digest);
+    let size = store.blob_size(&d.digest)?;
+    if size != d.size {
+        return Err(RegistryError::InvalidManifest {
+            what: format!("local blob {}", d.digest),
+            reason: format!("is {size} bytes, the manifest says {}", d.size),
+        });
     }
     opts.emit(Event::BlobStart {
         digest: d.digest.clone(),

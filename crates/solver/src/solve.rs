@@ -102,6 +102,11 @@ pub struct BuildOptions {
     pub cache_from: Vec<Arc<whittle_remote_cache::Imported>>,
     /// `--cache-to`: where the build's cache records go when it is done.
     pub cache_to: Vec<CacheExport>,
+    /// The one registry (host\[:port\]) every output that reads the image pushes it to, when
+    /// nothing else reads its layers' bytes (no archive, daemon or SBOM): the image's layers
+    /// from an imported cache on that registry are then recorded as remote in the store, not
+    /// fetched, and the push mounts them (`docs/cache.md`).
+    pub push_registry: Option<String>,
     /// Give the files of the other stages each target needs ([`PlatformResult::stages`]), for
     /// `build --sbom=scan-stages=true`.
     pub stage_files: bool,
@@ -141,6 +146,7 @@ impl BuildOptions {
             files: true,
             cache_from: Vec::new(),
             cache_to: Vec::new(),
+            push_registry: None,
             stage_files: false,
             index: true,
         }
