@@ -211,8 +211,9 @@ fn runner_b_pushes_cached_layers_by_mount_and_a_half_remote_image_fetches_them_l
     );
     let a_img = image(&a);
 
-    // Runner B pushes to another repository of the cache's registry: the layers the cache gave
-    // are mounted from the cache's repository, not one byte of them downloaded.
+    // Runner B pushes to another repository of the cache's registry, and exports its own
+    // cache to a third: the layers A's cache gave are mounted from the cache's repository into
+    // both, not one byte of them downloaded.
     let b = runner(DOCKERFILE);
     let pushed = format!("{}/app/b:1", reg.host());
     let mark = reg.log().len();
@@ -221,6 +222,8 @@ fn runner_b_pushes_cached_layers_by_mount_and_a_half_remote_image_fetches_them_l
         &[
             "--cache-from",
             &format!("type=registry,ref={cache}"),
+            "--cache-to",
+            &format!("type=registry,ref={}/app/cache-b:1", reg.host()),
             "-o",
             &format!("type=registry,name={pushed}"),
         ],
@@ -248,12 +251,16 @@ fn runner_b_pushes_cached_layers_by_mount_and_a_half_remote_image_fetches_them_l
         .filter(|(m, p)| m == "POST" && p.contains("mount=") && p.contains("from=app%2Fcache"))
         .map(|(_, p)| p)
         .collect();
-    assert_eq!(mounts.len(), 3, "{mounts:?}");
+    assert_eq!(mounts.len(), 6, "{mounts:?}");
     for l in &cached {
-        assert!(
-            mounts.iter().any(|p| p.contains(l.hex())),
-            "{l} not mounted: {mounts:?}"
-        );
+        for repo in ["/v2/app/b/", "/v2/app/cache-b/"] {
+            assert!(
+                mounts
+                    .iter()
+                    .any(|p| p.starts_with(repo) && p.contains(l.hex())),
+                "{l} not mounted into {repo}: {mounts:?}"
+            );
+        }
     }
     let s = Store::open(&b.root).unwrap();
     let remote: Vec<_> = s.remote_blobs().unwrap();

@@ -556,8 +556,9 @@ impl Solver<'_> {
     }
 
     /// A layer's blob for the cache: an imported layer's own (fetched unless `target` is the
-    /// repository it came from), else the layer compressed once (the record the image export
-    /// keeps, so the image and the cache share blobs).
+    /// repository it came from, or a registry the store knows it to be on), else the layer
+    /// compressed once (the record the image export keeps, so the image and the cache share
+    /// blobs).
     fn layer_blob(
         &self,
         l: &Layer,
@@ -565,7 +566,10 @@ impl Solver<'_> {
         target: Option<&whittle_oci::Reference>,
     ) -> Result<Option<(Digest, String, u64)>> {
         if let Some(lz) = &l.lazy {
-            let there = target.is_some_and(|r| lz.from.is_repository(r));
+            // In the target repository already, or recorded as remote on its registry (the
+            // push mounts it).
+            let mountable = |r: &whittle_oci::Reference| matches!(self.store.remote_blob(&lz.layer.blob), Ok(Some(rb)) if rb.registry == r.registry);
+            let there = target.is_some_and(|r| lz.from.is_repository(r) || mountable(r));
             if !there && !self.store.has_blob(&lz.layer.blob) {
                 if let Err(e) = self.fetch_checked(lz) {
                     self.progress.event(Event::Note {
