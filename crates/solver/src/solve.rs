@@ -26,6 +26,7 @@ use whittle_layer::{chain_id, Compression, Digest, SourceKind, WriteOptions};
 use whittle_runtime::{CancelToken, ContainerSpec, Network, Rootfs};
 use whittle_store::{ImageRecord, Store};
 
+mod background;
 mod copy_op;
 mod exec_op;
 mod export;
@@ -539,6 +540,8 @@ impl Solver<'_> {
         std::thread::scope(|s| {
             let (tx, rx) = std::sync::mpsc::channel::<(VertexId, Result<Output>)>();
             let mut running = 0usize;
+            // `mode=max` cache exports: layers compressed while the next steps run.
+            let compress = self.start_compressor(s);
             loop {
                 if failed.is_none() {
                     let (ready, rest): (Vec<_>, Vec<_>) = std::mem::take(&mut waiting)
@@ -577,6 +580,9 @@ impl Solver<'_> {
                 running -= 1;
                 match r {
                     Ok(out) => {
+                        if let (Some(c), Some(l)) = (&compress, background::new_layer(&out)) {
+                            let _ = c.send(l);
+                        }
                         done.insert(v, Arc::new(out));
                     }
                     Err(e) => {
