@@ -351,7 +351,9 @@ pub fn push_image(
 }
 
 /// HEADs every blob of `blobs` at `target`'s repository and uploads (or mounts) the ones it
-/// lacks from the store, several at once. Only the blobs the registry lacks must be in the
+/// lacks from the store, several at once (each worker HEADs a blob, then pushes it if
+/// missing: a round trip per blob is most of the time a cache export of small layers takes,
+/// so HEADs are not done one by one first). Only the blobs the registry lacks must be in the
 /// store.
 fn push_blobs(
     client: &Client,
@@ -363,20 +365,20 @@ fn push_blobs(
     let sc = scope(&target.repository, true);
     let mut todo: Vec<Descriptor> = Vec::new();
     for d in blobs {
-        if todo.iter().any(|t| t.digest == d.digest) {
-            continue;
+        if !todo.iter().any(|t| t.digest == d.digest) {
+            todo.push(d.clone());
         }
+    }
+    // Largest first: the longest uploads start first.
+    todo.sort_by_key(|d| std::cmp::Reverse(d.size));
+    whittle_par::try_for_each(&todo, opts.jobs.clamp(1, 8), |d| {
         if blob_exists(client, &target.repository, &d.digest, &sc)? {
             opts.emit(Event::BlobExists {
                 digest: d.digest.clone(),
                 size: d.size,
             });
-        } else {
-            todo.push(d.clone());
+            return Ok(());
         }
-    }
-    todo.sort_by_key(|d| std::cmp::Reverse(d.size));
-    whittle_par::try_for_each(&todo, opts.jobs.clamp(1, 8), |d| {
         push_blob(client, store, target, d, opts)
     })
 }
