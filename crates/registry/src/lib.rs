@@ -34,7 +34,7 @@ pub use client::{Client, ClientOptions};
 pub use error::{RegistryError, Result};
 pub use fetcher::RegistryFetcher;
 pub use pull::pull;
-pub use push::{push_artifact, push_image, push_index};
+pub use push::{push_artifact, push_blobs_early, push_image, push_index};
 pub use read::{open_blob, read_image, read_manifest, BlobReader, RemoteImage};
 pub use reference::{api_host, is_loopback};
 pub use whittle_oci::Platform;
@@ -144,6 +144,36 @@ pub struct PushOptions {
     /// before they leave (once, deterministically: `Store::with_compressed_layers`); layers
     /// already compressed go as they are. `Compression::None` pushes them as stored.
     pub compression: whittle_layer::Compression,
+    /// Blobs this process knows a repository has (pushed, mounted, or answered a HEAD):
+    /// not asked for again. Shared by clones, so a build's cache exports and pushes ask once.
+    pub known: KnownBlobs,
+}
+
+/// Blobs known to be in a repository: (registry, repository, digest). See
+/// [`PushOptions::known`].
+#[derive(Clone, Default)]
+pub struct KnownBlobs(Arc<std::sync::Mutex<std::collections::HashSet<(String, String, Digest)>>>);
+
+impl KnownBlobs {
+    pub(crate) fn contains(&self, target: &Reference, d: &Digest) -> bool {
+        self.0.lock().is_ok_and(|s| {
+            s.contains(&(
+                target.registry.clone(),
+                target.repository.clone(),
+                d.clone(),
+            ))
+        })
+    }
+
+    pub(crate) fn insert(&self, target: &Reference, d: &Digest) {
+        if let Ok(mut s) = self.0.lock() {
+            s.insert((
+                target.registry.clone(),
+                target.repository.clone(),
+                d.clone(),
+            ));
+        }
+    }
 }
 
 impl Default for PushOptions {
@@ -155,6 +185,7 @@ impl Default for PushOptions {
             also_tags: Vec::new(),
             progress: None,
             compression: whittle_layer::Compression::default(),
+            known: KnownBlobs::default(),
         }
     }
 }

@@ -372,15 +372,34 @@ fn push_blobs(
     // Largest first: the longest uploads start first.
     todo.sort_by_key(|d| std::cmp::Reverse(d.size));
     whittle_par::try_for_each(&todo, opts.jobs.clamp(1, 8), |d| {
-        if blob_exists(client, &target.repository, &d.digest, &sc)? {
+        if opts.known.contains(target, &d.digest)
+            || blob_exists(client, &target.repository, &d.digest, &sc)?
+        {
+            opts.known.insert(target, &d.digest);
             opts.emit(Event::BlobExists {
                 digest: d.digest.clone(),
                 size: d.size,
             });
             return Ok(());
         }
-        push_blob(client, store, target, d, opts)
+        push_blob(client, store, target, d, opts)?;
+        opts.known.insert(target, &d.digest);
+        Ok(())
     })
+}
+
+/// Pushes blobs to `target`'s repository ahead of the document that will name them (a
+/// `mode=max` cache export's layers, uploaded while the build runs), as [`push_artifact`]
+/// pushes them; with the same `opts.known`, that push then does not ask about them again.
+pub fn push_blobs_early(
+    store: &Store,
+    target: &Reference,
+    blobs: &[Descriptor],
+    opts: &PushOptions,
+) -> Result<()> {
+    let _lease = store.lease()?;
+    let client = Client::connect(&target.registry, &opts.client)?;
+    push_blobs(&client, store, target, blobs, opts)
 }
 
 /// Pushes a document that is not an image built here (an artifact such as whittle's build

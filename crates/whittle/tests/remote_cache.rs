@@ -73,6 +73,14 @@ fn runner_b_builds_warm_from_runner_a_and_downloads_only_the_image_layers() {
         "{}",
         out.stderr
     );
+    // mode=max: each layer was compressed and uploaded while the build ran; the export
+    // after the last step uploads the cache config alone.
+    assert_eq!(count(&out.stderr, ": uploading "), 1, "{}", out.stderr);
+    assert!(
+        count(&out.stderr, ": already exists") >= 5,
+        "{}",
+        out.stderr
+    );
     let a_img = image(&a);
 
     // A second export of the same build uploads no layer again.

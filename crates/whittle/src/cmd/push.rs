@@ -104,6 +104,7 @@ pub fn run(args: PushArgs, root: Option<&Path>) -> anyhow::Result<ExitCode> {
         also_tags: also,
         progress: progress(args.quiet, "uploading"),
         compression: args.compression.compression()?,
+        ..PushOptions::default()
     };
     let pushed = match &index {
         Some(ix) => whittle_registry::push_index(&store, ix, &dest, &opts),
