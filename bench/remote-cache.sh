@@ -7,12 +7,14 @@
 # Usage (as root, from anywhere):
 #   bench/remote-cache.sh [EXAMPLE...]      default: go-scratch rust-distroless cache-mounts
 # Env: BENCH_DIR (default /var/lib/whittle-bench-cache; removed at the end unless KEEP=1),
+#      A_RUNS (default 3: cold builds of runner A with and without --cache-to),
 #      WHITTLE (default: the release binary, built with cargo if missing).
 #
 # For each example:
 #   whittle A  a cold build without --cache-to, then a cold build (fresh store) with
-#              --cache-to mode=max,mounts=true and a second ref without mounts: the export
-#              overhead is the difference (and whittle's own "exported ... in Xs" figures).
+#              --cache-to mode=max,mounts=true and a second ref without mounts, A_RUNS times
+#              (default 3) alternating: the export overhead is the difference of the medians
+#              (and the medians of whittle's own "exported ... in Xs" figures).
 #   whittle B  a fresh store with --cache-from: "cold with the imported cache".
 #   buildkit   A: a cold build with BUILDKIT_INLINE_CACHE=1, pushed; then the image removed and
 #              the builder pruned; B: a build with --cache-from the pushed image.
@@ -32,6 +34,7 @@ EXAMPLES=("$@")
 [ ${#EXAMPLES[@]} -gt 0 ] || EXAMPLES=(go-scratch rust-distroless cache-mounts)
 BENCH_DIR=${BENCH_DIR:-/var/lib/whittle-bench-cache}
 RESULTS=$REPO/bench/remote-cache-results.md
+A_RUNS=${A_RUNS:-3}
 LOAD_BEFORE=$(cut -d' ' -f1-3 /proc/loadavg)
 
 declare -A BASES=([go-scratch]="golang" [rust-distroless]="rust cc" [cache-mounts]="golang")
@@ -122,6 +125,7 @@ for a in $ARCHIVES; do log "loading $a into docker"; $DOCKER load -i "$a" >/dev/
 now() { date +%s%N; }
 secs() { awk -v a="$1" -v b="$2" 'BEGIN { printf "%.3f", (b - a) / 1e9 }'; }
 ratio() { awk -v a="$1" -v b="$2" 'BEGIN { printf "%.2fx", a / b }'; }
+median() { printf '%s\n' "$@" | sort -n | awk '{ v[NR] = $1 } END { if (NR % 2) printf "%.3f", v[(NR + 1) / 2]; else printf "%.3f", (v[NR / 2] + v[NR / 2 + 1]) / 2 }'; }
 # fresh NAME: a new whittle store with the current example's base images; prints its root.
 fresh() {
   local root=$BENCH_DIR/w-$1 a b
@@ -154,17 +158,32 @@ for n in "${EXAMPLES[@]}"; do
   cache=$REG/bench/$n:cache
   nomounts=$REG/bench/$n:nomounts
 
-  log "$n: whittle A, cold, no export"
-  root=$(fresh a0)
-  t_plain=$(timed "$WORK/a0.log" wbuild "$root" -t "bench/$n" "$ctx")
-  rm -rf "$root"
-  log "$n: whittle A, cold, --cache-to (mode=max,mounts=true; and mode=max without mounts)"
-  root=$(fresh a1)
-  t_export=$(timed "$WORK/a1.log" wbuild "$root" -t "bench/$n" \
+  # A_RUNS pairs, alternating, each on a fresh store and into a fresh repository (so every
+  # export uploads everything): the medians, since one cold build's noise is larger than
+  # the export on a small example.
+  plains=() exports=() owns=() own2s=()
+  for r in $(seq 1 "$A_RUNS"); do
+    log "$n: whittle A, cold, no export ($r/$A_RUNS)"
+    root=$(fresh a0)
+    plains+=("$(timed "$WORK/a0.log" wbuild "$root" -t "bench/$n" "$ctx")")
+    rm -rf "$root"
+    log "$n: whittle A, cold, --cache-to (mode=max,mounts=true; and mode=max without mounts) ($r/$A_RUNS)"
+    root=$(fresh a1)
+    exports+=("$(timed "$WORK/a1.log" wbuild "$root" -t "bench/$n" \
+      --cache-to "type=registry,ref=$REG/bench/$n-a$r:cache,mode=max,mounts=true" \
+      --cache-to "type=registry,ref=$REG/bench/$n-a$r:nomounts,mode=max" "$ctx")")
+    owns+=("$(grep -o 'exported the build cache to [^ ]*:cache .*in [0-9.]*s' "$WORK/a1.log" | grep -o '[0-9.]*s$' | head -1 | tr -d s)")
+    own2s+=("$(grep -o 'exported the build cache to [^ ]*:nomounts .*in [0-9.]*s' "$WORK/a1.log" | grep -o '[0-9.]*s$' | head -1 | tr -d s)")
+    rm -rf "$root"
+  done
+  t_plain=$(median "${plains[@]}") t_export=$(median "${exports[@]}")
+  own=$(median "${owns[@]}")s own2=$(median "${own2s[@]}")s
+  # The caches runner B reads: written once more, as before.
+  log "$n: whittle A, --cache-to $cache and $nomounts"
+  root=$(fresh a2)
+  timed "$WORK/a2.log" wbuild "$root" -t "bench/$n" \
     --cache-to "type=registry,ref=$cache,mode=max,mounts=true" \
-    --cache-to "type=registry,ref=$nomounts,mode=max" "$ctx")
-  own=$(grep -o 'exported the build cache to [^ ]*:cache .*in [0-9.]*s' "$WORK/a1.log" | grep -o '[0-9.]*s$' | head -1)
-  own2=$(grep -o 'exported the build cache to [^ ]*:nomounts .*in [0-9.]*s' "$WORK/a1.log" | grep -o '[0-9.]*s$' | head -1)
+    --cache-to "type=registry,ref=$nomounts,mode=max" "$ctx" >/dev/null
   rm -rf "$root"
 
   log "$n: whittle B, fresh store, --cache-from"
@@ -210,7 +229,7 @@ done
   echo "# Shared build cache: runner B from a registry cache, whittle vs BuildKit inline cache"
   echo
   echo "\`bench/remote-cache.sh ${EXAMPLES[*]}\`, $(date -u '+%Y-%m-%d %H:%M') UTC, $(nproc) cores,"
-  echo "load average before/after: $LOAD_BEFORE / $(cut -d' ' -f1-3 /proc/loadavg). One run each."
+  echo "load average before/after: $LOAD_BEFORE / $(cut -d' ' -f1-3 /proc/loadavg). One run each (runner A: $A_RUNS, medians)."
   echo "Tools: whittle $WHITTLE_REV (release), $($DOCKER version --format 'Docker {{.Server.Version}}' 2>/dev/null) (BuildKit built in), docker-registry on 127.0.0.1."
   echo
   echo "| example | whittle B cold, --cache-from (s) | BuildKit B cold, --cache-from inline (s) | whittle ÷ BuildKit | whittle A cold (s) | whittle A cold + --cache-to (s) | export overhead | BuildKit A cold + inline (s) | B after an edit, cache with mounts (s) | same, cache without mounts (s) | mounts ÷ none |"
@@ -221,8 +240,9 @@ done
   echo "  inline cache holds only the final image's layers (its cache format's limit), so a builder"
   echo "  stage is rebuilt by BuildKit's runner B unless every final layer is a hit."
   echo "- Export overhead: the same cold build on a fresh store with and without \`--cache-to\`"
-  echo "  (two refs: with mounts, and without); one run each, so the difference carries the"
-  echo "  noise of two cold builds on 2 shared cores; whittle's own timing of each export is next to it."
+  echo "  (two refs: with mounts, and without), $A_RUNS of each alternating, medians; the difference"
+  echo "  still carries the noise of cold builds on 2 shared cores; whittle's own timing of each"
+  echo "  export (median) is next to it."
   echo "- Mounts: fresh stores, the edited source, so the compile step runs; with the cache that"
   echo "  carries mounts, it finds runner A's compiler cache in its \`--mount=type=cache\` dir."
 } >"$RESULTS"

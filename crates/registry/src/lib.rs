@@ -8,7 +8,9 @@
 //!   the store has are not fetched; a failed or interrupted pull leaves no blob behind that did
 //!   not verify, so the next try simply starts again.
 //! - [`push_image`]: HEAD skips blobs the registry has, cross-repository mounts, monolithic or
-//!   chunked uploads, the manifest last under every tag; the pushed digest is the local one.
+//!   chunked uploads, the manifest last under every tag; the pushed digest is the local one. A
+//!   layer the store knows only as remote (a build cache's, `whittle_store::RemoteBlob`) is
+//!   mounted from its repository, else fetched ([`RegistryFetcher`]) and uploaded.
 //! - [`Client`]: TLS with the system roots plus `/etc/docker/certs.d/<host>/*.crt`, plain HTTP
 //!   only for loopback hosts and `--insecure-registry` ones; Basic and Bearer-token auth from
 //!   `WWW-Authenticate` challenges with tokens cached per scope; retries with backoff.
@@ -20,6 +22,7 @@
 pub mod auth;
 mod client;
 mod error;
+mod fetcher;
 pub mod manifest;
 mod pull;
 mod push;
@@ -29,8 +32,9 @@ mod reference;
 pub use auth::{Credentials, DockerConfig};
 pub use client::{Client, ClientOptions};
 pub use error::{RegistryError, Result};
+pub use fetcher::RegistryFetcher;
 pub use pull::pull;
-pub use push::{push_artifact, push_image, push_index};
+pub use push::{push_artifact, push_blobs_early, push_image, push_index};
 pub use read::{open_blob, read_image, read_manifest, BlobReader, RemoteImage};
 pub use reference::{api_host, is_loopback};
 pub use whittle_oci::Platform;
@@ -140,6 +144,36 @@ pub struct PushOptions {
     /// before they leave (once, deterministically: `Store::with_compressed_layers`); layers
     /// already compressed go as they are. `Compression::None` pushes them as stored.
     pub compression: whittle_layer::Compression,
+    /// Blobs this process knows a repository has (pushed, mounted, or answered a HEAD):
+    /// not asked for again. Shared by clones, so a build's cache exports and pushes ask once.
+    pub known: KnownBlobs,
+}
+
+/// Blobs known to be in a repository: (registry, repository, digest). See
+/// [`PushOptions::known`].
+#[derive(Clone, Default)]
+pub struct KnownBlobs(Arc<std::sync::Mutex<std::collections::HashSet<(String, String, Digest)>>>);
+
+impl KnownBlobs {
+    pub(crate) fn contains(&self, target: &Reference, d: &Digest) -> bool {
+        self.0.lock().is_ok_and(|s| {
+            s.contains(&(
+                target.registry.clone(),
+                target.repository.clone(),
+                d.clone(),
+            ))
+        })
+    }
+
+    pub(crate) fn insert(&self, target: &Reference, d: &Digest) {
+        if let Ok(mut s) = self.0.lock() {
+            s.insert((
+                target.registry.clone(),
+                target.repository.clone(),
+                d.clone(),
+            ));
+        }
+    }
 }
 
 impl Default for PushOptions {
@@ -151,6 +185,7 @@ impl Default for PushOptions {
             also_tags: Vec::new(),
             progress: None,
             compression: whittle_layer::Compression::default(),
+            known: KnownBlobs::default(),
         }
     }
 }

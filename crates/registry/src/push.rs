@@ -1,5 +1,6 @@
 //! Pushing: every blob the registry lacks (HEAD first; a cross-repository mount when another
-//! repository of the same registry is known to have it; else a monolithic or chunked upload),
+//! repository of the same registry is known to have it, by the blob's remote record or the
+//! store's tags; else a monolithic or chunked upload, of a remote blob once it is fetched),
 //! then the manifest, once per tag, last.
 
 use crate::client::{header, scope, urlencode, Client, ReqBody};
@@ -34,9 +35,15 @@ fn blob_exists(client: &Client, repo: &str, d: &Digest, scope: &str) -> Result<b
     }
 }
 
-/// Repositories on the same registry that the store's tags say hold `d`.
+/// Repositories on the same registry that hold `d`: the one its remote record names (a build
+/// cache's layer the store never fetched), then those the store's tags say hold it.
 fn mount_sources(store: &Store, target: &Reference, d: &Digest) -> Result<Vec<String>> {
     let mut out = Vec::new();
+    if let Some(rb) = store.remote_blob(d)? {
+        if rb.registry == target.registry && rb.repository != target.repository {
+            out.push(rb.repository);
+        }
+    }
     for img in store.images()? {
         if !img.image.blobs().any(|b| b == d) {
             continue;
@@ -253,14 +260,7 @@ fn push_blob(
     opts: &PushOptions,
 ) -> Result<()> {
     let repo = &target.repository;
-    let path = store.blob_path(&d.digest);
-    let size = store.blob_size(&d.digest)?;
-    if size != d.size {
-        return Err(RegistryError::InvalidManifest {
-            what: format!("local blob {}", d.digest),
-            reason: format!("is {size} bytes, the manifest says {}", d.size),
-        });
-    }
+    // Mounts first: a blob known only as remote is not read (nor fetched) when one works.
     for from in mount_sources(store, target, &d.digest)? {
         // Otherwise the registry opened an upload session (the source lacks it after all).
         if let Ok(None) = start_upload(client, repo, &d.digest, Some(&from)) {
@@ -270,6 +270,16 @@ fn push_blob(
             });
             return Ok(());
         }
+    }
+    // Another registry, or a blob deleted there since: fetched (digest checked), then uploaded.
+    store.ensure_blob(&d.digest)?;
+    let path = store.blob_path(&d.digest);
+    let size = store.blob_size(&d.digest)?;
+    if size != d.size {
+        return Err(RegistryError::InvalidManifest {
+            what: format!("local blob {}", d.digest),
+            reason: format!("is {size} bytes, the manifest says {}", d.size),
+        });
     }
     opts.emit(Event::BlobStart {
         digest: d.digest.clone(),
@@ -341,7 +351,9 @@ pub fn push_image(
 }
 
 /// HEADs every blob of `blobs` at `target`'s repository and uploads (or mounts) the ones it
-/// lacks from the store, several at once. Only the blobs the registry lacks must be in the
+/// lacks from the store, several at once (each worker HEADs a blob, then pushes it if
+/// missing: a round trip per blob is most of the time a cache export of small layers takes,
+/// so HEADs are not done one by one first). Only the blobs the registry lacks must be in the
 /// store.
 fn push_blobs(
     client: &Client,
@@ -353,22 +365,41 @@ fn push_blobs(
     let sc = scope(&target.repository, true);
     let mut todo: Vec<Descriptor> = Vec::new();
     for d in blobs {
-        if todo.iter().any(|t| t.digest == d.digest) {
-            continue;
+        if !todo.iter().any(|t| t.digest == d.digest) {
+            todo.push(d.clone());
         }
-        if blob_exists(client, &target.repository, &d.digest, &sc)? {
+    }
+    // Largest first: the longest uploads start first.
+    todo.sort_by_key(|d| std::cmp::Reverse(d.size));
+    whittle_par::try_for_each(&todo, opts.jobs.clamp(1, 8), |d| {
+        if opts.known.contains(target, &d.digest)
+            || blob_exists(client, &target.repository, &d.digest, &sc)?
+        {
+            opts.known.insert(target, &d.digest);
             opts.emit(Event::BlobExists {
                 digest: d.digest.clone(),
                 size: d.size,
             });
-        } else {
-            todo.push(d.clone());
+            return Ok(());
         }
-    }
-    todo.sort_by_key(|d| std::cmp::Reverse(d.size));
-    whittle_par::try_for_each(&todo, opts.jobs.clamp(1, 8), |d| {
-        push_blob(client, store, target, d, opts)
+        push_blob(client, store, target, d, opts)?;
+        opts.known.insert(target, &d.digest);
+        Ok(())
     })
+}
+
+/// Pushes blobs to `target`'s repository ahead of the document that will name them (a
+/// `mode=max` cache export's layers, uploaded while the build runs), as [`push_artifact`]
+/// pushes them; with the same `opts.known`, that push then does not ask about them again.
+pub fn push_blobs_early(
+    store: &Store,
+    target: &Reference,
+    blobs: &[Descriptor],
+    opts: &PushOptions,
+) -> Result<()> {
+    let _lease = store.lease()?;
+    let client = Client::connect(&target.registry, &opts.client)?;
+    push_blobs(&client, store, target, blobs, opts)
 }
 
 /// Pushes a document that is not an image built here (an artifact such as whittle's build

@@ -322,6 +322,14 @@ impl Imported {
         }
     }
 
+    /// The registry reference this cache was read from (`None` for an OCI layout).
+    pub fn registry_reference(&self) -> Option<&Reference> {
+        match &self.source {
+            Source::Registry { reference, .. } => Some(reference),
+            Source::Layout { .. } => None,
+        }
+    }
+
     /// Puts `layer`'s blob into the store (unless it is there), streamed through a writer that
     /// refuses it unless it hashes to the blob's digest; with `check_diff`, the blob is then
     /// read back decompressed and refused unless the tar hashes to the layer's diff id (when

@@ -41,8 +41,11 @@ fn write_file(name: &str, path: &Path, data: &mut dyn Read) -> Result<(), CacheE
 }
 
 /// Writes a cache into `dir`: the blobs it lacks (taken from `store`, or from `inline` for
-/// the config and the manifest), then `index.json` naming `manifest` alone. Blobs of an
-/// earlier export stay (nothing removes them yet).
+/// the config and the manifest), then `index.json` naming `manifest` alone, then removes the
+/// blobs of earlier exports that this one does not name (a directory reused by every build
+/// would otherwise grow forever). Exports to one directory at the same time are last writer
+/// wins: a blob the other one's index names may be gone, which its import treats as a
+/// missing blob (a warning, the steps built).
 pub(crate) fn write(
     name: &str,
     dir: &Path,
@@ -78,7 +81,28 @@ pub(crate) fn write(
     )?;
     let index = Index::new(media_type::OCI_INDEX, vec![manifest.clone()]);
     let bytes = serde_json::to_vec(&index).unwrap_or_default();
-    write_file(name, &dir.join("index.json"), &mut &bytes[..])
+    write_file(name, &dir.join("index.json"), &mut &bytes[..])?;
+    remove_unnamed(name, dir, blobs)
+}
+
+/// Removes the files of `dir/blobs/sha256` named by a digest that `blobs` does not list
+/// (other files, temp files of a running export among them, are left).
+fn remove_unnamed(name: &str, dir: &Path, blobs: &[Descriptor]) -> Result<(), CacheError> {
+    let sha = dir.join("blobs/sha256");
+    let keep: std::collections::HashSet<&str> = blobs.iter().map(|d| d.digest.hex()).collect();
+    for e in fs::read_dir(&sha).map_err(|e| io(name, "list", &sha, e))? {
+        let e = e.map_err(|err| io(name, "list", &sha, err))?;
+        let file = e.file_name().to_string_lossy().into_owned();
+        let is_digest = format!("sha256:{file}").parse::<Digest>().is_ok();
+        if is_digest && !keep.contains(file.as_str()) {
+            match fs::remove_file(e.path()) {
+                Ok(()) => {}
+                Err(err) if err.kind() == std::io::ErrorKind::NotFound => {}
+                Err(err) => return Err(io(name, "remove", &e.path(), err)),
+            }
+        }
+    }
+    Ok(())
 }
 
 /// Reads a small file whole, refusing more than `cap` bytes.

@@ -26,6 +26,7 @@ use whittle_layer::{chain_id, Compression, Digest, SourceKind, WriteOptions};
 use whittle_runtime::{CancelToken, ContainerSpec, Network, Rootfs};
 use whittle_store::{ImageRecord, Store};
 
+mod background;
 mod copy_op;
 mod exec_op;
 mod export;
@@ -105,6 +106,11 @@ pub struct BuildOptions {
     pub cache_from: Vec<Arc<whittle_remote_cache::Imported>>,
     /// `--cache-to`: where the build's cache records go when it is done.
     pub cache_to: Vec<CacheExport>,
+    /// The one registry (host\[:port\]) every output that reads the image pushes it to, when
+    /// nothing else reads its layers' bytes (no archive, daemon or SBOM): the image's layers
+    /// from an imported cache on that registry are then recorded as remote in the store, not
+    /// fetched, and the push mounts them (`docs/cache.md`).
+    pub push_registry: Option<String>,
     /// Give the files of the other stages each target needs ([`PlatformResult::stages`]), for
     /// `build --sbom=scan-stages=true`.
     pub stage_files: bool,
@@ -149,6 +155,7 @@ impl BuildOptions {
             files: true,
             cache_from: Vec::new(),
             cache_to: Vec::new(),
+            push_registry: None,
             stage_files: false,
             index: true,
         }
@@ -580,6 +587,8 @@ impl Solver<'_> {
         std::thread::scope(|s| {
             let (tx, rx) = std::sync::mpsc::channel::<(VertexId, Result<Output>)>();
             let mut running = 0usize;
+            // `mode=max` cache exports: layers compressed while the next steps run.
+            let compress = self.start_compressor(s);
             loop {
                 if failed.is_none() {
                     let (ready, rest): (Vec<_>, Vec<_>) = std::mem::take(&mut waiting)
@@ -618,6 +627,9 @@ impl Solver<'_> {
                 running -= 1;
                 match r {
                     Ok(out) => {
+                        if let (Some(c), Some(l)) = (&compress, background::new_layer(&out)) {
+                            let _ = c.send(l);
+                        }
                         done.insert(v, Arc::new(out));
                     }
                     Err(e) => {

@@ -22,24 +22,31 @@ impl Store {
         self.blob_path(d).is_file()
     }
 
-    /// Opens a blob for reading.
+    /// Opens a blob for reading; a blob recorded as remote is fetched first (`remote_blobs.rs`).
     pub fn open_blob(&self, d: &Digest) -> Result<File> {
-        File::open(self.blob_path(d)).map_err(|e| {
-            if e.kind() == io::ErrorKind::NotFound {
-                StoreError::BlobMissing(d.clone())
-            } else {
-                StoreError::io("open", self.blob_path(d), e)
+        match File::open(self.blob_path(d)) {
+            Err(e) if e.kind() == io::ErrorKind::NotFound => {
+                let Some(rb) = self.remote_blob(d)? else {
+                    return Err(StoreError::BlobMissing(d.clone()));
+                };
+                self.fetch_remote(&rb)?;
+                File::open(self.blob_path(d))
+                    .map_err(|e| StoreError::io("open", self.blob_path(d), e))
             }
-        })
+            r => r.map_err(|e| StoreError::io("open", self.blob_path(d), e)),
+        }
     }
 
-    /// Size of a blob.
+    /// Size of a blob: of its file, else of its remote record (nothing is fetched).
     pub fn blob_size(&self, d: &Digest) -> Result<u64> {
-        Ok(self
-            .open_blob(d)?
-            .metadata()
-            .map_err(|e| StoreError::io("stat", self.blob_path(d), e))?
-            .len())
+        match fs::metadata(self.blob_path(d)) {
+            Ok(m) => Ok(m.len()),
+            Err(e) if e.kind() == io::ErrorKind::NotFound => self
+                .remote_blob(d)?
+                .map(|rb| rb.size)
+                .ok_or_else(|| StoreError::BlobMissing(d.clone())),
+            Err(e) => Err(StoreError::io("stat", self.blob_path(d), e)),
+        }
     }
 
     /// Reads a small blob (manifest, config, index) into memory, refusing anything over

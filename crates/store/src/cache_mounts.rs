@@ -26,6 +26,25 @@ pub struct CacheMount {
     pub lock: Option<FileLock>,
 }
 
+/// A restore's temp dir: removed on drop (nothing to do once renamed into place), then its
+/// lock released and deleted.
+struct RestoreDir {
+    path: PathBuf,
+    _lock: tempfile::NamedTempFile,
+}
+
+impl RestoreDir {
+    fn path(&self) -> &std::path::Path {
+        &self.path
+    }
+}
+
+impl Drop for RestoreDir {
+    fn drop(&mut self) {
+        let _ = fs::remove_dir_all(&self.path);
+    }
+}
+
 /// A cache mount's directory name: the id hashed (ids are free text).
 fn mount_name(id: &str) -> String {
     Digest::of_bytes(id.as_bytes()).hex()[..32].to_string()
@@ -93,11 +112,8 @@ impl Store {
         if !is_empty(&path)? {
             return Ok(false);
         }
-        let parent = self.root.join("cache-mounts");
-        let tmp = tempfile::Builder::new()
-            .prefix(".restore-")
-            .tempdir_in(&parent)
-            .map_err(|e| io("create a temp dir in", &parent, e))?;
+        self.remove_restore_debris()?;
+        let tmp = self.restore_dir()?;
         let f = self.open_blob(blob)?;
         let sum = whittle_layer::extract_layer(
             std::io::BufReader::with_capacity(256 * 1024, f),
@@ -136,6 +152,62 @@ impl Store {
                 }
             }
         }
+    }
+
+    /// A temp dir to restore a mount into, `cache-mounts/.restore-TOKEN`, locked by
+    /// `locks/restore-TOKEN.lock`, which is taken *before* the dir exists: a dir whose lock is
+    /// free belongs to a process that died (a flock goes with its process, even on SIGKILL).
+    fn restore_dir(&self) -> Result<RestoreDir> {
+        let locks = self.root.join("locks");
+        let lock = tempfile::Builder::new()
+            .prefix("restore-")
+            .suffix(".lock")
+            .tempfile_in(&locks)
+            .map_err(|e| StoreError::io("create a lock in", locks.clone(), e))?;
+        rustix::fs::flock(lock.as_file(), rustix::fs::FlockOperation::LockExclusive)
+            .map_err(|e| StoreError::io("lock", lock.path().to_path_buf(), e.into()))?;
+        let name = lock
+            .path()
+            .file_name()
+            .map(|n| n.to_string_lossy().into_owned())
+            .unwrap_or_default();
+        let token = name
+            .strip_prefix("restore-")
+            .and_then(|n| n.strip_suffix(".lock"))
+            .unwrap_or(&name);
+        let path = self
+            .root
+            .join("cache-mounts")
+            .join(format!(".restore-{token}"));
+        fs::create_dir(&path).map_err(|e| StoreError::io("create", path.clone(), e))?;
+        Ok(RestoreDir { path, _lock: lock })
+    }
+
+    /// Removes what a restore killed part-way left in `cache-mounts/`: `.restore-*` dirs
+    /// whose lock nobody holds (see [`Store::restore_dir`]). Returns them.
+    pub fn remove_restore_debris(&self) -> Result<Vec<PathBuf>> {
+        let parent = self.root.join("cache-mounts");
+        let mut removed = Vec::new();
+        let rd = match fs::read_dir(&parent) {
+            Ok(rd) => rd,
+            Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Ok(removed),
+            Err(e) => return Err(StoreError::io("list", parent, e)),
+        };
+        for e in rd {
+            let e = e.map_err(|err| StoreError::io("list", parent.clone(), err))?;
+            let name = e.file_name().to_string_lossy().into_owned();
+            let Some(token) = name.strip_prefix(".restore-") else {
+                continue;
+            };
+            let lock_path = self.lock_path(&format!("restore-{token}.lock"));
+            let Some(_held) = FileLock::try_exclusive(&lock_path)? else {
+                continue; // a restore in progress
+            };
+            fs::remove_dir_all(e.path()).map_err(|err| StoreError::io("remove", e.path(), err))?;
+            let _ = fs::remove_file(&lock_path);
+            removed.push(e.path());
+        }
+        Ok(removed)
     }
 
     pub(crate) fn cache_mounts(&self) -> Result<Vec<(String, CacheMountRecord)>> {

@@ -39,6 +39,14 @@ pub enum StoreError {
     /// A blob that should be present is not.
     #[error("blob {0} is not in the store")]
     BlobMissing(Digest),
+    /// A blob recorded as remote (`remote_blobs.rs`) could not be fetched.
+    #[error("blob {digest} is in {place}, not in the store, and fetching it failed: {problem}")]
+    RemoteBlob {
+        digest: Digest,
+        /// `registry/repository`.
+        place: String,
+        problem: String,
+    },
     /// A document is larger than documents (manifests, configs, indexes) may be.
     #[error("{what} is larger than {limit} bytes")]
     TooLarge {

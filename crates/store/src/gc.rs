@@ -22,6 +22,9 @@ pub struct FsckReport {
     pub stray_files: Vec<PathBuf>,
     /// Blobs referenced by an image record but absent: (image manifest, blob).
     pub missing: Vec<(Digest, Digest)>,
+    /// Blobs referenced by an image record, absent but recorded as remote (not corruption:
+    /// `remote_blobs.rs`): (image manifest, blob, `registry/repository`).
+    pub remote: Vec<(Digest, Digest, String)>,
     /// Snapshot records whose directory is gone.
     pub snapshots_missing: Vec<Digest>,
     /// Temp files and unfinished snapshot dirs removed (left by interrupted writers).
@@ -66,6 +69,8 @@ pub struct PruneReport {
     pub cache_records_removed: u64,
     /// Cache mounts removed.
     pub cache_mounts_removed: u64,
+    /// Records of remote blobs no remaining image names, removed.
+    pub remote_records_removed: u64,
     /// Temp files removed.
     pub temp_removed: u64,
     /// Bytes freed.
@@ -109,7 +114,8 @@ impl Store {
         Ok(out)
     }
 
-    /// Re-hashes every blob, checks that every image's blobs and every snapshot dir exist, and
+    /// Re-hashes every blob, checks that every image's blobs (here, or recorded as remote) and
+    /// every snapshot dir exist, and
     /// drops temp files left by killed writers (when no other process holds a lease). With
     /// `repair`, corrupt blobs are deleted too (so they can be loaded or pulled again).
     pub fn fsck(&self, repair: bool) -> Result<FsckReport> {
@@ -160,8 +166,14 @@ impl Store {
         }
         for t in self.images()? {
             for b in t.image.blobs() {
-                if !self.has_blob(b) {
-                    r.missing.push((t.image.manifest.clone(), b.clone()));
+                if self.has_blob(b) {
+                    continue;
+                }
+                match self.remote_blob(b)? {
+                    Some(rb) => r
+                        .remote
+                        .push((t.image.manifest.clone(), b.clone(), rb.place())),
+                    None => r.missing.push((t.image.manifest.clone(), b.clone())),
                 }
             }
         }
@@ -213,6 +225,7 @@ impl Store {
             .flat_map(|t| t.image.blobs().cloned().collect::<Vec<_>>())
             .chain(tagged_indexes)
             .collect();
+        r.remote_records_removed = self.drop_remote_blobs_except(&keep)?;
         let dir = self.blob_dir();
         for e in fs::read_dir(&dir).map_err(|e| StoreError::io("list", dir.clone(), e))? {
             let e = e.map_err(|err| StoreError::io("list", dir.clone(), err))?;

@@ -160,7 +160,8 @@ pub(crate) fn tag_key(reference: &Reference) -> Result<String> {
 
 impl Store {
     /// Records an image from a manifest blob already in the store, after checking that its
-    /// config and layer blobs are present.
+    /// config and layer blobs are present (a layer may be recorded as remote instead:
+    /// `remote_blobs.rs`).
     pub fn put_image(&self, manifest: &Digest) -> Result<ImageRecord> {
         // Already recorded (a rebuild that produced the same image): nothing to write.
         let known = self.with_read(|tx| {
@@ -174,7 +175,11 @@ impl Store {
                 .transpose()
         })?;
         if let Some(rec) = known {
-            if rec.blobs().all(|b| self.has_blob(b)) {
+            let mut all = true;
+            for b in rec.blobs() {
+                all &= self.knows_blob(b)?;
+            }
+            if all {
                 return Ok(rec);
             }
         }

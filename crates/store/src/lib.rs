@@ -7,7 +7,8 @@
 //! oci-layout, index.json   OCI image layout (index.json lists tagged images; skopeo/umoci read it)
 //! blobs/sha256/<hex>       content-addressed blobs, written temp -> fsync -> rename
 //! tmp/                     temp files of blobs being written (dropped by fsck/prune)
-//! meta.redb                tags, images, indexes, snapshots, cache records, cache mounts
+//! meta.redb                tags, images, indexes, snapshots, cache records, cache mounts,
+//!                          remote blobs (in a registry, not here: remote_blobs.rs)
 //! snapshots/<hex>          snapshot dirs keyed by chain id (tmp-* while being made, stale-* moved
 //!                          aside after a crash; see `snapshots`: they are not synced)
 //! cache-mounts/<hex>       persistent RUN --mount=type=cache dirs
@@ -43,6 +44,7 @@ mod images;
 mod indexes;
 mod lock;
 mod output;
+mod remote_blobs;
 mod snapshots;
 mod store;
 mod unpack;
@@ -62,6 +64,7 @@ pub use images::{
 pub use indexes::{IndexMember, IndexRecord};
 pub use lock::FileLock;
 pub use output::OutputFile;
+pub use remote_blobs::{BlobFetcher, RemoteBlob};
 pub use snapshots::{SnapshotDir, SnapshotRecord};
 pub use store::{default_root, Lease, Store, WriteBatch};
 pub use unpack::UnpackedLayer;

@@ -72,6 +72,8 @@ pub struct Store {
     pub(crate) root: PathBuf,
     /// Build-cache records held back by a [`WriteBatch`] (shared by clones of this handle).
     pending: Arc<Mutex<Pending>>,
+    /// How blobs recorded as remote are fetched (`remote_blobs.rs`).
+    pub(crate) fetcher: crate::remote_blobs::Fetcher,
 }
 
 /// Database writes deferred while a [`WriteBatch`] is open: JSON records by key.
@@ -185,6 +187,7 @@ impl Store {
         let s = Store {
             root,
             pending: Arc::default(),
+            fetcher: Default::default(),
         };
         for d in [
             s.blob_dir(),

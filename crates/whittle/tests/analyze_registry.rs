@@ -4,76 +4,16 @@
 //! A tampered layer on the registry fails the analysis naming the blob.
 #![allow(clippy::unwrap_used)]
 
+mod common;
+
+use common::registry::Registry;
 use std::collections::BTreeMap;
 use std::fs;
-use std::net::{TcpListener, TcpStream};
-use std::path::{Path, PathBuf};
-use std::process::{Child, Command, Stdio};
-use std::time::{Duration, Instant};
+use std::path::Path;
+use std::process::{Command, Stdio};
 use whittle_layer::{write_layer, Compression, WriteOptions};
 use whittle_oci::Reference;
 use whittle_store::Store;
-
-/// A docker-registry on 127.0.0.1 with its storage in a temp dir; killed on drop. None (skip)
-/// when docker-registry is missing and we are neither root nor in CI.
-struct Registry {
-    child: Child,
-    port: u16,
-    dir: tempfile::TempDir,
-}
-
-impl Registry {
-    fn start() -> Option<Registry> {
-        if !Path::new("/usr/bin/docker-registry").is_file() {
-            let must = rustix::process::geteuid().is_root() || std::env::var_os("CI").is_some();
-            assert!(!must, "docker-registry is missing: run scripts/deps.sh");
-            eprintln!("skipped: docker-registry is not installed");
-            return None;
-        }
-        let dir = tempfile::tempdir().unwrap();
-        let port = TcpListener::bind("127.0.0.1:0")
-            .unwrap()
-            .local_addr()
-            .unwrap()
-            .port();
-        let cfg = format!(
-            "version: 0.1\nlog:\n  level: error\n  accesslog:\n    disabled: true\nstorage:\n  filesystem:\n    rootdirectory: {}\nhttp:\n  addr: 127.0.0.1:{port}\n",
-            dir.path().join("data").display()
-        );
-        fs::write(dir.path().join("config.yml"), cfg).unwrap();
-        let child = Command::new("docker-registry")
-            .arg("serve")
-            .arg(dir.path().join("config.yml"))
-            .stdout(Stdio::null())
-            .stderr(Stdio::null())
-            .spawn()
-            .unwrap();
-        let r = Registry { child, port, dir };
-        let start = Instant::now();
-        while TcpStream::connect(("127.0.0.1", port)).is_err() {
-            assert!(start.elapsed() < Duration::from_secs(20), "no registry");
-            std::thread::sleep(Duration::from_millis(50));
-        }
-        Some(r)
-    }
-
-    fn blob_file(&self, digest: &str) -> PathBuf {
-        let hex = digest.strip_prefix("sha256:").unwrap();
-        self.dir
-            .path()
-            .join("data/docker/registry/v2/blobs/sha256")
-            .join(&hex[..2])
-            .join(hex)
-            .join("data")
-    }
-}
-
-impl Drop for Registry {
-    fn drop(&mut self) {
-        let _ = self.child.kill();
-        let _ = self.child.wait();
-    }
-}
 
 /// Stores `name`: three layers (the first uncompressed, as a loaded base is stored, so the push
 /// compresses it), a file deleted later, one written twice, a .env file, and whittle's layer
@@ -178,7 +118,7 @@ fn figures(json: &str) -> serde_json::Value {
 
 #[test]
 fn an_image_on_a_registry_analyses_as_it_does_in_the_store() {
-    let Some(reg) = Registry::start() else {
+    let Some(reg) = common::registry::available().then(Registry::start) else {
         return;
     };
     let t = tempfile::tempdir().unwrap();

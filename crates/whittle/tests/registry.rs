@@ -5,11 +5,10 @@
 
 mod common;
 
+use common::registry::Registry;
 use std::fs;
-use std::net::{TcpListener, TcpStream};
 use std::path::{Path, PathBuf};
-use std::process::{Child, Command, Output, Stdio};
-use std::time::{Duration, Instant};
+use std::process::{Command, Output, Stdio};
 use whittle_layer::{write_layer, WriteOptions};
 use whittle_store::Store;
 
@@ -37,14 +36,6 @@ fn which(t: &str) -> bool {
     std::env::var_os("PATH").is_some_and(|p| std::env::split_paths(&p).any(|d| d.join(t).is_file()))
 }
 
-fn free_port() -> u16 {
-    TcpListener::bind("127.0.0.1:0")
-        .unwrap()
-        .local_addr()
-        .unwrap()
-        .port()
-}
-
 fn ok(cmd: &mut Command) -> String {
     let out = cmd.output().unwrap();
     assert!(
@@ -67,102 +58,6 @@ fn fails(cmd: &mut Command) -> String {
     // Shown with --nocapture: the messages users get.
     eprintln!("{err}");
     err
-}
-
-/// A docker-registry process on 127.0.0.1 with its storage in a temp dir; killed on drop.
-struct Registry {
-    child: Child,
-    port: u16,
-    dir: tempfile::TempDir,
-}
-
-struct Tls {
-    /// `certs.d`-style dir with `127.0.0.1:<port>/ca.crt`.
-    certs_dir: PathBuf,
-}
-
-impl Registry {
-    /// Starts a registry; with `tls`, serving a certificate signed by a fresh CA (written to
-    /// `<certs_dir>/127.0.0.1:<port>/ca.crt`) and requiring `user:pass` by htpasswd.
-    fn start(tls: Option<(&str, &str)>) -> (Registry, Option<Tls>) {
-        let dir = tempfile::tempdir().unwrap();
-        let d = dir.path();
-        let port = free_port();
-        let mut cfg = format!(
-            "version: 0.1\nlog:\n  level: error\n  accesslog:\n    disabled: true\nstorage:\n  filesystem:\n    rootdirectory: {}\n  delete:\n    enabled: true\nhttp:\n  addr: 127.0.0.1:{port}\n",
-            d.join("data").display()
-        );
-        let mut t = None;
-        if let Some((user, pass)) = tls {
-            let sh = |script: &str| {
-                ok(Command::new("sh").arg("-ec").arg(script).current_dir(d));
-            };
-            sh(
-                "openssl req -x509 -newkey rsa:2048 -nodes -days 2 -subj /CN=whittle-test-ca \
-                -keyout ca.key -out ca.crt 2>/dev/null
-                openssl req -newkey rsa:2048 -nodes -subj /CN=127.0.0.1 \
-                -keyout server.key -out server.csr 2>/dev/null
-                printf 'subjectAltName=IP:127.0.0.1\\nbasicConstraints=CA:FALSE\\n' > ext.cnf
-                openssl x509 -req -in server.csr -CA ca.crt -CAkey ca.key -CAcreateserial \
-                -days 2 -extfile ext.cnf -out server.crt 2>/dev/null",
-            );
-            let htp = ok(Command::new("htpasswd").args(["-Bbn", user, pass]));
-            fs::write(d.join("htpasswd"), htp).unwrap();
-            cfg += &format!(
-                "  tls:\n    certificate: {0}/server.crt\n    key: {0}/server.key\nauth:\n  htpasswd:\n    realm: whittle-test\n    path: {0}/htpasswd\n",
-                d.display()
-            );
-            let certs = d.join("certs.d");
-            fs::create_dir_all(certs.join(format!("127.0.0.1:{port}"))).unwrap();
-            fs::copy(
-                d.join("ca.crt"),
-                certs.join(format!("127.0.0.1:{port}/ca.crt")),
-            )
-            .unwrap();
-            t = Some(Tls { certs_dir: certs });
-        }
-        fs::write(d.join("config.yml"), cfg).unwrap();
-        let child = Command::new("docker-registry")
-            .arg("serve")
-            .arg(d.join("config.yml"))
-            .stdout(Stdio::null())
-            .stderr(fs::File::create(d.join("registry.log")).unwrap())
-            .spawn()
-            .unwrap();
-        let r = Registry { child, port, dir };
-        let start = Instant::now();
-        while TcpStream::connect(("127.0.0.1", port)).is_err() {
-            assert!(
-                start.elapsed() < Duration::from_secs(20),
-                "docker-registry did not start: {}",
-                fs::read_to_string(r.dir.path().join("registry.log")).unwrap_or_default()
-            );
-            std::thread::sleep(Duration::from_millis(50));
-        }
-        (r, t)
-    }
-
-    fn host(&self) -> String {
-        format!("127.0.0.1:{}", self.port)
-    }
-
-    /// Where the registry keeps a blob's bytes.
-    fn blob_file(&self, digest: &str) -> PathBuf {
-        let hex = digest.strip_prefix("sha256:").unwrap();
-        self.dir
-            .path()
-            .join("data/docker/registry/v2/blobs/sha256")
-            .join(&hex[..2])
-            .join(hex)
-            .join("data")
-    }
-}
-
-impl Drop for Registry {
-    fn drop(&mut self) {
-        let _ = self.child.kill();
-        let _ = self.child.wait();
-    }
 }
 
 /// `whittle --root <root>` with its own docker config dir (no credentials unless a test logs
@@ -189,7 +84,7 @@ fn registry_and_image(
     repo: &str,
     config: serde_json::Value,
 ) -> (Registry, tempfile::TempDir, PathBuf, String) {
-    let (reg, _) = Registry::start(None);
+    let (reg, _) = Registry::start_with(None);
     let t = tempfile::tempdir().unwrap();
     let a = t.path().join("a");
     let name = format!("{}/{repo}", reg.host());
@@ -283,7 +178,7 @@ fn layers_stored_uncompressed_are_pushed_compressed() {
     if tools().is_none() {
         return;
     }
-    let (reg, _) = Registry::start(None);
+    let (reg, _) = Registry::start_with(None);
     let t = tempfile::tempdir().unwrap();
     let a = t.path().join("a");
     let name = format!("{}/whittle/plain:1", reg.host());
@@ -388,7 +283,7 @@ fn a_multi_arch_index_pushed_by_skopeo_pulls_the_right_platform() {
     if tools().is_none() {
         return;
     }
-    let (reg, _) = Registry::start(None);
+    let (reg, _) = Registry::start_with(None);
     let t = tempfile::tempdir().unwrap();
     // Two images in an OCI layout under one index, as a multi-platform build makes them.
     let host = whittle_dockerfile::Platform::host().arch;
@@ -589,7 +484,7 @@ fn tls_and_htpasswd_auth_login_push_pull_and_refusals() {
     if tools().is_none() {
         return;
     }
-    let (reg, tls) = Registry::start(Some(("alice", "s3cret")));
+    let (reg, tls) = Registry::start_with(Some(("alice", "s3cret")));
     let tls = tls.unwrap();
     let t = tempfile::tempdir().unwrap();
     let home = t.path();

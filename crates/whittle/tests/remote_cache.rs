@@ -5,106 +5,12 @@
 
 mod common;
 
+use common::registry::{available as have_registry, Registry};
 use std::fs;
-use std::net::{TcpListener, TcpStream};
 use std::path::{Path, PathBuf};
-use std::process::{Child, Command};
-use std::time::{Duration, Instant};
+use std::process::Command;
+use std::time::Instant;
 use whittle_store::Store;
-
-fn have_registry() -> bool {
-    if Path::new("/usr/bin/docker-registry").is_file() {
-        return true;
-    }
-    let must = rustix::process::geteuid().is_root() || std::env::var_os("CI").is_some();
-    assert!(!must, "docker-registry is missing: run scripts/deps.sh");
-    eprintln!("skipped: docker-registry not installed (run scripts/deps.sh as root)");
-    false
-}
-
-/// A docker-registry on 127.0.0.1 with its access log in a file (to count blob downloads);
-/// killed on drop.
-struct Registry {
-    child: Child,
-    port: u16,
-    dir: tempfile::TempDir,
-}
-
-impl Registry {
-    fn start() -> Registry {
-        let dir = tempfile::tempdir().unwrap();
-        let port = TcpListener::bind("127.0.0.1:0")
-            .unwrap()
-            .local_addr()
-            .unwrap()
-            .port();
-        let cfg = format!(
-            "version: 0.1\nlog:\n  level: error\nstorage:\n  filesystem:\n    rootdirectory: {}\nhttp:\n  addr: 127.0.0.1:{port}\n",
-            dir.path().join("data").display()
-        );
-        fs::write(dir.path().join("config.yml"), cfg).unwrap();
-        let child = Command::new("docker-registry")
-            .arg("serve")
-            .arg(dir.path().join("config.yml"))
-            .stdout(fs::File::create(dir.path().join("access.log")).unwrap())
-            .stderr(fs::File::create(dir.path().join("registry.log")).unwrap())
-            .spawn()
-            .unwrap();
-        let start = Instant::now();
-        while TcpStream::connect(("127.0.0.1", port)).is_err() {
-            assert!(start.elapsed() < Duration::from_secs(20), "no registry");
-            std::thread::sleep(Duration::from_millis(50));
-        }
-        Registry { child, port, dir }
-    }
-
-    fn host(&self) -> String {
-        format!("127.0.0.1:{}", self.port)
-    }
-
-    fn blob_file(&self, digest: &str) -> PathBuf {
-        let hex = digest.strip_prefix("sha256:").unwrap();
-        self.dir
-            .path()
-            .join("data/docker/registry/v2/blobs/sha256")
-            .join(&hex[..2])
-            .join(hex)
-            .join("data")
-    }
-
-    /// Access-log lines so far (to take a mark before a build).
-    fn log(&self) -> Vec<String> {
-        fs::read_to_string(self.dir.path().join("access.log"))
-            .unwrap_or_default()
-            .lines()
-            .map(str::to_string)
-            .collect()
-    }
-
-    /// The blobs downloaded (GET answered 200) after `mark` lines of the log: digest, bytes.
-    fn blob_gets(&self, mark: usize) -> Vec<(String, u64)> {
-        self.log()
-            .iter()
-            .skip(mark)
-            .filter_map(|l| {
-                let req = l.split('"').nth(1)?;
-                let rest = l.split('"').nth(2)?;
-                let path = req.strip_prefix("GET ")?;
-                let digest = path.split("/blobs/").nth(1)?.split(' ').next()?;
-                let mut it = rest.split_whitespace();
-                (it.next()? == "200").then_some(())?;
-                Some((digest.to_string(), it.next()?.parse().ok()?))
-            })
-            .collect()
-    }
-}
-
-impl Drop for Registry {
-    fn drop(&mut self) {
-        let _ = self.child.kill();
-        let _ = self.child.wait();
-    }
-}
 
 /// A multi-stage build: the builder makes a file and 2 MiB the image never sees; the final
 /// stage copies one file of it next to one of the context's.
@@ -164,6 +70,14 @@ fn runner_b_builds_warm_from_runner_a_and_downloads_only_the_image_layers() {
     );
     assert!(
         out.stderr.contains("exported the build cache"),
+        "{}",
+        out.stderr
+    );
+    // mode=max: each layer was compressed and uploaded while the build ran; the export
+    // after the last step uploads the cache config alone.
+    assert_eq!(count(&out.stderr, ": uploading "), 1, "{}", out.stderr);
+    assert!(
+        count(&out.stderr, ": already exists") >= 5,
         "{}",
         out.stderr
     );
@@ -256,6 +170,228 @@ fn runner_b_builds_warm_from_runner_a_and_downloads_only_the_image_layers() {
         common::image_file(&b.root, "app:1", "all.txt").unwrap(),
         b"from a\nbuilt\nedited\n"
     );
+}
+
+/// The layers of `img` that the busybox base of `e` does not have (those a cache gives).
+fn cached_layers(e: &common::Env, img: &whittle_store::ImageRecord) -> Vec<whittle_store::Digest> {
+    let base = Store::open(&e.root)
+        .unwrap()
+        .resolve("test/busybox:1")
+        .unwrap()
+        .image;
+    img.layers
+        .iter()
+        .filter(|l| !base.layers.contains(l))
+        .cloned()
+        .collect()
+}
+
+/// Deletes `blobs` from a store's blob directory: back to "recorded as remote, not here".
+fn drop_blobs(e: &common::Env, blobs: &[whittle_store::Digest]) {
+    let s = Store::open(&e.root).unwrap();
+    for b in blobs {
+        fs::remove_file(s.blob_path(b)).unwrap();
+    }
+}
+
+fn layer_gets(reg: &Registry, mark: usize, layers: &[whittle_store::Digest]) -> Vec<String> {
+    let mut v: Vec<String> = reg
+        .blob_gets(mark)
+        .into_iter()
+        .map(|(d, _)| d)
+        .filter(|d| layers.iter().any(|l| l.as_str() == d))
+        .collect();
+    v.sort();
+    v
+}
+
+#[test]
+fn runner_b_pushes_cached_layers_by_mount_and_a_half_remote_image_fetches_them_later() {
+    if !common::privileged("RUN steps") || !have_registry() {
+        return;
+    }
+    let reg = Registry::start();
+    let cache = format!("{}/app/cache:main", reg.host());
+    let a = runner(DOCKERFILE);
+    build(
+        &a,
+        &["--cache-to", &format!("type=registry,ref={cache},mode=max")],
+    );
+    let a_img = image(&a);
+
+    // Runner B pushes to another repository of the cache's registry, and exports its own
+    // cache to a third: the layers A's cache gave are mounted from the cache's repository into
+    // both, not one byte of them downloaded.
+    let b = runner(DOCKERFILE);
+    let pushed = format!("{}/app/b:1", reg.host());
+    let mark = reg.log().len();
+    let out = build(
+        &b,
+        &[
+            "--cache-from",
+            &format!("type=registry,ref={cache}"),
+            "--cache-to",
+            &format!("type=registry,ref={}/app/cache-b:1", reg.host()),
+            "-o",
+            &format!("type=registry,name={pushed}"),
+        ],
+    );
+    eprintln!("{}", out.stderr);
+    assert!(
+        out.stderr.contains("0 steps run, 7 cached"),
+        "{}",
+        out.stderr
+    );
+    assert!(!out.stderr.contains("fetching layer"), "{}", out.stderr);
+    let b_img = image(&b);
+    assert_eq!(b_img.manifest, a_img.manifest, "the same image as A's");
+    let cached = cached_layers(&b, &b_img);
+    assert_eq!(cached.len(), 3, "{cached:?}");
+    assert_eq!(
+        layer_gets(&reg, mark, &cached),
+        Vec::<String>::new(),
+        "no layer downloaded: {:?}",
+        reg.blob_gets(mark)
+    );
+    let mounts: Vec<String> = reg
+        .requests(mark)
+        .into_iter()
+        .filter(|(m, p)| m == "POST" && p.contains("mount=") && p.contains("from=app%2Fcache"))
+        .map(|(_, p)| p)
+        .collect();
+    assert_eq!(mounts.len(), 6, "{mounts:?}");
+    for l in &cached {
+        for repo in ["/v2/app/b/", "/v2/app/cache-b/"] {
+            assert!(
+                mounts
+                    .iter()
+                    .any(|p| p.starts_with(repo) && p.contains(l.hex())),
+                "{l} not mounted into {repo}: {mounts:?}"
+            );
+        }
+    }
+    let s = Store::open(&b.root).unwrap();
+    let remote: Vec<_> = s.remote_blobs().unwrap();
+    assert_eq!(remote.len(), 3, "{remote:?}");
+    assert!(
+        cached.iter().all(|l| !s.has_blob(l)),
+        "B holds none of them"
+    );
+    // What B pushed is whole: a fresh store pulls it, and it is A's image.
+    let c = common::env();
+    let out = common::whittle(&c.root, &["pull", &pushed]);
+    assert!(out.ok, "{}", out.stderr);
+    let pulled = Store::open(&c.root)
+        .unwrap()
+        .resolve(&pushed)
+        .unwrap()
+        .image;
+    assert_eq!(pulled.manifest, a_img.manifest);
+
+    // fsck: the three layers are remote, which is not a problem; prune keeps their records
+    // while the image is tagged.
+    let out = common::whittle(&b.root, &["fsck"]);
+    assert!(out.ok, "{}{}", out.stdout, out.stderr);
+    assert_eq!(count(&out.stdout, "remote blob"), 3, "{}", out.stdout);
+    assert!(out.stdout.contains("store is clean"), "{}", out.stdout);
+    let out = common::whittle(&b.root, &["prune"]);
+    assert!(out.ok, "{}", out.stderr);
+    assert_eq!(s.remote_blobs().unwrap().len(), 3);
+
+    // save fetches them (from the cache's repository, digests checked).
+    let mark = reg.log().len();
+    let tar = b.ctx.join("../app.tar");
+    let out = common::whittle(&b.root, &["save", "-o", tar.to_str().unwrap(), "app:1"]);
+    assert!(out.ok, "{}", out.stderr);
+    let mut want: Vec<String> = cached.iter().map(ToString::to_string).collect();
+    want.sort();
+    assert_eq!(layer_gets(&reg, mark, &cached), want);
+    assert!(cached.iter().all(|l| s.has_blob(l)));
+    let out = common::whittle(&b.root, &["fsck"]);
+    assert_eq!(count(&out.stdout, "remote blob"), 0, "{}", out.stdout);
+
+    // run, on the image half remote again (and without snapshots of it).
+    drop_blobs(&b, &cached);
+    assert!(common::whittle(&b.root, &["prune"]).ok);
+    let mark = reg.log().len();
+    let out = common::whittle(&b.root, &["run", "--rm", "app:1", "cat", "/all.txt"]);
+    assert!(out.ok, "{}", out.stderr);
+    assert_eq!(out.stdout, "from a\nbuilt\nfrom b\n");
+    assert_eq!(layer_gets(&reg, mark, &cached), want);
+
+    // FROM it in a later build.
+    drop_blobs(&b, &cached);
+    assert!(common::whittle(&b.root, &["prune"]).ok);
+    let mark = reg.log().len();
+    fs::write(
+        b.ctx.join("Dockerfile"),
+        "FROM app:1\nRUN cat /all.txt /out.txt > /again.txt\n",
+    )
+    .unwrap();
+    let ctx = b.ctx.to_string_lossy().into_owned();
+    let out = common::whittle(
+        &b.root,
+        &[
+            "build",
+            "--progress=plain",
+            "--network=none",
+            "-t",
+            "app:2",
+            &ctx,
+        ],
+    );
+    assert!(out.ok, "{}", out.stderr);
+    assert_eq!(
+        common::image_file(&b.root, "app:2", "again.txt").unwrap(),
+        b"from a\nbuilt\nfrom b\nfrom a\nbuilt\n"
+    );
+    assert_eq!(layer_gets(&reg, mark, &cached), want);
+
+    // A blob the registry serves with other bytes is refused: nothing stored, the error
+    // names where it was fetched from.
+    drop_blobs(&b, &cached);
+    let victim = reg.blob_file(cached[0].as_str());
+    let good = fs::read(&victim).unwrap();
+    let mut bad = good.clone();
+    let last = bad.len() - 1;
+    bad[last] ^= 0xff;
+    fs::write(&victim, &bad).unwrap();
+    let out = common::whittle(&b.root, &["save", "-o", tar.to_str().unwrap(), "app:1"]);
+    assert!(!out.ok, "a tampered layer was saved");
+    assert!(
+        out.stderr
+            .contains(&format!("is in {}/app/cache", reg.host())),
+        "{}",
+        out.stderr
+    );
+    assert!(!s.has_blob(&cached[0]));
+    fs::write(&victim, &good).unwrap();
+
+    // Pushed where no mount is possible (another registry): fetched, then uploaded.
+    let reg2 = Registry::start();
+    let elsewhere = format!("{}/other:1", reg2.host());
+    let mark = reg.log().len();
+    let out = common::whittle(&b.root, &["push", "app:1", &elsewhere]);
+    assert!(out.ok, "{}", out.stderr);
+    assert_eq!(layer_gets(&reg, mark, &cached), want);
+    let d = common::env();
+    let out = common::whittle(&d.root, &["pull", &elsewhere]);
+    assert!(out.ok, "{}", out.stderr);
+    let pulled = Store::open(&d.root)
+        .unwrap()
+        .resolve(&elsewhere)
+        .unwrap()
+        .image;
+    assert_eq!(pulled.manifest, a_img.manifest);
+
+    // Once no image names them, prune drops the records.
+    for t in ["app:1", "app:2"] {
+        let out = common::whittle(&b.root, &["rmi", t]);
+        assert!(out.ok, "{}", out.stderr);
+    }
+    let out = common::whittle(&b.root, &["prune"]);
+    assert!(out.ok, "{}", out.stderr);
+    assert_eq!(s.remote_blobs().unwrap(), Vec::new());
 }
 
 /// Builds `DOCKERFILE` on a fresh runner with `--cache-from from`; checks the image is A's

@@ -139,6 +139,15 @@ pub trait Exporter {
     fn describe(&self) -> String;
     /// Whether it reads the image (manifest, config, blobs) rather than only the files.
     fn needs_image(&self) -> bool;
+    /// Whether it reads the bytes of the image's layers (a push need not: a layer the store
+    /// knows only as remote is mounted from its repository).
+    fn reads_layers(&self) -> bool {
+        self.needs_image()
+    }
+    /// The name it pushes the image to, for a registry output.
+    fn pushes_to(&self) -> Option<&Reference> {
+        None
+    }
     /// Writes the result; returns lines worth showing the user (a daemon's reply, what was
     /// pushed where).
     fn export(&self, built: &Built<'_>) -> Result<Vec<String>, ExportError>;
@@ -309,6 +318,14 @@ pub fn exporters(
     Ok(out)
 }
 
+/// The registry every push among `exporters` goes to, when there are pushes and they all go to
+/// one registry.
+pub fn one_push_registry(exporters: &[Box<dyn Exporter>]) -> Option<String> {
+    let mut registries = exporters.iter().filter_map(|e| e.pushes_to());
+    let first = registries.next()?.registry.clone();
+    registries.all(|r| r.registry == first).then_some(first)
+}
+
 fn image<'a>(built: &Built<'a>, who: &dyn Exporter) -> Result<&'a ImageRecord, ExportError> {
     built
         .image
@@ -326,6 +343,9 @@ impl Exporter for StoreImage {
     }
     fn needs_image(&self) -> bool {
         true
+    }
+    fn reads_layers(&self) -> bool {
+        false
     }
     fn export(&self, built: &Built<'_>) -> Result<Vec<String>, ExportError> {
         let target = match built.index {
@@ -540,6 +560,12 @@ impl Exporter for Registry {
     }
     fn needs_image(&self) -> bool {
         true
+    }
+    fn reads_layers(&self) -> bool {
+        false
+    }
+    fn pushes_to(&self) -> Option<&Reference> {
+        Some(&self.target)
     }
     fn export(&self, built: &Built<'_>) -> Result<Vec<String>, ExportError> {
         let pushed = match built.index {

@@ -7,7 +7,9 @@
 //! - A lazy layer's blob is fetched and unpacked into a snapshot ([`Solver::ensure_files`])
 //!   only when a step must read its files: a miss on top of it, a `COPY --from` whose
 //!   selection the cache did not record, `--chown` names, an output of files. An image output
-//!   fetches the blob alone (its diff id checked by reading it decompressed).
+//!   fetches the blob alone (its diff id checked by reading it decompressed), unless the image
+//!   only goes to the cache's registry: then the blob is recorded in the store as remote, and
+//!   the push mounts it from the cache's repository.
 //! - A blob that fails a check is refused in its cache and the build starts again
 //!   ([`Solver::run_with_imports`]): what was built meanwhile is in the store's cache, and the
 //!   steps that used the refused layer are built. A warning names the cache, layer and problem.
@@ -149,12 +151,39 @@ impl Solver<'_> {
                 self.ensure_files(root)?;
             }
             if self.opts.image {
+                let mut remote = Vec::new();
                 for lz in root.layers.iter().filter_map(|l| l.lazy.as_ref()) {
-                    self.fetch_checked(lz)?;
+                    match self.remote_blob(lz) {
+                        Some(rb) => remote.push(rb),
+                        None => self.fetch_checked(lz)?,
+                    }
                 }
+                self.store.record_remote_blobs(&remote)?;
             }
         }
         Ok(())
+    }
+
+    /// A lazy layer of the image as a remote blob, when the image only goes to the registry
+    /// its cache is on ([`BuildOptions::push_registry`]) and the blob is not here: the push
+    /// mounts it from the cache's repository. Its diff id is the cache's word (docs/cache.md,
+    /// "Trust").
+    fn remote_blob(&self, lz: &Lazy) -> Option<whittle_store::RemoteBlob> {
+        let to = self.opts.push_registry.as_ref()?;
+        let from = lz.from.registry_reference()?;
+        if &from.registry != to
+            || self.store.has_blob(&lz.layer.blob)
+            || contains(&self.remote.checked, &lz.layer.chain_id)
+        {
+            return None;
+        }
+        Some(whittle_store::RemoteBlob {
+            digest: lz.layer.blob.clone(),
+            size: lz.layer.size,
+            media_type: lz.layer.media_type.clone(),
+            registry: from.registry.clone(),
+            repository: from.repository.clone(),
+        })
     }
 
     /// A lazy layer's blob in the store, checked against its diff id.
@@ -527,8 +556,9 @@ impl Solver<'_> {
     }
 
     /// A layer's blob for the cache: an imported layer's own (fetched unless `target` is the
-    /// repository it came from), else the layer compressed once (the record the image export
-    /// keeps, so the image and the cache share blobs).
+    /// repository it came from, or a registry the store knows it to be on), else the layer
+    /// compressed once (the record the image export keeps, so the image and the cache share
+    /// blobs).
     fn layer_blob(
         &self,
         l: &Layer,
@@ -536,7 +566,10 @@ impl Solver<'_> {
         target: Option<&whittle_oci::Reference>,
     ) -> Result<Option<(Digest, String, u64)>> {
         if let Some(lz) = &l.lazy {
-            let there = target.is_some_and(|r| lz.from.is_repository(r));
+            // In the target repository already, or recorded as remote on its registry (the
+            // push mounts it).
+            let mountable = |r: &whittle_oci::Reference| matches!(self.store.remote_blob(&lz.layer.blob), Ok(Some(rb)) if rb.registry == r.registry);
+            let there = target.is_some_and(|r| lz.from.is_repository(r) || mountable(r));
             if !there && !self.store.has_blob(&lz.layer.blob) {
                 if let Err(e) = self.fetch_checked(lz) {
                     self.progress.event(Event::Note {

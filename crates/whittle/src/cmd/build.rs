@@ -627,7 +627,7 @@ pub fn run(mut args: BuildArgs, root: Option<&Path>) -> anyhow::Result<ExitCode>
     };
     whittle_solver::export::check_platforms(&outputs, platforms.len())?;
     let exporters = whittle_solver::export::exporters(&outputs, &tags, args.push, &env)?;
-    let store = super::storeutil::open(root)?;
+    let store = super::storeutil::open_with(root, env.push.client.clone())?;
     let df = match whittle_dockerfile::parse(&src.text) {
         Ok(df) => df,
         Err(e) => {
@@ -843,6 +843,11 @@ pub fn run(mut args: BuildArgs, root: Option<&Path>) -> anyhow::Result<ExitCode>
         || args.metadata_file.is_some()
         || !attest.is_empty();
     bo.files = exporters.iter().any(|e| !e.needs_image());
+    // Layers from a cache on the registry the image is pushed to are mounted there, not
+    // fetched, when nothing else reads their bytes (docs/cache.md).
+    if attest.is_empty() && !exporters.iter().any(|e| e.reads_layers()) {
+        bo.push_registry = whittle_solver::export::one_push_registry(&exporters);
+    }
     // With attestations the index is the attestations' (images, then attestation manifests):
     // the solver's own would be a second, orphaned one.
     bo.index = attest.is_empty();

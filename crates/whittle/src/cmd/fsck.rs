@@ -1,4 +1,4 @@
-//! `whittle fsck [--repair]`: re-hash every blob and check every reference.
+//! `whittle fsck [--repair] [--fetch]`: re-hash every blob and check every reference.
 
 use super::storeutil::{human_size, open};
 use std::path::Path;
@@ -11,11 +11,20 @@ pub struct FsckArgs {
     /// Also delete corrupt blobs (load or pull the images again afterwards).
     #[arg(long)]
     repair: bool,
+    /// First fetch the layers images name that are only in a registry (a build cache's layers
+    /// of a pushed image), so that they are checked too.
+    #[arg(long)]
+    fetch: bool,
 }
 
 /// Runs `whittle fsck`.
 pub fn run(args: FsckArgs, root: Option<&Path>) -> anyhow::Result<ExitCode> {
     let store = open(root)?;
+    if args.fetch {
+        for b in store.fetch_remote_image_blobs()? {
+            println!("fetched blob {} from {}", b.digest, b.place());
+        }
+    }
     let r = store.fsck(args.repair)?;
     for p in &r.temp_removed {
         println!("removed leftover temp file {}", p.display());
@@ -36,6 +45,9 @@ pub fn run(args: FsckArgs, root: Option<&Path>) -> anyhow::Result<ExitCode> {
     }
     for (img, blob) in &r.missing {
         println!("MISSING blob {blob} of image {img}");
+    }
+    for (img, blob, place) in &r.remote {
+        println!("remote blob {blob} of image {img}: in {place} (whittle fsck --fetch)");
     }
     for (tag, manifest) in &r.dangling_tags {
         println!("DANGLING tag {tag}: its image {manifest} is gone (whittle rmi {tag}, then rebuild or pull it)");

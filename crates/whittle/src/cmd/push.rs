@@ -1,7 +1,6 @@
 //! `whittle push IMAGE [DESTINATION]`: upload a stored image to a registry.
 
 use super::regutil::{progress, TransportArgs};
-use super::storeutil::open;
 use anyhow::Context;
 use std::path::Path;
 use std::process::ExitCode;
@@ -45,7 +44,7 @@ pub struct PushArgs {
 
 /// Runs `whittle push`.
 pub fn run(args: PushArgs, root: Option<&Path>) -> anyhow::Result<ExitCode> {
-    let store = open(root)?;
+    let store = super::storeutil::open_with(root, args.transport.client_options())?;
     let platform = args
         .platform
         .as_deref()
@@ -105,6 +104,7 @@ pub fn run(args: PushArgs, root: Option<&Path>) -> anyhow::Result<ExitCode> {
         also_tags: also,
         progress: progress(args.quiet, "uploading"),
         compression: args.compression.compression()?,
+        ..PushOptions::default()
     };
     let pushed = match &index {
         Some(ix) => whittle_registry::push_index(&store, ix, &dest, &opts),

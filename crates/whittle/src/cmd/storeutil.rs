@@ -6,12 +6,28 @@ use std::path::Path;
 use whittle_store::Store;
 
 /// Opens the store at `--root`, else at the default root (`$WHITTLE_ROOT`, `/var/lib/whittle`
-/// for root, `$XDG_DATA_HOME/whittle` otherwise).
+/// for root, `$XDG_DATA_HOME/whittle` otherwise). Blobs it knows only as remote (a build
+/// cache's layers that a pushed image names) are fetched with the default registry options.
 pub fn open(root: Option<&Path>) -> anyhow::Result<Store> {
+    open_with(root, whittle_registry::ClientOptions::default())
+}
+
+/// [`open`], fetching remote blobs with `client` (a command's `--insecure-registry` and
+/// `--certs-dir`).
+pub fn open_with(
+    root: Option<&Path>,
+    client: whittle_registry::ClientOptions,
+) -> anyhow::Result<Store> {
     let root = root
         .map(Path::to_path_buf)
         .unwrap_or_else(whittle_store::default_root);
-    Store::open(&root).with_context(|| format!("opening the store at {}", root.display()))
+    let store =
+        Store::open(&root).with_context(|| format!("opening the store at {}", root.display()))?;
+    Ok(
+        store.with_fetcher(std::sync::Arc::new(whittle_registry::RegistryFetcher::new(
+            client,
+        ))),
+    )
 }
 
 /// Sizes the way docker prints them (SI units).

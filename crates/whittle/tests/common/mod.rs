@@ -9,6 +9,8 @@ use whittle_layer::{write_layer, WriteOptions};
 use whittle_oci::Reference;
 use whittle_store::Store;
 
+pub mod registry;
+
 /// True when running as root; outside CI a test without it is skipped with a message, in CI
 /// (which runs as root) it fails.
 pub fn privileged(what: &str) -> bool {
