@@ -615,3 +615,20 @@ fn by_default_every_ready_step_runs_at_once_as_in_buildkit() {
         "the three steps did not all run at once"
     );
 }
+
+#[test]
+fn another_compression_level_gives_another_blob_not_the_cached_one() {
+    let e = env();
+    std::fs::write(e.context.join("a.txt"), "compress me ".repeat(4000)).unwrap();
+    let g = graph("FROM scratch\nCOPY a.txt /\n", &[]);
+    let level = |l| {
+        move |o: &mut BuildOptions| o.compression = whittle_layer::Compression::Gzip { level: l }
+    };
+    let fast = solve(&e, &g, level(1)).result.unwrap();
+    let best = solve(&e, &g, level(9)).result.unwrap();
+    let layer = |r: &whittle_solver::BuildResult| {
+        e.store.manifest(r.image.as_ref().unwrap()).unwrap().layers[0].clone()
+    };
+    assert_ne!(layer(&fast).digest, layer(&best).digest);
+    assert!(layer(&best).size < layer(&fast).size);
+}

@@ -152,13 +152,11 @@ impl Solver<'_> {
         Ok((digest, info.media_type.to_string(), size, info.diff_id))
     }
 
-    /// The cache key of a layer's blob for a compression (the epoch clamps its mtimes).
+    /// The cache key of a layer's blob for a compression and its level (the epoch clamps its
+    /// mtimes). With the media type alone, a `--compression-level` other than the one a
+    /// layer was first compressed at got the old blob.
     fn blob_key(&self, diff_id: &Digest, compression: whittle_layer::Compression) -> String {
-        format!(
-            "blob:{diff_id}:{}:{}",
-            compression.media_type(),
-            self.opts.epoch
-        )
+        format!("blob:{diff_id}:{compression:?}:{}", self.opts.epoch)
     }
 
     /// Tars and compresses a snapshot directory into a new blob of the store.
