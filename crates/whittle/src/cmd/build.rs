@@ -613,7 +613,7 @@ pub fn run(mut args: BuildArgs, root: Option<&Path>) -> anyhow::Result<ExitCode>
     // DOCKER_HOST would waste the build.
     let compression = args.compression.compression()?;
     let env = ExportEnv {
-        compression,
+        compression: args.compression.stored()?,
         push: whittle_registry::PushOptions {
             client: args.transport.client_options(),
             progress: super::regutil::progress(quiet_flag(&args), "uploading"),

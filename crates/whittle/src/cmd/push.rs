@@ -103,7 +103,7 @@ pub fn run(args: PushArgs, root: Option<&Path>) -> anyhow::Result<ExitCode> {
         chunk_size: args.chunk_size,
         also_tags: also,
         progress: progress(args.quiet, "uploading"),
-        compression: args.compression.compression()?,
+        compression: args.compression.stored()?,
         ..PushOptions::default()
     };
     let pushed = match &index {
