@@ -10,7 +10,7 @@
 #
 # BuildKit runs in its own dockerd (no bridge, no iptables, own data root under $BENCH_DIR),
 # the registry is Debian's docker-registry on 127.0.0.1:<free port>; both are stopped on exit.
-# Writes bench/push-bytes-results.md.
+# Env: WHITTLE_BUILD_ARGS (extra build flags), RESULTS (default bench/push-bytes-results.md).
 set -Eeuo pipefail
 cd "$(dirname "${BASH_SOURCE[0]}")/.."
 REPO=$PWD
@@ -18,7 +18,9 @@ REPO=$PWD
 EXAMPLES=("$@")
 [ ${#EXAMPLES[@]} -gt 0 ] || EXAMPLES=(go-fat python-venv rust-distroless target-debug)
 BENCH_DIR=${BENCH_DIR:-/var/lib/whittle-bench-push}
-RESULTS=$REPO/bench/push-bytes-results.md
+RESULTS=${RESULTS:-$REPO/bench/push-bytes-results.md}
+# Extra `whittle build` flags, e.g. "--compression gzip --compression-level 6".
+read -r -a BUILD_ARGS <<<"${WHITTLE_BUILD_ARGS:-}"
 
 declare -A BASES=([go-scratch]="golang" [go-fat]="golang" [rust-distroless]="rust cc"
   [python-venv]="python" [target-debug]="rust cc" [java-jdk-jre]="jdk jre")
@@ -118,7 +120,8 @@ for n in "${EXAMPLES[@]}"; do
   rm -rf "$ctx" && cp -a "examples/$n" "$ctx"
   sed -i '/^# *syntax *=/d' "$ctx/Dockerfile"
   log "$n: whittle build and push"
-  "$WHITTLE" --root "$W_ROOT" build -q --network none -t "$REG/whittle/$n:latest" "$ctx" >/dev/null
+  "$WHITTLE" --root "$W_ROOT" build -q --network none ${BUILD_ARGS[@]+"${BUILD_ARGS[@]}"} \
+    -t "$REG/whittle/$n:latest" "$ctx" >/dev/null
   "$WHITTLE" --root "$W_ROOT" push "$REG/whittle/$n:latest" >/dev/null
   log "$n: BuildKit build and push"
   $DOCKER build -q --network=none -t "$REG/buildkit/$n:latest" "$ctx" >/dev/null
@@ -131,7 +134,7 @@ done
 {
   echo "# Bytes pushed: whittle vs BuildKit"
   echo
-  echo "\`bench/push-bytes.sh ${EXAMPLES[*]}\`, $(date -u '+%Y-%m-%d %H:%M UTC'), whittle $WHITTLE_REV (release),"
+  echo "\`bench/push-bytes.sh ${EXAMPLES[*]}\`${WHITTLE_BUILD_ARGS:+ (whittle build $WHITTLE_BUILD_ARGS)}, $(date -u '+%Y-%m-%d %H:%M UTC'), whittle $WHITTLE_REV (release),"
   echo "$($DOCKER version --format 'Docker {{.Server.Version}}') (BuildKit built in), docker-registry on 127.0.0.1."
   echo
   echo "| example | whittle pushes | BuildKit pushes | whittle ÷ BuildKit |"
@@ -140,7 +143,8 @@ done
   echo
   echo "- The image's config and layers as the pushed manifest lists them. Base images loaded from the"
   echo "  docker archives of scripts/base-images.sh (uncompressed layers) into both tools."
-  echo "- whittle compresses with its default (gzip level 4, deterministic, remembered by diff id);"
-  echo "  dockerd with Go's gzip at its default level when it pushes."
+  echo "- whittle: layers stored uncompressed (the bases) at gzip level 6 when pushed, the layers the"
+  echo "  build makes at level 4 (both deterministic, remembered by diff id); dockerd with Go's gzip"
+  echo "  at its default level when it pushes."
 } >"$RESULTS"
 cat "$RESULTS"
