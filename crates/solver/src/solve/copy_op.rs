@@ -65,13 +65,6 @@ impl Solver<'_> {
         // Incremental COPY: the files of this step's last snapshot whose sources are unchanged
         // are linked, not copied (local sources only: their index has each file's digest).
         let step = self.step_name(&self.origin(vx));
-        let previous = match &src {
-            copy::Source::Context { .. } => self.store.copy_manifest(&step),
-            copy::Source::Merged(_) => None,
-        };
-        let previous_dir = previous
-            .as_ref()
-            .map(|m| self.store.snapshot_path(&m.chain));
         let copied = Mutex::new(Vec::new());
         let out = self.layer_step(
             vx,
@@ -80,6 +73,14 @@ impl Solver<'_> {
             json!({"files": files, "owner": owner_key, "changed": notes}),
             &[from],
             |dir, below, _| {
+                // Read on a miss only: a no-change build does not load the manifest.
+                let previous = match &src {
+                    copy::Source::Context { .. } => self.store.copy_manifest(&step),
+                    copy::Source::Merged(_) => None,
+                };
+                let previous_dir = previous
+                    .as_ref()
+                    .map(|m| self.store.snapshot_path(&m.chain));
                 let reuse = previous
                     .as_ref()
                     .zip(previous_dir.as_deref())
