@@ -3,6 +3,10 @@
 //!
 //! ## Why a hand-written parallel gzip
 //!
+//! (This describes [`ParallelGzEncoder`], which compresses a tar stream it knows nothing
+//! about, e.g. a stored layer at push. A layer written from a directory is cut into blocks at
+//! entry marks instead, with the same per-block deflate: see `blocks`.)
+//!
 //! Layers must be byte-identical whatever the number of cores, so the output may depend only on
 //! the input bytes and the level. We cut the uncompressed stream into fixed-size blocks
 //! ([`GZIP_BLOCK`], at fixed offsets, independent of how callers chunk their writes), deflate each
@@ -150,11 +154,8 @@ impl<W: Write> Write for CompressWriter<W> {
 
 type BlockResult = io::Result<Vec<u8>>;
 
-struct Job {
-    data: Vec<u8>,
-    last: bool,
-    reply: SyncSender<BlockResult>,
-}
+/// A job of a [`Pool`]: runs on a worker and replies on its own channel.
+type Job = Box<dyn FnOnce() + Send>;
 
 /// Whether a block looks incompressible (already-compressed media, archives, random data, or a
 /// tar of many such small files): apart from runs of zeros, four 64 KiB windows spread over
@@ -229,7 +230,7 @@ const MIN_ZERO_RUN: usize = 64;
 
 /// Deflates one block into a raw deflate stream: sync-flushed (byte aligned, not final) unless
 /// `last`, in which case it carries the final-block bit.
-fn deflate_block(data: &[u8], level: u32, last: bool) -> BlockResult {
+pub(crate) fn deflate_block(data: &[u8], level: u32, last: bool) -> BlockResult {
     if level > 1 && incompressible(data) {
         return Ok(deflate_stored_zero_runs(data, last));
     }
@@ -397,24 +398,37 @@ fn deflate_with(data: &[u8], level: u32, last: bool) -> BlockResult {
     Ok(out)
 }
 
-/// gzip encoder that compresses fixed-size blocks on worker threads; see the module docs for why
-/// its output does not depend on the thread count.
-pub struct ParallelGzEncoder<W: Write> {
-    inner: Option<W>,
-    level: u32,
-    buf: Vec<u8>,
-    crc: crc32fast::Hasher,
-    total: u64,
+/// Runs jobs on worker threads (or inline with one thread); each submission gives a
+/// [`Pending`] result, which the caller waits for in submission order, so the output's order
+/// never depends on the threads.
+pub(crate) struct Pool {
     jobs: Option<SyncSender<Job>>,
     workers: Vec<JoinHandle<()>>,
-    pending: VecDeque<Receiver<BlockResult>>,
-    max_pending: usize,
-    header_written: bool,
 }
 
-impl<W: Write> ParallelGzEncoder<W> {
-    /// Compresses into `inner` at `level` (0–9) with `threads` workers (1 = inline, no threads).
-    pub fn new(inner: W, level: u32, threads: usize) -> Self {
+/// A job's result, not yet or already there.
+pub(crate) enum Pending<T> {
+    Ready(T),
+    Waiting(Receiver<T>),
+}
+
+impl<T> Pending<T> {
+    pub(crate) fn wait(self) -> io::Result<T> {
+        match self {
+            Pending::Ready(b) => Ok(b),
+            Pending::Waiting(rx) => rx
+                .recv()
+                .map_err(|_| io::Error::other("a compression worker thread died")),
+        }
+    }
+}
+
+/// A deflated block (see [`deflate_block`]).
+pub(crate) type PendingBlock = Pending<BlockResult>;
+
+impl Pool {
+    /// `threads` workers (1 = inline, no threads).
+    pub(crate) fn new(threads: usize) -> Self {
         let threads = threads.max(1);
         let mut workers = Vec::new();
         let mut jobs = None;
@@ -429,21 +443,76 @@ impl<W: Write> ParallelGzEncoder<W> {
                         Err(_) => return,
                     };
                     let Ok(job) = job else { return };
-                    let _ = job.reply.send(deflate_block(&job.data, level, job.last));
+                    job();
                 }));
             }
             jobs = Some(tx);
         }
+        Pool { jobs, workers }
+    }
+
+    /// How many jobs may be in flight before the oldest is waited for.
+    pub(crate) fn max_pending(&self) -> usize {
+        self.workers.len().max(1) * 2
+    }
+
+    /// Runs `f` on a worker (inline with one thread).
+    pub(crate) fn submit<T: Send + 'static>(
+        &self,
+        f: impl FnOnce() -> T + Send + 'static,
+    ) -> io::Result<Pending<T>> {
+        match &self.jobs {
+            None => Ok(Pending::Ready(f())),
+            Some(tx) => {
+                let (reply, rx) = mpsc::sync_channel(1);
+                tx.send(Box::new(move || {
+                    let _ = reply.send(f());
+                }))
+                .map_err(|_| io::Error::other("compression worker threads died"))?;
+                Ok(Pending::Waiting(rx))
+            }
+        }
+    }
+}
+
+impl Drop for Pool {
+    fn drop(&mut self) {
+        // Closing the job channel stops the workers.
+        self.jobs = None;
+        for w in self.workers.drain(..) {
+            let _ = w.join();
+        }
+    }
+}
+
+/// The gzip header whittle writes: magic, CM=deflate, FLG=0, MTIME=0, XFL=0, OS=255 (unknown):
+/// nothing host-dependent.
+pub(crate) const GZIP_HEADER: [u8; 10] = [0x1f, 0x8b, 8, 0, 0, 0, 0, 0, 0, 255];
+
+/// gzip encoder that compresses fixed-size blocks on worker threads; see the module docs for why
+/// its output does not depend on the thread count.
+pub struct ParallelGzEncoder<W: Write> {
+    inner: Option<W>,
+    buf: Vec<u8>,
+    crc: crc32fast::Hasher,
+    total: u64,
+    level: u32,
+    pool: Pool,
+    pending: VecDeque<PendingBlock>,
+    header_written: bool,
+}
+
+impl<W: Write> ParallelGzEncoder<W> {
+    /// Compresses into `inner` at `level` (0–9) with `threads` workers (1 = inline, no threads).
+    pub fn new(inner: W, level: u32, threads: usize) -> Self {
         ParallelGzEncoder {
             inner: Some(inner),
-            level,
             buf: Vec::with_capacity(GZIP_BLOCK),
             crc: crc32fast::Hasher::new(),
             total: 0,
-            jobs,
-            workers,
+            level,
+            pool: Pool::new(threads),
             pending: VecDeque::new(),
-            max_pending: threads * 2,
             header_written: false,
         }
     }
@@ -456,19 +525,15 @@ impl<W: Write> ParallelGzEncoder<W> {
 
     fn write_header(&mut self) -> io::Result<()> {
         if !self.header_written {
-            // Magic, CM=deflate, FLG=0, MTIME=0, XFL=0, OS=255 (unknown): nothing host-dependent.
-            self.inner()?
-                .write_all(&[0x1f, 0x8b, 8, 0, 0, 0, 0, 0, 0, 255])?;
+            self.inner()?.write_all(&GZIP_HEADER)?;
             self.header_written = true;
         }
         Ok(())
     }
 
     fn drain_one(&mut self) -> io::Result<()> {
-        if let Some(rx) = self.pending.pop_front() {
-            let block = rx
-                .recv()
-                .map_err(|_| io::Error::other("gzip worker thread died"))??;
+        if let Some(p) = self.pending.pop_front() {
+            let block = p.wait()??;
             self.inner()?.write_all(&block)?;
         }
         Ok(())
@@ -484,20 +549,13 @@ impl<W: Write> ParallelGzEncoder<W> {
                 Vec::with_capacity(GZIP_BLOCK)
             },
         );
-        match &self.jobs {
-            None => {
-                let block = deflate_block(&data, self.level, last)?;
-                self.inner()?.write_all(&block)?;
-            }
-            Some(tx) => {
-                let (reply, rx) = mpsc::sync_channel(1);
-                tx.send(Job { data, last, reply })
-                    .map_err(|_| io::Error::other("gzip worker threads died"))?;
-                self.pending.push_back(rx);
-                while self.pending.len() > self.max_pending {
-                    self.drain_one()?;
-                }
-            }
+        let level = self.level;
+        let p = self
+            .pool
+            .submit(move || deflate_block(&data, level, last))?;
+        self.pending.push_back(p);
+        while self.pending.len() > self.pool.max_pending() {
+            self.drain_one()?;
         }
         Ok(())
     }
@@ -537,17 +595,6 @@ impl<W: Write> Write for ParallelGzEncoder<W> {
     /// it only flushes the blocks already compressed.
     fn flush(&mut self) -> io::Result<()> {
         Ok(())
-    }
-}
-
-impl<W: Write> Drop for ParallelGzEncoder<W> {
-    fn drop(&mut self) {
-        // Closing the job channel stops the workers.
-        self.jobs = None;
-        self.pending.clear();
-        for w in self.workers.drain(..) {
-            let _ = w.join();
-        }
     }
 }
 

@@ -9,18 +9,22 @@
 
 #![cfg_attr(test, allow(clippy::unwrap_used))]
 
+pub mod blocks;
 pub mod compress;
 pub mod digest;
 pub mod error;
 pub mod extract;
+pub mod sha256;
 pub mod write;
 
+pub use blocks::{BlockIndex, Previous};
 pub use compress::{decompress, detect, Compression, Detected};
 pub use digest::{chain_id, Digest, HashingReader, HashingWriter};
 pub use error::{ExtractError, WriteError};
 pub use extract::{extract_layer, DevicePolicy, ExtractOptions, ExtractSummary, WhiteoutMode};
 pub use write::{
-    default_epoch, write_layer, LayerInfo, SourceKind, WriteOptions, OPAQUE_MARKER, WHITEOUT_PREFIX,
+    default_epoch, write_layer, write_layer_reusing, LayerInfo, SourceKind, WriteOptions,
+    OPAQUE_MARKER, WHITEOUT_PREFIX,
 };
 
 /// Layer media types, named here as before (they live in `whittle_oci::media_type`).

@@ -1,12 +1,13 @@
 //! Deterministic layer tars from a directory or an overlay upper dir.
 
+use crate::blocks::{BlockIndex, GzLayerSink, Previous};
 use crate::compress::{CompressWriter, Compression};
 use crate::digest::{Digest, HashingWriter};
 use crate::error::WriteError;
 use std::collections::{BTreeMap, HashMap, HashSet};
 use std::ffi::OsString;
 use std::fs::{self, File, Metadata};
-use std::io::{self, Read, Write};
+use std::io::{Read, Write};
 use std::os::unix::ffi::{OsStrExt, OsStringExt};
 use std::os::unix::fs::{FileTypeExt, MetadataExt, OpenOptionsExt};
 use std::path::{Path, PathBuf};
@@ -85,9 +86,67 @@ pub struct LayerInfo {
     /// Entries whose mtime in the tar differs from the source's (clamped to the epoch): 0 means
     /// the source directory holds exactly what the tar does.
     pub mtimes_clamped: u64,
+    /// Bytes of the tar whose compressed form was taken from the previous layer's blob
+    /// (see [`write_layer_reusing`]).
+    pub reused: u64,
+    /// Of those, bytes before the first change: neither read nor hashed.
+    pub skipped: u64,
 }
 
 type Sink<W> = HashingWriter<CompressWriter<HashingWriter<W>>>;
+
+/// Where the tar stream goes: a gzip layer through [`GzLayerSink`] (cut at entries, able to
+/// reuse a previous layer's blocks), other compressions through a plain stream.
+enum Out<'p, W: Write> {
+    Stream(Sink<W>, Vec<u8>),
+    Gz(GzLayerSink<'p, W>),
+}
+
+impl<W: Write> Out<'_, W> {
+    fn entry(&mut self, path: &[u8]) -> Result<(), WriteError> {
+        match self {
+            Out::Stream(..) => Ok(()),
+            Out::Gz(g) => g.entry(path),
+        }
+    }
+
+    fn bytes(&mut self, b: &[u8]) -> Result<(), WriteError> {
+        match self {
+            Out::Stream(w, _) => w.write_all(b).map_err(WriteError::Output),
+            Out::Gz(g) => g.bytes(b),
+        }
+    }
+
+    /// The data of a regular file, exactly `len` bytes (a file that shrank meanwhile fails).
+    fn file(&mut self, abs: &Path, path: &[u8], m: &Metadata, len: u64) -> Result<(), WriteError> {
+        match self {
+            Out::Gz(g) => g.file(abs, path, m, len),
+            Out::Stream(w, buf) => {
+                let mut f = File::options()
+                    .read(true)
+                    .custom_flags(rustix::fs::OFlags::NOFOLLOW.bits() as i32)
+                    .open(abs)
+                    .map_err(|err| WriteError::io(abs, err))?;
+                buf.resize(256 * 1024, 0);
+                let mut left = len;
+                while left > 0 {
+                    let want = buf.len().min(usize::try_from(left).unwrap_or(usize::MAX));
+                    let n = f
+                        .read(&mut buf[..want])
+                        .map_err(|e| WriteError::io(abs, e))?;
+                    if n == 0 {
+                        return Err(WriteError::FileChanged(PathBuf::from(
+                            String::from_utf8_lossy(path).as_ref(),
+                        )));
+                    }
+                    w.write_all(&buf[..n]).map_err(WriteError::Output)?;
+                    left -= n as u64;
+                }
+                Ok(())
+            }
+        }
+    }
+}
 
 /// Writes `src` as a layer tar into `out`, compressing and hashing in one streaming pass.
 /// Returns what was written and `out` back.
@@ -96,12 +155,34 @@ pub fn write_layer<W: Write>(
     opts: &WriteOptions,
     out: W,
 ) -> Result<(LayerInfo, W), WriteError> {
-    let blob = HashingWriter::new(out);
-    let comp =
-        CompressWriter::new(blob, opts.compression, opts.threads).map_err(WriteError::Output)?;
-    let tar = HashingWriter::new(comp);
+    write_layer_reusing(src, opts, out, None).map(|(info, _, out)| (info, out))
+}
+
+/// [`write_layer`], taking unchanged gzip blocks from `previous` (the same layer's last
+/// version, see [`crate::blocks`]), and giving this layer's [`BlockIndex`] (gzip only) for
+/// the next version. The bytes are the same as without `previous`.
+pub fn write_layer_reusing<W: Write>(
+    src: &Path,
+    opts: &WriteOptions,
+    out: W,
+    previous: Option<Previous<'_>>,
+) -> Result<(LayerInfo, Option<BlockIndex>, W), WriteError> {
+    let meta = fs::symlink_metadata(src).map_err(|e| WriteError::io(src, e))?;
+    if !meta.is_dir() {
+        return Err(WriteError::NotADirectory(src.to_path_buf()));
+    }
+    let sink = match opts.compression {
+        Compression::Gzip { level } => {
+            Out::Gz(GzLayerSink::new(out, level.min(9), opts.threads, previous))
+        }
+        c => {
+            let blob = HashingWriter::new(out);
+            let comp = CompressWriter::new(blob, c, opts.threads).map_err(WriteError::Output)?;
+            Out::Stream(HashingWriter::new(comp), Vec::new())
+        }
+    };
     let mut w = TarWriter {
-        builder: tar::Builder::new(tar),
+        out: sink,
         epoch: opts.epoch,
         overlay: opts.source == SourceKind::OverlayUpper,
         exclude: opts
@@ -112,31 +193,47 @@ pub fn write_layer<W: Write>(
         links: HashMap::new(),
         clamped: 0,
     };
-    let meta = fs::symlink_metadata(src).map_err(|e| WriteError::io(src, e))?;
-    if !meta.is_dir() {
-        return Err(WriteError::NotADirectory(src.to_path_buf()));
-    }
     w.walk_dir(src, &mut Vec::new())?;
+    // The end of the archive: two zero blocks.
+    w.out.bytes(&[0; 1024])?;
     let mtimes_clamped = w.clamped;
-    let tar = w.builder.into_inner().map_err(WriteError::Output)?;
-    let (comp, diff_id, uncompressed_size) = tar.finish();
-    let blob = comp.finish().map_err(WriteError::Output)?;
-    let (out, digest, size) = blob.finish();
-    Ok((
-        LayerInfo {
-            diff_id,
-            digest,
-            size,
-            uncompressed_size,
-            media_type: opts.compression.media_type(),
-            mtimes_clamped,
-        },
-        out,
-    ))
+    let media_type = opts.compression.media_type();
+    match w.out {
+        Out::Stream(tar, _) => {
+            let (comp, diff_id, uncompressed_size) = tar.finish();
+            let blob = comp.finish().map_err(WriteError::Output)?;
+            let (out, digest, size) = blob.finish();
+            let info = LayerInfo {
+                diff_id,
+                digest,
+                size,
+                uncompressed_size,
+                media_type,
+                mtimes_clamped,
+                reused: 0,
+                skipped: 0,
+            };
+            Ok((info, None, out))
+        }
+        Out::Gz(g) => {
+            let f = g.finish()?;
+            let info = LayerInfo {
+                diff_id: f.tar.digest(),
+                digest: f.blob.digest(),
+                size: f.blob.len(),
+                uncompressed_size: f.tar.len(),
+                media_type,
+                mtimes_clamped,
+                reused: f.reused,
+                skipped: f.skipped,
+            };
+            Ok((info, Some(f.index), f.out))
+        }
+    }
 }
 
-struct TarWriter<W: Write> {
-    builder: tar::Builder<Sink<W>>,
+struct TarWriter<'p, W: Write> {
+    out: Out<'p, W>,
     epoch: u64,
     overlay: bool,
     exclude: HashSet<Vec<u8>>,
@@ -177,33 +274,6 @@ impl Entry {
     }
 }
 
-/// Checks that a file yields exactly the size it had when its header was written; a file that
-/// grows or shrinks meanwhile would corrupt the tar.
-struct ExactReader<R> {
-    inner: R,
-    remaining: u64,
-}
-
-impl<R: Read> Read for ExactReader<R> {
-    fn read(&mut self, buf: &mut [u8]) -> io::Result<usize> {
-        if self.remaining == 0 {
-            return Ok(0);
-        }
-        let max = buf
-            .len()
-            .min(usize::try_from(self.remaining).unwrap_or(usize::MAX));
-        let n = self.inner.read(&mut buf[..max])?;
-        if n == 0 {
-            return Err(io::Error::new(
-                io::ErrorKind::UnexpectedEof,
-                "file shrank while being read",
-            ));
-        }
-        self.remaining -= n as u64;
-        Ok(n)
-    }
-}
-
 fn pax_record(out: &mut Vec<u8>, key: &str, value: &[u8]) {
     // "<len> <key>=<value>\n" where <len> counts the whole record, itself included.
     let rest = 1 + key.len() + 1 + value.len() + 1;
@@ -226,9 +296,12 @@ fn is_overlay_xattr(name: &str) -> bool {
 const USTAR_MAX_ID: u64 = 0o7777777;
 const USTAR_MAX_SIZE: u64 = 0o77777777777;
 
-impl<W: Write> TarWriter<W> {
-    fn append(&mut self, e: &Entry, data: Option<&mut dyn Read>) -> Result<(), WriteError> {
+impl<W: Write> TarWriter<'_, W> {
+    /// Writes an entry: its PAX header if it needs one, its header, and for a regular file
+    /// (`data`: where it is and its metadata) its data, each padded to 512 bytes.
+    fn append(&mut self, e: &Entry, data: Option<(&Path, &Metadata)>) -> Result<(), WriteError> {
         let display = || String::from_utf8_lossy(&e.path).into_owned();
+        self.out.entry(&e.path)?;
         let mut pax = Vec::new();
         if e.path.len() > 100 {
             pax_record(&mut pax, "path", &e.path);
@@ -260,9 +333,9 @@ impl<W: Write> TarWriter<W> {
             h.set_mtime(e.mtime);
             h.set_size(pax.len() as u64);
             h.set_cksum();
-            self.builder
-                .append(&h, &pax[..])
-                .map_err(WriteError::Output)?;
+            self.out.bytes(h.as_bytes())?;
+            self.out.bytes(&pax)?;
+            self.pad(pax.len() as u64)?;
         }
         let mut h = tar::Header::new_ustar();
         set_bytes(&mut h.as_old_mut().name, &e.path);
@@ -282,17 +355,21 @@ impl<W: Write> TarWriter<W> {
                 .map_err(|err| WriteError::io(Path::new(&display()), err))?;
         }
         h.set_cksum();
-        match data {
-            Some(r) => self.builder.append(&h, r),
-            None => self.builder.append(&h, io::empty()),
+        self.out.bytes(h.as_bytes())?;
+        if let Some((abs, m)) = data {
+            self.out.file(abs, &e.path, m, e.size)?;
+            self.pad(e.size)?;
         }
-        .map_err(|err| {
-            if err.kind() == io::ErrorKind::UnexpectedEof {
-                WriteError::FileChanged(PathBuf::from(display()))
-            } else {
-                WriteError::Output(err)
-            }
-        })
+        Ok(())
+    }
+
+    /// Zeros up to the next 512-byte boundary after `len` bytes of data.
+    fn pad(&mut self, len: u64) -> Result<(), WriteError> {
+        let rem = (len % 512) as usize;
+        if rem != 0 {
+            self.out.bytes(&[0; 512][..512 - rem])?;
+        }
+        Ok(())
     }
 
     fn read_xattrs(&self, abs: &Path) -> Result<(BTreeMap<String, Vec<u8>>, bool), WriteError> {
@@ -430,16 +507,7 @@ impl<W: Write> TarWriter<W> {
             self.links.insert(key, rel.clone());
         }
         e.size = m.len();
-        let file = File::options()
-            .read(true)
-            .custom_flags(rustix::fs::OFlags::NOFOLLOW.bits() as i32)
-            .open(abs)
-            .map_err(|err| WriteError::io(abs, err))?;
-        let mut r = ExactReader {
-            inner: io::BufReader::with_capacity(256 * 1024, file),
-            remaining: e.size,
-        };
-        self.append(&e, Some(&mut r))
+        self.append(&e, Some((abs, &m)))
     }
 }
 

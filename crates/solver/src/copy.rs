@@ -8,6 +8,7 @@ use std::fs;
 use std::io::{self, BufRead, BufReader, Read};
 use std::os::unix::fs::{FileTypeExt, MetadataExt, OpenOptionsExt, PermissionsExt};
 use std::path::{Path, PathBuf};
+use std::sync::Mutex;
 use whittle_context::{names, Index, Matcher};
 
 #[derive(Debug, thiserror::Error)]
@@ -89,6 +90,10 @@ pub struct CopyOutcome {
     pub digests: Vec<(String, Digest)>,
     /// Files taken from the previous snapshot as hard links instead of copied.
     pub reused: u64,
+    /// Those files: path in the layer -> (device, inode) of the previous snapshot's file
+    /// they are a link to (what an edited layer's writer checks before it takes a block of
+    /// the previous layer: `whittle_layer::Previous::unchanged`).
+    pub linked: std::collections::HashMap<String, (u64, u64)>,
 }
 
 /// Where COPY reads from.
@@ -596,7 +601,7 @@ pub fn copy_into_reusing(
         links: Vec::new(),
         reuse,
         digests: Vec::new(),
-        reused: std::sync::atomic::AtomicU64::new(0),
+        reused: Mutex::new(Vec::new()),
     };
     for (item, skip) in &items {
         let target = if req.parents {
@@ -658,10 +663,17 @@ pub fn copy_into_reusing(
     digests.reverse();
     digests.sort_by(|a, b| a.0.cmp(&b.0));
     digests.dedup_by(|a, b| a.0 == b.0);
+    let linked: std::collections::HashMap<String, (u64, u64)> = w
+        .reused
+        .into_inner()
+        .unwrap_or_else(|p| p.into_inner())
+        .into_iter()
+        .collect();
     Ok(CopyOutcome {
         written: w.written,
         digests,
-        reused: w.reused.into_inner(),
+        reused: linked.len() as u64,
+        linked,
     })
 }
 
@@ -760,7 +772,8 @@ struct Writer<'a> {
     reuse: Option<&'a Reuse<'a>>,
     /// See [`CopyOutcome::digests`] (unsorted here).
     digests: Vec<(String, Digest)>,
-    reused: std::sync::atomic::AtomicU64,
+    /// Files linked from the previous snapshot: (path in the layer, (device, inode)).
+    reused: Mutex<Vec<(String, (u64, u64))>>,
 }
 
 /// One regular file of a COPY, with what the layer gets of its metadata.
@@ -779,27 +792,32 @@ struct FileJob {
 
 impl FileJob {
     /// Links the previous snapshot's file when it is what the copy would make; else copies.
-    fn run(&self, reused: &std::sync::atomic::AtomicU64) -> Result<()> {
+    fn run(&self, reused: &Mutex<Vec<(String, (u64, u64))>>) -> Result<()> {
         if let Some(old) = &self.previous {
-            if self.same_as(old) && fs::hard_link(old, &self.to).is_ok() {
-                reused.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
-                return Ok(());
+            if let Some(inode) = self.same_as(old) {
+                if fs::hard_link(old, &self.to).is_ok() {
+                    if let Ok(mut r) = reused.lock() {
+                        r.push((self.rel.clone(), inode));
+                    }
+                    return Ok(());
+                }
             }
         }
         self.copy()
     }
 
     /// Whether `old` is a regular file with exactly the owner, mode, mtime and size this copy
-    /// gives (its content is known to be the same: it was copied from the same digest).
-    fn same_as(&self, old: &Path) -> bool {
-        fs::symlink_metadata(old).is_ok_and(|m| {
-            m.file_type().is_file()
-                && m.uid() == self.uid
-                && m.gid() == self.gid
-                && m.mode() & 0o7777 == self.mode
-                && m.len() == self.size
-                && mtime_of(&m) == self.mtime
-        })
+    /// gives (its content is known to be the same: it was copied from the same digest); if
+    /// so, its (device, inode).
+    fn same_as(&self, old: &Path) -> Option<(u64, u64)> {
+        let m = fs::symlink_metadata(old).ok()?;
+        (m.file_type().is_file()
+            && m.uid() == self.uid
+            && m.gid() == self.gid
+            && m.mode() & 0o7777 == self.mode
+            && m.len() == self.size
+            && mtime_of(&m) == self.mtime)
+            .then(|| (m.dev(), m.ino()))
     }
 
     /// Copies the content (copy_file_range where the kernel can), then sets owner, mode (after

@@ -247,6 +247,9 @@ pub struct BuildResult {
     pub context_digest: Option<Digest>,
     pub steps_run: usize,
     pub steps_cached: usize,
+    /// Bytes of new layers (uncompressed) whose compressed blocks were taken from the
+    /// previous version of the same layer rather than compressed again (incremental COPY).
+    pub layer_bytes_reused: u64,
 }
 
 /// What a build produced for one platform.
@@ -403,6 +406,7 @@ pub fn build(
         ids: AtomicUsize::new(0),
         run: AtomicUsize::new(0),
         cached: AtomicUsize::new(0),
+        reused_bytes: std::sync::atomic::AtomicU64::new(0),
         jobs: Jobs::new(opts.jobs),
         empty_dir: empty.path().to_path_buf(),
         used_keys: Mutex::new(Vec::new()),
@@ -484,6 +488,7 @@ pub fn build(
         context_digest,
         steps_run: solver.run.load(Ordering::Relaxed),
         steps_cached: solver.cached.load(Ordering::Relaxed),
+        layer_bytes_reused: solver.reused_bytes.load(Ordering::Relaxed),
     })
 }
 
@@ -497,6 +502,8 @@ pub(crate) struct Solver<'a> {
     ids: AtomicUsize,
     run: AtomicUsize,
     cached: AtomicUsize,
+    /// See [`BuildResult::layer_bytes_reused`].
+    reused_bytes: std::sync::atomic::AtomicU64,
     jobs: Jobs,
     empty_dir: PathBuf,
     /// Cache records this build used, marked used in one transaction at the end.
@@ -918,6 +925,22 @@ impl Solver<'_> {
         reads: &[&Output],
         fill: impl FnOnce(&Path, &Merged, usize) -> std::result::Result<(), String>,
     ) -> Result<Output> {
+        self.layer_step_hinted(vx, below, key, inputs, reads, |dir, merged, id| {
+            fill(dir, merged, id).map(|()| None)
+        })
+    }
+
+    /// [`Solver::layer_step`] whose fill may say which snapshot its files were linked from,
+    /// so that the layer takes that snapshot's compressed blocks ([`LayerHint`]).
+    pub(crate) fn layer_step_hinted(
+        &self,
+        vx: &Vertex,
+        below: &Output,
+        key: String,
+        inputs: Value,
+        reads: &[&Output],
+        fill: impl FnOnce(&Path, &Merged, usize) -> std::result::Result<Option<LayerHint>, String>,
+    ) -> Result<Output> {
         let origin = self.origin(vx);
         let id = self.next_id();
         let started = Instant::now();
@@ -965,17 +988,20 @@ impl Solver<'_> {
                 let sd = self.store.prepare_snapshot()?;
                 let merged = below.merged();
                 let fill_start = Instant::now();
-                if let Err(message) = fill(sd.path(), &merged, id) {
-                    self.progress.event(Event::StepFailed {
-                        id,
-                        elapsed: started.elapsed(),
-                        error: message.clone(),
-                    });
-                    return Err(self.step_error(vx, message));
-                }
+                let hint = match fill(sd.path(), &merged, id) {
+                    Ok(h) => h,
+                    Err(message) => {
+                        self.progress.event(Event::StepFailed {
+                            id,
+                            elapsed: started.elapsed(),
+                            error: message.clone(),
+                        });
+                        return Err(self.step_error(vx, message));
+                    }
+                };
                 let mut phases = vec![("fill", fill_start.elapsed())];
                 let to_image = self.image_layers.contains(vx.digest.as_str());
-                let layer = self.commit(sd, below, to_image, &mut phases)?;
+                let layer = self.commit(sd, below, to_image, hint.as_ref(), &mut phases)?;
                 let record = match &layer {
                     Some(l) => StepRecord::Layer {
                         chain: l.chain_id.clone(),
@@ -1034,6 +1060,7 @@ impl Solver<'_> {
         mut sd: whittle_store::SnapshotDir,
         below: &Output,
         to_image: bool,
+        hint: Option<&LayerHint>,
         phases: &mut Vec<(&'static str, std::time::Duration)>,
     ) -> Result<Option<Layer>> {
         let is_empty = std::fs::read_dir(sd.path())
@@ -1043,8 +1070,12 @@ impl Solver<'_> {
             return Ok(None);
         }
         let t = Instant::now();
+        let mut blocks = None;
         let info = if to_image {
-            let (info, blob) = self.write_blob(sd.path(), self.opts.compression)?;
+            let (info, blob, index) =
+                self.write_blob_reusing(sd.path(), self.opts.compression, hint)?;
+            blocks = index.map(|i| (blob.digest.clone(), i));
+            self.reused_bytes.fetch_add(info.reused, Ordering::Relaxed);
             self.remember_blob(&info.diff_id, self.opts.compression, blob)?;
             info
         } else {
@@ -1072,6 +1103,10 @@ impl Solver<'_> {
         let chain = chain_id(parent.as_ref(), &info.diff_id);
         let t = Instant::now();
         sd.commit(&chain, parent.as_ref(), &info.diff_id)?;
+        if let Some((blob, index)) = blocks {
+            // Only a hint for the next edit of this layer: failing to write it fails nothing.
+            let _ = self.store.put_layer_blocks(&chain, &blob, &index);
+        }
         phases.push(("commit", t.elapsed()));
         Ok(Some(Layer {
             dir: self.store.snapshot_path(&chain),
@@ -1145,6 +1180,16 @@ impl Solver<'_> {
             Ok(())
         })
     }
+}
+
+/// What a step's fill says about the snapshot it made: its files that are hard links to the
+/// files of an earlier snapshot of the same step (incremental COPY), so its layer takes the
+/// earlier layer's compressed blocks where they hold the same entries.
+pub(crate) struct LayerHint {
+    /// Chain id of the earlier snapshot.
+    pub(crate) previous: Digest,
+    /// Path in the layer -> (device, inode) of the earlier snapshot's file it links to.
+    pub(crate) linked: std::collections::HashMap<String, (u64, u64)>,
 }
 
 /// The `--chown` (names looked up in `users`, else in `below`) and `--chmod` of a copy.

@@ -513,6 +513,58 @@ fn a_step_that_ran_reports_where_its_time_went() {
     assert_eq!(phases, [["fill", "diff", "commit"]]);
 }
 
+/// An edited COPY's layer takes the unchanged gzip blocks of the last one (whittle_layer's
+/// `blocks`): nothing but the blocks around the edit is compressed again, and the image is the
+/// one a fresh store builds.
+#[test]
+fn an_edited_copy_takes_the_compressed_blocks_of_its_last_layer() {
+    let e = env();
+    // 4 MB in 400 files: several gzip blocks.
+    let mut x: u64 = 1;
+    for i in 0..400 {
+        let d = e.context.join(format!("d{}", i / 40));
+        std::fs::create_dir_all(&d).unwrap();
+        let data: Vec<u8> = (0..10_000)
+            .map(|_| {
+                x = x.wrapping_mul(6364136223846793005).wrapping_add(1);
+                (x >> 56) as u8
+            })
+            .collect();
+        std::fs::write(d.join(format!("f{i:03}")), data).unwrap();
+    }
+    let g = graph("FROM scratch\nCOPY . /data/\n", &[]);
+    let first = solve(&e, &g, |_| {}).result.unwrap();
+    assert_eq!(first.layer_bytes_reused, 0);
+    let size = first.image.as_ref().unwrap().size;
+
+    std::fs::write(e.context.join("d9/f399"), "edited").unwrap();
+    let second = solve(&e, &g, |_| {}).result.unwrap();
+    // All but the last block or two.
+    assert!(
+        second.layer_bytes_reused > 2_000_000,
+        "{} of ~4 MB reused",
+        second.layer_bytes_reused
+    );
+    assert!(second.image.as_ref().unwrap().size < size);
+
+    let fresh = env();
+    std::fs::remove_dir(&fresh.context).unwrap();
+    let ok = std::process::Command::new("cp")
+        .args(["-a", "--"])
+        .arg(&e.context)
+        .arg(&fresh.context)
+        .status()
+        .unwrap()
+        .success();
+    assert!(ok);
+    let third = solve(&fresh, &g, |_| {}).result.unwrap();
+    assert_eq!(third.layer_bytes_reused, 0);
+    assert_eq!(
+        second.image.as_ref().unwrap().manifest,
+        third.image.as_ref().unwrap().manifest
+    );
+}
+
 #[test]
 fn an_edited_copy_links_the_unchanged_files_of_its_last_snapshot() {
     use std::os::unix::fs::{MetadataExt, PermissionsExt};

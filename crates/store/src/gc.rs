@@ -315,6 +315,7 @@ impl Store {
         r.cache_records_removed = stale.len() as u64;
         self.remove_cache_records(&stale)?;
         self.prune_copy_manifests()?;
+        self.prune_layer_blocks()?;
         r.bytes_after = self.disk_usage()?;
         r.bytes_freed = before.saturating_sub(r.bytes_after);
         Ok(r)

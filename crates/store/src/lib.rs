@@ -42,6 +42,7 @@ mod error;
 mod gc;
 mod images;
 mod indexes;
+mod layer_blocks;
 mod lock;
 mod output;
 mod remote_blobs;

@@ -66,7 +66,7 @@ impl Solver<'_> {
         // are linked, not copied (local sources only: their index has each file's digest).
         let step = self.step_name(&self.origin(vx));
         let copied = Mutex::new(Vec::new());
-        let out = self.layer_step(
+        let out = self.layer_step_hinted(
             vx,
             onto,
             key,
@@ -105,7 +105,14 @@ impl Solver<'_> {
                 if let Ok(mut c) = copied.lock() {
                     *c = o.digests;
                 }
-                Ok(())
+                // The files linked from the last snapshot: its layer's blocks holding only
+                // those are taken as they are.
+                Ok(previous
+                    .filter(|_| !o.linked.is_empty())
+                    .map(|m| super::LayerHint {
+                        previous: m.chain,
+                        linked: o.linked,
+                    }))
             },
         )?;
         // A new snapshot: the next build of this step takes its files from it.

@@ -165,6 +165,22 @@ impl Solver<'_> {
         dir: &Path,
         compression: whittle_layer::Compression,
     ) -> Result<(whittle_layer::LayerInfo, BlobRecord)> {
+        self.write_blob_reusing(dir, compression, None)
+            .map(|(info, rec, _)| (info, rec))
+    }
+
+    /// [`Solver::write_blob`], taking the unchanged gzip blocks of the layer of the snapshot
+    /// `hint` names (whittle_layer's `blocks` module); gives the new blob's block index.
+    pub(super) fn write_blob_reusing(
+        &self,
+        dir: &Path,
+        compression: whittle_layer::Compression,
+        hint: Option<&super::LayerHint>,
+    ) -> Result<(
+        whittle_layer::LayerInfo,
+        BlobRecord,
+        Option<whittle_layer::BlockIndex>,
+    )> {
         let w = self.store.blob_writer(None)?;
         let opts = WriteOptions {
             compression,
@@ -173,10 +189,35 @@ impl Solver<'_> {
             source: SourceKind::OverlayUpper,
             exclude: Vec::new(),
         };
-        let (info, w) =
-            whittle_layer::write_layer(dir, &opts, w).map_err(|source| BuildError::Layer {
-                path: dir.to_path_buf(),
-                source,
+        let previous = match (hint, compression) {
+            (Some(h), whittle_layer::Compression::Gzip { level }) => self
+                .store
+                .layer_blocks(&h.previous, level)
+                .map(|(index, blob)| (index, blob, h)),
+            _ => None,
+        };
+        let unchanged = |path: &[u8], dev: u64, ino: u64| {
+            let Some((_, _, h)) = &previous else {
+                return false;
+            };
+            std::str::from_utf8(path)
+                .ok()
+                .and_then(|p| h.linked.get(p))
+                .is_some_and(|&inode| inode == (dev, ino))
+        };
+        let prev = previous.as_ref().and_then(|(index, blob, _)| {
+            Some(whittle_layer::Previous {
+                index,
+                blob: blob.try_clone().ok()?,
+                unchanged: &unchanged,
+            })
+        });
+        let (info, index, w) =
+            whittle_layer::write_layer_reusing(dir, &opts, w, prev).map_err(|source| {
+                BuildError::Layer {
+                    path: dir.to_path_buf(),
+                    source,
+                }
             })?;
         let (digest, size) = w.commit()?;
         let rec = BlobRecord {
@@ -184,7 +225,7 @@ impl Solver<'_> {
             size,
             diff: info.diff_id.clone(),
         };
-        Ok((info, rec))
+        Ok((info, rec, index))
     }
 
     /// Records which blob holds a layer compressed this way (see [`Solver::compressed_blob`]).

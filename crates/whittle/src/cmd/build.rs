@@ -1046,9 +1046,19 @@ pub fn run(mut args: BuildArgs, root: Option<&Path>) -> anyhow::Result<ExitCode>
             }
             (None, None) => "the files".to_string(),
         };
+        // Only when an edited layer took blocks of its previous version: it explains an edit
+        // that costs much less than the layer's size.
+        let reused = if res.layer_bytes_reused > 0 {
+            format!(
+                ", {} of layers reused",
+                super::storeutil::human_size(res.layer_bytes_reused)
+            )
+        } else {
+            String::new()
+        };
         let _ = writeln!(
             err,
-            "built {what} in {:.2}s: {} step{} run, {} cached",
+            "built {what} in {:.2}s: {} step{} run, {} cached{reused}",
             t0.elapsed().as_secs_f64(),
             res.steps_run,
             if res.steps_run == 1 { "" } else { "s" },

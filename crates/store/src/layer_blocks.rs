@@ -1,0 +1,147 @@
+//! Block indexes of gzip layer blobs, for an edited layer to take its unchanged blocks from the
+//! previous one (`whittle_layer::blocks`). `blocks/<chain id hex>` holds, for the snapshot of
+//! that chain id, the blob its layer was last compressed into and that blob's index.
+//!
+//! Like copy manifests, an index is a hint, never the truth: it is used only while its
+//! snapshot is recorded and its blob is present with the size the index says, and
+//! `BlockIndex::usable` checks it before anything is taken from it. It is written without
+//! fsync and replaced by each compression of the layer; a missing, damaged or foreign file is
+//! the same as none.
+
+use crate::error::{Result, StoreError};
+use crate::store::Store;
+use std::fs::{self, File};
+use std::io::{Read, Write};
+use std::path::PathBuf;
+use whittle_layer::{BlockIndex, Digest};
+
+const MAGIC: &[u8] = b"whittle-layer-blocks-1\n";
+/// An index is about 300 bytes per MiB of layer; a larger file is not read.
+const MAX_BYTES: u64 = 64 << 20;
+
+impl Store {
+    fn layer_blocks_path(&self, chain: &Digest) -> PathBuf {
+        self.root.join("blocks").join(chain.hex())
+    }
+
+    /// The blob a snapshot's layer was last compressed into at gzip `level`, opened, with its
+    /// index; `None` unless all of it is there and consistent.
+    pub fn layer_blocks(&self, chain: &Digest, level: u32) -> Option<(BlockIndex, File)> {
+        let f = File::open(self.layer_blocks_path(chain)).ok()?;
+        let mut bytes = Vec::new();
+        f.take(MAX_BYTES).read_to_end(&mut bytes).ok()?;
+        let (blob, index) = decode(&bytes)?;
+        if !self.has_snapshot(chain).ok()? {
+            return None;
+        }
+        let file = File::open(self.blob_path(&blob)).ok()?;
+        let size = file.metadata().ok()?.len();
+        index.usable(level, size).then_some((index, file))
+    }
+
+    /// Records the index of the blob a snapshot's layer was compressed into (no fsync: see
+    /// the module docs).
+    pub fn put_layer_blocks(
+        &self,
+        chain: &Digest,
+        blob: &Digest,
+        index: &BlockIndex,
+    ) -> Result<()> {
+        let dir = self.root.join("blocks");
+        fs::create_dir_all(&dir).map_err(|e| StoreError::io("create", dir.clone(), e))?;
+        let body = postcard::to_stdvec(index)
+            .map_err(|e| StoreError::InvalidImage(format!("block index: {e}")))?;
+        let mut out = Vec::with_capacity(MAGIC.len() + 72 + body.len());
+        out.extend_from_slice(MAGIC);
+        out.extend_from_slice(blob.as_str().as_bytes());
+        out.push(b'\n');
+        out.extend_from_slice(&body);
+        let mut tmp = tempfile::Builder::new()
+            .prefix(".tmp-")
+            .tempfile_in(&dir)
+            .map_err(|e| StoreError::io("create temp file in", dir.clone(), e))?;
+        tmp.write_all(&out)
+            .map_err(|e| StoreError::io("write", tmp.path().to_path_buf(), e))?;
+        let path = self.layer_blocks_path(chain);
+        tmp.persist(&path)
+            .map_err(|e| StoreError::io("rename into", path.clone(), e.error))?;
+        Ok(())
+    }
+
+    /// Removes the indexes whose snapshot is no longer recorded, and temp files left by a
+    /// killed build (under the exclusive gc lock). Returns how many.
+    pub(crate) fn prune_layer_blocks(&self) -> Result<u64> {
+        let dir = self.root.join("blocks");
+        let Ok(rd) = fs::read_dir(&dir) else {
+            return Ok(0);
+        };
+        let mut removed = 0;
+        for e in rd {
+            let e = e.map_err(|err| StoreError::io("list", dir.clone(), err))?;
+            let keep = e
+                .file_name()
+                .to_str()
+                .filter(|n| n.len() == 64 && n.bytes().all(|b| b.is_ascii_hexdigit()))
+                .and_then(|n| format!("sha256:{n}").parse::<Digest>().ok())
+                .is_some_and(|c| self.has_snapshot(&c).unwrap_or(false));
+            if !keep {
+                fs::remove_file(e.path()).map_err(|err| StoreError::io("remove", e.path(), err))?;
+                removed += 1;
+            }
+        }
+        Ok(removed)
+    }
+}
+
+fn decode(bytes: &[u8]) -> Option<(Digest, BlockIndex)> {
+    let rest = bytes.strip_prefix(MAGIC)?;
+    let nl = rest.iter().take(80).position(|&b| b == b'\n')?;
+    let blob: Digest = std::str::from_utf8(&rest[..nl]).ok()?.parse().ok()?;
+    let index = postcard::from_bytes(&rest[nl + 1..]).ok()?;
+    Some((blob, index))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use whittle_layer::{write_layer_reusing, Compression, WriteOptions};
+
+    #[test]
+    fn an_index_is_read_back_only_with_its_snapshot_and_blob() {
+        let t = tempfile::tempdir().unwrap();
+        let s = Store::open(t.path()).unwrap();
+        let src = tempfile::tempdir().unwrap();
+        fs::write(src.path().join("a"), vec![7u8; 100_000]).unwrap();
+        let opts = WriteOptions {
+            compression: Compression::Gzip { level: 4 },
+            ..WriteOptions::default()
+        };
+        let w = s.blob_writer(None).unwrap();
+        let (info, index, w) = write_layer_reusing(src.path(), &opts, w, None).unwrap();
+        let index = index.unwrap();
+        let (blob, _) = w.commit().unwrap();
+        let chain = whittle_layer::chain_id(None, &info.diff_id);
+        s.put_layer_blocks(&chain, &blob, &index).unwrap();
+        assert!(s.layer_blocks(&chain, 4).is_none(), "no snapshot yet");
+
+        let sd = s.prepare_snapshot().unwrap();
+        fs::write(sd.path().join("a"), vec![7u8; 100_000]).unwrap();
+        sd.commit(&chain, None, &info.diff_id).unwrap();
+        let (back, _) = s.layer_blocks(&chain, 4).unwrap();
+        assert_eq!(back, index);
+        assert!(s.layer_blocks(&chain, 6).is_none(), "another level");
+
+        // A damaged file is none.
+        let path = s.layer_blocks_path(&chain);
+        let mut bytes = fs::read(&path).unwrap();
+        bytes.truncate(bytes.len() - 10);
+        fs::write(&path, &bytes).unwrap();
+        assert!(s.layer_blocks(&chain, 4).is_none());
+
+        // Without its blob, none.
+        s.put_layer_blocks(&chain, &blob, &index).unwrap();
+        fs::remove_file(s.blob_path(&blob)).unwrap();
+        assert!(s.layer_blocks(&chain, 4).is_none());
+        assert_eq!(s.prune_layer_blocks().unwrap(), 0, "its snapshot is there");
+    }
+}
