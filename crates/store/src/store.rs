@@ -570,6 +570,91 @@ mod tests {
     }
 
     #[test]
+    fn lookups_share_one_read_handle_that_sees_this_process_writes() {
+        let t = tempfile::tempdir().unwrap();
+        let s = Store::open(t.path()).unwrap();
+        let clone = s.clone();
+        for i in 0..20 {
+            assert!(clone.get_cache(&format!("k{i}")).unwrap().is_none());
+        }
+        // The open's table check opened the handle; twenty lookups, on a clone, reused it.
+        assert_eq!(s.db_opens(), (1, 0));
+        s.put_cache("k1", "r1", None).unwrap();
+        assert_eq!(s.get_cache("k1").unwrap().unwrap().result, "r1");
+        s.put_cache("k1", "r2", None).unwrap();
+        assert_eq!(clone.get_cache("k1").unwrap().unwrap().result, "r2");
+        // Records a batch holds back are served from it, and the handle sees them once flushed.
+        let batch = s.batch_writes();
+        s.put_cache("k2", "held", None).unwrap();
+        assert_eq!(s.get_cache("k2").unwrap().unwrap().result, "held");
+        batch.finish().unwrap();
+        assert_eq!(s.get_cache("k2").unwrap().unwrap().result, "held");
+        assert_eq!(s.db_opens(), (1, 3));
+    }
+
+    #[test]
+    fn another_handle_writes_while_this_one_is_open_and_is_seen() {
+        // A second `Store` opens its own files, so its locks meet this one's as another
+        // process's would (OFD byte-range locks and flocks belong to the open file).
+        let t = tempfile::tempdir().unwrap();
+        let reader = Store::open(t.path()).unwrap();
+        assert!(reader.get_cache("k").unwrap().is_none());
+        let writer = Store::open(t.path()).unwrap();
+        let (done, rx) = std::sync::mpsc::channel();
+        let w = writer.clone();
+        let handle = std::thread::spawn(move || {
+            let r = w.put_cache("k", "from another handle", None);
+            done.send(()).unwrap();
+            r
+        });
+        assert!(
+            rx.recv_timeout(Duration::from_secs(10)).is_ok(),
+            "a writer waited for an open read handle"
+        );
+        // In redb's default mode this write fails with DatabaseAlreadyOpen.
+        handle.join().unwrap().unwrap();
+        assert_eq!(
+            reader.get_cache("k").unwrap().unwrap().result,
+            "from another handle"
+        );
+        writer.remove_cache_records(&["k".to_string()]).unwrap();
+        assert!(reader.get_cache("k").unwrap().is_none());
+        assert_eq!(reader.db_opens(), (1, 0));
+    }
+
+    #[test]
+    fn lookups_follow_a_concurrent_writer_in_commit_order() {
+        let t = tempfile::tempdir().unwrap();
+        let reader = Store::open(t.path()).unwrap();
+        let writer = Store::open(t.path()).unwrap();
+        const N: usize = 60;
+        let w = std::thread::spawn(move || {
+            for i in 0..N {
+                writer.put_cache(&format!("k{i:03}"), "r", None).unwrap();
+            }
+        });
+        // Each commit adds the next key: a lookup that sees key i sees every earlier one.
+        let mut seen = 0;
+        let mut lookups = 0;
+        while seen < N {
+            while seen < N && reader.get_cache(&format!("k{seen:03}")).unwrap().is_some() {
+                seen += 1;
+            }
+            let all = reader.cache_records().unwrap();
+            assert!(all.len() >= seen);
+            assert!(all
+                .iter()
+                .map(|(k, _)| k.clone())
+                .eq((0..all.len()).map(|i| format!("k{i:03}"))));
+            lookups += 1;
+            assert!(lookups < 1_000_000, "the writer's records never showed");
+        }
+        w.join().unwrap();
+        assert_eq!(reader.cache_records().unwrap().len(), N);
+        assert_eq!(reader.db_opens(), (1, 0));
+    }
+
+    #[test]
     fn fsck_reports_a_tag_whose_image_is_gone_and_prune_keeps_index_temp_files_safe() {
         let t = tempfile::tempdir().unwrap();
         let s = Store::open(t.path()).unwrap();
