@@ -3,13 +3,14 @@
 use crate::error::{db, Result, StoreError};
 use crate::images::index_json;
 use crate::lock::FileLock;
-use redb::{Database, ReadableDatabase, TableDefinition};
+use redb::{ConcurrencyMode, Database, ReadOnlyDatabase, ReadableDatabase, TableDefinition};
 use serde::{Deserialize, Serialize};
 use std::collections::BTreeMap;
 use std::fs::{self, File};
 use std::io::{self, Write};
 use std::os::unix::fs::PermissionsExt;
 use std::path::{Path, PathBuf};
+use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Mutex, MutexGuard};
 use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
 
@@ -74,6 +75,75 @@ pub struct Store {
     pending: Arc<Mutex<Pending>>,
     /// How blobs recorded as remote are fetched (`remote_blobs.rs`).
     pub(crate) fetcher: crate::remote_blobs::Fetcher,
+    /// The metadata database's read handle, kept open for every lookup (shared by clones).
+    meta: Arc<Meta>,
+}
+
+/// The metadata database as this [`Store`] (and its clones) holds it between transactions: one
+/// read-only handle, opened by the first lookup and used by every later one, and how many times
+/// the database was opened each way (for tests: `Store::db_opens`).
+///
+/// # Why one handle is safe
+///
+/// Every open of `meta.redb`, read-only or read-write, uses redb's
+/// [`ConcurrencyMode::SingleWriter`]. In that mode a read-only handle shares the file with a
+/// writer in any process and follows its commits (redb's docs on `ConcurrencyMode` and
+/// `ReadOnlyDatabase`):
+///
+/// - `begin_read` reads the file's header under redb's shared header lock (an OFD byte-range
+///   lock; a commit writes the header under it exclusively), takes the latest committed
+///   transaction, and drops the handle's page cache if that transaction is not the one the cache
+///   was filled from (`TransactionalMemory::read_snapshot_from_file`,
+///   `PagedCachedFile::update_transaction_id`). A lookup therefore sees every commit made
+///   before it began: this process's own (`with_db`, `flush_writes`) and other processes'.
+///   Nothing is stale, so there is nothing to invalidate or re-validate here. Records a
+///   [`WriteBatch`] still holds back are served from `pending` by the lookups that read them
+///   (`get_cache`, `has_snapshot`, `snapshots`), as before.
+/// - While a read transaction is live, the handle holds a shared lock on the byte that stands
+///   for its transaction, and a writer does not reuse the pages of a transaction a reader holds.
+///   Between lookups the handle holds no transaction, so it pins nothing.
+/// - The handle's own open-time locks (its protocol-generation byte and the shared reader byte,
+///   both shared) do not conflict with a single-writer writer's (the shared writer byte and the
+///   writer byte, exclusive): a writer in another whittle process opens and commits while this
+///   handle stays open, and waits for nothing it holds. `db.lock` is not held by the handle, so
+///   writers wait only for each other, as before. (Kept open in redb's default
+///   `ExclusiveWriter` mode, a read-only handle would make every other process's write fail
+///   with `DatabaseAlreadyOpen` for the whole build: that mode locks the whole file.)
+/// - Writers still serialize on the exclusive `db.lock` (index.json's temp files belong to it,
+///   and a single-writer open refuses a second writer rather than waiting for it).
+///
+/// A killed writer leaves its commit unpublished and the recovery flag set without a live
+/// writer behind it. A handle already open keeps reading the last published commit (the header
+/// slots are checksummed, and the dead writer's pages belong to no published tree). A new
+/// read-only open refuses such a file (`RepairAborted`); then, as before, `with_read` opens the
+/// database read-write under the exclusive `db.lock`, which repairs it, and the next lookup
+/// opens the handle again. If `begin_read` itself fails, the handle is dropped and the lookup
+/// takes the same read-write path.
+///
+/// Older whittle binaries open the file in `ExclusiveWriter` mode: their readers share it with
+/// this handle, but while it is open their writers are refused (`DatabaseAlreadyOpen`), an
+/// error rather than a wait or a corruption. Run one version of whittle on a store at a time.
+#[derive(Default)]
+pub(crate) struct Meta {
+    read: Mutex<Option<Arc<ReadOnlyDatabase>>>,
+    read_opens: AtomicU64,
+    write_opens: AtomicU64,
+}
+
+impl std::fmt::Debug for Meta {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Meta")
+            .field("read_opens", &self.read_opens.load(Ordering::Relaxed))
+            .field("write_opens", &self.write_opens.load(Ordering::Relaxed))
+            .finish_non_exhaustive()
+    }
+}
+
+/// How every handle on `meta.redb` is opened: see [`Meta`].
+fn db_builder() -> redb::Builder {
+    let mut b = redb::Builder::new();
+    b.set_concurrency_mode(ConcurrencyMode::SingleWriter);
+    b
 }
 
 /// Database writes deferred while a [`WriteBatch`] is open: JSON records by key.
@@ -188,6 +258,7 @@ impl Store {
             root,
             pending: Arc::default(),
             fetcher: Default::default(),
+            meta: Arc::default(),
         };
         for d in [
             s.blob_dir(),
@@ -248,7 +319,7 @@ impl Store {
             .join(format!(".tmp-meta-{}.redb", std::process::id()));
         let _ = fs::remove_file(&tmp);
         {
-            let db = Database::create(&tmp).map_err(db_err)?;
+            let db = db_builder().create(&tmp).map_err(db_err)?;
             let tx = db.begin_write().map_err(db_err)?;
             for t in [TAGS, IMAGES, SNAPSHOTS, CACHE, CACHE_MOUNTS, INDEXES] {
                 tx.open_table(t).map_err(db_err)?;
@@ -284,29 +355,66 @@ impl Store {
     /// [`Store::with_read`].
     pub(crate) fn with_db<T>(&self, f: impl FnOnce(&Database) -> Result<T>) -> Result<T> {
         let _lock = FileLock::exclusive(&self.lock_path("db.lock"))?;
-        let db = Database::create(self.root.join("meta.redb")).map_err(db_err)?;
+        self.meta.write_opens.fetch_add(1, Ordering::Relaxed);
+        let db = db_builder()
+            .create(self.root.join("meta.redb"))
+            .map_err(db_err)?;
         f(&db)
     }
 
-    /// Runs `f` in a read transaction of the database opened read-only under a shared
-    /// `db.lock` (held only for `f`): processes read at once, and nothing is written or
-    /// fsynced (a no-change rebuild only reads). A database that is missing, or needs the
-    /// recovery a killed writer leaves behind, is opened read-write instead, which repairs it.
+    /// Runs `f` in a read transaction of the database's read handle, opened read-only by the
+    /// first lookup and kept for the next ones (see [`Meta`] for why that is safe alongside
+    /// writers): a no-change rebuild opens the database once, and nothing is written, fsynced
+    /// or locked against writers. A database that is missing, or needs the recovery a killed
+    /// writer leaves behind, is opened read-write instead, which repairs it.
     pub(crate) fn with_read<T>(
         &self,
         f: impl FnOnce(&redb::ReadTransaction) -> Result<T>,
     ) -> Result<T> {
-        {
-            let _lock = FileLock::shared(&self.lock_path("db.lock"))?;
-            if let Ok(db) = redb::Builder::new().open_read_only(self.root.join("meta.redb")) {
-                let tx = db.begin_read().map_err(db_err)?;
-                return f(&tx);
+        if let Some(db) = self.read_handle() {
+            match db.begin_read() {
+                Ok(tx) => return f(&tx),
+                Err(_) => self.drop_read_handle(&db),
             }
         }
         self.with_db(|db| {
             let tx = db.begin_read().map_err(db_err)?;
             f(&tx)
         })
+    }
+
+    /// The read handle, opened now if there is none; `None` if it cannot be opened read-only.
+    fn read_handle(&self) -> Option<Arc<ReadOnlyDatabase>> {
+        let mut held = self.meta.read.lock().unwrap_or_else(|p| p.into_inner());
+        if let Some(db) = &*held {
+            return Some(db.clone());
+        }
+        self.meta.read_opens.fetch_add(1, Ordering::Relaxed);
+        let db = Arc::new(
+            db_builder()
+                .open_read_only(self.root.join("meta.redb"))
+                .ok()?,
+        );
+        *held = Some(db.clone());
+        Some(db)
+    }
+
+    /// Forgets the read handle `db` (unless another thread already replaced it).
+    fn drop_read_handle(&self, db: &Arc<ReadOnlyDatabase>) {
+        let mut held = self.meta.read.lock().unwrap_or_else(|p| p.into_inner());
+        if held.as_ref().is_some_and(|h| Arc::ptr_eq(h, db)) {
+            *held = None;
+        }
+    }
+
+    /// How many times this store (with its clones) opened the metadata database: read-only (the
+    /// read handle) and read-write. For tests and measurements.
+    #[doc(hidden)]
+    pub fn db_opens(&self) -> (u64, u64) {
+        (
+            self.meta.read_opens.load(Ordering::Relaxed),
+            self.meta.write_opens.load(Ordering::Relaxed),
+        )
     }
 
     pub(crate) fn pending(&self) -> MutexGuard<'_, Pending> {
@@ -459,6 +567,91 @@ mod tests {
             root_from(None, false, None, s("/h")),
             PathBuf::from("/h/.local/share/whittle")
         );
+    }
+
+    #[test]
+    fn lookups_share_one_read_handle_that_sees_this_process_writes() {
+        let t = tempfile::tempdir().unwrap();
+        let s = Store::open(t.path()).unwrap();
+        let clone = s.clone();
+        for i in 0..20 {
+            assert!(clone.get_cache(&format!("k{i}")).unwrap().is_none());
+        }
+        // The open's table check opened the handle; twenty lookups, on a clone, reused it.
+        assert_eq!(s.db_opens(), (1, 0));
+        s.put_cache("k1", "r1", None).unwrap();
+        assert_eq!(s.get_cache("k1").unwrap().unwrap().result, "r1");
+        s.put_cache("k1", "r2", None).unwrap();
+        assert_eq!(clone.get_cache("k1").unwrap().unwrap().result, "r2");
+        // Records a batch holds back are served from it, and the handle sees them once flushed.
+        let batch = s.batch_writes();
+        s.put_cache("k2", "held", None).unwrap();
+        assert_eq!(s.get_cache("k2").unwrap().unwrap().result, "held");
+        batch.finish().unwrap();
+        assert_eq!(s.get_cache("k2").unwrap().unwrap().result, "held");
+        assert_eq!(s.db_opens(), (1, 3));
+    }
+
+    #[test]
+    fn another_handle_writes_while_this_one_is_open_and_is_seen() {
+        // A second `Store` opens its own files, so its locks meet this one's as another
+        // process's would (OFD byte-range locks and flocks belong to the open file).
+        let t = tempfile::tempdir().unwrap();
+        let reader = Store::open(t.path()).unwrap();
+        assert!(reader.get_cache("k").unwrap().is_none());
+        let writer = Store::open(t.path()).unwrap();
+        let (done, rx) = std::sync::mpsc::channel();
+        let w = writer.clone();
+        let handle = std::thread::spawn(move || {
+            let r = w.put_cache("k", "from another handle", None);
+            done.send(()).unwrap();
+            r
+        });
+        assert!(
+            rx.recv_timeout(Duration::from_secs(10)).is_ok(),
+            "a writer waited for an open read handle"
+        );
+        // In redb's default mode this write fails with DatabaseAlreadyOpen.
+        handle.join().unwrap().unwrap();
+        assert_eq!(
+            reader.get_cache("k").unwrap().unwrap().result,
+            "from another handle"
+        );
+        writer.remove_cache_records(&["k".to_string()]).unwrap();
+        assert!(reader.get_cache("k").unwrap().is_none());
+        assert_eq!(reader.db_opens(), (1, 0));
+    }
+
+    #[test]
+    fn lookups_follow_a_concurrent_writer_in_commit_order() {
+        let t = tempfile::tempdir().unwrap();
+        let reader = Store::open(t.path()).unwrap();
+        let writer = Store::open(t.path()).unwrap();
+        const N: usize = 60;
+        let w = std::thread::spawn(move || {
+            for i in 0..N {
+                writer.put_cache(&format!("k{i:03}"), "r", None).unwrap();
+            }
+        });
+        // Each commit adds the next key: a lookup that sees key i sees every earlier one.
+        let mut seen = 0;
+        let mut lookups = 0;
+        while seen < N {
+            while seen < N && reader.get_cache(&format!("k{seen:03}")).unwrap().is_some() {
+                seen += 1;
+            }
+            let all = reader.cache_records().unwrap();
+            assert!(all.len() >= seen);
+            assert!(all
+                .iter()
+                .map(|(k, _)| k.clone())
+                .eq((0..all.len()).map(|i| format!("k{i:03}"))));
+            lookups += 1;
+            assert!(lookups < 1_000_000, "the writer's records never showed");
+        }
+        w.join().unwrap();
+        assert_eq!(reader.cache_records().unwrap().len(), N);
+        assert_eq!(reader.db_opens(), (1, 0));
     }
 
     #[test]

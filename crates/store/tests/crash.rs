@@ -79,7 +79,9 @@ fn crash_child_writer() {
 fn kill_writer_at_random_points() {
     let t = tempfile::tempdir().unwrap();
     let root = t.path().join("root");
-    Store::open(&root).unwrap();
+    // Opened before the first kill and kept: its read handle stays open across the kills and
+    // the repairs that follow them, and must keep reading what a fresh open reads.
+    let watcher = Store::open(&root).unwrap();
     let exe = std::env::current_exe().unwrap();
     let mut seed: u64 = 0x2545_f491_4f6c_dd1d ^ std::process::id() as u64;
     let mut temp_dropped = 0;
@@ -122,7 +124,27 @@ fn kill_writer_at_random_points() {
         }
         s.put_bytes(format!("after round {round}").as_bytes())
             .unwrap();
+        let tags = |s: &Store| {
+            s.images()
+                .unwrap()
+                .into_iter()
+                .map(|i| (i.tags.clone(), i.image.manifest.to_string()))
+                .collect::<Vec<_>>()
+        };
+        assert_eq!(
+            tags(&watcher),
+            tags(&s),
+            "round {round}: the kept read handle reads another state"
+        );
+        // A killed writer's last records are seen through the kept handle.
+        for i in 0..3 {
+            assert_eq!(
+                watcher.get_cache(&format!("key{i}")).unwrap(),
+                s.get_cache(&format!("key{i}")).unwrap()
+            );
+        }
     }
+    assert_eq!(watcher.db_opens().0, 1, "the kept read handle was reopened");
     let s = Store::open(&root).unwrap();
     assert!(
         !s.images().unwrap().is_empty(),
