@@ -19,7 +19,7 @@ EXAMPLES=("$@")
 [ ${#EXAMPLES[@]} -gt 0 ] || EXAMPLES=(go-fat python-venv rust-distroless target-debug)
 BENCH_DIR=${BENCH_DIR:-/var/lib/whittle-bench-push}
 RESULTS=${RESULTS:-$REPO/bench/push-bytes-results.md}
-# Extra `whittle build` flags, e.g. "--compression gzip --compression-level 6".
+# Extra `whittle build` flags, e.g. "--compression gzip --compression-level 7".
 read -r -a BUILD_ARGS <<<"${WHITTLE_BUILD_ARGS:-}"
 
 declare -A BASES=([go-scratch]="golang" [go-fat]="golang" [rust-distroless]="rust cc"
@@ -143,7 +143,7 @@ done
   echo
   echo "- The image's config and layers as the pushed manifest lists them. Base images loaded from the"
   echo "  docker archives of scripts/base-images.sh (uncompressed layers) into both tools."
-  echo "- whittle: layers stored uncompressed (the bases) at gzip level 6 when pushed, the layers the"
+  echo "- whittle: layers stored uncompressed (the bases) at gzip level 7 when pushed, the layers the"
   echo "  build makes at level 4 (both deterministic, remembered by diff id); dockerd with Go's gzip"
   echo "  at its default level when it pushes."
 } >"$RESULTS"
