@@ -65,21 +65,11 @@ impl Sha256State {
             self.tail.clear();
         }
         let whole = data.len() / 64 * 64;
-        if whole > 0 {
-            // compress256 takes whole blocks; they are copied in batches of 4 KiB (from cache,
-            // a small cost next to the hashing) rather than cast from the slice with unsafe.
-            let mut batch: Vec<GenericArray<u8, _>> = Vec::with_capacity(64);
-            for chunk in data[..whole].chunks_exact(64 * 64) {
-                batch.clear();
-                batch.extend(chunk.chunks_exact(64).map(GenericArray::clone_from_slice));
-                sha2::compress256(&mut self.h, &batch);
-            }
-            let rest = &data[whole / (64 * 64) * (64 * 64)..whole];
-            if !rest.is_empty() {
-                batch.clear();
-                batch.extend(rest.chunks_exact(64).map(GenericArray::clone_from_slice));
-                sha2::compress256(&mut self.h, &batch);
-            }
+        // Each block is passed by reference as a one-block slice: copying them into batches
+        // took as long as the hashing (SHA-NI), and a cast of the whole slice needs unsafe.
+        for chunk in data[..whole].chunks_exact(64) {
+            let block = GenericArray::from_slice(chunk);
+            sha2::compress256(&mut self.h, std::slice::from_ref(block));
         }
         self.tail.extend_from_slice(&data[whole..]);
     }

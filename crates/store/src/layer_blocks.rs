@@ -15,7 +15,7 @@ use std::io::{Read, Write};
 use std::path::PathBuf;
 use whittle_layer::{BlockIndex, Digest};
 
-const MAGIC: &[u8] = b"whittle-layer-blocks-1\n";
+const MAGIC: &[u8] = b"whittle-layer-blocks-2\n";
 /// An index is about 300 bytes per MiB of layer; a larger file is not read.
 const MAX_BYTES: u64 = 64 << 20;
 
@@ -51,9 +51,13 @@ impl Store {
         fs::create_dir_all(&dir).map_err(|e| StoreError::io("create", dir.clone(), e))?;
         let body = postcard::to_stdvec(index)
             .map_err(|e| StoreError::InvalidImage(format!("block index: {e}")))?;
-        let mut out = Vec::with_capacity(MAGIC.len() + 72 + body.len());
+        let mut out = Vec::with_capacity(MAGIC.len() + 144 + body.len());
         out.extend_from_slice(MAGIC);
         out.extend_from_slice(blob.as_str().as_bytes());
+        out.push(b'\n');
+        // The body's digest: a torn or damaged file (it is not synced) is never used. An edited
+        // layer's diff id and digest are resumed from these states without reading the bytes.
+        out.extend_from_slice(Digest::of_bytes(&body).as_str().as_bytes());
         out.push(b'\n');
         out.extend_from_slice(&body);
         let mut tmp = tempfile::Builder::new()
@@ -94,10 +98,20 @@ impl Store {
 }
 
 fn decode(bytes: &[u8]) -> Option<(Digest, BlockIndex)> {
+    let line = |b: &[u8]| -> Option<(Digest, usize)> {
+        let nl = b.iter().take(80).position(|&c| c == b'\n')?;
+        let d: Digest = std::str::from_utf8(&b[..nl]).ok()?.parse().ok()?;
+        Some((d, nl + 1))
+    };
     let rest = bytes.strip_prefix(MAGIC)?;
-    let nl = rest.iter().take(80).position(|&b| b == b'\n')?;
-    let blob: Digest = std::str::from_utf8(&rest[..nl]).ok()?.parse().ok()?;
-    let index = postcard::from_bytes(&rest[nl + 1..]).ok()?;
+    let (blob, at) = line(rest)?;
+    let rest = &rest[at..];
+    let (sum, at) = line(rest)?;
+    let body = &rest[at..];
+    if Digest::of_bytes(body) != sum {
+        return None;
+    }
+    let index = postcard::from_bytes(body).ok()?;
     Some((blob, index))
 }
 
@@ -131,12 +145,18 @@ mod tests {
         assert_eq!(back, index);
         assert!(s.layer_blocks(&chain, 6).is_none(), "another level");
 
-        // A damaged file is none.
+        // A damaged file is none: truncated, or a byte flipped that still decodes.
         let path = s.layer_blocks_path(&chain);
-        let mut bytes = fs::read(&path).unwrap();
-        bytes.truncate(bytes.len() - 10);
-        fs::write(&path, &bytes).unwrap();
+        let good = fs::read(&path).unwrap();
+        fs::write(&path, &good[..good.len() - 10]).unwrap();
         assert!(s.layer_blocks(&chain, 4).is_none());
+        let mut flipped = good.clone();
+        let last = flipped.len() - 1;
+        flipped[last] ^= 1;
+        fs::write(&path, &flipped).unwrap();
+        assert!(s.layer_blocks(&chain, 4).is_none());
+        fs::write(&path, &good).unwrap();
+        assert!(s.layer_blocks(&chain, 4).is_some());
 
         // Without its blob, none.
         s.put_layer_blocks(&chain, &blob, &index).unwrap();

@@ -52,7 +52,7 @@ mod unpack;
 
 pub use archive::{load, save, save_with_indexes, ArchiveFormat, LoadedImage};
 pub use attestations::{IndexEntry, StatementRef, MAX_STATEMENT};
-pub use blobs::BlobWriter;
+pub use blobs::{BlobWriter, ProducedBlobWriter};
 pub use cache::CacheRecord;
 pub use cache_mounts::CacheMount;
 pub use copies::CopyManifest;

@@ -181,7 +181,8 @@ impl Solver<'_> {
         BlobRecord,
         Option<whittle_layer::BlockIndex>,
     )> {
-        let w = self.store.blob_writer(None)?;
+        // The layer writer hashes the blob as it writes it: the store does not again.
+        let w = self.store.produced_blob_writer()?;
         let opts = WriteOptions {
             compression,
             threads: self.opts.threads(),
@@ -219,7 +220,7 @@ impl Solver<'_> {
                     source,
                 }
             })?;
-        let (digest, size) = w.commit()?;
+        let (digest, size) = w.commit_as(&info.digest, info.size)?;
         let rec = BlobRecord {
             digest,
             size,
