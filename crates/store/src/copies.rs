@@ -12,7 +12,7 @@
 use crate::error::{Result, StoreError};
 use crate::store::Store;
 use std::fs;
-use std::io::{Read, Write};
+use std::io::Read;
 use std::path::PathBuf;
 use whittle_layer::Digest;
 
@@ -54,12 +54,6 @@ impl Store {
                 "bad copy step name {step:?}"
             )));
         };
-        let dir = self.root.join("copies");
-        fs::create_dir_all(&dir).map_err(|e| StoreError::io("create", dir.clone(), e))?;
-        let mut tmp = tempfile::Builder::new()
-            .prefix(".tmp-")
-            .tempfile_in(&dir)
-            .map_err(|e| StoreError::io("create temp file in", dir.clone(), e))?;
         let body = postcard::to_stdvec(&m.files)
             .map_err(|e| StoreError::InvalidImage(format!("copy manifest: {e}")))?;
         let mut out = Vec::with_capacity(MAGIC.len() + 72 + body.len());
@@ -67,28 +61,16 @@ impl Store {
         out.extend_from_slice(m.chain.as_str().as_bytes());
         out.push(b'\n');
         out.extend_from_slice(&body);
-        tmp.write_all(&out)
-            .map_err(|e| StoreError::io("write", tmp.path().to_path_buf(), e))?;
-        tmp.persist(&path)
-            .map_err(|e| StoreError::io("rename into", path.clone(), e.error))?;
-        Ok(())
+        let name = path.file_name().and_then(|n| n.to_str()).unwrap_or(step);
+        crate::hints::replace(&self.root.join("copies"), name, &out)
     }
 
     /// Removes the manifests whose snapshot is no longer recorded, and temp files left by a
     /// killed build (under the exclusive gc lock: no build is writing one). Returns how many.
     pub(crate) fn prune_copy_manifests(&self) -> Result<u64> {
-        let dir = self.root.join("copies");
-        let Ok(rd) = fs::read_dir(&dir) else {
-            return Ok(0);
-        };
-        let mut removed = 0;
-        for e in rd {
-            let e = e.map_err(|err| StoreError::io("list", dir.clone(), err))?;
-            let keep = e
-                .file_name()
-                .to_str()
-                .filter(|n| !n.starts_with(".tmp-"))
-                .and_then(|_| fs::File::open(e.path()).ok())
+        crate::hints::prune(&self.root.join("copies"), |e| {
+            fs::File::open(e.path())
+                .ok()
                 .and_then(|f| {
                     let mut head = Vec::new();
                     f.take((MAGIC.len() + 80) as u64)
@@ -96,13 +78,8 @@ impl Store {
                         .ok()?;
                     chain_of(&head)
                 })
-                .is_some_and(|c| self.has_snapshot(&c).unwrap_or(false));
-            if !keep {
-                fs::remove_file(e.path()).map_err(|err| StoreError::io("remove", e.path(), err))?;
-                removed += 1;
-            }
-        }
-        Ok(removed)
+                .is_some_and(|c| self.has_snapshot(&c).unwrap_or(false))
+        })
     }
 }
 

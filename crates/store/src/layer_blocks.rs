@@ -10,8 +10,8 @@
 
 use crate::error::{Result, StoreError};
 use crate::store::Store;
-use std::fs::{self, File};
-use std::io::{Read, Write};
+use std::fs::File;
+use std::io::Read;
 use std::path::PathBuf;
 use whittle_layer::{BlockIndex, Digest};
 
@@ -47,8 +47,6 @@ impl Store {
         blob: &Digest,
         index: &BlockIndex,
     ) -> Result<()> {
-        let dir = self.root.join("blocks");
-        fs::create_dir_all(&dir).map_err(|e| StoreError::io("create", dir.clone(), e))?;
         let body = postcard::to_stdvec(index)
             .map_err(|e| StoreError::InvalidImage(format!("block index: {e}")))?;
         let mut out = Vec::with_capacity(MAGIC.len() + 144 + body.len());
@@ -60,40 +58,19 @@ impl Store {
         out.extend_from_slice(Digest::of_bytes(&body).as_str().as_bytes());
         out.push(b'\n');
         out.extend_from_slice(&body);
-        let mut tmp = tempfile::Builder::new()
-            .prefix(".tmp-")
-            .tempfile_in(&dir)
-            .map_err(|e| StoreError::io("create temp file in", dir.clone(), e))?;
-        tmp.write_all(&out)
-            .map_err(|e| StoreError::io("write", tmp.path().to_path_buf(), e))?;
-        let path = self.layer_blocks_path(chain);
-        tmp.persist(&path)
-            .map_err(|e| StoreError::io("rename into", path.clone(), e.error))?;
-        Ok(())
+        crate::hints::replace(&self.root.join("blocks"), chain.hex(), &out)
     }
 
     /// Removes the indexes whose snapshot is no longer recorded, and temp files left by a
     /// killed build (under the exclusive gc lock). Returns how many.
     pub(crate) fn prune_layer_blocks(&self) -> Result<u64> {
-        let dir = self.root.join("blocks");
-        let Ok(rd) = fs::read_dir(&dir) else {
-            return Ok(0);
-        };
-        let mut removed = 0;
-        for e in rd {
-            let e = e.map_err(|err| StoreError::io("list", dir.clone(), err))?;
-            let keep = e
-                .file_name()
+        crate::hints::prune(&self.root.join("blocks"), |e| {
+            e.file_name()
                 .to_str()
                 .filter(|n| n.len() == 64 && n.bytes().all(|b| b.is_ascii_hexdigit()))
                 .and_then(|n| format!("sha256:{n}").parse::<Digest>().ok())
-                .is_some_and(|c| self.has_snapshot(&c).unwrap_or(false));
-            if !keep {
-                fs::remove_file(e.path()).map_err(|err| StoreError::io("remove", e.path(), err))?;
-                removed += 1;
-            }
-        }
-        Ok(removed)
+                .is_some_and(|c| self.has_snapshot(&c).unwrap_or(false))
+        })
     }
 }
 
@@ -118,6 +95,7 @@ fn decode(bytes: &[u8]) -> Option<(Digest, BlockIndex)> {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use std::fs;
     use whittle_layer::{write_layer_reusing, Compression, WriteOptions};
 
     #[test]

@@ -40,6 +40,7 @@ mod copies;
 pub mod daemon;
 mod error;
 mod gc;
+mod hints;
 mod images;
 mod indexes;
 mod layer_blocks;
